@@ -1,0 +1,228 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import NIOCore
+
+/// Turns a TCP byte stream into RTMP messages and back: the handshake, the chunk stream in both directions, and
+/// the connection-level chores that every RTMP peer expects (Acknowledgement, Ping Response).
+///
+/// Reads produce ``RTMPMessage`` values: commands, data, media and the user control events a session may care
+/// about. Protocol control that only concerns framing (Set Chunk Size, Abort, Acknowledgement, Window
+/// Acknowledgement Size, Set Peer Bandwidth, Ping) is handled here and not passed on. Writes take ``RTMPMessage``
+/// values; a client's writes made before the handshake completes are held and sent right after it.
+///
+/// Any protocol error closes the connection after firing the ``RTMPError`` down the pipeline, so the owner can log
+/// the reason.
+public final class RTMPConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = RTMPMessage
+    public typealias OutboundIn = RTMPMessage
+    public typealias OutboundOut = ByteBuffer
+
+    /// Which side of the handshake we are.
+    public enum Role: Sendable {
+        case server
+        case client
+    }
+
+    private enum State {
+        case handshaking(RTMPHandshakeStateMachine)
+        case established
+        case failed
+    }
+
+    private var state: State
+    private let role: Role
+    private var decoder: NIOSingleStepByteToMessageProcessor<RTMPChunkDecoder>
+    private var encoder = RTMPChunkEncoder()
+    /// Writes made before the handshake completed (a client's connect), in order.
+    private var heldWrites: [(RTMPMessage, EventLoopPromise<Void>?)] = []
+    private var heldFlush = false
+    private static let maxHeldWrites = 64
+
+    // Acknowledgements (section 5.4.3): bytes received since the handshake, and the window the peer asked for.
+    private var bytesReceived: UInt64 = 0
+    private var bytesAcknowledged: UInt64 = 0
+    private var peerWindow: UInt64 = 0
+
+    /// Whether the peer used the digest form of the handshake, once it completed.
+    public private(set) var peerUsedDigest = false
+
+    public init(role: Role, limits: RTMPChunkLimits = .default) {
+        self.role = role
+        switch role {
+        case .server: self.state = .handshaking(.server())
+        case .client: self.state = .handshaking(.client())
+        }
+        self.decoder = NIOSingleStepByteToMessageProcessor(
+            RTMPChunkDecoder(limits: limits),
+            maximumBufferSize: limits.maxMessageLength + limits.maxChunkSize
+        )
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        if case .handshaking(var handshake) = self.state {
+            let action = handshake.start()
+            self.state = .handshaking(handshake)
+            self.run(action, context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        // A handler added to a channel that is already active (the server side, added in the child initializer
+        // after accept, or a client added after connect) still has to start its handshake.
+        if context.channel.isActive, self.role == .client, case .handshaking(var handshake) = self.state {
+            let action = handshake.start()
+            self.state = .handshaking(handshake)
+            self.run(action, context: context)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = Self.unwrapInboundIn(data)
+        do {
+            if case .handshaking(var handshake) = self.state {
+                let action = try handshake.bytesReceived(&buffer)
+                self.state = .handshaking(handshake)
+                self.run(action, context: context)
+                guard case .established = self.state else {
+                    return
+                }
+                self.peerUsedDigest = handshake.peerUsedDigest
+            }
+            guard case .established = self.state else {
+                return
+            }
+            guard buffer.readableBytes > 0 else {
+                return
+            }
+            self.bytesReceived += UInt64(buffer.readableBytes)
+            try self.decoder.process(buffer: buffer) { message in
+                try self.received(message, context: context)
+            }
+            if self.peerWindow > 0, self.bytesReceived - self.bytesAcknowledged >= self.peerWindow {
+                self.bytesAcknowledged = self.bytesReceived
+                let ack = RTMPControlMessage.acknowledgement(sequenceNumber: UInt32(truncatingIfNeeded: self.bytesReceived))
+                self.writeEncoded(ack.message, promise: nil, context: context)
+                context.flush()
+            }
+        } catch {
+            self.fail(error, context: context)
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = Self.unwrapOutboundIn(data)
+        switch self.state {
+        case .established:
+            self.writeEncoded(message, promise: promise, context: context)
+        case .handshaking:
+            guard self.heldWrites.count < Self.maxHeldWrites else {
+                promise?.fail(RTMPError.limitExceeded("heldWrites", value: self.heldWrites.count + 1, maximum: Self.maxHeldWrites))
+                return
+            }
+            self.heldWrites.append((message, promise))
+        case .failed:
+            promise?.fail(RTMPError.connectionClosed("the RTMP connection failed"))
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        if case .handshaking = self.state {
+            self.heldFlush = true
+            return
+        }
+        context.flush()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        let held = self.heldWrites
+        self.heldWrites = []
+        for (_, promise) in held {
+            promise?.fail(RTMPError.connectionClosed("the connection closed during the handshake"))
+        }
+        if case .handshaking = self.state {
+            self.state = .failed
+            context.fireErrorCaught(RTMPError.handshakeFailed("the peer closed the connection during the handshake"))
+        }
+        context.fireChannelInactive()
+    }
+
+    private func run(_ action: RTMPHandshakeStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .wait:
+            break
+        case .write(let bytes):
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+        case .complete(let bytes):
+            if let bytes {
+                context.write(Self.wrapOutboundOut(bytes), promise: nil)
+            }
+            self.state = .established
+            let held = self.heldWrites
+            self.heldWrites = []
+            for (message, promise) in held {
+                self.writeEncoded(message, promise: promise, context: context)
+            }
+            if bytes != nil || self.heldFlush || !held.isEmpty {
+                context.flush()
+            }
+            self.heldFlush = false
+        }
+    }
+
+    private func received(_ message: RTMPMessage, context: ChannelHandlerContext) throws {
+        guard message.type.isProtocolControl else {
+            context.fireChannelRead(Self.wrapInboundOut(message))
+            return
+        }
+        guard let control = try RTMPControlMessage(message) else {
+            return
+        }
+        switch control {
+        case .windowAcknowledgementSize(let size):
+            self.peerWindow = UInt64(size)
+        case .userControl(.pingRequest(let timestamp)):
+            let pong = RTMPControlMessage.userControl(.pingResponse(timestamp: timestamp))
+            self.writeEncoded(pong.message, promise: nil, context: context)
+            context.flush()
+        case .userControl:
+            context.fireChannelRead(Self.wrapInboundOut(message))
+        case .setChunkSize, .abort, .acknowledgement, .setPeerBandwidth:
+            // Set Chunk Size and Abort were applied by the decoder; we do not limit our bandwidth on request.
+            break
+        }
+    }
+
+    private func writeEncoded(_ message: RTMPMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        var out = context.channel.allocator.buffer(capacity: message.payload.readableBytes + 18)
+        do {
+            try self.encoder.encode(data: message, out: &out)
+        } catch {
+            promise?.fail(error)
+            return
+        }
+        context.write(Self.wrapOutboundOut(out), promise: promise)
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        if case .failed = self.state {
+            return
+        }
+        self.state = .failed
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension RTMPConnectionHandler: Sendable {}

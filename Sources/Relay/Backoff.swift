@@ -1,0 +1,56 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// Exponential backoff with jitter for reconnecting to a target.
+///
+/// The delay before attempt `n` (counting from 1) is drawn uniformly from `[d/2, d]` where
+/// `d = min(maximum, initial * 2^(n-1))`: "equal jitter", which spreads the reconnects of many relays after a
+/// shared outage while never waiting less than half the nominal delay.
+public struct Backoff: Hashable, Sendable {
+    public var initial: Duration
+    public var maximum: Duration
+    /// Failed attempts since the last success.
+    public private(set) var attempts = 0
+
+    public init(initial: Duration = .milliseconds(500), maximum: Duration = .seconds(30)) {
+        precondition(initial > .zero && maximum >= initial, "backoff needs 0 < initial <= maximum")
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// Records a failure and returns how long to wait before the next attempt.
+    public mutating func nextDelay(using generator: inout some RandomNumberGenerator) -> Duration {
+        self.attempts += 1
+        let exponent = min(self.attempts - 1, 30)
+        var nominal = self.initial * (1 << exponent)
+        if nominal > self.maximum || nominal < self.initial {
+            nominal = self.maximum
+        }
+        let nanoseconds = Self.nanoseconds(nominal)
+        let jittered = Int64.random(in: (nanoseconds / 2)...nanoseconds, using: &generator)
+        return .nanoseconds(jittered)
+    }
+
+    public mutating func nextDelay() -> Duration {
+        var generator = SystemRandomNumberGenerator()
+        return self.nextDelay(using: &generator)
+    }
+
+    /// Records a success: the next failure starts from the initial delay again.
+    public mutating func reset() {
+        self.attempts = 0
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

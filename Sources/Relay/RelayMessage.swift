@@ -1,0 +1,74 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Media
+import NIOCore
+public import RTMP
+
+/// A message of the live stream with what the relay needs to know about it, decided once at ingest and shared by
+/// every target.
+public struct RelayMessage: Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// `@setDataFrame`/`onMetaData`: replayed to a target that (re)starts.
+        case metadata
+        /// Another data message (cue points, captions): passed on in order.
+        case data
+        /// A video decoder configuration (AVC/HEVC/AV1 sequence start): replayed to a target that (re)starts.
+        case videoHeader
+        /// An audio decoder configuration (AAC AudioSpecificConfig): replayed to a target that (re)starts.
+        case audioHeader
+        /// A video keyframe: where a target can start.
+        case keyframe
+        case videoFrame
+        case audioFrame
+    }
+
+    public var message: RTMPMessage
+    public var kind: Kind
+
+    public init(message: RTMPMessage, kind: Kind) {
+        self.message = message
+        self.kind = kind
+    }
+
+    /// Classifies a message the publisher sent. Anything the classifier does not understand passes as a frame.
+    public init(classifying message: RTMPMessage) {
+        self.message = message
+        switch message.type {
+        case .video:
+            switch MediaFrameKind.classify(video: message.payload) {
+            case .videoSequenceHeader: self.kind = .videoHeader
+            case .videoKeyframe: self.kind = .keyframe
+            default: self.kind = .videoFrame
+            }
+        case .audio:
+            switch MediaFrameKind.classify(audio: message.payload) {
+            case .audioSequenceHeader: self.kind = .audioHeader
+            default: self.kind = .audioFrame
+            }
+        default:
+            self.kind = Self.isMetadata(message) ? .metadata : .data
+        }
+    }
+
+    /// Whether a data message is `@setDataFrame onMetaData ...` or `onMetaData ...`, from its first AMF0 string,
+    /// read in place.
+    static func isMetadata(_ message: RTMPMessage) -> Bool {
+        var payload = message.payload
+        if message.type == .dataAMF3 {
+            payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
+        }
+        guard let first = try? payload.readAMF0Value()?.stringValue else {
+            return false
+        }
+        return first == "@setDataFrame" || first == "onMetaData"
+    }
+}

@@ -1,0 +1,21 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+
+@main
+struct LiveRelay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "liverelay",
+        abstract: "Run RTMP live-stream relays: one publisher in, every target out.",
+        subcommands: [RelayCommand.self]
+    )
+}

@@ -1,0 +1,201 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Foundation
+import Logging
+import Relay
+import ServiceLifecycle
+import UnixSignals
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Accept one publisher and re-stream it to every target.",
+        discussion: """
+            A publisher (OBS, ffmpeg) publishes to rtmp://HOST:PORT/APP/KEY. Every target receives the stream \
+            unchanged, from a keyframe, with its metadata; a target that fails reconnects with backoff while the \
+            publisher is live. Keys are read from files or the environment and never printed.
+
+            Example:
+              liverelay relay --listen 0.0.0.0:1935 --app live --stream-key-file /secrets/key \\
+                --target youtube=rtmp://a.rtmp.youtube.com/live2 --target-key-file youtube=/secrets/yt
+            """
+    )
+
+    @Option(help: "Address to listen on for publishers, HOST:PORT (port 0 picks a free one).")
+    var listen: String = "0.0.0.0:1935"
+
+    @Option(help: "The application publishers connect to: rtmp://HOST:PORT/<app>/<key>.")
+    var app: String?
+
+    @Option(help: "File holding the stream key publishers must use.")
+    var streamKeyFile: String?
+
+    @Option(help: "Environment variable holding the stream key publishers must use.")
+    var streamKeyEnv: String?
+
+    @Option(name: .customLong("target"), help: "A push target, NAME=rtmp[s]://host[:port]/app[/stream]. Repeatable.")
+    var targets: [String] = []
+
+    @Option(name: .customLong("target-key-file"), help: "NAME=FILE: the stream key of target NAME. Repeatable.")
+    var targetKeyFiles: [String] = []
+
+    @Option(name: .customLong("target-key-env"), help: "NAME=VARIABLE: the stream key of target NAME. Repeatable.")
+    var targetKeyEnvironment: [String] = []
+
+    @Option(help: "A YAML file in the shape of a LiveStream's spec (or a whole LiveStream); flags override it.")
+    var config: String?
+
+    @Option(help: "Where Secrets named in --config are mounted, as <dir>/<secret>/<key>.")
+    var secretsDir: String = "/var/run/secrets/liverelay"
+
+    @Option(help: "PEM file of extra certificate authorities to trust for rtmps:// targets.")
+    var caFile: String?
+
+    @Option(help: "First reconnect delay for a failed target, in seconds (doubles up to --reconnect-max).")
+    var reconnectMin: Double = 0.5
+
+    @Option(help: "Longest reconnect delay for a failed target, in seconds.")
+    var reconnectMax: Double = 30
+
+    @Option(help: "Bytes a target may fall behind before it restarts at the next keyframe.")
+    var targetQueueBytes: Int = 16 << 20
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil else {
+            throw ValidationError("Give the publishers' stream key with --stream-key-file or --stream-key-env (or --config).")
+        }
+        guard self.reconnectMin > 0, self.reconnectMax >= self.reconnectMin else {
+            throw ValidationError("--reconnect-min must be above 0 and at most --reconnect-max.")
+        }
+        _ = try self.listenAddress()
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "liverelay.relay")
+        let configuration: RelayConfiguration
+        do {
+            configuration = try self.makeConfiguration()
+        } catch let error as RelayConfigurationError {
+            throw ValidationError(error.message)
+        }
+        let server = try RelayServer(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+
+    func listenAddress() throws -> (host: String, port: Int) {
+        guard let colon = self.listen.lastIndex(of: ":"), let port = Int(self.listen[self.listen.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("--listen must be HOST:PORT, for example 0.0.0.0:1935.")
+        }
+        var host = String(self.listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+        }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    func makeConfiguration() throws -> RelayConfiguration {
+        let (host, port) = try self.listenAddress()
+        let overrides: (inout RelayConfiguration) throws -> Void = { configuration in
+            configuration.host = host
+            configuration.port = port
+            if let app = self.app { configuration.app = app }
+            if let key = try self.ingestKey() { configuration.streamKey = key }
+            configuration.targets += try self.commandLineTargets()
+            configuration.caFile = self.caFile
+            configuration.reconnectInitial = .milliseconds(Int64(self.reconnectMin * 1000))
+            configuration.reconnectMaximum = .milliseconds(Int64(self.reconnectMax * 1000))
+            configuration.targetQueueBytes = self.targetQueueBytes
+        }
+        if let config = self.config {
+            return try RelayConfiguration.load(yamlFile: config, secretsDirectory: self.secretsDir, overrides: overrides)
+        }
+        var configuration = RelayConfiguration(streamKey: Secret(""))
+        try overrides(&configuration)
+        try configuration.validate()
+        return configuration
+    }
+
+    private func ingestKey() throws -> Secret? {
+        if let file = self.streamKeyFile {
+            return try readSecretFile(file, what: "ingest stream key")
+        }
+        if let variable = self.streamKeyEnv {
+            guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+                throw RelayConfigurationError(message: "environment variable \(variable) (the ingest stream key) is not set")
+            }
+            return Secret(value)
+        }
+        return nil
+    }
+
+    private func commandLineTargets() throws -> [PushTargetConfiguration] {
+        func pairs(_ values: [String], _ flag: String) throws -> [String: String] {
+            var result: [String: String] = [:]
+            for value in values {
+                guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
+                    throw RelayConfigurationError(message: "\(flag) takes NAME=VALUE, got '\(value.prefix(while: { $0 != "=" }))...'")
+                }
+                result[String(value[..<equals])] = String(value[value.index(after: equals)...])
+            }
+            return result
+        }
+        let urls = try self.targets.map { value -> (String, String) in
+            guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
+                throw RelayConfigurationError(message: "--target takes NAME=URL, for example youtube=rtmp://a.rtmp.youtube.com/live2")
+            }
+            return (String(value[..<equals]), String(value[value.index(after: equals)...]))
+        }
+        let keyFiles = try pairs(self.targetKeyFiles, "--target-key-file")
+        let keyVariables = try pairs(self.targetKeyEnvironment, "--target-key-env")
+        for name in Set(keyFiles.keys).union(keyVariables.keys) where !urls.contains(where: { $0.0 == name }) {
+            throw RelayConfigurationError(message: "a key is given for target '\(name)', but there is no --target \(name)=URL")
+        }
+        return try urls.map { name, url in
+            var key: Secret?
+            if let file = keyFiles[name] {
+                key = try readSecretFile(file, what: "stream key of target '\(name)'")
+            } else if let variable = keyVariables[name] {
+                guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+                    throw RelayConfigurationError(message: "environment variable \(variable) (stream key of target '\(name)') is not set")
+                }
+                key = Secret(value)
+            }
+            do {
+                return PushTargetConfiguration(name: name, url: try RTMPURL(parsing: url), streamKey: key)
+            } catch {
+                throw RelayConfigurationError(message: "target '\(name)': \(error)")
+            }
+        }
+    }
+}
+
