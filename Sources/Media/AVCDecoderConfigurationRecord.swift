@@ -152,6 +152,13 @@ public struct AVCSequenceParameterSet: Hashable, Sendable {
         public var right: UInt32
         public var top: UInt32
         public var bottom: UInt32
+
+        public init(left: UInt32, right: UInt32, top: UInt32, bottom: UInt32) {
+            self.left = left
+            self.right = right
+            self.top = top
+            self.bottom = bottom
+        }
     }
 
     /// VUI timing information (H.264 E.1.1).
@@ -162,6 +169,12 @@ public struct AVCSequenceParameterSet: Hashable, Sendable {
         public var timeScale: UInt32
         /// `fixed_frame_rate_flag`.
         public var fixedFrameRate: Bool
+
+        public init(numUnitsInTick: UInt32, timeScale: UInt32, fixedFrameRate: Bool) {
+            self.numUnitsInTick = numUnitsInTick
+            self.timeScale = timeScale
+            self.fixedFrameRate = fixedFrameRate
+        }
     }
 
     /// `profile_idc`.

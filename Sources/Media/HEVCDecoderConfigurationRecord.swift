@@ -25,6 +25,12 @@ public struct HEVCDecoderConfigurationRecord: Hashable, Sendable {
         public var nalUnitType: UInt8
         /// The NAL units, each including its two-byte NAL unit header.
         public var nalUnits: [ByteBuffer]
+
+        public init(isComplete: Bool, nalUnitType: UInt8, nalUnits: [ByteBuffer]) {
+            self.isComplete = isComplete
+            self.nalUnitType = nalUnitType
+            self.nalUnits = nalUnits
+        }
     }
 
     /// `configurationVersion`, always 1.
@@ -151,6 +157,13 @@ public struct HEVCSequenceParameterSet: Hashable, Sendable {
         public var right: UInt32
         public var top: UInt32
         public var bottom: UInt32
+
+        public init(left: UInt32, right: UInt32, top: UInt32, bottom: UInt32) {
+            self.left = left
+            self.right = right
+            self.top = top
+            self.bottom = bottom
+        }
     }
 
     /// `sps_max_sub_layers_minus1 + 1`.

@@ -67,8 +67,7 @@ struct AudioSpecificConfigTests {
     func channels(configuration: UInt8, count: Int?) throws {
         // 00010 (LC) 0100 (44.1 kHz) then the 4-bit configuration.
         var bytes = hex("1200")
-        bytes.setInteger(UInt8(0x10 | configuration >> 1), at: 0)
-        bytes.setInteger(UInt8((configuration & 1) << 7), at: 1)
+        bytes.setInteger(configuration << 3, at: 1)
         let config = try AudioSpecificConfig(parsing: bytes)
         #expect(config.channelConfiguration == configuration)
         #expect(config.channelCount == count)

@@ -191,7 +191,8 @@ extension NginxRTMP {
     }
 
     private static func firstName(in xml: String) -> String? {
-        guard let start = xml.range(of: "<name>"), let end = xml.range(of: "</name>", range: start.upperBound..<xml.endIndex)
+        guard let start = xml.range(of: "<name>"),
+            let end = xml.range(of: "</name>", range: start.upperBound..<xml.endIndex)
         else { return nil }
         return String(xml[start.upperBound..<end.lowerBound])
     }

@@ -96,7 +96,9 @@ public final class NginxRTMP: Sendable {
 
     /// `rtmps://127.0.0.1:TLSPORT/APP`. Only valid when started with `tls: true`.
     public func rtmpsURL(app: String) -> String {
-        guard let tlsPort = self.tlsPort else { preconditionFailure("rtmpsURL(app:) needs NginxRTMP started with tls: true") }
+        guard let tlsPort = self.tlsPort else {
+            preconditionFailure("rtmpsURL(app:) needs NginxRTMP started with tls: true")
+        }
         return "rtmps://127.0.0.1:\(tlsPort)/\(app)"
     }
 
@@ -242,6 +244,10 @@ extension NginxRTMP {
                     "nginx exited (\(exit)) before listening on \(ports); "
                         + "\(nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024))"
                 )
+            case .cancelled:
+                process.kill()
+                _ = await Task { await process.waitForExit() }.value
+                throw CancellationError()
             case .timedOut:
                 process.kill()
                 _ = await Task { await process.waitForExit() }.value
@@ -258,6 +264,7 @@ extension NginxRTMP {
         case listening
         case exited(ProcessExit)
         case timedOut
+        case cancelled
     }
 
     /// Polls the ports with a short, bounded backoff (10 ms doubling to 100 ms) until all accept a connection, the
@@ -284,7 +291,7 @@ extension NginxRTMP {
             do {
                 try await Task.sleep(for: delay)
             } catch {
-                return .timedOut
+                return .cancelled
             }
             delay = min(delay * 2, .milliseconds(100))
         }

@@ -71,7 +71,8 @@ extension PeerError {
     static func executableNotFound(_ name: String, searched: [String]) -> Self {
         Self(
             code: .executableNotFound,
-            message: "'\(name)' not found in \(searched.joined(separator: ":")); .ci/run installs the peers with apt-get"
+            message:
+                "'\(name)' not found in \(searched.joined(separator: ":")); .ci/run installs the peers with apt-get"
         )
     }
 

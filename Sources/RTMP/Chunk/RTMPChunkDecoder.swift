@@ -174,16 +174,15 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         // Some encoders leave it out of format 3 continuations; when the four bytes there are not the value we
         // expect, they are payload, as SRS and librtmp also decide.
         if hasExtendedTimestamp {
-            guard let extended = buffer.readInteger(as: UInt32.self) else {
+            guard let extended = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else {
                 buffer.moveReaderIndex(to: start)
                 return nil
             }
-            if format < 3 {
+            if format < 3 || startsMessage {
                 timestampField = extended
-            } else if startsMessage {
-                timestampField = extended
-            } else if extended != stream.timestampField {
-                buffer.moveReaderIndex(forwardBy: -4)
+                buffer.moveReaderIndex(forwardBy: 4)
+            } else if extended == stream.timestampField {
+                buffer.moveReaderIndex(forwardBy: 4)
             }
         }
 

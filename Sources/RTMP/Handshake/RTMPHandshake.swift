@@ -42,8 +42,8 @@ public enum RTMPHandshake {
     public static let signedResponseDataLength = packetSize - digestLength
 
     /// The version our server writes (big-endian) into bytes 4..<8 of S1 when it answers a digest handshake. Any
-    /// nonzero value selects the digest form; this is nginx-rtmp's 13.14.10.13. ffmpeg playing a stream validates
-    /// S1 and S2 only when the first of these bytes is at least 3, so it must stay that high.
+    /// nonzero value selects the digest form; this is nginx-rtmp's 13.14.10.13. ffmpeg playing a stream checks S1
+    /// and S2, and signs its C2, only when the first of these bytes is 3 or more.
     public static let serverVersion: UInt32 = 0x0D0E_0A0D
     /// The version our client writes (big-endian) into bytes 4..<8 of C1: ffmpeg's emulated Flash Player
     /// 9.0.124.2.

@@ -373,8 +373,8 @@ public struct RTMPHandshakeStateMachine: Sendable {
 
     /// Builds the C2 that answers `s1`.
     private mutating func respond(toS1 s1: ByteBuffer) -> ByteBuffer {
-        // Like nginx-rtmp, a zero version means a plain server. ffmpeg looks for a digest only from version 3 up,
-        // but a server that signs S1 with a version of 1 or 2 still expects a signed C2.
+        // Like nginx-rtmp, we look for a digest whenever the version is nonzero (ffmpeg only when its first byte is
+        // 3 or more). A signed C2 costs nothing with a server that does not check it.
         let serverVersion = s1.getInteger(at: s1.readerIndex + 4, as: UInt32.self)!
         let serverDigest = serverVersion == 0 ? nil : RTMPHandshake.findDigest(in: s1, signer: .server)
         self.peerDigestScheme = serverDigest?.scheme

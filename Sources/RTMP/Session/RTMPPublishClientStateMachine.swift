@@ -114,6 +114,15 @@ public struct RTMPPublishClientStateMachine: Sendable {
         guard message.type == .commandAMF0 || message.type == .commandAMF3 else {
             return .none
         }
+        guard message.payload.readableBytes <= RTMPServerSessionStateMachine.maxCommandLength else {
+            return self.fail(
+                .limitExceeded(
+                    "maxCommandLength",
+                    value: message.payload.readableBytes,
+                    maximum: RTMPServerSessionStateMachine.maxCommandLength
+                )
+            )
+        }
         var payload = message.payload
         if message.type == .commandAMF3 {
             payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))

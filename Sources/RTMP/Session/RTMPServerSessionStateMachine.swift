@@ -79,6 +79,9 @@ public struct RTMPServerSessionStateMachine: Sendable {
     private var nextStreamID: UInt32 = 1
     private let configuration: Configuration
 
+    /// The longest command message accepted, in bytes.
+    public static let maxCommandLength = 64 << 10
+
     /// The most message streams a peer may create; an encoder needs one.
     public static let maxMessageStreams: UInt32 = 8
 
@@ -100,6 +103,13 @@ public struct RTMPServerSessionStateMachine: Sendable {
         case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
             return self.mediaReceived(message)
         case .commandAMF0, .commandAMF3:
+            // A command is a few hundred bytes; decoding a huge one would amplify it (a one-byte AMF0 null
+            // becomes a 24-byte value), so it is refused before decoding.
+            guard message.payload.readableBytes <= Self.maxCommandLength else {
+                return self.close(
+                    .limitExceeded("maxCommandLength", value: message.payload.readableBytes, maximum: Self.maxCommandLength)
+                )
+            }
             var payload = message.payload
             if message.type == .commandAMF3 {
                 // An AMF3 command message starts with a format byte, then the values are AMF0 (7.1.1).
