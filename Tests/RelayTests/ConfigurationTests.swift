@@ -1,0 +1,169 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Testing
+
+@testable import Relay
+
+@Suite("Target URLs")
+struct RTMPURLTests {
+    @Test("YouTube's ingest URL: app live2, default port, no stream name")
+    func youtube() throws {
+        let url = try RTMPURL(parsing: "rtmp://a.rtmp.youtube.com/live2")
+        #expect(url.host == "a.rtmp.youtube.com" && url.port == 1935 && url.app == "live2" && !url.useTLS)
+        #expect(url.streamName == nil)
+        #expect(url.tcURL == "rtmp://a.rtmp.youtube.com:1935/live2")
+    }
+
+    @Test("An IVS RTMPS URL with a trailing slash: TLS on 443, app 'app'")
+    func ivs() throws {
+        let url = try RTMPURL(parsing: "rtmps://example.global-contribute.live-video.net:443/app/")
+        #expect(url.useTLS && url.port == 443 && url.app == "app" && url.streamName == nil)
+        #expect(try RTMPURL(parsing: "rtmps://h/app").port == 443)
+    }
+
+    @Test("A stream name after the application is kept, and never printed")
+    func streamNameInURL() throws {
+        let url = try RTMPURL(parsing: "rtmp://127.0.0.1:19350/app/secret-name")
+        #expect(url.streamName == "secret-name")
+        #expect(!"\(url)".contains("secret-name"))
+        #expect(RTMPURL.redacted("rtmp://h/app/secret-name") == "rtmp://h/app/***")
+    }
+
+    @Test("IPv6 literals")
+    func ipv6() throws {
+        let url = try RTMPURL(parsing: "rtmp://[::1]:1936/live")
+        #expect(url.host == "::1" && url.port == 1936)
+        #expect(url.tcURL == "rtmp://[::1]:1936/live")
+    }
+
+    @Test("Bad URLs say what is wrong without printing a stream name", arguments: [
+        ("a.rtmp.youtube.com/live2", "no scheme"), ("http://h/app", "not supported"), ("rtmp://h", "no application"),
+        ("rtmp://h:99999/app", "not a port"), ("rtmp:///app/secret-name", "no host"),
+    ])
+    func invalid(url: String, message: String) {
+        do {
+            _ = try RTMPURL(parsing: url)
+            Issue.record("\(url) was accepted")
+        } catch {
+            #expect(error.message.contains(message))
+            #expect(!error.message.contains("secret-name"))
+        }
+    }
+}
+
+@Suite("Secrets")
+struct SecretTests {
+    @Test("A secret matches only its exact value and prints as ***")
+    func matching() {
+        let secret = Secret("live_key_1")
+        #expect(secret.matches("live_key_1"))
+        #expect(!secret.matches("live_key_2"))
+        #expect(!secret.matches("live_key_"))
+        #expect(!secret.matches("live_key_12"))
+        #expect(!secret.matches(""))
+        #expect(!Secret("").matches(""))
+        #expect("\(secret)" == "***")
+        #expect(String(reflecting: secret) == "Secret(***)")
+    }
+}
+
+@Suite("Reconnect backoff")
+struct BackoffTests {
+    @Test("Delays double from the initial one up to the maximum, with jitter in the upper half")
+    func doubling() {
+        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(8))
+        var generator = SystemRandomNumberGenerator()
+        let nominal: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)]
+        for expected in nominal {
+            let delay = backoff.nextDelay(using: &generator)
+            #expect(delay >= expected / 2 && delay <= expected, "\(delay) outside [\(expected / 2), \(expected)]")
+        }
+        #expect(backoff.attempts == nominal.count)
+        for _ in 0..<100 {
+            #expect(backoff.nextDelay(using: &generator) <= .seconds(8))
+        }
+        backoff.reset()
+        #expect(backoff.nextDelay(using: &generator) <= .milliseconds(500))
+    }
+}
+
+@Suite("Relay configuration")
+struct RelayConfigurationTests {
+    private func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test("A LiveStream spec resolves its Secret references under the secrets directory")
+    func liveStreamYAML() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, key, value) in [("alice-key", "streamKey", "ingest-secret\n"), ("yt", "key", "yt-secret")] {
+            let folder = directory.appendingPathComponent("secrets/\(name)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try value.write(to: folder.appendingPathComponent(key), atomically: true, encoding: .utf8)
+        }
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice }
+            spec:
+              ingest:
+                app: studio
+                streamKeySecretRef: { name: alice-key, key: streamKey }
+              targets:
+                - name: youtube
+                  url: rtmp://a.rtmp.youtube.com/live2
+                  streamKeySecretRef: { name: yt, key: key }
+                - name: archive
+                  url: rtmp://127.0.0.1/app/archive-name
+                  enabled: false
+            """
+        let file = directory.appendingPathComponent("stream.yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let configuration = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.appendingPathComponent("secrets").path)
+        #expect(configuration.app == "studio")
+        #expect(configuration.streamKey.matches("ingest-secret"))
+        #expect(configuration.targets.map(\.name) == ["youtube", "archive"])
+        #expect(configuration.targets[0].streamKey?.matches("yt-secret") == true)
+        #expect(configuration.targets[1].enabled == false)
+        #expect(configuration.targets[1].streamName == "archive-name")
+    }
+
+    @Test("A missing Secret file names the Secret and key, not a value")
+    func missingSecret() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("spec.yaml")
+        try "ingest: { streamKeySecretRef: { name: nope, key: streamKey } }\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.path)
+        } throws: { error in
+            "\(error)".contains("Secret nope, key streamKey")
+        }
+    }
+
+    @Test("Duplicate target names and targets without a stream name are refused")
+    func validation() throws {
+        let url = try RTMPURL(parsing: "rtmp://h/app")
+        var configuration = RelayConfiguration(streamKey: Secret("k"))
+        configuration.targets = [.init(name: "a", url: url, streamKey: Secret("x")), .init(name: "a", url: url, streamKey: Secret("y"))]
+        #expect(throws: RelayConfigurationError.invalid("target name 'a' is used twice")) { try configuration.validate() }
+        configuration.targets = [.init(name: "b", url: url)]
+        #expect(throws: RelayConfigurationError.self) { try configuration.validate() }
+        configuration.targets = []
+        configuration.streamKey = Secret("")
+        #expect(throws: RelayConfigurationError.invalid("the ingest stream key is empty")) { try configuration.validate() }
+    }
+}
