@@ -34,8 +34,8 @@ public struct AVCDecoderConfigurationRecord: Hashable, Sendable {
     /// The picture parameter set NAL units, each including its one-byte NAL unit header.
     public let pictureParameterSets: [ByteBuffer]
     /// `chroma_format` from the extension that follows the parameter sets for profiles other than 66, 77 and 88,
-    /// or `nil` when the record ends before it (many encoders omit it). Prefer the SPS's
-    /// ``AVCSequenceParameterSet/chromaFormatIDC``: ffmpeg 5.1 writes 1 here even for 4:4:4 streams.
+    /// or `nil` when the record ends before it (many encoders omit it). The SPS's
+    /// ``AVCSequenceParameterSet/chromaFormatIDC`` is always there.
     public let chromaFormat: UInt8?
     /// `bit_depth_luma_minus8 + 8` from the same extension, or `nil`.
     public let bitDepthLuma: Int?

@@ -32,8 +32,9 @@ struct AVCDecoderConfigurationRecordTests {
         #expect(avcC.sequenceParameterSets.count == 1)
         #expect(avcC.pictureParameterSets.count == 1)
         #expect(avcC.pictureParameterSets.first?.getInteger(at: 0, as: UInt8.self) == 0x68)
-        // ffmpeg 5.1 writes chroma_format 1 into the record of this 4:4:4 stream; the SPS below says 3.
-        #expect(avcC.chromaFormat == 1)
+        // Profile 244 is not in the 2004 edition's list but ffmpeg writes the extension: 4:4:4, 8 bits.
+        #expect(avcC.chromaFormat == 3)
+        #expect(avcC.bitDepthLuma == 8)
 
         let spsBytes = Array(try #require(avcC.sequenceParameterSets.first).readableBytesView)
         let hasEmulationPrevention = (2..<spsBytes.count).contains {
