@@ -106,7 +106,8 @@ public enum FFmpeg {
         return try RunningProcess.launch("ffmpeg", arguments: arguments)
     }
 
-    /// The command-line arguments of ``publish(to:duration:size:rate:keyframeInterval:audio:realtime:extraArguments:)``.
+    /// The command-line arguments of
+    /// ``publish(to:duration:size:rate:keyframeInterval:audio:realtime:extraArguments:)``.
     static func publishArguments(
         to url: String,
         duration: Double,

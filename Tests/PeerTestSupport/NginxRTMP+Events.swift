@@ -133,8 +133,9 @@ extension NginxRTMP {
 
     /// Waits until `app`/`stream` has a publisher that is sending media, as nginx-rtmp's `/stat` page shows it.
     ///
-    /// The page is fetched every 50 ms. "Sending media" is nginx-rtmp's `active` flag, set once the stream has a
-    /// publisher; together with `publishing` it means a player connecting now will get the stream.
+    /// The page is fetched every 50 ms until the stream shows both `publishing` (a publisher is attached) and
+    /// `active` (which nginx-rtmp's live module sets when the first audio or video message arrives), so a player
+    /// connecting after this returns gets media.
     ///
     /// - Throws: ``PeerError`` with the last statistics and the error log on timeout, or when nginx has exited.
     public func waitForPublishStarted(app: String, stream: String, timeout: Duration = .seconds(30)) async throws {

@@ -23,13 +23,16 @@ import Darwin
 /// ffmpeg publishes to.
 ///
 /// ``start(applications:tls:timeout:)`` writes a configuration into a fresh prefix directory under the temporary
-/// directory and runs `nginx -p PREFIX -c PREFIX/nginx.conf -e PREFIX/logs/error.log -g 'daemon off; master_process
-/// on;'` with one worker. The prefix holds everything nginx writes:
+/// directory and runs, with one worker,
+///
+///     nginx -p PREFIX -c PREFIX/nginx.conf -e PREFIX/logs/error.log -g 'daemon off; master_process on;'
+///
+/// The prefix holds everything nginx writes:
 ///
 /// - `nginx.conf`, `owner.pid` (the test process that started nginx);
 /// - `logs/error.log` (level `info`, so connects and disconnects are there), `logs/nginx.stderr`, `logs/nginx.pid`;
-/// - `logs/rtmp-access.log`: one line per finished RTMP connection, which ``waitForPublishEnded(app:stream:count:timeout:)``
-///   watches;
+/// - `logs/rtmp-access.log`: one line per finished RTMP connection, which
+///   ``waitForPublishEnded(app:stream:count:timeout:)`` watches;
 /// - `records/APP/STREAM.flv`: every stream published to an application, recorded whole (`record all`,
 ///   `record_unique off`, so a second publish of the same stream overwrites the first);
 /// - `tls/cert.pem` and `tls/key.pem` when started with `tls: true`.
@@ -42,6 +45,9 @@ import Darwin
 /// for a post-mortem only when the body throws. Without it, call ``stop()``; if the last reference goes away first,
 /// nginx's process group is killed. When a test process crashes, the next ``start(applications:tls:timeout:)`` in any
 /// test process kills the nginx it left behind (found through `owner.pid` and `logs/nginx.pid`).
+///
+/// Failure injection: ``kill()`` ends nginx as a crash would, and ``restart(timeout:)`` brings up a new one on the same
+/// ports, for testing that a client reconnects.
 public final class NginxRTMP: Sendable {
     /// The RTMP applications, each with `live on` and recording.
     public let applications: [String]
@@ -60,6 +66,7 @@ public final class NginxRTMP: Sendable {
     public let privateKeyPath: String?
 
     let process: RunningProcess
+    let ports: Ports
 
     private init(
         applications: [String],
@@ -76,6 +83,7 @@ public final class NginxRTMP: Sendable {
         self.certificatePath = tls?.certificate
         self.privateKeyPath = tls?.key
         self.process = process
+        self.ports = ports
     }
 
     /// The master process's ID.
@@ -84,8 +92,7 @@ public final class NginxRTMP: Sendable {
     /// nginx's error log.
     public var errorLogPath: String { self.prefix + "/logs/error.log" }
 
-    /// The RTMP access log: one line per finished connection, in the format `$command|$app|$name|$bytes_received|
-    /// $bytes_sent|$session_time`.
+    /// The RTMP access log: one line per finished connection, in ``accessLogFormat`` (fields separated by `|`).
     public var accessLogPath: String { self.prefix + "/logs/rtmp-access.log" }
 
     /// `rtmp://127.0.0.1:PORT/APP`, the URL to publish to or play from, without a stream name.
@@ -199,65 +206,134 @@ extension NginxRTMP {
         timeout: Duration = .seconds(15)
     ) async throws -> NginxRTMP {
         try validate(applications: applications)
-        let nginx = try locateExecutable("nginx")
-        let modules = try locateModules(tls: tls)
         reapOrphanedNginx()
-
         let prefix = try makePrefixDirectory(applications: applications)
         let tlsFiles = tls ? try await makeCertificate(in: prefix) : nil
-
         for attempt in 1...maximumStartAttempts {
             let ports = try Ports(tls: tls)
-            let configuration = Self.configuration(
-                prefix: prefix,
+            if let nginx = try await launch(
                 applications: applications,
+                prefix: prefix,
                 ports: ports,
-                modules: modules,
-                tls: tlsFiles
-            )
-            try writeFile(prefix + "/nginx.conf", configuration)
-            let errorLogStart = fileSize(prefix + "/logs/error.log")
-            let process = try RunningProcess.launch(
-                nginx,
-                arguments: [
-                    "-p", prefix, "-c", prefix + "/nginx.conf", "-e", prefix + "/logs/error.log",
-                    "-g", "daemon off; master_process on;",
-                ],
-                standardOutput: .discard,
-                standardError: .file(prefix + "/logs/nginx.stderr")
-            )
-            switch await waitUntilListening(process, ports: ports, timeout: timeout) {
-            case .listening:
-                return NginxRTMP(
-                    applications: applications,
-                    prefix: prefix,
-                    ports: ports,
-                    tls: tlsFiles,
-                    process: process
-                )
-            case .exited(let exit):
-                let log = readFile(prefix + "/logs/error.log", from: errorLogStart)
-                if log.contains("Address already in use") && attempt < maximumStartAttempts {
-                    continue
-                }
+                tls: tlsFiles,
+                timeout: timeout
+            ) {
+                return nginx
+            }
+            guard attempt < maximumStartAttempts else {
                 throw PeerError.startFailed(
-                    "nginx exited (\(exit)) before listening on \(ports); "
-                        + "\(nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024))"
-                )
-            case .cancelled:
-                process.kill()
-                _ = await Task { await process.waitForExit() }.value
-                throw CancellationError()
-            case .timedOut:
-                process.kill()
-                _ = await Task { await process.waitForExit() }.value
-                throw PeerError.timeout(
-                    "nginx did not listen on \(ports) within \(timeout); "
-                        + "\(nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024))"
+                    "nginx found its ports taken \(attempt) times; \(nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024))"
                 )
             }
         }
         preconditionFailure("the last attempt either returns or throws")
+    }
+
+    /// Kills nginx at once with `SIGKILL` to its process group, as a crashing server would go: the kernel resets
+    /// open connections and nothing is logged for them. Follow with ``stop()`` (which then only reaps) or
+    /// ``restart(timeout:)``.
+    public func kill() {
+        self.process.kill()
+    }
+
+    /// Stops this nginx if it still runs, then starts a new one with the same applications on the same ports, so that
+    /// clients configured with the old URLs reach it.
+    ///
+    /// The new server gets a fresh prefix directory (its own logs and recordings; this one's stay for inspection and
+    /// ``removeFiles()``), and a copy of this server's certificate, so a client trusting ``certificatePath`` still
+    /// trusts it. While the old processes' ports are being released, "address already in use" is retried on the same
+    /// ports until `timeout`; should another process have taken a port meanwhile, this fails with
+    /// ``PeerError/Code/startFailed``.
+    ///
+    /// The returned server is the caller's to ``stop()``: ``withNginxRTMP(applications:tls:isolation:_:)`` only stops
+    /// the server it started. If the caller forgets, the last reference going away still kills it.
+    public func restart(timeout: Duration = .seconds(15)) async throws -> NginxRTMP {
+        await self.stop()
+        let prefix = try Self.makePrefixDirectory(applications: self.applications)
+        var tlsFiles: TLSFiles?
+        if let certificate = self.certificatePath, let key = self.privateKeyPath {
+            let files = TLSFiles(certificate: prefix + "/tls/cert.pem", key: prefix + "/tls/key.pem")
+            do {
+                try FileManager.default.copyItem(atPath: certificate, toPath: files.certificate)
+                try FileManager.default.copyItem(atPath: key, toPath: files.key)
+            } catch {
+                throw PeerError.startFailed("cannot copy the certificate into \(prefix): \(error)")
+            }
+            tlsFiles = files
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            if let nginx = try await Self.launch(
+                applications: self.applications,
+                prefix: prefix,
+                ports: self.ports,
+                tls: tlsFiles,
+                timeout: deadline - clock.now
+            ) {
+                return nginx
+            }
+            guard clock.now < deadline else {
+                throw PeerError.startFailed(
+                    "nginx could not bind \(self.ports) again within \(timeout); "
+                        + nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024)
+                )
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Writes the configuration for `ports` into `prefix`, starts nginx and waits until it listens.
+    ///
+    /// - Returns: The running server, or `nil` when nginx exited because a port was taken.
+    private static func launch(
+        applications: [String],
+        prefix: String,
+        ports: Ports,
+        tls: TLSFiles?,
+        timeout: Duration
+    ) async throws -> NginxRTMP? {
+        let configuration = Self.configuration(
+            prefix: prefix,
+            applications: applications,
+            ports: ports,
+            modules: try locateModules(tls: tls != nil),
+            tls: tls
+        )
+        try writeFile(prefix + "/nginx.conf", configuration)
+        let errorLogStart = fileSize(prefix + "/logs/error.log")
+        let process = try RunningProcess.launch(
+            try locateExecutable("nginx"),
+            arguments: [
+                "-p", prefix, "-c", prefix + "/nginx.conf", "-e", prefix + "/logs/error.log",
+                "-g", "daemon off; master_process on;",
+            ],
+            standardOutput: .discard,
+            standardError: .file(prefix + "/logs/nginx.stderr")
+        )
+        switch await waitUntilListening(process, prefix: prefix, ports: ports, timeout: timeout) {
+        case .listening:
+            return NginxRTMP(applications: applications, prefix: prefix, ports: ports, tls: tls, process: process)
+        case .exited(let exit):
+            if readFile(prefix + "/logs/error.log", from: errorLogStart).contains("Address already in use") {
+                return nil
+            }
+            throw PeerError.startFailed(
+                "nginx exited (\(exit)) before listening on \(ports); "
+                    + nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024)
+            )
+        case .cancelled:
+            process.kill()
+            _ = await Task { await process.waitForExit() }.value
+            throw CancellationError()
+        case .timedOut:
+            process.kill()
+            _ = await Task { await process.waitForExit() }.value
+            throw PeerError.timeout(
+                "nginx did not listen on \(ports) within \(timeout); "
+                    + nginxDiagnostics(prefix: prefix, maxBytes: 8 * 1024)
+            )
+        }
     }
 
     private enum Readiness {
@@ -267,11 +343,15 @@ extension NginxRTMP {
         case cancelled
     }
 
-    /// Polls the ports with a short, bounded backoff (10 ms doubling to 100 ms) until all accept a connection, the
-    /// process exits, or `timeout` passes. The master binds every listener before it forks the worker, and the
-    /// kernel queues connections until the worker accepts them, so a port that accepts is ready to use.
+    /// Polls with a short, bounded backoff (10 ms doubling to 100 ms) until nginx has written its PID file and all
+    /// ports accept a connection, the process exits, or `timeout` passes.
+    ///
+    /// The master binds every listener before it writes the PID file and forks the worker, and the kernel queues
+    /// connections until the worker accepts them, so a port that accepts is ready to use. The PID file proves that
+    /// it is this nginx that listens, not whoever took a port from under it.
     private static func waitUntilListening(
         _ process: RunningProcess,
+        prefix: String,
         ports: Ports,
         timeout: Duration
     ) async -> Readiness {
@@ -282,7 +362,8 @@ extension NginxRTMP {
             if process.hasExited, let exit = await process.waitForExit(timeout: .seconds(1)) {
                 return .exited(exit)
             }
-            if ports.all.allSatisfy(acceptsTCPConnection(port:)) {
+            let pid = readFile(prefix + "/logs/nginx.pid").trimmingCharacters(in: .whitespacesAndNewlines)
+            if pid == String(process.processIdentifier) && ports.all.allSatisfy(acceptsTCPConnection(port:)) {
                 return .listening
             }
             if clock.now >= deadline {
@@ -390,10 +471,10 @@ extension NginxRTMP {
 // MARK: - Configuration
 
 extension NginxRTMP {
-    /// The fields of ``accessLogPath``, separated by `|`.
-    static let accessLogFormat = "$command|$app|$name|$bytes_received|$bytes_sent|$session_time"
+    /// The format of ``accessLogPath``: nginx-rtmp's log variables, separated by `|`.
+    public static let accessLogFormat = "$command|$app|$name|$bytes_received|$bytes_sent|$session_time"
 
-    struct Ports: CustomStringConvertible {
+    struct Ports: Sendable, CustomStringConvertible {
         var rtmp: Int
         var stat: Int
         var tls: Int?
@@ -412,7 +493,7 @@ extension NginxRTMP {
         }
     }
 
-    struct TLSFiles {
+    struct TLSFiles: Sendable {
         var certificate: String
         var key: String
     }

@@ -73,8 +73,8 @@ public struct ProcessExit: Sendable, Hashable, CustomStringConvertible {
 ///
 /// Foundation starts every child in a process group of its own (on Linux), so ``kill()`` ends the child's children
 /// too. If the last reference to a `RunningProcess` goes away while the child still runs, the child's process group
-/// is killed with `SIGKILL`; prefer the scoped ``withRunningProcess(_:arguments:standardOutput:standardError:isolation:_:)``
-/// so the moment is explicit.
+/// is killed with `SIGKILL`; prefer the scoped
+/// ``withRunningProcess(_:arguments:standardOutput:standardError:isolation:_:)`` so the moment is explicit.
 public final class RunningProcess: Sendable {
     /// The absolute path of the program that runs.
     public let executablePath: String
@@ -191,6 +191,7 @@ public final class RunningProcess: Sendable {
     /// unlike ``waitForExit()``, it leaves the child running in both cases.
     public func waitForExit(timeout: Duration) async -> ProcessExit? {
         let shared = self.shared
+        if let result = shared.result { return result }
         return await withTaskGroup(of: ProcessExit?.self) { group in
             group.addTask {
                 let id = shared.newWaiterID()

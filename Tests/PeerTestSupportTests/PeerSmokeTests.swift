@@ -126,6 +126,37 @@ struct PeerSmokeTests {
         #expect(!FileManager.default.fileExists(atPath: nginx.prefix))
     }
 
+    @Test("kill() ends nginx like a crash; restart() serves the same ports and certificate from a fresh prefix")
+    func killAndRestart() async throws {
+        try await withNginxRTMP(applications: ["live"], tls: true) { nginx in
+            let certificate = try #require(nginx.certificatePath)
+            nginx.kill()
+            let restarted = try await nginx.restart()
+            do {
+                #expect(!isAlive(nginx.processIdentifier))
+                #expect(restarted.rtmpPort == nginx.rtmpPort && restarted.tlsPort == nginx.tlsPort)
+                #expect(restarted.prefix != nginx.prefix)
+                let copied = try #require(restarted.certificatePath)
+                #expect(FileManager.default.contentsEqual(atPath: certificate, andPath: copied))
+                // A client that trusts the first server's certificate reaches the new server at the old URL.
+                let ffmpeg = try FFmpeg.publish(
+                    to: nginx.rtmpsURL(app: "live", stream: "again"),
+                    duration: 2,
+                    extraArguments: ["-tls_verify", "1", "-ca_file", certificate]
+                )
+                let exit = await ffmpeg.waitForExit()
+                #expect(exit.succeeded, "ffmpeg \(exit): \(exit.standardError)")
+                try await restarted.waitForPublishEnded(app: "live", stream: "again")
+                #expect(nginx.finishedSessions().isEmpty)
+            } catch {
+                await restarted.stop()
+                throw error
+            }
+            await restarted.stop()
+            restarted.removeFiles()
+        }
+    }
+
     @Test("Waiting for a publish that never comes times out with the logs")
     func waitTimesOut() async throws {
         try await withNginxRTMP(applications: ["live"]) { nginx in

@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-public import NIOCore
+import NIOCore
 
 extension RTMPCommand {
     /// The AMF0 command message (type 20) carrying this command on a message stream: 0 for the connection's

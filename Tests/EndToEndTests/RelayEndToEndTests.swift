@@ -1,0 +1,243 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import NIOCore
+import NIOPosix
+import PeerTestSupport
+import Relay
+import Testing
+
+/// The relay between real peers: ffmpeg publishes, nginx-rtmp receives (directly and behind a TLS front), ffprobe
+/// and ffmpeg check what arrived. Serialized, because each test runs encoders and servers on a 2-core machine.
+@Suite("Relay end to end", .serialized, .timeLimit(.minutes(3)))
+struct RelayEndToEndTests {
+    static let seconds = 8.0
+
+    /// Checks a recording: the codecs and size that were sent, at least 90 % of the duration, and a clean decode.
+    static func expectComplete(_ path: String, seconds: Double = Self.seconds, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let info = try await FFprobe.inspect(path)
+        #expect(info.video?.codecName == "h264", sourceLocation: sourceLocation)
+        #expect(info.video?.width == 320 && info.video?.height == 240, sourceLocation: sourceLocation)
+        #expect(info.audio?.codecName == "aac", sourceLocation: sourceLocation)
+        let duration = try #require(info.duration, sourceLocation: sourceLocation)
+        #expect(duration >= 0.9 * seconds, "recorded \(duration) s of \(seconds) s", sourceLocation: sourceLocation)
+        let errors = try await FFprobe.decodeErrors(path)
+        #expect(errors.isEmpty, "decode errors: \(errors)", sourceLocation: sourceLocation)
+    }
+
+    @Test("ffmpeg → relay → two nginx-rtmp applications and an RTMPS endpoint, each complete and decodable")
+    func fanOutToThreeTargets() async throws {
+        try await withNginxRTMP(applications: ["first", "second", "secure"], tls: true) { nginx in
+            let keys = (makeTestKey("a"), makeTestKey("b"), makeTestKey("s"))
+            let targets = [
+                PushTargetConfiguration(name: "first", url: try RTMPURL(parsing: nginx.url(app: "first")), streamKey: Secret(keys.0)),
+                PushTargetConfiguration(name: "second", url: try RTMPURL(parsing: nginx.url(app: "second")), streamKey: Secret(keys.1)),
+                PushTargetConfiguration(name: "secure", url: try RTMPURL(parsing: nginx.rtmpsURL(app: "secure")), streamKey: Secret(keys.2)),
+            ]
+            try await withRelay(targets: targets, configure: { $0.caFile = nginx.certificatePath }) { relay in
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: Self.seconds) { await $0.waitForExit() }
+                #expect(exit.succeeded, "ffmpeg: \(exit)")
+                for (app, key) in [("first", keys.0), ("second", keys.1), ("secure", keys.2)] {
+                    try await nginx.waitForPublishEnded(app: app, stream: key, timeout: .seconds(20))
+                }
+                _ = try await relay.logs.waitFor("the secure target unpublishing") { $0.contains("Target unpublished") && $0.contains("relay.target.name=secure") }
+                #expect(!relay.logs.lines.contains { $0.contains(keys.0) || $0.contains(keys.1) || $0.contains(keys.2) }, "a target key was logged")
+            }
+            for (app, key) in [("first", keys.0), ("second", keys.1), ("secure", keys.2)] {
+                try await Self.expectComplete(nginx.recordingPath(app: app, stream: key))
+            }
+        }
+    }
+
+    @Test("A target killed mid-stream is reconnected and gets a decodable stream again; the other plays on without a gap")
+    func targetKilledAndRestarted() async throws {
+        try await withNginxRTMP(applications: ["steady"]) { steady in
+            let flaky = try await NginxRTMP.start(applications: ["flaky"])
+            let flakyKey = makeTestKey("f")
+            let steadyKey = makeTestKey("s")
+            let targets = [
+                PushTargetConfiguration(name: "steady", url: try RTMPURL(parsing: steady.url(app: "steady")), streamKey: Secret(steadyKey)),
+                PushTargetConfiguration(name: "flaky", url: try RTMPURL(parsing: flaky.url(app: "flaky")), streamKey: Secret(flakyKey)),
+            ]
+            let total = 16.0
+            let again: NginxRTMP
+            do {
+                // A restarted nginx that a failure leaves behind is killed when its process object goes away.
+                again = try await withRelay(targets: targets) { relay in
+                    let again = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: total) { ffmpeg in
+                        try await flaky.waitForPublishStarted(app: "flaky", stream: flakyKey)
+                        _ = try await relay.logs.waitFor("flaky live") { $0.contains("Target is live") && $0.contains("name=flaky") }
+                        // Kill the target hard, as a crashed server would go.
+                        flaky.kill()
+                        _ = try await relay.logs.waitFor("the flaky target failing") {
+                            $0.contains("Target failed; reconnecting") && $0.contains("name=flaky")
+                        }
+                        let again = try await flaky.restart()
+                        try await again.waitForPublishStarted(app: "flaky", stream: flakyKey, timeout: .seconds(20))
+                        let exit = await ffmpeg.waitForExit()
+                        #expect(exit.succeeded, "ffmpeg: \(exit)")
+                        return again
+                    }
+                    try await steady.waitForPublishEnded(app: "steady", stream: steadyKey, timeout: .seconds(20))
+                    try await again.waitForPublishEnded(app: "flaky", stream: flakyKey, timeout: .seconds(20))
+                    #expect(relay.logs.lines.filter { $0.contains("Target is live") && $0.contains("name=flaky") }.count == 2)
+                    return again
+                }
+            } catch {
+                await flaky.stop()
+                throw error
+            }
+            // The steady target has the whole stream, without a gap.
+            try await Self.expectComplete(steady.recordingPath(app: "steady", stream: steadyKey), seconds: total)
+            let gap = try await largestVideoGap(steady.recordingPath(app: "steady", stream: steadyKey))
+            #expect(gap < 0.25, "largest gap in the steady target's video: \(gap) s")
+            // The restarted target has a decodable stream that starts at a keyframe.
+            let path = again.recordingPath(app: "flaky", stream: flakyKey)
+            let info = try await FFprobe.inspect(path)
+            #expect(info.video?.codecName == "h264" && info.audio?.codecName == "aac")
+            #expect((info.duration ?? 0) >= 2, "the restarted target got \(info.duration ?? 0) s")
+            let errors = try await FFprobe.decodeErrors(path)
+            #expect(errors.isEmpty, "decode errors after the restart: \(errors)")
+            await again.stop()
+            again.removeFiles()
+            flaky.removeFiles()
+        }
+    }
+
+    @Test("A wrong stream key is refused with NetStream.Publish.BadName and nothing reaches any target")
+    func wrongKey() async throws {
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let targetKey = makeTestKey("t")
+            let targets = [PushTargetConfiguration(name: "target", url: try RTMPURL(parsing: nginx.url(app: "target")), streamKey: Secret(targetKey))]
+            try await withRelay(targets: targets) { relay in
+                let wrong = makeTestKey("wrong")
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(key: wrong), duration: 3) { await $0.waitForExit() }
+                #expect(!exit.succeeded)
+                #expect(exit.standardError.contains("Invalid stream key"), "ffmpeg said: \(exit.standardError)")
+                _ = try await relay.logs.waitFor("the refusal") { $0.contains("Publish refused: wrong stream key") }
+                #expect(!relay.logs.lines.contains { $0.contains(wrong) }, "the refused key was logged")
+                #expect(nginx.finishedSessions().isEmpty, "a target was contacted: \(nginx.finishedSessions())")
+                #expect(!relay.logs.lines.contains { $0.contains("Target is live") })
+            }
+            #expect(!FileManager.default.fileExists(atPath: nginx.recordingPath(app: "target", stream: targetKey)))
+        }
+    }
+
+    @Test("Garbage, a truncated handshake and a malformed chunk close only their connection; the next publisher is relayed")
+    func badInputIsContained() async throws {
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let targetKey = makeTestKey("t")
+            let targets = [PushTargetConfiguration(name: "target", url: try RTMPURL(parsing: nginx.url(app: "target")), streamKey: Secret(targetKey))]
+            try await withRelay(targets: targets) { relay in
+                // An HTTP request is not RTMP: refused at the first byte.
+                try await RawClient.sendThenAwaitClose(port: relay.port, bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                _ = try await relay.logs.waitFor("the version refusal") { $0.contains("unsupported version") }
+
+                // A handshake cut off half way.
+                try await RawClient.sendThenClose(port: relay.port, bytes: [3] + [UInt8](repeating: 0, count: 700))
+                _ = try await relay.logs.waitFor("the truncated handshake") { $0.contains("during the handshake") }
+
+                // A complete plain handshake, then a chunk that continues a chunk stream that was never opened.
+                try await RawClient.handshakeThenSend(port: relay.port, bytes: [0xC6, 0x00, 0x01])
+                _ = try await relay.logs.waitFor("the malformed chunk") { $0.contains("malformed chunk") }
+
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 4) { await $0.waitForExit() }
+                #expect(exit.succeeded, "ffmpeg: \(exit)")
+                try await nginx.waitForPublishEnded(app: "target", stream: targetKey, timeout: .seconds(20))
+            }
+            try await Self.expectComplete(nginx.recordingPath(app: "target", stream: targetKey), seconds: 4)
+        }
+    }
+
+    @Test("An unreachable target, a TLS failure and a refused publish are logged with the target's name and reason, never its key")
+    func actionableErrors() async throws {
+        try await withNginxRTMP(applications: ["busy", "fine"], tls: true) { nginx in
+            let busyKey = makeTestKey("busy")
+            let fineKey = makeTestKey("fine")
+            let unreachablePort = try freeTCPPort()
+            let targets = [
+                PushTargetConfiguration(name: "unreachable", url: try RTMPURL(parsing: "rtmp://127.0.0.1:\(unreachablePort)/app"), streamKey: Secret(makeTestKey("u"))),
+                // The TLS front's certificate is self-signed and this relay is not given its CA.
+                PushTargetConfiguration(name: "untrusted", url: try RTMPURL(parsing: nginx.rtmpsURL(app: "fine")), streamKey: Secret(makeTestKey("x"))),
+                // Somebody else already publishes this stream: nginx-rtmp refuses with NetStream.Publish.BadName.
+                PushTargetConfiguration(name: "busy", url: try RTMPURL(parsing: nginx.url(app: "busy")), streamKey: Secret(busyKey)),
+                PushTargetConfiguration(name: "fine", url: try RTMPURL(parsing: nginx.url(app: "fine")), streamKey: Secret(fineKey)),
+            ]
+            try await FFmpeg.withPublisher(to: nginx.url(app: "busy", stream: busyKey), duration: 30) { squatter in
+                try await nginx.waitForPublishStarted(app: "busy", stream: busyKey)
+                try await withRelay(targets: targets) { relay in
+                    try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 4) { ffmpeg in
+                        let unreachable = try await relay.logs.waitFor("the unreachable target") { $0.contains("name=unreachable") && $0.contains("Target failed") }
+                        #expect(unreachable.contains("cannot connect to 127.0.0.1:\(unreachablePort)"))
+                        let untrusted = try await relay.logs.waitFor("the TLS failure") { $0.contains("name=untrusted") && $0.contains("Target failed") }
+                        #expect(untrusted.contains("TLS"), "\(untrusted)")
+                        let busy = try await relay.logs.waitFor("the refused publish") { $0.contains("name=busy") && $0.contains("Target failed") }
+                        #expect(busy.contains("publish refused") && busy.contains("NetStream.Publish.BadName"), "\(busy)")
+                        let exit = await ffmpeg.waitForExit()
+                        #expect(exit.succeeded, "ffmpeg: \(exit)")
+                    }
+                    try await nginx.waitForPublishEnded(app: "fine", stream: fineKey, timeout: .seconds(20))
+                    let keys = targets.compactMap { $0.streamKey?.revealed }
+                    #expect(!relay.logs.lines.contains { line in keys.contains { line.contains($0) } }, "a target key was logged")
+                }
+                squatter.kill()
+            }
+            try await Self.expectComplete(nginx.recordingPath(app: "fine", stream: fineKey), seconds: 4)
+        }
+    }
+}
+
+/// A TCP client that sends raw bytes, for the bad-input tests.
+enum RawClient {
+    private static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    /// Sends the bytes and waits until the server closes the connection.
+    static func sendThenAwaitClose(port: Int, bytes: [UInt8]) async throws {
+        let channel = try await self.connect(port: port)
+        try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: bytes))
+            for try await _ in inbound {}
+        }
+    }
+
+    /// Sends the bytes and closes from our side.
+    static func sendThenClose(port: Int, bytes: [UInt8]) async throws {
+        let channel = try await self.connect(port: port)
+        try await channel.executeThenClose { _, outbound in
+            try await outbound.write(ByteBuffer(bytes: bytes))
+        }
+    }
+
+    /// A plain handshake (C0, a zero-version C1, C2 echoing S1), then the bytes; waits for the server to close.
+    static func handshakeThenSend(port: Int, bytes: [UInt8]) async throws {
+        let channel = try await self.connect(port: port)
+        try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: [3] + [UInt8](repeating: 0, count: 1536)))
+            var received = ByteBuffer()
+            var iterator = inbound.makeAsyncIterator()
+            while received.readableBytes < 3073, var chunk = try await iterator.next() {
+                received.writeBuffer(&chunk)
+            }
+            let s1 = try #require(received.getSlice(at: received.readerIndex + 1, length: 1536))
+            try await outbound.write(s1)
+            try await outbound.write(ByteBuffer(bytes: bytes))
+            while try await iterator.next() != nil {}
+        }
+    }
+}
