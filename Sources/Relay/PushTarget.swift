@@ -9,6 +9,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -241,7 +246,10 @@ final class PushTarget: Sendable {
                     // SNI and hostname verification need a name; an IP literal is checked against the
                     // certificate's IP addresses instead.
                     let isAddress = (try? SocketAddress(ipAddress: url.host, port: 0)) != nil
-                    let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : url.host)
+                    let handler = try NIOSSLClientHandler(
+                        context: sslContext,
+                        serverHostname: isAddress ? nil : url.host
+                    )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
                 try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
@@ -260,15 +268,26 @@ final class PushTarget: Sendable {
         case let error as BoringSSLError:
             return "TLS failed: \(error)"
         case let error as NIOConnectionError:
-            let reasons = error.connectionErrors.map { "\($0.target): \($0.error)" }.joined(separator: "; ")
-            return "cannot connect to \(error.host):\(error.port)" + (reasons.isEmpty ? "" : " (\(reasons))")
+            // One line per address tried, with the system's words for the failure ("Connection refused").
+            let reasons = Set(error.connectionErrors.map { Self.describeSocketError($0.error) })
+            let reason = reasons.sorted().joined(separator: "; ")
+            return "cannot connect to \(error.host):\(error.port)" + (reason.isEmpty ? "" : ": \(reason)")
         case is ChannelError:
             return "connection failed: \(error)"
         case let error as IOError:
-            return "connection failed: \(error.description)"
+            return "connection failed: \(Self.describeSocketError(error))"
         default:
             return "\(error)"
         }
+    }
+}
+
+extension PushTarget {
+    fileprivate static func describeSocketError(_ error: any Error) -> String {
+        guard let error = error as? IOError else {
+            return "\(error)"
+        }
+        return String(cString: strerror(error.errnoCode))
     }
 }
 

@@ -100,7 +100,8 @@ public struct RTMPURL: Hashable, Sendable, CustomStringConvertible {
             return "***"
         }
         let parts = string[range.upperBound...].split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        return String(string[..<range.upperBound]) + parts.prefix(2).joined(separator: "/") + (parts.count > 2 ? "/***" : "")
+        return String(string[..<range.upperBound]) + parts.prefix(2).joined(separator: "/")
+            + (parts.count > 2 ? "/***" : "")
     }
 }
 

@@ -71,7 +71,13 @@ public struct RelayConfiguration: Sendable {
     /// Longest a connection may take from TCP accept to an accepted or refused `publish`.
     public var sessionSetupTimeout: Duration = .seconds(15)
 
-    public init(host: String = "0.0.0.0", port: Int = 1935, app: String = "live", streamKey: Secret, targets: [PushTargetConfiguration] = []) {
+    public init(
+        host: String = "0.0.0.0",
+        port: Int = 1935,
+        app: String = "live",
+        streamKey: Secret,
+        targets: [PushTargetConfiguration] = []
+    ) {
         self.host = host
         self.port = port
         self.app = app
@@ -106,7 +112,10 @@ public struct RelayConfiguration: Sendable {
 
     static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 63
-            && name.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
+            && name.utf8.allSatisfy {
+                $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0)
+                    || (97...122).contains($0)
+            }
     }
 }
 
@@ -169,12 +178,21 @@ extension RelayConfiguration {
             guard let ref else {
                 return nil
             }
-            let path = URL(fileURLWithPath: secretsDirectory).appendingPathComponent(ref.name).appendingPathComponent(ref.key).path
+            let path = URL(fileURLWithPath: secretsDirectory).appendingPathComponent(ref.name).appendingPathComponent(
+                ref.key
+            ).path
             return try readSecretFile(path, what: "\(what) (Secret \(ref.name), key \(ref.key))")
         }
-        guard let key = try resolve(spec.ingest?.streamKeySecretRef, file: spec.ingest?.streamKeyFile, what: "ingest stream key")
+        guard
+            let key = try resolve(
+                spec.ingest?.streamKeySecretRef,
+                file: spec.ingest?.streamKeyFile,
+                what: "ingest stream key"
+            )
         else {
-            throw RelayConfigurationError.invalid("config file \(path) has no ingest.streamKeySecretRef or ingest.streamKeyFile")
+            throw RelayConfigurationError.invalid(
+                "config file \(path) has no ingest.streamKeySecretRef or ingest.streamKeyFile"
+            )
         }
         var configuration = RelayConfiguration(streamKey: key)
         if let app = spec.ingest?.app { configuration.app = app }
@@ -190,7 +208,11 @@ extension RelayConfiguration {
                 PushTargetConfiguration(
                     name: target.name,
                     url: url,
-                    streamKey: try resolve(target.streamKeySecretRef, file: target.streamKeyFile, what: "stream key of target '\(target.name)'"),
+                    streamKey: try resolve(
+                        target.streamKeySecretRef,
+                        file: target.streamKeyFile,
+                        what: "stream key of target '\(target.name)'"
+                    ),
                     enabled: target.enabled ?? true
                 )
             )

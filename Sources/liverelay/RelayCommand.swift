@@ -75,7 +75,9 @@ struct RelayCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil else {
-            throw ValidationError("Give the publishers' stream key with --stream-key-file or --stream-key-env (or --config).")
+            throw ValidationError(
+                "Give the publishers' stream key with --stream-key-file or --stream-key-env (or --config)."
+            )
         }
         guard self.reconnectMin > 0, self.reconnectMax >= self.reconnectMin else {
             throw ValidationError("--reconnect-min must be above 0 and at most --reconnect-max.")
@@ -111,7 +113,8 @@ struct RelayCommand: AsyncParsableCommand {
     }
 
     func listenAddress() throws -> (host: String, port: Int) {
-        guard let colon = self.listen.lastIndex(of: ":"), let port = Int(self.listen[self.listen.index(after: colon)...]),
+        guard let colon = self.listen.lastIndex(of: ":"),
+            let port = Int(self.listen[self.listen.index(after: colon)...]),
             (0...65535).contains(port)
         else {
             throw ValidationError("--listen must be HOST:PORT, for example 0.0.0.0:1935.")
@@ -137,7 +140,11 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.targetQueueBytes = self.targetQueueBytes
         }
         if let config = self.config {
-            return try RelayConfiguration.load(yamlFile: config, secretsDirectory: self.secretsDir, overrides: overrides)
+            return try RelayConfiguration.load(
+                yamlFile: config,
+                secretsDirectory: self.secretsDir,
+                overrides: overrides
+            )
         }
         var configuration = RelayConfiguration(streamKey: Secret(""))
         try overrides(&configuration)
@@ -151,7 +158,9 @@ struct RelayCommand: AsyncParsableCommand {
         }
         if let variable = self.streamKeyEnv {
             guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-                throw RelayConfigurationError(message: "environment variable \(variable) (the ingest stream key) is not set")
+                throw RelayConfigurationError(
+                    message: "environment variable \(variable) (the ingest stream key) is not set"
+                )
             }
             return Secret(value)
         }
@@ -163,7 +172,9 @@ struct RelayCommand: AsyncParsableCommand {
             var result: [String: String] = [:]
             for value in values {
                 guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
-                    throw RelayConfigurationError(message: "\(flag) takes NAME=VALUE, got '\(value.prefix(while: { $0 != "=" }))...'")
+                    throw RelayConfigurationError(
+                        message: "\(flag) takes NAME=VALUE, got '\(value.prefix(while: { $0 != "=" }))...'"
+                    )
                 }
                 result[String(value[..<equals])] = String(value[value.index(after: equals)...])
             }
@@ -171,14 +182,18 @@ struct RelayCommand: AsyncParsableCommand {
         }
         let urls = try self.targets.map { value -> (String, String) in
             guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
-                throw RelayConfigurationError(message: "--target takes NAME=URL, for example youtube=rtmp://a.rtmp.youtube.com/live2")
+                throw RelayConfigurationError(
+                    message: "--target takes NAME=URL, for example youtube=rtmp://a.rtmp.youtube.com/live2"
+                )
             }
             return (String(value[..<equals]), String(value[value.index(after: equals)...]))
         }
         let keyFiles = try pairs(self.targetKeyFiles, "--target-key-file")
         let keyVariables = try pairs(self.targetKeyEnvironment, "--target-key-env")
         for name in Set(keyFiles.keys).union(keyVariables.keys) where !urls.contains(where: { $0.0 == name }) {
-            throw RelayConfigurationError(message: "a key is given for target '\(name)', but there is no --target \(name)=URL")
+            throw RelayConfigurationError(
+                message: "a key is given for target '\(name)', but there is no --target \(name)=URL"
+            )
         }
         return try urls.map { name, url in
             var key: Secret?
@@ -186,7 +201,9 @@ struct RelayCommand: AsyncParsableCommand {
                 key = try readSecretFile(file, what: "stream key of target '\(name)'")
             } else if let variable = keyVariables[name] {
                 guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-                    throw RelayConfigurationError(message: "environment variable \(variable) (stream key of target '\(name)') is not set")
+                    throw RelayConfigurationError(
+                        message: "environment variable \(variable) (stream key of target '\(name)') is not set"
+                    )
                 }
                 key = Secret(value)
             }
@@ -198,4 +215,3 @@ struct RelayCommand: AsyncParsableCommand {
         }
     }
 }
-

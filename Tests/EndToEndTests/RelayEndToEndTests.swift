@@ -23,7 +23,11 @@ struct RelayEndToEndTests {
     static let seconds = 8.0
 
     /// Checks a recording: the codecs and size that were sent, at least 90 % of the duration, and a clean decode.
-    static func expectComplete(_ path: String, seconds: Double = Self.seconds, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectComplete(
+        _ path: String,
+        seconds: Double = Self.seconds,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let info = try await FFprobe.inspect(path)
         #expect(info.video?.codecName == "h264", sourceLocation: sourceLocation)
         #expect(info.video?.width == 320 && info.video?.height == 240, sourceLocation: sourceLocation)
@@ -39,18 +43,37 @@ struct RelayEndToEndTests {
         try await withNginxRTMP(applications: ["first", "second", "secure"], tls: true) { nginx in
             let keys = (makeTestKey("a"), makeTestKey("b"), makeTestKey("s"))
             let targets = [
-                PushTargetConfiguration(name: "first", url: try RTMPURL(parsing: nginx.url(app: "first")), streamKey: Secret(keys.0)),
-                PushTargetConfiguration(name: "second", url: try RTMPURL(parsing: nginx.url(app: "second")), streamKey: Secret(keys.1)),
-                PushTargetConfiguration(name: "secure", url: try RTMPURL(parsing: nginx.rtmpsURL(app: "secure")), streamKey: Secret(keys.2)),
+                PushTargetConfiguration(
+                    name: "first",
+                    url: try RTMPURL(parsing: nginx.url(app: "first")),
+                    streamKey: Secret(keys.0)
+                ),
+                PushTargetConfiguration(
+                    name: "second",
+                    url: try RTMPURL(parsing: nginx.url(app: "second")),
+                    streamKey: Secret(keys.1)
+                ),
+                PushTargetConfiguration(
+                    name: "secure",
+                    url: try RTMPURL(parsing: nginx.rtmpsURL(app: "secure")),
+                    streamKey: Secret(keys.2)
+                ),
             ]
             try await withRelay(targets: targets, configure: { $0.caFile = nginx.certificatePath }) { relay in
-                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: Self.seconds) { await $0.waitForExit() }
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: Self.seconds) {
+                    await $0.waitForExit()
+                }
                 #expect(exit.succeeded, "ffmpeg: \(exit)")
                 for (app, key) in [("first", keys.0), ("second", keys.1), ("secure", keys.2)] {
                     try await nginx.waitForPublishEnded(app: app, stream: key, timeout: .seconds(20))
                 }
-                _ = try await relay.logs.waitFor("the secure target unpublishing") { $0.contains("Target unpublished") && $0.contains("relay.target.name=secure") }
-                #expect(!relay.logs.lines.contains { $0.contains(keys.0) || $0.contains(keys.1) || $0.contains(keys.2) }, "a target key was logged")
+                _ = try await relay.logs.waitFor("the secure target unpublishing") {
+                    $0.contains("Target unpublished") && $0.contains("relay.target.name=secure")
+                }
+                #expect(
+                    !relay.logs.lines.contains { $0.contains(keys.0) || $0.contains(keys.1) || $0.contains(keys.2) },
+                    "a target key was logged"
+                )
             }
             for (app, key) in [("first", keys.0), ("second", keys.1), ("secure", keys.2)] {
                 try await Self.expectComplete(nginx.recordingPath(app: app, stream: key))
@@ -58,15 +81,25 @@ struct RelayEndToEndTests {
         }
     }
 
-    @Test("A target killed mid-stream is reconnected and gets a decodable stream again; the other plays on without a gap")
+    @Test(
+        "A target killed mid-stream is reconnected and gets a decodable stream again; the other plays on without a gap"
+    )
     func targetKilledAndRestarted() async throws {
         try await withNginxRTMP(applications: ["steady"]) { steady in
             let flaky = try await NginxRTMP.start(applications: ["flaky"])
             let flakyKey = makeTestKey("f")
             let steadyKey = makeTestKey("s")
             let targets = [
-                PushTargetConfiguration(name: "steady", url: try RTMPURL(parsing: steady.url(app: "steady")), streamKey: Secret(steadyKey)),
-                PushTargetConfiguration(name: "flaky", url: try RTMPURL(parsing: flaky.url(app: "flaky")), streamKey: Secret(flakyKey)),
+                PushTargetConfiguration(
+                    name: "steady",
+                    url: try RTMPURL(parsing: steady.url(app: "steady")),
+                    streamKey: Secret(steadyKey)
+                ),
+                PushTargetConfiguration(
+                    name: "flaky",
+                    url: try RTMPURL(parsing: flaky.url(app: "flaky")),
+                    streamKey: Secret(flakyKey)
+                ),
             ]
             let total = 16.0
             let again: NginxRTMP
@@ -75,7 +108,9 @@ struct RelayEndToEndTests {
                 again = try await withRelay(targets: targets) { relay in
                     let again = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: total) { ffmpeg in
                         try await flaky.waitForPublishStarted(app: "flaky", stream: flakyKey)
-                        _ = try await relay.logs.waitFor("flaky live") { $0.contains("Target is live") && $0.contains("name=flaky") }
+                        _ = try await relay.logs.waitFor("flaky live") {
+                            $0.contains("Target is live") && $0.contains("name=flaky")
+                        }
                         // Kill the target hard, as a crashed server would go.
                         flaky.kill()
                         _ = try await relay.logs.waitFor("the flaky target failing") {
@@ -89,7 +124,10 @@ struct RelayEndToEndTests {
                     }
                     try await steady.waitForPublishEnded(app: "steady", stream: steadyKey, timeout: .seconds(20))
                     try await again.waitForPublishEnded(app: "flaky", stream: flakyKey, timeout: .seconds(20))
-                    #expect(relay.logs.lines.filter { $0.contains("Target is live") && $0.contains("name=flaky") }.count == 2)
+                    #expect(
+                        relay.logs.lines.filter { $0.contains("Target is live") && $0.contains("name=flaky") }.count
+                            == 2
+                    )
                     return again
                 }
             } catch {
@@ -117,10 +155,18 @@ struct RelayEndToEndTests {
     func wrongKey() async throws {
         try await withNginxRTMP(applications: ["target"]) { nginx in
             let targetKey = makeTestKey("t")
-            let targets = [PushTargetConfiguration(name: "target", url: try RTMPURL(parsing: nginx.url(app: "target")), streamKey: Secret(targetKey))]
+            let targets = [
+                PushTargetConfiguration(
+                    name: "target",
+                    url: try RTMPURL(parsing: nginx.url(app: "target")),
+                    streamKey: Secret(targetKey)
+                )
+            ]
             try await withRelay(targets: targets) { relay in
                 let wrong = makeTestKey("wrong")
-                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(key: wrong), duration: 3) { await $0.waitForExit() }
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(key: wrong), duration: 3) {
+                    await $0.waitForExit()
+                }
                 #expect(!exit.succeeded)
                 #expect(exit.standardError.contains("Invalid stream key"), "ffmpeg said: \(exit.standardError)")
                 _ = try await relay.logs.waitFor("the refusal") { $0.contains("Publish refused: wrong stream key") }
@@ -132,14 +178,25 @@ struct RelayEndToEndTests {
         }
     }
 
-    @Test("Garbage, a truncated handshake and a malformed chunk close only their connection; the next publisher is relayed")
+    @Test(
+        "Garbage, a truncated handshake and a malformed chunk close only their connection; the next publisher is relayed"
+    )
     func badInputIsContained() async throws {
         try await withNginxRTMP(applications: ["target"]) { nginx in
             let targetKey = makeTestKey("t")
-            let targets = [PushTargetConfiguration(name: "target", url: try RTMPURL(parsing: nginx.url(app: "target")), streamKey: Secret(targetKey))]
+            let targets = [
+                PushTargetConfiguration(
+                    name: "target",
+                    url: try RTMPURL(parsing: nginx.url(app: "target")),
+                    streamKey: Secret(targetKey)
+                )
+            ]
             try await withRelay(targets: targets) { relay in
                 // An HTTP request is not RTMP: refused at the first byte.
-                try await RawClient.sendThenAwaitClose(port: relay.port, bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                try await RawClient.sendThenAwaitClose(
+                    port: relay.port,
+                    bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+                )
                 _ = try await relay.logs.waitFor("the version refusal") { $0.contains("unsupported version") }
 
                 // A handshake cut off half way.
@@ -150,7 +207,9 @@ struct RelayEndToEndTests {
                 try await RawClient.handshakeThenSend(port: relay.port, bytes: [0xC6, 0x00, 0x01])
                 _ = try await relay.logs.waitFor("the malformed chunk") { $0.contains("malformed chunk") }
 
-                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 4) { await $0.waitForExit() }
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 4) {
+                    await $0.waitForExit()
+                }
                 #expect(exit.succeeded, "ffmpeg: \(exit)")
                 try await nginx.waitForPublishEnded(app: "target", stream: targetKey, timeout: .seconds(20))
             }
@@ -158,36 +217,80 @@ struct RelayEndToEndTests {
         }
     }
 
-    @Test("An unreachable target, a TLS failure and a refused publish are logged with the target's name and reason, never its key")
+    @Test("librtmp (rtmpdump) gets through the handshake and connect, and is told that this relay does not play")
+    func librtmpInterop() async throws {
+        try await withRelay(targets: []) { relay in
+            let exit = try await withRunningProcess(
+                "rtmpdump",
+                arguments: ["-r", relay.publishURL(key: "anything"), "-o", "/dev/null", "--live", "--timeout", "10"]
+            ) { await $0.waitForExit() }
+            #expect(!exit.succeeded)
+            #expect(exit.standardError.contains("Connected..."), "rtmpdump said: \(exit.standardError)")
+            #expect(exit.standardError.contains("NetStream.Play.Failed"), "rtmpdump said: \(exit.standardError)")
+            _ = try await relay.logs.waitFor("the refused play") { $0.contains("only publishing is accepted") }
+        }
+    }
+
+    @Test(
+        "An unreachable target, a TLS failure and a refused publish are logged with the target's name and reason, never its key"
+    )
     func actionableErrors() async throws {
         try await withNginxRTMP(applications: ["busy", "fine"], tls: true) { nginx in
             let busyKey = makeTestKey("busy")
             let fineKey = makeTestKey("fine")
             let unreachablePort = try freeTCPPort()
             let targets = [
-                PushTargetConfiguration(name: "unreachable", url: try RTMPURL(parsing: "rtmp://127.0.0.1:\(unreachablePort)/app"), streamKey: Secret(makeTestKey("u"))),
+                PushTargetConfiguration(
+                    name: "unreachable",
+                    url: try RTMPURL(parsing: "rtmp://127.0.0.1:\(unreachablePort)/app"),
+                    streamKey: Secret(makeTestKey("u"))
+                ),
                 // The TLS front's certificate is self-signed and this relay is not given its CA.
-                PushTargetConfiguration(name: "untrusted", url: try RTMPURL(parsing: nginx.rtmpsURL(app: "fine")), streamKey: Secret(makeTestKey("x"))),
+                PushTargetConfiguration(
+                    name: "untrusted",
+                    url: try RTMPURL(parsing: nginx.rtmpsURL(app: "fine")),
+                    streamKey: Secret(makeTestKey("x"))
+                ),
                 // Somebody else already publishes this stream: nginx-rtmp refuses with NetStream.Publish.BadName.
-                PushTargetConfiguration(name: "busy", url: try RTMPURL(parsing: nginx.url(app: "busy")), streamKey: Secret(busyKey)),
-                PushTargetConfiguration(name: "fine", url: try RTMPURL(parsing: nginx.url(app: "fine")), streamKey: Secret(fineKey)),
+                PushTargetConfiguration(
+                    name: "busy",
+                    url: try RTMPURL(parsing: nginx.url(app: "busy")),
+                    streamKey: Secret(busyKey)
+                ),
+                PushTargetConfiguration(
+                    name: "fine",
+                    url: try RTMPURL(parsing: nginx.url(app: "fine")),
+                    streamKey: Secret(fineKey)
+                ),
             ]
             try await FFmpeg.withPublisher(to: nginx.url(app: "busy", stream: busyKey), duration: 30) { squatter in
                 try await nginx.waitForPublishStarted(app: "busy", stream: busyKey)
                 try await withRelay(targets: targets) { relay in
                     try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 4) { ffmpeg in
-                        let unreachable = try await relay.logs.waitFor("the unreachable target") { $0.contains("name=unreachable") && $0.contains("Target failed") }
+                        let unreachable = try await relay.logs.waitFor("the unreachable target") {
+                            $0.contains("name=unreachable") && $0.contains("Target failed")
+                        }
                         #expect(unreachable.contains("cannot connect to 127.0.0.1:\(unreachablePort)"))
-                        let untrusted = try await relay.logs.waitFor("the TLS failure") { $0.contains("name=untrusted") && $0.contains("Target failed") }
+                        let untrusted = try await relay.logs.waitFor("the TLS failure") {
+                            $0.contains("name=untrusted") && $0.contains("Target failed")
+                        }
                         #expect(untrusted.contains("TLS"), "\(untrusted)")
-                        let busy = try await relay.logs.waitFor("the refused publish") { $0.contains("name=busy") && $0.contains("Target failed") }
-                        #expect(busy.contains("publish refused") && busy.contains("NetStream.Publish.BadName"), "\(busy)")
+                        let busy = try await relay.logs.waitFor("the refused publish") {
+                            $0.contains("name=busy") && $0.contains("Target failed")
+                        }
+                        #expect(
+                            busy.contains("publish refused") && busy.contains("NetStream.Publish.BadName"),
+                            "\(busy)"
+                        )
                         let exit = await ffmpeg.waitForExit()
                         #expect(exit.succeeded, "ffmpeg: \(exit)")
                     }
                     try await nginx.waitForPublishEnded(app: "fine", stream: fineKey, timeout: .seconds(20))
                     let keys = targets.compactMap { $0.streamKey?.revealed }
-                    #expect(!relay.logs.lines.contains { line in keys.contains { line.contains($0) } }, "a target key was logged")
+                    #expect(
+                        !relay.logs.lines.contains { line in keys.contains { line.contains($0) } },
+                        "a target key was logged"
+                    )
                 }
                 squatter.kill()
             }

@@ -95,7 +95,9 @@ final class LogRecorder: Sendable {
                 // Wake the waiter so the group can finish.
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
                 waiter?.continuation.resume(returning: "")
-                throw TestFailure("no log line for \(what) within \(timeout); log:\n" + self.lines.suffix(40).joined(separator: "\n"))
+                throw TestFailure(
+                    "no log line for \(what) within \(timeout); log:\n" + self.lines.suffix(40).joined(separator: "\n")
+                )
             }
             return line
         }
@@ -153,7 +155,13 @@ func withRelay<Result: Sendable>(
     let recorder = LogRecorder()
     let logger = Logger(label: "liverelay.test") { _ in recorder.handler }
     let key = makeTestKey("ingest")
-    var configuration = RelayConfiguration(host: "127.0.0.1", port: 0, app: "live", streamKey: Secret(key), targets: targets)
+    var configuration = RelayConfiguration(
+        host: "127.0.0.1",
+        port: 0,
+        app: "live",
+        streamKey: Secret(key),
+        targets: targets
+    )
     configuration.reconnectInitial = .milliseconds(200)
     configuration.reconnectMaximum = .seconds(2)
     configure(&configuration)
@@ -194,7 +202,9 @@ func largestVideoGap(_ path: String) async throws -> Double {
     guard exit.succeeded else {
         throw TestFailure("ffprobe failed on \(path): \(exit)")
     }
-    let times = exit.standardOutput.split(whereSeparator: \.isNewline).compactMap { Double($0.trimmingCharacters(in: .whitespaces.union(.init(charactersIn: ",")))) }
+    let times = exit.standardOutput.split(whereSeparator: \.isNewline).compactMap {
+        Double($0.trimmingCharacters(in: .whitespaces.union(.init(charactersIn: ","))))
+    }
     guard times.count > 1 else {
         return .infinity
     }

@@ -50,17 +50,7 @@ private func decodeAll(_ bytes: ByteBuffer, decoder: inout RTMPChunkDecoder) thr
     return result
 }
 
-private func hex(_ string: String) -> ByteBuffer {
-    let digits = string.filter(\.isHexDigit)
-    var buffer = ByteBuffer()
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        buffer.writeInteger(UInt8(digits[index..<next], radix: 16)!)
-        index = next
-    }
-    return buffer
-}
+private func hex(_ string: String) -> ByteBuffer { ByteBuffer(hex: string) }
 
 @Suite("RTMP chunk encoder")
 struct ChunkEncoderTests {
@@ -124,7 +114,10 @@ struct ChunkEncoderTests {
     func continuation() throws {
         var encoder = RTMPChunkEncoder()
         let payload = [UInt8](repeating: 0x11, count: 128) + [UInt8](repeating: 0x22, count: 72)
-        let bytes = try encode([message(cs: 3, ts: 0, type: .commandAMF0, stream: 0, payload: payload)], encoder: &encoder)
+        let bytes = try encode(
+            [message(cs: 3, ts: 0, type: .commandAMF0, stream: 0, payload: payload)],
+            encoder: &encoder
+        )
         var expected = hex("03 000000 0000C8 14 00000000")
         expected.writeBytes(payload[0..<128])
         expected.writeInteger(UInt8(0xC3))
@@ -136,7 +129,10 @@ struct ChunkEncoderTests {
     func extendedTimestamp() throws {
         var encoder = RTMPChunkEncoder()
         let payload = [UInt8](repeating: 7, count: 130)
-        let bytes = try encode([message(cs: 6, ts: 0x0100_0000, type: .video, stream: 1, payload: payload)], encoder: &encoder)
+        let bytes = try encode(
+            [message(cs: 6, ts: 0x0100_0000, type: .video, stream: 1, payload: payload)],
+            encoder: &encoder
+        )
         var expected = hex("06 FFFFFF 000082 09 01000000 01000000")
         expected.writeBytes(payload[0..<128])
         expected.writeBytes([0xC6, 0x01, 0x00, 0x00, 0x00])
@@ -144,9 +140,12 @@ struct ChunkEncoderTests {
         #expect(bytes == expected)
     }
 
-    @Test("Chunk stream ids use the one, two and three byte basic header forms", arguments: [
-        (UInt32(2), "02"), (63, "3F"), (64, "0000"), (319, "00FF"), (320, "01 0001"), (65599, "01 FFFF"),
-    ])
+    @Test(
+        "Chunk stream ids use the one, two and three byte basic header forms",
+        arguments: [
+            (UInt32(2), "02"), (63, "3F"), (64, "0000"), (319, "00FF"), (320, "01 0001"), (65599, "01 FFFF"),
+        ]
+    )
     func basicHeaderWidths(id: UInt32, basicHeader: String) throws {
         var encoder = RTMPChunkEncoder()
         let bytes = try encode([message(cs: id, ts: 0, type: .audio, stream: 0, payload: [])], encoder: &encoder)
@@ -160,7 +159,11 @@ struct ChunkEncoderTests {
 
 @Suite("RTMP chunk decoder")
 struct ChunkDecoderTests {
-    @Test("Round trip over header formats, chunk sizes, cs-id widths and extended timestamps", arguments: [1, 128, 4096, 65536], [UInt32(2), 3, 63, 64, 300, 319, 320, 4000, 65599])
+    @Test(
+        "Round trip over header formats, chunk sizes, cs-id widths and extended timestamps",
+        arguments: [1, 128, 4096, 65536],
+        [UInt32(2), 3, 63, 64, 300, 319, 320, 4000, 65599]
+    )
     func roundTrip(chunkSize: Int, chunkStreamID: UInt32) throws {
         var encoder = RTMPChunkEncoder()
         var decoder = RTMPChunkDecoder()
@@ -172,7 +175,15 @@ struct ChunkDecoderTests {
         for (index, timestamp) in timestamps.enumerated() {
             let length = [0, 1, 127, 128, 129, 300, 5000, 20000][index % 8]
             let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
-            messages.append(message(cs: chunkStreamID, ts: timestamp, type: index % 2 == 0 ? .video : .audio, stream: 1, payload: payload))
+            messages.append(
+                message(
+                    cs: chunkStreamID,
+                    ts: timestamp,
+                    type: index % 2 == 0 ? .video : .audio,
+                    stream: 1,
+                    payload: payload
+                )
+            )
         }
         let bytes = try encode(messages, encoder: &encoder)
         let decoded = try decodeAll(bytes, decoder: &decoder)
@@ -367,7 +378,9 @@ struct ChunkDecoderLimitTests {
     func fuzz() throws {
         var generator = FuzzGenerator(seed: 0x5EED)
         for _ in 0..<3000 {
-            var decoder = RTMPChunkDecoder(limits: .init(maxMessageLength: 4096, maxChunkStreams: 8, maxChunkSize: 8192, maxBufferedBytes: 16384))
+            var decoder = RTMPChunkDecoder(
+                limits: .init(maxMessageLength: 4096, maxChunkStreams: 8, maxChunkSize: 8192, maxBufferedBytes: 16384)
+            )
             let length = Int.random(in: 1...600, using: &generator)
             var buffer = ByteBuffer(bytes: (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
             do {

@@ -468,22 +468,6 @@ extension StateMachine.Action {
     }
 }
 
-extension ByteBuffer {
-    /// Bytes from hexadecimal digits; whitespace is ignored.
-    fileprivate init(hex: String) {
-        let digits = hex.utf8.compactMap { character -> UInt8? in
-            switch character {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        precondition(digits.count.isMultiple(of: 2), "odd number of hex digits")
-        self.init(bytes: stride(from: 0, to: digits.count, by: 2).map { digits[$0] << 4 | digits[$0 + 1] })
-    }
-}
-
 /// A small seeded generator, so that handshakes are reproducible (SplitMix64, Steele et al., 2014).
 private struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64

@@ -14,8 +14,16 @@ import Testing
 
 @testable import RTMP
 
-private func command(_ name: String, _ transactionID: Double, _ object: AMF0Value = .null, _ arguments: [AMF0Value] = [], stream: UInt32 = 0) -> RTMPMessage {
-    RTMPCommand(name: name, transactionID: transactionID, commandObject: object, arguments: arguments).message(streamID: stream)
+private func command(
+    _ name: String,
+    _ transactionID: Double,
+    _ object: AMF0Value = .null,
+    _ arguments: [AMF0Value] = [],
+    stream: UInt32 = 0
+) -> RTMPMessage {
+    RTMPCommand(name: name, transactionID: transactionID, commandObject: object, arguments: arguments).message(
+        streamID: stream
+    )
 }
 
 private func decodeCommand(_ message: RTMPMessage) throws -> RTMPCommand {
@@ -31,7 +39,14 @@ private func sent(_ action: RTMPServerSessionStateMachine.Action) -> [RTMPMessag
     return []
 }
 
-private let connect = command("connect", 1, ["app": "live", "type": "nonprivate", "flashVer": "FMLE/3.0 (compatible; Lavf59.27.100)", "tcUrl": "rtmp://127.0.0.1:1935/live"])
+private let connect = command(
+    "connect",
+    1,
+    [
+        "app": "live", "type": "nonprivate", "flashVer": "FMLE/3.0 (compatible; Lavf59.27.100)",
+        "tcUrl": "rtmp://127.0.0.1:1935/live",
+    ]
+)
 
 @Suite("Server session (publisher side)")
 struct ServerSessionTests {
@@ -41,10 +56,16 @@ struct ServerSessionTests {
         return session
     }
 
-    private func authorizing(name: String = "secret-key?token=1") throws -> (RTMPServerSessionStateMachine, RTMPPublishRequest) {
+    private func authorizing(
+        name: String = "secret-key?token=1"
+    ) throws -> (RTMPServerSessionStateMachine, RTMPPublishRequest) {
         var session = self.connected()
         _ = session.received(command("createStream", 4))
-        guard case .authorize(let request) = session.received(command("publish", 5, .null, [.string(name), "live"], stream: 1)) else {
+        guard
+            case .authorize(let request) = session.received(
+                command("publish", 5, .null, [.string(name), "live"], stream: 1)
+            )
+        else {
             Issue.record("publish did not ask for authorization")
             throw RTMPError.unexpectedMessage("test")
         }
@@ -66,12 +87,15 @@ struct ServerSessionTests {
     @Test("connect to an unknown application is rejected and closes", arguments: ["other", ""])
     func unknownApp(app: String) throws {
         var session = RTMPServerSessionStateMachine(configuration: .init(applications: ["live"]))
-        guard case .close(let messages, let error) = session.received(command("connect", 1, ["app": .string(app)])) else {
+        guard case .close(let messages, let error) = session.received(command("connect", 1, ["app": .string(app)]))
+        else {
             Issue.record("expected close")
             return
         }
         #expect(error.code == .commandFailed)
-        #expect(try decodeCommand(messages[0]).arguments.first?["code"]?.stringValue == "NetConnection.Connect.Rejected")
+        #expect(
+            try decodeCommand(messages[0]).arguments.first?["code"]?.stringValue == "NetConnection.Connect.Rejected"
+        )
     }
 
     @Test("App names with a trailing slash or a query are normalised", arguments: ["live/", "live?x=1", "live"])
@@ -100,7 +124,11 @@ struct ServerSessionTests {
         #expect(sent(session.received(command("FCPublish", 3, .null, ["secret-key"]))).count == 1)
         let created = try decodeCommand(sent(session.received(command("createStream", 4)))[0])
         #expect(created.name == "_result" && created.transactionID == 4 && created.arguments == [.number(1)])
-        guard case .authorize(let request) = session.received(command("publish", 5, .null, ["secret-key?token=1", "live"], stream: 1)) else {
+        guard
+            case .authorize(let request) = session.received(
+                command("publish", 5, .null, ["secret-key?token=1", "live"], stream: 1)
+            )
+        else {
             Issue.record("publish did not ask for authorization")
             return
         }
@@ -114,7 +142,13 @@ struct ServerSessionTests {
     @Test("Media before the publish is accepted is dropped; after, it passes on its stream only")
     func mediaGate() throws {
         var (session, _) = try self.authorizing()
-        let video = RTMPMessage(chunkStreamID: 6, timestamp: 0, type: .video, messageStreamID: 1, payload: ByteBuffer(bytes: [0x17, 0]))
+        let video = RTMPMessage(
+            chunkStreamID: 6,
+            timestamp: 0,
+            type: .video,
+            messageStreamID: 1,
+            payload: ByteBuffer(bytes: [0x17, 0])
+        )
         guard case .none = session.received(video) else {
             Issue.record("media passed before authorization")
             return
@@ -189,7 +223,13 @@ struct ServerSessionTests {
     @Test("Garbage in a command message closes with a malformed-message error")
     func garbageCommand() {
         var session = RTMPServerSessionStateMachine(configuration: .init(applications: []))
-        let garbage = RTMPMessage(chunkStreamID: 3, timestamp: 0, type: .commandAMF0, messageStreamID: 0, payload: ByteBuffer(bytes: [0x42, 0x42]))
+        let garbage = RTMPMessage(
+            chunkStreamID: 3,
+            timestamp: 0,
+            type: .commandAMF0,
+            messageStreamID: 0,
+            payload: ByteBuffer(bytes: [0x42, 0x42])
+        )
         guard case .close(_, let error) = session.received(garbage) else {
             Issue.record("expected close")
             return
@@ -233,7 +273,8 @@ struct PublishClientTests {
                 switch server.received(message) {
                 case .send(let messages): toClient += messages
                 case .authorize:
-                    toClient += accept ? server.publishAccepted() : server.publishRefused(description: "Invalid stream key.")
+                    toClient +=
+                        accept ? server.publishAccepted() : server.publishRefused(description: "Invalid stream key.")
                 case .close(let messages, _): toClient += messages
                 default: break
                 }
@@ -253,7 +294,9 @@ struct PublishClientTests {
 
     @Test("connect, releaseStream, FCPublish, createStream, publish end in publishing on stream 1")
     func publishes() throws {
-        var client = RTMPPublishClientStateMachine(configuration: .init(app: "live", tcURL: "rtmp://h:1935/live", streamName: "target-key"))
+        var client = RTMPPublishClientStateMachine(
+            configuration: .init(app: "live", tcURL: "rtmp://h:1935/live", streamName: "target-key")
+        )
         var server = RTMPServerSessionStateMachine(configuration: .init(applications: ["live"]))
         guard case .publishing = try self.run(client: &client, server: &server, accept: true) else {
             Issue.record("client did not reach publishing")
@@ -268,7 +311,9 @@ struct PublishClientTests {
 
     @Test("A refused publish fails with the server's code, and the key is masked in the reason")
     func refusedPublish() throws {
-        var client = RTMPPublishClientStateMachine(configuration: .init(app: "live", tcURL: "rtmp://h:1935/live", streamName: "target-key"))
+        var client = RTMPPublishClientStateMachine(
+            configuration: .init(app: "live", tcURL: "rtmp://h:1935/live", streamName: "target-key")
+        )
         var server = RTMPServerSessionStateMachine(configuration: .init(applications: ["live"]))
         guard case .fail(let error) = try self.run(client: &client, server: &server, accept: false) else {
             Issue.record("client did not fail")
@@ -280,9 +325,16 @@ struct PublishClientTests {
 
     @Test("A server that echoes the key in an error gets it masked")
     func masksKey() {
-        var client = RTMPPublishClientStateMachine(configuration: .init(app: "live", tcURL: "rtmp://h/live", streamName: "sk-123"))
+        var client = RTMPPublishClientStateMachine(
+            configuration: .init(app: "live", tcURL: "rtmp://h/live", streamName: "sk-123")
+        )
         _ = client.start()
-        let error = command("_error", 1, .null, [["level": "error", "code": "NetConnection.Connect.Rejected", "description": "bad key sk-123"]])
+        let error = command(
+            "_error",
+            1,
+            .null,
+            [["level": "error", "code": "NetConnection.Connect.Rejected", "description": "bad key sk-123"]]
+        )
         guard case .fail(let failure) = client.received(error) else {
             Issue.record("expected failure")
             return
@@ -295,11 +347,19 @@ struct PublishClientTests {
     func doesNotWaitForFCPublish() {
         var client = RTMPPublishClientStateMachine(configuration: .init(app: "a", tcURL: "rtmp://h/a", streamName: "k"))
         _ = client.start()
-        guard case .send(let next) = client.received(command("_result", 1, ["fmsVer": "FMS/3,0,1,123"], [["code": "NetConnection.Connect.Success"]])) else {
+        guard
+            case .send(let next) = client.received(
+                command("_result", 1, ["fmsVer": "FMS/3,0,1,123"], [["code": "NetConnection.Connect.Success"]])
+            )
+        else {
             Issue.record("connect result not handled")
             return
         }
-        #expect(next.compactMap { try? RTMPCommand(payload: $0.payload).name } == ["releaseStream", "FCPublish", "createStream"])
+        #expect(
+            next.compactMap { try? RTMPCommand(payload: $0.payload).name } == [
+                "releaseStream", "FCPublish", "createStream",
+            ]
+        )
         guard case .send(let publish) = client.received(command("_result", 4, .null, [1])) else {
             Issue.record("createStream result not handled")
             return

@@ -46,10 +46,14 @@ struct RTMPURLTests {
         #expect(url.tcURL == "rtmp://[::1]:1936/live")
     }
 
-    @Test("Bad URLs say what is wrong without printing a stream name", arguments: [
-        ("a.rtmp.youtube.com/live2", "no scheme"), ("http://h/app", "not supported"), ("rtmp://h", "no application"),
-        ("rtmp://h:99999/app", "not a port"), ("rtmp:///app/secret-name", "no host"),
-    ])
+    @Test(
+        "Bad URLs say what is wrong without printing a stream name",
+        arguments: [
+            ("a.rtmp.youtube.com/live2", "no scheme"), ("http://h/app", "not supported"),
+            ("rtmp://h", "no application"),
+            ("rtmp://h:99999/app", "not a port"), ("rtmp:///app/secret-name", "no host"),
+        ]
+    )
     func invalid(url: String, message: String) {
         do {
             _ = try RTMPURL(parsing: url)
@@ -83,7 +87,9 @@ struct BackoffTests {
     func doubling() {
         var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(8))
         var generator = SystemRandomNumberGenerator()
-        let nominal: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)]
+        let nominal: [Duration] = [
+            .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8),
+        ]
         for expected in nominal {
             let delay = backoff.nextDelay(using: &generator)
             #expect(delay >= expected / 2 && delay <= expected, "\(delay) outside [\(expected / 2), \(expected)]")
@@ -132,7 +138,10 @@ struct RelayConfigurationTests {
             """
         let file = directory.appendingPathComponent("stream.yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
-        let configuration = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.appendingPathComponent("secrets").path)
+        let configuration = try RelayConfiguration.load(
+            yamlFile: file.path,
+            secretsDirectory: directory.appendingPathComponent("secrets").path
+        )
         #expect(configuration.app == "studio")
         #expect(configuration.streamKey.matches("ingest-secret"))
         #expect(configuration.targets.map(\.name) == ["youtube", "archive"])
@@ -146,7 +155,11 @@ struct RelayConfigurationTests {
         let directory = try self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("spec.yaml")
-        try "ingest: { streamKeySecretRef: { name: nope, key: streamKey } }\n".write(to: file, atomically: true, encoding: .utf8)
+        try "ingest: { streamKeySecretRef: { name: nope, key: streamKey } }\n".write(
+            to: file,
+            atomically: true,
+            encoding: .utf8
+        )
         #expect {
             _ = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.path)
         } throws: { error in
@@ -158,12 +171,18 @@ struct RelayConfigurationTests {
     func validation() throws {
         let url = try RTMPURL(parsing: "rtmp://h/app")
         var configuration = RelayConfiguration(streamKey: Secret("k"))
-        configuration.targets = [.init(name: "a", url: url, streamKey: Secret("x")), .init(name: "a", url: url, streamKey: Secret("y"))]
-        #expect(throws: RelayConfigurationError.invalid("target name 'a' is used twice")) { try configuration.validate() }
+        configuration.targets = [
+            .init(name: "a", url: url, streamKey: Secret("x")), .init(name: "a", url: url, streamKey: Secret("y")),
+        ]
+        #expect(throws: RelayConfigurationError.invalid("target name 'a' is used twice")) {
+            try configuration.validate()
+        }
         configuration.targets = [.init(name: "b", url: url)]
         #expect(throws: RelayConfigurationError.self) { try configuration.validate() }
         configuration.targets = []
         configuration.streamKey = Secret("")
-        #expect(throws: RelayConfigurationError.invalid("the ingest stream key is empty")) { try configuration.validate() }
+        #expect(throws: RelayConfigurationError.invalid("the ingest stream key is empty")) {
+            try configuration.validate()
+        }
     }
 }

@@ -23,7 +23,13 @@ private func relayMessage(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 10
     default: type = .video
     }
     return RelayMessage(
-        message: RTMPMessage(chunkStreamID: 6, timestamp: ts, type: type, messageStreamID: 1, payload: ByteBuffer(repeating: 0, count: bytes)),
+        message: RTMPMessage(
+            chunkStreamID: 6,
+            timestamp: ts,
+            type: type,
+            messageStreamID: 1,
+            payload: ByteBuffer(repeating: 0, count: bytes)
+        ),
         kind: kind
     )
 }
@@ -41,7 +47,10 @@ struct TargetQueueTests {
     @Test("A fresh target gets everything from the start of the publish, in order")
     func startsOpen() {
         var machine = TargetQueueStateMachine(maxBytes: 1000)
-        for message in [relayMessage(.metadata, ts: 0), relayMessage(.videoHeader, ts: 0), relayMessage(.audioHeader, ts: 0), relayMessage(.keyframe, ts: 0), relayMessage(.audioFrame, ts: 21)] {
+        for message in [
+            relayMessage(.metadata, ts: 0), relayMessage(.videoHeader, ts: 0), relayMessage(.audioHeader, ts: 0),
+            relayMessage(.keyframe, ts: 0), relayMessage(.audioFrame, ts: 21),
+        ] {
             let accepted1 = machine.enqueue(message)
             #expect(accepted1)
         }
@@ -51,7 +60,10 @@ struct TargetQueueTests {
     @Test("A restarted target waits for a keyframe, then gets metadata and both headers re-stamped, then the keyframe")
     func restartsAtKeyframe() {
         var machine = TargetQueueStateMachine(maxBytes: 10_000)
-        for message in [relayMessage(.metadata, ts: 0), relayMessage(.videoHeader, ts: 0), relayMessage(.audioHeader, ts: 0), relayMessage(.keyframe, ts: 0), relayMessage(.videoFrame, ts: 40)] {
+        for message in [
+            relayMessage(.metadata, ts: 0), relayMessage(.videoHeader, ts: 0), relayMessage(.audioHeader, ts: 0),
+            relayMessage(.keyframe, ts: 0), relayMessage(.videoFrame, ts: 40),
+        ] {
             _ = machine.enqueue(message)
         }
         machine.restart()

@@ -127,7 +127,9 @@ public struct RTMPChunkEncoder: Sendable {
             out.writeBuffer(&chunk)
         }
 
-        if message.type == .setChunkSize, let size = message.payload.getInteger(at: message.payload.readerIndex, as: UInt32.self) {
+        if message.type == .setChunkSize,
+            let size = message.payload.getInteger(at: message.payload.readerIndex, as: UInt32.self)
+        {
             self.chunkSize = Int(size & 0x7FFF_FFFF)
         }
     }

@@ -111,7 +111,9 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
             }
             if self.peerWindow > 0, self.bytesReceived - self.bytesAcknowledged >= self.peerWindow {
                 self.bytesAcknowledged = self.bytesReceived
-                let ack = RTMPControlMessage.acknowledgement(sequenceNumber: UInt32(truncatingIfNeeded: self.bytesReceived))
+                let ack = RTMPControlMessage.acknowledgement(
+                    sequenceNumber: UInt32(truncatingIfNeeded: self.bytesReceived)
+                )
                 self.writeEncoded(ack.message, promise: nil, context: context)
                 context.flush()
             }
@@ -127,7 +129,9 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
             self.writeEncoded(message, promise: promise, context: context)
         case .handshaking:
             guard self.heldWrites.count < Self.maxHeldWrites else {
-                promise?.fail(RTMPError.limitExceeded("heldWrites", value: self.heldWrites.count + 1, maximum: Self.maxHeldWrites))
+                promise?.fail(
+                    RTMPError.limitExceeded("heldWrites", value: self.heldWrites.count + 1, maximum: Self.maxHeldWrites)
+                )
                 return
             }
             self.heldWrites.append((message, promise))
@@ -203,7 +207,8 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func writeEncoded(_ message: RTMPMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    private func writeEncoded(_ message: RTMPMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext)
+    {
         var out = context.channel.allocator.buffer(capacity: message.payload.readableBytes + 18)
         do {
             try self.encoder.encode(data: message, out: &out)

@@ -145,8 +145,13 @@ public struct RTMPPublishClientStateMachine: Sendable {
                     .message(streamID: 0),
                 RTMPCommand(name: "FCPublish", transactionID: 3, commandObject: .null, arguments: [name])
                     .message(streamID: 0),
-                RTMPCommand(name: "createStream", transactionID: Self.createStreamTransaction, commandObject: .null, arguments: [])
-                    .message(streamID: 0),
+                RTMPCommand(
+                    name: "createStream",
+                    transactionID: Self.createStreamTransaction,
+                    commandObject: .null,
+                    arguments: []
+                )
+                .message(streamID: 0),
             ])
 
         case (.connecting, "_error") where command.transactionID == Self.connectTransaction:

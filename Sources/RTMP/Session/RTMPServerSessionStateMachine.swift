@@ -107,7 +107,11 @@ public struct RTMPServerSessionStateMachine: Sendable {
             // becomes a 24-byte value), so it is refused before decoding.
             guard message.payload.readableBytes <= Self.maxCommandLength else {
                 return self.close(
-                    .limitExceeded("maxCommandLength", value: message.payload.readableBytes, maximum: Self.maxCommandLength)
+                    .limitExceeded(
+                        "maxCommandLength",
+                        value: message.payload.readableBytes,
+                        maximum: Self.maxCommandLength
+                    )
                 )
             }
             var payload = message.payload
@@ -149,7 +153,13 @@ public struct RTMPServerSessionStateMachine: Sendable {
                 let error = Self.command(
                     "_error",
                     transactionID: command.transactionID,
-                    arguments: [Self.status(level: "error", code: "NetConnection.Connect.Rejected", description: "Unknown application.")]
+                    arguments: [
+                        Self.status(
+                            level: "error",
+                            code: "NetConnection.Connect.Rejected",
+                            description: "Unknown application."
+                        )
+                    ]
                 )
                 return self.close(send: [error], .commandFailed("connect to unknown application '\(app)' refused"))
             }
@@ -166,12 +176,18 @@ public struct RTMPServerSessionStateMachine: Sendable {
         case (.connected, "createStream"), (.publishing, "createStream"):
             guard self.nextStreamID <= Self.maxMessageStreams else {
                 return self.close(
-                    .limitExceeded("maxMessageStreams", value: Int(self.nextStreamID), maximum: Int(Self.maxMessageStreams))
+                    .limitExceeded(
+                        "maxMessageStreams",
+                        value: Int(self.nextStreamID),
+                        maximum: Int(Self.maxMessageStreams)
+                    )
                 )
             }
             let id = self.nextStreamID
             self.nextStreamID += 1
-            return .send([Self.command("_result", transactionID: command.transactionID, arguments: [.number(Double(id))])])
+            return .send([
+                Self.command("_result", transactionID: command.transactionID, arguments: [.number(Double(id))])
+            ])
 
         case (.connected(let app, let tcURL), "publish"):
             guard streamID != 0, streamID < self.nextStreamID else {
@@ -275,7 +291,10 @@ public struct RTMPServerSessionStateMachine: Sendable {
 
     /// The publish was refused; send the returned messages, then close. The description goes to the encoder,
     /// which shows it to the streamer: it must not contain the key.
-    public mutating func publishRefused(code: String = "NetStream.Publish.BadName", description: String) -> [RTMPMessage] {
+    public mutating func publishRefused(
+        code: String = "NetStream.Publish.BadName",
+        description: String
+    ) -> [RTMPMessage] {
         guard case .authorizing(_, _, let request, _) = self.state else {
             preconditionFailure("publishRefused() without a pending publish: \(self.state)")
         }

@@ -1,0 +1,154 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import RTMP
+
+/// The connection handler on an `EmbeddedChannel`, fed the bytes a real ffmpeg sends.
+@Suite("RTMP connection handler")
+struct ConnectionHandlerTests {
+    /// ffmpeg's `connect` as it arrives on the wire: chunk stream 3, a format 0 header, chunk size 128, so the
+    /// 140-byte payload is split by one 0xC3 byte.
+    static var ffmpegConnectChunks: ByteBuffer {
+        let payload = ByteBuffer(hex: FFmpegCapture.connect)
+        var wire = ByteBuffer(hex: "03 000000 00008C 14 00000000")
+        wire.writeImmutableBuffer(payload.getSlice(at: 0, length: 128)!)
+        wire.writeInteger(UInt8(0xC3))
+        wire.writeImmutableBuffer(payload.getSlice(at: 128, length: payload.readableBytes - 128)!)
+        return wire
+    }
+
+    private func serverChannel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(handler: RTMPConnectionHandler(role: .server))
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1935)).wait()
+        return channel
+    }
+
+    /// Completes a server handshake with ffmpeg's C0+C1 and a C2; returns S0+S1+S2.
+    private func handshake(_ channel: EmbeddedChannel) throws -> ByteBuffer {
+        try channel.writeInbound(HandshakeTests.ffmpegC0C1)
+        let response = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        try channel.writeInbound(ByteBuffer(repeating: 0, count: 1536))
+        return response
+    }
+
+    @Test("ffmpeg's handshake and chunked connect come out as one connect command")
+    func ffmpegConnect() throws {
+        let channel = try self.serverChannel()
+        let response = try self.handshake(channel)
+        #expect(response.readableBytes == 3073)
+        #expect(response.getInteger(at: 0, as: UInt8.self) == 3)
+        // ffmpeg used the digest form, so the server answers with a digest S1 that ffmpeg's player would check.
+        #expect(RTMPHandshake.findDigest(in: response.getSlice(at: 1, length: 1536)!, signer: .server) != nil)
+
+        try channel.writeInbound(Self.ffmpegConnectChunks)
+        let message = try #require(try channel.readInbound(as: RTMPMessage.self))
+        #expect(message.type == .commandAMF0 && message.chunkStreamID == 3 && message.messageStreamID == 0)
+        let command = try RTMPCommand(payload: message.payload)
+        #expect(command.name == "connect")
+        #expect(command.commandObject["app"]?.stringValue == "live")
+        #expect(try channel.readInbound(as: RTMPMessage.self) == nil)
+        _ = try channel.finish()
+    }
+
+    @Test("Handshake and first chunks in one read: nothing is lost")
+    func coalesced() throws {
+        let channel = try self.serverChannel()
+        try channel.writeInbound(HandshakeTests.ffmpegC0C1)
+        _ = try channel.readOutbound(as: ByteBuffer.self)
+        var both = ByteBuffer(repeating: 0, count: 1536)
+        both.writeImmutableBuffer(Self.ffmpegConnectChunks)
+        try channel.writeInbound(both)
+        #expect(try channel.readInbound(as: RTMPMessage.self)?.type == .commandAMF0)
+        _ = try channel.finish()
+    }
+
+    @Test("A Ping Request is answered with a Ping Response and not passed on")
+    func ping() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        try channel.writeInbound(ByteBuffer(hex: "02 000000 000006 04 00000000 0006 0000ABCD"))
+        #expect(try channel.readInbound(as: RTMPMessage.self) == nil)
+        let pong = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(pong == ByteBuffer(hex: "02 000000 000006 04 00000000 0007 0000ABCD"))
+        _ = try channel.finish()
+    }
+
+    @Test("After the peer's Window Acknowledgement Size, an Acknowledgement follows each window of bytes")
+    func acknowledgement() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        // Window of 100 bytes (16 bytes of message), then a 100-byte audio message (12 + 100 bytes).
+        try channel.writeInbound(ByteBuffer(hex: "02 000000 000004 05 00000000 00000064"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        var audio = ByteBuffer(hex: "04 000000 000064 08 01000000")
+        audio.writeRepeatingByte(0xAF, count: 100)
+        try channel.writeInbound(audio)
+        let ack = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(ack == ByteBuffer(hex: "02 000000 000004 03 00000000 00000080"))  // 16 + 112 = 128 bytes
+        _ = try channel.finish()
+    }
+
+    @Test("Our writes are chunked with our chunk size once we announced it")
+    func outboundChunking() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        try channel.writeOutbound(RTMPControlMessage.setChunkSize(4096).message)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000"))
+        let video = RTMPMessage(chunkStreamID: 6, timestamp: 0, type: .video, messageStreamID: 1, payload: ByteBuffer(repeating: 1, count: 3000))
+        try channel.writeOutbound(video)
+        let bytes = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(bytes.readableBytes == 12 + 3000)  // one chunk at 4096
+        _ = try channel.finish()
+    }
+
+    @Test("A client sends C0+C1 when active and holds its writes until the handshake completes")
+    func clientHoldsWrites() throws {
+        let channel = EmbeddedChannel(handler: RTMPConnectionHandler(role: .client))
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1935)).wait()
+        let c0c1 = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(c0c1.readableBytes == 1537 && c0c1.getInteger(at: 0, as: UInt8.self) == 3)
+        channel.writeAndFlush(RTMPControlMessage.setChunkSize(4096).message, promise: nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+
+        // A plain server: S0, S1 with zero version, S2 echoing C1.
+        var server = ByteBuffer(bytes: [3])
+        server.writeRepeatingByte(0, count: 1536)
+        server.writeImmutableBuffer(c0c1.getSlice(at: 1, length: 1536)!)
+        try channel.writeInbound(server)
+        let c2 = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(c2.readableBytes == 1536)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000"))
+        _ = try channel.finish()
+    }
+
+    @Test("Garbage instead of a handshake fires an RTMPError and closes the channel", arguments: ["474554202F", "16030100"])
+    func garbage(bytes: String) throws {
+        let channel = try self.serverChannel()
+        #expect(throws: RTMPError.self) {
+            try channel.writeInbound(ByteBuffer(hex: bytes))
+        }
+        #expect(!channel.isActive)
+    }
+
+    @Test("A malformed chunk after the handshake fires an RTMPError and closes the channel")
+    func malformedChunk() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        #expect(throws: RTMPError.self) {
+            try channel.writeInbound(ByteBuffer(hex: "C6 00 01"))
+        }
+        #expect(!channel.isActive)
+    }
+}
