@@ -9,11 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation  // strerror
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -105,8 +105,16 @@ struct ConnectionHandlerTests {
         let channel = try self.serverChannel()
         _ = try self.handshake(channel)
         try channel.writeOutbound(RTMPControlMessage.setChunkSize(4096).message)
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000"))
-        let video = RTMPMessage(chunkStreamID: 6, timestamp: 0, type: .video, messageStreamID: 1, payload: ByteBuffer(repeating: 1, count: 3000))
+        #expect(
+            try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000")
+        )
+        let video = RTMPMessage(
+            chunkStreamID: 6,
+            timestamp: 0,
+            type: .video,
+            messageStreamID: 1,
+            payload: ByteBuffer(repeating: 1, count: 3000)
+        )
         try channel.writeOutbound(video)
         let bytes = try #require(try channel.readOutbound(as: ByteBuffer.self))
         #expect(bytes.readableBytes == 12 + 3000)  // one chunk at 4096
@@ -129,11 +137,16 @@ struct ConnectionHandlerTests {
         try channel.writeInbound(server)
         let c2 = try #require(try channel.readOutbound(as: ByteBuffer.self))
         #expect(c2.readableBytes == 1536)
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000"))
+        #expect(
+            try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(hex: "02 000000 000004 01 00000000 00001000")
+        )
         _ = try channel.finish()
     }
 
-    @Test("Garbage instead of a handshake fires an RTMPError and closes the channel", arguments: ["474554202F", "16030100"])
+    @Test(
+        "Garbage instead of a handshake fires an RTMPError and closes the channel",
+        arguments: ["474554202F", "16030100"]
+    )
     func garbage(bytes: String) throws {
         let channel = try self.serverChannel()
         #expect(throws: RTMPError.self) {
