@@ -1,0 +1,2 @@
+// This module is being written.
+enum ModulePlaceholder {}
