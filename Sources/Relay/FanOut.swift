@@ -9,55 +9,214 @@
 //
 //===----------------------------------------------------------------------===//
 
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOSSL
 import RTMP
+import Synchronization
+
+/// The messages from the latest keyframe on, with the stream's current headers, so that a target that joins or
+/// rejoins starts at once instead of waiting up to a GOP. Bounded: a GOP larger than `maxBytes` is not cached, and
+/// such targets wait for the next keyframe.
+struct GOPCache: Sendable {
+    private(set) var messages: [RelayMessage] = []
+    private(set) var bytes = 0
+    let maxBytes: Int
+    private var metadata: RelayMessage?
+    private var videoHeader: RelayMessage?
+    private var audioHeader: RelayMessage?
+
+    init(maxBytes: Int) {
+        self.maxBytes = maxBytes
+    }
+
+    mutating func record(_ message: RelayMessage) {
+        switch message.kind {
+        case .metadata: self.metadata = message
+        case .videoHeader: self.videoHeader = message
+        case .audioHeader: self.audioHeader = message
+        case .keyframe:
+            self.messages.removeAll(keepingCapacity: true)
+            self.messages.append(message)
+            self.bytes = message.message.payload.readableBytes
+        case .videoFrame, .audioFrame, .data:
+            guard !self.messages.isEmpty else {
+                return
+            }
+            self.bytes += message.message.payload.readableBytes
+            if self.bytes > self.maxBytes {
+                self.messages.removeAll(keepingCapacity: false)
+                self.bytes = 0
+            } else {
+                self.messages.append(message)
+            }
+        }
+    }
+
+    /// Headers, then the GOP; empty when there is no keyframe to start from.
+    var seed: [RelayMessage] {
+        guard !self.messages.isEmpty else {
+            return []
+        }
+        return [self.metadata, self.videoHeader, self.audioHeader].compactMap { $0 } + self.messages
+    }
+}
 
 /// One live publish, fanned out: every message from the publisher goes to each target's queue, and each target's
-/// connection runs on its own.
-struct FanOut: Sendable {
-    let targets: [PushTarget]
+/// connection runs on its own. Targets can be added, removed, enabled and disabled while the publish is live; an
+/// added or re-enabled target starts at the latest keyframe from the GOP cache.
+final class FanOut: Sendable {
+    private struct State {
+        var targets: [PushTarget] = []
+        var gop: GOPCache
+        var ingest = IngestStatistics()
+        var rules: IngestRules
+        var finished = false
+    }
+
+    private let state: Mutex<State>
+    private let starts: AsyncStream<PushTarget>
+    private let startsContinuation: AsyncStream<PushTarget>.Continuation
+    private let relay: RelayConfiguration
+    private let sslContext: NIOSSLContext?
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let metrics: RelayMetrics.Stream
 
     init(
-        configuration: RelayConfiguration,
+        stream: StreamConfiguration,
+        relay: RelayConfiguration,
         sslContext: NIOSSLContext?,
         eventLoopGroup: any EventLoopGroup,
+        metrics: RelayMetrics.Stream,
         logger: Logger
     ) {
-        self.targets = configuration.targets.filter(\.enabled).map {
-            PushTarget(
-                configuration: $0,
-                relay: configuration,
-                sslContext: $0.url.useTLS ? sslContext : nil,
-                eventLoopGroup: eventLoopGroup,
-                logger: logger
-            )
-        }
+        self.relay = relay
+        self.sslContext = sslContext
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.metrics = metrics
+        (self.starts, self.startsContinuation) = AsyncStream.makeStream()
+        self.state = Mutex(State(gop: GOPCache(maxBytes: relay.gopCacheBytes), rules: stream.rules))
+        self.setTargets(stream.targets, rules: stream.rules)
     }
 
     /// Hands a publisher's message to every target. Never suspends: a target that cannot keep up drops its own
-    /// queue (see ``TargetQueueStateMachine``).
+    /// video (see ``TargetQueueStateMachine``).
     func publish(_ message: RTMPMessage) {
         let classified = RelayMessage(classifying: message)
-        for target in self.targets {
-            target.queue.enqueue(classified)
+        let (targets, event, rules) = self.state.withLock { state in
+            state.gop.record(classified)
+            let event = state.ingest.record(classified, rules: state.rules)
+            return (state.targets, event, state.rules)
+        }
+        self.metrics.ingestBytes.increment(by: Int64(message.payload.readableBytes))
+        let now = ContinuousClock.now
+        for target in targets {
+            target.queue.enqueue(classified, now: now)
+        }
+        switch event {
+        case .broken(let interval, let limit):
+            self.metrics.ruleViolations.increment()
+            self.logger.warning(
+                "Ingest rule broken: keyframe interval too long",
+                metadata: [
+                    "relay.ingest.keyframe_interval": "\(interval)",
+                    "relay.rule.max_keyframe_interval": "\(limit)",
+                ]
+            )
+        case .kept(let interval):
+            self.logger.info("Ingest rule kept again", metadata: ["relay.ingest.keyframe_interval": "\(interval)"])
+        case nil:
+            _ = rules
         }
     }
+
+    /// Applies a stream's targets: starts new and re-enabled ones, stops removed, disabled and changed ones.
+    func setTargets(_ configurations: [PushTargetConfiguration], rules: IngestRules) {
+        let (started, stopped) = self.state.withLock { state -> ([PushTarget], [PushTarget]) in
+            state.rules = rules
+            guard !state.finished else {
+                return ([], [])
+            }
+            let wanted = configurations.filter(\.enabled)
+            var stopped: [PushTarget] = []
+            state.targets.removeAll { target in
+                let keep = wanted.contains(target.configuration)
+                if !keep {
+                    stopped.append(target)
+                }
+                return !keep
+            }
+            var started: [PushTarget] = []
+            let seed = state.gop.seed
+            let live = state.ingest.messages > 0
+            for configuration in wanted where !state.targets.contains(where: { $0.configuration == configuration }) {
+                let target = PushTarget(
+                    configuration: configuration,
+                    relay: self.relay,
+                    sslContext: configuration.url.useTLS ? self.sslContext : nil,
+                    eventLoopGroup: self.eventLoopGroup,
+                    metrics: self.metrics.target(configuration.name),
+                    logger: self.logger,
+                    seed: { [weak self] in self?.seed ?? [] }
+                )
+                if live {
+                    // Joining a live stream: start at the latest keyframe.
+                    target.queue.restart(seed: seed, disconnect: nil)
+                }
+                state.targets.append(target)
+                started.append(target)
+            }
+            return (started, stopped)
+        }
+        for target in stopped {
+            self.logger.info(
+                "Target stopped by configuration",
+                metadata: ["relay.target.name": "\(target.configuration.name)"]
+            )
+            target.stop()
+        }
+        for target in started {
+            self.startsContinuation.yield(target)
+        }
+    }
+
+    var seed: [RelayMessage] { self.state.withLock { $0.gop.seed } }
+
+    var ingest: IngestStatistics { self.state.withLock { $0.ingest } }
+
+    var targets: [PushTarget] { self.state.withLock { $0.targets } }
 
     /// The publisher ended: each target sends what it holds, then unpublishes.
     func finish() {
-        for target in self.targets {
-            target.queue.finish()
+        let targets = self.state.withLock { state in
+            state.finished = true
+            return state.targets
         }
+        for target in targets {
+            target.stop()
+        }
+        self.startsContinuation.finish()
     }
 
-    /// Runs every target's connection until the publisher ended and they drained, or until cancelled.
+    /// Runs every target's connection until the publisher ended and they drained (each for at most the drain
+    /// timeout after it was stopped), or until cancelled.
     func run() async {
+        let drainTimeout = self.relay.drainTimeout
         await withDiscardingTaskGroup { group in
-            for target in self.targets {
+            for await target in self.starts {
                 group.addTask {
-                    await target.run()
+                    await withTaskGroup(of: Void.self) { inner in
+                        inner.addTask { await target.run() }
+                        inner.addTask {
+                            await target.stopped.wait()
+                            try? await Task.sleep(for: drainTimeout)
+                        }
+                        await inner.next()
+                        inner.cancelAll()
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import CoreMetrics
 import Foundation  // strerror
 import Logging
 import NIOConcurrencyHelpers
@@ -24,6 +25,7 @@ public enum PushTargetState: Hashable, Sendable, CustomStringConvertible {
     case pushing
     case backingOff(attempt: Int, delay: Duration)
     case stopped
+    case disabled
 
     public var description: String {
         switch self {
@@ -31,8 +33,21 @@ public enum PushTargetState: Hashable, Sendable, CustomStringConvertible {
         case .pushing: "pushing"
         case .backingOff(let attempt, let delay): "backing off after attempt \(attempt), retry in \(delay)"
         case .stopped: "stopped"
+        case .disabled: "disabled"
         }
     }
+}
+
+/// What the relay knows about one target's connection, for stats and metrics.
+struct PushTargetStatistics: Sendable, Hashable {
+    var state: PushTargetState = .connecting(attempt: 1)
+    var lastError: String?
+    /// Connections that reached the publishing state, counting the first.
+    var connections = 0
+    var bytesSent: UInt64 = 0
+    var messagesSent: UInt64 = 0
+    var nextRetry: ContinuousClock.Instant?
+    var liveSince: ContinuousClock.Instant?
 }
 
 /// One target of one live publish: connects, publishes, sends what its queue gives it, and reconnects with
@@ -40,43 +55,69 @@ public enum PushTargetState: Hashable, Sendable, CustomStringConvertible {
 final class PushTarget: Sendable {
     let configuration: PushTargetConfiguration
     let queue: TargetQueue
-    let eventLoopGroup: any EventLoopGroup
-    let sslContext: NIOSSLContext?
-    let connectTimeout: Duration
-    let backoff: Backoff
-    let logger: Logger
-    let state: Mutex<(state: PushTargetState, lastError: String?)>
+    /// Signalled by ``stop()``: the target drains what it holds, unpublishes and ends.
+    let stopped = OneShotEvent()
+    private let eventLoopGroup: any EventLoopGroup
+    private let sslContext: NIOSSLContext?
+    private let connectTimeout: Duration
+    private let maxBehind: Duration
+    private let backoff: Backoff
+    private let logger: Logger
+    private let metrics: RelayMetrics.Target
+    private let seed: @Sendable () -> [RelayMessage]
+    private let statistics = Mutex(PushTargetStatistics())
+    /// Set when the queue asked to drop the connection because the target stayed behind.
+    private let fellBehind = Mutex(false)
 
     init(
         configuration: PushTargetConfiguration,
         relay: RelayConfiguration,
         sslContext: NIOSSLContext?,
         eventLoopGroup: any EventLoopGroup,
-        logger: Logger
+        metrics: RelayMetrics.Target,
+        logger: Logger,
+        seed: @escaping @Sendable () -> [RelayMessage]
     ) {
         self.configuration = configuration
-        self.queue = TargetQueue(maxBytes: relay.targetQueueBytes)
+        self.queue = TargetQueue(
+            limits: .init(
+                maxBytes: relay.targetQueueBytes,
+                maxDuration: relay.targetQueueDuration,
+                maxBehind: relay.targetMaxBehind
+            )
+        )
         self.eventLoopGroup = eventLoopGroup
         self.sslContext = sslContext
         self.connectTimeout = relay.targetConnectTimeout
+        self.maxBehind = relay.targetMaxBehind
         self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum)
+        self.metrics = metrics
+        self.seed = seed
         var logger = logger
         logger[metadataKey: "relay.target.name"] = "\(configuration.name)"
         logger[metadataKey: "relay.target.url"] = "\(configuration.url)"
         self.logger = logger
-        self.state = Mutex((.connecting(attempt: 1), nil))
     }
 
-    /// Pushes until the publisher ends (and the queue is drained) or the task is cancelled.
+    /// Ends the target: it sends what it holds and unpublishes (for at most the drain timeout), or stops retrying.
+    func stop() {
+        self.queue.finish()
+        self.stopped.signal()
+    }
+
+    var snapshot: PushTargetStatistics { self.statistics.withLock { $0 } }
+
+    /// Pushes until the publisher ends (and the queue is drained), the target is stopped, or the task is cancelled.
     func run() async {
         var backoff = self.backoff
         var attempt = 0
-        // After a failure, a publisher that ended meanwhile ends the retries.
+        // After a failure, a publisher that ended (or a stop) meanwhile ends the retries.
         while !Task.isCancelled, attempt == 0 || !self.queue.isFinished {
             attempt += 1
+            self.fellBehind.withLock { $0 = false }
             if attempt > 1 {
-                // A new connection starts at the next keyframe with the stream's headers.
-                self.queue.restart()
+                // A new connection starts at the latest keyframe, with the stream's headers.
+                self.queue.restart(seed: self.seed(), disconnect: nil)
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now
@@ -87,18 +128,26 @@ final class PushTarget: Sendable {
             } catch is CancellationError {
                 break
             } catch {
-                let reason = Self.describe(error)
-                self.state.withLock { $0.lastError = reason }
+                var reason = Self.describe(error)
+                if self.fellBehind.withLock({ $0 }) {
+                    reason = "the target stayed behind for more than \(self.maxBehind) (too slow for the stream)"
+                }
+                self.statistics.withLock { $0.lastError = reason }
                 if self.queue.isFinished || Task.isCancelled {
                     self.logger.warning("Target failed as the stream ended", metadata: ["error": "\(reason)"])
                     break
                 }
                 // A connection that pushed for a while was healthy: start the backoff over.
-                if case .pushing = self.currentState, ContinuousClock.now - started > .seconds(5) {
+                if case .pushing = self.snapshot.state, ContinuousClock.now - started > .seconds(5) {
                     backoff.reset()
                 }
                 let delay = backoff.nextDelay()
-                self.setState(.backingOff(attempt: backoff.attempts, delay: delay))
+                self.metrics.reconnects.increment()
+                self.statistics.withLock {
+                    $0.state = .backingOff(attempt: backoff.attempts, delay: delay)
+                    $0.nextRetry = .now + delay
+                    $0.liveSince = nil
+                }
                 self.logger.warning(
                     "Target failed; reconnecting",
                     metadata: [
@@ -107,9 +156,7 @@ final class PushTarget: Sendable {
                         "relay.target.retry_in": "\(delay)",
                     ]
                 )
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
+                if await self.stopped.wait(timeout: delay) || Task.isCancelled {
                     break
                 }
             }
@@ -117,16 +164,31 @@ final class PushTarget: Sendable {
         self.setState(.stopped)
     }
 
-    var currentState: PushTargetState { self.state.withLock { $0.state } }
-
     private func setState(_ state: PushTargetState) {
-        self.state.withLock { $0.state = state }
+        self.statistics.withLock {
+            $0.state = state
+            if case .pushing = state {
+                $0.nextRetry = nil
+                $0.liveSince = .now
+                $0.connections += 1
+            } else if case .stopped = state {
+                $0.nextRetry = nil
+                $0.liveSince = nil
+            }
+        }
     }
 
     /// One connection: connect, handshake, publish, then send until the queue ends. Throws why it stopped.
     private func pushOnce() async throws {
         let url = self.configuration.url
         let channel = try await self.connect(url)
+        // When the target stays behind too long, the queue closes this connection.
+        let closing = channel.channel
+        self.queue.setDisconnect { [self] in
+            self.fellBehind.withLock { $0 = true }
+            closing.close(promise: nil)
+        }
+        defer { self.queue.setDisconnect(nil) }
         // Connecting, the handshake and the publish must finish in time; the channel is closed if they do not.
         let timedOut = NIOLockedValueBox(false)
         let setupTimeout = channel.channel.eventLoop.scheduleTask(in: TimeAmount(self.connectTimeout)) {
@@ -224,6 +286,12 @@ final class PushTarget: Sendable {
             default: message.chunkStreamID = RTMPChunkStreamID.data
             }
             try await outbound.write(message)
+            let size = message.payload.readableBytes
+            self.metrics.sentBytes.increment(by: Int64(size))
+            self.statistics.withLock {
+                $0.bytesSent += UInt64(size)
+                $0.messagesSent += 1
+            }
         }
         return self.queue.isFinished
     }

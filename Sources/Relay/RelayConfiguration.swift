@@ -21,9 +21,9 @@ public struct RelayConfigurationError: Error, Hashable, Sendable, CustomStringCo
     public var description: String { self.message }
 }
 
-/// One place the relay pushes the stream to.
-public struct PushTargetConfiguration: Sendable {
-    /// A name for logs, status and metrics (`youtube`), never the URL's key.
+/// One place the relay pushes a stream to.
+public struct PushTargetConfiguration: Hashable, Sendable {
+    /// A name for logs, stats and metrics (`youtube`), never the URL's key.
     public var name: String
     public var url: RTMPURL
     /// The stream key; when nil, the stream name in the URL is used.
@@ -46,20 +46,99 @@ public struct PushTargetConfiguration: Sendable {
     }
 }
 
-/// Everything `liverelay relay` needs to run.
+/// How a publisher proves it may publish a stream.
+public enum StreamAuthorization: Hashable, Sendable {
+    /// The stream name must be this key (compared in constant time).
+    case key(Secret)
+    /// A webhook decides: the relay POSTs the app, stream name, query and client address as JSON and admits the
+    /// publisher on a 2xx answer only. Unreachable, slow or any other answer means refused.
+    case webhook(url: String, timeout: Duration)
+}
+
+/// Checks on the incoming stream that raise a warning when broken (in the log, the stats and the metrics).
+public struct IngestRules: Hashable, Sendable {
+    /// The longest keyframe interval allowed; AWS IVS requires 2 s, YouTube recommends 2 s and allows 4 s.
+    public var maxKeyframeInterval: Duration?
+
+    public init(maxKeyframeInterval: Duration? = nil) {
+        self.maxKeyframeInterval = maxKeyframeInterval
+    }
+}
+
+/// One stream the relay serves: its application and authorization on the way in, and its targets on the way out.
+public struct StreamConfiguration: Hashable, Sendable {
+    /// A name for logs, stats and metrics: the LiveStream's name. Never the key.
+    public var name: String
+    /// The application publishers connect to: `rtmp://HOST:PORT/<app>/<key>`.
+    public var app: String
+    public var authorization: StreamAuthorization
+    public var targets: [PushTargetConfiguration]
+    public var rules: IngestRules
+
+    public init(
+        name: String,
+        app: String = "live",
+        authorization: StreamAuthorization,
+        targets: [PushTargetConfiguration] = [],
+        rules: IngestRules = IngestRules()
+    ) {
+        self.name = name
+        self.app = app
+        self.authorization = authorization
+        self.targets = targets
+        self.rules = rules
+    }
+
+    func validate() throws(RelayConfigurationError) {
+        guard RelayConfiguration.isValidName(self.name) else {
+            throw .invalid("stream name '\(self.name)' must be 1 to 63 letters, digits, '-' or '_'")
+        }
+        guard !self.app.isEmpty, !self.app.contains("/") else {
+            throw .invalid("stream '\(self.name)': app '\(self.app)' must be one non-empty path segment")
+        }
+        switch self.authorization {
+        case .key(let key):
+            guard !key.isEmpty else {
+                throw .invalid("stream '\(self.name)': the ingest stream key is empty")
+            }
+        case .webhook(let url, _):
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw .invalid("stream '\(self.name)': the webhook URL must start with http:// or https://")
+            }
+        }
+        var names = Set<String>()
+        for target in self.targets {
+            guard RelayConfiguration.isValidName(target.name) else {
+                throw .invalid("target name '\(target.name)' must be 1 to 63 letters, digits, '-' or '_'")
+            }
+            guard names.insert(target.name).inserted else {
+                throw .invalid("stream '\(self.name)': target name '\(target.name)' is used twice")
+            }
+            guard target.streamName != nil else {
+                throw .invalid(
+                    "stream '\(self.name)': target '\(target.name)' has neither a stream key nor a stream name in its URL"
+                )
+            }
+        }
+    }
+}
+
+/// Everything `liverelay relay` needs to run: where to listen, the streams, and the limits.
 public struct RelayConfiguration: Sendable {
     public var host: String
     public var port: Int
-    /// The application publishers connect to: `rtmp://HOST:PORT/<app>/<key>`.
-    public var app: String
-    /// The key a publisher must use as its stream name.
-    public var streamKey: Secret
-    public var targets: [PushTargetConfiguration]
+    public var streams: [StreamConfiguration]
     /// PEM file of extra certificate authorities to trust for `rtmps://` targets, besides the system store.
     public var caFile: String?
     public var chunkLimits: RTMPChunkLimits = .default
-    /// Bytes a target may fall behind before the relay drops its queue and restarts it at the next keyframe.
+    /// Bytes a target may fall behind before the relay drops its video up to the next keyframe.
     public var targetQueueBytes: Int = 16 << 20
+    /// Media time a target may fall behind before the relay drops its video up to the next keyframe.
+    public var targetQueueDuration: Duration = .seconds(10)
+    /// How long a target may stay behind (dropping) before it is disconnected and restarted.
+    public var targetMaxBehind: Duration = .seconds(20)
+    /// Bytes of the current GOP kept for targets that join or rejoin, so they start at once.
+    public var gopCacheBytes: Int = 16 << 20
     public var reconnectInitial: Duration = .milliseconds(500)
     public var reconnectMaximum: Duration = .seconds(30)
     /// Longest a target may take to connect, handshake and accept the publish.
@@ -67,10 +146,24 @@ public struct RelayConfiguration: Sendable {
     /// Longest the relay waits, after a publisher ends, for targets to send what they hold.
     public var drainTimeout: Duration = .seconds(5)
     /// Most RTMP connections (publishers and would-be publishers) at once.
-    public var maxConnections: Int = 64
+    public var maxConnections: Int = 256
     /// Longest a connection may take from TCP accept to an accepted or refused `publish`.
     public var sessionSetupTimeout: Duration = .seconds(15)
+    /// A publisher that sends nothing for this long is dropped.
+    public var publisherIdleTimeout: Duration = .seconds(10)
+    /// Whether a new publisher with a valid key takes over a stream that already has one (an encoder that
+    /// reconnects before the relay noticed its old connection died). When false, it is refused.
+    public var publisherTakeover = true
+    /// After SIGTERM, how long a live publisher may go on before the relay ends the stream itself.
+    public var shutdownGrace: Duration = .seconds(30)
 
+    public init(host: String = "0.0.0.0", port: Int = 1935, streams: [StreamConfiguration]) {
+        self.host = host
+        self.port = port
+        self.streams = streams
+    }
+
+    /// One stream named `default`, as `liverelay relay` runs it from flags.
     public init(
         host: String = "0.0.0.0",
         port: Int = 1935,
@@ -78,40 +171,48 @@ public struct RelayConfiguration: Sendable {
         streamKey: Secret,
         targets: [PushTargetConfiguration] = []
     ) {
-        self.host = host
-        self.port = port
-        self.app = app
-        self.streamKey = streamKey
-        self.targets = targets
+        self.init(
+            host: host,
+            port: port,
+            streams: [StreamConfiguration(name: "default", app: app, authorization: .key(streamKey), targets: targets)]
+        )
     }
 
-    /// Checks what a parser cannot: non-empty key, unique target names, a stream name for every target.
+    /// Checks what a parser cannot: names, keys, unique targets, and that no two streams share an app and key.
     public func validate() throws(RelayConfigurationError) {
-        guard !self.app.isEmpty, !self.app.contains("/") else {
-            throw .invalid("app '\(self.app)' must be one non-empty path segment")
-        }
-        guard !self.streamKey.isEmpty else {
-            throw .invalid("the ingest stream key is empty")
-        }
         guard (0...65535).contains(self.port) else {
             throw .invalid("port \(self.port) is not a port number")
         }
+        guard !self.streams.isEmpty else {
+            throw .invalid("no stream is configured")
+        }
         var names = Set<String>()
-        for target in self.targets {
-            guard Self.isValidName(target.name) else {
-                throw .invalid("target name '\(target.name)' must be 1 to 63 letters, digits or '-'")
+        for stream in self.streams {
+            try stream.validate()
+            guard names.insert(stream.name).inserted else {
+                throw .invalid("stream name '\(stream.name)' is used twice")
             }
-            guard names.insert(target.name).inserted else {
-                throw .invalid("target name '\(target.name)' is used twice")
-            }
-            guard target.streamName != nil else {
-                throw .invalid("target '\(target.name)' has neither a stream key nor a stream name in its URL")
+        }
+        // Two streams on one app need different keys, or a publisher could not be told apart.
+        for (index, stream) in self.streams.enumerated() {
+            for other in self.streams[(index + 1)...] where other.app == stream.app {
+                switch (stream.authorization, other.authorization) {
+                case (.key(let a), .key(let b)) where a.matches(b.revealed):
+                    throw .invalid("streams '\(stream.name)' and '\(other.name)' share app '\(stream.app)' and key")
+                case (.webhook, _), (_, .webhook):
+                    throw .invalid(
+                        "stream '\(stream.name)' or '\(other.name)' uses a webhook on app '\(stream.app)', "
+                            + "which another stream shares: give a webhook stream its own app"
+                    )
+                default:
+                    continue
+                }
             }
         }
     }
 
     static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 63
+        !name.isEmpty && name.utf8.count <= 63
             && name.utf8.allSatisfy {
                 $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0)
                     || (97...122).contains($0)
@@ -119,14 +220,22 @@ public struct RelayConfiguration: Sendable {
     }
 }
 
-// MARK: - YAML, in the shape of a LiveStream's spec
+// MARK: - YAML: LiveStreams and Secrets, as applied to a cluster
 
-/// The part of a `LiveStream` spec that the relay reads. Secret references resolve to files under a directory
-/// laid out as Kubernetes mounts Secrets (`<dir>/<secret name>/<key>`), so the same spec runs in a pod and locally.
-struct LiveStreamSpecDocument: Decodable {
+/// The part of a `LiveStream` that the relay reads. Secret references resolve to `Secret` documents in the same
+/// file first, then to files under a directory laid out as Kubernetes mounts Secrets (`<dir>/<secret>/<key>`), so
+/// the same YAML runs in a cluster, in a pod and on a laptop.
+struct LiveStreamDocument: Decodable {
+    struct Metadata: Decodable {
+        var name: String?
+    }
     struct SecretKeyRef: Decodable {
         var name: String
         var key: String
+    }
+    struct Webhook: Decodable {
+        var url: String
+        var timeoutSeconds: Double?
     }
     struct Ingest: Decodable {
         var app: String?
@@ -134,6 +243,7 @@ struct LiveStreamSpecDocument: Decodable {
         var streamKeySecretRef: SecretKeyRef?
         /// Extension for running without Secrets: a file that holds the key.
         var streamKeyFile: String?
+        var webhook: Webhook?
     }
     struct Target: Decodable {
         var name: String
@@ -142,12 +252,162 @@ struct LiveStreamSpecDocument: Decodable {
         var streamKeyFile: String?
         var enabled: Bool?
     }
-    var ingest: Ingest?
-    var targets: [Target]?
+    struct Rules: Decodable {
+        var maxKeyframeIntervalSeconds: Double?
+    }
+    struct Spec: Decodable {
+        var ingest: Ingest?
+        var targets: [Target]?
+        var rules: Rules?
+    }
+    var kind: String?
+    var metadata: Metadata?
+    var spec: Spec?
+}
+
+/// A Kubernetes Secret document: `stringData` as text, `data` as base64.
+struct SecretDocument: Decodable {
+    struct Metadata: Decodable { var name: String }
+    var kind: String
+    var metadata: Metadata
+    var data: [String: String]?
+    var stringData: [String: String]?
+
+    func value(_ key: String) throws(RelayConfigurationError) -> Secret? {
+        if let text = self.stringData?[key] {
+            return Secret(text.trimmingCharacters(in: .newlines))
+        }
+        if let encoded = self.data?[key] {
+            guard let decoded = Data(base64Encoded: encoded), let text = String(data: decoded, encoding: .utf8) else {
+                throw .invalid("Secret \(self.metadata.name), key \(key): data is not base64-encoded UTF-8")
+            }
+            return Secret(text.trimmingCharacters(in: .newlines))
+        }
+        return nil
+    }
 }
 
 extension RelayConfiguration {
-    /// Reads a YAML file holding a LiveStream `spec` (or a whole LiveStream, whose `spec` is used).
+    /// Reads the streams from YAML: one or many `LiveStream` documents (or one bare `spec`), and the `Secret`
+    /// documents they reference, separated by `---`.
+    public static func streams(
+        yaml text: String,
+        source: String,
+        secretsDirectory: String
+    ) throws(RelayConfigurationError) -> [StreamConfiguration] {
+        let documents: [Yams.Node]
+        do {
+            documents = try Array(Yams.compose_all(yaml: text))
+        } catch {
+            throw .invalid("\(source) is not valid YAML: \(error)")
+        }
+        var secrets: [String: SecretDocument] = [:]
+        var liveStreams: [(index: Int, document: LiveStreamDocument)] = []
+        for (index, node) in documents.enumerated() {
+            let kind = node["kind"]?.string
+            do {
+                switch kind {
+                case "Secret":
+                    let secret = try YAMLDecoder().decode(SecretDocument.self, from: node)
+                    secrets[secret.metadata.name] = secret
+                case "LiveStream":
+                    liveStreams.append((index, try YAMLDecoder().decode(LiveStreamDocument.self, from: node)))
+                case nil:
+                    // A bare spec, as `liverelay relay --config` took it first.
+                    let spec = try YAMLDecoder().decode(LiveStreamDocument.Spec.self, from: node)
+                    liveStreams.append((index, LiveStreamDocument(kind: nil, metadata: nil, spec: spec)))
+                default:
+                    continue
+                }
+            } catch {
+                throw .invalid("\(source), document \(index + 1) (\(kind ?? "spec")): \(Self.describe(error))")
+            }
+        }
+        guard !liveStreams.isEmpty else {
+            throw .invalid("\(source) holds no LiveStream")
+        }
+
+        func resolve(
+            _ ref: LiveStreamDocument.SecretKeyRef?,
+            file: String?,
+            what: String
+        ) throws(RelayConfigurationError) -> Secret? {
+            if let file {
+                return try readSecretFile(file, what: what)
+            }
+            guard let ref else {
+                return nil
+            }
+            if let secret = secrets[ref.name] {
+                guard let value = try secret.value(ref.key) else {
+                    throw .invalid("the \(what): Secret \(ref.name) in \(source) has no key \(ref.key)")
+                }
+                return value
+            }
+            let path = URL(fileURLWithPath: secretsDirectory).appendingPathComponent(ref.name)
+                .appendingPathComponent(ref.key).path
+            return try readSecretFile(path, what: "\(what) (Secret \(ref.name), key \(ref.key))")
+        }
+
+        var streams: [StreamConfiguration] = []
+        for (index, document) in liveStreams {
+            let name = document.metadata?.name ?? (liveStreams.count == 1 ? "default" : "stream-\(index + 1)")
+            let spec = document.spec
+            let authorization: StreamAuthorization
+            if let webhook = spec?.ingest?.webhook {
+                authorization = .webhook(
+                    url: webhook.url,
+                    timeout: .milliseconds(Int64((webhook.timeoutSeconds ?? 3) * 1000))
+                )
+            } else if let key = try resolve(
+                spec?.ingest?.streamKeySecretRef,
+                file: spec?.ingest?.streamKeyFile,
+                what: "ingest stream key of stream '\(name)'"
+            ) {
+                authorization = .key(key)
+            } else {
+                throw .invalid(
+                    "stream '\(name)' in \(source) has no ingest.streamKeySecretRef, ingest.streamKeyFile or ingest.webhook"
+                )
+            }
+            var targets: [PushTargetConfiguration] = []
+            for target in spec?.targets ?? [] {
+                let url: RTMPURL
+                do {
+                    url = try RTMPURL(parsing: target.url)
+                } catch {
+                    throw .invalid("stream '\(name)', target '\(target.name)': \(error)")
+                }
+                targets.append(
+                    PushTargetConfiguration(
+                        name: target.name,
+                        url: url,
+                        streamKey: try resolve(
+                            target.streamKeySecretRef,
+                            file: target.streamKeyFile,
+                            what: "stream key of target '\(target.name)' of stream '\(name)'"
+                        ),
+                        enabled: target.enabled ?? true
+                    )
+                )
+            }
+            let rules = IngestRules(
+                maxKeyframeInterval: spec?.rules?.maxKeyframeIntervalSeconds.map { .milliseconds(Int64($0 * 1000)) }
+            )
+            streams.append(
+                StreamConfiguration(
+                    name: name,
+                    app: spec?.ingest?.app ?? "live",
+                    authorization: authorization,
+                    targets: targets,
+                    rules: rules
+                )
+            )
+        }
+        return streams
+    }
+
+    /// Reads a YAML file of LiveStreams (see ``streams(yaml:source:secretsDirectory:)``) into a configuration.
     public static func load(
         yamlFile path: String,
         secretsDirectory: String,
@@ -159,71 +419,27 @@ extension RelayConfiguration {
         } catch {
             throw RelayConfigurationError.invalid("cannot read config file \(path): \(error.localizedDescription)")
         }
-        let spec: LiveStreamSpecDocument
-        do {
-            struct Wrapped: Decodable { var spec: LiveStreamSpecDocument? }
-            let decoder = YAMLDecoder()
-            if let wrapped = try? decoder.decode(Wrapped.self, from: text), let inner = wrapped.spec {
-                spec = inner
-            } else {
-                spec = try decoder.decode(LiveStreamSpecDocument.self, from: text)
-            }
-        } catch {
-            throw RelayConfigurationError.invalid("config file \(path) is not a LiveStream spec: \(error)")
-        }
-        func resolve(_ ref: LiveStreamSpecDocument.SecretKeyRef?, file: String?, what: String) throws -> Secret? {
-            if let file {
-                return try readSecretFile(file, what: what)
-            }
-            guard let ref else {
-                return nil
-            }
-            let path = URL(fileURLWithPath: secretsDirectory).appendingPathComponent(ref.name).appendingPathComponent(
-                ref.key
-            ).path
-            return try readSecretFile(path, what: "\(what) (Secret \(ref.name), key \(ref.key))")
-        }
-        guard
-            let key = try resolve(
-                spec.ingest?.streamKeySecretRef,
-                file: spec.ingest?.streamKeyFile,
-                what: "ingest stream key"
-            )
-        else {
-            throw RelayConfigurationError.invalid(
-                "config file \(path) has no ingest.streamKeySecretRef or ingest.streamKeyFile"
-            )
-        }
-        var configuration = RelayConfiguration(streamKey: key)
-        if let app = spec.ingest?.app { configuration.app = app }
-        if let port = spec.ingest?.port, port != 0 { configuration.port = port }
-        for target in spec.targets ?? [] {
-            let url: RTMPURL
-            do {
-                url = try RTMPURL(parsing: target.url)
-            } catch {
-                throw RelayConfigurationError.invalid("target '\(target.name)': \(error)")
-            }
-            configuration.targets.append(
-                PushTargetConfiguration(
-                    name: target.name,
-                    url: url,
-                    streamKey: try resolve(
-                        target.streamKeySecretRef,
-                        file: target.streamKeyFile,
-                        what: "stream key of target '\(target.name)'"
-                    ),
-                    enabled: target.enabled ?? true
-                )
-            )
-        }
+        var configuration = RelayConfiguration(
+            streams: try Self.streams(yaml: text, source: path, secretsDirectory: secretsDirectory)
+        )
         try apply(&configuration)
         try configuration.validate()
         return configuration
     }
+
+    private static func describe(_ error: any Error) -> String {
+        if case DecodingError.keyNotFound(let key, let context) = error {
+            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            return "missing field \(path)"
+        }
+        if case DecodingError.typeMismatch(_, let context) = error {
+            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        }
+        return "\(error)"
+    }
 }
 
-/// Reads a secret from a file, trimming one trailing newline (as `echo key > file` writes it).
+/// Reads a secret from a file, trimming whitespace and newlines around it (as `echo key > file` writes it).
 public func readSecretFile(_ path: String, what: String) throws(RelayConfigurationError) -> Secret {
     let text: String
     do {

@@ -9,35 +9,53 @@
 //
 //===----------------------------------------------------------------------===//
 
+import AsyncHTTPClient
+public import CoreMetrics
+import Foundation
 public import Logging
 public import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import RTMP
 public import ServiceLifecycle
 import Synchronization
 
-/// The relay: an RTMP server for one stream's publisher, which re-streams what it receives to every target.
+/// The relay: an RTMP server for one or many streams, each with one publisher at a time, re-streamed to every
+/// target of that stream.
 ///
-/// It accepts one publisher at a time on the configured application with the configured stream key; a wrong key is
-/// refused with `NetStream.Publish.BadName` before anything reaches a target. Each accepted publish gets its own
-/// fan-out to the targets, which connect when the publish starts and unpublish when it ends.
+/// A publisher connects to a stream's application and is authorized by the stream's key (constant-time) or by its
+/// webhook; a refusal is `NetStream.Publish.BadName` before anything reaches a target. Each accepted publish gets its
+/// own fan-out to the targets, which connect when the publish starts and unpublish when it ends. Streams are
+/// isolated: a stream's failures, limits and targets are its own.
 ///
-/// Run it in a `ServiceGroup`: graceful shutdown stops accepting connections and lets a live publisher finish.
+/// Run it in a `ServiceGroup`. Graceful shutdown stops accepting, lets live publishers go on for
+/// ``RelayConfiguration/shutdownGrace``, then ends their streams so every target gets a clean unpublish.
 public final class RelayServer: Service, Sendable {
     private let configuration: RelayConfiguration
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let onServerRunning: @Sendable (SocketAddress) async -> Void
     private let sslContext: NIOSSLContext?
-    private let publisher = Mutex<UInt64?>(nil)
-    private let connections = Mutex<Int>(0)
+    private let metrics: RelayMetrics
+    private let hubs: Mutex<[StreamHub]>
     private let connectionIDs = Atomic<UInt64>(0)
 
-    /// - Parameter onServerRunning: called with the bound address once the server listens (tests bind port 0).
+    private struct Connections {
+        var channels: [UInt64: any Channel] = [:]
+        var listening = false
+        var draining = false
+    }
+    private let connections = Mutex(Connections())
+    private let drained = OneShotEvent()
+
+    /// - Parameters:
+    ///   - metricsFactory: where metrics go; the global `MetricsSystem.factory` by default.
+    ///   - onServerRunning: called with the bound address once the server listens (tests bind port 0).
     public init(
         configuration: RelayConfiguration,
         eventLoopGroup: (any EventLoopGroup)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil,
         logger: Logger,
         onServerRunning: @escaping @Sendable (SocketAddress) async -> Void = { _ in }
     ) throws {
@@ -46,29 +64,34 @@ public final class RelayServer: Service, Sendable {
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         self.logger = logger
         self.onServerRunning = onServerRunning
-        if configuration.targets.contains(where: \.url.useTLS) || configuration.caFile != nil {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            if let caFile = configuration.caFile {
-                tls.additionalTrustRoots = [.file(caFile)]
-            }
-            do {
-                self.sslContext = try NIOSSLContext(configuration: tls)
-            } catch {
-                throw RelayConfigurationError.invalid("cannot set up TLS for rtmps:// targets: \(error)")
-            }
-        } else {
-            self.sslContext = nil
+        let metrics = RelayMetrics(factory: metricsFactory ?? MetricsSystem.factory)
+        self.metrics = metrics
+        self.hubs = Mutex(configuration.streams.map { StreamHub(configuration: $0, metrics: metrics) })
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = configuration.caFile {
+            tls.additionalTrustRoots = [.file(caFile)]
+        }
+        do {
+            self.sslContext = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw RelayConfigurationError.invalid("cannot set up TLS for rtmps:// targets: \(error)")
         }
     }
 
+    // MARK: Serving
+
     public func run() async throws {
         let limits = self.configuration.chunkLimits
+        let idle = TimeAmount(self.configuration.publisherIdleTimeout)
         let server = try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: self.configuration.host, port: self.configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into
+                    // an error with the reason).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .server, limits: limits))
                     return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
                 }
@@ -80,53 +103,99 @@ public final class RelayServer: Service, Sendable {
             "Relay listening",
             metadata: [
                 "rtmp.listen": "\(address)",
-                "rtmp.app": "\(self.configuration.app)",
-                "relay.targets": "\(self.configuration.targets.map(\.name).joined(separator: ","))",
+                "relay.streams": "\(self.configuration.streams.map(\.name).joined(separator: ","))",
             ]
         )
+        self.connections.withLock { $0.listening = true }
         await self.onServerRunning(address)
 
-        try await withGracefulShutdownHandler {
-            try await server.executeThenClose { inbound in
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in inbound {
-                        let admitted = self.connections.withLock { count in
-                            guard count < self.configuration.maxConnections else {
-                                return false
-                            }
-                            count += 1
-                            return true
-                        }
-                        guard admitted else {
-                            self.logger.notice(
-                                "Connection refused: too many connections",
-                                metadata: [
-                                    "rtmp.remote": "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")",
-                                    "relay.max_connections": "\(self.configuration.maxConnections)",
-                                ]
-                            )
-                            connection.channel.close(promise: nil)
-                            continue
-                        }
-                        group.addTask {
-                            defer { self.connections.withLock { $0 -= 1 } }
-                            await self.handle(connection)
-                        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                // After SIGTERM: live publishers have the grace period, then their streams are ended.
+                try? await gracefulShutdown()
+                guard !Task.isCancelled else {
+                    return
+                }
+                if !(await self.drained.wait(timeout: self.configuration.shutdownGrace)) {
+                    let open = self.connections.withLock { Array($0.channels.values) }
+                    self.logger.notice(
+                        "Shutdown grace period over: ending the remaining streams",
+                        metadata: ["relay.connections": "\(open.count)"]
+                    )
+                    for channel in open {
+                        channel.close(promise: nil)
                     }
                 }
             }
-        } onGracefulShutdown: {
-            self.logger.info("Relay stops accepting connections")
-            server.channel.close(promise: nil)
+            try await withGracefulShutdownHandler {
+                try await server.executeThenClose { inbound in
+                    try await withThrowingDiscardingTaskGroup { connections in
+                        for try await connection in inbound {
+                            guard let id = self.admit(connection.channel) else {
+                                connection.channel.close(promise: nil)
+                                continue
+                            }
+                            connections.addTask {
+                                defer { self.dismiss(id) }
+                                await self.handle(connection, id: id)
+                            }
+                        }
+                    }
+                }
+            } onGracefulShutdown: {
+                self.logger.info("Relay stops accepting connections")
+                let empty = self.connections.withLock { state in
+                    state.draining = true
+                    state.listening = false
+                    return state.channels.isEmpty
+                }
+                if empty {
+                    self.drained.signal()
+                }
+                server.channel.close(promise: nil)
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func admit(_ channel: any Channel) -> UInt64? {
+        let id = self.connectionIDs.add(1, ordering: .relaxed).newValue
+        let admitted = self.connections.withLock { state in
+            guard state.channels.count < self.configuration.maxConnections, !state.draining else {
+                return false
+            }
+            state.channels[id] = channel
+            return true
+        }
+        guard admitted else {
+            self.logger.notice(
+                "Connection refused: too many connections",
+                metadata: [
+                    "rtmp.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "relay.max_connections": "\(self.configuration.maxConnections)",
+                ]
+            )
+            return nil
+        }
+        return id
+    }
+
+    private func dismiss(_ id: UInt64) {
+        let drained = self.connections.withLock { state in
+            state.channels[id] = nil
+            return state.draining && state.channels.isEmpty
+        }
+        if drained {
+            self.drained.signal()
         }
     }
 
     /// Serves one RTMP connection until it closes. Errors are logged here and end only this connection.
-    private func handle(_ connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>) async {
-        let id = self.connectionIDs.add(1, ordering: .relaxed).newValue
+    private func handle(_ connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>, id: UInt64) async {
         var logger = self.logger
+        let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
         logger[metadataKey: "rtmp.connection.id"] = "\(id)"
-        logger[metadataKey: "rtmp.remote"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+        logger[metadataKey: "rtmp.remote"] = "\(remote)"
         logger.debug("Connection accepted")
 
         // The client has this long to get from TCP accept to an accepted publish.
@@ -138,8 +207,9 @@ public final class RelayServer: Service, Sendable {
         }
         defer { setupTimeout.cancel() }
 
-        var session = RTMPServerSessionStateMachine(configuration: .init(applications: [self.configuration.app]))
-        var fanOut: FanOut?
+        let applications = Set(self.hubs.withLock { $0.map(\.configuration.app) })
+        var session = RTMPServerSessionStateMachine(configuration: .init(applications: applications))
+        var live: (hub: StreamHub, fanOut: FanOut)?
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -149,19 +219,19 @@ public final class RelayServer: Service, Sendable {
                             inbound: inbound,
                             outbound: outbound,
                             session: &session,
-                            fanOut: &fanOut,
-                            connectionID: id,
+                            live: &live,
+                            connection: (id, channel, remote),
                             setupTimeout: setupTimeout,
                             group: &group,
-                            logger: logger
+                            logger: &logger
                         )
                     } catch {
                         failure = error
                     }
                     // Whatever ended the publish, the targets send what they hold and unpublish, for at most the
                     // drain timeout; a target still backing off is stopped.
-                    if let fanOut {
-                        fanOut.finish()
+                    if let live {
+                        live.fanOut.finish()
                         let drainTimeout = self.configuration.drainTimeout
                         group.addTask { try? await Task.sleep(for: drainTimeout) }
                         _ = try? await group.next()
@@ -173,25 +243,25 @@ public final class RelayServer: Service, Sendable {
                 }
             }
         } catch {
-            logger.notice("Connection failed", metadata: ["error": "\(PushTarget.describe(error))"])
+            logger.notice("Connection closed", metadata: ["error": "\(PushTarget.describe(error))"])
         }
-        if fanOut != nil {
-            self.releasePublisher(id)
+        if let live {
+            live.hub.release(id)
             logger.info("Publisher disconnected")
         }
     }
 
-    /// The publisher's read loop: commands answered, the key checked, media handed to the fan-out.
+    /// The publisher's read loop: commands answered, the publisher authorized, media handed to the fan-out.
     /// Returns when the connection should close.
     private func serve(
         inbound: NIOAsyncChannelInboundStream<RTMPMessage>,
         outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>,
         session: inout RTMPServerSessionStateMachine,
-        fanOut: inout FanOut?,
-        connectionID id: UInt64,
+        live: inout (hub: StreamHub, fanOut: FanOut)?,
+        connection: (id: UInt64, channel: any Channel, remote: String),
         setupTimeout: Scheduled<Void>,
         group: inout ThrowingTaskGroup<Void, any Error>,
-        logger: Logger
+        logger: inout Logger
     ) async throws {
         for try await message in inbound {
             switch session.received(message) {
@@ -200,14 +270,37 @@ public final class RelayServer: Service, Sendable {
             case .send(let messages):
                 try await outbound.write(contentsOf: messages)
             case .media(let message):
-                fanOut?.publish(message)
+                live?.fanOut.publish(message)
             case .authorize(let request):
-                guard self.configuration.streamKey.matches(request.streamName) else {
-                    logger.notice("Publish refused: wrong stream key", metadata: ["rtmp.app": "\(request.app)"])
-                    try await outbound.write(contentsOf: session.publishRefused(description: "Invalid stream key."))
+                let hub: StreamHub
+                switch await self.authorize(request, remote: connection.remote, logger: logger) {
+                case .refused(let description):
+                    try await outbound.write(contentsOf: session.publishRefused(description: description))
                     return
+                case .accepted(let accepted):
+                    hub = accepted
                 }
-                guard self.claimPublisher(id) else {
+                logger[metadataKey: "relay.stream"] = "\(hub.name)"
+                let fanOut = FanOut(
+                    stream: hub.configuration,
+                    relay: self.configuration,
+                    sslContext: self.sslContext,
+                    eventLoopGroup: self.eventLoopGroup,
+                    metrics: hub.metrics,
+                    logger: logger
+                )
+                let publisher = StreamHub.Publisher(
+                    id: connection.id,
+                    channel: connection.channel,
+                    remoteAddress: connection.remote,
+                    since: .now,
+                    fanOut: fanOut,
+                    released: OneShotEvent()
+                )
+                guard
+                    await hub.claim(publisher, takeover: self.configuration.publisherTakeover, logger: logger)
+                        == .claimed
+                else {
                     logger.notice("Publish refused: the stream already has a publisher")
                     try await outbound.write(
                         contentsOf: session.publishRefused(description: "The stream is already being published.")
@@ -215,19 +308,13 @@ public final class RelayServer: Service, Sendable {
                     return
                 }
                 setupTimeout.cancel()
-                let started = FanOut(
-                    configuration: self.configuration,
-                    sslContext: self.sslContext,
-                    eventLoopGroup: self.eventLoopGroup,
-                    logger: logger
-                )
-                fanOut = started
-                group.addTask { await started.run() }
+                live = (hub, fanOut)
+                group.addTask { await fanOut.run() }
                 try await outbound.write(contentsOf: session.publishAccepted())
                 logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
             case .unpublished(let messages):
                 logger.info("Publisher ended the stream")
-                fanOut?.finish()
+                live?.fanOut.finish()
                 try? await outbound.write(contentsOf: messages)
             case .close(let messages, let error):
                 try? await outbound.write(contentsOf: messages)
@@ -237,20 +324,201 @@ public final class RelayServer: Service, Sendable {
         }
     }
 
-    private func claimPublisher(_ id: UInt64) -> Bool {
-        self.publisher.withLock { current in
-            guard current == nil else {
-                return false
+    // MARK: Authorization
+
+    private enum Authorization {
+        case accepted(StreamHub)
+        /// Refused, with the description the encoder shows (never the key).
+        case refused(String)
+    }
+
+    /// Finds the stream a publisher asks for: by app, then by key (each candidate compared in constant time), or by
+    /// the app's webhook.
+    private func authorize(_ request: RTMPPublishRequest, remote: String, logger: Logger) async -> Authorization {
+        let candidates = self.hubs.withLock { $0.filter { $0.configuration.app == request.app } }
+        var matched: StreamHub?
+        for hub in candidates {
+            switch hub.configuration.authorization {
+            case .key(let key):
+                // No early exit: every candidate is compared, so timing says nothing about which one matched.
+                if key.matches(request.streamName) {
+                    matched = hub
+                }
+            case .webhook(let url, let timeout):
+                switch await Self.askWebhook(url: url, timeout: timeout, request: request, remote: remote) {
+                case .success:
+                    return .accepted(hub)
+                case .failure(let reason):
+                    logger.notice(
+                        "Publish refused by the webhook",
+                        metadata: ["relay.stream": "\(hub.name)", "error": "\(reason.message)"]
+                    )
+                    return .refused("Not authorized.")
+                }
             }
-            current = id
-            return true
+        }
+        guard let matched else {
+            logger.notice("Publish refused: wrong stream key", metadata: ["rtmp.app": "\(request.app)"])
+            return .refused("Invalid stream key.")
+        }
+        return .accepted(matched)
+    }
+
+    struct WebhookRefusal: Error {
+        var message: String
+    }
+
+    private static func askWebhook(
+        url: String,
+        timeout: Duration,
+        request: RTMPPublishRequest,
+        remote: String
+    ) async -> Result<Void, WebhookRefusal> {
+        struct Body: Encodable {
+            var app: String
+            var name: String
+            var query: String?
+            var tcUrl: String?
+            var clientAddress: String
+        }
+        var call = HTTPClientRequest(url: url)
+        call.method = .POST
+        call.headers.add(name: "Content-Type", value: "application/json")
+        do {
+            let body = try JSONEncoder().encode(
+                Body(
+                    app: request.app,
+                    name: request.streamName,
+                    query: request.query,
+                    tcUrl: request.tcURL,
+                    clientAddress: remote
+                )
+            )
+            call.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await HTTPClient.shared.execute(call, timeout: TimeAmount(timeout))
+            guard (200..<300).contains(response.status.code) else {
+                return .failure(.init(message: "the webhook answered \(response.status.code)"))
+            }
+            return .success(())
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            return .failure(.init(message: "the webhook did not answer within \(timeout)"))
+        } catch {
+            return .failure(.init(message: "the webhook is unreachable: \(PushTarget.describe(error))"))
         }
     }
 
-    private func releasePublisher(_ id: UInt64) {
-        self.publisher.withLock { current in
-            if current == id {
-                current = nil
+    // MARK: Control and observation
+
+    /// Ready when it listens and is not draining: what `/readyz` answers.
+    public var isReady: Bool { self.connections.withLock { $0.listening && !$0.draining } }
+
+    /// Every stream's status, in configuration order.
+    public var statuses: [StreamStatus] { self.hubs.withLock { $0 }.map(\.status) }
+
+    public func status(stream: String) -> StreamStatus? {
+        self.hubs.withLock { $0.first { $0.name == stream } }?.status
+    }
+
+    public enum ControlError: Error, Equatable {
+        case noSuchStream
+        case noSuchTarget
+    }
+
+    /// Enables or disables one target of a stream, at once if the stream is live.
+    public func setTarget(stream: String, target: String, enabled: Bool) throws(ControlError) {
+        guard let hub = self.hubs.withLock({ $0.first { $0.name == stream } }) else {
+            throw .noSuchStream
+        }
+        guard hub.setTarget(target, enabled: enabled) else {
+            throw .noSuchTarget
+        }
+        self.logger.info(
+            enabled ? "Target enabled" : "Target disabled",
+            metadata: ["relay.stream": "\(stream)", "relay.target.name": "\(target)"]
+        )
+    }
+
+    /// Applies a reloaded configuration's streams: new streams are served, removed ones disconnected, changed ones
+    /// updated in place (a live publish keeps going; only the targets that changed restart).
+    public func reload(streams: [StreamConfiguration]) throws(RelayConfigurationError) {
+        var candidate = self.configuration
+        candidate.streams = streams
+        try candidate.validate()
+        let (removed, changed, added) = self.hubs.withLock {
+            hubs -> ([StreamHub], [(StreamHub, StreamConfiguration)], [String]) in
+            var removed: [StreamHub] = []
+            var changed: [(StreamHub, StreamConfiguration)] = []
+            var added: [String] = []
+            var next: [StreamHub] = []
+            for stream in streams {
+                if let hub = hubs.first(where: { $0.name == stream.name }) {
+                    if hub.configuration.app != stream.app || hub.configuration.authorization != stream.authorization {
+                        // Another app or key is another stream: the current publisher must reconnect.
+                        removed.append(hub)
+                        next.append(StreamHub(configuration: stream, metrics: self.metrics))
+                    } else {
+                        if hub.configuration != stream {
+                            changed.append((hub, stream))
+                        }
+                        next.append(hub)
+                    }
+                } else {
+                    added.append(stream.name)
+                    next.append(StreamHub(configuration: stream, metrics: self.metrics))
+                }
+            }
+            removed += hubs.filter { hub in !streams.contains { $0.name == hub.name } }
+            hubs = next
+            return (removed, changed, added)
+        }
+        for hub in removed {
+            hub.close()
+        }
+        for (hub, stream) in changed {
+            hub.update(stream)
+        }
+        self.logger.info(
+            "Configuration reloaded",
+            metadata: [
+                "relay.streams.added": "\(added.joined(separator: ","))",
+                "relay.streams.changed": "\(changed.map(\.0.name).joined(separator: ","))",
+                "relay.streams.removed_or_replaced": "\(removed.map(\.name).joined(separator: ","))",
+            ]
+        )
+    }
+
+    /// Sets the gauges from the current stats; call before rendering metrics.
+    public func refreshMetrics() {
+        let hubs = self.hubs.withLock { $0 }
+        for hub in hubs {
+            let status = hub.status
+            let stream = [("stream", hub.name)]
+            self.metrics.gauge("liverelay_publisher_connected", stream).record(status.state == "live" ? 1 : 0)
+            if let ingest = status.ingest {
+                self.metrics.gauge("liverelay_ingest_bitrate_bps", stream).record(ingest.bitrate)
+                self.metrics.gauge("liverelay_ingest_frame_rate", stream).record(ingest.frameRate)
+                self.metrics.gauge("liverelay_ingest_keyframe_interval_seconds", stream)
+                    .record(ingest.keyframeIntervalSeconds ?? 0)
+            }
+            self.metrics.gauge("liverelay_ingest_rule_broken", stream + [("rule", "maxKeyframeInterval")])
+                .record(status.warnings.isEmpty ? 0 : 1)
+            let running = hub.publisher?.fanOut.targets ?? []
+            for target in status.targets {
+                let labels = stream + [("target", target.name)]
+                for state in PushTargetState.allNames {
+                    self.metrics.gauge("liverelay_target_state", labels + [("state", state)])
+                        .record(state == target.state ? 1 : 0)
+                }
+                self.metrics.gauge("liverelay_target_queue_bytes", labels).record(target.queuedBytes)
+                if let pushTarget = running.first(where: { $0.configuration.name == target.name }) {
+                    let drops = pushTarget.queue.statistics.droppedMessages
+                    let counter = hub.metrics.target(target.name)
+                    let delta = counter.reportedDrops.withLock { reported in
+                        defer { reported = drops }
+                        return max(0, drops - reported)
+                    }
+                    counter.droppedMessages.increment(by: Int64(delta))
+                }
             }
         }
     }

@@ -14,7 +14,8 @@
 /// Its description is always `***`, so a secret that ends up in a log line, an error or a test's output by mistake
 /// shows nothing. Comparison takes time that depends only on the lengths, not on where the strings differ, so a
 /// publisher cannot guess a key byte by byte from response times.
-public struct Secret: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+/// Equality (for configuration diffs) is not constant-time; authentication uses ``matches(_:)``.
+public struct Secret: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     private let bytes: [UInt8]
 
     public init(_ value: String) {

@@ -13,47 +13,73 @@ import NIOCore
 import RTMP
 import Synchronization
 
-/// What the relay holds for one target, as a value: the messages waiting to be sent, and where the target can
-/// start when it (re)connects.
+/// What the relay holds for one target, as a value: the messages waiting to be sent, and how the target starts
+/// when it (re)connects.
 ///
-/// The stream is only decodable from a keyframe on, after the decoder configuration and metadata. So a target that
-/// restarts (first connect after falling behind, or reconnect) is *gated*: the queue takes nothing until the next
-/// keyframe, and then the latest metadata, video and audio configuration, re-stamped with the keyframe's time, then
-/// the keyframe. A stream without video opens the gate at its first audio frame.
+/// The stream is only decodable from a keyframe on, after the decoder configuration and metadata. A target that
+/// restarts is seeded with the current GOP (headers re-stamped to its keyframe, then the keyframe and what followed)
+/// so it starts at once; with nothing to seed from it is *gated* until the next keyframe (or, without video, the
+/// next audio frame).
 ///
-/// The queue is bounded in bytes. A target that falls that far behind loses what it holds and restarts at the next
-/// keyframe; the publisher and the other targets never wait for it.
+/// The queue is bounded in bytes and in media time. Past either bound the target is *behind*: its queued video
+/// frames are dropped and new ones too, up to the next keyframe, while audio, metadata and sequence headers are
+/// kept, so the target stays decodable and in sync. A target that stays behind longer than `maxBehind` is
+/// disconnected (``EnqueueResult/disconnect``) and restarts. The publisher and the other targets never wait.
 struct TargetQueueStateMachine {
-    enum Gate {
+    enum Gate: Equatable {
         /// Messages pass.
         case open
         /// Nothing passes until a keyframe (or, with no video, an audio frame).
         case awaitingKeyframe
     }
 
+    enum EnqueueResult: Equatable {
+        /// Nothing new for the consumer.
+        case none
+        /// The consumer has something to take.
+        case available
+        /// The target stayed behind too long: close its connection.
+        case disconnect
+    }
+
+    struct Limits {
+        var maxBytes: Int
+        var maxDuration: Duration
+        var maxBehind: Duration
+    }
+
     private(set) var items = CircularBuffer<RTMPMessage>(initialCapacity: 64)
     private(set) var bytes = 0
     private(set) var gate: Gate = .open
+    /// Video frames are dropped until the next keyframe (the target is behind).
+    private(set) var droppingVideo = false
     private(set) var finished = false
-    let maxBytes: Int
+    let limits: Limits
 
     private var metadata: RTMPMessage?
     private var videoHeader: RTMPMessage?
     private var audioHeader: RTMPMessage?
+    /// When the target fell behind, if it is behind now.
+    private(set) var behindSince: ContinuousClock.Instant?
+    private var disconnectRequested = false
 
     /// Messages dropped because the target fell behind or was restarting.
     private(set) var droppedMessages = 0
-    /// Times the queue overflowed.
+    /// Times the target fell behind.
     private(set) var overflows = 0
 
-    init(maxBytes: Int) {
-        self.maxBytes = maxBytes
+    init(limits: Limits) {
+        self.limits = limits
     }
 
-    /// Takes one message from the publisher. Returns whether the queue has something new for the consumer.
-    mutating func enqueue(_ message: RelayMessage) -> Bool {
+    init(maxBytes: Int) {
+        self.init(limits: Limits(maxBytes: maxBytes, maxDuration: .seconds(3600), maxBehind: .seconds(3600)))
+    }
+
+    /// Takes one message from the publisher.
+    mutating func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) -> EnqueueResult {
         guard !self.finished else {
-            return false
+            return .none
         }
         switch message.kind {
         case .metadata: self.metadata = message.message
@@ -62,35 +88,91 @@ struct TargetQueueStateMachine {
         default: break
         }
         switch self.gate {
-        case .open:
-            self.append(message.message)
-            if self.bytes > self.maxBytes {
-                self.overflows += 1
-                self.droppedMessages += self.items.count
-                self.items.removeAll(keepingCapacity: true)
-                self.bytes = 0
-                self.gate = .awaitingKeyframe
-                return false
-            }
-            return true
         case .awaitingKeyframe:
             let startsHere = message.kind == .keyframe || (message.kind == .audioFrame && self.videoHeader == nil)
             guard startsHere else {
-                if message.kind != .metadata && message.kind != .videoHeader && message.kind != .audioHeader {
+                if !message.kind.isHeader {
                     self.droppedMessages += 1
                 }
-                return false
+                return .none
             }
             self.gate = .open
-            let timestamp = message.message.timestamp
-            for header in [self.metadata, self.videoHeader, self.audioHeader] {
-                if var header {
-                    header.timestamp = timestamp
-                    self.append(header)
+            self.appendHeaders(stampedAt: message.message.timestamp)
+            self.append(message.message)
+            return .available
+        case .open:
+            if self.droppingVideo {
+                if message.kind == .keyframe {
+                    self.droppingVideo = false
+                } else if message.kind == .videoFrame {
+                    self.droppedMessages += 1
+                    return self.checkBehind(now: now)
                 }
             }
             self.append(message.message)
+            if self.isOverBound {
+                self.fallBehind(now: now)
+            }
+            // Behind ends when the consumer has emptied the queue (see `pop`), not when dropping made it small:
+            // a target that reads nothing at all must still be disconnected.
+            return self.checkBehind(now: now) == .disconnect ? .disconnect : .available
+        }
+    }
+
+    private var isOverBound: Bool {
+        if self.bytes > self.limits.maxBytes {
             return true
+        }
+        guard let first = self.items.first, let last = self.items.last else {
+            return false
+        }
+        let span = Int64(Int32(bitPattern: last.timestamp &- first.timestamp))
+        return span > 0 && Duration.milliseconds(span) > self.limits.maxDuration
+    }
+
+    /// Drops the queued video frames (keeping audio, metadata and headers) and the coming ones until a keyframe.
+    private mutating func fallBehind(now: ContinuousClock.Instant) {
+        self.overflows += 1
+        self.droppingVideo = true
+        if self.behindSince == nil {
+            self.behindSince = now
+        }
+        var kept = CircularBuffer<RTMPMessage>(initialCapacity: self.items.count)
+        var keptBytes = 0
+        for message in self.items {
+            if message.type == .video, !RelayMessage.isVideoHeader(message) {
+                self.droppedMessages += 1
+            } else {
+                kept.append(message)
+                keptBytes += message.payload.readableBytes
+            }
+        }
+        self.items = kept
+        self.bytes = keptBytes
+        if self.bytes > self.limits.maxBytes {
+            // Even without video it does not fit: start over at the next keyframe.
+            self.droppedMessages += self.items.count
+            self.items.removeAll(keepingCapacity: true)
+            self.bytes = 0
+            self.gate = .awaitingKeyframe
+            self.droppingVideo = false
+        }
+    }
+
+    private mutating func checkBehind(now: ContinuousClock.Instant) -> EnqueueResult {
+        guard let since = self.behindSince, !self.disconnectRequested, now - since > self.limits.maxBehind else {
+            return .none
+        }
+        self.disconnectRequested = true
+        return .disconnect
+    }
+
+    private mutating func appendHeaders(stampedAt timestamp: UInt32) {
+        for header in [self.metadata, self.videoHeader, self.audioHeader] {
+            if var header {
+                header.timestamp = timestamp
+                self.append(header)
+            }
         }
     }
 
@@ -101,23 +183,41 @@ struct TargetQueueStateMachine {
 
     mutating func pop() -> RTMPMessage? {
         guard let message = self.items.popFirst() else {
+            // The consumer asks for more than there is: it has caught up.
+            self.behindSince = nil
             return nil
         }
         self.bytes -= message.payload.readableBytes
+        if self.behindSince != nil, self.items.isEmpty {
+            self.behindSince = nil
+        }
         return message
     }
 
-    /// The target reconnects: forget what it held and start it at the next keyframe.
-    mutating func restart() {
+    /// The target (re)connects: forget what it held and start it from `seed` (the current GOP, beginning with a
+    /// keyframe) or, without one, at the next keyframe.
+    mutating func restart(seed: [RelayMessage] = []) {
         self.droppedMessages += self.items.count
         self.items.removeAll(keepingCapacity: true)
         self.bytes = 0
+        self.droppingVideo = false
+        self.behindSince = nil
+        self.disconnectRequested = false
         self.gate = .awaitingKeyframe
+        for message in seed {
+            _ = self.enqueue(message)
+        }
     }
 
     /// The publisher ended: the consumer gets what is queued, then the end.
     mutating func finish() {
         self.finished = true
+    }
+}
+
+extension RelayMessage.Kind {
+    var isHeader: Bool {
+        self == .metadata || self == .videoHeader || self == .audioHeader
     }
 }
 
@@ -132,26 +232,40 @@ final class TargetQueue: Sendable {
         var machine: TargetQueueStateMachine
         var waiter: CheckedContinuation<RTMPMessage?, Never>?
         var cancelled = false
+        /// Closes the target's current connection when it stayed behind too long.
+        var disconnect: (@Sendable () -> Void)?
     }
 
     private let state: Mutex<State>
 
-    init(maxBytes: Int) {
-        self.state = Mutex(State(machine: TargetQueueStateMachine(maxBytes: maxBytes)))
+    init(limits: TargetQueueStateMachine.Limits) {
+        self.state = Mutex(State(machine: TargetQueueStateMachine(limits: limits)))
+    }
+
+    convenience init(maxBytes: Int) {
+        self.init(limits: .init(maxBytes: maxBytes, maxDuration: .seconds(3600), maxBehind: .seconds(3600)))
     }
 
     /// Called by the publisher's read loop; never blocks beyond the lock.
-    func enqueue(_ message: RelayMessage) {
-        let resume: (CheckedContinuation<RTMPMessage?, Never>, RTMPMessage?)? = self.state.withLock { state in
-            guard state.machine.enqueue(message), let waiter = state.waiter else {
-                return nil
+    func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
+        let (waiter, next, disconnect):
+            (CheckedContinuation<RTMPMessage?, Never>?, RTMPMessage?, (@Sendable () -> Void)?) = self.state.withLock {
+                state in
+                switch state.machine.enqueue(message, now: now) {
+                case .none:
+                    return (nil, nil, nil)
+                case .disconnect:
+                    return (nil, nil, state.disconnect)
+                case .available:
+                    guard let waiter = state.waiter else {
+                        return (nil, nil, nil)
+                    }
+                    state.waiter = nil
+                    return (waiter, state.machine.pop(), nil)
+                }
             }
-            state.waiter = nil
-            return (waiter, state.machine.pop())
-        }
-        if let (waiter, message) = resume {
-            waiter.resume(returning: message)
-        }
+        waiter?.resume(returning: next)
+        disconnect?()
     }
 
     /// The next message for the target, or nil once the publisher ended and everything was taken, or when the
@@ -197,17 +311,24 @@ final class TargetQueue: Sendable {
         }
     }
 
-    /// Starts the target over at the next keyframe, for a new connection. Clears a previous cancellation.
-    func restart() {
+    /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe, and
+    /// remembers how to close that connection if it falls too far behind. Clears a previous cancellation.
+    func restart(seed: [RelayMessage], disconnect: (@Sendable () -> Void)?) {
         self.state.withLock { state in
-            state.machine.restart()
+            state.machine.restart(seed: seed)
             state.cancelled = false
+            state.disconnect = disconnect
         }
+    }
+
+    func setDisconnect(_ disconnect: (@Sendable () -> Void)?) {
+        self.state.withLock { $0.disconnect = disconnect }
     }
 
     func finish() {
         let waiter = self.state.withLock { state in
             state.machine.finish()
+            state.disconnect = nil
             let waiter = state.waiter
             state.waiter = nil
             return waiter
@@ -219,11 +340,12 @@ final class TargetQueue: Sendable {
         self.state.withLock { $0.machine.finished }
     }
 
-    struct Statistics: Sendable {
+    struct Statistics: Sendable, Hashable {
         var queuedBytes: Int
         var queuedMessages: Int
         var droppedMessages: Int
         var overflows: Int
+        var behind: Bool
     }
 
     var statistics: Statistics {
@@ -232,7 +354,8 @@ final class TargetQueue: Sendable {
                 queuedBytes: state.machine.bytes,
                 queuedMessages: state.machine.items.count,
                 droppedMessages: state.machine.droppedMessages,
-                overflows: state.machine.overflows
+                overflows: state.machine.overflows,
+                behind: state.machine.behindSince != nil
             )
         }
     }

@@ -12,6 +12,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import Relay
 import ServiceLifecycle
 import UnixSignals
@@ -70,6 +72,33 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Bytes a target may fall behind before it restarts at the next keyframe.")
     var targetQueueBytes: Int = 16 << 20
 
+    @Option(help: "HTTP address for /metrics, /healthz, /readyz and the stream API, HOST:PORT, or 'none'.")
+    var httpListen: String = "0.0.0.0:8080"
+
+    @Option(help: "Authorize publishers with this webhook (POST, 2xx admits) instead of a key.")
+    var webhook: String?
+
+    @Option(help: "Seconds the webhook has to answer; slower means refused.")
+    var webhookTimeout: Double = 3
+
+    @Option(help: "Warn when the incoming keyframe interval exceeds this many seconds (AWS IVS requires 2).")
+    var maxKeyframeInterval: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Let a new publisher with a valid key take over a stream that has one.")
+    var takeover = true
+
+    @Option(help: "Seconds of silence after which a publisher is dropped.")
+    var publisherIdleTimeout: Double = 10
+
+    @Option(help: "Seconds a live publisher may go on after SIGTERM before the relay ends its stream.")
+    var shutdownGrace: Double = 30
+
+    @Option(help: "Seconds of media a target may fall behind before its video is dropped to the next keyframe.")
+    var targetQueueSeconds: Double = 10
+
+    @Option(help: "Seconds a target may stay behind before it is disconnected and restarted.")
+    var targetMaxBehind: Double = 20
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -101,25 +130,50 @@ struct RelayCommand: AsyncParsableCommand {
         } catch let error as RelayConfigurationError {
             throw ValidationError(error.message)
         }
-        let server = try RelayServer(configuration: configuration, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: server)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let relay = try RelayServer(configuration: configuration, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: relay)]
+        if self.httpListen != "none" {
+            let (host, port) = try Self.hostAndPort(self.httpListen, flag: "--http-listen")
+            let http = makeRelayHTTPApplication(
+                relay: relay,
+                registry: registry,
+                host: host,
+                port: port,
+                logger: Logger(label: "liverelay.http")
             )
+            services.append(.init(service: http))
+        }
+        if let config = self.config {
+            services.append(
+                .init(
+                    service: ConfigurationReloader(
+                        path: config,
+                        secretsDirectory: self.secretsDir,
+                        relay: relay,
+                        logger: logger
+                    )
+                )
+            )
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }
 
     func listenAddress() throws -> (host: String, port: Int) {
-        guard let colon = self.listen.lastIndex(of: ":"),
-            let port = Int(self.listen[self.listen.index(after: colon)...]),
+        try Self.hostAndPort(self.listen, flag: "--listen")
+    }
+
+    static func hostAndPort(_ value: String, flag: String) throws -> (host: String, port: Int) {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
             (0...65535).contains(port)
         else {
-            throw ValidationError("--listen must be HOST:PORT, for example 0.0.0.0:1935.")
+            throw ValidationError("\(flag) must be HOST:PORT, for example 0.0.0.0:1935.")
         }
-        var host = String(self.listen[..<colon])
+        var host = String(value[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") {
             host = String(host.dropFirst().dropLast())
         }
@@ -131,13 +185,32 @@ struct RelayCommand: AsyncParsableCommand {
         let overrides: (inout RelayConfiguration) throws -> Void = { configuration in
             configuration.host = host
             configuration.port = port
-            if let app = self.app { configuration.app = app }
-            if let key = try self.ingestKey() { configuration.streamKey = key }
-            configuration.targets += try self.commandLineTargets()
             configuration.caFile = self.caFile
             configuration.reconnectInitial = .milliseconds(Int64(self.reconnectMin * 1000))
             configuration.reconnectMaximum = .milliseconds(Int64(self.reconnectMax * 1000))
             configuration.targetQueueBytes = self.targetQueueBytes
+            configuration.targetQueueDuration = .milliseconds(Int64(self.targetQueueSeconds * 1000))
+            configuration.targetMaxBehind = .milliseconds(Int64(self.targetMaxBehind * 1000))
+            configuration.publisherTakeover = self.takeover
+            configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
+            configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))
+            // Stream flags apply to the one stream of a flag-only relay, or to every stream of a config file.
+            let key = try self.ingestKey()
+            let targets = try self.commandLineTargets()
+            for index in configuration.streams.indices {
+                if let app = self.app { configuration.streams[index].app = app }
+                if let key { configuration.streams[index].authorization = .key(key) }
+                if let webhook = self.webhook {
+                    configuration.streams[index].authorization = .webhook(
+                        url: webhook,
+                        timeout: .milliseconds(Int64(self.webhookTimeout * 1000))
+                    )
+                }
+                configuration.streams[index].targets += targets
+                if let seconds = self.maxKeyframeInterval {
+                    configuration.streams[index].rules.maxKeyframeInterval = .milliseconds(Int64(seconds * 1000))
+                }
+            }
         }
         if let config = self.config {
             return try RelayConfiguration.load(

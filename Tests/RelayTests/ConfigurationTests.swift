@@ -142,12 +142,14 @@ struct RelayConfigurationTests {
             yamlFile: file.path,
             secretsDirectory: directory.appendingPathComponent("secrets").path
         )
-        #expect(configuration.app == "studio")
-        #expect(configuration.streamKey.matches("ingest-secret"))
-        #expect(configuration.targets.map(\.name) == ["youtube", "archive"])
-        #expect(configuration.targets[0].streamKey?.matches("yt-secret") == true)
-        #expect(configuration.targets[1].enabled == false)
-        #expect(configuration.targets[1].streamName == "archive-name")
+        let stream = try #require(configuration.streams.first)
+        #expect(stream.name == "alice")
+        #expect(stream.app == "studio")
+        #expect(stream.authorization == .key(Secret("ingest-secret")))
+        #expect(stream.targets.map(\.name) == ["youtube", "archive"])
+        #expect(stream.targets[0].streamKey?.matches("yt-secret") == true)
+        #expect(stream.targets[1].enabled == false)
+        #expect(stream.targets[1].streamName == "archive-name")
     }
 
     @Test("A missing Secret file names the Secret and key, not a value")
@@ -171,18 +173,80 @@ struct RelayConfigurationTests {
     func validation() throws {
         let url = try RTMPURL(parsing: "rtmp://h/app")
         var configuration = RelayConfiguration(streamKey: Secret("k"))
-        configuration.targets = [
+        configuration.streams[0].targets = [
             .init(name: "a", url: url, streamKey: Secret("x")), .init(name: "a", url: url, streamKey: Secret("y")),
         ]
-        #expect(throws: RelayConfigurationError.invalid("target name 'a' is used twice")) {
+        #expect(throws: RelayConfigurationError.invalid("stream 'default': target name 'a' is used twice")) {
             try configuration.validate()
         }
-        configuration.targets = [.init(name: "b", url: url)]
+        configuration.streams[0].targets = [.init(name: "b", url: url)]
         #expect(throws: RelayConfigurationError.self) { try configuration.validate() }
-        configuration.targets = []
-        configuration.streamKey = Secret("")
-        #expect(throws: RelayConfigurationError.invalid("the ingest stream key is empty")) {
+        configuration.streams[0].targets = []
+        configuration.streams[0].authorization = .key(Secret(""))
+        #expect(throws: RelayConfigurationError.invalid("stream 'default': the ingest stream key is empty")) {
             try configuration.validate()
+        }
+        let other = StreamConfiguration(name: "other", app: "live", authorization: .key(Secret("k")))
+        configuration.streams = [StreamConfiguration(name: "one", authorization: .key(Secret("k"))), other]
+        #expect(throws: RelayConfigurationError.invalid("streams 'one' and 'other' share app 'live' and key")) {
+            try configuration.validate()
+        }
+    }
+
+    @Test("Many LiveStreams and the Secrets they reference in one file, as applied to a cluster")
+    func multiDocument() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { one: first-key, two: second-key }
+            data: { target: dGFyZ2V0LWtleQ== }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: one }
+            spec:
+              ingest: { streamKeySecretRef: { name: keys, key: one } }
+              targets: [{ name: t, url: "rtmp://h/app", streamKeySecretRef: { name: keys, key: target } }]
+              rules: { maxKeyframeIntervalSeconds: 2 }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: two }
+            spec:
+              ingest: { app: other, streamKeySecretRef: { name: keys, key: two } }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: hooked }
+            spec:
+              ingest: { app: hooked, webhook: { url: "http://127.0.0.1:9/auth", timeoutSeconds: 1.5 } }
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        #expect(streams.map(\.name) == ["one", "two", "hooked"])
+        #expect(streams[0].authorization == .key(Secret("first-key")))
+        #expect(streams[0].targets.first?.streamKey == Secret("target-key"))
+        #expect(streams[0].rules.maxKeyframeInterval == .seconds(2))
+        #expect(streams[1].app == "other")
+        #expect(streams[2].authorization == .webhook(url: "http://127.0.0.1:9/auth", timeout: .milliseconds(1500)))
+        try RelayConfiguration(streams: streams).validate()
+    }
+
+    @Test("A Secret reference to a key the Secret lacks names both, and no value")
+    func secretWithoutKey() {
+        let yaml = """
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { one: first-key }
+            ---
+            kind: LiveStream
+            metadata: { name: one }
+            spec: { ingest: { streamKeySecretRef: { name: keys, key: missing } } }
+            """
+        #expect {
+            _ = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        } throws: { error in
+            "\(error)".contains("Secret keys in test.yaml has no key missing") && !"\(error)".contains("first-key")
         }
     }
 }

@@ -17,19 +17,32 @@ import Testing
 
 private func relayMessage(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 10) -> RelayMessage {
     let type: RTMPMessageType
+    // The first bytes are what an FLV tag body starts with, so the queue can tell headers from frames.
+    let prefix: [UInt8]
     switch kind {
-    case .metadata, .data: type = .dataAMF0
-    case .audioHeader, .audioFrame: type = .audio
-    default: type = .video
+    case .metadata, .data:
+        type = .dataAMF0
+        prefix = []
+    case .audioHeader:
+        type = .audio
+        prefix = [0xAF, 0x00]
+    case .audioFrame:
+        type = .audio
+        prefix = [0xAF, 0x01]
+    case .videoHeader:
+        type = .video
+        prefix = [0x17, 0x00]
+    case .keyframe:
+        type = .video
+        prefix = [0x17, 0x01]
+    case .videoFrame:
+        type = .video
+        prefix = [0x27, 0x01]
     }
+    var payload = ByteBuffer(bytes: prefix)
+    payload.writeRepeatingByte(0, count: max(0, bytes - prefix.count))
     return RelayMessage(
-        message: RTMPMessage(
-            chunkStreamID: 6,
-            timestamp: ts,
-            type: type,
-            messageStreamID: 1,
-            payload: ByteBuffer(repeating: 0, count: bytes)
-        ),
+        message: RTMPMessage(chunkStreamID: 6, timestamp: ts, type: type, messageStreamID: 1, payload: payload),
         kind: kind
     )
 }
@@ -52,7 +65,7 @@ struct TargetQueueTests {
             relayMessage(.keyframe, ts: 0), relayMessage(.audioFrame, ts: 21),
         ] {
             let accepted1 = machine.enqueue(message)
-            #expect(accepted1)
+            #expect(accepted1 == .available)
         }
         #expect(drain(&machine).map(\.1) == [0, 0, 0, 0, 21])
     }
@@ -69,13 +82,13 @@ struct TargetQueueTests {
         machine.restart()
         #expect(machine.items.isEmpty)
         let accepted2 = machine.enqueue(relayMessage(.videoFrame, ts: 80))
-        #expect(!accepted2)
+        #expect(accepted2 == .none)
         let accepted3 = machine.enqueue(relayMessage(.audioFrame, ts: 85))
-        #expect(!accepted3)
+        #expect(accepted3 == .none)
         let accepted4 = machine.enqueue(relayMessage(.keyframe, ts: 2000))
-        #expect(accepted4)
+        #expect(accepted4 == .available)
         let accepted5 = machine.enqueue(relayMessage(.audioFrame, ts: 2005))
-        #expect(accepted5)
+        #expect(accepted5 == .available)
         let drained = drain(&machine)
         #expect(drained.map(\.0) == [.dataAMF0, .video, .audio, .video, .audio])
         #expect(drained.map(\.1) == [2000, 2000, 2000, 2000, 2005])
@@ -100,26 +113,100 @@ struct TargetQueueTests {
         _ = machine.enqueue(relayMessage(.audioHeader, ts: 0))
         machine.restart()
         let accepted6 = machine.enqueue(relayMessage(.audioFrame, ts: 500))
-        #expect(accepted6)
+        #expect(accepted6 == .available)
         #expect(drain(&machine).map(\.0) == [.audio, .audio])
     }
 
-    @Test("A target that falls behind by more than maxBytes loses its queue and restarts at the next keyframe")
-    func overflow() {
+    @Test("Past the byte bound, video is dropped up to the next keyframe; audio and headers are kept")
+    func behindDropsVideo() {
         var machine = TargetQueueStateMachine(maxBytes: 100)
         _ = machine.enqueue(relayMessage(.videoHeader, ts: 0))
         _ = machine.enqueue(relayMessage(.keyframe, ts: 0, bytes: 50))
-        let accepted7 = machine.enqueue(relayMessage(.videoFrame, ts: 40, bytes: 50))
-        #expect(!accepted7)
-        #expect(machine.items.isEmpty)
-        #expect(machine.bytes == 0)
+        let overflowing = machine.enqueue(relayMessage(.videoFrame, ts: 40, bytes: 50))
+        #expect(overflowing == .available)
         #expect(machine.overflows == 1)
-        #expect(machine.droppedMessages == 3)
-        let accepted8 = machine.enqueue(relayMessage(.videoFrame, ts: 80, bytes: 50))
-        #expect(!accepted8)
-        let accepted9 = machine.enqueue(relayMessage(.keyframe, ts: 2000, bytes: 50))
-        #expect(accepted9)
-        #expect(drain(&machine).map(\.1) == [2000, 2000])
+        #expect(machine.droppedMessages == 2)
+        #expect(machine.bytes == 10)
+        let droppedFrame = machine.enqueue(relayMessage(.videoFrame, ts: 80, bytes: 50))
+        #expect(droppedFrame == .none)
+        let audio = machine.enqueue(relayMessage(.audioFrame, ts: 85))
+        #expect(audio == .available)
+        let keyframe = machine.enqueue(relayMessage(.keyframe, ts: 2000, bytes: 50))
+        #expect(keyframe == .available)
+        let drained = drain(&machine)
+        #expect(drained.map(\.0) == [.video, .audio, .video])
+        #expect(drained.map(\.1) == [0, 85, 2000])
+    }
+
+    @Test("Past the media-time bound the target is behind too, whatever the bytes")
+    func durationBound() {
+        var machine = TargetQueueStateMachine(
+            limits: .init(maxBytes: 1 << 20, maxDuration: .seconds(1), maxBehind: .seconds(60))
+        )
+        _ = machine.enqueue(relayMessage(.keyframe, ts: 0))
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 500))
+        #expect(machine.overflows == 0)
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 1040))
+        #expect(machine.overflows == 1)
+        #expect(machine.droppingVideo)
+    }
+
+    @Test("A target that stays behind longer than maxBehind without reading is disconnected, once")
+    func disconnectWhenBehindTooLong() {
+        var machine = TargetQueueStateMachine(
+            limits: .init(maxBytes: 100, maxDuration: .seconds(60), maxBehind: .seconds(5))
+        )
+        let start = ContinuousClock.now
+        _ = machine.enqueue(relayMessage(.keyframe, ts: 0, bytes: 60), now: start)
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 40, bytes: 60), now: start)
+        #expect(machine.behindSince == start)
+        let early = machine.enqueue(relayMessage(.audioFrame, ts: 100), now: start + .seconds(4))
+        #expect(early == .available)
+        let late = machine.enqueue(relayMessage(.audioFrame, ts: 200), now: start + .seconds(6))
+        #expect(late == .disconnect)
+        let again = machine.enqueue(relayMessage(.audioFrame, ts: 300), now: start + .seconds(7))
+        #expect(again == .available)
+    }
+
+    @Test("A consumer that empties the queue is no longer behind")
+    func catchingUp() {
+        var machine = TargetQueueStateMachine(
+            limits: .init(maxBytes: 100, maxDuration: .seconds(60), maxBehind: .seconds(5))
+        )
+        let start = ContinuousClock.now
+        _ = machine.enqueue(relayMessage(.keyframe, ts: 0, bytes: 60), now: start)
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 40, bytes: 60), now: start)
+        _ = drain(&machine)
+        #expect(machine.behindSince == nil)
+        let later = machine.enqueue(relayMessage(.keyframe, ts: 2000), now: start + .seconds(10))
+        #expect(later == .available)
+    }
+
+    @Test("A restart seeded with the GOP starts at its keyframe at once, headers re-stamped")
+    func seededRestart() {
+        var machine = TargetQueueStateMachine(maxBytes: 10_000)
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 5000))
+        machine.restart(seed: [
+            relayMessage(.metadata, ts: 0), relayMessage(.videoHeader, ts: 0), relayMessage(.audioHeader, ts: 0),
+            relayMessage(.keyframe, ts: 4000), relayMessage(.audioFrame, ts: 4010), relayMessage(.videoFrame, ts: 4040),
+        ])
+        #expect(machine.gate == .open)
+        let drained = drain(&machine)
+        #expect(drained.map(\.1) == [4000, 4000, 4000, 4000, 4010, 4040])
+    }
+
+    @Test("The GOP cache holds the latest keyframe on, and forgets a GOP too large to hold")
+    func gopCache() {
+        var cache = GOPCache(maxBytes: 100)
+        #expect(cache.seed.isEmpty)
+        cache.record(relayMessage(.videoHeader, ts: 0))
+        cache.record(relayMessage(.keyframe, ts: 0, bytes: 20))
+        cache.record(relayMessage(.videoFrame, ts: 40, bytes: 20))
+        cache.record(relayMessage(.keyframe, ts: 2000, bytes: 20))
+        cache.record(relayMessage(.audioFrame, ts: 2010))
+        #expect(cache.seed.map(\.message.timestamp) == [0, 2000, 2010])
+        cache.record(relayMessage(.videoFrame, ts: 2040, bytes: 90))
+        #expect(cache.seed.isEmpty)
     }
 
     @Test("After finish nothing is taken, and what is queued is still delivered")
@@ -128,7 +215,7 @@ struct TargetQueueTests {
         _ = machine.enqueue(relayMessage(.keyframe, ts: 0))
         machine.finish()
         let accepted10 = machine.enqueue(relayMessage(.videoFrame, ts: 40))
-        #expect(!accepted10)
+        #expect(accepted10 == .none)
         #expect(drain(&machine).count == 1)
     }
 

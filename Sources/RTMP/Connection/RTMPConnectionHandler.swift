@@ -148,6 +148,16 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         context.flush()
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // An `IdleStateHandler` in front of us reports a peer that went quiet: an encoder whose network died
+        // without a FIN sends nothing, and its stream must be freed for its reconnect.
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            self.fail(RTMPError.timeout("the peer sent nothing for the idle timeout"), context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
         let held = self.heldWrites
         self.heldWrites = []

@@ -1,0 +1,102 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Foundation
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tabulate the JSON results of `run` as Markdown, with liverelay's ratios to nginx-rtmp."
+    )
+
+    @Argument(help: "JSON files written by `run --output`.")
+    var files: [String]
+
+    func run() throws {
+        let decoder = JSONDecoder()
+        let results = try self.files.map {
+            try decoder.decode(PathResult.self, from: Data(contentsOf: URL(fileURLWithPath: $0)))
+        }
+        print(Self.markdown(results))
+    }
+
+    static func describe(_ result: PathResult) -> String {
+        """
+        \(result.label) streams=\(result.streams) fanout=\(result.fanout): \
+        latency p50 \(ms(result.p50)) p99 \(ms(result.p99)) max \(ms(result.max)) ms over \(result.measured) \
+        messages, lost \(result.lost), unmatched \(result.unmatched), first keyframe \
+        \(result.firstKeyframeDelivered)/\(result.players), start gap \(Int(result.maxStartGapMilliseconds)) ms; \
+        CPU \(fixed(result.cpuSecondsPerStreamMinute, 3)) s per stream-minute; RSS idle \
+        \(mib(result.idle.rssKiB)) busy \(mib(result.busy.rssKiB)) MiB, \(fixed(result.rssPerStreamMiB, 3)) MiB per \
+        stream; bench CPU \(fixed(result.benchCPUPercent, 0)) %
+        """
+    }
+
+    static func markdown(_ results: [PathResult]) -> String {
+        let order = ["direct": 0, "liverelay": 1, "nginx": 2]
+        let sorted = results.sorted {
+            ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
+        }
+        var lines = [
+            "| Streams | Fan-out | Path | Latency p50 / p99 / max (ms) | Added p50 / p99 / max (ms) "
+                + "| CPU s per stream-minute | RSS idle → busy (MiB) | RSS per stream (MiB) | Lost / measured "
+                + "| First keyframe | Start gap (ms) | Bench CPU | Note |",
+            "|---:|---:|---|---|---|---:|---|---:|---|---|---:|---:|---|",
+        ]
+        for result in sorted {
+            let direct = results.first { $0.label == "direct" && $0.streams == result.streams && $0.fanout == result.fanout }
+            var added = "—"
+            if let direct, result.label != "direct" {
+                added = "\(ms(result.p50 - direct.p50)) / \(ms(result.p99 - direct.p99)) / \(ms(result.max - direct.max))"
+            }
+            let isRelay = result.label != "direct"
+            lines.append(
+                "| \(result.streams) | \(result.fanout) | \(result.label) "
+                    + "| \(ms(result.p50)) / \(ms(result.p99)) / \(ms(result.max)) | \(added) "
+                    + "| \(isRelay ? fixed(result.cpuSecondsPerStreamMinute, 3) : "—") "
+                    + "| \(isRelay ? "\(mib(result.idle.rssKiB)) → \(mib(result.busy.rssKiB))" : "—") "
+                    + "| \(isRelay ? fixed(result.rssPerStreamMiB, 3) : "—") "
+                    + "| \(result.lost) / \(result.lost + result.measured) "
+                    + "| \(result.firstKeyframeDelivered) of \(result.players) "
+                    + "| \(Int(result.maxStartGapMilliseconds)) | \(fixed(result.benchCPUPercent, 0)) % | \(result.note) |"
+            )
+        }
+        lines += [
+            "",
+            "| Streams | Fan-out | CPU per stream, liverelay ÷ nginx | RSS per stream, liverelay ÷ nginx "
+                + "| Added p99, liverelay − nginx (ms) | Idle RSS, liverelay ÷ nginx |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        let scenarios = Set(results.map { [$0.streams, $0.fanout] }).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
+        for scenario in scenarios {
+            func path(_ label: String) -> PathResult? {
+                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
+            }
+            guard let relay = path("liverelay"), let nginx = path("nginx") else { continue }
+            lines.append(
+                "| \(scenario[0]) | \(scenario[1]) "
+                    + "| \(fixed(relay.cpuSecondsPerStreamMinute / nginx.cpuSecondsPerStreamMinute, 2)) "
+                    + "| \(fixed(relay.rssPerStreamMiB / nginx.rssPerStreamMiB, 2)) "
+                    + "| \(ms(relay.p99 - nginx.p99)) "
+                    + "| \(fixed(Double(relay.idle.rssKiB) / Double(nginx.idle.rssKiB), 2)) |"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+private func fixed(_ value: Double, _ digits: Int) -> String {
+    value.isFinite ? String(format: "%.\(digits)f", value) : "n/a"
+}
+
+private func ms(_ value: Double) -> String { fixed(value, 2) }
+
+private func mib(_ kib: Int) -> String { fixed(Double(kib) / 1024, 1) }

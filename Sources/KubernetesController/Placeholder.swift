@@ -1,2 +1,0 @@
-// This module is being written.
-enum ModulePlaceholder {}

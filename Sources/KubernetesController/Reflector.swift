@@ -1,0 +1,159 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import KubernetesClient
+import Logging
+import Synchronization
+
+/// The work-queue key of an object: its namespace (empty for cluster-scoped objects) and name.
+public struct ObjectKey: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String?, name: String) {
+        self.namespace = namespace ?? ""
+        self.name = name
+    }
+
+    public init(_ object: some KubernetesAPIObject) {
+        self.init(namespace: object.metadata.namespace, name: object.metadata.name ?? "")
+    }
+
+    public var description: String { self.namespace.isEmpty ? self.name : "\(self.namespace)/\(self.name)" }
+
+    public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+}
+
+/// A change the reflector applied to its cache.
+public enum ReflectorChange<Object: KubernetesAPIObject>: Sendable {
+    /// The object was added, changed, or seen again in a relist.
+    case upserted(Object)
+    /// The object is gone (a delete event, or absent from a relist).
+    case deleted(Object)
+}
+
+/// List + watch of one resource into a local cache keyed by namespace/name (client-go's reflector and store).
+///
+/// ``run(onChange:)`` drives a ``ListWatchSequence``: a relist replaces the cache (reporting objects that vanished
+/// as deleted), each event updates it. Readers (``get(_:)``, ``list()``) see a consistent snapshot under a `Mutex`.
+public final class Reflector<Object: KubernetesAPIObject>: Sendable {
+    private struct State {
+        var objects: [ObjectKey: Object] = [:]
+        var resourceVersion: String?
+        var synced = false
+        var syncWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    public let resource: KubernetesResource
+    private let client: KubernetesClient
+    private let namespace: String?
+    private let options: ListWatchOptions
+    private let state = Mutex(State())
+
+    /// Watches `resource` in `namespace`, or in all namespaces when `namespace` is `nil`.
+    public init(
+        client: KubernetesClient,
+        resource: KubernetesResource,
+        namespace: String?,
+        options: ListWatchOptions = ListWatchOptions()
+    ) {
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.options = options
+    }
+
+    public func get(_ key: ObjectKey) -> Object? {
+        self.state.withLock { $0.objects[key] }
+    }
+
+    public func list() -> [Object] {
+        self.state.withLock { Array($0.objects.values) }
+    }
+
+    public var keys: [ObjectKey] {
+        self.state.withLock { Array($0.objects.keys) }
+    }
+
+    public var count: Int { self.state.withLock { $0.objects.count } }
+
+    /// The last `resourceVersion` the cache reflects.
+    public var resourceVersion: String? { self.state.withLock { $0.resourceVersion } }
+
+    public var hasSynced: Bool { self.state.withLock { $0.synced } }
+
+    /// Returns once the first list has been loaded into the cache.
+    public func waitForSync() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let synced = self.state.withLock { state -> Bool in
+                if state.synced { return true }
+                state.syncWaiters.append(continuation)
+                return false
+            }
+            if synced { continuation.resume() }
+        }
+    }
+
+    /// Lists and watches until cancelled, calling `onChange` for every change after the cache has been updated.
+    public func run(onChange: @Sendable (ReflectorChange<Object>) -> Void) async throws {
+        let sequence = self.client.listWatch(
+            Object.self,
+            self.resource,
+            namespace: self.namespace,
+            allNamespaces: self.namespace == nil,
+            options: self.options
+        )
+        for try await event in sequence {
+            switch event {
+            case .listed(let objects, let resourceVersion):
+                let (removed, waiters) = self.state.withLock { state in
+                    var fresh: [ObjectKey: Object] = [:]
+                    fresh.reserveCapacity(objects.count)
+                    for object in objects {
+                        fresh[ObjectKey(object)] = object
+                    }
+                    let removed = state.objects.filter { fresh[$0.key] == nil }.map(\.value)
+                    state.objects = fresh
+                    state.resourceVersion = resourceVersion
+                    state.synced = true
+                    defer { state.syncWaiters.removeAll() }
+                    return (removed, state.syncWaiters)
+                }
+                for waiter in waiters { waiter.resume() }
+                for object in removed { onChange(.deleted(object)) }
+                for object in objects { onChange(.upserted(object)) }
+                self.client.logger.debug(
+                    "k8s reflector listed",
+                    metadata: ["k8s.resource": "\(self.resource)", "k8s.count": "\(objects.count)"]
+                )
+            case .event(.added(let object)), .event(.modified(let object)):
+                self.state.withLock {
+                    $0.objects[ObjectKey(object)] = object
+                    $0.resourceVersion = object.metadata.resourceVersion
+                }
+                onChange(.upserted(object))
+            case .event(.deleted(let object)):
+                self.state.withLock {
+                    $0.objects[ObjectKey(object)] = nil
+                    $0.resourceVersion = object.metadata.resourceVersion
+                }
+                onChange(.deleted(object))
+            case .event(.bookmark(let resourceVersion)):
+                self.state.withLock { $0.resourceVersion = resourceVersion }
+            case .event(.error):
+                // The list-watch loop handles errors itself and never yields them.
+                break
+            }
+        }
+    }
+}

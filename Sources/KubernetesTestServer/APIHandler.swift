@@ -1,0 +1,328 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import Synchronization
+
+/// Answers one API request: parses the Kubernetes URL layout itself and dispatches on verb and resource.
+///
+/// A single catch-all responder rather than router patterns: the layout
+/// `/apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}[/{subresource}]]` depends on whether a plural is
+/// namespaced, which only the resource table knows.
+struct APIHandler: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let server: ServerCore
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        let method = request.method.rawValue
+        let query = Query(request.uri.query ?? "")
+        self.server.logger.debug(
+            "request",
+            metadata: ["k8s.request.method": "\(method)", "k8s.request.uri": "\(request.uri)"]
+        )
+        do {
+            if let token = self.server.configuration.bearerToken {
+                guard request.headers[.authorization] == "Bearer \(token)" else { throw APIError.unauthorized() }
+            }
+            if let injected = self.server.faults.takeInjectedFailure() { throw injected }
+            let body = try await request.body.collect(upTo: 64 * 1024 * 1024)
+            let bodyData = Data(buffer: body)
+            return try self.route(
+                method: method,
+                path: path,
+                query: query,
+                contentType: request.headers[.contentType] ?? "application/json",
+                accept: request.headers[.accept] ?? "",
+                body: bodyData
+            )
+        } catch let error as APIError {
+            self.server.logger.debug(
+                "request failed",
+                metadata: ["k8s.request.uri": "\(request.uri)", "k8s.status.code": "\(error.code)"]
+            )
+            return Self.errorResponse(error)
+        }
+    }
+
+    static func errorResponse(_ error: APIError) -> Response {
+        var response = jsonResponse(error.status, status: .init(code: error.code))
+        if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
+    }
+
+    static func jsonResponse(_ json: JSON, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(data: json.encoded()))
+        )
+    }
+
+    // MARK: Routing
+
+    private func route(
+        method: String,
+        path: String,
+        query: Query,
+        contentType: String,
+        accept: String,
+        body: Data
+    ) throws -> Response {
+        let segments = path.split(separator: "/").map(String.init)
+        switch segments.first {
+        case "version" where segments.count == 1:
+            return Self.jsonResponse(Discovery.version)
+        case "openapi" where segments.count >= 2 && segments[1] == "v3":
+            let types = self.server.store.state.withLock { $0.allTypes }
+            if segments.count == 2 { return Self.jsonResponse(OpenAPI.root(types)) }
+            let (group, version) = segments[2] == "api" ? ("", segments.last ?? "") : (segments.count > 4 ? segments[3] : "", segments.last ?? "")
+            let selected = types.filter { $0.group == group && $0.version == version }
+            guard !selected.isEmpty else { throw APIError.pathNotFound(path) }
+            return Self.jsonResponse(OpenAPI.groupVersion(selected))
+        case "healthz", "readyz", "livez":
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+        case "api":
+            if segments.count == 1 { return Self.jsonResponse(Discovery.coreVersions) }
+            guard segments[1] == "v1" else { throw APIError.pathNotFound(path) }
+            if segments.count == 2 { return Self.jsonResponse(self.server.discovery(group: "", version: "v1")) }
+            return try self.resource(
+                group: "",
+                version: "v1",
+                rest: Array(segments[2...]),
+                method: method,
+                query: query,
+                contentType: contentType,
+                accept: accept,
+                body: body,
+                path: path
+            )
+        case "apis":
+            if segments.count == 1 { return Self.jsonResponse(self.server.groupList()) }
+            if segments.count == 2 {
+                guard let group = self.server.group(named: segments[1]) else { throw APIError.pathNotFound(path) }
+                return Self.jsonResponse(group)
+            }
+            if segments.count == 3 {
+                let list = self.server.discovery(group: segments[1], version: segments[2])
+                guard list["resources"]?.arrayValue?.isEmpty == false else { throw APIError.pathNotFound(path) }
+                return Self.jsonResponse(list)
+            }
+            return try self.resource(
+                group: segments[1],
+                version: segments[2],
+                rest: Array(segments[3...]),
+                method: method,
+                query: query,
+                contentType: contentType,
+                accept: accept,
+                body: body,
+                path: path
+            )
+        default:
+            throw APIError.pathNotFound(path)
+        }
+    }
+
+    private func resource(
+        group: String,
+        version: String,
+        rest: [String],
+        method: String,
+        query: Query,
+        contentType: String,
+        accept: String,
+        body: Data,
+        path: String
+    ) throws -> Response {
+        var rest = rest
+        var namespace: String?
+        if rest.count >= 3, rest[0] == "namespaces",
+            let type = self.server.type(group: group, version: version, plural: rest[2]), type.namespaced
+        {
+            namespace = rest[1]
+            rest.removeFirst(2)
+        }
+        guard let plural = rest.first, let type = self.server.type(group: group, version: version, plural: plural),
+            rest.count <= 3
+        else {
+            throw APIError.pathNotFound(path)
+        }
+        if type.namespaced == false { namespace = nil }
+        let name = rest.count > 1 ? rest[1] : nil
+        var subresource: Subresource?
+        if rest.count == 3 {
+            guard let sub = Subresource(rawValue: rest[2]),
+                sub == .status ? type.hasStatus : type.scale != nil
+            else { throw APIError.pathNotFound(path) }
+            subresource = sub
+        }
+        let store = self.server.store
+        let limit = store.historyLimit
+        let asTable = accept.contains("as=Table")
+
+        switch (method, name) {
+        case ("GET", nil):
+            let options = try query.listOptions(namespace: namespace)
+            if query.bool("watch") {
+                return self.server.watch(type, options: options, query: query, asTable: asTable)
+            }
+            let (items, version) = try store.withState { state throws(APIError) in
+                (state.list(type, options: options), state.resourceVersion)
+            }
+            if asTable { return Self.jsonResponse(Table.make(type, items: items, resourceVersion: version)) }
+            return Self.jsonResponse([
+                "kind": .string("\(type.kind)List"),
+                "apiVersion": .string(type.groupVersion),
+                "metadata": ["resourceVersion": .string(String(version))],
+                "items": .array(items.map { self.present($0, type) }),
+            ])
+        case ("GET", let name?):
+            let object = try store.withState { state throws(APIError) in
+                try state.get(type, namespace: namespace, name: name)
+            }
+            if subresource == .scale { return Self.jsonResponse(Scale.make(from: object, type: type)) }
+            if asTable, subresource == nil {
+                return Self.jsonResponse(Table.make(type, items: [object], resourceVersion: nil))
+            }
+            return Self.jsonResponse(self.present(object, type))
+        case ("POST", nil):
+            let object = try parse(body, contentType: contentType)
+            let created = try store.withState { state throws(APIError) in
+                try state.create(
+                    type,
+                    namespace: namespace,
+                    object: object,
+                    limit: limit,
+                    fieldManager: query["fieldManager"]
+                )
+            }
+            return Self.jsonResponse(self.present(created, type), status: .created)
+        case ("PUT", let name?):
+            let object = try parse(body, contentType: contentType)
+            let updated = try store.withState { state throws(APIError) in
+                try state.update(type, namespace: namespace, name: name, body: object, subresource: subresource, limit: limit)
+            }
+            if subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: type)) }
+            return Self.jsonResponse(self.present(updated, type))
+        case ("PATCH", let name?):
+            let (patched, created) = try store.withState { state throws(APIError) in
+                try state.patch(
+                    type,
+                    namespace: namespace,
+                    name: name,
+                    body: body,
+                    contentType: contentType,
+                    subresource: subresource,
+                    fieldManager: query["fieldManager"],
+                    limit: limit
+                )
+            }
+            if subresource == .scale { return Self.jsonResponse(Scale.make(from: patched, type: type)) }
+            return Self.jsonResponse(self.present(patched, type), status: created ? .created : .ok)
+        case ("DELETE", let name?):
+            let options = body.isEmpty ? JSON.object([:]) : try parse(body, contentType: "application/json")
+            let policy = query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
+            let deleted = try store.withState { state throws(APIError) in
+                if let precondition = options[path: ["preconditions", "resourceVersion"]]?.stringValue {
+                    let current = try state.get(type, namespace: namespace, name: name)
+                    if current[path: ["metadata", "resourceVersion"]]?.stringValue != precondition {
+                        throw APIError.conflict(type, name: name)
+                    }
+                }
+                if let precondition = options[path: ["preconditions", "uid"]]?.stringValue {
+                    let current = try state.get(type, namespace: namespace, name: name)
+                    if current[path: ["metadata", "uid"]]?.stringValue != precondition {
+                        throw APIError.conflict(type, name: name)
+                    }
+                }
+                return try state.delete(type, namespace: namespace, name: name, cascade: policy != "Orphan", limit: limit)
+            }
+            return Self.jsonResponse(self.present(deleted, type))
+        case ("DELETE", nil):
+            let options = try query.listOptions(namespace: namespace)
+            let deleted = try store.withState { state throws(APIError) in
+                try state.list(type, options: options).compactMap { object in
+                    let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+                    let itemNamespace = object[path: ["metadata", "namespace"]]?.stringValue
+                    return try? state.delete(type, namespace: itemNamespace, name: name, cascade: true, limit: limit)
+                }
+            }
+            return Self.jsonResponse([
+                "kind": .string("\(type.kind)List"),
+                "apiVersion": .string(type.groupVersion),
+                "metadata": [:],
+                "items": .array(deleted.map { self.present($0, type) }),
+            ])
+        default:
+            throw APIError.methodNotAllowed(method)
+        }
+    }
+
+    /// An object as served through `type`'s version.
+    private func present(_ object: JSON, _ type: ResourceType) -> JSON {
+        var object = object
+        object["apiVersion"] = .string(type.groupVersion)
+        return object
+    }
+}
+
+/// Parses a request body: JSON, or YAML for apply patches.
+func parse(_ body: Data, contentType: String) throws(APIError) -> JSON {
+    if contentType.contains("yaml") {
+        do {
+            return try JSON(yaml: String(decoding: body, as: UTF8.self))
+        } catch {
+            throw APIError.badRequest("the body is not valid YAML: \(error)")
+        }
+    }
+    if contentType.contains("protobuf") {
+        throw APIError.unsupportedMediaType(contentType)
+    }
+    do {
+        return try JSON(data: body)
+    } catch {
+        throw APIError.badRequest("the body is not valid JSON: \(error)")
+    }
+}
+
+/// The query string, decoded.
+struct Query: Sendable {
+    var values: [String: String] = [:]
+
+    init(_ query: String) {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts[0].removingPercentEncoding ?? parts[0]
+            let value = parts.count > 1 ? parts[1].replacingOccurrences(of: "+", with: " ") : ""
+            self.values[key] = value.removingPercentEncoding ?? value
+        }
+    }
+
+    subscript(key: String) -> String? { self.values[key] }
+
+    func bool(_ key: String) -> Bool {
+        guard let value = self.values[key] else { return false }
+        return value == "1" || value == "true" || value.isEmpty
+    }
+
+    func listOptions(namespace: String?) throws(APIError) -> ListOptions {
+        var options = ListOptions(namespace: namespace)
+        if let text = self["labelSelector"], !text.isEmpty { options.labelSelector = try LabelSelector(text) }
+        if let text = self["fieldSelector"], !text.isEmpty { options.fieldSelector = try FieldSelector(text) }
+        return options
+    }
+}

@@ -1,0 +1,205 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+
+/// Structural-schema processing of custom objects, in the order the API server applies it: prune unknown fields and
+/// non-nullable nulls, apply `default`s, then validate.
+///
+/// Pruning matters as much as validation: a controller that writes a field its CRD does not declare must see the
+/// field vanish here as it would on a real cluster, or the bug only shows in production. What is not implemented:
+/// CEL rules (`x-kubernetes-validations`), `format`, `multipleOf`, list-type uniqueness, and pruning inside
+/// `anyOf`/`oneOf`/`allOf` branches (those are validated only).
+enum Schema {
+    /// Returns the pruned and defaulted object and every validation failure.
+    static func process(_ object: JSON, schema: JSON) -> (JSON, [FieldError]) {
+        var errors: [FieldError] = []
+        let result = walk(object, schema: schema, path: "", isRoot: true, errors: &errors)
+        return (result, errors)
+    }
+
+    private static func join(_ path: String, _ key: String) -> String {
+        path.isEmpty ? key : "\(path).\(key)"
+    }
+
+    private static func walk(
+        _ value: JSON,
+        schema: JSON,
+        path: String,
+        isRoot: Bool = false,
+        errors: inout [FieldError]
+    ) -> JSON {
+        let intOrString = schema["x-kubernetes-int-or-string"]?.boolValue == true
+        let preserveUnknown = schema["x-kubernetes-preserve-unknown-fields"]?.boolValue == true
+        let embedded = schema["x-kubernetes-embedded-resource"]?.boolValue == true
+        let type = schema["type"]?.stringValue
+        var result = value
+
+        if intOrString {
+            switch value {
+            case .int, .string: break
+            case .double(let number) where number == number.rounded(): break
+            default: errors.append(.typeInvalid(path, value, expected: "integer or string"))
+            }
+        } else if let type, !matches(value, type: type) {
+            errors.append(.typeInvalid(path, value, expected: type))
+            return value
+        }
+
+        switch value {
+        case .object(let object):
+            let properties = schema["properties"]?.objectValue ?? [:]
+            let additional = schema["additionalProperties"]
+            var kept: [String: JSON] = [:]
+            for (key, child) in object {
+                let childPath = join(path, key)
+                if (isRoot || embedded) && ["apiVersion", "kind", "metadata"].contains(key) {
+                    kept[key] = child
+                    continue
+                }
+                let childSchema: JSON?
+                if let property = properties[key] {
+                    childSchema = property
+                } else if let additional, additional.objectValue != nil {
+                    childSchema = additional
+                } else {
+                    childSchema = nil
+                }
+                if let childSchema {
+                    if child == .null && childSchema["nullable"]?.boolValue != true {
+                        // The API server drops nulls of non-nullable fields before defaulting.
+                        continue
+                    }
+                    kept[key] = walk(child, schema: childSchema, path: childPath, errors: &errors)
+                } else if preserveUnknown || additional?.boolValue == true {
+                    kept[key] = child
+                }
+                // Anything else is an unknown field: pruned silently.
+            }
+            for (key, property) in properties where kept[key] == nil {
+                if let defaultValue = property["default"] {
+                    kept[key] = walk(defaultValue, schema: property, path: join(path, key), errors: &errors)
+                }
+            }
+            for required in schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where kept[required] == nil {
+                errors.append(.required(join(path, required)))
+            }
+            result = .object(kept)
+        case .array(let items):
+            if let itemSchema = schema["items"] {
+                result = .array(
+                    items.enumerated().map { index, item in
+                        walk(item, schema: itemSchema, path: "\(path)[\(index)]", errors: &errors)
+                    }
+                )
+            }
+            if let minItems = schema["minItems"]?.intValue, items.count < minItems {
+                errors.append(.invalid(path, value, "\(path) in body should have at least \(minItems) items"))
+            }
+            if let maxItems = schema["maxItems"]?.intValue, items.count > maxItems {
+                errors.append(.invalid(path, value, "\(path) in body should have at most \(maxItems) items"))
+            }
+        case .string(let string):
+            if let minLength = schema["minLength"]?.intValue, string.count < minLength {
+                errors.append(
+                    .invalid(path, value, "\(path) in body should be at least \(minLength) chars long")
+                )
+            }
+            if let maxLength = schema["maxLength"]?.intValue, string.count > maxLength {
+                errors.append(
+                    FieldError(
+                        reason: "FieldValueTooLong",
+                        field: path,
+                        message: "Too long: may not be more than \(maxLength) bytes"
+                    )
+                )
+            }
+            if let pattern = schema["pattern"]?.stringValue,
+                let regex = try? NSRegularExpression(pattern: pattern),
+                regex.firstMatch(in: string, range: NSRange(string.startIndex..., in: string)) == nil
+            {
+                errors.append(.invalid(path, value, "\(path) in body should match '\(pattern)'"))
+            }
+        case .int, .double:
+            let number: Double =
+                switch value {
+                case .int(let int): Double(int)
+                case .double(let double): double
+                default: 0
+                }
+            if let minimum = numeric(schema["minimum"]) {
+                let exclusive = schema["exclusiveMinimum"]?.boolValue == true
+                if exclusive ? number <= minimum : number < minimum {
+                    let relation = exclusive ? "greater than" : "greater than or equal to"
+                    errors.append(.invalid(path, value, "\(path) in body should be \(relation) \(render(minimum))"))
+                }
+            }
+            if let maximum = numeric(schema["maximum"]) {
+                let exclusive = schema["exclusiveMaximum"]?.boolValue == true
+                if exclusive ? number >= maximum : number > maximum {
+                    let relation = exclusive ? "less than" : "less than or equal to"
+                    errors.append(.invalid(path, value, "\(path) in body should be \(relation) \(render(maximum))"))
+                }
+            }
+        default:
+            break
+        }
+
+        if let options = schema["enum"]?.arrayValue, !options.contains(result) {
+            errors.append(.notSupported(path, result, supported: options))
+        }
+        for branch in schema["allOf"]?.arrayValue ?? [] {
+            _ = walk(value, schema: branch, path: path, errors: &errors)
+        }
+        if let branches = schema["anyOf"]?.arrayValue, !branches.isEmpty {
+            let passing = branches.filter { validates(value, $0, path) }.count
+            if passing == 0 {
+                errors.append(.invalid(path, value, "\(path) in body must match at least one schema in anyOf"))
+            }
+        }
+        if let branches = schema["oneOf"]?.arrayValue, !branches.isEmpty {
+            let passing = branches.filter { validates(value, $0, path) }.count
+            if passing != 1 {
+                errors.append(.invalid(path, value, "\(path) in body must match exactly one schema in oneOf"))
+            }
+        }
+        return result
+    }
+
+    private static func validates(_ value: JSON, _ schema: JSON, _ path: String) -> Bool {
+        var errors: [FieldError] = []
+        _ = walk(value, schema: schema, path: path, errors: &errors)
+        return errors.isEmpty
+    }
+
+    private static func matches(_ value: JSON, type: String) -> Bool {
+        switch (type, value) {
+        case ("object", .object), ("array", .array), ("string", .string), ("boolean", .bool): true
+        case ("integer", .int): true
+        case ("integer", .double(let number)): number == number.rounded()
+        case ("number", .int), ("number", .double): true
+        case (_, .null): true  // Reached only for nullable fields; the parent drops the others.
+        default: false
+        }
+    }
+
+    private static func numeric(_ value: JSON?) -> Double? {
+        switch value {
+        case .int(let int): Double(int)
+        case .double(let double): double
+        default: nil
+        }
+    }
+
+    private static func render(_ number: Double) -> String {
+        number == number.rounded() ? String(Int64(number)) : String(number)
+    }
+}

@@ -1,0 +1,147 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import KubernetesTestServer
+import Testing
+
+@Suite("Objects: CRUD, metadata, selectors")
+struct ObjectTests {
+    let secrets = "/api/v1/namespaces/default/secrets"
+
+    func secret(_ name: String, labels: [String: JSON] = [:]) -> JSON {
+        [
+            "apiVersion": "v1", "kind": "Secret", "metadata": ["name": .string(name), "labels": .object(labels)],
+            "data": ["key": "dmFsdWU="],
+        ]
+    }
+
+    @Test("create fills in uid, creationTimestamp, resourceVersion and generation; get returns it")
+    func create() async throws {
+        try await withServer { _, client in
+            let created = try await client.post(self.secrets, self.secret("a"))
+            #expect(created.status == 201)
+            #expect(created.body[path: ["metadata", "uid"]]?.stringValue?.isEmpty == false)
+            #expect(created.body[path: ["metadata", "creationTimestamp"]]?.stringValue?.hasSuffix("Z") == true)
+            #expect(created.body.generation == 1)
+            #expect(created.body[path: ["metadata", "namespace"]] == "default")
+            let fetched = try await client.get("\(self.secrets)/a")
+            #expect(fetched.body == created.body)
+            let second = try await client.post(self.secrets, self.secret("b"))
+            #expect(Int(second.body.resourceVersion ?? "")! > Int(created.body.resourceVersion ?? "")!)
+        }
+    }
+
+    @Test("a duplicate create is 409 AlreadyExists; a missing object is 404 NotFound with a Status")
+    func errors() async throws {
+        try await withServer { _, client in
+            _ = try await client.post(self.secrets, self.secret("a"))
+            let duplicate = try await client.post(self.secrets, self.secret("a"))
+            #expect(duplicate.status == 409)
+            #expect(duplicate.body["reason"] == "AlreadyExists")
+            let missing = try await client.get("\(self.secrets)/nope")
+            #expect(missing.status == 404)
+            #expect(missing.body["kind"] == "Status")
+            #expect(missing.body["apiVersion"] == "v1")
+            #expect(missing.body["status"] == "Failure")
+            #expect(missing.body["reason"] == "NotFound")
+            #expect(missing.body["code"] == 404)
+            #expect(missing.body["message"] == "secrets \"nope\" not found")
+            #expect(missing.body[path: ["details", "name"]] == "nope")
+            #expect(missing.body[path: ["details", "kind"]] == "secrets")
+            #expect(try await client.get("/api/v1/namespaces/default/nothings").status == 404)
+        }
+    }
+
+    @Test("PUT with a stale resourceVersion is 409 Conflict; generation moves only with the spec")
+    func update() async throws {
+        try await withServer { _, client in
+            let deployments = "/apis/apps/v1/namespaces/default/deployments"
+            let deployment: JSON = [
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web"],
+                "spec": ["replicas": 1, "selector": ["matchLabels": ["app": "web"]]],
+            ]
+            let created = try await client.post(deployments, deployment).body
+            var changed = created
+            changed[path: ["spec", "replicas"]] = 2
+            let updated = try await client.put("\(deployments)/web", changed)
+            #expect(updated.status == 200)
+            #expect(updated.body.generation == 2)
+            let stale = try await client.put("\(deployments)/web", changed)
+            #expect(stale.status == 409)
+            #expect(stale.body["reason"] == "Conflict")
+            var labelled = updated.body
+            labelled[path: ["metadata", "labels"]] = ["tier": "front"]
+            let relabelled = try await client.put("\(deployments)/web", labelled)
+            #expect(relabelled.body.generation == 2)
+            #expect(relabelled.body.resourceVersion != updated.body.resourceVersion)
+            // A no-op update writes nothing.
+            let same = try await client.put("\(deployments)/web", relabelled.body)
+            #expect(same.body.resourceVersion == relabelled.body.resourceVersion)
+        }
+    }
+
+    @Test("cluster-scoped resources and namespaces")
+    func clusterScoped() async throws {
+        try await withServer { _, client in
+            let namespaces = try await client.get("/api/v1/namespaces")
+            #expect(namespaces.body["items"]?.arrayValue?.contains { $0.name == "default" } == true)
+            let created = try await client.post("/api/v1/namespaces", ["metadata": ["name": "streams"]])
+            #expect(created.status == 201)
+            #expect(created.body[path: ["status", "phase"]] == "Active")
+            #expect(created.body[path: ["metadata", "namespace"]] == nil)
+            let secret = try await client.post("/api/v1/namespaces/streams/secrets", self.secret("k"))
+            #expect(secret.body[path: ["metadata", "namespace"]] == "streams")
+            let role: JSON = ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "r"]]
+            #expect(try await client.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", role).status == 201)
+            #expect(try await client.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/r").status == 200)
+            // Deleting a namespace deletes what is in it.
+            #expect(try await client.delete("/api/v1/namespaces/streams").status == 200)
+            #expect(try await client.get("/api/v1/namespaces/streams/secrets/k").status == 404)
+        }
+    }
+
+    @Test(
+        "label selectors",
+        arguments: [
+            ("app=web", ["a"]), ("app==web", ["a"]), ("app!=web", ["b", "c"]), ("app in (web,db)", ["a", "b"]),
+            ("app notin (web)", ["b", "c"]), ("app", ["a", "b"]), ("!app", ["c"]), ("app=web,tier=front", ["a"]),
+        ]
+    )
+    func labelSelectors(selector: String, expected: [String]) async throws {
+        try await withServer { _, client in
+            _ = try await client.post(self.secrets, self.secret("a", labels: ["app": "web", "tier": "front"]))
+            _ = try await client.post(self.secrets, self.secret("b", labels: ["app": "db"]))
+            _ = try await client.post(self.secrets, self.secret("c"))
+            let encoded = selector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? selector
+            let list = try await client.get("\(self.secrets)?labelSelector=\(encoded)")
+            #expect(list.body["items"]?.arrayValue?.compactMap(\.name) == expected)
+            #expect(list.body[path: ["metadata", "resourceVersion"]]?.stringValue?.isEmpty == false)
+            #expect(list.body["kind"] == "SecretList")
+        }
+    }
+
+    @Test("field selectors on metadata.name and metadata.namespace; lists across namespaces")
+    func fieldSelectors() async throws {
+        try await withServer { _, client in
+            _ = try await client.post(self.secrets, self.secret("a"))
+            _ = try await client.post(self.secrets, self.secret("b"))
+            _ = try await client.post("/api/v1/namespaces", ["metadata": ["name": "other"]])
+            _ = try await client.post("/api/v1/namespaces/other/secrets", self.secret("a"))
+            let byName = try await client.get("\(self.secrets)?fieldSelector=metadata.name%3Db&resourceVersion=0")
+            #expect(byName.body["items"]?.arrayValue?.compactMap(\.name) == ["b"])
+            let all = try await client.get("/api/v1/secrets")
+            #expect(all.body["items"]?.arrayValue?.count == 3)
+            let inOther = try await client.get("/api/v1/secrets?fieldSelector=metadata.namespace%3Dother")
+            #expect(inOther.body["items"]?.arrayValue?.count == 1)
+        }
+    }
+}

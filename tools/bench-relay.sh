@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+#===----------------------------------------------------------------------===//
+#
+# This source file is part of the liverelay open source project
+#
+# Copyright (c) 2026 the liverelay project authors
+# Licensed under Apache License v2.0
+#
+# SPDX-License-Identifier: Apache-2.0
+#
+#===----------------------------------------------------------------------===//
+#
+# liverelay against nginx-rtmp's `push`, side by side on this machine: the same ffmpeg-made input, the same
+# nginx-rtmp sink, the same publishing and playing client (liverelay-bench). For each scenario (streams x fan-out)
+# three paths run one after the other:
+#
+#   direct     liverelay-bench -> sink <- liverelay-bench                     (the baseline)
+#   liverelay  liverelay-bench -> liverelay relay (one process) -> sink <- liverelay-bench
+#   nginx      liverelay-bench -> nginx-rtmp with `push` -> sink <- liverelay-bench
+#
+# and liverelay-bench measures per-message latency, lost messages, whether the first keyframe arrived, and the relay
+# process's CPU and resident memory (nginx: master and worker summed). Results land in OUT (JSON per path and
+# report.md); BENCHMARKS.md explains them.
+#
+# Usage: tools/bench-relay.sh [--out DIR] [--seconds N] [--scenarios "1x1 10x1 50x1 1x5 10x5"]
+#                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
+# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc. Leaves nothing running.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+out="$root/.build/bench-relay"
+seconds=40
+scenarios="1x1 10x1 50x1 1x5 10x5"
+paths="direct liverelay nginx"
+skip_build=false
+wait_for_builds=300
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --out) out=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --scenarios) scenarios=$2; shift 2 ;;
+        --paths) paths=$2; shift 2 ;;
+        --wait-for-builds) wait_for_builds=$2; shift 2 ;;
+        --skip-build) skip_build=true; shift ;;
+        -h | --help) sed -n '13,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+for tool in swift ffmpeg nginx; do
+    command -v "$tool" >/dev/null || { echo "bench-relay: $tool is not installed" >&2; exit 1; }
+done
+[[ -f $rtmp_module ]] || { echo "bench-relay: $rtmp_module is missing (apt-get install libnginx-mod-rtmp)" >&2; exit 1; }
+
+log() { printf '%s bench-relay: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Everything this script starts, stopped on exit whatever happens.
+work=$(mktemp -d /tmp/liverelay-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for other in "${pids[@]}"; do
+        [[ $other == "$pid" ]] || kept+=("$other")
+    done
+    pids=("${kept[@]+"${kept[@]}"}")
+}
+
+wait_for_port() {
+    local port=$1
+    for _ in $(seq 100); do
+        if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench-relay: nothing listens on port $port" >&2
+    return 1
+}
+
+# A free TCP port on 127.0.0.1 (free now; the servers bind it a moment later).
+free_port() {
+    local port
+    while true; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# Others may compile on this machine: wait (up to --wait-for-builds seconds) until no Swift compiler runs, and say
+# whether one still did.
+quiet_note() {
+    local waited=0
+    while pgrep -x swift-frontend >/dev/null || pgrep -x swift-build >/dev/null; do
+        if ((waited >= wait_for_builds)); then
+            echo "build running"
+            return
+        fi
+        sleep 5
+        waited=$((waited + 5))
+    done
+    echo "no build"
+}
+
+# --- build
+if ! $skip_build; then
+    log "building release (liverelay, liverelay-bench)"
+    swift build -c release --product liverelay
+    swift build -c release --product liverelay-bench
+fi
+bin=$(swift build -c release --show-bin-path)
+bench="$bin/liverelay-bench"
+relay="$bin/liverelay"
+
+# --- input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k; made once per run.
+input="$work/input.flv"
+log "making the input with ffmpeg"
+ffmpeg -hide_banner -loglevel error -y \
+    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -t $((seconds + 10)) -pix_fmt yuv420p \
+    -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3000k -bufsize 3000k -g 60 -keyint_min 60 -sc_threshold 0 \
+    -c:a aac -b:a 128k -f flv "$input"
+
+# --- nginx-rtmp: one worker (worker_processes 1), no recording, relaying only.
+nginx_conf() {
+    local prefix=$1 port=$2
+    shift 2
+    mkdir -p "$prefix/logs" "$prefix/tmp"
+    {
+        echo "load_module $rtmp_module;"
+        echo "worker_processes 1;"
+        echo "pid $prefix/logs/nginx.pid;"
+        echo "error_log $prefix/logs/error.log warn;"
+        echo "events { worker_connections 4096; }"
+        echo "rtmp {"
+        echo "    server {"
+        echo "        listen 127.0.0.1:$port;"
+        cat
+        echo "    }"
+        echo "}"
+        echo "http {"
+        echo "    access_log off;"
+        for temp in client_body proxy fastcgi uwsgi scgi; do
+            echo "    ${temp}_temp_path $prefix/tmp/$temp;"
+        done
+        echo "}"
+    } >"$prefix/nginx.conf"
+}
+
+start_nginx() {
+    local prefix=$1
+    nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" -g 'daemon off; master_process on;' &
+    started=$!
+    pids+=("$started")
+}
+
+sink_port=$(free_port)
+printf '        application sink%s { live on; }\n' 1 2 3 4 5 | nginx_conf "$work/sink" "$sink_port"
+start_nginx "$work/sink"
+sink_pid=$started
+wait_for_port "$sink_port"
+sink="rtmp://127.0.0.1:$sink_port"
+
+mkdir -p "$out"
+rm -f "$out"/*.json
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "memory: $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-)"
+    echo "kernel: $(uname -r)"
+    echo "swift: $(swift --version 2>&1 | head -1)"
+    echo "nginx: $(nginx -v 2>&1)"
+    echo "ffmpeg: $(ffmpeg -hide_banner -version | head -1)"
+    echo "seconds per path: $seconds; scenarios: $scenarios"
+} >"$out/machine.txt"
+cat "$out/machine.txt" >&2
+
+run_bench() {
+    local label=$1 streams_file=$2 pid=$3 tag=$4 note=$5
+    "$bench" run --input "$input" --streams-file "$streams_file" --label "$label" --seconds "$seconds" \
+        --sample-pid "$pid" --note "$note" --output "$out/$tag-$label.json"
+}
+
+# direct: each stream is published to the sink and played back by F players.
+path_direct() {
+    for i in $(seq "$n"); do
+        printf '%s/sink1/d-%s-%s' "$sink" "$tag" "$i"
+        for _ in $(seq "$f"); do printf ' %s/sink1/d-%s-%s' "$sink" "$tag" "$i"; done
+        echo
+    done >"$dir/direct.txt"
+    run_bench direct "$dir/direct.txt" "$sink_pid" "$tag" "$note"
+}
+
+# liverelay: one process, one LiveStream per stream, each with its own random key and F targets.
+path_liverelay() {
+    local relay_port relay_pid
+    relay_port=$(free_port)
+    : >"$dir/relay.yaml"
+    for i in $(seq "$n"); do
+        head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$dir/keys/s$i"
+        {
+            [[ $i -eq 1 ]] || echo "---"
+            echo "apiVersion: liverelay.io/v1alpha1"
+            echo "kind: LiveStream"
+            echo "metadata: { name: s$i }"
+            echo "spec:"
+            echo "  ingest: { app: live, streamKeyFile: $dir/keys/s$i }"
+            echo "  targets:"
+            for t in $(seq "$f"); do
+                echo "    - { name: t$t, url: \"$sink/sink$t/r-$tag-$i\" }"
+            done
+        } >>"$dir/relay.yaml"
+        printf 'rtmp://127.0.0.1:%s/live/%s' "$relay_port" "$(cat "$dir/keys/s$i")"
+        for t in $(seq "$f"); do printf ' %s/sink%s/r-%s-%s' "$sink" "$t" "$tag" "$i"; done
+        echo
+    done >"$dir/liverelay.txt"
+    "$relay" relay --listen "127.0.0.1:$relay_port" --config "$dir/relay.yaml" --log-level warning &
+    relay_pid=$!
+    pids+=("$relay_pid")
+    wait_for_port "$relay_port"
+    run_bench liverelay "$dir/liverelay.txt" "$relay_pid" "$tag" "$note"
+    stop "$relay_pid"
+}
+
+# nginx-rtmp: `push` to F sink applications; the stream name carries over.
+path_nginx() {
+    local nginx_port nginx_pid
+    nginx_port=$(free_port)
+    {
+        echo "        application live {"
+        echo "            live on;"
+        for t in $(seq "$f"); do echo "            push $sink/sink$t;"; done
+        echo "        }"
+    } | nginx_conf "$dir/nginx" "$nginx_port"
+    for i in $(seq "$n"); do
+        printf 'rtmp://127.0.0.1:%s/live/n-%s-%s' "$nginx_port" "$tag" "$i"
+        for t in $(seq "$f"); do printf ' %s/sink%s/n-%s-%s' "$sink" "$t" "$tag" "$i"; done
+        echo
+    done >"$dir/nginx.txt"
+    start_nginx "$dir/nginx"
+    nginx_pid=$started
+    wait_for_port "$nginx_port"
+    run_bench nginx "$dir/nginx.txt" "$nginx_pid" "$tag" "$note"
+    stop "$nginx_pid"
+}
+
+for scenario in $scenarios; do
+    n=${scenario%x*}
+    f=${scenario#*x}
+    tag="n$n-f$f"
+    dir="$work/$tag"
+    mkdir -p "$dir/keys"
+    # The relays (b and c) run back to back right after the baseline, under the same conditions.
+    note=$(quiet_note)
+    log "scenario $n streams x $f targets ($note)"
+    for path in $paths; do
+        "path_$path"
+    done
+done
+
+stop "$sink_pid"
+"$bench" report "$out"/*.json >"$out/report.md"
+log "results in $out (report.md, machine.txt, one JSON per path)"
+cat "$out/report.md"
