@@ -54,12 +54,11 @@ struct GOPCache: Sendable {
         }
     }
 
-    /// Headers, then the GOP; empty when there is no keyframe to start from.
+    /// The current headers, then the GOP. Without a keyframe yet (an encoder's first frame can come a second or
+    /// two after its headers) it is the headers alone: a target seeded with them waits for the keyframe and then
+    /// sends them first, as it must, since they will not come again.
     var seed: [RelayMessage] {
-        guard !self.messages.isEmpty else {
-            return []
-        }
-        return [self.metadata, self.videoHeader, self.audioHeader].compactMap { $0 } + self.messages
+        [self.metadata, self.videoHeader, self.audioHeader].compactMap { $0 } + self.messages
     }
 }
 
@@ -215,6 +214,9 @@ final class FanOut: Sendable {
                             try? await Task.sleep(for: drainTimeout)
                         }
                         await inner.next()
+                        // Drained, or out of time: a target stuck writing to a peer that stopped reading only
+                        // notices when its connection closes.
+                        target.abort()
                         inner.cancelAll()
                     }
                 }

@@ -60,6 +60,7 @@ final class PushTarget: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let sslContext: NIOSSLContext?
     private let connectTimeout: Duration
+    private let sendBufferBytes: Int?
     private let maxBehind: Duration
     private let backoff: Backoff
     private let logger: Logger
@@ -68,6 +69,9 @@ final class PushTarget: Sendable {
     private let statistics = Mutex(PushTargetStatistics())
     /// Set when the queue asked to drop the connection because the target stayed behind.
     private let fellBehind = Mutex(false)
+    /// The current connection, so that ``abort()`` can close it: a write to a peer that stopped reading does not
+    /// end when its task is cancelled, only when its channel closes.
+    private let channel = Mutex<(any Channel)?>(nil)
 
     init(
         configuration: PushTargetConfiguration,
@@ -89,6 +93,7 @@ final class PushTarget: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.sslContext = sslContext
         self.connectTimeout = relay.targetConnectTimeout
+        self.sendBufferBytes = relay.targetSendBufferBytes
         self.maxBehind = relay.targetMaxBehind
         self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum)
         self.metrics = metrics
@@ -103,6 +108,12 @@ final class PushTarget: Sendable {
     func stop() {
         self.queue.finish()
         self.stopped.signal()
+    }
+
+    /// Ends the target now: closes its connection, whatever it is doing.
+    func abort() {
+        self.stop()
+        self.channel.withLock { $0 }?.close(promise: nil)
     }
 
     var snapshot: PushTargetStatistics { self.statistics.withLock { $0 } }
@@ -182,6 +193,8 @@ final class PushTarget: Sendable {
     private func pushOnce() async throws {
         let url = self.configuration.url
         let channel = try await self.connect(url)
+        self.channel.withLock { $0 = channel.channel }
+        defer { self.channel.withLock { $0 = nil } }
         // When the target stays behind too long, the queue closes this connection.
         let closing = channel.channel
         self.queue.setDisconnect { [self] in
@@ -298,9 +311,12 @@ final class PushTarget: Sendable {
 
     private func connect(_ url: RTMPURL) async throws -> NIOAsyncChannel<RTMPMessage, RTMPMessage> {
         let sslContext = self.sslContext
-        let bootstrap = ClientBootstrap(group: self.eventLoopGroup)
+        var bootstrap = ClientBootstrap(group: self.eventLoopGroup)
             .connectTimeout(TimeAmount(self.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if let bytes = self.sendBufferBytes {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+        }
         return try await bootstrap.connect(host: url.host, port: url.port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 if url.useTLS {

@@ -137,6 +137,10 @@ public struct RelayConfiguration: Sendable {
     public var targetQueueDuration: Duration = .seconds(10)
     /// How long a target may stay behind (dropping) before it is disconnected and restarted.
     public var targetMaxBehind: Duration = .seconds(20)
+    /// The kernel send buffer of each target connection. Left to itself Linux grows it to 4 MiB, which at 3 Mbit/s
+    /// hides ten seconds of stale media from the relay's queue, where dropping is GOP-aware; bounded, a slow target
+    /// shows up as queue growth within a second.
+    public var targetSendBufferBytes: Int? = 512 << 10
     /// Bytes of the current GOP kept for targets that join or rejoin, so they start at once.
     public var gopCacheBytes: Int = 16 << 20
     public var reconnectInitial: Duration = .milliseconds(500)

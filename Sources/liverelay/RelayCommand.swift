@@ -99,6 +99,9 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Seconds a target may stay behind before it is disconnected and restarted.")
     var targetMaxBehind: Double = 20
 
+    @Option(help: "Kernel send buffer of each target connection, in bytes (0: the system's autotuning).")
+    var targetSendBuffer: Int = 512 << 10
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -133,7 +136,8 @@ struct RelayCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let relay = try RelayServer(configuration: configuration, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: relay)]
+        // The HTTP endpoints come first so they stop last: /readyz answers 503 while the relay drains.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if self.httpListen != "none" {
             let (host, port) = try Self.hostAndPort(self.httpListen, flag: "--http-listen")
             let http = makeRelayHTTPApplication(
@@ -145,6 +149,7 @@ struct RelayCommand: AsyncParsableCommand {
             )
             services.append(.init(service: http))
         }
+        services.append(.init(service: relay))
         if let config = self.config {
             services.append(
                 .init(
@@ -191,6 +196,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.targetQueueBytes = self.targetQueueBytes
             configuration.targetQueueDuration = .milliseconds(Int64(self.targetQueueSeconds * 1000))
             configuration.targetMaxBehind = .milliseconds(Int64(self.targetMaxBehind * 1000))
+            configuration.targetSendBufferBytes = self.targetSendBuffer > 0 ? self.targetSendBuffer : nil
             configuration.publisherTakeover = self.takeover
             configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
             configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))

@@ -9,10 +9,15 @@
 //
 //===----------------------------------------------------------------------===//
 
+import AsyncHTTPClient
 import Foundation
+import Hummingbird
 import Logging
 import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 import PeerTestSupport
+import Prometheus
 import Relay
 import ServiceLifecycle
 import Synchronization
@@ -126,14 +131,33 @@ struct RecordingLogHandler: LogHandler {
     }
 }
 
-/// A relay running in this process on 127.0.0.1 with an ephemeral port.
+/// A relay running in this process on 127.0.0.1 with ephemeral ports, with its HTTP endpoints.
 struct RelayUnderTest: Sendable {
     let port: Int
+    let httpPort: Int
     let streamKey: String
     let logs: LogRecorder
+    let server: RelayServer
 
-    func publishURL(key: String? = nil) -> String {
-        "rtmp://127.0.0.1:\(self.port)/live/\(key ?? self.streamKey)"
+    func publishURL(key: String? = nil, app: String = "live") -> String {
+        "rtmp://127.0.0.1:\(self.port)/\(app)/\(key ?? self.streamKey)"
+    }
+
+    /// An HTTP request to the relay's endpoints; returns the status and body.
+    func http(_ method: HTTPMethod = .GET, _ path: String) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.httpPort)\(path)")
+        request.method = method
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    func streamStatus(_ name: String = "default") async throws -> StreamStatus {
+        let (status, body) = try await self.http(.GET, "/api/v1/streams/\(name)")
+        guard status == 200 else {
+            throw TestFailure("GET /api/v1/streams/\(name) answered \(status): \(body)")
+        }
+        return try JSONDecoder().decode(StreamStatus.self, from: Data(body.utf8))
     }
 }
 
@@ -146,14 +170,12 @@ extension UInt64 {
     var hexString: String { String(self, radix: 16) }
 }
 
-/// Runs a relay for the duration of `body`, then shuts it down gracefully and waits for it.
+/// Runs a relay with one stream (`default`, app `live`, a random key) for the duration of `body`.
 func withRelay<Result: Sendable>(
     targets: [PushTargetConfiguration],
     configure: (inout RelayConfiguration) -> Void = { _ in },
     _ body: @Sendable (RelayUnderTest) async throws -> Result
 ) async throws -> Result {
-    let recorder = LogRecorder()
-    let logger = Logger(label: "liverelay.test") { _ in recorder.handler }
     let key = makeTestKey("ingest")
     var configuration = RelayConfiguration(
         host: "127.0.0.1",
@@ -162,26 +184,66 @@ func withRelay<Result: Sendable>(
         streamKey: Secret(key),
         targets: targets
     )
-    configuration.reconnectInitial = .milliseconds(200)
-    configuration.reconnectMaximum = .seconds(2)
     configure(&configuration)
-    let (addresses, addressContinuation) = AsyncStream<SocketAddress>.makeStream()
-    let server = try RelayServer(configuration: configuration, logger: logger) { address in
-        addressContinuation.yield(address)
+    return try await withRelay(configuration: configuration, streamKey: key, body)
+}
+
+/// Runs a relay with the given configuration (its port is replaced by an ephemeral one) and its HTTP endpoints for
+/// the duration of `body`, then shuts both down gracefully and waits for them.
+func withRelay<Result: Sendable>(
+    configuration: RelayConfiguration,
+    streamKey: String = "",
+    extraServices: @Sendable (RelayServer, Logger) -> [any Service] = { _, _ in [] },
+    _ body: @Sendable (RelayUnderTest) async throws -> Result
+) async throws -> Result {
+    let recorder = LogRecorder()
+    let logger = Logger(label: "liverelay.test") { _ in recorder.handler }
+    var configuration = configuration
+    configuration.host = "127.0.0.1"
+    configuration.port = 0
+    if configuration.reconnectInitial == .milliseconds(500) {
+        configuration.reconnectInitial = .milliseconds(200)
+        configuration.reconnectMaximum = .seconds(2)
     }
-    let group = ServiceGroup(services: [server], logger: logger)
+    let (ports, portContinuation) = AsyncStream<(String, Int)>.makeStream()
+    let registry = PrometheusCollectorRegistry()
+    let server = try RelayServer(
+        configuration: configuration,
+        metricsFactory: PrometheusMetricsFactory(registry: registry),
+        logger: logger
+    ) { address in
+        portContinuation.yield(("rtmp", address.port ?? 0))
+    }
+    let http = makeRelayHTTPApplication(relay: server, registry: registry, host: "127.0.0.1", port: 0, logger: logger) {
+        portContinuation.yield(("http", $0))
+    }
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: http), .init(service: server)]
+                + extraServices(server, logger).map { .init(service: $0) },
+            logger: logger
+        )
+    )
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
-        var iterator = addresses.makeAsyncIterator()
-        guard let address = await iterator.next(), let port = address.port else {
+        var found: [String: Int] = [:]
+        for await (name, port) in ports {
+            found[name] = port
+            if found.count == 2 {
+                break
+            }
+        }
+        guard let port = found["rtmp"], let httpPort = found["http"] else {
             throw TestFailure("the relay did not start")
         }
-        let relay = RelayUnderTest(port: port, streamKey: key, logs: recorder)
+        let relay = RelayUnderTest(port: port, httpPort: httpPort, streamKey: streamKey, logs: recorder, server: server)
         do {
             let result = try await body(relay)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
-            #expect(!recorder.lines.contains { $0.contains(key) }, "the ingest key appeared in the log")
+            if !streamKey.isEmpty {
+                #expect(!recorder.lines.contains { $0.contains(streamKey) }, "the ingest key appeared in the log")
+            }
             return result
         } catch {
             await group.triggerGracefulShutdown()

@@ -1,0 +1,465 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import PeerTestSupport
+import Relay
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// What streamers and operators expect of a relay in production, between real peers: ffmpeg publishes, nginx-rtmp
+/// receives, ffprobe checks. Serialized: each test runs encoders and servers on a 2-core machine.
+@Suite("Relay in production", .serialized, .timeLimit(.minutes(3)))
+struct RelayProductionTests {
+    private func target(_ name: String, _ nginx: NginxRTMP, app: String, key: String) throws -> PushTargetConfiguration
+    {
+        PushTargetConfiguration(name: name, url: try RTMPURL(parsing: nginx.url(app: app)), streamKey: Secret(key))
+    }
+
+    @Test("Two streams through one relay at once, each to its own target, isolated")
+    func twoStreams() async throws {
+        try await withNginxRTMP(applications: ["a", "b"]) { nginx in
+            let (keyA, keyB, targetA, targetB) = (
+                makeTestKey("ia"), makeTestKey("ib"), makeTestKey("ta"), makeTestKey("tb")
+            )
+            var configuration = RelayConfiguration(streams: [
+                StreamConfiguration(
+                    name: "alpha",
+                    app: "live",
+                    authorization: .key(Secret(keyA)),
+                    targets: [try self.target("a", nginx, app: "a", key: targetA)]
+                ),
+                StreamConfiguration(
+                    name: "beta",
+                    app: "studio",
+                    authorization: .key(Secret(keyB)),
+                    targets: [try self.target("b", nginx, app: "b", key: targetB)]
+                ),
+            ])
+            configuration.drainTimeout = .seconds(5)
+            try await withRelay(configuration: configuration) { relay in
+                async let first = FFmpeg.withPublisher(to: relay.publishURL(key: keyA, app: "live"), duration: 6) {
+                    await $0.waitForExit()
+                }
+                async let second = FFmpeg.withPublisher(to: relay.publishURL(key: keyB, app: "studio"), duration: 6) {
+                    await $0.waitForExit()
+                }
+                try await nginx.waitForPublishStarted(app: "a", stream: targetA)
+                try await nginx.waitForPublishStarted(app: "b", stream: targetB)
+                let statuses = try JSONDecoder().decode(
+                    [StreamStatus].self,
+                    from: Data(try await relay.http(.GET, "/api/v1/streams").body.utf8)
+                )
+                #expect(statuses.map(\.name) == ["alpha", "beta"])
+                #expect(statuses.allSatisfy { $0.state == "live" })
+                let (exitA, exitB) = try await (first, second)
+                #expect(exitA.succeeded && exitB.succeeded, "ffmpeg: \(exitA) \(exitB)")
+                try await nginx.waitForPublishEnded(app: "a", stream: targetA, timeout: .seconds(20))
+                try await nginx.waitForPublishEnded(app: "b", stream: targetB, timeout: .seconds(20))
+                #expect(!relay.logs.lines.contains { $0.contains(keyA) || $0.contains(keyB) })
+            }
+            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "a", stream: targetA), seconds: 6)
+            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "b", stream: targetB), seconds: 6)
+        }
+    }
+
+    @Test("A target disabled and re-enabled over HTTP while live; the other target's recording has no gap")
+    func toggleTarget() async throws {
+        try await withNginxRTMP(applications: ["steady", "toggled"]) { nginx in
+            let (steadyKey, toggledKey) = (makeTestKey("s"), makeTestKey("t"))
+            let targets = [
+                try self.target("steady", nginx, app: "steady", key: steadyKey),
+                try self.target("toggled", nginx, app: "toggled", key: toggledKey),
+            ]
+            try await withRelay(targets: targets) { relay in
+                try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 14) { ffmpeg in
+                    try await nginx.waitForPublishStarted(app: "toggled", stream: toggledKey)
+                    #expect(
+                        try await relay.http(.POST, "/api/v1/streams/default/targets/toggled/disable").status == 200
+                    )
+                    try await nginx.waitForPublishEnded(app: "toggled", stream: toggledKey, timeout: .seconds(10))
+                    #expect(try await relay.streamStatus().targets.first { $0.name == "toggled" }?.state == "disabled")
+                    #expect(try await relay.http(.POST, "/api/v1/streams/default/targets/toggled/enable").status == 200)
+                    try await nginx.waitForPublishStarted(app: "toggled", stream: toggledKey)
+                    #expect(try await relay.http(.POST, "/api/v1/streams/default/targets/nope/enable").status == 404)
+                    let exit = await ffmpeg.waitForExit()
+                    #expect(exit.succeeded, "ffmpeg: \(exit)")
+                }
+                try await nginx.waitForPublishEnded(app: "steady", stream: steadyKey, timeout: .seconds(20))
+                try await nginx.waitForPublishEnded(app: "toggled", stream: toggledKey, count: 2, timeout: .seconds(20))
+            }
+            let steady = nginx.recordingPath(app: "steady", stream: steadyKey)
+            try await RelayEndToEndTests.expectComplete(steady, seconds: 14)
+            let gap = try await largestVideoGap(steady)
+            #expect(gap < 0.25, "largest gap in the steady target's video: \(gap) s")
+            // nginx-rtmp overwrote the toggled target's recording with the second publish: it starts at a keyframe.
+            let errors = try await FFprobe.decodeErrors(nginx.recordingPath(app: "toggled", stream: toggledKey))
+            #expect(errors.isEmpty, "decode errors after re-enabling: \(errors)")
+        }
+    }
+
+    @Test("A black-holed target (accepting, never reading) slows neither the ingest nor the other target")
+    func blackHoledTarget() async throws {
+        try await withNginxRTMP(applications: ["steady"]) { steady in
+            let hole = try await BlackHoleRTMPServer.start()
+            let steadyKey = makeTestKey("s")
+            let targets = [
+                try self.target("steady", steady, app: "steady", key: steadyKey),
+                PushTargetConfiguration(
+                    name: "hole",
+                    url: try RTMPURL(parsing: hole.url(app: "hole")),
+                    streamKey: Secret(makeTestKey("h"))
+                ),
+            ]
+            let seconds = 14.0
+            do {
+                try await withRelay(
+                    targets: targets,
+                    configure: {
+                        $0.targetQueueBytes = 256 << 10
+                        $0.targetQueueDuration = .seconds(2)
+                        $0.targetMaxBehind = .seconds(3)
+                        $0.targetSendBufferBytes = 16 << 10
+                    }
+                ) { relay in
+                    let started = ContinuousClock.now
+                    try await FFmpeg.withPublisher(to: relay.publishURL(), duration: seconds) { ffmpeg in
+                        var published = hole.published.makeAsyncIterator()
+                        _ = await published.next()
+                        _ = try await relay.logs.waitFor(
+                            "the hole disconnected for staying behind",
+                            timeout: .seconds(30)
+                        ) {
+                            $0.contains("name=hole") && $0.contains("stayed behind")
+                        }
+                        let exit = await ffmpeg.waitForExit()
+                        #expect(exit.succeeded, "ffmpeg: \(exit)")
+                    }
+                    // ffmpeg sends at the media's own pace (-re): had the relay stopped reading, it would have blocked.
+                    let elapsed = ContinuousClock.now - started
+                    #expect(elapsed < .seconds(seconds * 1.25 + 3), "publishing \(seconds) s took \(elapsed)")
+                    try await steady.waitForPublishEnded(app: "steady", stream: steadyKey, timeout: .seconds(20))
+                    let drops = relay.logs.lines.filter { $0.contains("name=hole") && $0.contains("stayed behind") }
+                    #expect(!drops.isEmpty)
+                }
+            } catch {
+                await hole.stop()
+                throw error
+            }
+            await hole.stop()
+            let path = steady.recordingPath(app: "steady", stream: steadyKey)
+            try await RelayEndToEndTests.expectComplete(path, seconds: seconds)
+            let gap = try await largestVideoGap(path)
+            #expect(gap < 0.25, "largest gap in the steady target's video: \(gap) s")
+        }
+    }
+
+    @Test("An encoder that hangs and reconnects with its key takes over its stale session at once")
+    func takeover() async throws {
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let targetKey = makeTestKey("t")
+            try await withRelay(targets: [try self.target("target", nginx, app: "target", key: targetKey)]) { relay in
+                let stale = try FFmpeg.publish(to: relay.publishURL(), duration: 60)
+                defer { stale.kill() }
+                try await nginx.waitForPublishStarted(app: "target", stream: targetKey)
+                // The encoder's network dies without a FIN: its connection stays open and silent.
+                stale.signal(SIGSTOP)
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 6) { fresh in
+                    _ = try await relay.logs.waitFor("the takeover") { $0.contains("takes over the stream") }
+                    return await fresh.waitForExit()
+                }
+                #expect(exit.succeeded, "the reconnecting encoder failed: \(exit)")
+                #expect(relay.logs.lines.filter { $0.contains("Publisher is live") }.count == 2)
+                try await nginx.waitForPublishEnded(app: "target", stream: targetKey, count: 2, timeout: .seconds(20))
+                stale.signal(SIGCONT)
+            }
+            try await RelayEndToEndTests.expectComplete(
+                nginx.recordingPath(app: "target", stream: targetKey),
+                seconds: 6
+            )
+        }
+    }
+
+    @Test("A webhook admits on 2xx only; refused and unreachable webhooks refuse with the reason logged")
+    func webhook() async throws {
+        let good = makeTestKey("good")
+        let calls = Mutex<[String]>([])
+        let router = Router()
+        router.post("auth") { request, context -> HTTPResponse.Status in
+            struct Call: Decodable {
+                var app: String
+                var name: String
+                var clientAddress: String
+            }
+            let call = try await request.decode(as: Call.self, context: context)
+            calls.withLock { $0.append(call.app) }
+            return call.name == good ? .noContent : .forbidden
+        }
+        let (hookPorts, hookPort) = AsyncStream<Int>.makeStream()
+        let hook = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: {
+                hookPort.yield($0.localAddress?.port ?? 0)
+            }
+        )
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let targetKey = makeTestKey("t")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await hook.runService() }
+                var ports = hookPorts.makeAsyncIterator()
+                let port = try #require(await ports.next())
+                let unreachable = try freeTCPPort()
+                let configuration = RelayConfiguration(streams: [
+                    StreamConfiguration(
+                        name: "hooked",
+                        app: "live",
+                        authorization: .webhook(url: "http://127.0.0.1:\(port)/auth", timeout: .seconds(2)),
+                        targets: [try self.target("target", nginx, app: "target", key: targetKey)]
+                    ),
+                    StreamConfiguration(
+                        name: "orphan",
+                        app: "other",
+                        authorization: .webhook(url: "http://127.0.0.1:\(unreachable)/auth", timeout: .seconds(2))
+                    ),
+                ])
+                try await withRelay(configuration: configuration) { relay in
+                    let refused = try await FFmpeg.withPublisher(
+                        to: relay.publishURL(key: makeTestKey("bad")),
+                        duration: 3
+                    ) { await $0.waitForExit() }
+                    #expect(!refused.succeeded)
+                    _ = try await relay.logs.waitFor("the webhook refusal") {
+                        $0.contains("Publish refused by the webhook") && $0.contains("answered 403")
+                    }
+                    let orphan = try await FFmpeg.withPublisher(
+                        to: relay.publishURL(key: good, app: "other"),
+                        duration: 3
+                    ) { await $0.waitForExit() }
+                    #expect(!orphan.succeeded)
+                    _ = try await relay.logs.waitFor("the unreachable webhook") {
+                        $0.contains("Publish refused by the webhook") && $0.contains("unreachable")
+                    }
+                    let admitted = try await FFmpeg.withPublisher(to: relay.publishURL(key: good), duration: 4) {
+                        await $0.waitForExit()
+                    }
+                    #expect(admitted.succeeded, "ffmpeg: \(admitted)")
+                    try await nginx.waitForPublishEnded(app: "target", stream: targetKey, timeout: .seconds(20))
+                    #expect(!relay.logs.lines.contains { $0.contains(good) })
+                }
+                group.cancelAll()
+            }
+            #expect(calls.withLock { $0 } == ["live", "live"])
+            try await RelayEndToEndTests.expectComplete(
+                nginx.recordingPath(app: "target", stream: targetKey),
+                seconds: 4
+            )
+        }
+    }
+
+    @Test("Ingest is measured (codec, size, frame rate, bitrate, keyframe interval) and a broken rule is reported")
+    func ingestChecks() async throws {
+        var configuration = RelayConfiguration(streamKey: Secret(makeTestKey("i")))
+        configuration.streams[0].rules.maxKeyframeInterval = .seconds(2)
+        guard case .key(let key) = configuration.streams[0].authorization else {
+            Issue.record("expected a key")
+            return
+        }
+        try await withRelay(configuration: configuration, streamKey: key.revealed) { relay in
+            // A 4-second GOP, where the rule allows 2.
+            try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 12, keyframeInterval: 4) { ffmpeg in
+                _ = try await relay.logs.waitFor("the broken rule", timeout: .seconds(15)) {
+                    $0.contains("Ingest rule broken")
+                }
+                let status = try await relay.streamStatus()
+                let ingest = try #require(status.ingest)
+                #expect(
+                    ingest.videoCodec == "avc" || ingest.videoCodec?.lowercased().contains("avc") == true,
+                    "\(ingest)"
+                )
+                #expect(ingest.width == 320 && ingest.height == 240)
+                #expect(abs(ingest.frameRate - 25) < 3, "frame rate \(ingest.frameRate)")
+                #expect(ingest.bitrate > 10_000, "bitrate \(ingest.bitrate)")
+                #expect(abs((ingest.keyframeIntervalSeconds ?? 0) - 4) < 0.2)
+                #expect(ingest.audioCodec?.lowercased().contains("aac") == true)
+                #expect(status.warnings.map(\.rule) == ["maxKeyframeInterval"])
+                let metrics = try await relay.http(.GET, "/metrics").body
+                #expect(
+                    metrics.contains(#"liverelay_ingest_rule_broken{stream="default",rule="maxKeyframeInterval"} 1"#),
+                    "\(metrics)"
+                )
+                #expect(metrics.contains(#"liverelay_publisher_connected{stream="default"} 1"#))
+                #expect(metrics.contains("liverelay_ingest_bytes_total"))
+                #expect(!metrics.contains(relay.streamKey))
+                ffmpeg.kill()
+            }
+        }
+    }
+
+    @Test("Health, readiness and metrics endpoints answer")
+    func endpoints() async throws {
+        try await withRelay(targets: []) { relay in
+            #expect(try await relay.http(.GET, "/healthz").status == 200)
+            #expect(try await relay.http(.GET, "/readyz").status == 200)
+            let stream = try await relay.streamStatus()
+            #expect(stream.state == "idle")
+            #expect(try await relay.http(.GET, "/api/v1/stream").status == 200)
+            #expect(try await relay.http(.GET, "/api/v1/streams/nope").status == 404)
+        }
+    }
+
+    @Test("Editing the config file adds a target to a live stream without touching the other")
+    func reloadAddsTarget() async throws {
+        try await withNginxRTMP(applications: ["first", "second"]) { nginx in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "liverelay-reload-\(UUID().uuidString)"
+            )
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (ingest, firstKey, secondKey) = (makeTestKey("i"), makeTestKey("f"), makeTestKey("s"))
+            func yaml(_ targets: [(String, String, String)]) -> String {
+                """
+                kind: Secret
+                metadata: { name: keys }
+                stringData: { ingest: \(ingest), first: \(firstKey), second: \(secondKey) }
+                ---
+                kind: LiveStream
+                metadata: { name: show }
+                spec:
+                  ingest: { streamKeySecretRef: { name: keys, key: ingest } }
+                  targets:
+                """
+                    + targets.map {
+                        "\n    - { name: \($0.0), url: \"\(nginx.url(app: $0.1))\", streamKeySecretRef: { name: keys, key: \($0.2) } }"
+                    }.joined() + "\n"
+            }
+            let file = directory.appendingPathComponent("streams.yaml").path
+            try yaml([("first", "first", "first")]).write(toFile: file, atomically: true, encoding: .utf8)
+            let updated = yaml([("first", "first", "first"), ("second", "second", "second")])
+            let configuration = try RelayConfiguration.load(yamlFile: file, secretsDirectory: directory.path)
+            try await withRelay(
+                configuration: configuration,
+                streamKey: ingest,
+                extraServices: { server, logger in
+                    [
+                        ConfigurationReloader(
+                            path: file,
+                            secretsDirectory: directory.path,
+                            relay: server,
+                            logger: logger,
+                            pollInterval: .milliseconds(200)
+                        )
+                    ]
+                }
+            ) { relay in
+                try await FFmpeg.withPublisher(to: relay.publishURL(key: ingest), duration: 12) { ffmpeg in
+                    try await nginx.waitForPublishStarted(app: "first", stream: firstKey)
+                    try updated.write(toFile: file, atomically: true, encoding: .utf8)
+                    _ = try await relay.logs.waitFor("the reload") { $0.contains("Configuration reloaded") }
+                    try await nginx.waitForPublishStarted(app: "second", stream: secondKey)
+                    let exit = await ffmpeg.waitForExit()
+                    #expect(exit.succeeded, "ffmpeg: \(exit)")
+                }
+                try await nginx.waitForPublishEnded(app: "first", stream: firstKey, timeout: .seconds(20))
+                try await nginx.waitForPublishEnded(app: "second", stream: secondKey, timeout: .seconds(20))
+                #expect(
+                    nginx.finishedSessions().filter { $0.app == "first" }.count == 1,
+                    "the first target was restarted"
+                )
+            }
+            let first = nginx.recordingPath(app: "first", stream: firstKey)
+            try await RelayEndToEndTests.expectComplete(first, seconds: 12)
+            #expect(try await largestVideoGap(first) < 0.25)
+            #expect(try await FFprobe.decodeErrors(nginx.recordingPath(app: "second", stream: secondKey)).isEmpty)
+        }
+    }
+
+    @Test("SIGTERM during a live publish: the relay drains, ends the stream cleanly, and every recording decodes")
+    func sigtermDrains() async throws {
+        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/liverelay").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the package first: \(binary)")
+        try await withNginxRTMP(applications: ["one", "two"]) { nginx in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "liverelay-term-\(UUID().uuidString)"
+            )
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (ingest, oneKey, twoKey) = (makeTestKey("i"), makeTestKey("o"), makeTestKey("t"))
+            for (name, value) in [("ingest", ingest), ("one", oneKey), ("two", twoKey)] {
+                try value.write(toFile: directory.appendingPathComponent(name).path, atomically: true, encoding: .utf8)
+            }
+            let (port, httpPort) = (try freeTCPPort(), try freeTCPPort())
+            let relay = try RunningProcess.launch(
+                binary,
+                arguments: [
+                    "relay", "--listen", "127.0.0.1:\(port)", "--http-listen", "127.0.0.1:\(httpPort)",
+                    "--stream-key-file", directory.appendingPathComponent("ingest").path,
+                    "--target", "one=\(nginx.url(app: "one"))", "--target-key-file",
+                    "one=\(directory.appendingPathComponent("one").path)",
+                    "--target", "two=\(nginx.url(app: "two"))", "--target-key-file",
+                    "two=\(directory.appendingPathComponent("two").path)",
+                    "--shutdown-grace", "4",
+                ]
+            )
+            defer { relay.kill() }
+            try await waitUntilReady(httpPort: httpPort, process: relay)
+            let publisher = try await FFmpeg.withPublisher(to: "rtmp://127.0.0.1:\(port)/live/\(ingest)", duration: 30)
+            { ffmpeg in
+                try await nginx.waitForPublishStarted(app: "one", stream: oneKey, timeout: .seconds(30))
+                try await nginx.waitForPublishStarted(app: "two", stream: twoKey, timeout: .seconds(30))
+                relay.terminate()
+                // The publisher goes on through the grace period; then the relay ends the stream.
+                let exit = await relay.waitForExit()
+                #expect(exit.succeeded, "the relay exited with \(exit)")
+                #expect(exit.standardError.contains("Shutdown grace period over"), "\(exit.standardError)")
+                #expect(!exit.standardError.contains(ingest) && !exit.standardError.contains(oneKey))
+                return await ffmpeg.waitForExit()
+            }
+            #expect(!publisher.succeeded, "the publisher should have been disconnected at the end of the grace period")
+            try await nginx.waitForPublishEnded(app: "one", stream: oneKey, timeout: .seconds(10))
+            try await nginx.waitForPublishEnded(app: "two", stream: twoKey, timeout: .seconds(10))
+            for (app, key) in [("one", oneKey), ("two", twoKey)] {
+                let path = nginx.recordingPath(app: app, stream: key)
+                let info = try await FFprobe.inspect(path)
+                // Live from the first keyframe to the end of the 4-second grace; the encoder's first keyframe takes
+                // up to a second or two.
+                #expect((info.duration ?? 0) >= 2, "\(app) recorded \(info.duration ?? 0) s")
+                #expect(try await FFprobe.decodeErrors(path).isEmpty)
+            }
+        }
+    }
+}
+
+/// Polls a relay process's `/readyz` (10 ms doubling to 200 ms, 15 s at most), as a kubelet's readiness probe would.
+func waitUntilReady(httpPort: Int, process: RunningProcess) async throws {
+    var delay = Duration.milliseconds(10)
+    let deadline = ContinuousClock.now + .seconds(15)
+    while ContinuousClock.now < deadline {
+        if process.hasExited {
+            throw TestFailure("the relay exited: \(process.standardErrorSoFar)")
+        }
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(httpPort)/readyz")
+        request.method = .GET
+        if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)), response.status == .ok {
+            return
+        }
+        try await Task.sleep(for: delay)
+        delay = min(delay * 2, .milliseconds(200))
+    }
+    throw TestFailure("the relay did not become ready: \(process.standardErrorSoFar)")
+}
