@@ -105,19 +105,28 @@ free_port() {
     done
 }
 
-# Others may compile on this machine: wait (up to --wait-for-builds seconds) until no Swift compiler runs, and say
-# whether one still did.
+# Others may compile or run tests on this machine: wait (up to --wait-for-builds seconds) until no Swift compiler
+# and no test bundle runs, and say whether one still did.
+busy_note() {
+    local found=()
+    pgrep -x swift-frontend >/dev/null && found+=("swift-frontend")
+    pgrep -x swift-build >/dev/null && found+=("swift-build")
+    pgrep -f '[.]xctest' >/dev/null && found+=("xctest")
+    echo "${found[*]}"
+}
 quiet_note() {
-    local waited=0
-    while pgrep -x swift-frontend >/dev/null || pgrep -x swift-build >/dev/null; do
+    local waited=0 busy
+    busy=$(busy_note)
+    while [[ -n $busy ]]; do
         if ((waited >= wait_for_builds)); then
-            echo "build running"
+            echo "busy: $busy"
             return
         fi
         sleep 5
         waited=$((waited + 5))
+        busy=$(busy_note)
     done
-    echo "no build"
+    echo "quiet"
 }
 
 # --- build

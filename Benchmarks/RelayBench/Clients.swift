@@ -263,7 +263,8 @@ final class PlayHandler: ChannelInboundHandler {
                 self.ready.succeed()
             }
         case (_, "_error"):
-            self.fail(BenchError("the sink refused \(self.url.app): \(command.arguments.first ?? .null)"), context: context)
+            let reason = command.arguments.first ?? .null
+            self.fail(BenchError("the sink refused \(self.url.app): \(reason)"), context: context)
         default:
             break
         }

@@ -52,10 +52,13 @@ struct Report: ParsableCommand {
             "|---:|---:|---|---|---|---:|---|---:|---|---|---:|---:|---|",
         ]
         for result in sorted {
-            let direct = results.first { $0.label == "direct" && $0.streams == result.streams && $0.fanout == result.fanout }
+            let direct = results.first {
+                $0.label == "direct" && $0.streams == result.streams && $0.fanout == result.fanout
+            }
             var added = "—"
             if let direct, result.label != "direct" {
-                added = "\(ms(result.p50 - direct.p50)) / \(ms(result.p99 - direct.p99)) / \(ms(result.max - direct.max))"
+                added = [result.p50 - direct.p50, result.p99 - direct.p99, result.max - direct.max].map(ms)
+                    .joined(separator: " / ")
             }
             let isRelay = result.label != "direct"
             lines.append(
@@ -72,7 +75,7 @@ struct Report: ParsableCommand {
         lines += [
             "",
             "| Streams | Fan-out | CPU per stream, liverelay ÷ nginx | RSS per stream, liverelay ÷ nginx "
-                + "| Added p99, liverelay − nginx (ms) | Idle RSS, liverelay ÷ nginx |",
+                + "| p99 latency, liverelay − nginx (ms) | Idle RSS, liverelay ÷ nginx |",
             "|---:|---:|---:|---:|---:|---:|",
         ]
         let scenarios = Set(results.map { [$0.streams, $0.fanout] }).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }

@@ -56,7 +56,10 @@ public struct AsyncHTTPClientTransport: KubernetesTransport {
         return httpConfiguration
     }
 
-    public func send(_ request: KubernetesRequest, body: KubernetesBody?) async throws -> (
+    public func send(
+        _ request: KubernetesRequest,
+        body: KubernetesBody?
+    ) async throws -> (
         KubernetesResponse, KubernetesBody
     ) {
         var httpRequest = HTTPClientRequest(url: self.server + request.target)
@@ -73,7 +76,8 @@ public struct AsyncHTTPClientTransport: KubernetesTransport {
         }
         // Watches run until the server ends them (`timeoutSeconds`) or the caller cancels.
         let isWatch = request.queryValue("watch") == "true"
-        let timeout: TimeAmount = isWatch ? .hours(24 * 365) : .nanoseconds(Int64(self.requestTimeout / .nanoseconds(1)))
+        let timeout: TimeAmount =
+            isWatch ? .hours(24 * 365) : .nanoseconds(Int64(self.requestTimeout / .nanoseconds(1)))
         let response: HTTPClientResponse
         do {
             response = try await self.client.execute(httpRequest, timeout: timeout)

@@ -59,7 +59,10 @@ public struct KubernetesClient: Sendable {
     }
 
     /// Sends one request through the middleware chain and the transport.
-    public func send(_ request: KubernetesRequest, body: KubernetesBody? = nil) async throws -> (
+    public func send(
+        _ request: KubernetesRequest,
+        body: KubernetesBody? = nil
+    ) async throws -> (
         KubernetesResponse, KubernetesBody
     ) {
         try await Self.run(request, body: body, middlewares: self.middlewares[...], transport: self.transport)
@@ -96,7 +99,10 @@ public struct KubernetesClient: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: buffer)
         } catch {
-            throw KubernetesError.decoding("\(request.method.rawValue) \(request.path): unexpected response", cause: error)
+            throw KubernetesError.decoding(
+                "\(request.method.rawValue) \(request.path): unexpected response",
+                cause: error
+            )
         }
     }
 
@@ -380,7 +386,14 @@ extension KubernetesClient {
         namespace: String? = nil,
         mergePatch: JSONValue
     ) async throws -> T {
-        try await self.patch(T.self, resource, name: name, namespace: namespace, mergePatch: mergePatch, subresource: "status")
+        try await self.patch(
+            T.self,
+            resource,
+            name: name,
+            namespace: namespace,
+            mergePatch: mergePatch,
+            subresource: "status"
+        )
     }
 
     /// Reads the scale subresource.
@@ -390,7 +403,11 @@ extension KubernetesClient {
     }
 
     /// Replaces the scale subresource.
-    public func updateScale(_ scale: Scale, _ resource: KubernetesResource, namespace: String? = nil) async throws
+    public func updateScale(
+        _ scale: Scale,
+        _ resource: KubernetesResource,
+        namespace: String? = nil
+    ) async throws
         -> Scale
     {
         try await self.update(scale, resource, namespace: namespace, subresource: "scale")

@@ -86,8 +86,11 @@ public struct KubernetesConfiguration: Sendable {
         /// A `Retry-After` larger than this is cut down to it, so one bad header cannot stall a controller.
         public var maxDelay: Duration
 
-        public init(maxAttempts: Int = 4, defaultDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10))
-        {
+        public init(
+            maxAttempts: Int = 4,
+            defaultDelay: Duration = .milliseconds(200),
+            maxDelay: Duration = .seconds(10)
+        ) {
             self.maxAttempts = maxAttempts
             self.defaultDelay = defaultDelay
             self.maxDelay = maxDelay

@@ -124,7 +124,10 @@ final class TokenProvider: Sendable {
                     continuation.resume(returning: data)
                 } catch {
                     continuation.resume(
-                        throwing: KubernetesError.authentication("cannot run exec plugin \(plugin.command)", cause: error)
+                        throwing: KubernetesError.authentication(
+                            "cannot run exec plugin \(plugin.command)",
+                            cause: error
+                        )
                     )
                 }
             }
@@ -202,7 +205,8 @@ struct RetryMiddleware: KubernetesMiddleware {
             }
             attempt += 1
             var delay = self.policy.defaultDelay * (1 << min(attempt - 2, 10))
-            if let header = response.header("Retry-After"), let seconds = Int(header.trimmingCharacters(in: .whitespaces))
+            if let header = response.header("Retry-After"),
+                let seconds = Int(header.trimmingCharacters(in: .whitespaces))
             {
                 delay = .seconds(max(0, seconds))
             }

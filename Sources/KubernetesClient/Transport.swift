@@ -188,9 +188,10 @@ public protocol KubernetesMiddleware: Sendable {
 
 /// A transport whose answers come from a closure: for tests of the client and of anything built on it.
 public struct FakeTransport: KubernetesTransport {
-    public typealias Handler = @Sendable (KubernetesRequest, KubernetesBody?) async throws -> (
-        KubernetesResponse, KubernetesBody
-    )
+    public typealias Handler =
+        @Sendable (KubernetesRequest, KubernetesBody?) async throws -> (
+            KubernetesResponse, KubernetesBody
+        )
 
     private let handler: Handler
 
@@ -198,7 +199,10 @@ public struct FakeTransport: KubernetesTransport {
         self.handler = handler
     }
 
-    public func send(_ request: KubernetesRequest, body: KubernetesBody?) async throws -> (
+    public func send(
+        _ request: KubernetesRequest,
+        body: KubernetesBody?
+    ) async throws -> (
         KubernetesResponse, KubernetesBody
     ) {
         try await self.handler(request, body)
@@ -250,3 +254,6 @@ public struct FakeTransport: KubernetesTransport {
         }
     }
 }
+
+@available(*, unavailable)
+extension KubernetesBody.AsyncIterator: Sendable {}

@@ -9,10 +9,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-public import NIOCore
-import NIOFoundationCompat
 import Foundation
 import Logging
+public import NIOCore
+import NIOFoundationCompat
 
 /// Splits a byte stream into lines (`\n`-terminated) holding at most `maximumLineLength` bytes of one line.
 ///
@@ -34,8 +34,9 @@ public struct BoundedLineSequence<Base: AsyncSequence>: AsyncSequence where Base
 
         public mutating func next() async throws -> ByteBuffer? {
             while true {
-                if let newline = self.buffer.readableBytesView.dropFirst(self.searched).firstIndex(of: UInt8(ascii: "\n"))
-                {
+                if let newline = self.buffer.readableBytesView.dropFirst(self.searched).firstIndex(
+                    of: UInt8(ascii: "\n")
+                ) {
                     let length = newline - self.buffer.readableBytesView.startIndex
                     var line = self.buffer.readSlice(length: length)!
                     self.buffer.moveReaderIndex(forwardBy: 1)
@@ -276,6 +277,9 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
         var needsList = true
         var failures = 0
         var watch: WatchEventSequence<Object>.AsyncIterator?
+        /// Whether the current watch delivered anything; one that ends empty counts as a failure, so a server that
+        /// closes every watch at once is not hammered in a tight loop.
+        var watchDeliveredEvents = false
 
         var logger: Logger { self.sequence.client.logger }
 
@@ -339,6 +343,7 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
                             )
                         )
                         self.watch = events.makeAsyncIterator()
+                        self.watchDeliveredEvents = false
                     } catch let error as KubernetesError where error.isGone {
                         self.logger.debug("k8s watch: resourceVersion gone, relisting")
                         self.needsList = true
@@ -352,6 +357,9 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
                     guard let event = try await self.watch!.next() else {
                         // The server ended the watch (its timeout): resume from where we are.
                         self.watch = nil
+                        if !self.watchDeliveredEvents {
+                            try await self.fail(KubernetesError.transport("watch ended without events"), "watch")
+                        }
                         continue
                     }
                     if case .error(let status) = event {
@@ -367,6 +375,7 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
                         self.resourceVersion = version
                     }
                     self.failures = 0
+                    self.watchDeliveredEvents = true
                     return .event(event)
                 } catch {
                     self.watch = nil
@@ -380,3 +389,12 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
         AsyncIterator(sequence: self)
     }
 }
+
+@available(*, unavailable)
+extension BoundedLineSequence.AsyncIterator: Sendable {}
+
+@available(*, unavailable)
+extension WatchEventSequence.AsyncIterator: Sendable {}
+
+@available(*, unavailable)
+extension ListWatchSequence.AsyncIterator: Sendable {}

@@ -54,9 +54,14 @@ public struct OwnedResource: Sendable {
     /// The `kind` in the child's `ownerReferences` that names our object (e.g. `LiveStream`).
     public var ownerKind: String
 
-    public init(_ resource: KubernetesResource, ownerKind: String) {
+    /// Which children to watch; `nil` watches all of the resource in the controller's namespace. Children carry
+    /// the operator's labels, so a selector keeps the cache to what the operator made.
+    public var labelSelector: String?
+
+    public init(_ resource: KubernetesResource, ownerKind: String, labelSelector: String? = nil) {
         self.resource = resource
         self.ownerKind = ownerKind
+        self.labelSelector = labelSelector
     }
 
     /// The keys of the owners of `child` (same namespace: owners of namespaced objects are in their namespace).
@@ -163,11 +168,14 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                     }
                     for owned in self.owned {
                         feeders.addTask {
+                            var options = self.configuration.listWatch
+                            options.labelSelector = owned.labelSelector
+                            options.fieldSelector = nil
                             let children = Reflector<KubernetesObject>(
                                 client: self.client,
                                 resource: owned.resource,
                                 namespace: self.namespace,
-                                options: self.configuration.listWatch
+                                options: options
                             )
                             try await children.run { change in
                                 switch change {

@@ -114,7 +114,8 @@ public final class LeaderElector: Sendable {
                 observed = Observation(record: lease.spec, at: now)
                 return now
             }
-            let duration = lease.spec.leaseDurationSeconds.map { Duration.seconds($0) } ?? self.configuration.leaseDuration
+            let duration =
+                lease.spec.leaseDurationSeconds.map { Duration.seconds($0) } ?? self.configuration.leaseDuration
             if observedAt.advanced(by: duration) > now {
                 return false
             }
@@ -135,7 +136,10 @@ public final class LeaderElector: Sendable {
             if !isOurs {
                 self.logger.info(
                     "k8s leader election: acquired lease",
-                    metadata: ["k8s.lease": "\(self.configuration.leaseName)", "k8s.identity": "\(self.configuration.identity)"]
+                    metadata: [
+                        "k8s.lease": "\(self.configuration.leaseName)",
+                        "k8s.identity": "\(self.configuration.identity)",
+                    ]
                 )
             }
             return true
@@ -165,25 +169,45 @@ public final class LeaderElector: Sendable {
         var lastRenewal = ContinuousClock.now
         while true {
             try await Task.sleep(for: self.configuration.retryPeriod)
-            let renewed: Bool
+            let deadline = lastRenewal + self.configuration.renewDeadline
+            let renewed: Bool?
             do {
-                renewed = try await self.tryAcquireOrRenew()
+                // A hung request must not keep us leading past the deadline: race it against the deadline.
+                renewed = try await Self.withDeadline(deadline) { try await self.tryAcquireOrRenew() }
             } catch let error as CancellationError {
                 throw error
             } catch {
                 self.logger.debug("k8s leader election: renew failed", metadata: ["error": "\(error)"])
-                if ContinuousClock.now - lastRenewal > self.configuration.renewDeadline {
+                renewed = nil
+            }
+            switch renewed {
+            case true?:
+                lastRenewal = .now
+            case false?:
+                self.logger.info("k8s leader election: lease taken by another holder, stepping down")
+                return
+            case nil:
+                if ContinuousClock.now >= deadline {
                     self.logger.info("k8s leader election: renew deadline passed, stepping down")
                     return
                 }
-                continue
             }
-            if renewed {
-                lastRenewal = .now
-            } else {
-                self.logger.info("k8s leader election: lease taken by another holder, stepping down")
-                return
+        }
+    }
+
+    /// The result of `operation`, or `nil` when `deadline` comes first (the operation is then cancelled).
+    static func withDeadline<T: Sendable>(
+        _ deadline: ContinuousClock.Instant,
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T? {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return nil
             }
+            defer { group.cancelAll() }
+            return try await group.next()!
         }
     }
 

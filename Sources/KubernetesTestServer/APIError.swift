@@ -86,7 +86,11 @@ struct APIError: Error, Sendable {
     }
 
     static func unsupportedMediaType(_ type: String) -> APIError {
-        APIError(code: 415, reason: "UnsupportedMediaType", message: "the body of the request was in an unknown format (\(type))")
+        APIError(
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: "the body of the request was in an unknown format (\(type))"
+        )
     }
 
     static func unauthorized() -> APIError {

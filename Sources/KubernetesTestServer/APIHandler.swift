@@ -89,12 +89,18 @@ struct APIHandler: HTTPResponder {
         case "openapi" where segments.count >= 2 && segments[1] == "v3":
             let types = self.server.store.state.withLock { $0.allTypes }
             if segments.count == 2 { return Self.jsonResponse(OpenAPI.root(types)) }
-            let (group, version) = segments[2] == "api" ? ("", segments.last ?? "") : (segments.count > 4 ? segments[3] : "", segments.last ?? "")
+            let (group, version) =
+                segments[2] == "api"
+                ? ("", segments.last ?? "") : (segments.count > 4 ? segments[3] : "", segments.last ?? "")
             let selected = types.filter { $0.group == group && $0.version == version }
             guard !selected.isEmpty else { throw APIError.pathNotFound(path) }
             return Self.jsonResponse(OpenAPI.groupVersion(selected))
         case "healthz", "readyz", "livez":
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: "ok"))
+            )
         case "api":
             if segments.count == 1 { return Self.jsonResponse(Discovery.coreVersions) }
             guard segments[1] == "v1" else { throw APIError.pathNotFound(path) }
@@ -172,6 +178,7 @@ struct APIHandler: HTTPResponder {
         }
         let store = self.server.store
         let limit = store.historyLimit
+        let strict = query["fieldValidation"] == "Strict"
         let asTable = accept.contains("as=Table")
 
         switch (method, name) {
@@ -202,7 +209,9 @@ struct APIHandler: HTTPResponder {
         case ("POST", nil):
             let object = try parse(body, contentType: contentType)
             let created = try store.withState { state throws(APIError) in
-                try state.create(
+                state.strictFieldValidation = strict
+                defer { state.strictFieldValidation = false }
+                return try state.create(
                     type,
                     namespace: namespace,
                     object: object,
@@ -214,13 +223,24 @@ struct APIHandler: HTTPResponder {
         case ("PUT", let name?):
             let object = try parse(body, contentType: contentType)
             let updated = try store.withState { state throws(APIError) in
-                try state.update(type, namespace: namespace, name: name, body: object, subresource: subresource, limit: limit)
+                state.strictFieldValidation = strict
+                defer { state.strictFieldValidation = false }
+                return try state.update(
+                    type,
+                    namespace: namespace,
+                    name: name,
+                    body: object,
+                    subresource: subresource,
+                    limit: limit
+                )
             }
             if subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: type)) }
             return Self.jsonResponse(self.present(updated, type))
         case ("PATCH", let name?):
             let (patched, created) = try store.withState { state throws(APIError) in
-                try state.patch(
+                state.strictFieldValidation = strict
+                defer { state.strictFieldValidation = false }
+                return try state.patch(
                     type,
                     namespace: namespace,
                     name: name,
@@ -249,13 +269,19 @@ struct APIHandler: HTTPResponder {
                         throw APIError.conflict(type, name: name)
                     }
                 }
-                return try state.delete(type, namespace: namespace, name: name, cascade: policy != "Orphan", limit: limit)
+                return try state.delete(
+                    type,
+                    namespace: namespace,
+                    name: name,
+                    cascade: policy != "Orphan",
+                    limit: limit
+                )
             }
             return Self.jsonResponse(self.present(deleted, type))
         case ("DELETE", nil):
             let options = try query.listOptions(namespace: namespace)
             let deleted = try store.withState { state throws(APIError) in
-                try state.list(type, options: options).compactMap { object in
+                state.list(type, options: options).compactMap { object in
                     let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
                     let itemNamespace = object[path: ["metadata", "namespace"]]?.stringValue
                     return try? state.delete(type, namespace: itemNamespace, name: name, cascade: true, limit: limit)

@@ -50,7 +50,9 @@ enum Discovery {
         var versions: [String: [String]] = [:]
         for type in types where !type.group.isEmpty {
             if versions[type.group] == nil { order.append(type.group) }
-            if versions[type.group]?.contains(type.version) != true { versions[type.group, default: []].append(type.version) }
+            if versions[type.group]?.contains(type.version) != true {
+                versions[type.group, default: []].append(type.version)
+            }
         }
         return order.map { group in
             let entries: [JSON] = (versions[group] ?? []).map {
@@ -134,7 +136,9 @@ enum Table {
                     let parts = condition.components(separatedBy: "==")
                     guard parts.count == 2 else { return nil }
                     let key = parts[0].trimmingCharacters(in: .whitespaces)
-                    let expected = parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+                    let expected = parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                        in: CharacterSet(charactersIn: "\"'")
+                    )
                     current = value.arrayValue?.first { $0[key]?.stringValue == expected }
                 } else {
                     return nil
@@ -178,8 +182,11 @@ enum OpenAPI {
         var paths: [String: JSON] = [:]
         for type in types {
             let prefix = type.group.isEmpty ? "/api/\(type.version)" : "/apis/\(type.group)/\(type.version)"
-            let collection = type.namespaced ? "\(prefix)/namespaces/{namespace}/\(type.plural)" : "\(prefix)/\(type.plural)"
-            let gvk: JSON = ["group": .string(type.group), "version": .string(type.version), "kind": .string(type.kind)]
+            let collection =
+                type.namespaced ? "\(prefix)/namespaces/{namespace}/\(type.plural)" : "\(prefix)/\(type.plural)"
+            let gvk: JSON = [
+                "group": .string(type.group), "version": .string(type.version), "kind": .string(type.kind),
+            ]
             let parameters: JSON = [
                 ["name": "fieldValidation", "in": "query", "schema": ["type": "string"]],
                 ["name": "fieldManager", "in": "query", "schema": ["type": "string"]],

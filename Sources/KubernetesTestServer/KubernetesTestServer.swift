@@ -166,7 +166,12 @@ public final class KubernetesTestServer: Sendable {
     /// Ends every watch, closes the listener and every connection, and returns when the server has stopped.
     public func stop() async {
         self.core.store.endAllWatches()
-        guard let task = self.running.withLock({ running in defer { running = nil }; return running }) else { return }
+        guard
+            let task = self.running.withLock({ running in
+                defer { running = nil }
+                return running
+            })
+        else { return }
         // Graceful: the listener closes, idle keep-alive connections close, and nothing is left in flight once the
         // watches have ended.
         await self.serviceGroup.triggerGracefulShutdown()
@@ -221,7 +226,9 @@ public final class KubernetesTestServer: Sendable {
             throw KubernetesTestServerError.invalidManifest("cannot parse the manifest: \(error)")
         }
         return try documents.flatMap { document -> [JSON] in
-            if document["kind"]?.stringValue == "List" { return try document["items"]?.arrayValue?.map(self.apply) ?? [] }
+            if document["kind"]?.stringValue == "List" {
+                return try document["items"]?.arrayValue?.map(self.apply) ?? []
+            }
             return [try self.apply(document)]
         }
     }
@@ -239,25 +246,52 @@ public final class KubernetesTestServer: Sendable {
         let limit = self.core.store.historyLimit
         do {
             return try self.core.store.withState { state throws(APIError) in
-                guard let type = state.allTypes.first(where: { $0.group == group && $0.version == version && $0.kind == kind })
+                guard
+                    let type = state.allTypes.first(where: {
+                        $0.group == group && $0.version == version && $0.kind == kind
+                    })
                 else {
                     throw APIError.badRequest("no resource for \(apiVersion) \(kind)")
                 }
-                let namespace = type.namespaced ? (object[path: ["metadata", "namespace"]]?.stringValue ?? "default") : nil
+                let namespace =
+                    type.namespaced ? (object[path: ["metadata", "namespace"]]?.stringValue ?? "default") : nil
                 if (try? state.get(type, namespace: namespace, name: name)) != nil {
                     var body = object
                     body[path: ["metadata", "resourceVersion"]] = nil
-                    var result = try state.update(type, namespace: namespace, name: name, body: body, subresource: nil, limit: limit)
+                    var result = try state.update(
+                        type,
+                        namespace: namespace,
+                        name: name,
+                        body: body,
+                        subresource: nil,
+                        limit: limit
+                    )
                     if type.hasStatus, let status = object["status"] {
                         result["status"] = status
-                        result = try state.update(type, namespace: namespace, name: name, body: result, subresource: .status, limit: limit)
+                        result = try state.update(
+                            type,
+                            namespace: namespace,
+                            name: name,
+                            body: result,
+                            subresource: .status,
+                            limit: limit
+                        )
                     }
                     return result
                 }
                 var result = try state.create(type, namespace: namespace, object: object, limit: limit)
-                if type.hasStatus, let status = object["status"], type.storageKey != "apiextensions.k8s.io/customresourcedefinitions" {
+                if type.hasStatus, let status = object["status"],
+                    type.storageKey != "apiextensions.k8s.io/customresourcedefinitions"
+                {
                     result["status"] = status
-                    result = try state.update(type, namespace: namespace, name: name, body: result, subresource: .status, limit: limit)
+                    result = try state.update(
+                        type,
+                        namespace: namespace,
+                        name: name,
+                        body: result,
+                        subresource: .status,
+                        limit: limit
+                    )
                 }
                 return result
             }
@@ -289,7 +323,9 @@ public final class KubernetesTestServer: Sendable {
         let parts = apiVersion.split(separator: "/").map(String.init)
         let (group, version) = parts.count == 2 ? (parts[0], parts[1]) : ("", parts[0])
         return self.core.store.state.withLock { state in
-            guard let type = state.allTypes.first(where: { $0.group == group && $0.version == version && $0.kind == kind })
+            guard
+                let type = state.allTypes.first(where: { $0.group == group && $0.version == version && $0.kind == kind }
+                )
             else { return nil }
             return try? state.get(type, namespace: type.namespaced ? (namespace ?? "default") : nil, name: name)
         }
@@ -374,9 +410,6 @@ public struct KubernetesTestServerError: Error, Sendable, CustomStringConvertibl
         Self(.rejected, status["message"]?.stringValue ?? "rejected", status: status)
     }
 
-    /// The server could not bind or start.
-    public static let startFailedCode = "startFailed"
-
     public var description: String { "KubernetesTestServerError.\(self.code): \(self.message)" }
 }
 
@@ -417,7 +450,9 @@ extension ConnectionGate: Sendable {}
 /// A self-signed certificate for `127.0.0.1` and `localhost`, made with the `openssl` command.
 enum SelfSignedCertificate {
     static func make(host: String) throws -> (certificate: String, key: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kube-test-server-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kube-test-server-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let certificatePath = directory.appendingPathComponent("cert.pem").path
@@ -445,7 +480,9 @@ enum SelfSignedCertificate {
             let certificate = try? String(contentsOfFile: certificatePath, encoding: .utf8),
             let key = try? String(contentsOfFile: keyPath, encoding: .utf8)
         else {
-            throw KubernetesTestServerError.certificateFailed("openssl req failed (status \(process.terminationStatus))")
+            throw KubernetesTestServerError.certificateFailed(
+                "openssl req failed (status \(process.terminationStatus))"
+            )
         }
         return (certificate, key)
     }

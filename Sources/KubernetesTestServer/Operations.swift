@@ -28,7 +28,9 @@ extension Store.State {
             throw APIError.conflict(type, name: name)
         }
         if let bodyName = body[path: ["metadata", "name"]]?.stringValue, !bodyName.isEmpty, bodyName != name {
-            throw APIError.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))")
+            throw APIError.badRequest(
+                "the name of the object (\(bodyName)) does not match the name on the URL (\(name))"
+            )
         }
         let new = try Self.combine(type, old: old, changed: body, subresource: subresource)
         return try self.commitUpdate(type, old: old, new: new, limit: limit)
@@ -121,9 +123,12 @@ extension Store.State {
         }
         guard case .object = applied else { throw APIError.badRequest("the applied configuration must be an object") }
         if let appliedName = applied[path: ["metadata", "name"]]?.stringValue, appliedName != name {
-            throw APIError.badRequest("the name of the object (\(appliedName)) does not match the name on the URL (\(name))")
+            throw APIError.badRequest(
+                "the name of the object (\(appliedName)) does not match the name on the URL (\(name))"
+            )
         }
-        let key = "\(type.storageKey)/\(objectKey(namespace: type.namespaced ? namespace : nil, name: name))/"
+        let key =
+            "\(type.storageKey)/\(objectKey(namespace: type.namespaced ? namespace : nil, name: name))/"
             + "\(fieldManager)/\(subresource?.rawValue ?? "")"
         guard let old = try? self.get(type, namespace: namespace, name: name) else {
             guard subresource == nil else { throw APIError.notFound(type, name: name) }
@@ -166,7 +171,9 @@ extension Store.State {
             $0["manager"]?.stringValue == manager && $0["operation"]?.stringValue == operation
                 && $0["subresource"]?.stringValue == subresource?.rawValue
         }
-        entries.append(self.managedFieldsEntry(manager, operation: operation, type: type, subresource: subresource?.rawValue))
+        entries.append(
+            self.managedFieldsEntry(manager, operation: operation, type: type, subresource: subresource?.rawValue)
+        )
         object[path: ["metadata", "managedFields"]] = .array(entries)
         return object
     }
@@ -175,10 +182,12 @@ extension Store.State {
 /// The `autoscaling/v1` `Scale` view of an object with a scale subresource.
 enum Scale {
     static func make(from object: JSON, type: ResourceType) -> JSON {
-        let paths = type.scale ?? ResourceType.ScalePaths(
-            specReplicas: ["spec", "replicas"],
-            statusReplicas: ["status", "replicas"]
-        )
+        let paths =
+            type.scale
+            ?? ResourceType.ScalePaths(
+                specReplicas: ["spec", "replicas"],
+                statusReplicas: ["status", "replicas"]
+            )
         var metadata: JSON = [:]
         for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
             metadata[field] = object[path: ["metadata", field]]
@@ -188,7 +197,9 @@ enum Scale {
             status["selector"] = .string(selector)
         } else if let labels = object[path: ["spec", "selector", "matchLabels"]]?.objectValue {
             status["selector"] = .string(
-                labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: ",")
+                labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(
+                    separator: ","
+                )
             )
         }
         return [

@@ -167,7 +167,9 @@ extension ResourceType {
             let kind = names["kind"]?.stringValue,
             let versions = spec["versions"]?.arrayValue, !versions.isEmpty
         else {
-            throw APIError.badRequest("CustomResourceDefinition needs spec.group, spec.names.plural/kind and spec.versions")
+            throw APIError.badRequest(
+                "CustomResourceDefinition needs spec.group, spec.names.plural/kind and spec.versions"
+            )
         }
         let namespaced = spec["scope"]?.stringValue != "Cluster"
         return versions.compactMap { version -> ResourceType? in

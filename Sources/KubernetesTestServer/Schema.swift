@@ -19,11 +19,13 @@ import Foundation
 /// CEL rules (`x-kubernetes-validations`), `format`, `multipleOf`, list-type uniqueness, and pruning inside
 /// `anyOf`/`oneOf`/`allOf` branches (those are validated only).
 enum Schema {
-    /// Returns the pruned and defaulted object and every validation failure.
-    static func process(_ object: JSON, schema: JSON) -> (JSON, [FieldError]) {
+    /// Returns the pruned and defaulted object, every validation failure, and the paths of the unknown fields
+    /// that were pruned (which `fieldValidation=Strict` turns into an error).
+    static func process(_ object: JSON, schema: JSON) -> (JSON, [FieldError], pruned: [String]) {
         var errors: [FieldError] = []
-        let result = walk(object, schema: schema, path: "", isRoot: true, errors: &errors)
-        return (result, errors)
+        var pruned: [String] = []
+        let result = walk(object, schema: schema, path: "", isRoot: true, errors: &errors, pruned: &pruned)
+        return (result, errors, pruned.sorted())
     }
 
     private static func join(_ path: String, _ key: String) -> String {
@@ -35,7 +37,8 @@ enum Schema {
         schema: JSON,
         path: String,
         isRoot: Bool = false,
-        errors: inout [FieldError]
+        errors: inout [FieldError],
+        pruned: inout [String]
     ) -> JSON {
         let intOrString = schema["x-kubernetes-int-or-string"]?.boolValue == true
         let preserveUnknown = schema["x-kubernetes-preserve-unknown-fields"]?.boolValue == true
@@ -78,18 +81,27 @@ enum Schema {
                         // The API server drops nulls of non-nullable fields before defaulting.
                         continue
                     }
-                    kept[key] = walk(child, schema: childSchema, path: childPath, errors: &errors)
+                    kept[key] = walk(child, schema: childSchema, path: childPath, errors: &errors, pruned: &pruned)
                 } else if preserveUnknown || additional?.boolValue == true {
                     kept[key] = child
+                } else {
+                    // Anything else is an unknown field: pruned silently unless validation is strict.
+                    pruned.append(childPath)
                 }
-                // Anything else is an unknown field: pruned silently.
             }
             for (key, property) in properties where kept[key] == nil {
                 if let defaultValue = property["default"] {
-                    kept[key] = walk(defaultValue, schema: property, path: join(path, key), errors: &errors)
+                    kept[key] = walk(
+                        defaultValue,
+                        schema: property,
+                        path: join(path, key),
+                        errors: &errors,
+                        pruned: &pruned
+                    )
                 }
             }
-            for required in schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where kept[required] == nil {
+            for required in schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where kept[required] == nil
+            {
                 errors.append(.required(join(path, required)))
             }
             result = .object(kept)
@@ -97,7 +109,7 @@ enum Schema {
             if let itemSchema = schema["items"] {
                 result = .array(
                     items.enumerated().map { index, item in
-                        walk(item, schema: itemSchema, path: "\(path)[\(index)]", errors: &errors)
+                        walk(item, schema: itemSchema, path: "\(path)[\(index)]", errors: &errors, pruned: &pruned)
                     }
                 )
             }
@@ -157,7 +169,7 @@ enum Schema {
             errors.append(.notSupported(path, result, supported: options))
         }
         for branch in schema["allOf"]?.arrayValue ?? [] {
-            _ = walk(value, schema: branch, path: path, errors: &errors)
+            _ = walk(value, schema: branch, path: path, errors: &errors, pruned: &pruned)
         }
         if let branches = schema["anyOf"]?.arrayValue, !branches.isEmpty {
             let passing = branches.filter { validates(value, $0, path) }.count
@@ -176,7 +188,8 @@ enum Schema {
 
     private static func validates(_ value: JSON, _ schema: JSON, _ path: String) -> Bool {
         var errors: [FieldError] = []
-        _ = walk(value, schema: schema, path: path, errors: &errors)
+        var pruned: [String] = []
+        _ = walk(value, schema: schema, path: path, errors: &errors, pruned: &pruned)
         return errors.isEmpty
     }
 

@@ -39,7 +39,10 @@ final class ServerCore: Sendable {
     }
 
     func groupList() -> JSON {
-        ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(Discovery.groups(self.store.state.withLock { $0.allTypes }))]
+        [
+            "kind": "APIGroupList", "apiVersion": "v1",
+            "groups": .array(Discovery.groups(self.store.state.withLock { $0.allTypes })),
+        ]
     }
 
     func group(named name: String) -> JSON? {
@@ -71,9 +74,10 @@ final class ServerCore: Sendable {
                     continuation.finish()
                     return nil
                 }
-                for event in state.history
-                where event.storageKey == type.storageKey && event.resourceVersion > from && options.matches(event.object) {
-                    continuation.yield(Store.State.encodeEvent(event.type, event.object, watcher: watcher))
+                for event in state.history where event.storageKey == type.storageKey && event.resourceVersion > from {
+                    if let translated = event.translated(for: options) {
+                        continuation.yield(Store.State.encodeEvent(translated, event.object, watcher: watcher))
+                    }
                 }
             } else {
                 for object in state.list(type, options: options) {
@@ -179,7 +183,9 @@ final class Faults: Sendable {
     private let state = Mutex(State())
 
     func failNext(count: Int, status: Int, retryAfter: Int?) {
-        self.state.withLock { $0 = State(failures: count, status: status, retryAfter: retryAfter, refuseUntil: $0.refuseUntil) }
+        self.state.withLock {
+            $0 = State(failures: count, status: status, retryAfter: retryAfter, refuseUntil: $0.refuseUntil)
+        }
     }
 
     func takeInjectedFailure() -> APIError? {

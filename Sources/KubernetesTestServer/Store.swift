@@ -19,6 +19,21 @@ struct WatchEvent: Sendable {
     var namespace: String
     var resourceVersion: Int64
     var object: JSON
+    /// The object before a `MODIFIED` change, so a watch with a selector can tell an object entering or leaving it.
+    var previous: JSON?
+
+    /// The event as a watcher with `options` sees it: a modification that makes an object match a selector is an
+    /// `ADDED`, one that makes it stop matching is a `DELETED`, as the API server's watch cache reports them.
+    func translated(for options: ListOptions) -> String? {
+        let matchesNow = options.matches(self.object)
+        guard self.type == "MODIFIED", let previous else { return matchesNow ? self.type : nil }
+        switch (options.matches(previous), matchesNow) {
+        case (true, true): return "MODIFIED"
+        case (false, true): return "ADDED"
+        case (true, false): return "DELETED"
+        case (false, false): return nil
+        }
+    }
 }
 
 /// Options of a list or watch.
@@ -72,6 +87,8 @@ final class Store: Sendable {
         var nextWatcherID = 0
         /// Each field manager's last applied configuration, by `storageKey/namespace/name/manager/subresource`.
         var lastApplied: [String: JSON] = [:]
+        /// Set for the duration of one write that asked for `fieldValidation=Strict`.
+        var strictFieldValidation = false
 
         var allTypes: [ResourceType] { self.builtIn + self.custom.values.flatMap { $0 } }
     }
@@ -84,7 +101,12 @@ final class Store: Sendable {
         var state = State()
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let namespaces = state.builtIn[0]
-            _ = try? state.create(namespaces, namespace: nil, object: ["metadata": ["name": .string(name)]], limit: historyLimit)
+            _ = try? state.create(
+                namespaces,
+                namespace: nil,
+                object: ["metadata": ["name": .string(name)]],
+                limit: historyLimit
+            )
         }
         self.state = Mutex(state)
     }
@@ -117,8 +139,14 @@ extension Store.State {
     func list(_ type: ResourceType, options: ListOptions) -> [JSON] {
         let objects = self.objects[type.storageKey]?.values.filter { options.matches($0) } ?? []
         return objects.sorted {
-            let left = ($0[path: ["metadata", "namespace"]]?.stringValue ?? "", $0[path: ["metadata", "name"]]?.stringValue ?? "")
-            let right = ($1[path: ["metadata", "namespace"]]?.stringValue ?? "", $1[path: ["metadata", "name"]]?.stringValue ?? "")
+            let left = (
+                $0[path: ["metadata", "namespace"]]?.stringValue ?? "",
+                $0[path: ["metadata", "name"]]?.stringValue ?? ""
+            )
+            let right = (
+                $1[path: ["metadata", "namespace"]]?.stringValue ?? "",
+                $1[path: ["metadata", "name"]]?.stringValue ?? ""
+            )
             return left < right
         }
     }
@@ -129,7 +157,14 @@ extension Store.State {
     func prepare(_ type: ResourceType, _ object: JSON, name: String) throws(APIError) -> JSON {
         var object = object
         if let schema = type.schema {
-            let (processed, errors) = Schema.process(object, schema: schema)
+            let (processed, errors, pruned) = Schema.process(object, schema: schema)
+            if self.strictFieldValidation, !pruned.isEmpty {
+                let fields = pruned.map { "unknown field \"\($0)\"" }.joined(separator: ", ")
+                throw APIError.badRequest(
+                    "\(type.kind) in version \"\(type.version)\" cannot be handled as a \(type.kind): "
+                        + "strict decoding error: \(fields)"
+                )
+            }
             if !errors.isEmpty { throw APIError.invalid(type, name: name, causes: errors) }
             object = processed
         }
@@ -153,7 +188,9 @@ extension Store.State {
             }
             object["status"] = [
                 "acceptedNames": object[path: ["spec", "names"]] ?? [:],
-                "conditions": [condition("NamesAccepted", "NoConflicts"), condition("Established", "InitialNamesAccepted")],
+                "conditions": [
+                    condition("NamesAccepted", "NoConflicts"), condition("Established", "InitialNamesAccepted"),
+                ],
                 "storedVersions": .array(types.map { .string($0.version) }),
             ]
         }
@@ -229,7 +266,10 @@ extension Store.State {
         new["apiVersion"] = .string(type.groupVersion)
         new["kind"] = .string(type.kind)
         var metadata = new["metadata"]?.objectValue ?? [:]
-        for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for field in [
+            "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             metadata[field] = old[path: ["metadata", field]]
         }
         metadata["resourceVersion"] = old[path: ["metadata", "resourceVersion"]]
@@ -256,7 +296,7 @@ extension Store.State {
         let version = self.nextVersion()
         new[path: ["metadata", "resourceVersion"]] = .string(String(version))
         self.objects[type.storageKey, default: [:]][key] = new
-        self.record("MODIFIED", type: type, object: new, limit: limit)
+        self.record("MODIFIED", type: type, object: new, previous: old, limit: limit)
         self.afterWrite(type, object: new, removed: false, limit: limit)
         return new
     }
@@ -280,8 +320,9 @@ extension Store.State {
         object[path: ["metadata", "deletionGracePeriodSeconds"]] = 0
         let version = self.nextVersion()
         object[path: ["metadata", "resourceVersion"]] = .string(String(version))
+        let previous = self.objects[type.storageKey]?[key]
         self.objects[type.storageKey, default: [:]][key] = object
-        self.record("MODIFIED", type: type, object: object, limit: limit)
+        self.record("MODIFIED", type: type, object: object, previous: previous, limit: limit)
         return object
     }
 
@@ -345,7 +386,12 @@ extension Store.State {
         }
     }
 
-    func managedFieldsEntry(_ manager: String, operation: String, type: ResourceType, subresource: String? = nil) -> JSON {
+    func managedFieldsEntry(
+        _ manager: String,
+        operation: String,
+        type: ResourceType,
+        subresource: String? = nil
+    ) -> JSON {
         var entry: JSON = [
             "manager": .string(manager), "operation": .string(operation), "apiVersion": .string(type.groupVersion),
             "time": .string(Timestamps.now()), "fieldsType": "FieldsV1", "fieldsV1": [:],
@@ -357,14 +403,15 @@ extension Store.State {
     // MARK: Watch
 
     /// Appends to the bounded history and hands the event to every matching watcher.
-    mutating func record(_ eventType: String, type: ResourceType, object: JSON, limit: Int) {
+    mutating func record(_ eventType: String, type: ResourceType, object: JSON, previous: JSON? = nil, limit: Int) {
         let version = Int64(object[path: ["metadata", "resourceVersion"]]?.stringValue ?? "") ?? self.resourceVersion
         let event = WatchEvent(
             type: eventType,
             storageKey: type.storageKey,
             namespace: object[path: ["metadata", "namespace"]]?.stringValue ?? "",
             resourceVersion: version,
-            object: object
+            object: object,
+            previous: previous
         )
         self.history.append(event)
         if self.history.count > limit {
@@ -373,8 +420,8 @@ extension Store.State {
             self.history.removeFirst(excess)
         }
         for watcher in self.watchers.values where watcher.type.storageKey == type.storageKey {
-            if watcher.options.matches(object) {
-                watcher.continuation.yield(Self.encodeEvent(eventType, object, watcher: watcher))
+            if let translated = event.translated(for: watcher.options) {
+                watcher.continuation.yield(Self.encodeEvent(translated, object, watcher: watcher))
             }
         }
     }

@@ -62,7 +62,10 @@ struct ClientTests {
         #expect(log.all.count == 3)
 
         let error = await #expect(throws: KubernetesError.self) {
-            _ = try await client.create(KubernetesObject(apiVersion: "v1", kind: "ConfigMap", metadata: ObjectMeta(name: "b")), .configMaps)
+            _ = try await client.create(
+                KubernetesObject(apiVersion: "v1", kind: "ConfigMap", metadata: ObjectMeta(name: "b")),
+                .configMaps
+            )
         }
         #expect(error?.statusCode == 429)
         #expect(log.all.filter { $0.method == .post }.count == 1)
@@ -99,7 +102,12 @@ struct ClientTests {
             fieldManager: "liverelay",
             force: true
         )
-        _ = try await client.patchStatus(KubernetesObject.self, .deployments, name: "d", mergePatch: ["status": ["phase": "Live"]])
+        _ = try await client.patchStatus(
+            KubernetesObject.self,
+            .deployments,
+            name: "d",
+            mergePatch: ["status": ["phase": "Live"]]
+        )
         try await client.delete(.deployments, name: "d", propagationPolicy: .foreground)
         let scale = try await client.getScale(.deployments, name: "d")
         #expect(scale.spec.replicas == 2)
@@ -125,7 +133,8 @@ struct ClientTests {
 
     @Test("JSONValue and KubernetesObject round-trip unknown fields and integers")
     func objectRoundTrip() throws {
-        let json = #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"k":"v"}},"spec":{"replicas":3,"ratio":0.5,"on":true,"list":[1,"x",null]}}"#
+        let json =
+            #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"k":"v"}},"spec":{"replicas":3,"ratio":0.5,"on":true,"list":[1,"x",null]}}"#
         let object = try JSONDecoder().decode(KubernetesObject.self, from: Data(json.utf8))
         #expect(object["spec"]?["replicas"] == .int(3))
         #expect(object["spec"]?["ratio"] == .double(0.5))
@@ -141,15 +150,25 @@ struct ClientTests {
                 log.append(request)
                 switch request.queryValue("continue") {
                 case nil:
-                    return FakeTransport.json(200, #"{"metadata":{"resourceVersion":"5","continue":"p2"},"items":[{"metadata":{"name":"a"}}]}"#)
+                    return FakeTransport.json(
+                        200,
+                        #"{"metadata":{"resourceVersion":"5","continue":"p2"},"items":[{"metadata":{"name":"a"}}]}"#
+                    )
                 case "p2":
-                    return FakeTransport.json(200, #"{"metadata":{"resourceVersion":"5","continue":""},"items":[{"metadata":{"name":"b"}}]}"#)
+                    return FakeTransport.json(
+                        200,
+                        #"{"metadata":{"resourceVersion":"5","continue":""},"items":[{"metadata":{"name":"b"}}]}"#
+                    )
                 default:
                     return FakeTransport.json(500, "")
                 }
             }
         )
-        let (items, version) = try await client.listAll(KubernetesObject.self, .configMaps, options: ListOptions(limit: 1))
+        let (items, version) = try await client.listAll(
+            KubernetesObject.self,
+            .configMaps,
+            options: ListOptions(limit: 1)
+        )
         #expect(items.map(\.metadata.name) == ["a", "b"])
         #expect(version == "5")
         #expect(log.all.map { $0.queryValue("limit") } == ["1", "1"])

@@ -38,7 +38,10 @@ func authRecordingClient(
         transport: FakeTransport { request, _ in
             log.append(request)
             if reject(request.header("Authorization")) {
-                return FakeTransport.json(401, #"{"kind":"Status","status":"Failure","reason":"Unauthorized","code":401}"#)
+                return FakeTransport.json(
+                    401,
+                    #"{"kind":"Status","status":"Failure","reason":"Unauthorized","code":401}"#
+                )
             }
             return FakeTransport.json(200, #"{"metadata":{"name":"a"}}"#)
         }
@@ -123,14 +126,18 @@ struct ConfigurationTests {
             #expect(configuration.insecureSkipTLSVerify)
 
             let data = self.kubeconfig(
-                user: "client-certificate-data: \(Data("C2".utf8).base64EncodedString())\nclient-key-data: \(Data("K2".utf8).base64EncodedString())"
+                user:
+                    "client-certificate-data: \(Data("C2".utf8).base64EncodedString())\nclient-key-data: \(Data("K2".utf8).base64EncodedString())"
             )
             let fromData = try KubernetesConfiguration.kubeconfig(yaml: data, baseDirectory: directory)
             #expect(fromData.clientCertificate?.certificatePEM == Array("C2".utf8))
             #expect(fromData.clientCertificate?.keyPEM == Array("K2".utf8))
 
             #expect(throws: KubernetesError.self) {
-                try KubernetesConfiguration.kubeconfig(yaml: self.kubeconfig(user: "client-certificate: client.crt"), baseDirectory: directory)
+                try KubernetesConfiguration.kubeconfig(
+                    yaml: self.kubeconfig(user: "client-certificate: client.crt"),
+                    baseDirectory: directory
+                )
             }
         }
     }
@@ -182,7 +189,10 @@ struct ConfigurationTests {
                       - {name: PLUGIN_ENV, value: "yes"}
                       - {name: EXPIRY, value: "\(formatter.string(from: expiry))"}
                     """
-                return try KubernetesConfiguration.kubeconfig(yaml: self.kubeconfig(user: user), baseDirectory: directory)
+                return try KubernetesConfiguration.kubeconfig(
+                    yaml: self.kubeconfig(user: user),
+                    baseDirectory: directory
+                )
             }
 
             // Valid for an hour: one run serves both requests.

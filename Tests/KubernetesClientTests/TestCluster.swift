@@ -19,6 +19,7 @@ import Logging
 /// tests that need faults skip those steps on a real cluster.
 func withTestCluster<T>(
     tls: Bool = false,
+    bearerToken: String? = nil,
     _ body: (KubernetesClient, KubernetesTestServer?) async throws -> T
 ) async throws -> T {
     if let path = ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"], !path.isEmpty {
@@ -30,7 +31,7 @@ func withTestCluster<T>(
     var logger = Logger(label: "kube-test-server")
     logger.logLevel = .warning
     return try await withKubernetesTestServer(
-        configuration: .init(tls: tls, bookmarkInterval: .milliseconds(500)),
+        configuration: .init(tls: tls, bearerToken: bearerToken, bookmarkInterval: .milliseconds(500)),
         logger: logger
     ) { server in
         var configuration = try KubernetesConfiguration.kubeconfig(yaml: server.kubeconfig(), baseDirectory: "/")

@@ -30,7 +30,10 @@ struct TestServerClientTests {
         try await withTestCluster { client, _ in
             let name = uniqueName("crud")
             let label = uniqueName("run")
-            let created = try await client.create(configMap(name, data: ["a": "1"], labels: ["run": label]), .configMaps)
+            let created = try await client.create(
+                configMap(name, data: ["a": "1"], labels: ["run": label]),
+                .configMaps
+            )
             #expect(created.metadata.resourceVersion != nil)
             #expect(created.metadata.uid != nil)
 
@@ -71,15 +74,26 @@ struct TestServerClientTests {
             #expect(applied["data"]?["c"]?.stringValue == "4")
 
             for index in 0..<4 {
-                _ = try await client.create(configMap("\(name)-\(index)", data: [:], labels: ["run": label]), .configMaps)
+                _ = try await client.create(
+                    configMap("\(name)-\(index)", data: [:], labels: ["run": label]),
+                    .configMaps
+                )
             }
-            let page = try await client.list(KubernetesObject.self, .configMaps, options: ListOptions(labelSelector: "run=\(label)", limit: 2))
+            let page = try await client.list(
+                KubernetesObject.self,
+                .configMaps,
+                options: ListOptions(labelSelector: "run=\(label)", limit: 2)
+            )
             // A server may ignore `limit` (the test server does); when it pages, it sends a continue token.
             if page.items.count < 5 {
                 #expect(page.items.count == 2)
                 #expect(page.metadata.continue?.isEmpty == false)
             }
-            let all = try await client.listAll(KubernetesObject.self, .configMaps, options: ListOptions(labelSelector: "run=\(label)", limit: 2))
+            let all = try await client.listAll(
+                KubernetesObject.self,
+                .configMaps,
+                options: ListOptions(labelSelector: "run=\(label)", limit: 2)
+            )
             #expect(all.items.count == 5)
             #expect(!all.resourceVersion.isEmpty)
 
@@ -146,7 +160,12 @@ struct TestServerClientTests {
             server?.failNextRequests(count: 1, status: 503, retryAfter: 0)
             if server != nil {
                 await #expect(throws: KubernetesError.self) {
-                    _ = try await client.patch(KubernetesObject.self, .configMaps, name: name, mergePatch: ["data": ["v": "x"]])
+                    _ = try await client.patch(
+                        KubernetesObject.self,
+                        .configMaps,
+                        name: name,
+                        mergePatch: ["data": ["v": "x"]]
+                    )
                 }
             }
             _ = try await client.patch(KubernetesObject.self, .configMaps, name: name, mergePatch: ["data": ["v": "1"]])
@@ -169,14 +188,24 @@ struct TestServerClientTests {
         }
     }
 
-    @Test("TLS with the server's CA from the kubeconfig")
+    @Test("TLS with the server's CA and a bearer token from the kubeconfig")
     func tls() async throws {
         guard ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"] == nil else { return }
-        try await withTestCluster(tls: true) { client, _ in
+        try await withTestCluster(tls: true, bearerToken: "s3cret") { client, server in
             let name = uniqueName("tls")
             _ = try await client.create(configMap(name, data: [:]), .configMaps)
             let fetched = try await client.get(KubernetesObject.self, .configMaps, name: name)
             #expect(fetched.metadata.name == name)
+
+            // The same server without the token: 401, decoded.
+            var anonymous = try KubernetesConfiguration.kubeconfig(yaml: server!.kubeconfig(), baseDirectory: "/")
+            anonymous.credentials = .none
+            try await withKubernetesClient(configuration: anonymous) { client in
+                let error = await #expect(throws: KubernetesError.self) {
+                    _ = try await client.get(KubernetesObject.self, .configMaps, name: name)
+                }
+                #expect(error?.statusCode == 401)
+            }
         }
     }
 }

@@ -25,7 +25,8 @@ func listBody(resourceVersion: String, names: [(String, String)]) -> String {
     let items = names.map {
         #"{"metadata":{"name":"\#($0.0)","namespace":"default","resourceVersion":"\#($0.1)"}}"#
     }
-    return #"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"\#(resourceVersion)"},"items":[\#(items.joined(separator: ","))]}"#
+    return
+        #"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"\#(resourceVersion)"},"items":[\#(items.joined(separator: ","))]}"#
 }
 
 /// Records every request a FakeTransport saw.
@@ -43,7 +44,9 @@ struct WatchTests {
 
     @Test("an event split across chunks, even inside a UTF-8 sequence, decodes once")
     func splitAcrossChunks() async throws {
-        let line = eventLine("ADDED", name: "a", resourceVersion: "5", data: "é✓") + eventLine("MODIFIED", name: "a", resourceVersion: "6")
+        let line =
+            eventLine("ADDED", name: "a", resourceVersion: "5", data: "é✓")
+            + eventLine("MODIFIED", name: "a", resourceVersion: "6")
         let bytes = Array(line.utf8)
         for chunkSize in [1, 3, 7, 64, bytes.count] {
             let buffers = stride(from: 0, to: bytes.count, by: chunkSize).map {
@@ -106,7 +109,11 @@ struct WatchTests {
             return (KubernetesResponse(status: 200), KubernetesBody(body))
         }
         var events: [WatchEvent<KubernetesObject>] = []
-        for try await event in try await client.watch(KubernetesObject.self, .configMaps, options: WatchOptions(resourceVersion: "7")) {
+        for try await event in try await client.watch(
+            KubernetesObject.self,
+            .configMaps,
+            options: WatchOptions(resourceVersion: "7")
+        ) {
             events.append(event)
         }
         #expect(events.count == 2)
@@ -140,10 +147,14 @@ struct WatchTests {
                 let torn = eventLine("MODIFIED", name: "a", resourceVersion: "12")
                 return (
                     KubernetesResponse(status: 200),
-                    FakeTransport.chunkedBody([eventLine("ADDED", name: "b", resourceVersion: "11"), String(torn.prefix(40))])
+                    FakeTransport.chunkedBody([
+                        eventLine("ADDED", name: "b", resourceVersion: "11"), String(torn.prefix(40)),
+                    ])
                 )
             }
-            return (KubernetesResponse(status: 200), KubernetesBody(eventLine("MODIFIED", name: "a", resourceVersion: "12")))
+            return (
+                KubernetesResponse(status: 200), KubernetesBody(eventLine("MODIFIED", name: "a", resourceVersion: "12"))
+            )
         }
         var seen: [String] = []
         var iterator = client.listWatch(
@@ -176,14 +187,24 @@ struct WatchTests {
             case 1: return FakeTransport.json(200, listBody(resourceVersion: "10", names: [("a", "3"), ("b", "4")]))
             case 2:
                 // The watch starts, then the server says the version is too old.
-                let error = #"{"type":"ERROR","object":{"kind":"Status","status":"Failure","reason":"Expired","code":410}}"#
-                return (KubernetesResponse(status: 200), KubernetesBody(eventLine("ADDED", name: "c", resourceVersion: "11") + error + "\n"))
+                let error =
+                    #"{"type":"ERROR","object":{"kind":"Status","status":"Failure","reason":"Expired","code":410}}"#
+                return (
+                    KubernetesResponse(status: 200),
+                    KubernetesBody(eventLine("ADDED", name: "c", resourceVersion: "11") + error + "\n")
+                )
             case 3: return FakeTransport.json(200, listBody(resourceVersion: "20", names: [("a", "3")]))
             case 4:
-                return FakeTransport.json(410, #"{"kind":"Status","status":"Failure","reason":"Expired","code":410,"message":"too old"}"#)
+                return FakeTransport.json(
+                    410,
+                    #"{"kind":"Status","status":"Failure","reason":"Expired","code":410,"message":"too old"}"#
+                )
             case 5: return FakeTransport.json(200, listBody(resourceVersion: "30", names: []))
             default:
-                return (KubernetesResponse(status: 200), KubernetesBody(eventLine("ADDED", name: "z", resourceVersion: "31")))
+                return (
+                    KubernetesResponse(status: 200),
+                    KubernetesBody(eventLine("ADDED", name: "z", resourceVersion: "31"))
+                )
             }
         }
         var seen: [String] = []
@@ -195,7 +216,9 @@ struct WatchTests {
             }
         }
         #expect(seen == ["list@10:2", "event@11", "list@20:1", "list@30:0", "event@31"])
-        #expect(log.all.filter { $0.queryValue("watch") != "true" }.allSatisfy { $0.queryValue("resourceVersion") == nil })
+        #expect(
+            log.all.filter { $0.queryValue("watch") != "true" }.allSatisfy { $0.queryValue("resourceVersion") == nil }
+        )
     }
 }
 

@@ -28,7 +28,9 @@ final class ReconcileRecorder: Sendable {
         var end: ContinuousClock.Instant
     }
 
-    private let state = Mutex<(last: [ObjectKey: String], intervals: [Interval], active: [ObjectKey: Int], doubled: Int)>(
+    private let state = Mutex<
+        (last: [ObjectKey: String], intervals: [Interval], active: [ObjectKey: Int], doubled: Int)
+    >(
         ([:], [], [:], 0)
     )
 
@@ -67,7 +69,7 @@ final class ReconcileRecorder: Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes. For waiting on another process's state (the API server's),
+/// Polls `condition` until it holds or `timeout` passes; a throwing check counts as not holding. For waiting on another process's state (the API server's),
 /// where there is no event to await.
 func eventually(
     _ what: @autoclosure () -> String = "condition",
@@ -76,7 +78,8 @@ func eventually(
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if try await condition() { return }
+        // The server may be refusing connections on purpose: an error means "not yet".
+        if (try? await condition()) == true { return }
         try await Task.sleep(for: .milliseconds(20))
     }
     Issue.record("timed out waiting for \(what())")
@@ -85,7 +88,11 @@ func eventually(
 
 /// The server's current view: key → resourceVersion of every ConfigMap with the label.
 func serverState(_ client: KubernetesClient, label: String) async throws -> [ObjectKey: String] {
-    let (items, _) = try await client.listAll(KubernetesObject.self, .configMaps, options: ListOptions(labelSelector: "run=\(label)"))
+    let (items, _) = try await client.listAll(
+        KubernetesObject.self,
+        .configMaps,
+        options: ListOptions(labelSelector: "run=\(label)")
+    )
     return Dictionary(uniqueKeysWithValues: items.map { (ObjectKey($0), $0.metadata.resourceVersion ?? "") })
 }
 
@@ -159,14 +166,21 @@ struct ControllerTests {
                 if let server, fault == .refuseConnections {
                     try server.apply(json(configMap(name, label: label, value: "1")))
                 } else {
-                    _ = try await client.patch(KubernetesObject.self, .configMaps, name: name, mergePatch: ["data": ["v": "1"]])
+                    _ = try await client.patch(
+                        KubernetesObject.self,
+                        .configMaps,
+                        name: name,
+                        mergePatch: ["data": ["v": "1"]]
+                    )
                 }
             }
             if fault == .compact { server?.dropWatches() }
             try await eventually("converged after \(fault)", timeout: .seconds(30)) {
                 let expected = try await serverState(client, label: label)
                 let cached = Dictionary(
-                    uniqueKeysWithValues: (controller.reflector?.list() ?? []).map { (ObjectKey($0), $0.metadata.resourceVersion ?? "") }
+                    uniqueKeysWithValues: (controller.reflector?.list() ?? []).map {
+                        (ObjectKey($0), $0.metadata.resourceVersion ?? "")
+                    }
                 )
                 return cached == expected && recorder.last == expected
             }
@@ -281,7 +295,9 @@ struct ControllerTests {
             running[first]!.task.cancel()
             _ = try? await running[first]!.task.value
             running[first] = nil
-            try await eventually("takeover after a kill", timeout: .seconds(10)) { leader() != nil && leader() != first }
+            try await eventually("takeover after a kill", timeout: .seconds(10)) {
+                leader() != nil && leader() != first
+            }
             let second = leader()!
 
             // A third candidate joins; the second leader shuts down gracefully and releases the lease.
@@ -311,6 +327,56 @@ struct ControllerTests {
         }
     }
 
+    @Test("a leader that cannot renew for renewDeadline stops reconciling, then leads again")
+    func stepDownWhenRenewalFails() async throws {
+        try await withTestCluster { client, server in
+            // Needs fault injection: the in-process server only.
+            guard let server else { return }
+            let label = uniqueName("run")
+            let recorder = ReconcileRecorder()
+            let controller = Controller<KubernetesObject>(
+                client: client,
+                resource: .configMaps,
+                namespace: "default",
+                configuration: ControllerConfiguration(
+                    workers: 1,
+                    // Resync reconciles from the cache every 50 ms, without the API server: only leadership stops it.
+                    resyncPeriod: .milliseconds(50),
+                    listWatch: fastOptions(label: label),
+                    leaderElection: LeaderElectionConfiguration(
+                        leaseName: uniqueName("lease"),
+                        identity: "solo",
+                        leaseDuration: .seconds(1),
+                        renewDeadline: .milliseconds(500),
+                        retryPeriod: .milliseconds(100)
+                    )
+                ),
+                logger: quietLogger,
+                reconcile: recorder.reconcile(controller: "solo")
+            )
+            _ = try await client.create(configMap("\(label)-0", label: label, value: "0"), .configMaps)
+            let (task, trigger) = await start(controller)
+            try await eventually("leading") { !recorder.intervals.isEmpty }
+
+            let refusedAt = ContinuousClock.now
+            server.refuseConnections(for: .seconds(2))
+            try await Task.sleep(for: .seconds(2))
+            let refusalEnded = ContinuousClock.now
+            // renewDeadline after the last renewal (at most one retryPeriod before the refusal) it must have stopped.
+            let quietFrom = refusedAt + .milliseconds(500) + .milliseconds(100) + .milliseconds(150)
+            let during = recorder.intervals.filter { $0.start > quietFrom && $0.start < refusalEnded }
+            #expect(during.isEmpty, "reconciled \(during.count) times without the lease")
+            #expect(controller.reflector == nil, "no term is running while not leading")
+
+            try await eventually("leading again", timeout: .seconds(10)) {
+                recorder.intervals.contains { $0.start > refusalEnded }
+            }
+            trigger.triggerGracefulShutdown()
+            try await task.value
+            try await client.delete(.configMaps, name: "\(label)-0")
+        }
+    }
+
     @Test("events of owned objects queue their owner")
     func ownedObjects() async throws {
         try await withTestCluster { client, _ in
@@ -321,8 +387,12 @@ struct ControllerTests {
                 client: client,
                 resource: .configMaps,
                 namespace: "default",
-                owns: [OwnedResource(.secrets, ownerKind: "ConfigMap")],
-                configuration: ControllerConfiguration(workers: 1, resyncPeriod: nil, listWatch: fastOptions(label: label)),
+                owns: [OwnedResource(.secrets, ownerKind: "ConfigMap", labelSelector: "run=\(label)")],
+                configuration: ControllerConfiguration(
+                    workers: 1,
+                    resyncPeriod: nil,
+                    listWatch: fastOptions(label: label)
+                ),
                 logger: quietLogger
             ) { key, object in
                 count.withLock { $0 += 1 }
@@ -338,7 +408,13 @@ struct ControllerTests {
                     name: "\(label)-child",
                     labels: ["run": label],
                     ownerReferences: [
-                        OwnerReference(apiVersion: "v1", kind: "ConfigMap", name: parent.metadata.name!, uid: parent.metadata.uid ?? "", controller: true)
+                        OwnerReference(
+                            apiVersion: "v1",
+                            kind: "ConfigMap",
+                            name: parent.metadata.name!,
+                            uid: parent.metadata.uid ?? "",
+                            controller: true
+                        )
                     ]
                 ),
                 fields: ["stringData": ["k": "v"]]

@@ -79,7 +79,11 @@ struct WorkQueueStateMachineTests {
     @Test("failures back off exponentially per key, forget resets")
     func backoff() {
         let machine = Machine(
-            configuration: WorkQueueConfiguration(baseDelay: .milliseconds(5), maxDelay: .milliseconds(30), queriesPerSecond: 0)
+            configuration: WorkQueueConfiguration(
+                baseDelay: .milliseconds(5),
+                maxDelay: .milliseconds(30),
+                queriesPerSecond: 0
+            )
         )
         var now = self.t0
         var delays: [Duration] = []
@@ -99,7 +103,9 @@ struct WorkQueueStateMachineTests {
             #expect(machine.next(now: deadline.advanced(by: .nanoseconds(-1))) == .wait(until: deadline))
             now = deadline
         }
-        #expect(delays == [.milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(30), .milliseconds(30)])
+        #expect(
+            delays == [.milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(30), .milliseconds(30)]
+        )
         #expect(machine.failureCount("a") == 5)
         #expect(machine.next(now: now) == .process("a"))
         machine.forget("a")
@@ -111,7 +117,12 @@ struct WorkQueueStateMachineTests {
     @Test("the global token bucket limits rate-limited requeues after the burst")
     func tokenBucket() {
         let machine = Machine(
-            configuration: WorkQueueConfiguration(baseDelay: .nanoseconds(1), maxDelay: .nanoseconds(1), queriesPerSecond: 10, burst: 3)
+            configuration: WorkQueueConfiguration(
+                baseDelay: .nanoseconds(1),
+                maxDelay: .nanoseconds(1),
+                queriesPerSecond: 10,
+                burst: 3
+            )
         )
         for key in ["a", "b", "c", "d", "e"] {
             machine.addRateLimited(key, now: self.t0)
@@ -119,19 +130,30 @@ struct WorkQueueStateMachineTests {
         // Three tokens in the burst, then one every 100 ms.
         let ready = (0..<3).map { _ in machine.next(now: self.t0.advanced(by: .microseconds(1))) }
         #expect(ready.allSatisfy { if case .process = $0 { true } else { false } })
-        #expect(machine.next(now: self.t0.advanced(by: .microseconds(1))) == .wait(until: self.t0.advanced(by: .milliseconds(100))))
+        #expect(
+            machine.next(now: self.t0.advanced(by: .microseconds(1)))
+                == .wait(until: self.t0.advanced(by: .milliseconds(100)))
+        )
         guard case .process = machine.next(now: self.t0.advanced(by: .milliseconds(100))) else {
             Issue.record("4th key not ready at 100 ms")
             return
         }
-        #expect(machine.next(now: self.t0.advanced(by: .milliseconds(100))) == .wait(until: self.t0.advanced(by: .milliseconds(200))))
+        #expect(
+            machine.next(now: self.t0.advanced(by: .milliseconds(100)))
+                == .wait(until: self.t0.advanced(by: .milliseconds(200)))
+        )
         // After a quiet second the bucket has refilled.
         machine.addRateLimited("f", now: self.t0.advanced(by: .seconds(2)))
         guard case .process = machine.next(now: self.t0.advanced(by: .milliseconds(200))) else {
             Issue.record("5th key not ready at 200 ms")
             return
         }
-        #expect(machine.next(now: self.t0.advanced(by: .seconds(2))) == .process("f"))
+        // The refilled bucket adds no wait: only f's own 1 ns backoff.
+        #expect(
+            machine.next(now: self.t0.advanced(by: .seconds(2)))
+                == .wait(until: self.t0.advanced(by: .seconds(2) + .nanoseconds(1)))
+        )
+        #expect(machine.next(now: self.t0.advanced(by: .seconds(2) + .nanoseconds(1))) == .process("f"))
     }
 
     @Test("add(after:) keeps the earliest deadline; an immediate add wins over a delay")

@@ -55,7 +55,10 @@ struct DeletionTests {
                 "uid": owner[path: ["metadata", "uid"]] ?? "", "controller": true,
             ]
             let deployments = "/apis/apps/v1/namespaces/default/deployments"
-            _ = try await client.post(deployments, ["metadata": ["name": "child", "ownerReferences": [reference]], "spec": [:]])
+            _ = try await client.post(
+                deployments,
+                ["metadata": ["name": "child", "ownerReferences": [reference]], "spec": [:]]
+            )
             _ = try await client.post(
                 "/api/v1/namespaces/default/services",
                 ["metadata": ["name": "kept", "ownerReferences": [reference], "finalizers": ["x/y"]], "spec": [:]]
@@ -74,8 +77,14 @@ struct DeletionTests {
         try await withServer { server, client in
             try server.installCRD(yaml: widgetCRD)
             let owner = try await client.post(widgets, widget("owner")).body
-            let reference: JSON = ["apiVersion": "example.com/v1", "kind": "Widget", "name": "owner", "uid": owner[path: ["metadata", "uid"]] ?? ""]
-            _ = try await client.post("/api/v1/namespaces/default/configmaps", ["metadata": ["name": "c", "ownerReferences": [reference]]])
+            let reference: JSON = [
+                "apiVersion": "example.com/v1", "kind": "Widget", "name": "owner",
+                "uid": owner[path: ["metadata", "uid"]] ?? "",
+            ]
+            _ = try await client.post(
+                "/api/v1/namespaces/default/configmaps",
+                ["metadata": ["name": "c", "ownerReferences": [reference]]]
+            )
             #expect(try await client.delete("\(widgets)/owner?propagationPolicy=Orphan").status == 200)
             #expect(try await client.get("/api/v1/namespaces/default/configmaps/c").status == 200)
         }

@@ -66,8 +66,12 @@ struct DiscoveryTests {
             #expect(resources.first { $0["name"] == "widgets" }?["shortNames"] == ["wd"])
             #expect(resources.contains { $0["name"] == "widgets/status" })
             #expect(resources.contains { $0["name"] == "widgets/scale" })
-            let crd = try await client.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
-            let established = crd.body[path: ["status", "conditions"]]?.arrayValue?.first { $0["type"] == "Established" }
+            let crd = try await client.get(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com"
+            )
+            let established = crd.body[path: ["status", "conditions"]]?.arrayValue?.first {
+                $0["type"] == "Established"
+            }
             #expect(established?["status"] == "True")
         }
     }
@@ -80,7 +84,9 @@ struct DiscoveryTests {
             let url = root.body[path: ["paths", "apis/example.com/v1", "serverRelativeURL"]]?.stringValue
             #expect(url == "/openapi/v3/apis/example.com/v1")
             let document = try await client.get(url ?? "")
-            let patch = document.body[path: ["paths", "/apis/example.com/v1/namespaces/{namespace}/widgets/{name}", "patch"]]
+            let patch = document.body[path: [
+                "paths", "/apis/example.com/v1/namespaces/{namespace}/widgets/{name}", "patch",
+            ]]
             #expect(patch?["x-kubernetes-group-version-kind"]?["kind"] == "Widget")
             #expect(patch?["parameters"]?.arrayValue?.contains { $0["name"] == "fieldValidation" } == true)
         }

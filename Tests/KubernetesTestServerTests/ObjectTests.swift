@@ -100,7 +100,9 @@ struct ObjectTests {
             #expect(created.body[path: ["metadata", "namespace"]] == nil)
             let secret = try await client.post("/api/v1/namespaces/streams/secrets", self.secret("k"))
             #expect(secret.body[path: ["metadata", "namespace"]] == "streams")
-            let role: JSON = ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "r"]]
+            let role: JSON = [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "r"],
+            ]
             #expect(try await client.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", role).status == 201)
             #expect(try await client.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/r").status == 200)
             // Deleting a namespace deletes what is in it.
@@ -142,6 +144,47 @@ struct ObjectTests {
             #expect(all.body["items"]?.arrayValue?.count == 3)
             let inOther = try await client.get("/api/v1/secrets?fieldSelector=metadata.namespace%3Dother")
             #expect(inOther.body["items"]?.arrayValue?.count == 1)
+        }
+    }
+
+    @Test("generateName, deletecollection with a selector, and a Table for kubectl's Accept header")
+    func extras() async throws {
+        try await withServer { server, client in
+            let generated = try await client.post(self.secrets, ["metadata": ["generateName": "token-"]])
+            #expect(generated.status == 201)
+            #expect(generated.body.name?.hasPrefix("token-") == true)
+            #expect(generated.body.name?.count == 11)
+            _ = try await client.post(self.secrets, self.secret("a", labels: ["app": "web"]))
+            _ = try await client.post(self.secrets, self.secret("b", labels: ["app": "web"]))
+            let removed = try await client.request("DELETE", "\(self.secrets)?labelSelector=app%3Dweb")
+            #expect(removed.body["items"]?.arrayValue?.count == 2)
+            #expect(try await client.get(self.secrets).body["items"]?.arrayValue?.count == 1)
+
+            try server.installCRD(yaml: widgetCRD)
+            _ = try await client.post(widgets, widget("w", size: 5))
+            let table = try await client.request(
+                "GET",
+                widgets,
+                accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+            )
+            #expect(table.body["kind"] == "Table")
+            let columns = table.body["columnDefinitions"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
+            #expect(columns == ["Name", "Size", "Ready", "Age"])
+            #expect(table.body["rows"]?.arrayValue?.first?["cells"]?.arrayValue?.prefix(2) == ["w", 5])
+        }
+    }
+
+    @Test("deleting a CRD removes its objects and its resources from discovery")
+    func deleteCRD() async throws {
+        try await withServer { server, client in
+            try server.installCRD(yaml: widgetCRD)
+            _ = try await client.post(widgets, widget("w"))
+            let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+            #expect(try await client.delete("\(crds)/widgets.example.com").status == 200)
+            #expect(try await client.get("/apis/example.com/v1").status == 404)
+            #expect(try await client.get("\(widgets)/w").status == 404)
+            try server.installCRD(yaml: widgetCRD)
+            #expect(try await client.get(widgets).body["items"] == [])
         }
     }
 }

@@ -39,13 +39,19 @@ struct TestClient {
         self.token = token
     }
 
+    init(baseURL: String, token: String? = nil) {
+        self.baseURL = baseURL
+        self.token = token
+    }
+
     func request(
         _ method: String,
         _ path: String,
         body: JSON? = nil,
         text: String? = nil,
         contentType: String = "application/json",
-        accept: String? = nil
+        accept: String? = nil,
+        timeout: TimeAmount = .seconds(30)
     ) async throws -> APIResponse {
         var request = HTTPClientRequest(url: self.baseURL + path)
         request.method = HTTPMethod(rawValue: method)
@@ -58,7 +64,7 @@ struct TestClient {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(string: text))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 16 * 1024 * 1024)
         let json = bytes.readableBytes == 0 ? JSON.null : try JSON(data: Data(buffer: bytes))
         return APIResponse(
@@ -78,7 +84,8 @@ struct TestClient {
         try await self.request("PUT", path, body: body)
     }
 
-    func patch(_ path: String, _ body: JSON, type: String = "application/merge-patch+json") async throws -> APIResponse {
+    func patch(_ path: String, _ body: JSON, type: String = "application/merge-patch+json") async throws -> APIResponse
+    {
         try await self.request("PATCH", path, body: body, contentType: type)
     }
 
@@ -187,7 +194,9 @@ let widgetCRD = """
 func widget(_ name: String, size: Int64 = 3, extra: [String: JSON] = [:]) -> JSON {
     var spec: [String: JSON] = ["size": .int(size)]
     for (key, value) in extra { spec[key] = value }
-    return ["apiVersion": "example.com/v1", "kind": "Widget", "metadata": ["name": .string(name)], "spec": .object(spec)]
+    return [
+        "apiVersion": "example.com/v1", "kind": "Widget", "metadata": ["name": .string(name)], "spec": .object(spec),
+    ]
 }
 
 let widgets = "/apis/example.com/v1/namespaces/default/widgets"

@@ -17,7 +17,10 @@ struct WatchTests {
     let configMaps = "/api/v1/namespaces/default/configmaps"
 
     func configMap(_ name: String, _ value: String = "1", labels: [String: JSON] = [:]) -> JSON {
-        ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "labels": .object(labels)], "data": ["v": .string(value)]]
+        [
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "labels": .object(labels)],
+            "data": ["v": .string(value)],
+        ]
     }
 
     @Test("without a resourceVersion, current objects arrive as ADDED, then live changes follow")
@@ -106,8 +109,12 @@ struct WatchTests {
     func boundedHistory() async throws {
         try await withServer(.init(bookmarkInterval: .seconds(60), historyLimit: 3)) { _, client in
             let first = try await client.post(self.configMaps, self.configMap("a")).body
-            for value in 2...6 { _ = try await client.patch("\(self.configMaps)/a", ["data": ["v": .string("\(value)")]]) }
-            var stream = try await client.watch("\(self.configMaps)?watch=1&resourceVersion=\(first.resourceVersion ?? "")")
+            for value in 2...6 {
+                _ = try await client.patch("\(self.configMaps)/a", ["data": ["v": .string("\(value)")]])
+            }
+            var stream = try await client.watch(
+                "\(self.configMaps)?watch=1&resourceVersion=\(first.resourceVersion ?? "")"
+            )
             #expect(try await stream.next()?["object"]?["code"] == 410)
         }
     }
@@ -119,6 +126,15 @@ struct WatchTests {
             _ = try await client.post(self.configMaps, self.configMap("other"))
             _ = try await client.post(self.configMaps, self.configMap("web", labels: ["app": "web"]))
             #expect(try await stream.nextChange()?["object"]?.name == "web")
+            // Entering and leaving the selector are ADDED and DELETED for this watch.
+            _ = try await client.patch("\(self.configMaps)/other", ["metadata": ["labels": ["app": "web"]]])
+            let entered = try await stream.nextChange()
+            #expect(entered?["type"] == "ADDED")
+            #expect(entered?["object"]?.name == "other")
+            _ = try await client.patch("\(self.configMaps)/web", ["metadata": ["labels": ["app": nil]]])
+            let left = try await stream.nextChange()
+            #expect(left?["type"] == "DELETED")
+            #expect(left?["object"]?.name == "web")
         }
     }
 }

@@ -164,4 +164,15 @@ struct ConnectionHandlerTests {
         }
         #expect(!channel.isActive)
     }
+
+    @Test("A peer that went quiet (an IdleStateHandler read event) is closed with a timeout error")
+    func idlePeer() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        #expect(throws: RTMPError.timeout("the peer sent nothing for the idle timeout")) {
+            try channel.throwIfErrorCaught()
+        }
+        #expect(!channel.isActive)
+    }
 }
