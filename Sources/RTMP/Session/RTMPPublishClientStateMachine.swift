@@ -114,26 +114,11 @@ public struct RTMPPublishClientStateMachine: Sendable {
         guard message.type == .commandAMF0 || message.type == .commandAMF3 else {
             return .none
         }
-        guard message.payload.readableBytes <= RTMPServerSessionStateMachine.maxCommandLength else {
-            return self.fail(
-                .limitExceeded(
-                    "maxCommandLength",
-                    value: message.payload.readableBytes,
-                    maximum: RTMPServerSessionStateMachine.maxCommandLength
-                )
-            )
-        }
-        var payload = message.payload
-        if message.type == .commandAMF3 {
-            payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
-        }
         let command: RTMPCommand
         do {
-            command = try RTMPCommand(payload: payload)
-        } catch let error as RTMPError {
-            return self.fail(error)
+            command = try RTMPCommand(message: message)
         } catch {
-            return self.fail(.malformedMessage("\(error)"))
+            return self.fail(error)
         }
 
         switch (self.state, command.name) {

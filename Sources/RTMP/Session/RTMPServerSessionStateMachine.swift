@@ -80,7 +80,7 @@ public struct RTMPServerSessionStateMachine: Sendable {
     private let configuration: Configuration
 
     /// The longest command message accepted, in bytes.
-    public static let maxCommandLength = 64 << 10
+    public static let maxCommandLength = RTMPCommand.maxMessageLength
 
     /// The most message streams a peer may create; an encoder needs one.
     public static let maxMessageStreams: UInt32 = 8
@@ -103,29 +103,11 @@ public struct RTMPServerSessionStateMachine: Sendable {
         case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
             return self.mediaReceived(message)
         case .commandAMF0, .commandAMF3:
-            // A command is a few hundred bytes; decoding a huge one would amplify it (a one-byte AMF0 null
-            // becomes a 24-byte value), so it is refused before decoding.
-            guard message.payload.readableBytes <= Self.maxCommandLength else {
-                return self.close(
-                    .limitExceeded(
-                        "maxCommandLength",
-                        value: message.payload.readableBytes,
-                        maximum: Self.maxCommandLength
-                    )
-                )
-            }
-            var payload = message.payload
-            if message.type == .commandAMF3 {
-                // An AMF3 command message starts with a format byte, then the values are AMF0 (7.1.1).
-                payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
-            }
             let command: RTMPCommand
             do {
-                command = try RTMPCommand(payload: payload)
-            } catch let error as RTMPError {
-                return self.close(error)
+                command = try RTMPCommand(message: message)
             } catch {
-                return self.close(.malformedMessage("\(error)"))
+                return self.close(error)
             }
             return self.commandReceived(command, on: message.messageStreamID)
         default:
