@@ -285,25 +285,31 @@ final class PushTarget: Sendable {
     /// Returns true when the publisher ended and everything was sent, false when cancelled.
     private func send(streamID: UInt32, outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>) async throws -> Bool {
         var base: UInt32?
-        while let next = await self.queue.next() {
-            var message = next
-            let origin = base ?? message.timestamp
-            base = origin
-            // Timestamps of audio may be a little behind the keyframe a restart begins with; never go below 0.
-            let offset = Int32(bitPattern: message.timestamp &- origin)
-            message.timestamp = offset > 0 ? UInt32(offset) : 0
-            message.messageStreamID = streamID
-            switch message.type {
-            case .audio: message.chunkStreamID = RTMPChunkStreamID.audio
-            case .video: message.chunkStreamID = RTMPChunkStreamID.video
-            default: message.chunkStreamID = RTMPChunkStreamID.data
+        while true {
+            var batch = await self.queue.nextBatch()
+            guard !batch.isEmpty else {
+                break
             }
-            try await outbound.write(message)
-            let size = message.payload.readableBytes
+            var size = 0
+            for index in batch.indices {
+                let origin = base ?? batch[index].timestamp
+                base = origin
+                // Timestamps of audio may be a little behind the keyframe a restart begins with; never below 0.
+                let offset = Int32(bitPattern: batch[index].timestamp &- origin)
+                batch[index].timestamp = offset > 0 ? UInt32(offset) : 0
+                batch[index].messageStreamID = streamID
+                switch batch[index].type {
+                case .audio: batch[index].chunkStreamID = RTMPChunkStreamID.audio
+                case .video: batch[index].chunkStreamID = RTMPChunkStreamID.video
+                default: batch[index].chunkStreamID = RTMPChunkStreamID.data
+                }
+                size += batch[index].payload.readableBytes
+            }
+            try await outbound.write(contentsOf: batch)
             self.metrics.sentBytes.increment(by: Int64(size))
             self.statistics.withLock {
                 $0.bytesSent += UInt64(size)
-                $0.messagesSent += 1
+                $0.messagesSent += UInt64(batch.count)
             }
         }
         return self.queue.isFinished

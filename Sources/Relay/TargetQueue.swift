@@ -268,6 +268,22 @@ final class TargetQueue: Sendable {
         disconnect?()
     }
 
+    /// Everything the target can take now (at most `limit` messages), waiting for at least one; empty once the
+    /// publisher ended and everything was taken, or when the calling task is cancelled. One hop to the connection
+    /// per batch instead of per message is what keeps the per-target cost low.
+    func nextBatch(limit: Int = 64) async -> [RTMPMessage] {
+        guard let first = await self.next() else {
+            return []
+        }
+        var batch = [first]
+        self.state.withLock { state in
+            while batch.count < limit, let message = state.machine.pop() {
+                batch.append(message)
+            }
+        }
+        return batch
+    }
+
     /// The next message for the target, or nil once the publisher ended and everything was taken, or when the
     /// calling task is cancelled.
     func next() async -> RTMPMessage? {
