@@ -231,6 +231,10 @@ public final class RelayServer: Service, Sendable {
                     // Whatever ended the publish, the targets send what they hold and unpublish, for at most the
                     // drain timeout; a target still backing off is stopped.
                     if let live {
+                        // The stream is free for the next publisher (an encoder taking over) at once; this
+                        // session's targets finish sending what they hold meanwhile.
+                        live.hub.release(id)
+                        logger.info("Publisher disconnected")
                         live.fanOut.finish()
                         let drainTimeout = self.configuration.drainTimeout
                         group.addTask { try? await Task.sleep(for: drainTimeout) }
@@ -246,8 +250,8 @@ public final class RelayServer: Service, Sendable {
             logger.notice("Connection closed", metadata: ["error": "\(PushTarget.describe(error))"])
         }
         if let live {
+            // Released above unless the connection failed before the drain; releasing twice is harmless.
             live.hub.release(id)
-            logger.info("Publisher disconnected")
         }
     }
 
