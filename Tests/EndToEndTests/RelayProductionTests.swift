@@ -178,8 +178,18 @@ struct RelayProductionTests {
                 try await nginx.waitForPublishStarted(app: "target", stream: targetKey)
                 // The encoder's network dies without a FIN: its connection stays open and silent.
                 stale.signal(SIGSTOP)
+                let started = ContinuousClock.now
                 let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 6) { fresh in
                     _ = try await relay.logs.waitFor("the takeover") { $0.contains("takes over the stream") }
+                    // Connection 1 is the stale encoder, 2 the reconnecting one.
+                    _ = try await relay.logs.waitFor("the new publisher live") {
+                        $0.contains("Publisher is live") && $0.contains("rtmp.connection.id=2 ")
+                    }
+                    // From the new encoder's process start (which includes ffmpeg starting up and its handshake)
+                    // to its publish accepted. Reported, and bounded loosely to catch a takeover that waits.
+                    let takeover = ContinuousClock.now - started
+                    print("takeover: from the new encoder's start to its publish accepted: \(takeover)")
+                    #expect(takeover < .seconds(5))
                     return await fresh.waitForExit()
                 }
                 #expect(exit.succeeded, "the reconnecting encoder failed: \(exit)")
