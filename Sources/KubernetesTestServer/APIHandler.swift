@@ -89,9 +89,10 @@ struct APIHandler: HTTPResponder {
         case "openapi" where segments.count >= 2 && segments[1] == "v3":
             let types = self.server.store.state.withLock { $0.allTypes }
             if segments.count == 2 { return Self.jsonResponse(OpenAPI.root(types)) }
-            let (group, version) =
-                segments[2] == "api"
-                ? ("", segments.last ?? "") : (segments.count > 4 ? segments[3] : "", segments.last ?? "")
+            // `/openapi/v3/api/v1` or `/openapi/v3/apis/GROUP/VERSION`.
+            let isCore = segments[2] == "api" && segments.count == 4
+            guard isCore || (segments[2] == "apis" && segments.count == 5) else { throw APIError.pathNotFound(path) }
+            let (group, version) = isCore ? ("", segments[3]) : (segments[3], segments[4])
             let selected = types.filter { $0.group == group && $0.version == version }
             guard !selected.isEmpty else { throw APIError.pathNotFound(path) }
             return Self.jsonResponse(OpenAPI.groupVersion(selected))
@@ -179,6 +180,7 @@ struct APIHandler: HTTPResponder {
         let store = self.server.store
         let limit = store.historyLimit
         let strict = query["fieldValidation"] == "Strict"
+        let dryRun = query["dryRun"] == "All"
         let asTable = accept.contains("as=Table")
 
         switch (method, name) {
@@ -187,15 +189,25 @@ struct APIHandler: HTTPResponder {
             if query.bool("watch") {
                 return self.server.watch(type, options: options, query: query, asTable: asTable)
             }
-            let (items, version) = try store.withState { state throws(APIError) in
+            let (all, version) = try store.withState { state throws(APIError) in
                 (state.list(type, options: options), state.resourceVersion)
             }
-            if asTable { return Self.jsonResponse(Table.make(type, items: items, resourceVersion: version)) }
+            let page = try Page(all, limit: query["limit"], continueToken: query["continue"])
+            var metadata: JSON = ["resourceVersion": .string(String(version))]
+            if let token = page.continueToken {
+                metadata["continue"] = .string(token)
+                metadata["remainingItemCount"] = .int(Int64(page.remaining))
+            }
+            if asTable {
+                var table = Table.make(type, items: page.items, resourceVersion: version)
+                table["metadata"] = metadata
+                return Self.jsonResponse(table)
+            }
             return Self.jsonResponse([
                 "kind": .string("\(type.kind)List"),
                 "apiVersion": .string(type.groupVersion),
-                "metadata": ["resourceVersion": .string(String(version))],
-                "items": .array(items.map { self.present($0, type) }),
+                "metadata": metadata,
+                "items": .array(page.items.map { self.present($0, type) }),
             ])
         case ("GET", let name?):
             let object = try store.withState { state throws(APIError) in
@@ -208,10 +220,8 @@ struct APIHandler: HTTPResponder {
             return Self.jsonResponse(self.present(object, type))
         case ("POST", nil):
             let object = try parse(body, contentType: contentType)
-            let created = try store.withState { state throws(APIError) in
-                state.strictFieldValidation = strict
-                defer { state.strictFieldValidation = false }
-                return try state.create(
+            let created = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
+                try state.create(
                     type,
                     namespace: namespace,
                     object: object,
@@ -222,25 +232,22 @@ struct APIHandler: HTTPResponder {
             return Self.jsonResponse(self.present(created, type), status: .created)
         case ("PUT", let name?):
             let object = try parse(body, contentType: contentType)
-            let updated = try store.withState { state throws(APIError) in
-                state.strictFieldValidation = strict
-                defer { state.strictFieldValidation = false }
-                return try state.update(
+            let updated = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
+                try state.update(
                     type,
                     namespace: namespace,
                     name: name,
                     body: object,
                     subresource: subresource,
-                    limit: limit
+                    limit: limit,
+                    requireResourceVersion: subresource != .scale
                 )
             }
             if subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: type)) }
             return Self.jsonResponse(self.present(updated, type))
         case ("PATCH", let name?):
-            let (patched, created) = try store.withState { state throws(APIError) in
-                state.strictFieldValidation = strict
-                defer { state.strictFieldValidation = false }
-                return try state.patch(
+            let (patched, created) = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
+                try state.patch(
                     type,
                     namespace: namespace,
                     name: name,
@@ -256,7 +263,7 @@ struct APIHandler: HTTPResponder {
         case ("DELETE", let name?):
             let options = body.isEmpty ? JSON.object([:]) : try parse(body, contentType: "application/json")
             let policy = query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
-            let deleted = try store.withState { state throws(APIError) in
+            let deleted = try store.write(strict: false, dryRun: dryRun) { state throws(APIError) in
                 if let precondition = options[path: ["preconditions", "resourceVersion"]]?.stringValue {
                     let current = try state.get(type, namespace: namespace, name: name)
                     if current[path: ["metadata", "resourceVersion"]]?.stringValue != precondition {
@@ -280,7 +287,7 @@ struct APIHandler: HTTPResponder {
             return Self.jsonResponse(self.present(deleted, type))
         case ("DELETE", nil):
             let options = try query.listOptions(namespace: namespace)
-            let deleted = try store.withState { state throws(APIError) in
+            let deleted = try store.write(strict: false, dryRun: dryRun) { state throws(APIError) in
                 state.list(type, options: options).compactMap { object in
                     let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
                     let itemNamespace = object[path: ["metadata", "namespace"]]?.stringValue
@@ -303,6 +310,40 @@ struct APIHandler: HTTPResponder {
         var object = object
         object["apiVersion"] = .string(type.groupVersion)
         return object
+    }
+}
+
+/// One page of a list (`limit` and `continue`).
+///
+/// The continue token is the `namespace/name` of the last item returned, and the next page starts after it in the
+/// current state. A real server serves every page from the snapshot of the first; here objects created or deleted
+/// between pages show up or vanish, which a paging client must tolerate anyway once a token expires.
+struct Page {
+    var items: [JSON]
+    var continueToken: String?
+    var remaining = 0
+
+    init(_ all: [JSON], limit: String?, continueToken: String?) throws(APIError) {
+        var items = all
+        if let continueToken, !continueToken.isEmpty {
+            guard let data = Data(base64Encoded: continueToken), let after = String(data: data, encoding: .utf8) else {
+                throw APIError.badRequest("invalid continue token")
+            }
+            items = items.filter { Self.key($0) > after }
+        }
+        if let limit = limit.flatMap(Int.init), limit > 0, items.count > limit {
+            self.remaining = items.count - limit
+            items = Array(items.prefix(limit))
+            self.continueToken = Data(Self.key(items[items.count - 1]).utf8).base64EncodedString()
+        }
+        self.items = items
+    }
+
+    /// The sort key of `list`, as one string; `\u{1}` sorts below every character a name may contain.
+    static func key(_ object: JSON) -> String {
+        let namespace = object[path: ["metadata", "namespace"]]?.stringValue ?? ""
+        let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+        return "\(namespace)\u{1}\(name)"
     }
 }
 

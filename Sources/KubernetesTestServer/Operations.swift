@@ -19,9 +19,20 @@ extension Store.State {
         name: String,
         body: JSON,
         subresource: Subresource?,
-        limit: Int
+        limit: Int,
+        requireResourceVersion: Bool = false
     ) throws(APIError) -> JSON {
         let old = try self.get(type, namespace: namespace, name: name)
+        // Custom resources do not allow unconditional updates; most built-in kinds do.
+        if requireResourceVersion, type.schema != nil,
+            (body[path: ["metadata", "resourceVersion"]]?.stringValue ?? "").isEmpty
+        {
+            throw APIError.invalid(
+                type,
+                name: name,
+                causes: [.invalid("metadata.resourceVersion", .int(0), "must be specified for an update")]
+            )
+        }
         if let version = body[path: ["metadata", "resourceVersion"]]?.stringValue, !version.isEmpty,
             version != old[path: ["metadata", "resourceVersion"]]?.stringValue
         {

@@ -89,6 +89,8 @@ final class Store: Sendable {
         var lastApplied: [String: JSON] = [:]
         /// Set for the duration of one write that asked for `fieldValidation=Strict`.
         var strictFieldValidation = false
+        /// Set for the duration of one `dryRun=All` write: events are neither kept nor sent.
+        var dryRun = false
 
         var allTypes: [ResourceType] { self.builtIn + self.custom.values.flatMap { $0 } }
     }
@@ -109,6 +111,26 @@ final class Store: Sendable {
             )
         }
         self.state = Mutex(state)
+    }
+
+    /// Runs one write. With `dryRun`, everything is checked and the answer computed, then the state is put back
+    /// and no watcher hears of it, as `dryRun=All` does on a real server.
+    func write<Result>(
+        strict: Bool,
+        dryRun: Bool,
+        _ body: (inout State) throws(APIError) -> Result
+    ) throws(APIError) -> Result {
+        try self.withState { (state: inout State) throws(APIError) -> Result in
+            let saved = dryRun ? state : nil
+            state.strictFieldValidation = strict
+            state.dryRun = dryRun
+            defer {
+                if let saved { state = saved }
+                state.strictFieldValidation = false
+                state.dryRun = false
+            }
+            return try body(&state)
+        }
     }
 
     func withState<Result>(_ body: (inout State) throws(APIError) -> Result) throws(APIError) -> Result {
@@ -370,6 +392,11 @@ extension Store.State {
                     for (key, item) in self.objects[first.storageKey] ?? [:] {
                         _ = self.remove(first, key: key, object: item, cascade: false, limit: limit)
                     }
+                    // The resource is gone, so are its watches (after they have seen the DELETED events).
+                    for (id, watcher) in self.watchers where watcher.type.storageKey == first.storageKey {
+                        watcher.continuation.finish()
+                        self.watchers[id] = nil
+                    }
                 }
             } else if let types = try? ResourceType.fromCRD(object) {
                 self.custom[name] = types
@@ -413,6 +440,7 @@ extension Store.State {
             object: object,
             previous: previous
         )
+        guard !self.dryRun else { return }
         self.history.append(event)
         if self.history.count > limit {
             let excess = self.history.count - limit

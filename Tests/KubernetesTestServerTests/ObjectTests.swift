@@ -179,12 +179,88 @@ struct ObjectTests {
         try await withServer { server, client in
             try server.installCRD(yaml: widgetCRD)
             _ = try await client.post(widgets, widget("w"))
+            var stream = try await client.watch("\(widgets)?watch=1&resourceVersion=\(server.resourceVersion)")
             let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
             #expect(try await client.delete("\(crds)/widgets.example.com").status == 200)
+            #expect(try await stream.nextChange()?["type"] == "DELETED")
+            #expect(try await stream.next() == nil)
             #expect(try await client.get("/apis/example.com/v1").status == 404)
             #expect(try await client.get("\(widgets)/w").status == 404)
             try server.installCRD(yaml: widgetCRD)
             #expect(try await client.get(widgets).body["items"] == [])
+        }
+    }
+
+    @Test("a PUT of a custom resource without a resourceVersion is refused; built-in kinds allow it")
+    func unconditionalUpdate() async throws {
+        try await withServer { server, client in
+            try server.installCRD(yaml: widgetCRD)
+            _ = try await client.post(widgets, widget("w"))
+            let refused = try await client.put("\(widgets)/w", widget("w", size: 4))
+            #expect(refused.status == 422)
+            #expect(
+                refused.body[path: ["details", "causes"]]?.arrayValue?.first?["field"] == "metadata.resourceVersion"
+            )
+            _ = try await client.post(self.secrets, self.secret("s"))
+            #expect(try await client.put("\(self.secrets)/s", self.secret("s")).status == 200)
+        }
+    }
+
+    @Test("dryRun=All validates and answers but stores nothing")
+    func dryRun() async throws {
+        try await withServer { _, client in
+            let version = try await client.get(self.secrets).body[path: ["metadata", "resourceVersion"]]
+            let created = try await client.post("\(self.secrets)?dryRun=All", self.secret("d"))
+            #expect(created.status == 201)
+            #expect(created.body.name == "d")
+            #expect(try await client.get("\(self.secrets)/d").status == 404)
+            #expect(try await client.get(self.secrets).body[path: ["metadata", "resourceVersion"]] == version)
+        }
+    }
+
+    @Test("seeding through apply(yaml:) creates, replaces, writes status, and reports rejections")
+    func seed() async throws {
+        try await withServer { server, _ in
+            try server.installCRD(yaml: widgetCRD)
+            let manifest = """
+                apiVersion: v1
+                kind: Namespace
+                metadata: { name: streams }
+                ---
+                apiVersion: example.com/v1
+                kind: Widget
+                metadata: { name: w, namespace: streams }
+                spec: { size: 2 }
+                status: { replicas: 1 }
+                """
+            try server.apply(yaml: manifest)
+            try server.apply(yaml: manifest.replacingOccurrences(of: "size: 2", with: "size: 5"))
+            let stored = server.object(apiVersion: "example.com/v1", kind: "Widget", namespace: "streams", name: "w")
+            #expect(stored?[path: ["spec", "size"]] == 5)
+            #expect(stored?[path: ["status", "replicas"]] == 1)
+            #expect(stored?.generation == 2)
+            #expect(throws: KubernetesTestServerError.self) {
+                try server.apply(widget("bad", size: 0))
+            }
+        }
+    }
+
+    @Test("limit and continue page through a list")
+    func paging() async throws {
+        try await withServer { _, client in
+            for name in ["a", "b", "c", "d", "e"] { _ = try await client.post(self.secrets, self.secret(name)) }
+            var names: [String] = []
+            var token = ""
+            var pages = 0
+            repeat {
+                let page = try await client.get("\(self.secrets)?limit=2&continue=\(token)")
+                names += page.body["items"]?.arrayValue?.compactMap(\.name) ?? []
+                token = page.body[path: ["metadata", "continue"]]?.stringValue ?? ""
+                token = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? token
+                pages += 1
+            } while !token.isEmpty && pages < 10
+            #expect(names == ["a", "b", "c", "d", "e"])
+            #expect(pages == 3)
         }
     }
 }

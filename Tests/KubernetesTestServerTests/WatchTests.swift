@@ -137,4 +137,18 @@ struct WatchTests {
             #expect(left?["object"]?.name == "web")
         }
     }
+
+    @Test("sendInitialEvents=true streams the current objects, then a bookmark marking their end")
+    func initialEvents() async throws {
+        try await withServer { _, client in
+            _ = try await client.post(self.configMaps, self.configMap("a"))
+            var stream = try await client.watch(
+                "\(self.configMaps)?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+            )
+            #expect(try await stream.next()?["type"] == "ADDED")
+            let end = try await stream.next()
+            #expect(end?["type"] == "BOOKMARK")
+            #expect(end?[path: ["object", "metadata", "annotations", "k8s.io/initial-events-end"]] == "true")
+        }
+    }
 }
