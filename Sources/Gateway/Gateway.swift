@@ -1,0 +1,334 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import CoreMetrics
+public import Logging
+public import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// The always-on gateway: a listener per stream port, hold-and-activate for streams whose relay is scaled to zero,
+/// a TCP proxy to the relay, and per-stream connection accounting for KEDA.
+///
+/// On each connection the gateway looks up the route of the port it arrived on and refuses (closes at once, with a
+/// log line naming the stream and the reason) when there is no route, the route is suspended, or the source address
+/// is outside the route's `allowedSourceRanges`. With a ready upstream it proxies at once. Without one it holds the
+/// connection: it counts it for the stream immediately (so KEDA sees it), asks the ``GatewayActivator`` to wake the
+/// relay, keeps the client's first bytes, and splices to the relay the moment a route update gives it an upstream.
+/// Held connections are bounded per stream, in total and in time.
+///
+/// Run it in a `ServiceGroup`. Graceful shutdown closes the listeners, lets connections go on for
+/// ``GatewayConfiguration/shutdownGrace``, then closes what is left.
+public final class Gateway: Service, Sendable {
+    let configuration: GatewayConfiguration
+    /// The route table this gateway serves; the route source updates it.
+    public let routes: GatewayRoutes
+    let accounting: GatewayAccounting
+    private let activator: any GatewayActivator
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let onListening: @Sendable ([Int: SocketAddress]) async -> Void
+    private let activations: (stream: AsyncStream<StreamID>, continuation: AsyncStream<StreamID>.Continuation)
+
+    private struct Registry {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var draining = false
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let registry = Mutex(Registry())
+
+    /// - Parameters:
+    ///   - routes: the route table; the route source keeps updating it while the gateway runs.
+    ///   - activator: wakes a stream's relay when a connection is held for it.
+    ///   - metricsFactory: where metrics go; the global `MetricsSystem.factory` by default.
+    ///   - onListening: called after every change of listeners with the bound address of each route port (empty
+    ///     after shutdown), so tests know when a port opened or closed.
+    public init(
+        configuration: GatewayConfiguration = .init(),
+        routes: GatewayRoutes,
+        activator: any GatewayActivator,
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil,
+        logger: Logger,
+        onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in }
+    ) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.routes = routes
+        self.activator = activator
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        self.accounting = GatewayAccounting(factory: metricsFactory ?? MetricsSystem.factory)
+        self.logger = logger
+        self.onListening = onListening
+        self.activations = AsyncStream.makeStream(of: StreamID.self)
+    }
+
+    // MARK: Accounting
+
+    /// The stream's connections now: proxied to the relay, and held waiting for it.
+    public func connections(for stream: StreamID) -> (live: Int, held: Int) {
+        self.accounting.connections(for: stream)
+    }
+
+    /// The stream's counters, or `nil` if it never had a connection.
+    public func statistics(for stream: StreamID) -> GatewayStreamStatistics? {
+        self.accounting.statistics(for: stream)
+    }
+
+    /// The body KEDA's `metrics-api` trigger reads for the stream: `{"stream":"ns/name","connections":N}`, where N
+    /// counts held connections too, so that a held client is what scales the relay from zero.
+    public func kedaMetric(for stream: StreamID) -> String {
+        let (live, held) = self.connections(for: stream)
+        return "{\"stream\":\"\(Self.jsonEscaped(stream.description))\",\"connections\":\(live + held)}"
+    }
+
+    private static func jsonEscaped(_ text: String) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case _ where scalar.value < 0x20:
+                escaped += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                escaped += String(scalar.value, radix: 16)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
+    // MARK: Serving
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                // Activations run beside the listeners, each in its own child task: a slow scale call for one
+                // stream delays nobody else.
+                await withDiscardingTaskGroup { activations in
+                    for await stream in self.activations.stream {
+                        activations.addTask { await self.activator.activate(stream) }
+                    }
+                }
+            }
+            await self.serve()
+            group.cancelAll()
+        }
+    }
+
+    private func serve() async {
+        var listeners: [Int: any Channel] = [:]
+        for await routes in self.routes.changes().cancelOnGracefulShutdown() {
+            await self.reconcile(&listeners, ports: Set(routes.map(\.listenPort)))
+        }
+
+        self.logger.info("Gateway stops accepting connections")
+        self.registry.withLock { $0.draining = true }
+        for (port, listener) in listeners {
+            try? await listener.close()
+            self.logger.info("Gateway stopped listening", metadata: ["gateway.port": "\(port)"])
+        }
+        await self.onListening([:])
+        await self.drain()
+    }
+
+    private func reconcile(_ listeners: inout [Int: any Channel], ports: Set<Int>) async {
+        for (port, listener) in listeners where !ports.contains(port) {
+            listeners[port] = nil
+            // Connections already accepted on this port stay: closing a server socket leaves its children alone.
+            try? await listener.close()
+            self.logger.info("Gateway stopped listening", metadata: ["gateway.port": "\(port)"])
+        }
+        for port in ports.sorted() where listeners[port] == nil {
+            do {
+                let listener = try await self.bind(port: port)
+                listeners[port] = listener
+                self.logger.info(
+                    "Gateway listening",
+                    metadata: [
+                        "gateway.port": "\(port)",
+                        "gateway.listen": "\(listener.localAddress.map { "\($0)" } ?? "?")",
+                    ]
+                )
+            } catch {
+                // One unusable port must not take the other streams down; the next route update retries it.
+                self.logger.error(
+                    "Gateway cannot listen",
+                    metadata: ["gateway.port": "\(port)", "error": "\(error)"]
+                )
+            }
+        }
+        await self.onListening(listeners.compactMapValues(\.localAddress))
+    }
+
+    private func bind(port: Int) async throws -> any Channel {
+        try await ServerBootstrap(group: self.eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.admit(channel, listenPort: port)
+                }
+            }
+            .bind(host: self.configuration.host, port: port)
+            .get()
+    }
+
+    /// Decides what happens to a new connection and sets up its pipeline; runs on the channel's event loop.
+    private func admit(_ channel: any Channel, listenPort: Int) throws {
+        var logger = self.logger
+        logger[metadataKey: "gateway.port"] = "\(listenPort)"
+        logger[metadataKey: "gateway.remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+
+        func refuse(_ reason: String, stream: StreamID?) throws {
+            self.logRefusal(reason, stream: stream, logger: logger)
+            try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
+        }
+
+        guard let route = self.routes.route(forPort: listenPort) else {
+            return try refuse("no route for this port", stream: nil)
+        }
+        logger[metadataKey: "gateway.stream"] = "\(route.stream)"
+        if route.suspended {
+            return try refuse("the stream is suspended", stream: route.stream)
+        }
+        guard let remote = channel.remoteAddress,
+            route.allowedSourceRanges.contains(where: { $0.contains(remote) })
+        else {
+            return try refuse("source address outside allowedSourceRanges", stream: route.stream)
+        }
+        let registered = self.registry.withLock { registry in
+            guard !registry.draining else {
+                return false
+            }
+            registry.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard registered else {
+            return try refuse("the gateway is shutting down", stream: route.stream)
+        }
+        channel.closeFuture.whenComplete { _ in self.unregister(channel) }
+
+        var held = false
+        if route.upstream == nil {
+            switch self.accounting.hold(
+                route.stream,
+                maxPerStream: self.configuration.maxHeldPerStream,
+                maxTotal: self.configuration.maxHeldTotal
+            ) {
+            case .perStreamLimit:
+                return try refuse(
+                    "held-per-stream limit (\(self.configuration.maxHeldPerStream)) reached",
+                    stream: route.stream
+                )
+            case .totalLimit:
+                return try refuse(
+                    "held-total limit (\(self.configuration.maxHeldTotal)) reached",
+                    stream: route.stream
+                )
+            case .held(let activate):
+                held = true
+                if activate {
+                    self.activations.continuation.yield(route.stream)
+                }
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(
+            GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger)
+        )
+    }
+
+    func logRefusal(_ reason: String, stream: StreamID?, logger: Logger) {
+        self.accounting.refused(stream, reason: Self.reasonLabel(reason))
+        logger.notice(
+            "Connection refused: \(reason)",
+            metadata: ["gateway.reason": "\(reason)", "gateway.stream": "\(stream.map { "\($0)" } ?? "-")"]
+        )
+    }
+
+    /// A bounded label for the refusal metric: the reason without its numbers and details.
+    private static func reasonLabel(_ reason: String) -> String {
+        if reason.hasPrefix("hold timeout") { return "hold_timeout" }
+        if reason.hasPrefix("held-per-stream") { return "held_per_stream_limit" }
+        if reason.hasPrefix("held-total") { return "held_total_limit" }
+        if reason.hasPrefix("source address") { return "source_range" }
+        if reason.hasPrefix("the stream is suspended") { return "suspended" }
+        if reason.hasPrefix("no route") { return "no_route" }
+        if reason.hasPrefix("cannot connect") { return "upstream_unreachable" }
+        return "other"
+    }
+
+    // MARK: Shutdown
+
+    private func unregister(_ channel: any Channel) {
+        let waiters = self.registry.withLock { registry in
+            registry.channels[ObjectIdentifier(channel)] = nil
+            guard registry.draining, registry.channels.isEmpty else {
+                return [CheckedContinuation<Void, Never>]()
+            }
+            defer { registry.drainWaiters = [] }
+            return registry.drainWaiters
+        }
+        for waiter in waiters {
+            waiter.resume()
+        }
+    }
+
+    /// Waits for the open connections to end, for at most the shutdown grace, then closes the rest.
+    private func drain() async {
+        let open = self.registry.withLock { $0.channels.count }
+        guard open > 0 else {
+            return
+        }
+        self.logger.info("Gateway draining connections", metadata: ["gateway.connections": "\(open)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                // Also runs when the service is cancelled: then the sleep ends at once.
+                try? await Task.sleep(for: self.configuration.shutdownGrace)
+                let remaining = self.registry.withLock { Array($0.channels.values) }
+                if !remaining.isEmpty {
+                    self.logger.notice(
+                        "Shutdown grace period over: closing the remaining connections",
+                        metadata: ["gateway.connections": "\(remaining.count)"]
+                    )
+                }
+                for channel in remaining {
+                    channel.close(promise: nil)
+                }
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let drained = self.registry.withLock { registry in
+                    guard registry.channels.isEmpty else {
+                        registry.drainWaiters.append(continuation)
+                        return false
+                    }
+                    return true
+                }
+                if drained {
+                    continuation.resume()
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+/// Closes a refused connection as soon as it is active; the refusal is decided in the child initializer, before
+/// the channel is registered, where closing it directly would fail the registration instead.
+private final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,71 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+/// Wakes a stream's relay when the gateway holds a connection for it.
+///
+/// In Kubernetes it scales the relay's Deployment to one replica through the scale subresource, because KEDA alone
+/// would notice the held connection only at its next poll; in local mode it starts a relay process. The gateway
+/// calls ``activate(_:)`` once per stream while connections are held for it, not once per connection, and does not
+/// wait for the relay: readiness arrives as a route update.
+public protocol GatewayActivator: Sendable {
+    func activate(_ stream: StreamID) async
+}
+
+/// The gateway's limits. The defaults suit a gateway in front of a few hundred streams.
+public struct GatewayConfiguration: Sendable {
+    /// The address every listener binds; one listener per route port.
+    public var host: String
+    /// Connections held at once for one stream. A publisher reconnecting in a loop must not eat the gateway.
+    public var maxHeldPerStream: Int
+    /// Connections held at once over all streams.
+    public var maxHeldTotal: Int
+    /// How long a connection may be held before it is refused. A cold relay pulls an image and starts; RTMP
+    /// encoders give up after about 30 s of handshake silence anyway.
+    public var holdTimeout: Duration
+    /// Bytes read from a held client before reading stops. An RTMP client sends C0+C1 (1,537 bytes) and waits for
+    /// S0+S1, so it never comes close; a non-RTMP client that keeps sending is throttled by TCP, not buffered.
+    public var holdBufferSize: Int
+    /// How long connecting to a ready upstream may take.
+    public var connectTimeout: Duration
+    /// How long proxied connections may go on after graceful shutdown starts.
+    public var shutdownGrace: Duration
+
+    public init(
+        host: String = "0.0.0.0",
+        maxHeldPerStream: Int = 16,
+        maxHeldTotal: Int = 1024,
+        holdTimeout: Duration = .seconds(60),
+        holdBufferSize: Int = 64 * 1024,
+        connectTimeout: Duration = .seconds(5),
+        shutdownGrace: Duration = .seconds(30)
+    ) {
+        self.host = host
+        self.maxHeldPerStream = maxHeldPerStream
+        self.maxHeldTotal = maxHeldTotal
+        self.holdTimeout = holdTimeout
+        self.holdBufferSize = holdBufferSize
+        self.connectTimeout = connectTimeout
+        self.shutdownGrace = shutdownGrace
+    }
+
+    /// Throws ``GatewayError`` with code ``GatewayError/Code/invalidConfiguration`` for a limit that cannot work.
+    public func validate() throws {
+        guard self.maxHeldPerStream >= 0, self.maxHeldTotal >= 0 else {
+            throw GatewayError.invalidConfiguration("held-connection limits cannot be negative")
+        }
+        guard self.holdBufferSize > 0 else {
+            throw GatewayError.invalidConfiguration("holdBufferSize must be positive, got \(self.holdBufferSize)")
+        }
+        guard self.holdTimeout > .zero, self.connectTimeout > .zero, self.shutdownGrace >= .zero else {
+            throw GatewayError.invalidConfiguration("timeouts must be positive")
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The first handler of every admitted connection: holds the client until its stream's relay is ready, connects
+/// to the relay, replays what the client sent meanwhile, then hands the two channels to a ``GlueHandler`` pair and
+/// removes itself.
+///
+/// It also covers a route that is ready at accept time: the client's first bytes arrive while the upstream connect
+/// is in flight and are replayed the same way. Reading stops once ``GatewayConfiguration/holdBufferSize`` bytes are
+/// buffered, so a held client is throttled by TCP instead of costing memory; an RTMP client sends its 1,537-byte
+/// C0+C1 and then waits for the server anyway.
+final class GatewayConnectionHandler {
+    private enum Phase {
+        case idle
+        case waiting(waitID: UInt64)
+        case connecting
+        case proxied
+        case closed
+    }
+
+    private let gateway: Gateway
+    private let route: GatewayRoute
+    private var logger: Logger
+    private var phase = Phase.idle
+    private var context: ChannelHandlerContext?
+
+    private var buffered: [ByteBuffer] = []
+    private var bufferedBytes = 0
+    private var pendingRead = false
+    private var inputClosed = false
+
+    /// Set while the connection counts as held; cleared exactly once, when it is proxied or closes.
+    private var heldSince: NIODeadline?
+    private var holdTimeout: Scheduled<Void>?
+
+    init(gateway: Gateway, route: GatewayRoute, held: Bool, logger: Logger) {
+        self.gateway = gateway
+        self.route = route
+        self.logger = logger
+        self.heldSince = held ? .now() : nil
+    }
+
+    private func startHolding(context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        self.holdTimeout = loop.assumeIsolated().scheduleTask(in: TimeAmount(self.gateway.configuration.holdTimeout)) {
+            self.holdTimedOut()
+        }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        // The callback runs on whichever thread updated the routes; hop to our loop. `execute` also makes a
+        // callback that runs at once (route became ready just now) safe to run after `phase` is set below.
+        let waitID = self.gateway.routes.wait(for: self.route.stream) { route in
+            loop.execute { bound.value.routeDecided(route) }
+        }
+        self.phase = .waiting(waitID: waitID)
+        self.logger.info("Holding connection until the relay is ready")
+    }
+
+    private func routeDecided(_ route: GatewayRoute?) {
+        guard case .waiting = self.phase else {
+            return
+        }
+        guard let route, let upstream = route.upstream else {
+            self.refuse("the route was removed or suspended while the connection was held")
+            return
+        }
+        // The ranges may have changed while the client waited; the new route is the one that decides.
+        guard let remote = self.context?.channel.remoteAddress,
+            route.allowedSourceRanges.contains(where: { $0.contains(remote) })
+        else {
+            self.refuse("source address outside allowedSourceRanges")
+            return
+        }
+        self.connect(to: upstream)
+    }
+
+    private func holdTimedOut() {
+        guard case .waiting(let waitID) = self.phase else {
+            return
+        }
+        self.gateway.routes.cancelWait(waitID)
+        self.refuse("hold timeout: the relay was not ready within \(self.gateway.configuration.holdTimeout)")
+    }
+
+    private func refuse(_ reason: String) {
+        self.phase = .closed
+        self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
+        self.context?.close(promise: nil)
+    }
+
+    private func releaseHold() {
+        guard let heldSince = self.heldSince else {
+            return
+        }
+        self.heldSince = nil
+        self.holdTimeout?.cancel()
+        self.holdTimeout = nil
+        let held = NIODeadline.now() - heldSince
+        self.gateway.accounting.release(self.route.stream, heldFor: .nanoseconds(held.nanoseconds))
+    }
+
+    private func connect(to upstream: GatewayRoute.Upstream) {
+        guard let context = self.context else {
+            return
+        }
+        self.phase = .connecting
+        self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
+        // Same event loop as the client: the glue handlers call into each other directly.
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(TimeAmount(self.gateway.configuration.connectTimeout))
+            .connect(host: upstream.host, port: upstream.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.connected(result)
+            }
+    }
+
+    private func connected(_ result: Result<any Channel, any Error>) {
+        switch result {
+        case .failure(let error):
+            guard case .connecting = self.phase else {
+                return
+            }
+            self.refuse("cannot connect to the relay: \(error)")
+        case .success(let upstream):
+            guard case .connecting = self.phase, let context = self.context else {
+                // The client left while we connected.
+                upstream.close(promise: nil)
+                return
+            }
+            self.splice(upstream, context: context)
+        }
+    }
+
+    private func splice(_ upstream: any Channel, context: ChannelHandlerContext) {
+        let heldSince = self.heldSince
+        self.releaseHold()
+        let stream = self.route.stream
+        let accounting = self.gateway.accounting
+        let meters = accounting.goLive(stream)
+        context.channel.closeFuture.whenComplete { _ in accounting.endLive(stream) }
+
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
+        do {
+            try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+            // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
+            // glue is added only below, in this same event-loop tick.
+            for buffer in self.buffered {
+                upstream.write(buffer, promise: nil)
+            }
+            upstream.flush()
+            meters.bytesIn.add(self.bufferedBytes)
+            self.buffered = []
+            self.bufferedBytes = 0
+            if self.inputClosed {
+                upstream.close(mode: .output, promise: nil)
+            }
+            try context.pipeline.syncOperations.addHandler(clientGlue)
+        } catch {
+            upstream.close(promise: nil)
+            self.refuse("cannot set up the proxy: \(error)")
+            return
+        }
+        self.phase = .proxied
+        let channel = context.channel
+        let pendingRead = self.pendingRead
+        if let heldSince {
+            let held = NIODeadline.now() - heldSince
+            self.logger.info(
+                "Relay ready: proxying the held connection",
+                metadata: ["gateway.held_ms": "\(held.nanoseconds / 1_000_000)"]
+            )
+        } else {
+            self.logger.debug("Proxying")
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        // A read we held back because the buffer was full is now the glue's to decide.
+        if pendingRead {
+            channel.read()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension GatewayConnectionHandler: Sendable {}
+
+extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = NIOAny
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let upstream = self.route.upstream {
+            self.connect(to: upstream)
+        } else {
+            self.startHolding(context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .waiting(let waitID) = self.phase {
+            self.gateway.routes.cancelWait(waitID)
+            self.logger.info("Held client disconnected before the relay was ready")
+        }
+        self.phase = .closed
+        self.releaseHold()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = Self.unwrapInboundIn(data)
+        self.bufferedBytes += buffer.readableBytes
+        self.buffered.append(buffer)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            if case .waiting(let waitID) = self.phase {
+                self.gateway.routes.cancelWait(waitID)
+                // A held client that hangs up is gone, not half-closed: RTMP clients never half-close while they
+                // wait for S0+S1, and counting a departed client as held would keep waking its relay.
+                self.logger.info("Held client disconnected before the relay was ready")
+                self.phase = .closed
+                context.close(promise: nil)
+                return
+            }
+            // While connecting, keep it: the upstream gets the buffered bytes and then the end of input.
+            self.inputClosed = true
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.logger.debug("Client connection failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.bufferedBytes >= self.gateway.configuration.holdBufferSize {
+            self.pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+}

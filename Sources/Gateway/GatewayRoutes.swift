@@ -1,0 +1,217 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Synchronization
+
+/// Where the gateway sends one stream's connections, and on what terms.
+///
+/// A route source (the Kubernetes watch, local mode) builds these from `LiveStream`s and their relays' endpoints and
+/// hands the whole set to ``GatewayRoutes/update(_:)``.
+public struct GatewayRoute: Hashable, Sendable {
+    /// A relay endpoint that is ready to take connections.
+    public struct Upstream: Hashable, Sendable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { "\(self.host):\(self.port)" }
+    }
+
+    public var stream: StreamID
+    /// The port the gateway listens on for this stream; one stream per port.
+    public var listenPort: Int
+    /// The relay to proxy to, or `nil` while the relay has no ready endpoint (scaled to zero, or starting): the
+    /// gateway then holds new connections until it has one.
+    public var upstream: Upstream?
+    /// The source addresses allowed to connect. Empty allows nobody: a route that forgot its ranges fails closed.
+    public var allowedSourceRanges: [IPRange]
+    /// A suspended stream ("go offline") refuses every connection.
+    public var suspended: Bool
+
+    public init(
+        stream: StreamID,
+        listenPort: Int,
+        upstream: Upstream? = nil,
+        allowedSourceRanges: [IPRange],
+        suspended: Bool = false
+    ) {
+        self.stream = stream
+        self.listenPort = listenPort
+        self.upstream = upstream
+        self.allowedSourceRanges = allowedSourceRanges
+        self.suspended = suspended
+    }
+}
+
+/// The routes the gateway serves: written by a route source, read by the gateway on every connection.
+///
+/// Thread-safe. A connection held for a stream waits on ``upstream(for:)``, which resumes on the ``update(_:)`` that
+/// gives the stream an upstream: an event, not a poll, so a held client is proxied the moment the relay is ready.
+public final class GatewayRoutes: Sendable {
+    /// What a waiter learns: a ready route, or that there will be none (route gone or suspended).
+    typealias Waiter = @Sendable (GatewayRoute?) -> Void
+
+    private struct State {
+        var byPort: [Int: GatewayRoute] = [:]
+        var byStream: [StreamID: GatewayRoute] = [:]
+        var nextID: UInt64 = 0
+        var waiters: [UInt64: (stream: StreamID, resume: Waiter)] = [:]
+        // Ids handed out but not yet waiting; a cancellation that comes first removes its id here, so the wait that
+        // follows finishes at once. Resumed ids are in neither set, so nothing accumulates.
+        var pending: Set<UInt64> = []
+        var subscribers: [UInt64: AsyncStream<[GatewayRoute]>.Continuation] = [:]
+    }
+    private let state: Mutex<State>
+
+    public init(_ routes: [GatewayRoute] = []) {
+        var state = State()
+        for route in routes {
+            state.byPort[route.listenPort] = route
+            state.byStream[route.stream] = route
+        }
+        self.state = Mutex(state)
+    }
+
+    /// Replaces every route. A port or stream listed twice keeps the last entry.
+    public func update(_ routes: [GatewayRoute]) {
+        var resumed: [(Waiter, GatewayRoute?)] = []
+        self.state.withLock { state in
+            state.byPort = [:]
+            state.byStream = [:]
+            for route in routes {
+                state.byPort[route.listenPort] = route
+                state.byStream[route.stream] = route
+            }
+            for (id, waiter) in state.waiters {
+                let route = state.byStream[waiter.stream]
+                if route == nil || route?.suspended == true {
+                    resumed.append((waiter.resume, nil))
+                    state.waiters[id] = nil
+                } else if route?.upstream != nil {
+                    resumed.append((waiter.resume, route))
+                    state.waiters[id] = nil
+                }
+            }
+            let current = Array(state.byPort.values)
+            for subscriber in state.subscribers.values {
+                subscriber.yield(current)
+            }
+        }
+        // Outside the lock: a waiter may hop to an event loop or take other locks.
+        for (resume, route) in resumed {
+            resume(route)
+        }
+    }
+
+    /// Every route, in no particular order.
+    public var routes: [GatewayRoute] {
+        self.state.withLock { Array($0.byPort.values) }
+    }
+
+    /// The route listening on `port`, if any.
+    public func route(forPort port: Int) -> GatewayRoute? {
+        self.state.withLock { $0.byPort[port] }
+    }
+
+    /// The route of `stream`, if any.
+    public func route(for stream: StreamID) -> GatewayRoute? {
+        self.state.withLock { $0.byStream[stream] }
+    }
+
+    /// Waits until `stream`'s route has an upstream and returns it; `nil` when the route is removed or suspended
+    /// first, or when the task is cancelled.
+    public func upstream(for stream: StreamID) async -> GatewayRoute? {
+        let id = self.allocateWait()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<GatewayRoute?, Never>) in
+                self.wait(for: stream, id: id) { continuation.resume(returning: $0) }
+            }
+        } onCancel: {
+            self.cancelWait(id)?(nil)
+        }
+    }
+
+    /// Calls `resume` once: at once if the route is ready or gone, otherwise from the ``update(_:)`` that decides.
+    /// Returns the id to pass to ``cancelWait(_:)``.
+    @discardableResult
+    func wait(for stream: StreamID, resume: @escaping Waiter) -> UInt64 {
+        let id = self.allocateWait()
+        self.wait(for: stream, id: id, resume: resume)
+        return id
+    }
+
+    private func allocateWait() -> UInt64 {
+        self.state.withLock { state in
+            state.nextID += 1
+            state.pending.insert(state.nextID)
+            return state.nextID
+        }
+    }
+
+    private func wait(for stream: StreamID, id: UInt64, resume: @escaping Waiter) {
+        enum Now {
+            case waiting
+            case resume(GatewayRoute?)
+        }
+        let now: Now = self.state.withLock { state in
+            guard state.pending.remove(id) != nil else {
+                // Cancelled before it started.
+                return .resume(nil)
+            }
+            guard let route = state.byStream[stream], !route.suspended else {
+                return .resume(nil)
+            }
+            if route.upstream != nil {
+                return .resume(route)
+            }
+            state.waiters[id] = (stream, resume)
+            return .waiting
+        }
+        if case .resume(let route) = now {
+            resume(route)
+        }
+    }
+
+    /// Stops a wait; returns its callback if it had not run yet, so the caller can finish it.
+    @discardableResult
+    func cancelWait(_ id: UInt64) -> Waiter? {
+        self.state.withLock { state in
+            guard let waiter = state.waiters.removeValue(forKey: id) else {
+                state.pending.remove(id)
+                return nil
+            }
+            return waiter.resume
+        }
+    }
+
+    /// The current routes, then the routes after every ``update(_:)``; when updates come faster than the reader,
+    /// only the newest set is kept.
+    func changes() -> AsyncStream<[GatewayRoute]> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: [GatewayRoute].self,
+            bufferingPolicy: .bufferingNewest(1)
+        )
+        let id = self.state.withLock { state in
+            state.nextID += 1
+            state.subscribers[state.nextID] = continuation
+            continuation.yield(Array(state.byPort.values))
+            return state.nextID
+        }
+        continuation.onTermination = { _ in
+            _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+}

@@ -1,0 +1,295 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Gateway
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Testing
+
+@Suite("Gateway", .timeLimit(.minutes(1)))
+struct GatewayTests {
+    @Test("Proxies a ready route at once, bytes both ways")
+    func proxiesBothWays() async throws {
+        try await withUpstream(echo) { upstream in
+            let port = try await freePort()
+            try await withGateway(routes: [try route(port: port, upstream: upstream)]) { gateway, _ in
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    for message in ["hello", "relay"] {
+                        try await outbound.write(ByteBuffer(string: message))
+                        var echoed = ByteBuffer()
+                        while echoed.readableBytes < message.utf8.count, var next = try await iterator.next() {
+                            echoed.writeBuffer(&next)
+                        }
+                        #expect(String(buffer: echoed) == message)
+                    }
+                    #expect(gateway.connections(for: testStream) == (live: 1, held: 0))
+                    #expect(gateway.kedaMetric(for: testStream) == #"{"stream":"streams/alice","connections":1}"#)
+                }
+            }
+        }
+    }
+
+    @Test("Half-close: the client's end of input reaches the relay, whose answer still comes back")
+    func halfClose() async throws {
+        try await withUpstream(collectThenEcho) { upstream in
+            let port = try await freePort()
+            try await withGateway(routes: [try route(port: port, upstream: upstream)]) { _, _ in
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(string: "publish then hang up"))
+                    outbound.finish()
+                    #expect(String(buffer: await readToEnd(inbound)) == "publish then hang up")
+                }
+            }
+        }
+    }
+
+    @Test("20 MB through a slow reader arrive whole and in order")
+    func backpressure() async throws {
+        let total = 20 * 1024 * 1024
+        let chunk = 64 * 1024
+        // The relay reads slowly: a pause every megabyte, so the gateway must stop reading from the client.
+        let slowSink: Serve = { inbound, outbound in
+            var received = 0
+            var mismatches = 0
+            var nextPause = 1024 * 1024
+            for try await buffer in inbound {
+                let expected = patternBytes(count: buffer.readableBytes, offset: received)
+                if expected != buffer {
+                    mismatches += 1
+                }
+                received += buffer.readableBytes
+                if received >= nextPause {
+                    nextPause += 1024 * 1024
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            try await outbound.write(ByteBuffer(string: "\(received) \(mismatches)"))
+            outbound.finish()
+        }
+        try await withUpstream(slowSink) { upstream in
+            let port = try await freePort()
+            try await withGateway(routes: [try route(port: port, upstream: upstream)]) { gateway, _ in
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    var sent = 0
+                    while sent < total {
+                        try await outbound.write(patternBytes(count: chunk, offset: sent))
+                        sent += chunk
+                    }
+                    outbound.finish()
+                    #expect(String(buffer: await readToEnd(inbound)) == "\(total) 0")
+                }
+                let statistics = try #require(gateway.statistics(for: testStream))
+                #expect(statistics.bytesIn == total)
+            }
+        }
+    }
+
+    @Test("A held connection activates the relay once and reaches it with every byte, in order")
+    func holdThenProxy() async throws {
+        let activator = CountingActivator()
+        let port = try await freePort()
+        let logs = LogStore()
+        try await withGateway(routes: [try route(port: port)], activator: activator, logs: logs) { gateway, _ in
+            let first = try await connect(port: port)
+            let second = try await connect(port: port)
+            try await first.executeThenClose { firstInbound, firstOutbound in
+                try await second.executeThenClose { secondInbound, secondOutbound in
+                    // C0+C1 of an RTMP handshake: 1,537 bytes, then the client waits.
+                    try await firstOutbound.write(patternBytes(count: 1537))
+                    try await secondOutbound.write(patternBytes(count: 100))
+                    await activator.waitForCall()
+                    while gateway.connections(for: testStream).held < 2 {
+                        await Task.yield()
+                    }
+                    #expect(gateway.kedaMetric(for: testStream) == #"{"stream":"streams/alice","connections":2}"#)
+
+                    try await withUpstream(collectThenEcho) { upstream in
+                        gateway.routes.update([try route(port: port, upstream: upstream)])
+                        try await firstOutbound.write(patternBytes(count: 5000, offset: 1537))
+                        firstOutbound.finish()
+                        #expect(await readToEnd(firstInbound) == patternBytes(count: 6537))
+                        secondOutbound.finish()
+                        #expect(await readToEnd(secondInbound) == patternBytes(count: 100))
+                    }
+                }
+            }
+            #expect(activator.calls == [testStream])
+            let statistics = try #require(gateway.statistics(for: testStream))
+            #expect(statistics.held == 0)
+            #expect(statistics.bytesIn == 6637)
+            #expect(statistics.holdTime > .zero)
+            #expect(logs.contains("Holding connection", "streams/alice"))
+        }
+    }
+
+    @Test(
+        "Beyond a held-connection limit a connection is refused, and the log says which",
+        arguments: [
+            (1, 64, "held-per-stream limit (1) reached"),
+            (8, 1, "held-total limit (1) reached"),
+        ]
+    )
+    func heldLimits(perStream: Int, total: Int, reason: String) async throws {
+        let logs = LogStore()
+        let port = try await freePort()
+        try await withGateway(
+            routes: [try route(port: port)],
+            configuration: .test(maxHeldPerStream: perStream, maxHeldTotal: total),
+            logs: logs
+        ) { gateway, _ in
+            let held = try await connect(port: port)
+            while gateway.connections(for: testStream).held < 1 {
+                await Task.yield()
+            }
+            let refused = try await connect(port: port)
+            try await refused.executeThenClose { inbound, _ in
+                #expect(await readToEnd(inbound).readableBytes == 0)
+            }
+            #expect(logs.contains("Connection refused", reason, "streams/alice"))
+            #expect(gateway.connections(for: testStream) == (live: 0, held: 1))
+            try await held.channel.close()
+        }
+    }
+
+    @Test("A connection held past the hold timeout is refused, and the log says why")
+    func holdTimeout() async throws {
+        let logs = LogStore()
+        let port = try await freePort()
+        try await withGateway(
+            routes: [try route(port: port)],
+            configuration: .test(holdTimeout: .milliseconds(200)),
+            logs: logs
+        ) { gateway, _ in
+            let client = try await connect(port: port)
+            try await client.executeThenClose { inbound, outbound in
+                try await outbound.write(patternBytes(count: 1537))
+                #expect(await readToEnd(inbound).readableBytes == 0)
+            }
+            #expect(logs.contains("Connection refused", "hold timeout", "streams/alice"))
+            while gateway.connections(for: testStream).held > 0 {
+                await Task.yield()
+            }
+        }
+    }
+
+    @Test("A held connection is refused when its route is removed")
+    func routeRemovedWhileHeld() async throws {
+        let logs = LogStore()
+        let port = try await freePort()
+        try await withGateway(routes: [try route(port: port)], logs: logs) { gateway, watch in
+            let client = try await connect(port: port)
+            while gateway.connections(for: testStream).held < 1 {
+                await Task.yield()
+            }
+            gateway.routes.update([])
+            try await client.executeThenClose { inbound, _ in
+                #expect(await readToEnd(inbound).readableBytes == 0)
+            }
+            #expect(logs.contains("Connection refused", "route was removed", "streams/alice"))
+            await watch.wait(for: [])
+        }
+    }
+
+    @Test(
+        "Refuses a source outside the allowed ranges and a suspended stream",
+        arguments: [
+            (["10.0.0.0/8", "::/0"], false, "source address outside allowedSourceRanges"),
+            ([String](), false, "source address outside allowedSourceRanges"),
+            (["0.0.0.0/0"], true, "the stream is suspended"),
+        ]
+    )
+    func refuses(ranges: [String], suspended: Bool, reason: String) async throws {
+        let logs = LogStore()
+        let activator = CountingActivator()
+        let port = try await freePort()
+        try await withGateway(
+            routes: [try route(port: port, ranges: ranges, suspended: suspended)],
+            activator: activator,
+            logs: logs
+        ) { gateway, _ in
+            let client = try await connect(port: port)
+            try await client.executeThenClose { inbound, _ in
+                #expect(await readToEnd(inbound).readableBytes == 0)
+            }
+            #expect(logs.contains("Connection refused", reason, "streams/alice"))
+            #expect(gateway.connections(for: testStream) == (live: 0, held: 0))
+            #expect(activator.calls.isEmpty)
+        }
+    }
+
+    @Test("Routes added and removed open and close listeners")
+    func listenersFollowRoutes() async throws {
+        let first = try await freePort()
+        let second = try await freePort()
+        let other = StreamID(namespace: "streams", name: "bob")
+        try await withGateway(routes: [try route(port: first)]) { gateway, watch in
+            var bob = try route(port: second)
+            bob.stream = other
+            gateway.routes.update([try route(port: first), bob])
+            await watch.wait(for: [first, second])
+            let client = try await connect(port: second)
+            while gateway.connections(for: other).held < 1 {
+                await Task.yield()
+            }
+            try await client.channel.close()
+
+            gateway.routes.update([bob])
+            await watch.wait(for: [second])
+            await #expect(throws: (any Error).self) {
+                try await connect(port: first).channel.close()
+            }
+        }
+    }
+
+    @Test("Graceful shutdown closes the listeners and lets a proxied connection finish")
+    func gracefulShutdown() async throws {
+        try await withUpstream(echo) { upstream in
+            let port = try await freePort()
+            let watch = ListenerWatch()
+            let gateway = try Gateway(
+                configuration: .test(),
+                routes: GatewayRoutes([try route(port: port, upstream: upstream)]),
+                activator: CountingActivator(),
+                logger: LogStore().logger(),
+                onListening: { watch.update($0) }
+            )
+            try await withThrowingTaskGroup { tasks in
+                let group = ServiceGroup(services: [gateway], logger: quietLogger)
+                tasks.addTask { try await group.run() }
+                await watch.wait(for: [port])
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    try await outbound.write(ByteBuffer(string: "before"))
+                    _ = try await iterator.next()
+
+                    await group.triggerGracefulShutdown()
+                    await watch.wait(for: [])
+                    await #expect(throws: (any Error).self) {
+                        try await connect(port: port).channel.close()
+                    }
+                    // The proxied connection still works during the grace period.
+                    try await outbound.write(ByteBuffer(string: "after"))
+                    let echoed = try await iterator.next()
+                    #expect(echoed.map { String(buffer: $0) } == "after")
+                }
+                // Once it ends, the gateway stops.
+                try await tasks.waitForAll()
+            }
+        }
+    }
+}
