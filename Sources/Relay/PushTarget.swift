@@ -64,7 +64,7 @@ final class PushTarget: Sendable {
     private let maxBehind: Duration
     private let backoff: Backoff
     private let logger: Logger
-    private let metrics: RelayMetrics.Target
+    let metrics: RelayMetrics.Target
     private let seed: @Sendable () -> [RelayMessage]
     private let statistics = Mutex(PushTargetStatistics())
     /// Set when the queue asked to drop the connection because the target stayed behind.

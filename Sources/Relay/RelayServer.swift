@@ -515,8 +515,9 @@ public final class RelayServer: Service, Sendable {
                 }
                 self.metrics.gauge("liverelay_target_queue_bytes", labels).record(target.queuedBytes)
                 if let pushTarget = running.first(where: { $0.configuration.name == target.name }) {
+                    // The target's own counter remembers what it reported, so the counter moves by the difference.
                     let drops = pushTarget.queue.statistics.droppedMessages
-                    let counter = hub.metrics.target(target.name)
+                    let counter = pushTarget.metrics
                     let delta = counter.reportedDrops.withLock { reported in
                         defer { reported = drops }
                         return max(0, drops - reported)

@@ -146,6 +146,19 @@ struct RelayProductionTests {
                         ) {
                             $0.contains("name=hole") && $0.contains("stayed behind")
                         }
+                        // The drop counter moves by what was dropped, however often it is scraped.
+                        _ = try await relay.http(.GET, "/metrics")
+                        let metrics = try await relay.http(.GET, "/metrics").body
+                        let counted = metricValue(
+                            metrics,
+                            #"liverelay_target_dropped_messages_total{stream="default",target="hole"}"#
+                        )
+                        let dropped = try #require(try await relay.streamStatus().targets.first { $0.name == "hole" })
+                            .droppedMessages
+                        #expect(
+                            (counted ?? 0) > 0 && Int(counted ?? 0) <= dropped,
+                            "counter \(counted ?? -1), stats \(dropped)"
+                        )
                         let exit = await ffmpeg.waitForExit()
                         #expect(exit.succeeded, "ffmpeg: \(exit)")
                     }
@@ -472,4 +485,12 @@ func waitUntilReady(httpPort: Int, process: RunningProcess) async throws {
         delay = min(delay * 2, .milliseconds(200))
     }
     throw TestFailure("the relay did not become ready: \(process.standardErrorSoFar)")
+}
+
+/// The value of one series in Prometheus text, by its name and labels as printed.
+func metricValue(_ text: String, _ series: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
 }
