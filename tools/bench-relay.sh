@@ -44,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --paths) paths=$2; shift 2 ;;
         --wait-for-builds) wait_for_builds=$2; shift 2 ;;
         --skip-build) skip_build=true; shift ;;
-        -h | --help) sed -n '13,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -192,6 +192,7 @@ mkdir -p "$out"
 rm -f "$out"/*.json
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "liverelay: $(git describe --always --dirty 2>/dev/null || echo unknown)"
     echo "nproc: $(nproc)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "memory: $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-)"

@@ -15,7 +15,10 @@ import Testing
 
 @Suite("Custom resources: structural schema validation, pruning and defaults")
 struct SchemaTests {
-    static let kedaPath = "/work/shared/schemas/keda.sh_scaledobjects.yaml"
+    /// KEDA's own CRD, unchanged from its project, in the `shared/` folder beside the repository.
+    static let kedaPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("shared/schemas/keda.sh_scaledobjects.yaml").path
     let scaledObjects = "/apis/keda.sh/v1alpha1/namespaces/default/scaledobjects"
 
     func scaledObject(minReplicaCount: JSON = 0, extra: [String: JSON] = [:]) -> JSON {
