@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-public import NIOCore
+import NIOCore
 
 /// A stream, named as its `LiveStream` resource is: namespace and name.
 ///

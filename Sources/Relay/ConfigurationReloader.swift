@@ -12,7 +12,7 @@
 import Foundation
 public import Logging
 public import ServiceLifecycle
-public import UnixSignals
+import UnixSignals
 
 /// Reloads the relay's streams from its YAML file on SIGHUP and when the file changes, without touching the
 /// streams and targets that did not change. A file that does not parse is reported and changes nothing.
