@@ -34,7 +34,7 @@ public struct Backoff: Hashable, Sendable {
         if nominal > self.maximum || nominal < self.initial {
             nominal = self.maximum
         }
-        let nanoseconds = Self.nanoseconds(nominal)
+        let nanoseconds = nominal.nanoseconds
         let jittered = Int64.random(in: (nanoseconds / 2)...nanoseconds, using: &generator)
         return .nanoseconds(jittered)
     }
@@ -48,9 +48,12 @@ public struct Backoff: Hashable, Sendable {
     public mutating func reset() {
         self.attempts = 0
     }
+}
 
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
+extension Duration {
+    /// The duration in whole nanoseconds, for APIs that take an integer (NIO's `TimeAmount`, random ranges).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -59,11 +59,6 @@ public struct RelayMessage: Sendable {
         }
     }
 
-    /// Whether a video message is a decoder configuration (sequence start), which a target must keep.
-    static func isVideoHeader(_ message: RTMPMessage) -> Bool {
-        MediaFrameKind.classify(video: message.payload) == .videoSequenceHeader
-    }
-
     /// Whether a data message is `@setDataFrame onMetaData ...` or `onMetaData ...`, from its first AMF0 string,
     /// read in place.
     static func isMetadata(_ message: RTMPMessage) -> Bool {

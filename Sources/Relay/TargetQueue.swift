@@ -48,7 +48,8 @@ struct TargetQueueStateMachine {
         var maxBehind: Duration
     }
 
-    private(set) var items = CircularBuffer<RTMPMessage>(initialCapacity: 64)
+    /// Messages with their kind as classified once at ingest, so dropping needs no second look at a payload.
+    private(set) var items = CircularBuffer<RelayMessage>(initialCapacity: 64)
     private(set) var bytes = 0
     private(set) var gate: Gate = .open
     /// Video frames are dropped until the next keyframe (the target is behind).
@@ -56,9 +57,9 @@ struct TargetQueueStateMachine {
     private(set) var finished = false
     let limits: Limits
 
-    private var metadata: RTMPMessage?
-    private var videoHeader: RTMPMessage?
-    private var audioHeader: RTMPMessage?
+    private var metadata: RelayMessage?
+    private var videoHeader: RelayMessage?
+    private var audioHeader: RelayMessage?
     /// When the target fell behind, if it is behind now.
     private(set) var behindSince: ContinuousClock.Instant?
     private var disconnectRequested = false
@@ -82,9 +83,9 @@ struct TargetQueueStateMachine {
             return .none
         }
         switch message.kind {
-        case .metadata: self.metadata = message.message
-        case .videoHeader: self.videoHeader = message.message
-        case .audioHeader: self.audioHeader = message.message
+        case .metadata: self.metadata = message
+        case .videoHeader: self.videoHeader = message
+        case .audioHeader: self.audioHeader = message
         default: break
         }
         switch self.gate {
@@ -98,7 +99,7 @@ struct TargetQueueStateMachine {
             }
             self.gate = .open
             self.appendHeaders(stampedAt: message.message.timestamp)
-            self.append(message.message)
+            self.append(message)
             return .available
         case .open:
             if self.droppingVideo {
@@ -109,7 +110,7 @@ struct TargetQueueStateMachine {
                     return self.checkBehind(now: now)
                 }
             }
-            self.append(message.message)
+            self.append(message)
             if self.isOverBound {
                 self.fallBehind(now: now)
             }
@@ -126,7 +127,7 @@ struct TargetQueueStateMachine {
         guard let first = self.items.first, let last = self.items.last else {
             return false
         }
-        let span = Int64(Int32(bitPattern: last.timestamp &- first.timestamp))
+        let span = Int64(Int32(bitPattern: last.message.timestamp &- first.message.timestamp))
         return span > 0 && Duration.milliseconds(span) > self.limits.maxDuration
     }
 
@@ -137,14 +138,14 @@ struct TargetQueueStateMachine {
         if self.behindSince == nil {
             self.behindSince = now
         }
-        var kept = CircularBuffer<RTMPMessage>(initialCapacity: self.items.count)
+        var kept = CircularBuffer<RelayMessage>(initialCapacity: self.items.count)
         var keptBytes = 0
         for message in self.items {
-            if message.type == .video, !RelayMessage.isVideoHeader(message) {
+            if message.kind == .keyframe || message.kind == .videoFrame {
                 self.droppedMessages += 1
             } else {
                 kept.append(message)
-                keptBytes += message.payload.readableBytes
+                keptBytes += message.message.payload.readableBytes
             }
         }
         self.items = kept
@@ -170,28 +171,28 @@ struct TargetQueueStateMachine {
     private mutating func appendHeaders(stampedAt timestamp: UInt32) {
         for header in [self.metadata, self.videoHeader, self.audioHeader] {
             if var header {
-                header.timestamp = timestamp
+                header.message.timestamp = timestamp
                 self.append(header)
             }
         }
     }
 
-    private mutating func append(_ message: RTMPMessage) {
+    private mutating func append(_ message: RelayMessage) {
         self.items.append(message)
-        self.bytes += message.payload.readableBytes
+        self.bytes += message.message.payload.readableBytes
     }
 
     mutating func pop() -> RTMPMessage? {
-        guard let message = self.items.popFirst() else {
+        guard let next = self.items.popFirst() else {
             // The consumer asks for more than there is: it has caught up.
             self.behindSince = nil
             return nil
         }
-        self.bytes -= message.payload.readableBytes
+        self.bytes -= next.message.payload.readableBytes
         if self.behindSince != nil, self.items.isEmpty {
             self.behindSince = nil
         }
-        return message
+        return next.message
     }
 
     /// The target (re)connects: forget what it held and start it from `seed` (the current GOP, beginning with a
