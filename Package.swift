@@ -26,7 +26,11 @@ let package = Package(
         .library(name: "RTMP", targets: ["RTMP"]),
         .library(name: "Media", targets: ["Media"]),
         .library(name: "Relay", targets: ["Relay"]),
+        .library(name: "LiveStreamModel", targets: ["LiveStreamModel"]),
         .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "Operator", targets: ["Operator"]),
+        .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
+        .library(name: "Preview", targets: ["Preview"]),
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "KubernetesController", targets: ["KubernetesController"]),
         .library(name: "KubernetesTestServer", targets: ["KubernetesTestServer"]),
@@ -70,6 +74,7 @@ let package = Package(
             dependencies: [
                 "RTMP",
                 "Media",
+                "Preview",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -90,6 +95,14 @@ let package = Package(
             name: "liverelay",
             dependencies: [
                 "Relay",
+                "Gateway",
+                "LiveStreamModel",
+                "LocalRuntime",
+                "Operator",
+                "KubernetesClient",
+                "KubernetesController",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,7 +116,10 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
+                "LiveStreamModel",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -115,11 +131,135 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway",
+                "LiveStreamModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The LiveStream resource as a domain: spec, status, validation, port allocation, YAML documents. Shared by the
+        // operator, the gateway and local mode; knows no Kubernetes API.
+        .target(
+            name: "LiveStreamModel",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LiveStreamModelTests",
+            dependencies: [
+                "LiveStreamModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libavformat, libavcodec and libavutil as a Swift module (Debian's libavformat-dev).
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev"])]
+        ),
+        // Live preview: remuxes the relay's stream into HLS and fragmented MP4 with libavformat, no transcoding.
+        .target(
+            name: "Preview",
+            dependencies: [
+                "CFFmpeg",
+                "Media",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PreviewTests",
+            dependencies: [
+                "Preview",
+                "Relay",
+                "Media",
+                "RTMP",
+                "PeerTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The operator: LiveStreamModel onto Kubernetes (reconciler, children, port allocation, status), and the
+        // gateway's Kubernetes route source and activator.
+        .target(
+            name: "Operator",
+            dependencies: [
+                "LiveStreamModel",
+                "Gateway",
+                "KubernetesClient",
+                "KubernetesController",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OperatorTests",
+            dependencies: [
+                "Operator",
+                "LiveStreamModel",
+                "Gateway",
+                "KubernetesClient",
+                "KubernetesController",
+                "KubernetesTestServer",
+                "PeerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Helm chart rendered with the real Helm library, validated, and installed into the API test server.
+        .testTarget(
+            name: "ChartTests",
+            dependencies: [
+                "Operator",
+                "LiveStreamModel",
+                "Gateway",
+                "KubernetesClient",
+                "KubernetesController",
+                "KubernetesTestServer",
+                "PeerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Local mode: LiveStreamModel onto local processes, behind the in-process gateway.
+        .target(
+            name: "LocalRuntime",
+            dependencies: [
+                "LiveStreamModel",
+                "Gateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -271,6 +411,9 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "Relay",
+                "LocalRuntime",
+                "Gateway",
+                "LiveStreamModel",
                 "PeerTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -187,12 +187,16 @@ final class PlayHandler: ChannelInboundHandler {
     /// Messages that matched a signature already seen on this connection.
     private(set) var duplicates = 0
     let ready: EventLoopPromise<Void>
+    /// Succeeds with the monotonic time of the first audio or video message of the input that arrives.
+    let firstMedia: EventLoopPromise<UInt64>
+    private var sawMedia = false
 
     init(input: InputStream, url: BenchURL, eventLoop: any EventLoop) {
         self.index = input.index
         self.url = url
         self.arrivals = Array(repeating: 0, count: input.messages.count)
         self.ready = eventLoop.makePromise()
+        self.firstMedia = eventLoop.makePromise()
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -222,6 +226,10 @@ final class PlayHandler: ChannelInboundHandler {
             guard let position = self.index[Signature(type: message.type, payload: message.payload)] else {
                 self.unmatched += 1
                 return
+            }
+            if !self.sawMedia {
+                self.sawMedia = true
+                self.firstMedia.succeed(now)
             }
             if self.arrivals[position] == 0 {
                 self.arrivals[position] = now
@@ -276,11 +284,13 @@ final class PlayHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.ready.fail(BenchError("the sink closed the playing connection"))
+        self.firstMedia.fail(BenchError("the sink closed the playing connection before any media arrived"))
         context.fireChannelInactive()
     }
 
     private func fail(_ error: any Error, context: ChannelHandlerContext) {
         self.ready.fail(error)
+        self.firstMedia.fail(error)
         context.close(promise: nil)
     }
 }

@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
     }
 
     static func markdown(_ results: [PathResult]) -> String {
-        let order = ["direct": 0, "liverelay": 1, "nginx": 2]
+        let order = ["direct": 0, "liverelay": 1, "gateway": 2, "nginx": 3]
         let sorted = results.sorted {
             ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
         }
@@ -91,6 +91,25 @@ struct Report: ParsableCommand {
                     + "| \(ms(relay.p99 - nginx.p99)) "
                     + "| \(fixed(Double(relay.idle.rssKiB) / Double(nginx.idle.rssKiB), 2)) |"
             )
+        }
+        // The gateway path (local mode: gateway in front of one relay process per stream) against the relay alone.
+        var gatewayLines = [
+            "",
+            "| Streams | Fan-out | Added by the gateway p50 / p99 (ms) | CPU per stream, gateway path ÷ relay alone |",
+            "|---:|---:|---|---:|",
+        ]
+        for scenario in scenarios {
+            func path(_ label: String) -> PathResult? {
+                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
+            }
+            guard let relay = path("liverelay"), let gateway = path("gateway") else { continue }
+            gatewayLines.append(
+                "| \(scenario[0]) | \(scenario[1]) | \(ms(gateway.p50 - relay.p50)) / \(ms(gateway.p99 - relay.p99)) "
+                    + "| \(fixed(gateway.cpuSecondsPerStreamMinute / relay.cpuSecondsPerStreamMinute, 2)) |"
+            )
+        }
+        if gatewayLines.count > 3 {
+            lines += gatewayLines
         }
         return lines.joined(separator: "\n")
     }

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 public import CoreMetrics
+public import LiveStreamModel
 public import Logging
 public import NIOCore
 import NIOPosix
@@ -41,6 +42,7 @@ public final class Gateway: Service, Sendable {
 
     private struct Registry {
         var channels: [ObjectIdentifier: any Channel] = [:]
+        var listening = false
         var draining = false
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -166,7 +168,13 @@ public final class Gateway: Service, Sendable {
                 )
             }
         }
+        self.registry.withLock { $0.listening = true }
         await self.onListening(listeners.compactMapValues(\.localAddress))
+    }
+
+    /// Whether the gateway has opened the listeners of its routes and is not draining: what `/readyz` answers.
+    public var isReady: Bool {
+        self.registry.withLock { $0.listening && !$0.draining }
     }
 
     private func bind(port: Int) async throws -> any Channel {
@@ -248,6 +256,11 @@ public final class Gateway: Service, Sendable {
         )
     }
 
+    /// Asks the activator to wake `stream`'s relay (beside the listeners, never on an event loop).
+    func requestActivation(_ stream: StreamID) {
+        self.activations.continuation.yield(stream)
+    }
+
     func logRefusal(_ reason: String, stream: StreamID?, logger: Logger) {
         self.accounting.refused(stream, reason: Self.reasonLabel(reason))
         logger.notice(
@@ -265,6 +278,8 @@ public final class Gateway: Service, Sendable {
         if reason.hasPrefix("the stream is suspended") { return "suspended" }
         if reason.hasPrefix("no route") { return "no_route" }
         if reason.hasPrefix("cannot connect") { return "upstream_unreachable" }
+        if reason.hasPrefix("the route was removed") { return "route_removed" }
+        if reason.hasPrefix("the gateway is shutting down") { return "shutting_down" }
         return "other"
     }
 

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import CoreMetrics
+import LiveStreamModel
 import Synchronization
 
 /// One stream's traffic through the gateway, as ``Gateway/statistics(for:)`` reports it.

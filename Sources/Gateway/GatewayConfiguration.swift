@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import LiveStreamModel
+
 /// Wakes a stream's relay when the gateway holds a connection for it.
 ///
 /// In Kubernetes it scales the relay's Deployment to one replica through the scale subresource, because KEDA alone

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import LiveStreamModel
 import Logging
 import NIOCore
 import NIOPosix
@@ -25,6 +26,9 @@ final class GatewayConnectionHandler {
     private enum Phase {
         case idle
         case waiting(waitID: UInt64)
+        /// The route had an upstream but connecting to it failed (a relay restarting, or a stale route): held, and
+        /// trying again after a short delay.
+        case retrying(Scheduled<Void>)
         case connecting
         case proxied
         case closed
@@ -44,6 +48,8 @@ final class GatewayConnectionHandler {
     /// Set while the connection counts as held; cleared exactly once, when it is proxied or closes.
     private var heldSince: NIODeadline?
     private var holdTimeout: Scheduled<Void>?
+    private var failedConnects = 0
+    private var holdExpired = false
 
     init(gateway: Gateway, route: GatewayRoute, held: Bool, logger: Logger) {
         self.gateway = gateway
@@ -53,10 +59,22 @@ final class GatewayConnectionHandler {
     }
 
     private func startHolding(context: ChannelHandlerContext) {
-        let loop = context.eventLoop
+        self.startHoldTimer(on: context.eventLoop)
+        self.waitForUpstream(on: context.eventLoop)
+        self.logger.info("Holding connection until the relay is ready")
+    }
+
+    /// The hold timeout runs from the first moment the connection is held, however many waits and retries follow.
+    private func startHoldTimer(on loop: any EventLoop) {
+        guard self.holdTimeout == nil else {
+            return
+        }
         self.holdTimeout = loop.assumeIsolated().scheduleTask(in: TimeAmount(self.gateway.configuration.holdTimeout)) {
             self.holdTimedOut()
         }
+    }
+
+    private func waitForUpstream(on loop: any EventLoop) {
         let bound = NIOLoopBound(self, eventLoop: loop)
         // The callback runs on whichever thread updated the routes; hop to our loop. `execute` also makes a
         // callback that runs at once (route became ready just now) safe to run after `phase` is set below.
@@ -64,7 +82,6 @@ final class GatewayConnectionHandler {
             loop.execute { bound.value.routeDecided(route) }
         }
         self.phase = .waiting(waitID: waitID)
-        self.logger.info("Holding connection until the relay is ready")
     }
 
     private func routeDecided(_ route: GatewayRoute?) {
@@ -86,10 +103,18 @@ final class GatewayConnectionHandler {
     }
 
     private func holdTimedOut() {
-        guard case .waiting(let waitID) = self.phase else {
+        switch self.phase {
+        case .waiting(let waitID):
+            self.gateway.routes.cancelWait(waitID)
+        case .retrying(let retry):
+            retry.cancel()
+        case .connecting:
+            // The connect timeout decides this attempt; if it fails, there is no other.
+            self.holdExpired = true
+            return
+        case .idle, .proxied, .closed:
             return
         }
-        self.gateway.routes.cancelWait(waitID)
         self.refuse("hold timeout: the relay was not ready within \(self.gateway.configuration.holdTimeout)")
     }
 
@@ -134,7 +159,7 @@ final class GatewayConnectionHandler {
             guard case .connecting = self.phase else {
                 return
             }
-            self.refuse("cannot connect to the relay: \(error)")
+            self.upstreamFailed(error)
         case .success(let upstream):
             guard case .connecting = self.phase, let context = self.context else {
                 // The client left while we connected.
@@ -142,6 +167,64 @@ final class GatewayConnectionHandler {
                 return
             }
             self.splice(upstream, context: context)
+        }
+    }
+
+    /// A relay that the route calls ready did not take the connection: it is restarting (local mode restarts a
+    /// crashed relay; a pod is replaced) or the route is stale. The client is not refused for that: it is held like
+    /// any client of a relay that is not ready, and the route is looked up again after a short, growing delay.
+    private func upstreamFailed(_ error: any Error) {
+        guard let context = self.context else {
+            return
+        }
+        guard !self.holdExpired else {
+            self.refuse(
+                "hold timeout: the relay was not reachable within \(self.gateway.configuration.holdTimeout): \(error)"
+            )
+            return
+        }
+        if self.heldSince == nil {
+            switch self.gateway.accounting.hold(
+                self.route.stream,
+                maxPerStream: self.gateway.configuration.maxHeldPerStream,
+                maxTotal: self.gateway.configuration.maxHeldTotal
+            ) {
+            case .perStreamLimit, .totalLimit:
+                self.refuse("cannot connect to the relay and no room to hold the connection: \(error)")
+                return
+            case .held(let activate):
+                self.heldSince = .now()
+                if activate {
+                    self.gateway.requestActivation(self.route.stream)
+                }
+            }
+            self.startHoldTimer(on: context.eventLoop)
+        }
+        self.failedConnects += 1
+        // 50 ms, 100 ms, ... up to 1 s: a restarting relay is back within a second or two.
+        let delay = TimeAmount.milliseconds(min(1000, 50 << min(self.failedConnects - 1, 5)))
+        self.logger.info(
+            "Cannot connect to the relay: holding the connection and retrying",
+            metadata: ["error": "\(error)", "gateway.retry_ms": "\(delay.nanoseconds / 1_000_000)"]
+        )
+        let retry = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.retryRoute()
+        }
+        self.phase = .retrying(retry)
+    }
+
+    private func retryRoute() {
+        guard case .retrying = self.phase, let context = self.context else {
+            return
+        }
+        guard let route = self.gateway.routes.route(for: self.route.stream), !route.suspended else {
+            self.refuse("the route was removed or suspended while the connection was held")
+            return
+        }
+        if let upstream = route.upstream {
+            self.connect(to: upstream)
+        } else {
+            self.waitForUpstream(on: context.eventLoop)
         }
     }
 
@@ -219,9 +302,15 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .waiting(let waitID) = self.phase {
+        switch self.phase {
+        case .waiting(let waitID):
             self.gateway.routes.cancelWait(waitID)
             self.logger.info("Held client disconnected before the relay was ready")
+        case .retrying(let retry):
+            retry.cancel()
+            self.logger.info("Held client disconnected before the relay was ready")
+        case .idle, .connecting, .proxied, .closed:
+            break
         }
         self.phase = .closed
         self.releaseHold()
@@ -238,8 +327,18 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            if case .waiting(let waitID) = self.phase {
+            let held: Bool
+            switch self.phase {
+            case .waiting(let waitID):
                 self.gateway.routes.cancelWait(waitID)
+                held = true
+            case .retrying(let retry):
+                retry.cancel()
+                held = true
+            case .idle, .connecting, .proxied, .closed:
+                held = false
+            }
+            if held {
                 // A held client that hangs up is gone, not half-closed: RTMP clients never half-close while they
                 // wait for S0+S1, and counting a departed client as held would keep waking its relay.
                 self.logger.info("Held client disconnected before the relay was ready")

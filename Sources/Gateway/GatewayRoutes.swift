@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import LiveStreamModel
 import Synchronization
 
 /// Where the gateway sends one stream's connections, and on what terms.

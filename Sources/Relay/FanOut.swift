@@ -13,6 +13,7 @@ import CoreMetrics
 import Logging
 import NIOCore
 import NIOSSL
+import Preview
 import RTMP
 import Synchronization
 
@@ -72,6 +73,8 @@ final class FanOut: Sendable {
         var ingest = IngestStatistics()
         var rules: IngestRules
         var finished = false
+        /// The stream's preview, fed from the publisher's messages like a target (it never makes them wait).
+        var preview: PreviewSession?
     }
 
     private let state: Mutex<State>
@@ -105,10 +108,17 @@ final class FanOut: Sendable {
     /// video (see ``TargetQueueStateMachine``).
     func publish(_ message: RTMPMessage) {
         let classified = RelayMessage(classifying: message)
-        let (targets, event, rules) = self.state.withLock { state in
+        let (targets, event, rules, preview) = self.state.withLock { state in
             state.gop.record(classified)
             let event = state.ingest.record(classified, rules: state.rules)
-            return (state.targets, event, state.rules)
+            return (state.targets, event, state.rules, state.preview)
+        }
+        if let preview {
+            switch message.type {
+            case .video: preview.video(message.payload, timestamp: message.timestamp)
+            case .audio: preview.audio(message.payload, timestamp: message.timestamp)
+            default: break
+            }
         }
         self.metrics.ingestBytes.increment(by: Int64(message.payload.readableBytes))
         let now = ContinuousClock.now
@@ -188,12 +198,27 @@ final class FanOut: Sendable {
 
     var targets: [PushTarget] { self.state.withLock { $0.targets } }
 
+    /// Feeds the stream's preview from now on.
+    func attachPreview(_ preview: PreviewSession) {
+        let finished = self.state.withLock { state in
+            if !state.finished {
+                state.preview = preview
+            }
+            return state.finished
+        }
+        if finished {
+            preview.finish()
+        }
+    }
+
     /// The publisher ended: each target sends what it holds, then unpublishes.
     func finish() {
-        let targets = self.state.withLock { state in
+        let (targets, preview) = self.state.withLock { state in
             state.finished = true
-            return state.targets
+            defer { state.preview = nil }
+            return (state.targets, state.preview)
         }
+        preview?.finish()
         for target in targets {
             target.stop()
         }

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+public import Preview
 public import RTMP
 import Yams
 
@@ -74,19 +75,23 @@ public struct StreamConfiguration: Hashable, Sendable {
     public var authorization: StreamAuthorization
     public var targets: [PushTargetConfiguration]
     public var rules: IngestRules
+    /// Whether the relay packages a live preview (HLS and fragmented MP4) of this stream: `spec.preview.enabled`.
+    public var previewEnabled: Bool
 
     public init(
         name: String,
         app: String = "live",
         authorization: StreamAuthorization,
         targets: [PushTargetConfiguration] = [],
-        rules: IngestRules = IngestRules()
+        rules: IngestRules = IngestRules(),
+        previewEnabled: Bool = true
     ) {
         self.name = name
         self.app = app
         self.authorization = authorization
         self.targets = targets
         self.rules = rules
+        self.previewEnabled = previewEnabled
     }
 
     func validate() throws(RelayConfigurationError) {
@@ -143,6 +148,8 @@ public struct RelayConfiguration: Sendable {
     public var targetSendBufferBytes: Int? = 512 << 10
     /// Bytes of the current GOP kept for targets that join or rejoin, so they start at once.
     public var gopCacheBytes: Int = 16 << 20
+    /// How streams with `preview.enabled` are packaged for browsers (HLS directory, buffer bounds).
+    public var preview = PreviewConfiguration()
     public var reconnectInitial: Duration = .milliseconds(500)
     public var reconnectMaximum: Duration = .seconds(30)
     /// Longest a target may take to connect, handshake and accept the publish.
@@ -259,10 +266,14 @@ struct LiveStreamDocument: Decodable {
     struct Rules: Decodable {
         var maxKeyframeIntervalSeconds: Double?
     }
+    struct Preview: Decodable {
+        var enabled: Bool?
+    }
     struct Spec: Decodable {
         var ingest: Ingest?
         var targets: [Target]?
         var rules: Rules?
+        var preview: Preview?
     }
     var kind: String?
     var metadata: Metadata?
@@ -404,7 +415,8 @@ extension RelayConfiguration {
                     app: spec?.ingest?.app ?? "live",
                     authorization: authorization,
                     targets: targets,
-                    rules: rules
+                    rules: rules,
+                    previewEnabled: spec?.preview?.enabled ?? true
                 )
             )
         }

@@ -13,6 +13,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 import NIOCore
+import Preview
 public import Prometheus
 
 /// The relay's HTTP endpoints, on Hummingbird:
@@ -23,6 +24,7 @@ public import Prometheus
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /api/v1/streams`, `GET /api/v1/streams/{name}`, and `GET /api/v1/stream` when there is one stream: JSON.
 /// - `POST /api/v1/streams/{name}/targets/{target}/enable` and `.../disable`: switch a target while live.
+/// - `GET /preview/{name}/`: the live preview (see ``addPreviewRoutes(to:relay:)``).
 public func makeRelayHTTPApplication(
     relay: RelayServer,
     registry: PrometheusCollectorRegistry,
@@ -77,6 +79,7 @@ public func makeRelayHTTPApplication(
             return try json(relay.status(stream: name))
         }
     }
+    addPreviewRoutes(to: router, relay: relay)
     return Application(
         router: router,
         configuration: .init(address: .hostname(host, port: port), serverName: "liverelay"),
@@ -104,4 +107,110 @@ private func problem(_ status: HTTPResponse.Status, _ message: String) -> Respon
     headers[.contentType] = "application/json"
     let body = (try? JSONEncoder().encode(["error": message])) ?? Data()
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}
+
+/// The relay's HTTP endpoints with a registry of their own for `/metrics`.
+public func makeRelayHTTPApplication(
+    relay: RelayServer,
+    host: String,
+    port: Int,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    makeRelayHTTPApplication(
+        relay: relay,
+        registry: PrometheusCollectorRegistry(),
+        host: host,
+        port: port,
+        logger: logger,
+        onServerRunning: onServerRunning
+    )
+}
+
+/// The live preview of each stream with `preview.enabled`, under `/preview/{name}/`, every URL relative to it:
+///
+/// - `/preview/{name}/`: the preview page (``PreviewPage``); `/preview/{name}` redirects there.
+/// - `status`: the preview's state as JSON (``PreviewStatus``).
+/// - `live.mp4`: fragmented MP4 as it is written, init segment first, from the latest keyframe on; it ends when the
+///   output ends or restarts.
+/// - `init.mp4`: the init segment alone.
+/// - `index.m3u8` and its segments: HLS, a sliding window of short segments cut at keyframes.
+///
+/// Every answer allows any origin (CORS). The playlist, status and live stream are not cached; segments, whose
+/// names are never reused, are immutable.
+func addPreviewRoutes(to router: Router<BasicRequestContext>, relay: RelayServer) {
+    let group = router.group("preview")
+        .add(
+            middleware: CORSMiddleware(
+                allowOrigin: .all,
+                allowHeaders: [.accept, .range, .origin, .contentType],
+                allowMethods: [.get, .head, .options],
+                maxAge: .seconds(600)
+            )
+        )
+    group.get(":name") { request, context -> Response in
+        let name = try context.parameters.require("name")
+        guard relay.preview(stream: name) != nil else {
+            return problem(.notFound, "no stream named '\(name)' with a preview")
+        }
+        guard request.uri.path.hasSuffix("/") else {
+            // The page's URLs are relative to its directory; relative here too, for an ingress path prefix.
+            var headers = HTTPFields()
+            headers[.location] = "\(name)/"
+            return Response(status: .movedPermanently, headers: headers)
+        }
+        return previewResponse(
+            ByteBuffer(string: PreviewPage.html),
+            contentType: "text/html; charset=utf-8",
+            cache: "no-cache"
+        )
+    }
+    group.get(":name/:file") { _, context -> Response in
+        let name = try context.parameters.require("name")
+        let file = try context.parameters.require("file")
+        guard let preview = relay.preview(stream: name) else {
+            return problem(.notFound, "no stream named '\(name)' with a preview")
+        }
+        switch file {
+        case "status":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return previewResponse(
+                ByteBuffer(bytes: try encoder.encode(preview.status)),
+                contentType: "application/json",
+                cache: "no-store"
+            )
+        case "live.mp4":
+            guard let live = preview.subscribe() else {
+                return problem(.notFound, "the preview of '\(name)' is not live")
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = live.mimeType
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: live.body))
+        case "init.mp4":
+            guard let segment = preview.initSegment else {
+                return problem(.notFound, "the preview of '\(name)' is not live")
+            }
+            return previewResponse(segment, contentType: "video/mp4", cache: "no-cache")
+        default:
+            guard let data = preview.hlsFile(file) else {
+                return problem(.notFound, "no preview file '\(file)' for '\(name)'")
+            }
+            if file.hasSuffix(".m3u8") {
+                return previewResponse(data, contentType: "application/vnd.apple.mpegurl", cache: "no-cache")
+            }
+            return previewResponse(data, contentType: "video/mp2t", cache: "public, max-age=31536000, immutable")
+        }
+    }
+    for path in [":name", ":name/:file"] {
+        group.on(RouterPath(stringLiteral: path), method: .options) { _, _ in Response(status: .noContent) }
+    }
+}
+
+private func previewResponse(_ body: ByteBuffer, contentType: String, cache: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = contentType
+    headers[.cacheControl] = cache
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
 }

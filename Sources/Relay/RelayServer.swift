@@ -17,6 +17,7 @@ public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+public import Preview
 import RTMP
 public import ServiceLifecycle
 import Synchronization
@@ -66,7 +67,9 @@ public final class RelayServer: Service, Sendable {
         self.onServerRunning = onServerRunning
         let metrics = RelayMetrics(factory: metricsFactory ?? MetricsSystem.factory)
         self.metrics = metrics
-        self.hubs = Mutex(configuration.streams.map { StreamHub(configuration: $0, metrics: metrics) })
+        self.hubs = Mutex(
+            configuration.streams.map { StreamHub(configuration: $0, metrics: metrics, preview: configuration.preview) }
+        )
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = configuration.caFile {
             tls.additionalTrustRoots = [.file(caFile)]
@@ -312,6 +315,9 @@ public final class RelayServer: Service, Sendable {
                     return
                 }
                 setupTimeout.cancel()
+                if hub.configuration.previewEnabled {
+                    fanOut.attachPreview(hub.preview.startSession(logger: logger))
+                }
                 live = (hub, fanOut)
                 group.addTask { await fanOut.run() }
                 try await outbound.write(contentsOf: session.publishAccepted())
@@ -423,6 +429,14 @@ public final class RelayServer: Service, Sendable {
         self.hubs.withLock { $0.first { $0.name == stream } }?.status
     }
 
+    /// The live preview of a stream, or `nil` if there is no such stream or its preview is disabled.
+    public func preview(stream: String) -> PreviewStream? {
+        guard let hub = self.hubs.withLock({ $0.first { $0.name == stream } }), hub.configuration.previewEnabled else {
+            return nil
+        }
+        return hub.preview
+    }
+
     public enum ControlError: Error, Equatable {
         case noSuchStream
         case noSuchTarget
@@ -459,7 +473,9 @@ public final class RelayServer: Service, Sendable {
                     if hub.configuration.app != stream.app || hub.configuration.authorization != stream.authorization {
                         // Another app or key is another stream: the current publisher must reconnect.
                         removed.append(hub)
-                        next.append(StreamHub(configuration: stream, metrics: self.metrics))
+                        next.append(
+                            StreamHub(configuration: stream, metrics: self.metrics, preview: self.configuration.preview)
+                        )
                     } else {
                         if hub.configuration != stream {
                             changed.append((hub, stream))
@@ -468,7 +484,9 @@ public final class RelayServer: Service, Sendable {
                     }
                 } else {
                     added.append(stream.name)
-                    next.append(StreamHub(configuration: stream, metrics: self.metrics))
+                    next.append(
+                        StreamHub(configuration: stream, metrics: self.metrics, preview: self.configuration.preview)
+                    )
                 }
             }
             removed += hubs.filter { hub in !streams.contains { $0.name == hub.name } }

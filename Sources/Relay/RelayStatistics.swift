@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import Preview
+
 /// The JSON the relay serves at `/api/v1/streams`: what each stream is doing, its ingest as measured, and each
 /// target's state. No keys, no URLs with stream names.
 public struct StreamStatus: Codable, Hashable, Sendable {
@@ -63,6 +65,9 @@ public struct StreamStatus: Codable, Hashable, Sendable {
     public var publisher: Publisher?
     public var ingest: Ingest?
     public var warnings: [Warning]
+    /// The live preview (HLS and fragmented MP4), `nil` when `preview.enabled` is false: its state, codecs, and
+    /// why it does not play (a codec browsers cannot play, a libavformat failure).
+    public var preview: PreviewStatus?
     public var targets: [Target]
 }
 

@@ -11,6 +11,7 @@
 
 import Logging
 import NIOCore
+import Preview
 import Synchronization
 
 /// One configured stream, across its publish sessions: its configuration (which a reload can change), its current
@@ -34,11 +35,14 @@ final class StreamHub: Sendable {
 
     let name: String
     let metrics: RelayMetrics.Stream
+    /// The stream's live preview, across publishes; used while ``StreamConfiguration/previewEnabled``.
+    let preview: PreviewStream
     private let state: Mutex<State>
 
-    init(configuration: StreamConfiguration, metrics: RelayMetrics) {
+    init(configuration: StreamConfiguration, metrics: RelayMetrics, preview: PreviewConfiguration) {
         self.name = configuration.name
         self.metrics = metrics.stream(configuration.name)
+        self.preview = PreviewStream(name: configuration.name, configuration: preview)
         self.state = Mutex(State(configuration: configuration))
     }
 
@@ -168,6 +172,7 @@ final class StreamHub: Sendable {
                 )
             },
             warnings: warnings,
+            preview: configuration.previewEnabled ? self.preview.status : nil,
             targets: configuration.targets.map { target in
                 let running = live.first { $0.configuration == target }
                 let statistics = running?.snapshot

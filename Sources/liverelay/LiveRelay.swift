@@ -15,7 +15,7 @@ import ArgumentParser
 struct LiveRelay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liverelay",
-        abstract: "Run RTMP live-stream relays: one publisher in, every target out.",
-        subcommands: [RelayCommand.self]
+        abstract: "Live-stream relays: one publisher in, every target out; per stream, scaled to zero when idle.",
+        subcommands: [LocalCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self]
     )
 }

@@ -13,9 +13,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import Relay
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 struct RelayCommand: AsyncParsableCommand {
@@ -102,6 +104,17 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Kernel send buffer of each target connection, in bytes (0: the system's autotuning).")
     var targetSendBuffer: Int = 512 << 10
 
+    @Flag(
+        help: ArgumentHelp(
+            "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
+            discussion: "For a supervisor (local mode) that starts the relay on port 0 and must learn where it listens."
+        )
+    )
+    var announce = false
+
+    @Option(help: ArgumentHelp("Exit when this process (the supervisor) is gone.", visibility: .hidden))
+    var parentPid: Int32?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -135,7 +148,10 @@ struct RelayCommand: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let relay = try RelayServer(configuration: configuration, logger: logger)
+        let announcer = ListenAnnouncer(enabled: self.announce, expectsHTTP: self.httpListen != "none")
+        let relay = try RelayServer(configuration: configuration, logger: logger) { address in
+            announcer.rtmp(address.port ?? 0)
+        }
         // The HTTP endpoints come first so they stop last: /readyz answers 503 while the relay drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if self.httpListen != "none" {
@@ -145,7 +161,8 @@ struct RelayCommand: AsyncParsableCommand {
                 registry: registry,
                 host: host,
                 port: port,
-                logger: Logger(label: "liverelay.http")
+                logger: Logger(label: "liverelay.http"),
+                onServerRunning: { announcer.http($0) }
             )
             services.append(.init(service: http))
         }
@@ -161,6 +178,9 @@ struct RelayCommand: AsyncParsableCommand {
                     )
                 )
             )
+        }
+        if let parentPid {
+            services.append(.init(service: ParentWatch(parent: parentPid, logger: logger)))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -291,6 +311,62 @@ struct RelayCommand: AsyncParsableCommand {
             } catch {
                 throw RelayConfigurationError(message: "target '\(name)': \(error)")
             }
+        }
+    }
+}
+
+/// Prints `{"rtmpPort":N,"httpPort":M}` once both listeners are up (`--announce`).
+final class ListenAnnouncer: Sendable {
+    private struct Ports {
+        var rtmp: Int?
+        var http: Int?
+        var announced = false
+    }
+    private let enabled: Bool
+    private let expectsHTTP: Bool
+    private let ports = Mutex(Ports())
+
+    init(enabled: Bool, expectsHTTP: Bool) {
+        self.enabled = enabled
+        self.expectsHTTP = expectsHTTP
+    }
+
+    func rtmp(_ port: Int) { self.update { $0.rtmp = port } }
+
+    func http(_ port: Int) { self.update { $0.http = port } }
+
+    private func update(_ change: (inout Ports) -> Void) {
+        guard self.enabled else {
+            return
+        }
+        let line: String? = self.ports.withLock { ports in
+            change(&ports)
+            guard !ports.announced, let rtmp = ports.rtmp, ports.http != nil || !self.expectsHTTP else {
+                return nil
+            }
+            ports.announced = true
+            return "{\"rtmpPort\":\(rtmp),\"httpPort\":\(ports.http ?? 0)}\n"
+        }
+        if let line {
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+    }
+}
+
+/// Ends the relay when its supervisor is gone (`--parent-pid`), so a killed `liverelay local` leaves no relay
+/// behind: Linux re-parents an orphan, and `getppid()` then changes. Checked once a second; that is how long an
+/// orphan may live.
+struct ParentWatch: Service {
+    let parent: Int32
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while getppid() == self.parent {
+                try await Task.sleep(for: .seconds(1))
+            }
+            self.logger.notice("The supervisor is gone: stopping", metadata: ["relay.parent_pid": "\(self.parent)"])
+            kill(getpid(), SIGTERM)
         }
     }
 }

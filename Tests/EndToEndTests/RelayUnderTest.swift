@@ -30,57 +30,69 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Every log line the relay writes during a test, with a way to wait for one.
-final class LogRecorder: Sendable {
+typealias LogRecorder = Recorder<String>
+
+extension Recorder<String> {
+    var lines: [String] { self.entries }
+
+    var handler: RecordingLogHandler { RecordingLogHandler(recorder: self) }
+}
+
+/// Everything that happened during a test, in order (log lines, local mode's events), with a way to wait for an
+/// entry: an event, not a poll.
+final class Recorder<Element: Sendable>: Sendable {
     private struct Waiter {
-        var predicate: @Sendable (String) -> Bool
-        var continuation: CheckedContinuation<String, Never>
+        var predicate: @Sendable (Element) -> Bool
+        var continuation: CheckedContinuation<Element?, Never>
     }
     private struct State {
-        var lines: [String] = []
+        var entries: [Element] = []
         var waiters: [Int: Waiter] = [:]
         var nextWaiter = 0
     }
     private let state = Mutex(State())
 
-    var lines: [String] { self.state.withLock { $0.lines } }
+    var entries: [Element] { self.state.withLock { $0.entries } }
 
-    func append(_ line: String) {
-        let ready: [CheckedContinuation<String, Never>] = self.state.withLock { state in
-            state.lines.append(line)
-            var ready: [CheckedContinuation<String, Never>] = []
-            for (id, waiter) in state.waiters where waiter.predicate(line) {
+    func append(_ entry: Element) {
+        let ready: [CheckedContinuation<Element?, Never>] = self.state.withLock { state in
+            state.entries.append(entry)
+            var ready: [CheckedContinuation<Element?, Never>] = []
+            for (id, waiter) in state.waiters where waiter.predicate(entry) {
                 ready.append(waiter.continuation)
                 state.waiters[id] = nil
             }
             return ready
         }
         for continuation in ready {
-            continuation.resume(returning: line)
+            continuation.resume(returning: entry)
         }
     }
 
-    /// Waits until a line matching `predicate` is logged (or was already), up to `timeout`.
+    /// Waits until an entry matching `predicate` is recorded (or was already), up to `timeout`. The predicate runs
+    /// under the recorder's lock: it must not read the recorder.
+    @discardableResult
     func waitFor(
         _ what: String,
         timeout: Duration = .seconds(30),
-        _ predicate: @escaping @Sendable (String) -> Bool
-    ) async throws -> String {
+        _ predicate: @escaping @Sendable (Element) -> Bool
+    ) async throws -> Element {
         let id: Int? = self.state.withLock { state in
-            if state.lines.contains(where: predicate) {
+            if state.entries.contains(where: predicate) {
                 return nil
             }
             state.nextWaiter += 1
             return state.nextWaiter
         }
         guard let id else {
-            return self.lines.first(where: predicate)!
+            return self.entries.first(where: predicate)!
         }
-        return try await withThrowingTaskGroup(of: String?.self) { group in
+        return try await withThrowingTaskGroup(of: Element?.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
-                    let already: String? = self.state.withLock { state in
-                        if let line = state.lines.first(where: predicate) {
-                            return line
+                    let already: Element? = self.state.withLock { state in
+                        if let entry = state.entries.first(where: predicate) {
+                            return entry
                         }
                         state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
                         return nil
@@ -96,19 +108,18 @@ final class LogRecorder: Sendable {
             }
             let first = try await group.next()!
             group.cancelAll()
-            guard let line = first else {
+            guard let entry = first else {
                 // Wake the waiter so the group can finish.
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-                waiter?.continuation.resume(returning: "")
+                waiter?.continuation.resume(returning: nil)
                 throw TestFailure(
-                    "no log line for \(what) within \(timeout); log:\n" + self.lines.suffix(40).joined(separator: "\n")
+                    "nothing for \(what) within \(timeout); recorded:\n"
+                        + self.entries.suffix(40).map { "\($0)" }.joined(separator: "\n")
                 )
             }
-            return line
+            return entry
         }
     }
-
-    var handler: RecordingLogHandler { RecordingLogHandler(recorder: self) }
 }
 
 struct RecordingLogHandler: LogHandler {

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Gateway
+import LiveStreamModel
 import Logging
 import NIOCore
 import NIOPosix

@@ -77,17 +77,17 @@ extension PeerError {
     }
 
     @inline(never)
-    static func invalidArgument(_ message: String) -> Self { Self(code: .invalidArgument, message: message) }
+    public static func invalidArgument(_ message: String) -> Self { Self(code: .invalidArgument, message: message) }
 
     @inline(never)
-    static func startFailed(_ message: String) -> Self { Self(code: .startFailed, message: message) }
+    public static func startFailed(_ message: String) -> Self { Self(code: .startFailed, message: message) }
 
     @inline(never)
-    static func processFailed(_ message: String) -> Self { Self(code: .processFailed, message: message) }
+    public static func processFailed(_ message: String) -> Self { Self(code: .processFailed, message: message) }
 
     @inline(never)
-    static func timeout(_ message: String) -> Self { Self(code: .timeout, message: message) }
+    public static func timeout(_ message: String) -> Self { Self(code: .timeout, message: message) }
 
     @inline(never)
-    static func malformedOutput(_ message: String) -> Self { Self(code: .malformedOutput, message: message) }
+    public static func malformedOutput(_ message: String) -> Self { Self(code: .malformedOutput, message: message) }
 }

@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Gateway
+import LiveStreamModel
 import NIOCore
 import Testing
 
@@ -58,11 +58,11 @@ struct IPRangeTests {
         #expect {
             try IPRange(text)
         } throws: { error in
-            guard let error = error as? GatewayError else {
+            guard let error = error as? IPRangeError else {
                 return false
             }
-            return error.code == .invalidIPRange && error.message.contains(reason)
-                && error.message.contains("\"\(text)\"")
+            return error.text == text && error.reason.contains(reason)
+                && error.description.contains("\"\(text)\"")
         }
     }
 

@@ -29,23 +29,23 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a CIDR block or a bare address.
     ///
-    /// - Throws: ``GatewayError`` with code ``GatewayError/Code/invalidIPRange`` that names the input and what is
-    ///   wrong with it (not an address, prefix not a number, prefix too long for the family).
-    public init(_ text: String) throws {
+    /// - Throws: ``IPRangeError`` that names the input and what is wrong with it (not an address, prefix not a
+    ///   number, prefix too long for the family).
+    public init(_ text: String) throws(IPRangeError) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let addressText = String(parts[0])
         guard !addressText.isEmpty else {
-            throw GatewayError.invalidIPRange(text, "no address before the prefix length")
+            throw IPRangeError(text, "no address before the prefix length")
         }
         // `inet_pton` through NIO: the one parser every client of this socket address agrees with.
         let address: SocketAddress
         do {
             address = try SocketAddress(ipAddress: addressText, port: 0)
         } catch {
-            throw GatewayError.invalidIPRange(text, "\"\(addressText)\" is not an IPv4 or IPv6 address")
+            throw IPRangeError(text, "\"\(addressText)\" is not an IPv4 or IPv6 address")
         }
         guard let network = Self.network(of: address) else {
-            throw GatewayError.invalidIPRange(text, "\"\(addressText)\" is not an IPv4 or IPv6 address")
+            throw IPRangeError(text, "\"\(addressText)\" is not an IPv4 or IPv6 address")
         }
         let maximum: Int
         switch network {
@@ -58,10 +58,10 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
             guard !prefixText.isEmpty, prefixText.allSatisfy({ $0.isASCII && $0.isNumber }), prefixText.count <= 3,
                 let parsed = Int(prefixText)
             else {
-                throw GatewayError.invalidIPRange(text, "prefix length \"\(prefixText)\" is not a number")
+                throw IPRangeError(text, "prefix length \"\(prefixText)\" is not a number")
             }
             guard parsed <= maximum else {
-                throw GatewayError.invalidIPRange(
+                throw IPRangeError(
                     text,
                     "prefix length \(parsed) is longer than the \(maximum) bits of an \(maximum == 32 ? "IPv4" : "IPv6") address"
                 )
@@ -134,4 +134,19 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
             return nil
         }
     }
+}
+
+/// A source range that is not an IPv4 or IPv6 CIDR block.
+public struct IPRangeError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The text as given.
+    public var text: String
+    /// What is wrong with it.
+    public var reason: String
+
+    init(_ text: String, _ reason: String) {
+        self.text = text
+        self.reason = reason
+    }
+
+    public var description: String { "invalid IP range \"\(self.text)\": \(self.reason)" }
 }

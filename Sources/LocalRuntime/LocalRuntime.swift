@@ -1,0 +1,718 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+public import Gateway
+public import LiveStreamModel
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// Local mode: the streams of one YAML file, each on its own port behind the in-process gateway, each with a
+/// `liverelay relay` child process that runs only while someone streams.
+///
+/// The first connection to a stream's port is held by the gateway, which asks this runtime to start the relay
+/// (``GatewayActivator``); the relay announces its port, the route gets an upstream, and the held client is proxied
+/// without losing a byte. A relay with no connection for the stream's `idleSeconds` is stopped; one that crashes is
+/// restarted (at once, then with a growing delay) while someone needs it. The file is reloaded when it changes:
+/// streams that did not change are not touched. Graceful shutdown (Ctrl-C) stops every relay.
+public final class LocalRuntime: Service, Sendable {
+    public let configuration: LocalConfiguration
+    /// The gateway in front of the relays; tests read its counters.
+    public let gateway: Gateway
+    private let controller: LocalController
+    private let logger: Logger
+
+    public init(configuration: LocalConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let routes = GatewayRoutes()
+        let controller = LocalController(configuration: configuration, routes: routes, logger: logger)
+        self.controller = controller
+        self.gateway = try Gateway(
+            configuration: configuration.gateway,
+            routes: routes,
+            activator: LocalActivator(controller: controller),
+            logger: logger
+        )
+        controller.gateway.withLock { $0 = self.gateway }
+        try FileManager.default.createDirectory(
+            atPath: configuration.stateDirectory + "/run",
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+    }
+
+    /// Everything that happens from now on, for the console and for tests.
+    public func events() -> AsyncStream<LocalEvent> {
+        self.controller.events()
+    }
+
+    /// The streams and their state now.
+    public func snapshot() async -> [LocalStreamState] {
+        await self.controller.snapshot()
+    }
+
+    public func run() async throws {
+        // A file that cannot be used at start is an error for the person starting local mode; later, a bad edit
+        // only skips that reload.
+        let file = try StreamFile.load(path: self.configuration.streamsFile)
+        await self.controller.apply(file, initial: true)
+        let initialText = try? String(contentsOfFile: self.configuration.streamsFile, encoding: .utf8)
+
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await self.gateway.run()
+            }
+            group.addTask {
+                await cancelWhenGracefulShutdown {
+                    // Polled, not watched with inotify: editors replace files in ways (rename, truncate) that a
+                    // watch on one inode misses, and a once-a-second read of one small file costs nothing.
+                    var lastText = initialText
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.configuration.pollInterval)
+                        if Task.isCancelled { break }
+                        await self.controller.tick()
+                        let text = try? String(contentsOfFile: self.configuration.streamsFile, encoding: .utf8)
+                        if text != lastText {
+                            lastText = text
+                            await self.reload(text)
+                        }
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            self.logger.info("Local mode stopping: stopping every relay")
+            await self.controller.shutdown()
+        }
+    }
+
+    private func reload(_ text: String?) async {
+        guard let text else {
+            await self.controller.emit(.reloadFailed("cannot read \(self.configuration.streamsFile)"))
+            return
+        }
+        do {
+            let file = try StreamFile.parse(yaml: text, source: self.configuration.streamsFile)
+            await self.controller.apply(file, initial: false)
+        } catch {
+            await self.controller.emit(.reloadFailed("\(error)"))
+        }
+    }
+}
+
+/// One stream as local mode sees it.
+public struct LocalStreamState: Sendable, Hashable {
+    public var id: StreamID
+    public var port: Int?
+    public var ingestURL: String?
+    public var phase: LiveStreamStatus.Phase
+    public var relayPID: Int32?
+    public var problem: String?
+}
+
+private struct LocalActivator: GatewayActivator {
+    let controller: LocalController
+
+    func activate(_ stream: StreamID) async {
+        await self.controller.activate(stream)
+    }
+}
+
+/// The state of every stream and its relay; all changes go through this actor, one at a time.
+actor LocalController {
+    private enum Relay {
+        case stopped
+        /// Waiting to restart after a crash.
+        case restarting(Task<Void, Never>)
+        case starting(RelayProcess)
+        case ready(RelayProcess, rtmpPort: Int, httpPort: Int)
+        case stopping(RelayProcess, reason: String, then: AfterStop)
+
+        var process: RelayProcess? {
+            switch self {
+            case .starting(let process), .ready(let process, _, _), .stopping(let process, _, _): process
+            case .stopped, .restarting: nil
+            }
+        }
+    }
+
+    /// What to do once a relay that was asked to stop has exited.
+    private enum AfterStop {
+        case nothing
+        case startAgain
+        case forget
+    }
+
+    private struct Managed {
+        var stream: LiveStream
+        var claimant: PortClaimant
+        var port: Int?
+        var ranges: [IPRange] = []
+        /// Why the stream cannot run; `nil` when it can.
+        var problem: String?
+        /// The relay's configuration file contents (with the keys it needs).
+        var relayConfig: String = ""
+        var keySource: String = ""
+        var relay: Relay = .stopped
+        var lastActivity: ContinuousClock.Instant
+        var crashes = 0
+        var readySince: ContinuousClock.Instant?
+        var phase: LiveStreamStatus.Phase?
+    }
+
+    private let configuration: LocalConfiguration
+    private let routes: GatewayRoutes
+    private let logger: Logger
+    private let keyStore: KeyStore
+    nonisolated let gateway = Mutex<Gateway?>(nil)
+    private var streams: [StreamID: Managed] = [:]
+    private var sequence = 0
+    private var generation: UInt64 = 0
+    private struct Subscribers {
+        var next: UInt64 = 0
+        var continuations: [UInt64: AsyncStream<LocalEvent>.Continuation] = [:]
+    }
+    /// Outside the actor's state so that subscribing is synchronous: a subscriber misses nothing after it returns.
+    private nonisolated let subscribers = Mutex(Subscribers())
+    private var exitWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var allocator: PortAllocator
+
+    init(configuration: LocalConfiguration, routes: GatewayRoutes, logger: Logger) {
+        self.configuration = configuration
+        self.routes = routes
+        self.logger = logger
+        self.keyStore = KeyStore(directory: configuration.stateDirectory)
+        self.allocator = PortAllocator(range: configuration.portRange)
+    }
+
+    // MARK: Events
+
+    nonisolated func events() -> AsyncStream<LocalEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: LocalEvent.self)
+        let id = self.subscribers.withLock { subscribers in
+            subscribers.next += 1
+            subscribers.continuations[subscribers.next] = continuation
+            return subscribers.next
+        }
+        continuation.onTermination = { _ in
+            _ = self.subscribers.withLock { $0.continuations.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func emit(_ event: LocalEvent) {
+        // Info, not warning, even for failures: `liverelay local` prints every event to standard output already,
+        // and a second copy on standard error would be noise. With --log-level info the log has them all.
+        self.logger.info("\(event)")
+        for subscriber in self.subscribers.withLock({ Array($0.continuations.values) }) {
+            subscriber.yield(event)
+        }
+    }
+
+    func snapshot() -> [LocalStreamState] {
+        self.streams.values.map { managed in
+            LocalStreamState(
+                id: managed.stream.id,
+                port: managed.port,
+                ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) },
+                phase: managed.phase ?? .idle,
+                relayPID: managed.relay.process?.pid,
+                problem: managed.problem
+            )
+        }.sorted { $0.id.description < $1.id.description }
+    }
+
+    // MARK: The file
+
+    /// Makes the running streams match the file: adds, changes and removes streams, leaving the unchanged alone.
+    func apply(_ file: StreamFile, initial: Bool) {
+        let wanted = Dictionary(file.liveStreams.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for id in self.streams.keys where wanted[id] == nil {
+            self.remove(id)
+        }
+        // Fixed ports first, in file order, so a stream that asks for a port gets it before automatic allocation
+        // can hand it to another.
+        let ordered =
+            file.liveStreams.filter { $0.spec.ingest.port != 0 } + file.liveStreams.filter { $0.spec.ingest.port == 0 }
+        for stream in ordered {
+            if let existing = self.streams[stream.id] {
+                self.change(existing, to: stream, file: file)
+            } else {
+                self.add(stream, file: file)
+            }
+        }
+        self.publishRoutes()
+        self.updatePhases()
+        if !initial {
+            self.emit(.reloaded(streams: wanted.count))
+        }
+    }
+
+    private func add(_ stream: LiveStream, file: StreamFile) {
+        self.sequence += 1
+        let claimant = PortClaimant(stream: stream.id, createdAt: String(format: "%09d", self.sequence))
+        var managed = Managed(stream: stream, claimant: claimant, lastActivity: .now)
+        self.prepare(&managed, file: file)
+        self.streams[stream.id] = managed
+        if let port = managed.port, managed.problem == nil {
+            self.emit(
+                .streamAdded(stream.id, ingestURL: self.ingestURL(stream, port: port), keySource: managed.keySource)
+            )
+        }
+        self.startIfAlwaysOn(stream.id)
+    }
+
+    private func change(_ existing: Managed, to stream: LiveStream, file: StreamFile) {
+        var managed = existing
+        managed.stream = stream
+        self.prepare(&managed, file: file)
+        let restart = managed.relayConfig != existing.relayConfig && existing.relay.process != nil
+        let changed = managed.stream != existing.stream || managed.relayConfig != existing.relayConfig
+        self.streams[stream.id] = managed
+        guard changed else {
+            return
+        }
+        if let port = managed.port, managed.problem == nil {
+            self.emit(
+                .streamChanged(stream.id, ingestURL: self.ingestURL(stream, port: port), restartsRelay: restart)
+            )
+        }
+        if managed.problem != nil || stream.spec.suspend {
+            self.stop(stream.id, reason: stream.spec.suspend ? "suspended" : "cannot run", then: .nothing)
+        } else if restart {
+            self.stop(stream.id, reason: "changed", then: .startAgain)
+        } else {
+            self.startIfAlwaysOn(stream.id)
+        }
+    }
+
+    private func remove(_ id: StreamID) {
+        guard let managed = self.streams[id] else {
+            return
+        }
+        self.allocator.release(id)
+        if managed.relay.process != nil {
+            self.stop(id, reason: "removed", then: .forget)
+        } else {
+            if case .restarting(let task) = managed.relay {
+                task.cancel()
+            }
+            self.streams[id] = nil
+        }
+        self.emit(.streamRemoved(id))
+        self.publishRoutes()
+    }
+
+    /// Port, source ranges, keys and the relay's configuration for the stream's current spec.
+    private func prepare(_ managed: inout Managed, file: StreamFile) {
+        let stream = managed.stream
+        managed.problem = nil
+        do {
+            managed.port = try self.allocator.allocate(for: managed.claimant, requested: stream.spec.ingest.port)
+        } catch {
+            self.allocator.release(stream.id)
+            managed.port = nil
+            self.fail(&managed, "\(error)")
+            return
+        }
+        managed.ranges = stream.spec.ingest.allowedSourceRanges.compactMap { try? IPRange($0) }
+        do {
+            let (config, keySource) = try self.relayConfiguration(for: stream, file: file)
+            managed.relayConfig = config
+            managed.keySource = keySource
+        } catch {
+            self.fail(&managed, error.message)
+        }
+    }
+
+    private func fail(_ managed: inout Managed, _ reason: String) {
+        let changed = managed.problem != reason
+        managed.problem = reason
+        if changed {
+            self.emit(.streamFailed(managed.stream.id, reason: reason))
+        }
+    }
+
+    /// The relay's configuration: the LiveStream, its ingest key reference made explicit, and the Secrets it
+    /// names, as one YAML file the relay reads with `--config`.
+    private func relayConfiguration(
+        for stream: LiveStream,
+        file: StreamFile
+    ) throws(LocalRuntimeError) -> (String, String) {
+        var spec = stream.spec
+        let namespace = stream.id.namespace
+        var secrets: [String: [String: String]] = [:]
+        var keySource = "webhook \(spec.ingest.webhook?.url ?? "")"
+        if spec.ingest.webhook == nil {
+            let ref = spec.streamKeySecret(streamName: stream.metadata.name)
+            spec.ingest.streamKeySecretRef = ref
+            if let secret = file.secret(ref.name, namespace: namespace) {
+                guard let value = secret.value(ref.key) else {
+                    throw LocalRuntimeError("Secret \(ref.name) has no key \(ref.key) (spec.ingest.streamKeySecretRef)")
+                }
+                secrets[ref.name, default: [:]][ref.key] = value
+                keySource = "Secret \(ref.name), key \(ref.key)"
+            } else if let stored = self.keyStore.read(namespace: namespace, secret: ref.name, key: ref.key) {
+                secrets[ref.name, default: [:]][ref.key] = stored
+                keySource = self.keyStore.path(namespace: namespace, secret: ref.name, key: ref.key)
+            } else {
+                do {
+                    let (value, path) = try self.keyStore.generate(namespace: namespace, secret: ref.name, key: ref.key)
+                    secrets[ref.name, default: [:]][ref.key] = value
+                    keySource = path
+                    self.emit(.keyGenerated(stream.id, secret: ref.name, path: path))
+                } catch {
+                    throw LocalRuntimeError("cannot store a generated stream key: \(error)")
+                }
+            }
+        }
+        for (index, target) in spec.targets.enumerated() {
+            guard let ref = target.streamKeySecretRef else {
+                continue
+            }
+            guard let secret = file.secret(ref.name, namespace: namespace), let value = secret.value(ref.key) else {
+                throw LocalRuntimeError(
+                    "spec.targets[\(index)].streamKeySecretRef: no Secret \(ref.name) with key \(ref.key) in namespace \(namespace) of the file"
+                )
+            }
+            secrets[ref.name, default: [:]][ref.key] = value
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func json(_ value: some Encodable) throws(LocalRuntimeError) -> String {
+            do {
+                return String(decoding: try encoder.encode(value), as: UTF8.self)
+            } catch {
+                throw LocalRuntimeError("cannot write the relay's configuration: \(error)")
+            }
+        }
+        // JSON is YAML: every value is quoted exactly as it is, whatever characters a key holds.
+        var documents = [
+            """
+            apiVersion: \(LiveStreamResource.apiVersion)
+            kind: LiveStream
+            metadata: \(try json(["name": stream.metadata.name]))
+            spec: \(try json(spec))
+            """
+        ]
+        for (name, values) in secrets.sorted(by: { $0.key < $1.key }) {
+            documents.append(
+                """
+                apiVersion: v1
+                kind: Secret
+                metadata: \(try json(["name": name]))
+                stringData: \(try json(values))
+                """
+            )
+        }
+        return (documents.joined(separator: "\n---\n") + "\n", keySource)
+    }
+
+    private func ingestURL(_ stream: LiveStream, port: Int) -> String {
+        let host =
+            self.configuration.advertisedHost.contains(":")
+            ? "[\(self.configuration.advertisedHost)]" : self.configuration.advertisedHost
+        return "rtmp://\(host):\(port)/\(stream.spec.ingest.app)"
+    }
+
+    // MARK: Routes and phases
+
+    private func publishRoutes() {
+        var routes: [GatewayRoute] = []
+        for managed in self.streams.values {
+            guard let port = managed.port, managed.problem == nil else {
+                continue
+            }
+            var upstream: GatewayRoute.Upstream?
+            if case .ready(_, let rtmpPort, _) = managed.relay {
+                upstream = .init(host: "127.0.0.1", port: rtmpPort)
+            }
+            routes.append(
+                GatewayRoute(
+                    stream: managed.stream.id,
+                    listenPort: port,
+                    upstream: upstream,
+                    allowedSourceRanges: managed.ranges,
+                    suspended: managed.stream.spec.suspend
+                )
+            )
+        }
+        self.routes.update(routes)
+    }
+
+    private func connections(_ id: StreamID) -> (live: Int, held: Int) {
+        self.gateway.withLock { $0 }?.connections(for: id) ?? (0, 0)
+    }
+
+    private func updatePhases() {
+        for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
+            guard var managed = self.streams[id] else { continue }
+            let (live, held) = self.connections(id)
+            let phase: LiveStreamStatus.Phase
+            if managed.problem != nil {
+                phase = .failed
+            } else if managed.stream.spec.suspend {
+                phase = .suspended
+            } else {
+                switch managed.relay {
+                case .ready: phase = live > 0 ? .live : .idle
+                case .starting, .restarting: phase = .starting
+                case .stopped, .stopping: phase = held > 0 ? .starting : .idle
+                }
+            }
+            if managed.phase != phase {
+                managed.phase = phase
+                self.streams[id] = managed
+                self.emit(.phaseChanged(id, phase))
+            }
+        }
+    }
+
+    // MARK: Relays
+
+    /// The gateway holds a connection for `id`: start its relay unless it is on its way.
+    func activate(_ id: StreamID) {
+        guard var managed = self.streams[id], managed.problem == nil, !managed.stream.spec.suspend else {
+            return
+        }
+        managed.lastActivity = .now
+        self.streams[id] = managed
+        switch managed.relay {
+        case .stopped:
+            self.start(id)
+        case .restarting(let task):
+            // Someone is waiting: do not wait out a crash delay.
+            task.cancel()
+            self.start(id)
+        case .stopping(let process, let reason, _):
+            managed.relay = .stopping(process, reason: reason, then: .startAgain)
+            self.streams[id] = managed
+        case .starting, .ready:
+            break
+        }
+        self.updatePhases()
+    }
+
+    private func startIfAlwaysOn(_ id: StreamID) {
+        guard let managed = self.streams[id], managed.problem == nil, !managed.stream.spec.suspend,
+            managed.stream.spec.scaling.minReplicas > 0, case .stopped = managed.relay
+        else {
+            return
+        }
+        self.start(id)
+    }
+
+    private func start(_ id: StreamID) {
+        guard var managed = self.streams[id] else {
+            return
+        }
+        self.generation += 1
+        let generation = self.generation
+        let path = "\(self.configuration.stateDirectory)/run/\(id.namespace)-\(id.name).yaml"
+        do {
+            try writePrivateFile(path, contents: managed.relayConfig)
+        } catch {
+            self.fail(&managed, "cannot write the relay's configuration: \(error)")
+            self.streams[id] = managed
+            self.publishRoutes()
+            return
+        }
+        let arguments =
+            [
+                "relay", "--config", path, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--announce",
+                "--parent-pid", "\(getpid())",
+            ] + self.configuration.relayArguments
+        do {
+            let process = try RelayProcess.start(
+                generation: generation,
+                executable: self.configuration.relayExecutable,
+                arguments: arguments,
+                onAnnounce: { ports in
+                    Task { await self.announced(id, generation: generation, ports: ports) }
+                },
+                onExit: { exit in
+                    Task { await self.exited(id, generation: generation, exit: exit) }
+                }
+            )
+            managed.relay = .starting(process)
+            self.streams[id] = managed
+            self.emit(.relayStarting(id, pid: process.pid))
+        } catch {
+            self.fail(&managed, "cannot start \(self.configuration.relayExecutable): \(error)")
+            self.streams[id] = managed
+            self.publishRoutes()
+        }
+        self.updatePhases()
+    }
+
+    private func announced(_ id: StreamID, generation: UInt64, ports: RelayProcess.Ports) {
+        guard var managed = self.streams[id], case .starting(let process) = managed.relay,
+            process.generation == generation
+        else {
+            return
+        }
+        managed.relay = .ready(process, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort)
+        managed.readySince = .now
+        managed.lastActivity = .now
+        self.streams[id] = managed
+        self.emit(.relayReady(id, pid: process.pid, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort))
+        self.publishRoutes()
+        self.updatePhases()
+    }
+
+    private func exited(_ id: StreamID, generation: UInt64, exit: RelayExit) {
+        defer {
+            self.exitWaiters.removeValue(forKey: generation)?.resume()
+        }
+        guard var managed = self.streams[id], let process = managed.relay.process, process.generation == generation
+        else {
+            return
+        }
+        if case .stopping(_, let reason, let then) = managed.relay {
+            managed.relay = .stopped
+            self.streams[id] = managed
+            self.emit(.relayStopped(id, reason: reason))
+            switch then {
+            case .nothing: break
+            case .startAgain: self.start(id)
+            case .forget: self.streams[id] = nil
+            }
+            self.publishRoutes()
+            self.updatePhases()
+            return
+        }
+        // It ended on its own: a crash, or a relay that could not start (its log says why).
+        if let readySince = managed.readySince, ContinuousClock.now - readySince > .seconds(30) {
+            managed.crashes = 0
+        }
+        managed.crashes += 1
+        managed.readySince = nil
+        let (live, held) = self.connections(id)
+        let needed =
+            managed.stream.spec.scaling.minReplicas > 0 || live + held > 0
+            || ContinuousClock.now - managed.lastActivity < .seconds(managed.stream.spec.scaling.idleSeconds)
+        if needed {
+            // At once the first time (an encoder is probably reconnecting now), then 0.5 s, 1 s, 2 s, ...
+            let delay: Duration =
+                managed.crashes <= 1
+                ? .zero : min(self.configuration.maxRestartDelay, .milliseconds(250 << min(managed.crashes - 1, 10)))
+            let task = Task {
+                try? await Task.sleep(for: delay)
+                await self.restart(id, generation: generation)
+            }
+            managed.relay = .restarting(task)
+            self.streams[id] = managed
+            self.emit(.relayCrashed(id, exit: exit.description, restartIn: delay))
+        } else {
+            managed.relay = .stopped
+            self.streams[id] = managed
+            self.emit(.relayCrashed(id, exit: exit.description, restartIn: nil))
+        }
+        self.publishRoutes()
+        self.updatePhases()
+    }
+
+    private func restart(_ id: StreamID, generation: UInt64) {
+        guard let managed = self.streams[id], case .restarting = managed.relay else {
+            return
+        }
+        self.start(id)
+    }
+
+    private func stop(_ id: StreamID, reason: String, then: AfterStop) {
+        guard var managed = self.streams[id] else {
+            return
+        }
+        switch managed.relay {
+        case .starting(let process), .ready(let process, _, _):
+            managed.relay = .stopping(process, reason: reason, then: then)
+            self.streams[id] = managed
+            process.terminate()
+            let timeout = self.configuration.relayStopTimeout
+            Task {
+                try? await Task.sleep(for: timeout)
+                await self.killIfStillStopping(id, generation: process.generation)
+            }
+        case .stopping(let process, _, _):
+            managed.relay = .stopping(process, reason: reason, then: then)
+            self.streams[id] = managed
+        case .restarting(let task):
+            task.cancel()
+            managed.relay = .stopped
+            self.streams[id] = managed
+            if case .forget = then {
+                self.streams[id] = nil
+            }
+        case .stopped:
+            if case .forget = then {
+                self.streams[id] = nil
+            }
+        }
+        self.publishRoutes()
+    }
+
+    private func killIfStillStopping(_ id: StreamID, generation: UInt64) {
+        guard let managed = self.streams[id], case .stopping(let process, _, _) = managed.relay,
+            process.generation == generation
+        else {
+            return
+        }
+        self.logger.warning("\(id): relay did not stop within \(self.configuration.relayStopTimeout): killing it")
+        process.forceKill()
+    }
+
+    /// Runs every poll interval: notes activity, stops relays idle for their `idleSeconds`, updates phases.
+    func tick() {
+        let now = ContinuousClock.now
+        for id in Array(self.streams.keys) {
+            guard var managed = self.streams[id] else { continue }
+            let (live, held) = self.connections(id)
+            if live + held > 0 {
+                managed.lastActivity = now
+                self.streams[id] = managed
+                continue
+            }
+            guard case .ready = managed.relay, managed.stream.spec.scaling.minReplicas == 0,
+                now - managed.lastActivity >= .seconds(managed.stream.spec.scaling.idleSeconds)
+            else {
+                continue
+            }
+            self.stop(id, reason: "idle for \(managed.stream.spec.scaling.idleSeconds) s", then: .nothing)
+        }
+        self.updatePhases()
+    }
+
+    /// Stops every relay and waits for them to exit (each is killed after the stop timeout).
+    func shutdown() async {
+        var waiting: [UInt64] = []
+        for (id, managed) in self.streams {
+            if let process = managed.relay.process {
+                waiting.append(process.generation)
+            }
+            self.stop(id, reason: "shutdown", then: .forget)
+        }
+        for generation in waiting {
+            await withCheckedContinuation { continuation in
+                // The exit may have been handled already while we were not waiting.
+                if self.streams.values.contains(where: { $0.relay.process?.generation == generation }) {
+                    self.exitWaiters[generation] = continuation
+                } else {
+                    continuation.resume()
+                }
+            }
+        }
+        for subscriber in self.subscribers.withLock({ Array($0.continuations.values) }) {
+            subscriber.finish()
+        }
+    }
+}

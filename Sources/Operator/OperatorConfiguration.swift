@@ -1,0 +1,154 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+public import KubernetesClient
+public import KubernetesController
+public import LiveStreamModel
+
+/// What the operator needs to know about the cluster it runs in: where ports come from, which image runs a relay,
+/// where the gateway is, and how the preview is exposed.
+public struct OperatorConfiguration: Sendable {
+    /// The namespace whose LiveStreams are reconciled; `nil` reconciles every namespace.
+    public var namespace: String?
+    /// The ports streams are given; the gateway Service gets one entry per allocated port.
+    public var portRange: PortRange
+    /// The image of the relay (`liverelay relay`), whose entrypoint is the `liverelay` executable.
+    public var relayImage: String
+    /// The gateway's Service: it gets one port per stream, and its pods are the only ones the NetworkPolicy lets in.
+    public var gatewayServiceName: String
+    public var gatewayNamespace: String
+    /// Labels of the gateway's pods, for the NetworkPolicy.
+    public var gatewayPodLabels: [String: String]
+    /// The gateway's HTTP port, where KEDA reads `/keda/streams/NAMESPACE/NAME`.
+    public var gatewayMetricsPort: Int
+    /// The host name encoders use (`rtmp://HOST:PORT/APP`); `nil` uses the gateway Service's cluster DNS name.
+    public var ingestHost: String?
+    /// Ingress class and host for the preview; no Ingress is made when either is `nil`.
+    public var ingressClassName: String?
+    public var ingressHost: String?
+    /// The start of preview URLs (`https://example.com`); `nil` derives it from `ingressHost`.
+    public var previewURLBase: String?
+    /// KEDA's `pollingInterval`, in seconds.
+    public var kedaPollingInterval: Int
+    /// The relay container's resources, as a Kubernetes `ResourceRequirements`.
+    public var relayResources: JSONValue
+    /// The field manager of every server-side apply.
+    public var fieldManager: String
+    /// `reportingController` of events.
+    public var reportingController: String
+    /// `reportingInstance` of events: this process (its pod name).
+    public var reportingInstance: String
+    public var controller: ControllerConfiguration
+
+    public init(
+        namespace: String? = nil,
+        portRange: PortRange = .operatorDefault,
+        relayImage: String = "ghcr.io/liverelay/liverelay:latest",
+        gatewayServiceName: String = "liverelay-gateway",
+        gatewayNamespace: String = "liverelay-system",
+        gatewayPodLabels: [String: String] = ["app.kubernetes.io/name": "liverelay-gateway"],
+        gatewayMetricsPort: Int = 8080,
+        ingestHost: String? = nil,
+        ingressClassName: String? = nil,
+        ingressHost: String? = nil,
+        previewURLBase: String? = nil,
+        kedaPollingInterval: Int = 5,
+        relayResources: JSONValue = [
+            "requests": ["cpu": "100m", "memory": "64Mi"],
+            "limits": ["memory": "512Mi"],
+        ],
+        fieldManager: String = "liverelay-operator",
+        reportingController: String = "liverelay.io/operator",
+        reportingInstance: String = "liverelay-operator",
+        controller: ControllerConfiguration = ControllerConfiguration(workers: 4)
+    ) {
+        self.namespace = namespace
+        self.portRange = portRange
+        self.relayImage = relayImage
+        self.gatewayServiceName = gatewayServiceName
+        self.gatewayNamespace = gatewayNamespace
+        self.gatewayPodLabels = gatewayPodLabels
+        self.gatewayMetricsPort = gatewayMetricsPort
+        self.ingestHost = ingestHost
+        self.ingressClassName = ingressClassName
+        self.ingressHost = ingressHost
+        self.previewURLBase = previewURLBase
+        self.kedaPollingInterval = kedaPollingInterval
+        self.relayResources = relayResources
+        self.fieldManager = fieldManager
+        self.reportingController = reportingController
+        self.reportingInstance = reportingInstance
+        self.controller = controller
+    }
+
+    /// The host in ingest URLs.
+    var effectiveIngestHost: String {
+        self.ingestHost ?? "\(self.gatewayServiceName).\(self.gatewayNamespace).svc"
+    }
+
+    /// Whether an Ingress is made for previews.
+    var ingressEnabled: Bool { self.ingressClassName != nil && self.ingressHost != nil }
+
+    /// The start of preview URLs, if previews are reachable from outside.
+    var effectivePreviewURLBase: String? {
+        if let base = self.previewURLBase {
+            return base.hasSuffix("/") ? String(base.dropLast()) : base
+        }
+        return self.ingressHost.map { "https://\($0)" }
+    }
+}
+
+/// The resources the operator reads and writes, besides the core ones ``KubernetesResource`` names.
+extension KubernetesResource {
+    public static let liveStreams = KubernetesResource(
+        group: LiveStreamResource.group,
+        version: LiveStreamResource.version,
+        plural: LiveStreamResource.plural,
+        kind: LiveStreamResource.kind
+    )
+    public static let ingresses = KubernetesResource(
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        kind: "Ingress"
+    )
+    public static let networkPolicies = KubernetesResource(
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+        kind: "NetworkPolicy"
+    )
+    public static let scaledObjects = KubernetesResource(
+        group: "keda.sh",
+        version: "v1alpha1",
+        plural: "scaledobjects",
+        kind: "ScaledObject"
+    )
+    public static let endpointSlices = KubernetesResource(
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        kind: "EndpointSlice"
+    )
+    public static let events = KubernetesResource(
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        kind: "Event"
+    )
+}
+
+extension OperatorConfiguration {
+    /// Sets ``portRange`` from `LOW-HIGH`; for command lines, which need not know `PortRange`.
+    public mutating func setPortRange(parsing text: String) throws {
+        self.portRange = try PortRange(parsing: text)
+    }
+}

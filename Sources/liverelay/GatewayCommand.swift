@@ -1,0 +1,140 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Foundation
+import Gateway
+import KubernetesClient
+import Logging
+import Metrics
+import Operator
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// `liverelay gateway`: the always-on front of every relay in a cluster.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Listen on every LiveStream's port, hold connections while a relay scales up, proxy to the relay.",
+        discussion: """
+            Routes come from the LiveStreams in the cluster (their status.port, allowedSourceRanges and suspend) \
+            and the endpoints of each stream's relay Service. A connection for a relay with no ready endpoint is \
+            held, counted at once in /keda/streams/NAMESPACE/NAME, and the relay's Deployment is scaled to one \
+            replica through its scale subresource. Without a cluster, use `liverelay local`, which runs this \
+            gateway in-process.
+            """
+    )
+
+    @Option(help: "Kubeconfig to use outside a pod (default: in-cluster, else $KUBECONFIG or ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "Kubeconfig context (default: the current one).")
+    var context: String?
+
+    @Option(help: "Watch LiveStreams in this namespace only (default: every namespace).")
+    var namespace: String?
+
+    @Option(help: "Address the stream ports listen on.")
+    var listenHost: String = "0.0.0.0"
+
+    @Option(help: "The relays' RTMP port, on their per-stream Service.")
+    var relayPort: Int = 1935
+
+    @Option(help: "HTTP address of /keda/streams/NS/NAME, /metrics, /healthz, /readyz, /api/v1/routes.")
+    var httpListen: String = "0.0.0.0:8080"
+
+    @Option(help: "Seconds a connection is held while its relay scales up, before it is refused.")
+    var holdTimeout: Double = 60
+
+    @Option(help: "Connections held at once for one stream.")
+    var maxHeldPerStream: Int = 16
+
+    @Option(help: "Connections held at once over all streams.")
+    var maxHeldTotal: Int = 1024
+
+    @Option(help: "Seconds proxied connections may go on after SIGTERM.")
+    var shutdownGrace: Double = 30
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard self.holdTimeout > 0, self.shutdownGrace >= 0, self.maxHeldPerStream >= 0, self.maxHeldTotal >= 0 else {
+            throw ValidationError("hold timeout must be above 0; limits and grace at least 0.")
+        }
+        guard (1...65535).contains(self.relayPort) else {
+            throw ValidationError("--relay-port must be a port, 1 to 65535.")
+        }
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "liverelay.gateway")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let configuration: KubernetesConfiguration
+        do {
+            configuration =
+                self.kubeconfig != nil || self.context != nil
+                ? try .kubeconfig(path: self.kubeconfig, context: self.context) : try .automatic()
+        } catch {
+            throw ValidationError("no Kubernetes API to watch: \(error). Without a cluster, run `liverelay local`.")
+        }
+        try await withKubernetesClient(configuration: configuration, logger: logger) { client in
+            let routes = GatewayRoutes()
+            let gateway = try Gateway(
+                configuration: GatewayConfiguration(
+                    host: self.listenHost,
+                    maxHeldPerStream: self.maxHeldPerStream,
+                    maxHeldTotal: self.maxHeldTotal,
+                    holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
+                    shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000))
+                ),
+                routes: routes,
+                activator: KubernetesScaleActivator(client: client, logger: logger),
+                logger: logger
+            )
+            let source = KubernetesGatewayRouteSource(
+                client: client,
+                namespace: self.namespace,
+                routes: routes,
+                relayPort: self.relayPort,
+                logger: logger
+            )
+            let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            let http = makeGatewayHTTPApplication(
+                gateway: gateway,
+                registry: registry,
+                host: host,
+                port: port,
+                logger: Logger(label: "liverelay.http")
+            )
+            // HTTP first so it stops last: /readyz answers 503 while the gateway drains.
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: http), .init(service: gateway), .init(service: source)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            try await group.run()
+        }
+    }
+}

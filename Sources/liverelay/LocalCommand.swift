@@ -1,0 +1,176 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import ArgumentParser
+import Foundation
+import Gateway
+import LiveStreamModel
+import LocalRuntime
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// `liverelay local -f streams.yaml`: the whole system on one machine, no cluster.
+struct LocalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "local",
+        abstract: "Run the LiveStreams of a YAML file on this machine: a port each, relays started on demand.",
+        discussion: """
+            The file holds LiveStream documents and the Secrets they reference, exactly as you would apply them to a \
+            cluster. Each stream gets a port from --port-range; the gateway listens there and starts the stream's \
+            relay on the first connection, holding the encoder until the relay is ready, and stops it after the \
+            stream's spec.scaling.idleSeconds without one. A stream key Secret that is missing is generated, \
+            printed once and kept under --state-dir. The file is reloaded when it changes. Ctrl-C stops everything.
+            """
+    )
+
+    @Option(name: [.customShort("f"), .customLong("file")], help: "The YAML file of LiveStreams and Secrets.")
+    var file: String
+
+    @Option(help: "Address the stream ports listen on.")
+    var listenHost: String = "0.0.0.0"
+
+    @Option(help: "Host name or address in the printed ingest URLs.")
+    var advertiseHost: String = "127.0.0.1"
+
+    @Option(help: "Ports handed to streams, LOW-HIGH.")
+    var portRange: String = "31000-31999"
+
+    @Option(help: "HTTP address of the gateway's /metrics, /keda/streams/NS/NAME, /api/v1/routes, or 'none'.")
+    var httpListen: String = "127.0.0.1:8090"
+
+    @Option(help: "Where generated keys and relay configurations are kept (default: $XDG_STATE_HOME/liverelay).")
+    var stateDir: String?
+
+    @Option(help: "The liverelay executable to start relays with (default: this one).")
+    var relayExecutable: String?
+
+    @Option(help: "Log level of the relays.")
+    var relayLogLevel: String = "notice"
+
+    @Option(help: "Seconds a connection is held while its relay starts, before it is refused.")
+    var holdTimeout: Double = 30
+
+    @Option(help: "Connections held at once for one stream.")
+    var maxHeldPerStream: Int = 16
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "notice"
+
+    func validate() throws {
+        do {
+            _ = try PortRange(parsing: self.portRange)
+        } catch {
+            throw ValidationError("--port-range: \(error.message)")
+        }
+        guard self.holdTimeout > 0, self.maxHeldPerStream >= 0 else {
+            throw ValidationError("--hold-timeout must be above 0 and --max-held-per-stream at least 0.")
+        }
+        for level in [self.logLevel, self.relayLogLevel] where Logger.Level(rawValue: level) == nil {
+            throw ValidationError("log levels are trace, debug, info, notice, warning, error, critical; got \(level).")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .notice
+            return handler
+        }
+        let logger = Logger(label: "liverelay.local")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let configuration = LocalConfiguration(
+            streamsFile: self.file,
+            portRange: try PortRange(parsing: self.portRange),
+            advertisedHost: self.advertiseHost,
+            gateway: GatewayConfiguration(
+                host: self.listenHost,
+                maxHeldPerStream: self.maxHeldPerStream,
+                holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000))
+            ),
+            relayExecutable: self.relayExecutable ?? Self.currentExecutable(),
+            relayArguments: ["--log-level", self.relayLogLevel],
+            stateDirectory: self.stateDir ?? Self.defaultStateDirectory()
+        )
+        // A file that cannot be used is the user's first problem: say so plainly, before anything listens.
+        do {
+            _ = try StreamFile.load(path: self.file)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let runtime = try LocalRuntime(configuration: configuration, logger: logger)
+        let console = Console(runtime: runtime)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if self.httpListen != "none" {
+            let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            services.append(
+                .init(
+                    service: makeGatewayHTTPApplication(
+                        gateway: runtime.gateway,
+                        registry: registry,
+                        host: host,
+                        port: port,
+                        logger: Logger(label: "liverelay.http")
+                    )
+                )
+            )
+        }
+        // The console ends when local mode's events end, during shutdown: that is not a failure.
+        services.append(.init(service: console, successTerminationBehavior: .ignore))
+        services.append(.init(service: runtime))
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+
+    static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func defaultStateDirectory() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let state = environment["XDG_STATE_HOME"], !state.isEmpty {
+            return state + "/liverelay"
+        }
+        return (environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state/liverelay"
+    }
+}
+
+/// Prints what local mode does, one line per event, to standard output; a generated key is printed here, once.
+private struct Console: Service {
+    let runtime: LocalRuntime
+
+    func run() async throws {
+        let events = self.runtime.events()
+        await cancelWhenGracefulShutdown {
+            for await event in events {
+                self.print(event)
+            }
+        }
+    }
+
+    private func print(_ event: LocalEvent) {
+        var line = "liverelay local: \(event)"
+        if case .keyGenerated(_, _, let path) = event,
+            let key = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        {
+            // The one place a key is shown: the terminal of the person who runs local mode, when it is made.
+            line += "\n    stream key (shown once): \(key)"
+        }
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+}

@@ -1,0 +1,321 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import KubernetesTestServer
+import PeerTestSupport
+import Testing
+
+/// One documented way to install the chart: the `--set` expressions and what must then be true of the objects.
+struct ChartCase: Sendable, CustomTestStringConvertible {
+    let name: String
+    let release: String
+    let sets: [String]
+    let check: @Sendable (RenderedChart) -> Void
+
+    init(
+        _ name: String,
+        release: String = "liverelay",
+        _ sets: [String],
+        check: @escaping @Sendable (RenderedChart) -> Void
+    ) {
+        self.name = name
+        self.release = release
+        self.sets = sets
+        self.check = check
+    }
+
+    var testDescription: String { self.name }
+}
+
+private func rules(_ chart: RenderedChart, _ kind: String, _ name: String) -> [JSON] {
+    chart.object(kind, name)?["rules"]?.arrayValue ?? []
+}
+
+/// Whether a rule of `rules` names `resource` (with its subresource, `deployments/scale`).
+private func grants(_ rules: [JSON], _ resource: String) -> Set<String> {
+    var verbs: Set<String> = []
+    for rule in rules where rule["resources"]?.arrayValue?.contains(.string(resource)) == true {
+        verbs.formUnion(rule["verbs"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+    }
+    return verbs
+}
+
+let chartCases: [ChartCase] = [
+    ChartCase("defaults", []) { chart in
+        #expect(chart.objects.count == 13)
+        let service = chart.object("Service", "liverelay-gateway")
+        #expect(service?[path: ["spec", "type"]] == "LoadBalancer")
+        #expect(service?[path: ["spec", "externalTrafficPolicy"]] == "Local")
+        #expect(chart.object("PodDisruptionBudget", "liverelay-gateway")?[path: ["spec", "minAvailable"]] == .int(1))
+        #expect(chart.object("Deployment", "liverelay-gateway")?[path: ["spec", "replicas"]] == .int(2))
+        #expect(chart.objects("ClusterRoleBinding").count == 2)
+        #expect(chart.objects("RoleBinding").count == 1)
+        #expect(chart.container("liverelay-operator")?["image"] == "ghcr.io/liverelay/liverelay-operator:0.1.0")
+        #expect(chart.flag("liverelay-operator", "--relay-image") == "ghcr.io/liverelay/liverelay-relay:0.1.0")
+        #expect(chart.flag("liverelay-operator", "--port-range") == "31000-31999")
+        #expect(chart.flag("liverelay-operator", "--ingest-host") == nil)
+        #expect(chart.flag("liverelay-operator", "--namespace") == nil)
+        #expect(chart.arguments("liverelay-operator").contains("--enable-leader-election"))
+        let operatorRules = rules(chart, "ClusterRole", "liverelay-operator")
+        #expect(grants(operatorRules, "scaledobjects") == ["list", "create", "patch"])
+        #expect(grants(operatorRules, "ingresses").isEmpty)
+        #expect(grants(operatorRules, "livestreams/finalizers") == ["update"])
+        #expect(grants(operatorRules, "secrets") == ["get", "create"])
+        let gatewayRules = rules(chart, "ClusterRole", "liverelay-gateway")
+        #expect(grants(gatewayRules, "deployments/scale") == ["get", "update"])
+        #expect(grants(gatewayRules, "livestreams") == ["list", "watch"])
+        #expect(grants(gatewayRules, "secrets").isEmpty)
+        for deployment in ["liverelay-operator", "liverelay-gateway"] {
+            let pod = chart.object("Deployment", deployment)?[path: ["spec", "template", "spec"]]
+            #expect(pod?[path: ["securityContext", "runAsNonRoot"]] == .bool(true))
+            let container = chart.container(deployment)
+            #expect(container?[path: ["securityContext", "readOnlyRootFilesystem"]] == .bool(true))
+            #expect(container?[path: ["securityContext", "allowPrivilegeEscalation"]] == .bool(false))
+            #expect(container?[path: ["securityContext", "capabilities", "drop"]] == ["ALL"])
+            #expect(container?[path: ["resources", "requests", "memory"]] != nil)
+        }
+        #expect(chart.notes.contains("get service liverelay-gateway"))
+        #expect(chart.notes.contains("tools/install-keda.sh"))
+    },
+    ChartCase("NodePort Service (kind, minikube, bare metal)", ["gateway.service.type=NodePort"]) { chart in
+        let service = chart.object("Service", "liverelay-gateway")
+        #expect(service?[path: ["spec", "type"]] == "NodePort")
+        #expect(service?[path: ["spec", "externalTrafficPolicy"]] == "Local")
+        #expect(chart.notes.contains("any node's address"))
+    },
+    ChartCase("ClusterIP Service", ["gateway.service.type=ClusterIP"]) { chart in
+        let service = chart.object("Service", "liverelay-gateway")
+        #expect(service?[path: ["spec", "type"]] == "ClusterIP")
+        #expect(service?[path: ["spec", "externalTrafficPolicy"]] == nil)
+    },
+    ChartCase(
+        "LoadBalancer with source ranges, class, annotations and Cluster traffic policy",
+        [
+            "gateway.service.loadBalancerSourceRanges={203.0.113.0/24,198.51.100.0/24}",
+            "gateway.service.loadBalancerClass=service.k8s.aws/nlb",
+            "gateway.service.annotations.service\\.beta\\.kubernetes\\.io/aws-load-balancer-type=external",
+            "gateway.service.externalTrafficPolicy=Cluster",
+        ]
+    ) { chart in
+        let service = chart.object("Service", "liverelay-gateway")
+        #expect(service?[path: ["spec", "loadBalancerSourceRanges"]] == ["203.0.113.0/24", "198.51.100.0/24"])
+        #expect(service?[path: ["spec", "loadBalancerClass"]] == "service.k8s.aws/nlb")
+        #expect(service?[path: ["spec", "externalTrafficPolicy"]] == "Cluster")
+        #expect(
+            service?[path: ["metadata", "annotations", "service.beta.kubernetes.io/aws-load-balancer-type"]]
+                == "external"
+        )
+    },
+    ChartCase("KEDA off", ["keda.enabled=false"]) { chart in
+        #expect(grants(rules(chart, "ClusterRole", "liverelay-operator"), "scaledobjects").isEmpty)
+        #expect(chart.notes.contains("KEDA is off"))
+    },
+    ChartCase("one stream namespace", ["streamNamespace=streams"]) { chart in
+        #expect(chart.objects("ClusterRoleBinding").isEmpty)
+        let bindings = chart.objects("RoleBinding").filter { $0[path: ["metadata", "namespace"]] == "streams" }
+        #expect(bindings.count == 2)
+        #expect(chart.flag("liverelay-operator", "--namespace") == "streams")
+        #expect(chart.flag("liverelay-gateway", "--namespace") == "streams")
+    },
+    ChartCase(
+        "preview ingress",
+        ["ingress.className=nginx", "ingress.host=live.example.com", "ingress.previewURLBase=https://cdn.example.com"]
+    ) { chart in
+        #expect(chart.flag("liverelay-operator", "--ingress-class") == "nginx")
+        #expect(chart.flag("liverelay-operator", "--ingress-host") == "live.example.com")
+        #expect(chart.flag("liverelay-operator", "--preview-url-base") == "https://cdn.example.com")
+        #expect(
+            grants(rules(chart, "ClusterRole", "liverelay-operator"), "ingresses") == ["create", "patch", "delete"]
+        )
+    },
+    ChartCase("ingress class without host makes no Ingress", ["ingress.className=nginx"]) { chart in
+        #expect(chart.flag("liverelay-operator", "--ingress-class") == nil)
+        #expect(grants(rules(chart, "ClusterRole", "liverelay-operator"), "ingresses").isEmpty)
+    },
+    ChartCase("one gateway replica has no PodDisruptionBudget", ["gateway.replicas=1"]) { chart in
+        #expect(chart.objects("PodDisruptionBudget").isEmpty)
+    },
+    ChartCase(
+        "PodDisruptionBudget off and minAvailable",
+        ["gateway.replicas=3", "gateway.podDisruptionBudget.minAvailable=2"]
+    ) { chart in
+        #expect(chart.object("PodDisruptionBudget", "liverelay-gateway")?[path: ["spec", "minAvailable"]] == .int(2))
+    },
+    ChartCase("no PodDisruptionBudget when disabled", ["gateway.podDisruptionBudget.enabled=false"]) { chart in
+        #expect(chart.objects("PodDisruptionBudget").isEmpty)
+    },
+    ChartCase("leader election off", ["operator.leaderElection=false"]) { chart in
+        #expect(chart.arguments("liverelay-operator").contains("--disable-leader-election"))
+        #expect(grants(rules(chart, "Role", "liverelay-operator"), "leases").isEmpty)
+    },
+    ChartCase(
+        "images, tags and pull secrets",
+        [
+            "image.repository=registry.example.com/lr/operator", "image.tag=1.2.3", "image.pullPolicy=Always",
+            "relayImage.repository=registry.example.com/lr/relay", "relayImage.tag=1.2.4",
+            "imagePullSecrets[0].name=regcred",
+        ]
+    ) { chart in
+        for deployment in ["liverelay-operator", "liverelay-gateway"] {
+            #expect(chart.container(deployment)?["image"] == "registry.example.com/lr/operator:1.2.3")
+            #expect(chart.container(deployment)?["imagePullPolicy"] == "Always")
+            let secrets = chart.object("Deployment", deployment)?[path: [
+                "spec", "template", "spec", "imagePullSecrets",
+            ]]
+            #expect(secrets == [["name": "regcred"]])
+        }
+        #expect(chart.flag("liverelay-operator", "--relay-image") == "registry.example.com/lr/relay:1.2.4")
+    },
+    ChartCase("no RBAC and no ServiceAccounts", ["rbac.create=false", "serviceAccount.create=false"]) { chart in
+        #expect(chart.objects.filter { $0["apiVersion"] == "rbac.authorization.k8s.io/v1" }.isEmpty)
+        #expect(chart.objects("ServiceAccount").isEmpty)
+        let pod = chart.object("Deployment", "liverelay-operator")?[path: ["spec", "template", "spec"]]
+        #expect(pod?["serviceAccountName"] == "default")
+    },
+    ChartCase(
+        "named ServiceAccounts",
+        ["serviceAccount.operatorName=lr-op", "serviceAccount.gatewayName=lr-gw", "serviceAccount.annotations.a=b"]
+    ) { chart in
+        #expect(chart.object("ServiceAccount", "lr-op")?[path: ["metadata", "annotations", "a"]] == "b")
+        #expect(chart.object("ServiceAccount", "lr-gw") != nil)
+    },
+    ChartCase(
+        "ports, ingest host, resources, scheduling and log levels",
+        [
+            "portRange=32000-32099", "ingestHost=rtmp.example.com", "operator.resources.limits.memory=1Gi",
+            "gateway.resources.requests.cpu=500m", "operator.workers=8", "operator.logLevel=debug",
+            "gateway.logLevel=notice", "gateway.nodeSelector.role=edge", "gateway.tolerations[0].key=edge",
+            "gateway.tolerations[0].operator=Exists", "operator.nodeSelector.role=system",
+            "gateway.topologySpread=false",
+        ]
+    ) { chart in
+        #expect(chart.flag("liverelay-operator", "--port-range") == "32000-32099")
+        #expect(chart.flag("liverelay-operator", "--ingest-host") == "rtmp.example.com")
+        #expect(chart.flag("liverelay-operator", "--workers") == "8")
+        #expect(chart.flag("liverelay-operator", "--log-level") == "debug")
+        #expect(chart.flag("liverelay-gateway", "--log-level") == "notice")
+        #expect(chart.container("liverelay-operator")?[path: ["resources", "limits", "memory"]] == "1Gi")
+        #expect(chart.container("liverelay-gateway")?[path: ["resources", "requests", "cpu"]] == "500m")
+        let pod = chart.object("Deployment", "liverelay-gateway")?[path: ["spec", "template", "spec"]]
+        #expect(pod?[path: ["nodeSelector", "role"]] == "edge")
+        #expect(pod?["topologySpreadConstraints"] == nil)
+    },
+    ChartCase(
+        "gateway hold limits, grace and ports",
+        [
+            "gateway.holdTimeout=30", "gateway.maxHeldPerStream=4", "gateway.maxHeldTotal=100",
+            "gateway.shutdownGrace=10", "gateway.httpPort=9090", "gateway.relayPort=1936",
+            "gateway.prometheusAnnotations=false", "gateway.podAnnotations.team=video",
+        ]
+    ) { chart in
+        #expect(chart.flag("liverelay-gateway", "--hold-timeout") == "30")
+        #expect(chart.flag("liverelay-gateway", "--max-held-per-stream") == "4")
+        #expect(chart.flag("liverelay-gateway", "--max-held-total") == "100")
+        #expect(chart.flag("liverelay-gateway", "--shutdown-grace") == "10")
+        #expect(chart.flag("liverelay-gateway", "--relay-port") == "1936")
+        #expect(chart.flag("liverelay-gateway", "--http-listen") == "0.0.0.0:9090")
+        let template = chart.object("Deployment", "liverelay-gateway")?[path: ["spec", "template"]]
+        #expect(template?[path: ["spec", "terminationGracePeriodSeconds"]] == .int(15))
+        #expect(template?[path: ["metadata", "annotations"]] == ["team": "video"])
+    },
+    ChartCase("another release name", release: "streaming", []) { chart in
+        #expect(chart.object("Service", "streaming-liverelay-gateway") != nil)
+        #expect(chart.object("Deployment", "streaming-liverelay-operator") != nil)
+    },
+]
+
+@Suite(
+    "Helm chart",
+    .enabled(if: chartToolsAvailable, "python3 with helm-python and kubernetes-validate is not installed"),
+    .timeLimit(.minutes(5))
+)
+struct ChartRenderTests {
+    @Test("renders, lints and validates against the Kubernetes schemas", arguments: chartCases)
+    func render(_ option: ChartCase) async throws {
+        try await withRenderedChart(option.sets, release: option.release) { chart in
+            let validation = try await validateManifests(chart.directory)
+            #expect(validation.succeeded, "\(validation.standardOutput)")
+            Self.checkConsistency(chart, release: option.release)
+            option.check(chart)
+        }
+    }
+
+    /// What must hold for any values: the operator's flags name the gateway the chart made, and the bindings name
+    /// the ServiceAccounts the pods run as.
+    static func checkConsistency(_ chart: RenderedChart, release: String) {
+        let fullname = release.contains("liverelay") ? release : "\(release)-liverelay"
+        let operatorName = "\(fullname)-operator"
+        let gatewayName = "\(fullname)-gateway"
+        let service = chart.object("Service", gatewayName)
+        #expect(service != nil)
+        #expect(chart.flag(operatorName, "--gateway-service") == gatewayName)
+        #expect(chart.flag(operatorName, "--gateway-namespace") == "liverelay-system")
+        let gatewayPod = chart.object("Deployment", gatewayName)?[path: ["spec", "template"]]
+        let podLabels = gatewayPod?[path: ["metadata", "labels"]]?.objectValue ?? [:]
+        let claimed = chart.arguments(operatorName).filter { $0.hasPrefix("--gateway-pod-label=") }
+        #expect(claimed.count == 2)
+        for label in claimed {
+            let pair = label.dropFirst("--gateway-pod-label=".count).split(separator: "=", maxSplits: 1)
+            #expect(podLabels[String(pair[0])]?.stringValue == String(pair[1]), "\(label)")
+        }
+        for (key, value) in service?[path: ["spec", "selector"]]?.objectValue ?? [:] {
+            #expect(podLabels[key] == value, "Service selector \(key)")
+        }
+        let httpPort = chart.flag(gatewayName, "--http-listen")?.split(separator: ":").last.map(String.init)
+        #expect(chart.flag(operatorName, "--gateway-metrics-port") == httpPort)
+        let servicePort = service?[path: ["spec", "ports"]]?.arrayValue?.first { $0["name"] == "http" }
+        #expect(servicePort?["port"]?.intValue.map(String.init) == httpPort)
+        if let role = chart.object("Role", operatorName) {
+            let serviceRule = role["rules"]?.arrayValue?.first {
+                $0["resources"]?.arrayValue?.contains("services") == true
+            }
+            #expect(serviceRule?["resourceNames"] == [.string(gatewayName)])
+            if let leaseRule = role["rules"]?.arrayValue?.first(where: {
+                $0["resourceNames"] != nil && $0 != serviceRule
+            }) {
+                #expect(leaseRule["resourceNames"] == [.string(chart.flag(operatorName, "--lease-name") ?? "")])
+            }
+        }
+        for binding in chart.objects("ClusterRoleBinding") + chart.objects("RoleBinding") {
+            let subject = binding["subjects"]?.arrayValue?.first
+            let roleName = binding[path: ["roleRef", "name"]]?.stringValue ?? ""
+            let deployment = roleName.hasSuffix("-operator") ? operatorName : gatewayName
+            let account = chart.object("Deployment", deployment)?[path: [
+                "spec", "template", "spec", "serviceAccountName",
+            ]]
+            #expect(subject?["name"] == account, "\(roleName)")
+            #expect(subject?["namespace"] == "liverelay-system")
+        }
+    }
+
+    @Test("the chart's CRD is the repository's crds/livestream.yaml, byte for byte")
+    func crdInSync() throws {
+        let chart = try Data(contentsOf: URL(fileURLWithPath: Paths.chartCRD))
+        let source = try Data(contentsOf: URL(fileURLWithPath: Paths.crd))
+        #expect(
+            chart == source,
+            "charts/liverelay/crds/livestream.yaml differs: cp crds/livestream.yaml charts/liverelay/crds/"
+        )
+    }
+
+    @Test("a value of the wrong kind fails the render with Helm's message")
+    func invalidValues() async throws {
+        try await withTemporaryDirectory("chart-bad") { directory in
+            let exit = try await run(
+                python3Path ?? "python3",
+                [Paths.renderer, "--output", directory, "--set", "gateway.service.type=Ingress", Paths.chart]
+            )
+            #expect(!exit.succeeded)
+            #expect(exit.standardError.contains("gateway/service/type"), "\(exit.standardError)")
+        }
+    }
+}

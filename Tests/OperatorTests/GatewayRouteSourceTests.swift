@@ -1,0 +1,156 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Gateway
+import KubernetesClient
+import LiveStreamModel
+import Operator
+import ServiceLifecycle
+import Testing
+
+@Suite("The gateway's routes from the cluster, and its activator")
+struct GatewayRouteSourceTests {
+    func endpointSlice(_ service: String, namespace: String, ready: Bool) -> KubernetesObject {
+        KubernetesObject(
+            apiVersion: "discovery.k8s.io/v1",
+            kind: "EndpointSlice",
+            metadata: ObjectMeta(
+                name: "\(service)-abcde",
+                namespace: namespace,
+                labels: ["kubernetes.io/service-name": service]
+            ),
+            fields: [
+                "addressType": "IPv4",
+                "endpoints": [["addresses": ["10.1.2.3"], "conditions": ["ready": .bool(ready)]]],
+                "ports": [["name": "rtmp", "port": 1935, "protocol": "TCP"]],
+            ]
+        )
+    }
+
+    @Test("routes follow status.port, source ranges, suspend and relay readiness")
+    func routes() async throws {
+        try await withTestCluster { cluster in
+            let client = cluster.client
+            let ns = cluster.namespace
+            let routes = GatewayRoutes()
+            let source = KubernetesGatewayRouteSource(
+                client: client,
+                namespace: ns,
+                routes: routes,
+                logger: quietLogger
+            )
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(services: [.init(service: source)], logger: quietLogger)
+            )
+            let task = Task { try await group.run() }
+            defer { task.cancel() }
+            let stream = StreamID(namespace: ns, name: "erin")
+
+            _ = try await client.createLiveStream(
+                "erin",
+                namespace: ns,
+                spec: ["ingest": ["allowedSourceRanges": ["10.0.0.0/8", "10.0.0.0/99"]]]
+            )
+            _ = try await client.createLiveStream("nobody", namespace: ns)
+            // No port yet: no route.
+            _ = try await client.patchStatus(
+                KubernetesObject.self,
+                .liveStreams,
+                name: "erin",
+                namespace: ns,
+                mergePatch: ["status": ["port": 31007]]
+            )
+            try await eventually("erin's route appears") { routes.route(for: stream) != nil }
+            var route = try #require(routes.route(for: stream))
+            #expect(route.listenPort == 31007)
+            #expect(route.upstream == nil)
+            #expect(route.allowedSourceRanges.map(\.description) == ["10.0.0.0/8"])
+            #expect(route.suspended == false)
+            #expect(routes.routes.count == 1)
+
+            // A ready endpoint of ls-erin: the relay is the upstream.
+            _ = try await client.create(self.endpointSlice("ls-erin", namespace: ns, ready: false), .endpointSlices)
+            _ = try await client.update(
+                self.endpointSlice("ls-erin", namespace: ns, ready: true).withVersion(of: client),
+                .endpointSlices
+            )
+            try await eventually("erin's upstream is ready") { routes.route(for: stream)?.upstream != nil }
+            route = try #require(routes.route(for: stream))
+            #expect(route.upstream == GatewayRoute.Upstream(host: "ls-erin.\(ns).svc", port: 1935))
+
+            // Suspended: the route says so.
+            _ = try await client.patch(
+                KubernetesObject.self,
+                .liveStreams,
+                name: "erin",
+                namespace: ns,
+                mergePatch: ["spec": ["suspend": true]]
+            )
+            try await eventually("erin is suspended") { routes.route(for: stream)?.suspended == true }
+
+            // Deleted: the route goes.
+            try await client.delete(.liveStreams, name: "erin", namespace: ns)
+            try await eventually("erin's route is gone") { routes.route(for: stream) == nil }
+            await group.triggerGracefulShutdown()
+            try await task.value
+        }
+    }
+
+    @Test("the activator scales a relay at zero to one, leaves a running one alone, and never throws")
+    func activator() async throws {
+        try await withTestCluster { cluster in
+            let client = cluster.client
+            let ns = cluster.namespace
+            let deployment = KubernetesObject(
+                apiVersion: "apps/v1",
+                kind: "Deployment",
+                metadata: ObjectMeta(name: "ls-frank", namespace: ns),
+                fields: [
+                    "spec": [
+                        "replicas": 0,
+                        "selector": ["matchLabels": ["app": "x"]],
+                        "template": [
+                            "metadata": ["labels": ["app": "x"]],
+                            "spec": ["containers": [["name": "relay", "image": "x"]]],
+                        ],
+                    ]
+                ]
+            )
+            _ = try await client.create(deployment, .deployments, namespace: ns)
+            let activator = KubernetesScaleActivator(client: client, logger: quietLogger)
+            await activator.activate(StreamID(namespace: ns, name: "frank"))
+            #expect(try await client.getScale(.deployments, name: "ls-frank", namespace: ns).spec.replicas == 1)
+            // Already running: unchanged.
+            var scale = try await client.getScale(.deployments, name: "ls-frank", namespace: ns)
+            scale.spec.replicas = 2
+            _ = try await client.updateScale(scale, .deployments, namespace: ns)
+            await activator.activate(StreamID(namespace: ns, name: "frank"))
+            #expect(try await client.getScale(.deployments, name: "ls-frank", namespace: ns).spec.replicas == 2)
+            // No such relay: logged, not thrown.
+            await activator.activate(StreamID(namespace: ns, name: "nobody"))
+        }
+    }
+}
+
+extension KubernetesObject {
+    /// This object with the `resourceVersion` the server holds, for an update.
+    func withVersion(of client: KubernetesClient) async throws -> KubernetesObject {
+        var object = self
+        let current = try await client.get(
+            KubernetesObject.self,
+            .endpointSlices,
+            name: self.metadata.name ?? "",
+            namespace: self.metadata.namespace
+        )
+        object.metadata.resourceVersion = current.metadata.resourceVersion
+        return object
+    }
+}

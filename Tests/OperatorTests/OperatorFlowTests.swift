@@ -1,0 +1,447 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import KubernetesClient
+import KubernetesTestServer
+import LiveStreamModel
+import Operator
+import PeerTestSupport
+import Testing
+
+/// The operator as a user meets it: kubectl apply, wait, patch, delete, against the test server (or
+/// `LIVERELAY_TEST_KUBECONFIG`).
+@Suite(
+    "Operator flow with kubectl",
+    .enabled(if: kubectlPath != nil, "kubectl is not on PATH"),
+    .timeLimit(.minutes(3))
+)
+struct OperatorFlowTests {
+    @Test("create, update a target, go live, suspend, resume, delete; every object written is schema-valid")
+    func lifecycle() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            let configuration = try testConfiguration(cluster)
+            try await withOperator(cluster, configuration: configuration) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                // Create, as a user would.
+                let apply = try await kubectl(
+                    cluster,
+                    [
+                        "apply", "--server-side", "-f", "\(Paths.examples)/target-keys.yaml", "-f",
+                        "\(Paths.examples)/livestream.yaml",
+                    ]
+                )
+                #expect(apply.succeeded, "\(apply.standardError)")
+                let wait = try await kubectl(
+                    cluster,
+                    ["wait", "--for=condition=Ready", "livestream/alice", "--timeout=60s"]
+                )
+                #expect(wait.succeeded, "\(wait.standardError)")
+
+                let alice = try await client.liveStream("alice", namespace: ns)
+                let port = try #require(alice.statusPort)
+                #expect((31000...31999).contains(port))
+                #expect(alice["status"]?["ingestURL"] == .string("rtmp://rtmp.example.com:\(port)/live"))
+                #expect(
+                    alice["status"]?["previewURL"]?.stringValue
+                        == "https://live.example.com/live/\(ns)/alice/index.m3u8"
+                )
+                #expect(alice.condition("PortAllocated")?["status"] == "True")
+                #expect(alice.condition("Autoscaling")?["reason"] == "KEDANotInstalled")
+                #expect(alice.condition("Ready")?["observedGeneration"] == alice.metadata.generation.map { .int($0) })
+                #expect(alice.metadata.finalizers?.contains(LiveStreamResource.finalizer) == true)
+                #expect(try await client.gatewayPorts(namespace: ns).contains(port))
+                let gateway = try await client.get(
+                    KubernetesObject.self,
+                    .services,
+                    name: "liverelay-gateway",
+                    namespace: ns
+                )
+                let entry = gateway["spec"]?["ports"]?.arrayValues.first { $0["port"]?.intValue == Int64(port) }
+                #expect(entry?["nodePort"]?.intValue == Int64(port))
+
+                // Every child exists and is owned by the stream.
+                for resource in [KubernetesResource.deployments, .services, .configMaps, .networkPolicies, .ingresses] {
+                    let child = try await client.get(KubernetesObject.self, resource, name: "ls-alice", namespace: ns)
+                    #expect(child.metadata.ownerReferences?.first?.uid == alice.metadata.uid, "\(resource)")
+                }
+                let key = try await client.get(KubernetesObject.self, .secrets, name: "alice-stream-key", namespace: ns)
+                #expect(key.metadata.ownerReferences?.first?.uid == alice.metadata.uid)
+                let keyData = try #require(key["data"]?["streamKey"]?.stringValue.flatMap { Data(base64Encoded: $0) })
+                #expect(keyData.count >= 32)
+                let keyText = String(decoding: keyData, as: UTF8.self)
+                // Without KEDA the relay keeps (at least) one replica.
+                let scale = try await client.getScale(.deployments, name: "ls-alice", namespace: ns)
+                #expect((scale.spec.replicas ?? 1) >= 1)
+
+                // The table shows phase, port, ingest URL and age.
+                let table = try await kubectl(cluster, ["get", "livestreams"])
+                #expect(table.standardOutput.contains("PHASE"), "\(table.standardOutput)")
+                #expect(table.standardOutput.contains("\(port)"))
+                #expect(table.standardOutput.contains("rtmp://rtmp.example.com:\(port)/live"))
+
+                // Update a target: the relay's document follows, the port stays.
+                let updated = try String(contentsOfFile: "\(Paths.examples)/livestream.yaml", encoding: .utf8)
+                    .replacingOccurrences(
+                        of: "rtmp://a.rtmp.youtube.com/live2",
+                        with: "rtmp://b.rtmp.youtube.com/live2"
+                    )
+                let updatedPath = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "alice-\(UUID().uuidString).yaml"
+                ).path
+                try Data(updated.utf8).write(to: URL(fileURLWithPath: updatedPath))
+                defer { try? FileManager.default.removeItem(atPath: updatedPath) }
+                #expect(try await kubectl(cluster, ["apply", "--server-side", "-f", updatedPath]).succeeded)
+                let generation = try #require(try await client.liveStream("alice", namespace: ns).metadata.generation)
+                let observed = try await kubectl(
+                    cluster,
+                    [
+                        "wait", "--for=jsonpath={.status.observedGeneration}=\(generation)", "livestream/alice",
+                        "--timeout=60s",
+                    ]
+                )
+                #expect(observed.succeeded, "\(observed.standardError)")
+                try await eventually("the relay's document has the new target URL") {
+                    let map = try await client.get(KubernetesObject.self, .configMaps, name: "ls-alice", namespace: ns)
+                    return map["data"]?["livestream.yaml"]?.stringValue?.contains("b.rtmp.youtube.com") == true
+                }
+                #expect(try await client.liveStream("alice", namespace: ns).statusPort == port)
+
+                // The relay becomes ready: Live.
+                _ = try await client.patchStatus(
+                    KubernetesObject.self,
+                    .deployments,
+                    name: "ls-alice",
+                    namespace: ns,
+                    mergePatch: ["status": ["replicas": 1, "readyReplicas": 1]]
+                )
+                let live = try await kubectl(
+                    cluster,
+                    ["wait", "--for=jsonpath={.status.phase}=Live", "livestream/alice", "--timeout=60s"]
+                )
+                #expect(live.succeeded, "\(live.standardError)")
+
+                // Suspend: relay at zero, phase Suspended.
+                let suspend = try await kubectl(
+                    cluster,
+                    ["patch", "livestream", "alice", "--type=merge", "-p", #"{"spec":{"suspend":true}}"#]
+                )
+                #expect(suspend.succeeded, "\(suspend.standardError)")
+                let suspended = try await kubectl(
+                    cluster,
+                    ["wait", "--for=jsonpath={.status.phase}=Suspended", "livestream/alice", "--timeout=60s"]
+                )
+                #expect(suspended.succeeded, "\(suspended.standardError)")
+                #expect(try await client.getScale(.deployments, name: "ls-alice", namespace: ns).spec.replicas == 0)
+                #expect(
+                    try await client.liveStream("alice", namespace: ns).condition("Ready")?["reason"] == "Suspended"
+                )
+
+                // Resume: one replica again, Ready.
+                _ = try await kubectl(
+                    cluster,
+                    ["patch", "livestream", "alice", "--type=merge", "-p", #"{"spec":{"suspend":false}}"#]
+                )
+                let resumed = try await kubectl(
+                    cluster,
+                    ["wait", "--for=condition=Ready", "livestream/alice", "--timeout=60s"]
+                )
+                #expect(resumed.succeeded, "\(resumed.standardError)")
+                #expect(try await client.getScale(.deployments, name: "ls-alice", namespace: ns).spec.replicas == 1)
+
+                // Events say what happened, and never carry the key.
+                let events = try await client.listAll(KubernetesObject.self, .eventsV1, namespace: ns).items
+                let reasons = Set(events.compactMap { $0["reason"]?.stringValue })
+                #expect(reasons.isSuperset(of: ["PortAllocated", "StreamKeyGenerated", "Suspended", "Resumed"]))
+                #expect(events.allSatisfy { $0["reportingController"] == "liverelay.io/operator" })
+                #expect(!events.contains { ($0["note"]?.stringValue ?? "").contains(keyText) })
+
+                // Every object the operator wrote is valid against the official schemas.
+                if python3Path != nil {
+                    var written: [JSONValue] = []
+                    for resource in [
+                        KubernetesResource.deployments, .services, .configMaps, .networkPolicies, .ingresses, .secrets,
+                    ] {
+                        let object = try await client.get(
+                            KubernetesObject.self,
+                            resource,
+                            name: resource == .secrets ? "alice-stream-key" : "ls-alice",
+                            namespace: ns
+                        )
+                        written.append(try object.asAppliedManifest())
+                    }
+                    written.append(try gateway.asAppliedManifest())
+                    written += try events.map { try $0.asAppliedManifest() }
+                    written.append(try await client.liveStream("alice", namespace: ns).asAppliedManifest())
+                    let directory = try writeManifests(written)
+                    defer { try? FileManager.default.removeItem(atPath: directory) }
+                    let result = try await validateManifests([directory])
+                    #expect(result.succeeded, "\(result.standardOutput)")
+                }
+
+                // Delete: the finalizer frees the port and the gateway entry.
+                let delete = try await kubectl(
+                    cluster,
+                    ["delete", "-f", "\(Paths.examples)/livestream.yaml", "--timeout=60s"]
+                )
+                #expect(delete.succeeded, "\(delete.standardError)")
+                await #expect(throws: KubernetesError.self) { try await client.liveStream("alice", namespace: ns) }
+                #expect(try await client.gatewayPorts(namespace: ns).contains(port) == false)
+            }
+        }
+    }
+
+    @Test("with KEDA: a ScaledObject per stream, paused at 0 while suspended; valid against KEDA's schema")
+    func keda() async throws {
+        try await withTestCluster(keda: true) { cluster in
+            try await createGatewayService(cluster)
+            try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                _ = try await client.createLiveStream("bob", namespace: ns, spec: ["scaling": ["idleSeconds": 30]])
+                #expect(
+                    try await kubectl(cluster, ["wait", "--for=condition=Ready", "livestream/bob", "--timeout=60s"])
+                        .succeeded
+                )
+                let bob = try await client.liveStream("bob", namespace: ns)
+                #expect(bob.condition("Autoscaling")?["status"] == "True")
+                let scaled = try await client.get(KubernetesObject.self, .scaledObjects, name: "ls-bob", namespace: ns)
+                #expect(scaled["spec"]?["cooldownPeriod"] == 30)
+                #expect(scaled["spec"]?["minReplicaCount"] == 0)
+                #expect(scaled.metadata.ownerReferences?.first?.uid == bob.metadata.uid)
+                // KEDA owns the replicas: the operator's Deployment does not set them.
+                let deployment = try await client.get(
+                    KubernetesObject.self,
+                    .deployments,
+                    name: "ls-bob",
+                    namespace: ns
+                )
+                #expect(deployment["spec"]?["replicas"] == nil)
+
+                _ = try await client.patch(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: "bob",
+                    namespace: ns,
+                    mergePatch: ["spec": ["suspend": true]]
+                )
+                try await eventually("bob is suspended") {
+                    try await client.liveStream("bob", namespace: ns).phase == "Suspended"
+                }
+                let paused = try await client.get(KubernetesObject.self, .scaledObjects, name: "ls-bob", namespace: ns)
+                #expect(paused.metadata.annotations?["autoscaling.keda.sh/paused-replicas"] == "0")
+                if python3Path != nil {
+                    let directory = try writeManifests([try paused.asAppliedManifest()])
+                    defer { try? FileManager.default.removeItem(atPath: directory) }
+                    let result = try await validateManifests([directory])
+                    #expect(result.succeeded, "\(result.standardOutput)")
+                }
+            }
+        }
+    }
+
+    @Test("an invalid spec the schema cannot catch gets Ready=False naming the field, and nothing else")
+    func invalidSpec() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                _ = try await client.createLiveStream(
+                    "carol",
+                    namespace: ns,
+                    spec: ["targets": [["name": "yt", "url": "rtmp://user:secret@a.example.com/live"]]]
+                )
+                try await eventually("carol is refused") {
+                    try await client.liveStream("carol", namespace: ns).condition("Ready")?["reason"] == "InvalidSpec"
+                }
+                let carol = try await client.liveStream("carol", namespace: ns)
+                #expect(carol.condition("Ready")?["message"]?.stringValue?.contains("spec.targets[0].url") == true)
+                #expect(carol.phase == "Failed")
+                #expect(carol.statusPort == nil)
+                await #expect(throws: KubernetesError.self) {
+                    try await client.get(KubernetesObject.self, .deployments, name: "ls-carol", namespace: ns)
+                }
+                await #expect(throws: KubernetesError.self) {
+                    try await client.get(KubernetesObject.self, .secrets, name: "carol-stream-key", namespace: ns)
+                }
+            }
+        }
+    }
+
+    @Test("fixed ports are honoured or refused; exhaustion is a condition; a freed port goes to a waiting stream")
+    func fixedPortsAndExhaustion() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            let configuration = try testConfiguration(cluster, portRange: 31000...31002)
+            try await withOperator(cluster, configuration: configuration) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                _ = try await client.createLiveStream("fixed", namespace: ns, spec: ["ingest": ["port": 31001]])
+                try await eventually("fixed has 31001") {
+                    try await client.liveStream("fixed", namespace: ns).statusPort == 31001
+                }
+                _ = try await client.createLiveStream("taken", namespace: ns, spec: ["ingest": ["port": 31001]])
+                _ = try await client.createLiveStream("outside", namespace: ns, spec: ["ingest": ["port": 40000]])
+                try await eventually("taken is refused") {
+                    try await client.liveStream("taken", namespace: ns).condition("PortAllocated")?["reason"]
+                        == "PortTaken"
+                }
+                try await eventually("outside is refused") {
+                    try await client.liveStream("outside", namespace: ns).condition("PortAllocated")?["reason"]
+                        == "PortOutOfRange"
+                }
+                #expect(try await client.liveStream("taken", namespace: ns).statusPort == nil)
+                for name in ["a1", "a2"] { _ = try await client.createLiveStream(name, namespace: ns) }
+                _ = try await client.createLiveStream("a3", namespace: ns)
+                // Three ports: fixed, a1 and a2 take them; a3 waits with a clear message.
+                try await eventually("the range is exhausted for one stream") {
+                    var exhausted = 0
+                    for name in ["a1", "a2", "a3"] {
+                        let reason = try await client.liveStream(name, namespace: ns).condition("PortAllocated")?[
+                            "reason"
+                        ]
+                        if reason == "RangeExhausted" { exhausted += 1 }
+                    }
+                    return exhausted == 1
+                }
+                let streams = try await client.listAll(KubernetesObject.self, .liveStreams, namespace: ns).items
+                let waiting = try #require(
+                    streams.first { $0.condition("PortAllocated")?["reason"] == "RangeExhausted" }
+                )
+                #expect(
+                    waiting.condition("PortAllocated")?["message"]?.stringValue?.contains(
+                        "all 3 ports of the range 31000-31002 are taken"
+                    )
+                        == true
+                )
+                let ports = streams.compactMap(\.statusPort)
+                #expect(Set(ports).count == ports.count)
+                #expect(Set(ports) == [31000, 31001, 31002])
+                // Deleting a stream frees its port for the waiting one (once the stream that asks for exactly that
+                // port is gone too).
+                try await client.delete(.liveStreams, name: "taken", namespace: ns)
+                try await client.delete(.liveStreams, name: "fixed", namespace: ns)
+                let name = try #require(waiting.metadata.name)
+                try await eventually("the waiting stream gets the freed port") {
+                    try await client.liveStream(name, namespace: ns).statusPort == 31001
+                }
+            }
+        }
+    }
+
+    @Test("two streams recorded on one port: the older keeps it, the newer moves, with an event")
+    func conflictAtStart() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            let client = cluster.client
+            let ns = cluster.namespace
+            // Both claim 31005, as after restoring a backup; "first" is older (or, created in the same second, sorts first).
+            for name in ["first", "second"] {
+                _ = try await client.createLiveStream(name, namespace: ns)
+                _ = try await client.patchStatus(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: name,
+                    namespace: ns,
+                    mergePatch: ["status": ["port": 31005]]
+                )
+            }
+            try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
+                try await eventually("both are ready") {
+                    let first = try await client.liveStream("first", namespace: ns)
+                    let second = try await client.liveStream("second", namespace: ns)
+                    return first.condition("Ready")?["status"] == "True"
+                        && second.condition("Ready")?["status"] == "True"
+                }
+                #expect(try await client.liveStream("first", namespace: ns).statusPort == 31005)
+                let moved = try #require(try await client.liveStream("second", namespace: ns).statusPort)
+                #expect(moved != 31005)
+                let events = try await client.listAll(KubernetesObject.self, .eventsV1, namespace: ns).items
+                let reassigned = events.filter { $0["reason"] == "PortReassigned" }
+                #expect(reassigned.count == 1)
+                #expect(reassigned.first?["regarding"]?["name"] == "second")
+                #expect(
+                    reassigned.first?["note"]?.stringValue?.contains("kept by the older LiveStream \(ns)/first") == true
+                )
+                #expect(try await client.gatewayPorts(namespace: ns) == [31005, moved])
+            }
+        }
+    }
+
+    @Test("a delete while the operator is down still releases the port at the next start")
+    func deleteWhileDown() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            let client = cluster.client
+            let ns = cluster.namespace
+            let configuration = try testConfiguration(cluster)
+            let port = try await withOperator(cluster, configuration: configuration) { _ in
+                _ = try await client.createLiveStream("dave", namespace: ns)
+                try await eventually("dave has a port") {
+                    try await client.liveStream("dave", namespace: ns).statusPort != nil
+                }
+                try await eventually("the gateway has dave's port") {
+                    try await client.gatewayPorts(namespace: ns).count == 1
+                }
+                return try #require(try await client.liveStream("dave", namespace: ns).statusPort)
+            }
+            try await client.delete(.liveStreams, name: "dave", namespace: ns)
+            // The finalizer holds it while nobody runs.
+            #expect(try await client.liveStream("dave", namespace: ns).metadata.deletionTimestamp != nil)
+            #expect(try await client.gatewayPorts(namespace: ns) == [port])
+            try await withOperator(cluster, configuration: configuration) { _ in
+                try await eventually("dave is gone") {
+                    do {
+                        _ = try await client.liveStream("dave", namespace: ns)
+                        return false
+                    } catch let error as KubernetesError where error.isNotFound {
+                        return true
+                    }
+                }
+                try await eventually("the gateway lost dave's port") {
+                    try await client.gatewayPorts(namespace: ns).isEmpty
+                }
+            }
+        }
+    }
+}
+
+extension JSONValue {
+    var arrayValues: [JSONValue] {
+        if case .array(let values) = self { return values }
+        return []
+    }
+}
+
+extension KubernetesResource {
+    /// `events.k8s.io/v1` Events, as the operator writes them.
+    static let eventsV1 = KubernetesResource(group: "events.k8s.io", version: "v1", plural: "events", kind: "Event")
+}
+
+extension KubernetesObject {
+    /// The object as a manifest: without the fields only the server writes (which the test server fills in its own
+    /// way), so what remains is what the operator wrote.
+    func asAppliedManifest() throws -> JSONValue {
+        var object = self
+        object.metadata.uid = nil
+        object.metadata.resourceVersion = nil
+        object.metadata.generation = nil
+        object.metadata.creationTimestamp = nil
+        object.metadata.deletionTimestamp = nil
+        object.fields["status"] = object.kind == "LiveStream" ? object.fields["status"] : nil
+        var json = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(object))
+        json["metadata"]?["managedFields"] = nil
+        return json
+    }
+}

@@ -1,0 +1,288 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import KubernetesClient
+import KubernetesController
+import KubernetesTestServer
+import LiveStreamModel
+import Logging
+import Operator
+import PeerTestSupport
+import ServiceLifecycle
+import Testing
+
+/// Paths of the repository and of the shared schemas beside it.
+enum Paths {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let crd = repository.appendingPathComponent("crds/livestream.yaml").path
+    static let examples = repository.appendingPathComponent("examples/kubernetes").path
+    static let validator = repository.appendingPathComponent("tools/validate-manifests.py").path
+    static let kedaCRD = repository.deletingLastPathComponent()
+        .appendingPathComponent("shared/schemas/keda.sh_scaledobjects.yaml").path
+}
+
+let kubectlPath: String? = {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    return path.split(separator: ":").map { "\($0)/kubectl" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+let python3Path: String? = {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    return path.split(separator: ":").map { "\($0)/python3" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+var isRealCluster: Bool {
+    !(ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"] ?? "").isEmpty
+}
+
+/// A cluster for one test: the in-process test server with the LiveStream CRD (and, if asked, KEDA's), or the
+/// cluster of `LIVERELAY_TEST_KUBECONFIG`, where the CRDs must already be installed.
+struct TestCluster: Sendable {
+    let client: KubernetesClient
+    let server: KubernetesTestServer?
+    let kubeconfig: String
+    let namespace: String
+}
+
+func withTestCluster<T>(
+    keda: Bool = false,
+    _ body: (TestCluster) async throws -> T
+) async throws -> T {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("operator-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let kubeconfig = directory.appendingPathComponent("kubeconfig").path
+    if let path = ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"], !path.isEmpty {
+        let configuration = try KubernetesConfiguration.kubeconfig(path: path)
+        return try await withKubernetesClient(configuration: configuration) { client in
+            try await body(TestCluster(client: client, server: nil, kubeconfig: path, namespace: client.namespace))
+        }
+    }
+    var logger = Logger(label: "kube-test-server")
+    logger.logLevel = .warning
+    return try await withKubernetesTestServer(
+        configuration: .init(bookmarkInterval: .milliseconds(500)),
+        logger: logger
+    ) { server in
+        try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
+        if keda {
+            try server.installCRD(yaml: String(contentsOfFile: Paths.kedaCRD, encoding: .utf8))
+        }
+        try server.writeKubeconfig(to: kubeconfig)
+        var configuration = try KubernetesConfiguration.kubeconfig(yaml: server.kubeconfig(), baseDirectory: "/")
+        configuration.retry.defaultDelay = .milliseconds(20)
+        return try await withKubernetesClient(configuration: configuration) { client in
+            try await body(TestCluster(client: client, server: server, kubeconfig: kubeconfig, namespace: "default"))
+        }
+    }
+}
+
+/// A name no other test (or earlier run on a real cluster) uses.
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+var quietLogger: Logger {
+    var logger = Logger(label: "operator-test")
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["OPERATOR_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
+    return logger
+}
+
+/// The configuration the tests run the operator with: the cluster's namespace, the gateway in it, fast watches.
+func testConfiguration(
+    _ cluster: TestCluster,
+    portRange: ClosedRange<Int> = 31000...31999,
+    workers: Int = 4
+) throws -> OperatorConfiguration {
+    var configuration = OperatorConfiguration(
+        namespace: cluster.namespace,
+        portRange: try PortRange(portRange),
+        relayImage: "registry.example.com/liverelay:test",
+        gatewayServiceName: "liverelay-gateway",
+        gatewayNamespace: cluster.namespace,
+        ingestHost: "rtmp.example.com",
+        ingressClassName: "nginx",
+        ingressHost: "live.example.com",
+        kedaPollingInterval: 5
+    )
+    configuration.controller = ControllerConfiguration(
+        workers: workers,
+        resyncPeriod: nil,
+        queue: WorkQueueConfiguration(),
+        listWatch: ListWatchOptions(
+            watchTimeoutSeconds: 60,
+            backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(400))
+        )
+    )
+    return configuration
+}
+
+/// Creates the gateway Service the operator adds stream ports to (the Helm chart's job in a cluster).
+func createGatewayService(_ cluster: TestCluster, type: String = "NodePort") async throws {
+    let service = KubernetesObject(
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: ObjectMeta(name: "liverelay-gateway", namespace: cluster.namespace),
+        fields: [
+            "spec": [
+                "type": .string(type),
+                "selector": ["app.kubernetes.io/name": "liverelay-gateway"],
+                "ports": [["name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"]],
+            ]
+        ]
+    )
+    do {
+        _ = try await cluster.client.create(service, .services, namespace: cluster.namespace)
+    } catch let error as KubernetesError where error.isConflict {}
+}
+
+/// A running operator, stopped by ``stop()`` (graceful) or ``kill()`` (cancelled, as a crash would).
+struct RunningOperator {
+    let instance: LiveStreamOperator
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    static func start(_ cluster: TestCluster, configuration: OperatorConfiguration) -> RunningOperator {
+        let instance = LiveStreamOperator(client: cluster.client, configuration: configuration, logger: quietLogger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: instance)], logger: quietLogger)
+        )
+        let task = Task { try await group.run() }
+        return RunningOperator(instance: instance, group: group, task: task)
+    }
+
+    func stop() async {
+        await self.group.triggerGracefulShutdown()
+        _ = try? await self.task.value
+    }
+
+    func kill() async {
+        self.task.cancel()
+        _ = try? await self.task.value
+    }
+}
+
+/// Runs `body` with an operator running; stops it afterwards, whatever happens.
+func withOperator<T>(
+    _ cluster: TestCluster,
+    configuration: OperatorConfiguration,
+    _ body: (RunningOperator) async throws -> T
+) async throws -> T {
+    let running = RunningOperator.start(cluster, configuration: configuration)
+    do {
+        let result = try await body(running)
+        await running.stop()
+        return result
+    } catch {
+        await running.kill()
+        throw error
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes: for state in the API server, where there is no event to
+/// await from the test.
+func eventually(
+    _ what: @autoclosure () -> String = "condition",
+    timeout: Duration = .seconds(30),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out waiting for \(what())")
+    throw CancellationError()
+}
+
+/// Runs `kubectl ARGS` against the cluster to completion.
+func kubectl(
+    _ cluster: TestCluster,
+    _ arguments: [String],
+    timeout: Duration = .seconds(90)
+) async throws -> ProcessExit {
+    let exit = try await withRunningProcess(
+        kubectlPath ?? "kubectl",
+        arguments: ["--kubeconfig", cluster.kubeconfig] + arguments,
+        standardOutput: .capture(limit: 1 << 20)
+    ) { process in
+        await process.waitForExit(timeout: timeout)
+    }
+    return try #require(exit, "kubectl \(arguments.joined(separator: " ")) did not finish")
+}
+
+/// Runs the manifest validator (kubernetes-validate's official schemas, KEDA's and our CRD's) on `paths`.
+func validateManifests(_ paths: [String]) async throws -> ProcessExit {
+    let exit = try await withRunningProcess(
+        python3Path ?? "python3",
+        arguments: [Paths.validator, "--crd", Paths.kedaCRD, "--crd", Paths.crd] + paths,
+        standardOutput: .capture(limit: 1 << 20)
+    ) { process in
+        await process.waitForExit(timeout: .seconds(120))
+    }
+    return try #require(exit, "the validator did not finish")
+}
+
+/// Writes `objects` as JSON documents into a new directory and returns it.
+func writeManifests(_ objects: [JSONValue]) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("manifests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    for (index, object) in objects.enumerated() {
+        try encoder.encode(object).write(to: directory.appendingPathComponent("\(index).json"))
+    }
+    return directory.path
+}
+
+extension KubernetesClient {
+    func liveStream(_ name: String, namespace: String) async throws -> KubernetesObject {
+        try await self.get(KubernetesObject.self, .liveStreams, name: name, namespace: namespace)
+    }
+
+    func createLiveStream(_ name: String, namespace: String, spec: JSONValue = [:]) async throws -> KubernetesObject {
+        let object = KubernetesObject(
+            apiVersion: LiveStreamResource.apiVersion,
+            kind: LiveStreamResource.kind,
+            metadata: ObjectMeta(name: name, namespace: namespace),
+            fields: ["spec": spec]
+        )
+        return try await self.create(object, .liveStreams, namespace: namespace)
+    }
+
+    /// The stream ports on the gateway Service.
+    func gatewayPorts(namespace: String) async throws -> Set<Int> {
+        let service = try await self.get(
+            KubernetesObject.self,
+            .services,
+            name: "liverelay-gateway",
+            namespace: namespace
+        )
+        guard case .array(let ports) = service["spec"]?["ports"] ?? [] else { return [] }
+        return Set(
+            ports.filter { $0["name"]?.stringValue?.hasPrefix("ls-") == true }.compactMap { $0["port"]?.intValue }
+                .map { Int($0) }
+        )
+    }
+}
+
+extension KubernetesObject {
+    var statusPort: Int? { self["status"]?["port"]?.intValue.map { Int($0) } }
+    var phase: String? { self["status"]?["phase"]?.stringValue }
+
+    func condition(_ type: String) -> JSONValue? {
+        guard case .array(let conditions) = self["status"]?["conditions"] ?? [] else { return nil }
+        return conditions.first { $0["type"]?.stringValue == type }
+    }
+}

@@ -1,0 +1,92 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import NIOCore
+import Relay
+import Testing
+
+@testable import Preview
+
+@Suite struct PreviewQueueTests {
+    // FLV video bodies: AVC keyframe, AVC inter frame, AVC sequence header (headers only; the queue reads no more).
+    let keyframe = ByteBuffer(bytes: [0x17, 0x01, 0, 0, 0] + Array(repeating: 0xAA, count: 1000))
+    let interframe = ByteBuffer(bytes: [0x27, 0x01, 0, 0, 0] + Array(repeating: 0xBB, count: 1000))
+    let header = ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
+
+    @Test func behindItDropsToTheNextKeyframeAndKeepsHeaders() {
+        let queue = PreviewQueue(maxBytes: 3000)
+        #expect(self.push(queue, .video(self.header, 0)) == "queued")
+        #expect(self.push(queue, .video(self.keyframe, 0)) == "queued")
+        #expect(self.push(queue, .video(self.interframe, 40)) == "queued")
+        // Over the bound: what waits is dropped (the header stays), and so is everything up to a keyframe.
+        #expect(self.push(queue, .video(self.interframe, 80)) == "startedDropping")
+        #expect(self.push(queue, .video(self.interframe, 120)) == "dropped")
+        #expect(self.push(queue, .audio(ByteBuffer(bytes: [0xAF, 0x01, 0x21]), 120)) == "dropped")
+        #expect(self.push(queue, .video(self.keyframe, 160)) == "queued")
+        let (items, dropped) = queue.pop()
+        #expect(dropped == 5)
+        #expect(items.count == 2)
+        #expect(items.first?.isHeader == true)
+        #expect(items.last?.isKeyframe == true)
+        // The end is always queued, and nothing after it.
+        #expect(self.push(queue, .end) == "queued")
+        #expect(self.push(queue, .video(self.keyframe, 200)) == "dropped")
+    }
+
+    private func push(_ queue: PreviewQueue, _ item: PreviewQueue.Item) -> String {
+        switch queue.push(item) {
+        case .queued: "queued"
+        case .dropped: "dropped"
+        case .startedDropping: "startedDropping"
+        }
+    }
+
+    @Test(arguments: [
+        ("index.m3u8", true), ("s1-0-12.ts", true), ("../etc/passwd", false), (".hidden.ts", false),
+        ("index.m3u8/x", false), ("segment.mp4", false), ("a b.ts", false),
+    ])
+    func onlyHLSFileNamesAreServed(_ name: String, _ allowed: Bool) {
+        #expect(PreviewStream.isHLSFileName(name) == allowed)
+    }
+
+    @Test func thePageUsesRelativeURLsAndNoThirdPartyScript() {
+        let html = PreviewPage.html
+        #expect(html.contains("fetch(\"status\""))
+        #expect(html.contains("fetch(\"live.mp4\""))
+        #expect(!html.contains("\"/preview"))
+        #expect(!html.contains("<script src"))
+        #expect(html.contains("MediaSource.isTypeSupported"))
+    }
+
+    @Test func previewEnabledComesFromTheLiveStreamSpec() throws {
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: on }
+            spec:
+              ingest: { streamKeySecretRef: { name: keys, key: on } }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: off }
+            spec:
+              ingest: { streamKeySecretRef: { name: keys, key: off } }
+              preview: { enabled: false }
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { on: key-one, off: key-two }
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test", secretsDirectory: "/nonexistent")
+        #expect(streams.map(\.previewEnabled) == [true, false])
+    }
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+#===----------------------------------------------------------------------===//
+#
+# This source file is part of the liverelay open source project
+#
+# Copyright (c) 2026 the liverelay project authors
+# Licensed under Apache License v2.0
+#
+# SPDX-License-Identifier: Apache-2.0
+#
+#===----------------------------------------------------------------------===//
+#
+# What the benchmark scripts share: process bookkeeping (everything started is stopped on exit), ports, waiting for
+# a quiet machine, and nginx-rtmp configured by hand. Sourced; expects `log`, `wait_for_builds` and `rtmp_module`.
+# shellcheck shell=bash
+
+# Everything this script starts, stopped on exit whatever happens.
+work=$(mktemp -d /tmp/liverelay-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for other in "${pids[@]}"; do
+        [[ $other == "$pid" ]] || kept+=("$other")
+    done
+    pids=("${kept[@]+"${kept[@]}"}")
+}
+
+wait_for_port() {
+    local port=$1
+    for _ in $(seq 100); do
+        if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench-relay: nothing listens on port $port" >&2
+    return 1
+}
+
+# A free TCP port on 127.0.0.1 (free now; the servers bind it a moment later).
+free_port() {
+    local port
+    while true; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# Others may compile or run tests on this machine: wait (up to --wait-for-builds seconds) until no Swift compiler
+# and no test bundle runs, and say whether one still did.
+busy_note() {
+    local found=()
+    pgrep -x swift-frontend >/dev/null && found+=("swift-frontend")
+    pgrep -x swift-build >/dev/null && found+=("swift-build")
+    pgrep -f '[.]xctest' >/dev/null && found+=("xctest")
+    echo "${found[*]}"
+}
+quiet_note() {
+    local waited=0 busy
+    busy=$(busy_note)
+    while [[ -n $busy ]]; do
+        if ((waited >= ${wait_for_builds:?})); then
+            echo "busy: $busy"
+            return
+        fi
+        sleep 5
+        waited=$((waited + 5))
+        busy=$(busy_note)
+    done
+    echo "quiet"
+}
+
+# nginx-rtmp with one worker (worker_processes 1), no recording; the server block comes on standard input.
+nginx_conf() {
+    local prefix=$1 port=$2
+    shift 2
+    mkdir -p "$prefix/logs" "$prefix/tmp"
+    {
+        echo "load_module ${rtmp_module:?};"
+        echo "worker_processes 1;"
+        echo "pid $prefix/logs/nginx.pid;"
+        echo "error_log $prefix/logs/error.log warn;"
+        echo "events { worker_connections 4096; }"
+        echo "rtmp {"
+        echo "    server {"
+        echo "        listen 127.0.0.1:$port;"
+        cat
+        echo "    }"
+        echo "}"
+        echo "http {"
+        echo "    access_log off;"
+        for temp in client_body proxy fastcgi uwsgi scgi; do
+            echo "    ${temp}_temp_path $prefix/tmp/$temp;"
+        done
+        echo "}"
+    } >"$prefix/nginx.conf"
+}
+
+start_nginx() {
+    local prefix=$1
+    nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" -g 'daemon off; master_process on;' &
+    started=$!
+    pids+=("$started")
+}
+

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+#===----------------------------------------------------------------------===//
+#
+# This source file is part of the liverelay open source project
+#
+# Copyright (c) 2026 the liverelay project authors
+# Licensed under Apache License v2.0
+#
+# SPDX-License-Identifier: Apache-2.0
+#
+#===----------------------------------------------------------------------===//
+#
+# The gateway's cost and the cold start, measured on this machine.
+#
+#   1. Steady state, for each stream count: the same publishing and playing client (liverelay-bench) on three paths,
+#      one after the other, all into one nginx-rtmp sink:
+#        direct    bench -> sink                                   (the baseline)
+#        liverelay bench -> liverelay relay (one process)  -> sink
+#        gateway   bench -> liverelay local (gateway, one relay process per stream) -> sink
+#      Latency per message and CPU of the measured process tree. The gateway's own CPU (the local-mode process
+#      without its relays) is read from /proc as well.
+#   2. Starts: from the encoder's TCP connect to the first media message at the sink, with the relay at zero (cold:
+#      local mode starts it while the gateway holds the connection) and with it running (warm), alternating.
+#
+# Usage: tools/bench-gateway.sh [--out DIR] [--seconds N] [--streams "1 10"] [--starts N] [--skip-build]
+#                               [--wait-for-builds SECONDS]
+# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, curl, python3, Linux /proc. Leaves nothing running.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+out="$root/.build/bench-gateway"
+seconds=30
+stream_counts="1 10"
+starts=10
+skip_build=false
+wait_for_builds=300
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --out) out=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --streams) stream_counts=$2; shift 2 ;;
+        --starts) starts=$2; shift 2 ;;
+        --wait-for-builds) wait_for_builds=$2; shift 2 ;;
+        --skip-build) skip_build=true; shift ;;
+        -h | --help) sed -n '/^# The gateway.s cost/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+for tool in swift ffmpeg nginx curl python3; do
+    command -v "$tool" >/dev/null || { echo "bench-gateway: $tool is not installed" >&2; exit 1; }
+done
+[[ -f $rtmp_module ]] || { echo "bench-gateway: $rtmp_module is missing (apt-get install libnginx-mod-rtmp)" >&2; exit 1; }
+
+log() { printf '%s bench-gateway: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# shellcheck source=tools/bench-common.sh
+source "$root/tools/bench-common.sh"
+
+if ! $skip_build; then
+    log "building release (liverelay, liverelay-bench)"
+    swift build -c release --product liverelay
+    swift build -c release --product liverelay-bench
+fi
+bin=$(swift build -c release --show-bin-path)
+bench="$bin/liverelay-bench"
+relay="$bin/liverelay"
+
+input="$work/input.flv"
+log "making the input with ffmpeg"
+ffmpeg -hide_banner -loglevel error -y \
+    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -t $((seconds + 10)) -pix_fmt yuv420p \
+    -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3000k -bufsize 3000k -g 60 -keyint_min 60 -sc_threshold 0 \
+    -c:a aac -b:a 128k -f flv "$input"
+
+sink_port=$(free_port)
+printf '        application sink { live on; }\n' | nginx_conf "$work/sink" "$sink_port"
+start_nginx "$work/sink"
+sink_pid=$started
+wait_for_port "$sink_port"
+sink="rtmp://127.0.0.1:$sink_port/sink"
+
+mkdir -p "$out"
+rm -f "$out"/*.json "$out"/starts.jsonl
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "liverelay: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "seconds per path: $seconds; streams: $stream_counts; starts: $starts of each"
+} >"$out/machine.txt"
+
+# CPU seconds (user + system) of one process, without its children.
+cpu_of() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# One LiveStream per stream for local mode, each with a fixed port, its key and one target in the sink.
+local_yaml() {
+    local count=$1 tag=$2 scaling=$3
+    for i in $(seq "$count"); do
+        [[ $i -eq 1 ]] || echo "---"
+        cat <<YAML
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata: { name: s$i }
+spec:
+  ingest: { port: ${ports[$i]}, streamKeySecretRef: { name: s$i-key, key: k } }
+  targets: [ { name: sink, url: "$sink/g-$tag-$i" } ]
+  preview: { enabled: false }
+  scaling: $scaling
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: s$i-key }
+stringData: { k: "$(cat "$dir/keys/s$i")" }
+YAML
+    done
+}
+
+start_local() {
+    local file=$1 http_port=$2
+    "$relay" local -f "$file" --listen-host 127.0.0.1 --port-range 1024-65535 --http-listen "127.0.0.1:$http_port" \
+        --state-dir "$dir/state" --relay-log-level warning --log-level warning >"$dir/local.log" 2>&1 &
+    local_pid=$!
+    pids+=("$local_pid")
+    wait_for_port "$http_port"
+}
+
+# Waits until local mode reports the stream's relay as ready (yes) or not (no).
+wait_relay() {
+    local http_port=$1 want=$2
+    for _ in $(seq 600); do
+        if curl -fsS "http://127.0.0.1:$http_port/api/v1/routes" |
+            python3 -c "import json,sys; r=json.load(sys.stdin); sys.exit(0 if all(x['relayReady'] == ('$want' == 'yes') for x in r) else 1)"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench-gateway: the relay never became ready=$want" >&2
+    return 1
+}
+
+for n in $stream_counts; do
+    tag="n$n"
+    dir="$work/$tag"
+    mkdir -p "$dir/keys"
+    ports=()
+    for i in $(seq "$n"); do
+        head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$dir/keys/s$i"
+        ports[i]=$(free_port)
+    done
+    note=$(quiet_note)
+    log "steady state, $n streams ($note)"
+
+    for i in $(seq "$n"); do
+        echo "$sink/d-$tag-$i $sink/d-$tag-$i"
+    done >"$dir/direct.txt"
+    "$bench" run --input "$input" --streams-file "$dir/direct.txt" --label direct --seconds "$seconds" \
+        --sample-pid "$sink_pid" --note "$note" --output "$out/$tag-direct.json"
+
+    relay_port=$(free_port)
+    for i in $(seq "$n"); do
+        [[ $i -eq 1 ]] || echo "---"
+        printf 'apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: s%s }\n' "$i"
+        printf 'spec:\n  ingest: { app: live, streamKeyFile: %s }\n' "$dir/keys/s$i"
+        printf '  targets: [ { name: sink, url: "%s/r-%s-%s" } ]\n  preview: { enabled: false }\n' "$sink" "$tag" "$i"
+    done >"$dir/relay.yaml"
+    for i in $(seq "$n"); do
+        echo "rtmp://127.0.0.1:$relay_port/live/$(cat "$dir/keys/s$i") $sink/r-$tag-$i"
+    done >"$dir/liverelay.txt"
+    "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen none --config "$dir/relay.yaml" \
+        --log-level warning &
+    relay_pid=$!
+    pids+=("$relay_pid")
+    wait_for_port "$relay_port"
+    "$bench" run --input "$input" --streams-file "$dir/liverelay.txt" --label liverelay --seconds "$seconds" \
+        --sample-pid "$relay_pid" --note "$note" --output "$out/$tag-liverelay.json"
+    stop "$relay_pid"
+
+    # Relays kept running (minReplicas 1) so that this measures the proxy, not starts.
+    local_yaml "$n" "$tag" "{ minReplicas: 1, idleSeconds: 60 }" >"$dir/streams.yaml"
+    http_port=$(free_port)
+    start_local "$dir/streams.yaml" "$http_port"
+    wait_relay "$http_port" yes
+    for i in $(seq "$n"); do
+        echo "rtmp://127.0.0.1:${ports[$i]}/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
+    done >"$dir/gateway.txt"
+    before=$(cpu_of "$local_pid")
+    "$bench" run --input "$input" --streams-file "$dir/gateway.txt" --label gateway --seconds "$seconds" \
+        --sample-pid "$local_pid" --note "$note" --output "$out/$tag-gateway.json"
+    after=$(cpu_of "$local_pid")
+    python3 -c "print('gateway process alone, $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (($after - $before) / $n / ($seconds / 60), $after - $before))" \
+        | tee -a "$out/gateway-cpu.txt" >&2
+    stop "$local_pid"
+done
+
+log "starts: $starts cold and $starts warm, alternating"
+dir="$work/starts"
+mkdir -p "$dir/keys"
+head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$dir/keys/s1"
+ports=()
+ports[1]=$(free_port)
+local_yaml 1 starts "{ minReplicas: 0, idleSeconds: 2 }" >"$dir/streams.yaml"
+http_port=$(free_port)
+start_local "$dir/streams.yaml" "$http_port"
+echo "rtmp://127.0.0.1:${ports[1]}/live/$(cat "$dir/keys/s1") $sink/g-starts-1" >"$dir/start.txt"
+for _ in $(seq "$starts"); do
+    wait_relay "$http_port" no
+    "$bench" start --input "$input" --streams-file "$dir/start.txt" --label cold >>"$out/starts.jsonl"
+    "$bench" start --input "$input" --streams-file "$dir/start.txt" --label warm >>"$out/starts.jsonl"
+done
+stop "$local_pid"
+stop "$sink_pid"
+
+"$bench" report "$out"/*.json >"$out/report.md"
+python3 - "$out/starts.jsonl" >>"$out/report.md" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+print("\n| Start | Runs | Connect → publish accepted, median (min–max) ms | Connect → first media at the sink, median (min–max) ms |")
+print("|---|---:|---|---|")
+for label in ("cold", "warm"):
+    runs = [r for r in rows if r["label"] == label]
+    if not runs:
+        continue
+    def cell(key):
+        values = [r[key] for r in runs]
+        return "%.0f (%.0f–%.0f)" % (statistics.median(values), min(values), max(values))
+    print("| %s | %d | %s | %s |" % (label, len(runs), cell("publishAcceptedMilliseconds"), cell("firstMediaMilliseconds")))
+PY
+{
+    echo
+    cat "$out/gateway-cpu.txt"
+} >>"$out/report.md"
+log "results in $out (report.md, machine.txt, one JSON per path, starts.jsonl)"
+cat "$out/report.md"

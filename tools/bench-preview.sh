@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+#===----------------------------------------------------------------------===//
+#
+# This source file is part of the liverelay open source project
+#
+# Copyright (c) 2026 the liverelay project authors
+# Licensed under Apache License v2.0
+#
+# SPDX-License-Identifier: Apache-2.0
+#
+#===----------------------------------------------------------------------===//
+#
+# The live preview's latency and CPU, side by side with nginx-rtmp's HLS, in one run on this machine.
+#
+# One ffmpeg publishes a test pattern (x264 zerolatency, 2 s keyframe interval, AAC) to `liverelay relay`, which
+# pushes it to nginx-rtmp with `hls on` and nginx-rtmp's HLS defaults (hls_fragment 5s, hls_playlist_length 30s).
+# ffmpeg also writes the same FLV to a pipe (its tee muxer), from which Benchmarks/preview/measure.py learns when each
+# frame left the publisher; measure.py reads the relay's live fragmented MP4 (`live.mp4`) and polls the relay's and
+# nginx-rtmp's playlists, and reports, per frame or segment, the time from the publisher to:
+#
+#   fmp4           the fragment carrying the frame received by an HTTP client of the relay (what a browser gets);
+#   relay HLS      the segment holding the frame listed in the relay's index.m3u8 (newest and oldest frame of it);
+#   nginx HLS      the same for nginx-rtmp's playlist (read from its hls_path).
+#
+# Then the relay runs the same stream with the preview off (spec.preview.enabled: false) and on, and the relay
+# process's CPU time (utime + stime from /proc) over the run is compared: the preview's added CPU against the relay's
+# own.
+#
+# Usage: tools/bench-preview.sh [--seconds N] [--relay PATH] [--out DIR]
+#   --relay: the liverelay binary (default: a release build in .build-preview, built if missing).
+# Needs: ffmpeg, nginx with libnginx-mod-rtmp, python3, Linux /proc. Leaves nothing running.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+seconds=40
+relay=""
+out="$root/.build-preview/bench-preview"
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --seconds) seconds=$2; shift 2 ;;
+        --relay) relay=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h | --help) sed -n '/^# The live preview/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+for tool in ffmpeg nginx python3; do
+    command -v "$tool" >/dev/null || { echo "bench-preview: $tool is not installed" >&2; exit 1; }
+done
+[[ -f $rtmp_module ]] || { echo "bench-preview: $rtmp_module is missing (apt-get install libnginx-mod-rtmp)" >&2; exit 1; }
+if [[ -z $relay ]]; then
+    relay="$root/.build-preview/release/liverelay"
+    [[ -x $relay ]] || swift build -c release --scratch-path .build-preview --product liverelay
+fi
+mkdir -p "$out"
+
+log() { printf '%s bench-preview: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+work=$(mktemp -d /tmp/liverelay-bench-preview.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    local port
+    while true; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+wait_for_port() {
+    for _ in $(seq 100); do
+        if (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench-preview: nothing listens on port $1" >&2
+    return 1
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# --- nginx-rtmp with HLS, its defaults
+nginx_port=$(free_port)
+mkdir -p "$work/nginx/logs" "$work/nginx/hls"
+chmod -R 777 "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+load_module $rtmp_module;
+worker_processes 1;
+pid $work/nginx/logs/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 256; }
+rtmp {
+    server {
+        listen 127.0.0.1:$nginx_port;
+        application live { live on; hls on; hls_path $work/nginx/hls; }
+    }
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" -g 'daemon off; master_process on;' &
+pids+=($!)
+wait_for_port "$nginx_port"
+
+run() {
+    local preview=$1 name=$2
+    local rtmp_port http_port key=bench-ingest-$RANDOM$RANDOM
+    rtmp_port=$(free_port)
+    http_port=$(free_port)
+    cat >"$work/relay.yaml" <<EOF
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata: { name: bench }
+spec:
+  ingest: { app: live, streamKeySecretRef: { name: bench-key, key: streamKey } }
+  targets:
+    - { name: nginx, url: "rtmp://127.0.0.1:$nginx_port/live", streamKeySecretRef: { name: bench-target, key: key } }
+  preview: { enabled: $preview }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: bench-key }
+stringData: { streamKey: "$key" }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: bench-target }
+stringData: { key: "$name" }
+EOF
+    "$relay" relay --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --config "$work/relay.yaml" \
+        --log-level notice 2>"$work/relay-$name.log" &
+    local relay_pid=$!
+    pids+=($relay_pid)
+    wait_for_port "$rtmp_port"
+    wait_for_port "$http_port"
+    local start_ticks
+    start_ticks=$(cpu_ticks "$relay_pid")
+    local measure_args=(--seconds "$seconds")
+    if [[ $preview == true ]]; then
+        measure_args+=(--fmp4 "http://127.0.0.1:$http_port/preview/bench/live.mp4"
+            --hls "http://127.0.0.1:$http_port/preview/bench/index.m3u8"
+            --nginx-hls "$work/nginx/hls/$name.m3u8")
+    fi
+    ffmpeg -hide_banner -nostdin -nostats -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30 \
+        -re -f lavfi -i sine=frequency=440:sample_rate=44100 -t $((seconds + 5)) -map 0:v -map 1:a \
+        -c:v libx264 -preset veryfast -tune zerolatency -pix_fmt yuv420p -g 60 -keyint_min 60 -sc_threshold 0 \
+        -b:v 2500k -c:a aac -b:a 128k -ar 44100 -ac 2 -flags +global_header \
+        -f tee "[f=flv:flvflags=no_duration_filesize]rtmp://127.0.0.1:$rtmp_port/live/$key|[f=flv]pipe:1" |
+        python3 "$root/Benchmarks/preview/measure.py" "${measure_args[@]}" >"$out/latency-$name.json"
+    local end_ticks
+    end_ticks=$(cpu_ticks "$relay_pid")
+    kill -TERM "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+    pids=("${pids[@]/$relay_pid/}")
+    local hz
+    hz=$(getconf CLK_TCK)
+    echo "$(((end_ticks - start_ticks) * 1000 / hz))"
+}
+
+log "run 1: preview off, $seconds s"
+cpu_off_ms=$(run false off)
+log "run 2: preview on, $seconds s (latency measured)"
+cpu_on_ms=$(run true on)
+
+python3 - "$out" "$cpu_off_ms" "$cpu_on_ms" "$seconds" <<'EOF'
+import json, sys
+out, off, on, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+latency = json.load(open(f"{out}/latency-on.json"))
+report = {
+    "seconds": seconds,
+    "relay_cpu_ms_preview_off": off,
+    "relay_cpu_ms_preview_on": on,
+    "relay_cpu_percent_of_one_core_off": round(off / seconds / 10, 2),
+    "relay_cpu_percent_of_one_core_on": round(on / seconds / 10, 2),
+    "preview_added_cpu_percent_of_relay": round((on - off) * 100 / off, 1) if off else None,
+    "latency": latency,
+}
+json.dump(report, open(f"{out}/report.json", "w"), indent=2)
+print(json.dumps(report, indent=2))
+EOF
