@@ -23,7 +23,7 @@
 #      local mode starts it while the gateway holds the connection) and with it running (warm), alternating.
 #
 # Usage: tools/bench-gateway.sh [--out DIR] [--seconds N] [--streams "1 10"] [--starts N] [--skip-build]
-#                               [--wait-for-builds SECONDS]
+#                               [--wait-for-builds SECONDS] [--scratch-path DIR]
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, curl, python3, Linux /proc. Leaves nothing running.
 set -euo pipefail
 
@@ -36,6 +36,7 @@ stream_counts="1 10"
 starts=10
 skip_build=false
 wait_for_builds=300
+scratch=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -44,6 +45,7 @@ while [[ $# -gt 0 ]]; do
         --starts) starts=$2; shift 2 ;;
         --wait-for-builds) wait_for_builds=$2; shift 2 ;;
         --skip-build) skip_build=true; shift ;;
+        --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
         -h | --help) sed -n '/^# The gateway.s cost/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -62,10 +64,10 @@ source "$root/tools/bench-common.sh"
 
 if ! $skip_build; then
     log "building release (liverelay, liverelay-bench)"
-    swift build -c release --product liverelay
-    swift build -c release --product liverelay-bench
+    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay
+    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay-bench
 fi
-bin=$(swift build -c release --show-bin-path)
+bin=$(swift build -c release ${scratch[@]+"${scratch[@]}"} --show-bin-path)
 bench="$bin/liverelay-bench"
 relay="$bin/liverelay"
 

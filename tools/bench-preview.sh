@@ -141,7 +141,7 @@ EOF
     "$relay" relay --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --config "$work/relay.yaml" \
         --log-level notice 2>"$work/relay-$name.log" &
     local relay_pid=$!
-    pids+=($relay_pid)
+    pids+=("$relay_pid")
     wait_for_port "$rtmp_port"
     wait_for_port "$http_port"
     local start_ticks

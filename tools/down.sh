@@ -13,14 +13,14 @@
 # Stops what tools/up.sh started: local mode (Ctrl-C's signal, then waits for every relay to stop), or the Helm
 # release in the cluster (the CRD stays, so LiveStreams are not deleted with it; --purge-crd removes it too).
 #
-# Usage: tools/down.sh [--namespace NS] [--purge-crd]
+# Usage: tools/down.sh [--namespace NS] [--purge-crd]   (LIVERELAY_STATE_DIR as for tools/up.sh)
 set -euo pipefail
 
 script_dir=${BASH_SOURCE[0]%/*}
 [[ $script_dir == "${BASH_SOURCE[0]}" ]] && script_dir=.
 cd "$script_dir/.."
 root=$(pwd)
-state="$root/.liverelay"
+state="${LIVERELAY_STATE_DIR:-$root/.liverelay}"
 namespace="liverelay-system"
 namespace_given=false
 purge=false
@@ -34,36 +34,41 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
+# Whether a process runs: a zombie (exited, not yet reaped by whatever adopted it) does not.
+running() {
+    [[ -e /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2> /dev/null
+}
+
 if [[ -f $state/local.pid ]]; then
     pid=$(cat "$state/local.pid")
-    if kill -0 "$pid" 2> /dev/null; then
+    if running "$pid"; then
         echo "down.sh: stopping local mode (pid $pid)"
         kill -INT "$pid"
         for _ in $(seq 1 150); do
-            kill -0 "$pid" 2> /dev/null || break
+            running "$pid" || break
             sleep 0.1
         done
-        if kill -0 "$pid" 2> /dev/null; then
+        if running "$pid"; then
             echo "down.sh: local mode did not stop within 15 s: killing it" >&2
             kill -KILL "$pid"
         fi
     fi
-    rm -f "$state/local.pid" "$root/.liverelay-up"
+    rm -f "$state/local.pid" "$state/up"
     echo "down.sh: local mode stopped"
     exit 0
 fi
 
-if [[ -f $root/.liverelay-up ]] && grep -q '^cluster' "$root/.liverelay-up"; then
+if [[ -f $state/up ]] && grep -q '^cluster' "$state/up"; then
     command -v helm > /dev/null 2>&1 || { echo "down.sh: helm is needed to uninstall but is not installed" >&2; exit 1; }
     # The namespace up.sh installed into, unless --namespace names another.
-    read -r _ _ recorded < "$root/.liverelay-up" || true
+    read -r _ _ recorded < "$state/up" || true
     if [[ $namespace_given == false && -n ${recorded:-} ]]; then namespace=$recorded; fi
     helm uninstall liverelay --namespace "$namespace" --wait
     if [[ $purge == true ]]; then
         command -v kubectl > /dev/null 2>&1 || { echo "down.sh: kubectl is needed for --purge-crd but is not installed" >&2; exit 1; }
         kubectl delete crd livestreams.liverelay.io
     fi
-    rm -f "$root/.liverelay-up"
+    rm -f "$state/up"
     echo "down.sh: liverelay uninstalled from namespace $namespace"
     exit 0
 fi

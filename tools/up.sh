@@ -26,7 +26,7 @@ script_dir=${BASH_SOURCE[0]%/*}
 [[ $script_dir == "${BASH_SOURCE[0]}" ]] && script_dir=.
 cd "$script_dir/.."
 root=$(pwd)
-state="$root/.liverelay"
+state="${LIVERELAY_STATE_DIR:-$root/.liverelay}"
 
 mode=auto
 file="examples/streams.yaml"
@@ -43,7 +43,7 @@ while [[ $# -gt 0 ]]; do
         --namespace) namespace=$2; shift ;;
         --no-keda) keda=false ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '13,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '13,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -71,26 +71,31 @@ if [[ $mode == cluster ]]; then
     fi
     helm upgrade --install liverelay "$root/charts/liverelay" --namespace "$namespace" --create-namespace \
         --set keda.enabled="$keda" ${sets[@]+"${sets[@]}"} --wait --timeout 5m
-    echo "cluster $context $namespace" > "$root/.liverelay-up"
+    mkdir -p "$state"
+    echo "cluster $context $namespace" > "$state/up"
     echo "up.sh: done. Create a stream:  kubectl apply -f examples/kubernetes/target-keys.yaml -f examples/kubernetes/livestream.yaml"
     echo "       then watch it:          kubectl get livestreams -w"
     exit 0
 fi
 
-need swift "local mode (it builds liverelay)"
 [[ -f $file ]] || { echo "up.sh: no streams file $file" >&2; exit 1; }
 mkdir -p "$state"
 if [[ -f $state/local.pid ]] && kill -0 "$(cat "$state/local.pid")" 2> /dev/null; then
     echo "up.sh: local mode already runs (pid $(cat "$state/local.pid")); tools/down.sh stops it" >&2
     exit 1
 fi
-echo "up.sh: building liverelay"
-swift build --product liverelay > "$state/build.log" 2>&1 || { tail -20 "$state/build.log" >&2; exit 1; }
-binary="$(swift build --show-bin-path)/liverelay"
+if [[ -n ${LIVERELAY_BIN:-} ]]; then
+    binary=$LIVERELAY_BIN
+else
+    need swift "local mode (it builds liverelay)"
+    echo "up.sh: building liverelay"
+    swift build --product liverelay > "$state/build.log" 2>&1 || { tail -20 "$state/build.log" >&2; exit 1; }
+    binary="$(swift build --show-bin-path)/liverelay"
+fi
 : > "$state/local.log"
 nohup "$binary" local -f "$file" ${extra[@]+"${extra[@]}"} > "$state/local.log" 2>&1 &
 echo $! > "$state/local.pid"
-echo "local" > "$root/.liverelay-up"
+echo "local" > "$state/up"
 # Local mode prints one line per stream once it serves; wait for them (or for it to fail).
 for _ in $(seq 1 300); do
     if grep -q "ingest rtmp://" "$state/local.log"; then

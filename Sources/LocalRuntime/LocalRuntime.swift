@@ -608,7 +608,7 @@ actor LocalController {
                 ? .zero : min(self.configuration.maxRestartDelay, .milliseconds(250 << min(managed.crashes - 1, 10)))
             let task = Task {
                 try? await Task.sleep(for: delay)
-                await self.restart(id, generation: generation)
+                self.restart(id, generation: generation)
             }
             managed.relay = .restarting(task)
             self.streams[id] = managed
@@ -641,7 +641,7 @@ actor LocalController {
             let timeout = self.configuration.relayStopTimeout
             Task {
                 try? await Task.sleep(for: timeout)
-                await self.killIfStillStopping(id, generation: process.generation)
+                self.killIfStillStopping(id, generation: process.generation)
             }
         case .stopping(let process, _, _):
             managed.relay = .stopping(process, reason: reason, then: then)

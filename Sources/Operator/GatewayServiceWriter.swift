@@ -41,6 +41,19 @@ actor GatewayServiceWriter {
     /// Makes the gateway Service list exactly the allocated ports; returns once a write that began after this call
     /// has succeeded (or nothing needed writing). A missing gateway Service is logged and skipped.
     func sync() async throws {
+        try await self.sync(unlessApplied: nil)
+    }
+
+    /// As ``sync()``, but returns at once when `port` is already on the Service: the common case of a reconcile
+    /// that finds its stream as it left it, which must not wait behind other streams' writes.
+    func ensure(port: Int) async throws {
+        try await self.sync(unlessApplied: port)
+    }
+
+    private func sync(unlessApplied port: Int?) async throws {
+        if let port, self.applied?.contains(port) == true {
+            return
+        }
         // A write in flight may have read the ports before this call's change: wait for it to end.
         if let running = self.running {
             _ = try? await running.value

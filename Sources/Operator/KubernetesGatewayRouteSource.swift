@@ -82,15 +82,19 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
             namespace: self.namespace,
             options: sliceOptions
         )
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask {
-                    try await streams.run { _ in self.publish(streams: streams, slices: slices) }
-                }
-                group.addTask {
-                    try await slices.run { _ in self.publish(streams: streams, slices: slices) }
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        try await streams.run { _ in self.publish(streams: streams, slices: slices) }
+                    }
+                    group.addTask {
+                        try await slices.run { _ in self.publish(streams: streams, slices: slices) }
+                    }
                 }
             }
+        } catch is CancellationError {
+            // Graceful shutdown (or cancellation) ends the watches; that is a normal end.
         }
     }
 

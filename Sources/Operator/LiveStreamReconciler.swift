@@ -259,7 +259,7 @@ final class LiveStreamReconciler: Sendable {
         }
 
         // 4. The stream's port on the gateway Service.
-        try await self.gateway.sync()
+        try await self.gateway.ensure(port: port)
 
         // 5. Secrets: generate a missing stream key; report missing target keys.
         let children = RelayChildren(

@@ -192,7 +192,21 @@ final class PushTarget: Sendable {
     /// One connection: connect, handshake, publish, then send until the queue ends. Throws why it stopped.
     private func pushOnce() async throws {
         let url = self.configuration.url
-        let channel = try await self.connect(url)
+        let tlsFailure = NIOLockedValueBox<(any Error)?>(nil)
+        do {
+            try await self.pushOnce(url, tlsFailure: tlsFailure)
+        } catch {
+            // A failed TLS handshake closes the channel; what the push loop sees first may be the write that found
+            // it closed. The handshake's own error is the reason a person can act on.
+            if let failure = tlsFailure.withLockedValue({ $0 }) {
+                throw failure
+            }
+            throw error
+        }
+    }
+
+    private func pushOnce(_ url: RTMPURL, tlsFailure: NIOLockedValueBox<(any Error)?>) async throws {
+        let channel = try await self.connect(url, tlsFailure: tlsFailure)
         self.channel.withLock { $0 = channel.channel }
         defer { self.channel.withLock { $0 = nil } }
         // When the target stays behind too long, the queue closes this connection.
@@ -315,7 +329,10 @@ final class PushTarget: Sendable {
         return self.queue.isFinished
     }
 
-    private func connect(_ url: RTMPURL) async throws -> NIOAsyncChannel<RTMPMessage, RTMPMessage> {
+    private func connect(
+        _ url: RTMPURL,
+        tlsFailure: NIOLockedValueBox<(any Error)?>
+    ) async throws -> NIOAsyncChannel<RTMPMessage, RTMPMessage> {
         let sslContext = self.sslContext
         var bootstrap = ClientBootstrap(group: self.eventLoopGroup)
             .connectTimeout(TimeAmount(self.connectTimeout))
@@ -337,6 +354,7 @@ final class PushTarget: Sendable {
                         serverHostname: isAddress ? nil : url.host
                     )
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(TLSFailureLatch(failure: tlsFailure))
                 }
                 try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
                 return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
@@ -380,5 +398,24 @@ extension PushTarget {
 extension TimeAmount {
     init(_ duration: Duration) {
         self = .nanoseconds(duration.nanoseconds)
+    }
+}
+
+/// Keeps the first TLS error that passes through (and passes it on), so that a handshake failure is reported as
+/// such even when a write on the closed channel fails first.
+private final class TLSFailureLatch: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    private let failure: NIOLockedValueBox<(any Error)?>
+
+    init(failure: NIOLockedValueBox<(any Error)?>) {
+        self.failure = failure
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            self.failure.withLockedValue { $0 = $0 ?? error }
+        }
+        context.fireErrorCaught(error)
     }
 }

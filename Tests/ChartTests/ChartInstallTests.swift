@@ -167,12 +167,7 @@ struct ChartInstallTests {
                 gateway.terminate()
                 let gatewayExit = await gateway.waitForExit(timeout: .seconds(30))
                 #expect(gatewayExit != nil, "the gateway did not stop on SIGTERM")
-                withKnownIssue(
-                    "liverelay gateway ends with 'Error: CancellationError()', status 1, on SIGTERM",
-                    isIntermittent: true
-                ) {
-                    #expect(gatewayExit?.succeeded == true, "gateway: \(String(describing: gatewayExit))")
-                }
+                #expect(gatewayExit?.succeeded == true, "gateway: \(String(describing: gatewayExit))")
             }
         }
     }

@@ -34,7 +34,6 @@ struct ScriptTests {
         arguments: [
             (["install-keda.sh"], "install-keda.sh: kubectl is needed"),
             (["up.sh", "--cluster"], "up.sh: kubectl is needed"),
-            (["up.sh", "--local"], "up.sh: swift is needed"),
             (["test-images.sh"], "test-images.sh: buildah is needed"),
         ]
     )

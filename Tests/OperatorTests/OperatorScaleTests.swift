@@ -54,7 +54,7 @@ struct OperatorScaleTests {
             await first.kill()
             let before = try await self.ports(cluster, prefix: "r-")
             try await withOperator(cluster, configuration: configuration) { _ in
-                try await eventually("every stream has a port", timeout: .seconds(90)) {
+                try await eventually("every stream has a port", timeout: .seconds(90), interval: .milliseconds(500)) {
                     try await self.ports(cluster, prefix: "r-").count == names.count
                 }
                 let after = try await self.ports(cluster, prefix: "r-")
@@ -78,7 +78,10 @@ struct OperatorScaleTests {
                 let start = ContinuousClock.now
                 try await self.create(names, in: cluster, concurrency: 32)
                 let created = ContinuousClock.now - start
-                try await eventually("500 streams have ports", timeout: .seconds(150)) {
+                try await eventually("500 streams have ports", timeout: .seconds(200), interval: .seconds(1)) {
+                    running.instance.allocatedPorts == names.count
+                }
+                try await eventually("500 streams have ports in status", timeout: .seconds(60), interval: .seconds(1)) {
                     try await self.ports(cluster, prefix: "s-").count == names.count
                 }
                 let allocated = ContinuousClock.now - start
@@ -86,7 +89,11 @@ struct OperatorScaleTests {
                 #expect(Set(ports.values).count == 500)
                 #expect(ports.values.allSatisfy { (31000...31999).contains($0) })
                 #expect(running.instance.allocatedPorts == 500)
-                try await eventually("the gateway Service lists 500 ports", timeout: .seconds(60)) {
+                try await eventually(
+                    "the gateway Service lists 500 ports",
+                    timeout: .seconds(60),
+                    interval: .seconds(1)
+                ) {
                     try await cluster.client.gatewayPorts(namespace: cluster.namespace).count == 500
                 }
                 print("500 LiveStreams: created in \(created), all ports in status after \(allocated)")

@@ -195,12 +195,13 @@ func withOperator<T>(
 func eventually(
     _ what: @autoclosure () -> String = "condition",
     timeout: Duration = .seconds(30),
+    interval: Duration = .milliseconds(50),
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(50))
+        try await Task.sleep(for: interval)
     }
     Issue.record("timed out waiting for \(what())")
     throw CancellationError()

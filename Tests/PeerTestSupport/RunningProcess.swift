@@ -174,6 +174,29 @@ public final class RunningProcess: Sendable {
     /// What the child has written to standard error so far, if it is captured.
     public var standardErrorSoFar: String { self.shared.standardErrorSoFar }
 
+    /// What the child has written to standard output so far, if it is captured.
+    public var standardOutputSoFar: String { self.shared.standardOutputSoFar }
+
+    /// Waits until the captured standard output contains `text`: true as soon as it does (an event from the reader,
+    /// not a poll), false when the output ends without it or `timeout` passes first.
+    public func waitForOutput(containing text: String, timeout: Duration = .seconds(30)) async -> Bool {
+        let shared = self.shared
+        let id = shared.newWaiterID()
+        return await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { await shared.waitForOutput(text, id: id) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            if first == nil {
+                shared.stopWaitingForOutput(id: id)
+            }
+            group.cancelAll()
+            return first ?? false
+        }
+    }
+
     /// Waits until the child has exited and its captured output has been read to the end.
     ///
     /// If the waiting task is cancelled (for example by a test's time limit), the child's process group is killed
@@ -295,6 +318,8 @@ private final class Shared: Sendable {
         var nextWaiterID = 0
         var waiters: [Int: CheckedContinuation<ProcessExit?, Never>] = [:]
         var abandonedWaiters: Set<Int> = []
+        var outputWaiters: [Int: (needle: String, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        var outputClosed = false
 
         var result: ProcessExit? {
             guard let termination, self.openStreams == 0 else { return nil }
@@ -324,6 +349,35 @@ private final class Shared: Sendable {
     var result: ProcessExit? { self.state.withLock { $0.result } }
 
     var standardErrorSoFar: String { self.state.withLock { $0.error?.text ?? "" } }
+
+    var standardOutputSoFar: String { self.state.withLock { $0.output?.text ?? "" } }
+
+    /// Suspends until captured standard output contains `needle` (true), or it ends without (false), or
+    /// ``stopWaitingForOutput(id:)`` gives up (false).
+    func waitForOutput(_ needle: String, id: Int) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let immediate: Bool? = self.state.withLock { state in
+                if state.output?.text.contains(needle) == true { return true }
+                if state.outputClosed || state.output == nil || state.abandonedWaiters.remove(id) != nil {
+                    return false
+                }
+                state.outputWaiters[id] = (needle, continuation)
+                return nil
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    func stopWaitingForOutput(id: Int) {
+        let waiter = self.state.withLock { state in
+            guard let waiter = state.outputWaiters.removeValue(forKey: id) else {
+                state.abandonedWaiters.insert(id)
+                return nil as CheckedContinuation<Bool, Never>?
+            }
+            return waiter.continuation
+        }
+        waiter?.resume(returning: false)
+    }
 
     func newWaiterID() -> Int {
         self.state.withLock { state in
@@ -372,15 +426,29 @@ private final class Shared: Sendable {
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { break }
-                self.state.withLock { state in
+                let found: [CheckedContinuation<Bool, Never>] = self.state.withLock { state in
                     switch stream {
                     case .output: state.output?.append(buffer[0..<count])
                     case .error: state.error?.append(buffer[0..<count])
                     }
+                    guard case .output = stream, !state.outputWaiters.isEmpty, let text = state.output?.text else {
+                        return []
+                    }
+                    let ready = state.outputWaiters.filter { text.contains($0.value.needle) }
+                    for id in ready.keys { state.outputWaiters[id] = nil }
+                    return ready.values.map(\.continuation)
                 }
+                for waiter in found { waiter.resume(returning: true) }
             }
             try? handle.close()
-            self.state.withLock { $0.openStreams -= 1 }
+            let unmet: [CheckedContinuation<Bool, Never>] = self.state.withLock { state in
+                state.openStreams -= 1
+                guard case .output = stream else { return [] }
+                state.outputClosed = true
+                defer { state.outputWaiters = [:] }
+                return state.outputWaiters.values.map(\.continuation)
+            }
+            for waiter in unmet { waiter.resume(returning: false) }
             self.resumeWaitersIfDone()
         }
     }

@@ -1,0 +1,91 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import PeerTestSupport
+import Testing
+
+/// `liverelay local` as a person runs it: the executable, the example file as it is in the repository, Ctrl-C.
+@Suite("liverelay local, the command", .serialized, .timeLimit(.minutes(3)))
+struct LocalCommandTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The demo key of examples/streams.yaml, read from the file as a person would copy it.
+    static func exampleKey() throws -> String {
+        let text = try String(contentsOfFile: Self.repository + "/examples/streams.yaml", encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("streamKey: ") && !$0.contains("{") })
+        else {
+            throw TestFailure("no demo key in examples/streams.yaml")
+        }
+        return String(line.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test("The README's first command serves examples/streams.yaml as it is, takes a publish, and stops on Ctrl-C")
+    func readmeCommand() async throws {
+        let port = try freeTCPPort()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-cli-\(makeTestKey("t"))")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let local = try RunningProcess.launch(
+            try liverelayExecutable(),
+            arguments: [
+                "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
+                "--port-range", "\(port)-\(port)", "--http-listen", "none", "--state-dir", state,
+            ],
+            standardOutput: .capture(limit: 256 * 1024)
+        )
+        let ingest = "default/demo: ingest rtmp://127.0.0.1:\(port)/live"
+        #expect(await local.waitForOutput(containing: ingest), "no ingest URL printed: \(local.standardOutputSoFar)")
+
+        // A publisher gets through; the example's target (127.0.0.1:1936) need not exist for that.
+        let publish = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(try Self.exampleKey())", duration: 2)
+        let published = await publish.waitForExit()
+        #expect(published.succeeded, "ffmpeg failed: \(published)")
+        #expect(await local.waitForOutput(containing: "default/demo: relay ready"))
+
+        local.interrupt()
+        let exit = await local.waitForExit()
+        #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
+        #expect(exit.standardOutput.contains("default/demo: relay stopped (shutdown)"))
+        // Every relay it started has exited with it.
+        for line in exit.standardOutput.split(separator: "\n") where line.contains("relay starting (pid ") {
+            let pid = Int32(line.split(separator: "pid ")[1].prefix { $0.isNumber })!
+            #expect(kill(pid, 0) != 0, "relay \(pid) outlived local mode")
+        }
+    }
+
+    @Test("A file with a mistake is refused before anything listens, naming the document and the field")
+    func invalidFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liverelay-cli-\(makeTestKey("t"))"
+        )
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("streams.yaml").path
+        try """
+        apiVersion: liverelay.io/v1alpha1
+        kind: LiveStream
+        metadata: { name: demo }
+        spec:
+          targets: [ { name: yt, url: "http://example.com/live" } ]
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let exit = try await RunningProcess.launch(
+            try liverelayExecutable(),
+            arguments: ["local", "-f", file, "--http-listen", "none", "--state-dir", directory.path + "/state"]
+        ).waitForExit()
+        #expect(exit.status != 0)
+        #expect(
+            exit.standardError.contains("document 1: LiveStream demo is invalid: spec.targets[0].url: must be a URL"),
+            "\(exit.standardError)"
+        )
+    }
+}
