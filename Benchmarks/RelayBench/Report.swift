@@ -72,7 +72,7 @@ struct Report: ParsableCommand {
                     + "| \(Int(result.maxStartGapMilliseconds)) | \(fixed(result.benchCPUPercent, 0)) % | \(result.note) |"
             )
         }
-        lines += [
+        var nginxLines = [
             "",
             "| Streams | Fan-out | CPU per stream, liverelay ÷ nginx | RSS per stream, liverelay ÷ nginx "
                 + "| p99 latency, liverelay − nginx (ms) | Idle RSS, liverelay ÷ nginx |",
@@ -84,13 +84,16 @@ struct Report: ParsableCommand {
                 results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
             }
             guard let relay = path("liverelay"), let nginx = path("nginx") else { continue }
-            lines.append(
+            nginxLines.append(
                 "| \(scenario[0]) | \(scenario[1]) "
                     + "| \(fixed(relay.cpuSecondsPerStreamMinute / nginx.cpuSecondsPerStreamMinute, 2)) "
                     + "| \(fixed(relay.rssPerStreamMiB / nginx.rssPerStreamMiB, 2)) "
                     + "| \(ms(relay.p99 - nginx.p99)) "
                     + "| \(fixed(Double(relay.idle.rssKiB) / Double(nginx.idle.rssKiB), 2)) |"
             )
+        }
+        if nginxLines.count > 3 {
+            lines += nginxLines
         }
         // The gateway path (local mode: gateway in front of one relay process per stream) against the relay alone.
         var gatewayLines = [
