@@ -79,6 +79,8 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
     case relayStopped(StreamID, reason: String)
     /// A relay ended on its own; `restartIn` is when it comes back, `nil` when nobody needs it now.
     case relayCrashed(StreamID, exit: String, restartIn: Duration?)
+    /// The gateway listens on these ports now (after every change).
+    case listening(ports: [Int])
     /// The file changed but could not be used; the streams as they were keep running.
     case reloadFailed(String)
     case reloaded(streams: Int)
@@ -105,6 +107,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
             "\(id): relay stopped (\(reason))"
         case .relayCrashed(let id, let exit, let restartIn):
             "\(id): relay \(exit)" + (restartIn.map { "; restarting in \($0)" } ?? "; restarts on the next connection")
+        case .listening(let ports):
+            ports.isEmpty
+                ? "gateway listens on no port" : "gateway listens on \(ports.map(String.init).joined(separator: ", "))"
         case .reloadFailed(let reason):
             "streams file not reloaded, the streams keep running as they were: \(reason)"
         case .reloaded(let count):

@@ -41,7 +41,10 @@ public final class LocalRuntime: Service, Sendable {
             configuration: configuration.gateway,
             routes: routes,
             activator: LocalActivator(controller: controller),
-            logger: logger
+            logger: logger,
+            onListening: { listeners in
+                await controller.emit(.listening(ports: listeners.keys.sorted()))
+            }
         )
         controller.gateway.withLock { $0 = self.gateway }
         try FileManager.default.createDirectory(

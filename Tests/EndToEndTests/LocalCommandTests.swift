@@ -45,6 +45,7 @@ struct LocalCommandTests {
         )
         let ingest = "default/demo: ingest rtmp://127.0.0.1:\(port)/live"
         #expect(await local.waitForOutput(containing: ingest), "no ingest URL printed: \(local.standardOutputSoFar)")
+        #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
 
         // A publisher gets through; the example's target (127.0.0.1:1936) need not exist for that.
         let publish = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(try Self.exampleKey())", duration: 2)

@@ -42,6 +42,14 @@ struct LocalUnderTest: Sendable {
         try await self.events.waitFor(what, timeout: timeout, predicate)
     }
 
+    /// Waits until the gateway listens on every port of `ports`.
+    func waitForListening(_ ports: Int...) async throws {
+        try await self.waitFor("the gateway listening on \(ports)") {
+            if case .listening(let listening) = $0 { return Set(ports).isSubset(of: listening) }
+            return false
+        }
+    }
+
     /// The relays started so far, by process ID.
     var relayPIDs: [Int32] {
         self.events.entries.compactMap {
@@ -210,6 +218,7 @@ struct LocalModeTests {
                     return false
                 }
                 #expect(local.relayPIDs.isEmpty, "the relay ran before anyone connected")
+                try await local.waitForListening(port)
 
                 let publisher = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(ingestKey)", duration: 4)
                 let exit = await publisher.waitForExit()
@@ -255,6 +264,7 @@ struct LocalModeTests {
                     target: (nginx.url(app: "two"), targets.1)
                 )
             try await withLocalMode(yaml: yaml, secrets: [keys.0, keys.1, targets.0, targets.1]) { local in
+                try await local.waitForListening(ports.0, ports.1)
                 async let first = FFmpeg.publish(to: "rtmp://127.0.0.1:\(ports.0)/live/\(keys.0)", duration: 4)
                     .waitForExit()
                 async let second = FFmpeg.publish(to: "rtmp://127.0.0.1:\(ports.1)/live/\(keys.1)", duration: 4)
@@ -287,10 +297,7 @@ struct LocalModeTests {
                 "streamKeySecretRef: { name: private-ingest, key: streamKey }\n    allowedSourceRanges: [\"10.0.0.0/8\"]"
         )
         try await withLocalMode(yaml: yaml, secrets: [key]) { local in
-            try await local.waitFor("the stream added") {
-                if case .streamAdded = $0 { return true }
-                return false
-            }
+            try await local.waitForListening(port)
             let exit = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(key)", duration: 2).waitForExit()
             #expect(!exit.succeeded, "ffmpeg published from outside the allowed ranges")
             try await local.logs.waitFor("the refusal") {
@@ -317,6 +324,7 @@ struct LocalModeTests {
             try await withLocalMode(yaml: suspended, secrets: [key, targetKey]) { local in
                 let id = StreamID(namespace: "default", name: "paused")
                 try await local.waitFor("the stream suspended") { $0 == .phaseChanged(id, .suspended) }
+                try await local.waitForListening(port)
                 let refused = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(key)", duration: 2)
                     .waitForExit()
                 #expect(!refused.succeeded, "ffmpeg published to a suspended stream")
@@ -351,6 +359,7 @@ struct LocalModeTests {
             )
             try await withLocalMode(yaml: yaml, secrets: [key, targetKey]) { local in
                 let url = "rtmp://127.0.0.1:\(port)/live/\(key)"
+                try await local.waitForListening(port)
                 try await FFmpeg.withPublisher(to: url, duration: 60) { publisher in
                     try await nginx.waitForPublishStarted(app: "crash", stream: targetKey)
                     let pid = try #require(local.relayPIDs.first)
