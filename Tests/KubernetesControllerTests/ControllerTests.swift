@@ -361,12 +361,11 @@ struct ControllerTests {
             try await eventually("leading") { !recorder.intervals.isEmpty }
 
             let refusedAt = ContinuousClock.now
-            server.refuseConnections(for: .seconds(4))
-            try await Task.sleep(for: .seconds(4))
+            server.refuseConnections(for: .seconds(2))
+            try await Task.sleep(for: .seconds(2))
             let refusalEnded = ContinuousClock.now
-            // renewDeadline after the last renewal (at most one retryPeriod before the refusal) it must have stopped;
-            // a second of slack for a loaded machine, and still three seconds in which nothing may be reconciled.
-            let quietFrom = refusedAt + .milliseconds(500) + .milliseconds(100) + .seconds(1)
+            // renewDeadline after the last renewal (at most one retryPeriod before the refusal) it must have stopped.
+            let quietFrom = refusedAt + .milliseconds(500) + .milliseconds(100) + .milliseconds(150)
             let during = recorder.intervals.filter { $0.start > quietFrom && $0.start < refusalEnded }
             #expect(during.isEmpty, "reconciled \(during.count) times without the lease")
             #expect(controller.reflector == nil, "no term is running while not leading")
