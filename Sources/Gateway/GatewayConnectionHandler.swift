@@ -184,11 +184,20 @@ final class GatewayConnectionHandler {
             return
         }
         if self.heldSince == nil {
-            if let reason = self.gateway.hold(self.route.stream) {
-                self.refuse("cannot connect to the relay (\(error)) and cannot hold the connection: \(reason)")
+            switch self.gateway.accounting.hold(
+                self.route.stream,
+                maxPerStream: self.gateway.configuration.maxHeldPerStream,
+                maxTotal: self.gateway.configuration.maxHeldTotal
+            ) {
+            case .perStreamLimit, .totalLimit:
+                self.refuse("cannot connect to the relay and no room to hold the connection: \(error)")
                 return
+            case .held(let activate):
+                self.heldSince = .now()
+                if activate {
+                    self.gateway.requestActivation(self.route.stream)
+                }
             }
-            self.heldSince = .now()
             self.startHoldTimer(on: context.eventLoop)
         }
         self.failedConnects += 1
