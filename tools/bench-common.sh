@@ -14,6 +14,22 @@
 # a quiet machine, and nginx-rtmp configured by hand. Sourced; expects `log`, `wait_for_builds` and `rtmp_module`.
 # shellcheck shell=bash
 
+# CPU time (user + system, in clock ticks) of one process, without its children. The command name in field 2 may
+# hold spaces, so fields are counted after its closing parenthesis.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# The benchmark input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k, SECONDS long, as FLV.
+make_input() {
+    local path=$1 seconds=$2
+    ffmpeg -hide_banner -loglevel error -y \
+        -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+        -t "$seconds" -pix_fmt yuv420p \
+        -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3000k -bufsize 3000k -g 60 -keyint_min 60 -sc_threshold 0 \
+        -c:a aac -b:a 128k -f flv "$path"
+}
+
 # Everything this script starts, stopped on exit whatever happens.
 work=$(mktemp -d /tmp/liverelay-bench.XXXXXX)
 chmod 755 "$work"
@@ -46,7 +62,7 @@ wait_for_port() {
         if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "bench-relay: nothing listens on port $port" >&2
+    echo "benchmark: nothing listens on port $port" >&2
     return 1
 }
 

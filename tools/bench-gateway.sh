@@ -73,11 +73,7 @@ relay="$bin/liverelay"
 
 input="$work/input.flv"
 log "making the input with ffmpeg"
-ffmpeg -hide_banner -loglevel error -y \
-    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-    -t $((seconds + 10)) -pix_fmt yuv420p \
-    -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3000k -bufsize 3000k -g 60 -keyint_min 60 -sc_threshold 0 \
-    -c:a aac -b:a 128k -f flv "$input"
+make_input "$input" $((seconds + 10))
 
 sink_port=$(free_port)
 printf '        application sink { live on; }\n' | nginx_conf "$work/sink" "$sink_port"
@@ -95,11 +91,6 @@ rm -f "$out"/*.json "$out"/starts.jsonl
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "seconds per path: $seconds; streams: $stream_counts; starts: $starts of each"
 } >"$out/machine.txt"
-
-# CPU seconds (user + system) of one process, without its children.
-cpu_of() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
-}
 
 # One LiveStream per stream for local mode, each with a fixed port, its key and one target in the sink.
 local_yaml() {
@@ -192,11 +183,11 @@ for n in $stream_counts; do
     for i in $(seq "$n"); do
         echo "rtmp://127.0.0.1:${ports[$i]}/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
     done >"$dir/gateway.txt"
-    before=$(cpu_of "$local_pid")
+    before=$(cpu_ticks "$local_pid")
     "$bench" run --input "$input" --streams-file "$dir/gateway.txt" --label gateway --seconds "$seconds" \
         --sample-pid "$local_pid" --note "$note" --output "$out/$tag-gateway.json"
-    after=$(cpu_of "$local_pid")
-    python3 -c "print('gateway process alone, $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (($after - $before) / $n / ($seconds / 60), $after - $before))" \
+    after=$(cpu_ticks "$local_pid")
+    python3 -c "t = ($after - $before) / $(getconf CLK_TCK); print('gateway process alone, $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (t / $n / ($seconds / 60), t))" \
         | tee -a "$out/gateway-cpu.txt" >&2
     stop "$local_pid"
 done

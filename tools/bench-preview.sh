@@ -58,59 +58,17 @@ mkdir -p "$out"
 
 log() { printf '%s bench-preview: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-work=$(mktemp -d /tmp/liverelay-bench-preview.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    local port
-    while true; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-wait_for_port() {
-    for _ in $(seq 100); do
-        if (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench-preview: nothing listens on port $1" >&2
-    return 1
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+wait_for_builds=0
+# shellcheck source=tools/bench-common.sh
+source "$root/tools/bench-common.sh"
 
 # --- nginx-rtmp with HLS, its defaults
 nginx_port=$(free_port)
-mkdir -p "$work/nginx/logs" "$work/nginx/hls"
+mkdir -p "$work/nginx/hls"
+printf '        application live { live on; hls on; hls_path %s; }\n' "$work/nginx/hls" | nginx_conf "$work/nginx" "$nginx_port"
+# nginx's workers run as another user: they must write the playlist and segments.
 chmod -R 777 "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-load_module $rtmp_module;
-worker_processes 1;
-pid $work/nginx/logs/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 256; }
-rtmp {
-    server {
-        listen 127.0.0.1:$nginx_port;
-        application live { live on; hls on; hls_path $work/nginx/hls; }
-    }
-}
-EOF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" -g 'daemon off; master_process on;' &
-pids+=($!)
+start_nginx "$work/nginx"
 wait_for_port "$nginx_port"
 
 run() {
@@ -160,9 +118,7 @@ EOF
         python3 "$root/Benchmarks/preview/measure.py" "${measure_args[@]}" >"$out/latency-$name.json"
     local end_ticks
     end_ticks=$(cpu_ticks "$relay_pid")
-    kill -TERM "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
-    pids=("${pids[@]/$relay_pid/}")
+    stop "$relay_pid"
     local hz
     hz=$(getconf CLK_TCK)
     echo "$(((end_ticks - start_ticks) * 1000 / hz))"

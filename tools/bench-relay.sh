@@ -73,11 +73,7 @@ relay="$bin/liverelay"
 # --- input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k; made once per run.
 input="$work/input.flv"
 log "making the input with ffmpeg"
-ffmpeg -hide_banner -loglevel error -y \
-    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-    -t $((seconds + 10)) -pix_fmt yuv420p \
-    -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3000k -bufsize 3000k -g 60 -keyint_min 60 -sc_threshold 0 \
-    -c:a aac -b:a 128k -f flv "$input"
+make_input "$input" $((seconds + 10))
 
 sink_port=$(free_port)
 printf '        application sink%s { live on; }\n' 1 2 3 4 5 | nginx_conf "$work/sink" "$sink_port"
