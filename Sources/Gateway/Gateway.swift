@@ -229,36 +229,34 @@ public final class Gateway: Service, Sendable {
 
         var held = false
         if route.upstream == nil {
-            switch self.accounting.hold(
-                route.stream,
-                maxPerStream: self.configuration.maxHeldPerStream,
-                maxTotal: self.configuration.maxHeldTotal
-            ) {
-            case .perStreamLimit:
-                return try refuse(
-                    "held-per-stream limit (\(self.configuration.maxHeldPerStream)) reached",
-                    stream: route.stream
-                )
-            case .totalLimit:
-                return try refuse(
-                    "held-total limit (\(self.configuration.maxHeldTotal)) reached",
-                    stream: route.stream
-                )
-            case .held(let activate):
-                held = true
-                if activate {
-                    self.activations.continuation.yield(route.stream)
-                }
+            if let reason = self.hold(route.stream) {
+                return try refuse(reason, stream: route.stream)
             }
+            held = true
         }
         try channel.pipeline.syncOperations.addHandler(
             GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger)
         )
     }
 
-    /// Asks the activator to wake `stream`'s relay (beside the listeners, never on an event loop).
-    func requestActivation(_ stream: StreamID) {
-        self.activations.continuation.yield(stream)
+    /// Counts a connection as held for `stream` if the limits allow, and asks the activator to wake the relay for the
+    /// first one (beside the listeners, never on an event loop). Returns why the connection cannot be held, if so.
+    func hold(_ stream: StreamID) -> String? {
+        switch self.accounting.hold(
+            stream,
+            maxPerStream: self.configuration.maxHeldPerStream,
+            maxTotal: self.configuration.maxHeldTotal
+        ) {
+        case .perStreamLimit:
+            return "held-per-stream limit (\(self.configuration.maxHeldPerStream)) reached"
+        case .totalLimit:
+            return "held-total limit (\(self.configuration.maxHeldTotal)) reached"
+        case .held(let activate):
+            if activate {
+                self.activations.continuation.yield(stream)
+            }
+            return nil
+        }
     }
 
     func logRefusal(_ reason: String, stream: StreamID?, logger: Logger) {

@@ -184,20 +184,11 @@ final class GatewayConnectionHandler {
             return
         }
         if self.heldSince == nil {
-            switch self.gateway.accounting.hold(
-                self.route.stream,
-                maxPerStream: self.gateway.configuration.maxHeldPerStream,
-                maxTotal: self.gateway.configuration.maxHeldTotal
-            ) {
-            case .perStreamLimit, .totalLimit:
-                self.refuse("cannot connect to the relay and no room to hold the connection: \(error)")
+            if let reason = self.gateway.hold(self.route.stream) {
+                self.refuse("cannot connect to the relay (\(error)) and cannot hold the connection: \(reason)")
                 return
-            case .held(let activate):
-                self.heldSince = .now()
-                if activate {
-                    self.gateway.requestActivation(self.route.stream)
-                }
             }
+            self.heldSince = .now()
             self.startHoldTimer(on: context.eventLoop)
         }
         self.failedConnects += 1
