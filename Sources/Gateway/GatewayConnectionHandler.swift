@@ -318,27 +318,17 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            let held: Bool
-            switch self.phase {
-            case .waiting(let waitID):
-                self.gateway.routes.cancelWait(waitID)
-                held = true
-            case .retrying(let retry):
-                retry.cancel()
-                held = true
-            case .idle, .connecting, .proxied, .closed:
-                held = false
-            }
-            if held {
-                // A held client that hangs up is gone, not half-closed: RTMP clients never half-close while they
-                // wait for S0+S1, and counting a departed client as held would keep waking its relay.
-                self.logger.info("Held client disconnected before the relay was ready")
-                self.phase = .closed
-                context.close(promise: nil)
-                return
-            }
-            // While connecting, keep it: the upstream gets the buffered bytes and then the end of input.
+            // The client's end of input is kept, not taken for a departure: it goes to the relay after the bytes
+            // the client sent, as soon as there is a relay (a TCP proxy forwards a half-close; dropping the
+            // connection here would lose what it sent). A client that left for good is held no longer than the
+            // hold timeout, and a write from the relay then finds it gone.
             self.inputClosed = true
+            switch self.phase {
+            case .waiting, .retrying:
+                self.logger.debug("Held client ended its input: kept until the relay is ready")
+            case .idle, .connecting, .proxied, .closed:
+                break
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }

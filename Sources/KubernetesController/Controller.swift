@@ -149,7 +149,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             for worker in 0..<max(1, self.configuration.workers) {
                 group.addTask {
-                    await self.work(queue: queue, reflector: reflector, worker: worker)
+                    await self.work(queue: queue, reflector: reflector, worker: worker, elector: elector)
                 }
             }
             group.addTask {
@@ -215,8 +215,20 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         self.logger.info("k8s controller stopped", metadata: ["k8s.resource": "\(self.resource)"])
     }
 
-    private func work(queue: WorkQueue<ObjectKey>, reflector: Reflector<Object>, worker: Int) async {
+    private func work(
+        queue: WorkQueue<ObjectKey>,
+        reflector: Reflector<Object>,
+        worker: Int,
+        elector: LeaderElector?
+    ) async {
         while let key = await queue.next() {
+            if let elector, !elector.isLeading {
+                // The lease lapsed: reconcile nothing until it is renewed. The term is ending (its queue shuts
+                // down, and the next term lists every object again) unless a late renewal still came through.
+                queue.add(key, after: elector.configuration.retryPeriod)
+                queue.done(key)
+                continue
+            }
             do {
                 let action = try await self.reconcile(key, reflector.get(key))
                 queue.forget(key)

@@ -61,6 +61,9 @@ public final class LeaderElector: Sendable {
     public let configuration: LeaderElectionConfiguration
     private let client: KubernetesClient
     private let observed = Mutex<Observation?>(nil)
+    /// When our leadership ends unless renewed: the start of the last successful acquire or renewal plus
+    /// `renewDeadline`. `nil` while we do not hold the lease.
+    private let leadingUntil = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
     public init(client: KubernetesClient, configuration: LeaderElectionConfiguration, logger: Logger) {
@@ -70,6 +73,23 @@ public final class LeaderElector: Sendable {
     }
 
     private var namespace: String { self.configuration.leaseNamespace ?? self.client.namespace }
+
+    /// Whether we may act as leader now: the fence a worker checks before each reconcile.
+    ///
+    /// Judged on our own clock from the start of the last successful write, not from when the renewal loop gets
+    /// to run: on a starved machine that loop can wake late, but no reconcile starts after the deadline anyway,
+    /// so another candidate (which waits the longer `leaseDuration`) never overlaps with us.
+    public var isLeading: Bool {
+        self.leadingUntil.withLock { until in until.map { ContinuousClock.now < $0 } ?? false }
+    }
+
+    private func renewed(at start: ContinuousClock.Instant) {
+        self.leadingUntil.withLock { $0 = start + self.configuration.renewDeadline }
+    }
+
+    private func steppedDown() {
+        self.leadingUntil.withLock { $0 = nil }
+    }
 
     /// One attempt to take or renew the lease. Returns whether we hold it now.
     public func tryAcquireOrRenew() async throws -> Bool {
@@ -152,8 +172,12 @@ public final class LeaderElector: Sendable {
     public func acquire() async throws {
         while true {
             try Task.checkCancellation()
+            let start = ContinuousClock.now
             do {
-                if try await self.tryAcquireOrRenew() { return }
+                if try await self.tryAcquireOrRenew() {
+                    self.renewed(at: start)
+                    return
+                }
             } catch let error as CancellationError {
                 throw error
             } catch {
@@ -166,10 +190,12 @@ public final class LeaderElector: Sendable {
     /// Renews every `retryPeriod`; returns when the lease is lost: someone else holds it, or no renewal succeeded
     /// for `renewDeadline`. Throws `CancellationError` when cancelled.
     public func holdLease() async throws {
-        var lastRenewal = ContinuousClock.now
+        defer { self.steppedDown() }
+        var lastRenewal = self.leadingUntil.withLock { $0 }.map { $0 - self.configuration.renewDeadline } ?? .now
         while true {
             try await Task.sleep(for: self.configuration.retryPeriod)
             let deadline = lastRenewal + self.configuration.renewDeadline
+            let start = ContinuousClock.now
             let renewed: Bool?
             do {
                 // A hung request must not keep us leading past the deadline: race it against the deadline.
@@ -182,7 +208,9 @@ public final class LeaderElector: Sendable {
             }
             switch renewed {
             case true?:
-                lastRenewal = .now
+                // From when the request was sent: the lease's renewTime is no later than that.
+                lastRenewal = start
+                self.renewed(at: start)
             case false?:
                 self.logger.info("k8s leader election: lease taken by another holder, stepping down")
                 return

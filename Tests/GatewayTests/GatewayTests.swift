@@ -137,6 +137,26 @@ struct GatewayTests {
         }
     }
 
+    @Test("A held client that ends its input keeps what it sent: the relay gets the bytes, then the end of input")
+    func halfCloseWhileHeld() async throws {
+        let port = try await freePort()
+        try await withGateway(routes: [try route(port: port)]) { gateway, _ in
+            let client = try await connect(port: port)
+            try await client.executeThenClose { inbound, outbound in
+                try await outbound.write(patternBytes(count: 3000))
+                outbound.finish()
+                while gateway.connections(for: testStream).held < 1 {
+                    await Task.yield()
+                }
+                try await withUpstream(collectThenEcho) { upstream in
+                    gateway.routes.update([try route(port: port, upstream: upstream)])
+                    #expect(await readToEnd(inbound) == patternBytes(count: 3000))
+                }
+            }
+            #expect(gateway.statistics(for: testStream)?.bytesIn == 3000)
+        }
+    }
+
     @Test(
         "Beyond a held-connection limit a connection is refused, and the log says which",
         arguments: [
