@@ -264,7 +264,7 @@ final class PushTarget: Sendable {
                         }
                         self.setState(.pushing)
                         self.logger.info("Target is live")
-                        guard try await self.send(streamID: streamID, outbound: outbound) else {
+                        guard try await self.send(streamID: streamID, channel: channel.channel) else {
                             return false
                         }
                         // The publisher ended: end the publish cleanly and wait until the bytes are on the wire.
@@ -295,38 +295,34 @@ final class PushTarget: Sendable {
         }
     }
 
-    /// Sends the queue's messages on the publish stream, with timestamps starting at 0 for this connection.
-    /// Returns true when the publisher ended and everything was sent, false when cancelled.
-    private func send(streamID: UInt32, outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>) async throws -> Bool {
-        var base: UInt32?
-        while true {
-            var batch = await self.queue.nextBatch()
-            guard !batch.isEmpty else {
-                break
-            }
-            var size = 0
-            for index in batch.indices {
-                let origin = base ?? batch[index].timestamp
-                base = origin
-                // Timestamps of audio may be a little behind the keyframe a restart begins with; never below 0.
-                let offset = Int32(bitPattern: batch[index].timestamp &- origin)
-                batch[index].timestamp = offset > 0 ? UInt32(offset) : 0
-                batch[index].messageStreamID = streamID
-                switch batch[index].type {
-                case .audio: batch[index].chunkStreamID = RTMPChunkStreamID.audio
-                case .video: batch[index].chunkStreamID = RTMPChunkStreamID.video
-                default: batch[index].chunkStreamID = RTMPChunkStreamID.data
+    /// Sends the queue's messages on the publish stream until the publisher ends: a ``TargetWriter`` on the
+    /// connection's event loop does it, woken by the queue, without a task per message. Returns true when the
+    /// publisher ended and everything was written, false when cancelled; throws when the connection failed.
+    private func send(streamID: UInt32, channel: any Channel) async throws -> Bool {
+        let loop = channel.eventLoop
+        let done = loop.makePromise(of: Bool.self)
+        let writer = try await loop.submit {
+            let writer = TargetWriter(queue: self.queue, streamID: streamID, done: done) { [self] bytes, messages in
+                self.metrics.sentBytes.increment(by: Int64(bytes))
+                self.statistics.withLock {
+                    $0.bytesSent += UInt64(bytes)
+                    $0.messagesSent += UInt64(messages)
                 }
-                size += batch[index].payload.readableBytes
             }
-            try await outbound.write(contentsOf: batch)
-            self.metrics.sentBytes.increment(by: Int64(size))
-            self.statistics.withLock {
-                $0.bytesSent += UInt64(size)
-                $0.messagesSent += UInt64(batch.count)
+            // Next to the RTMP handler: its writes go straight to the encoder.
+            let rtmp = try channel.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self)
+            try channel.pipeline.syncOperations.addHandler(writer, position: .after(rtmp.handler))
+            return NIOLoopBound(writer, eventLoop: loop)
+        }.get()
+        do {
+            return try await withTaskCancellationHandler {
+                try await done.futureResult.get()
+            } onCancel: {
+                loop.execute { writer.value.cancel() }
             }
+        } catch is CancellationError {
+            return false
         }
-        return self.queue.isFinished
     }
 
     private func connect(

@@ -96,6 +96,7 @@ public final class RelayServer: Service, Sendable {
                     // an error with the reason).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .server, limits: limits))
+                    try channel.pipeline.syncOperations.addHandler(IngestTap())
                     return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -276,8 +277,10 @@ public final class RelayServer: Service, Sendable {
                 break
             case .send(let messages):
                 try await outbound.write(contentsOf: messages)
-            case .media(let message):
-                live?.fanOut.publish(message)
+            case .media:
+                // Sent before the publish was accepted (the tap publishes everything after): dropped, as the
+                // session drops all media before acceptance.
+                break
             case .authorize(let request):
                 let hub: StreamHub
                 switch await self.authorize(request, remote: connection.remote, logger: logger) {
@@ -292,7 +295,9 @@ public final class RelayServer: Service, Sendable {
                     stream: hub.configuration,
                     relay: self.configuration,
                     sslContext: self.sslContext,
-                    eventLoopGroup: self.eventLoopGroup,
+                    // The targets' connections live on the publisher's event loop, beside the media path: the
+                    // queue wakes a target's writer without crossing threads.
+                    eventLoopGroup: connection.channel.eventLoop,
                     metrics: hub.metrics,
                     logger: logger
                 )
@@ -320,10 +325,24 @@ public final class RelayServer: Service, Sendable {
                 }
                 live = (hub, fanOut)
                 group.addTask { await fanOut.run() }
+                // From here the publisher's media go to the fan-out on its event loop, before it hears that the
+                // publish started.
+                let channel = connection.channel
+                let streamID = request.messageStreamID
+                try await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.handler(type: IngestTap.self).attach(
+                        fanOut,
+                        messageStreamID: streamID
+                    )
+                }.get()
                 try await outbound.write(contentsOf: session.publishAccepted())
                 logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
             case .unpublished(let messages):
                 logger.info("Publisher ended the stream")
+                let channel = connection.channel
+                try? await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.handler(type: IngestTap.self).detach()
+                }.get()
                 live?.fanOut.finish()
                 try? await outbound.write(contentsOf: messages)
             case .close(let messages, let error):

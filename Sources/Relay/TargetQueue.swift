@@ -223,7 +223,8 @@ extension RelayMessage.Kind {
 }
 
 /// The queue between the publisher and one target's connection: a ``TargetQueueStateMachine`` under a lock, and
-/// the one consumer waiting for it.
+/// its one consumer: either a task waiting in ``next()``, or (while live) a ``TargetWriter`` on the connection's
+/// event loop that the queue wakes with one call per burst (see ``setWaker(_:)``).
 ///
 /// A hand-written queue rather than an `AsyncStream` because dropping must be GOP-aware (an `AsyncStream`'s
 /// `bufferingNewest` drops single messages and leaves an undecodable stream) and because the producer, the
@@ -232,6 +233,9 @@ final class TargetQueue: Sendable {
     private struct State {
         var machine: TargetQueueStateMachine
         var waiter: CheckedContinuation<RTMPMessage?, Never>?
+        /// Wakes an event-loop consumer; called once, then not again until the consumer has emptied the queue.
+        var waker: (@Sendable () -> Void)?
+        var wakePending = false
         var cancelled = false
         /// Closes the target's current connection when it stayed behind too long.
         var disconnect: (@Sendable () -> Void)?
@@ -249,8 +253,8 @@ final class TargetQueue: Sendable {
 
     /// Called by the publisher's read loop; never blocks beyond the lock.
     func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
-        let (waiter, next, disconnect):
-            (CheckedContinuation<RTMPMessage?, Never>?, RTMPMessage?, (@Sendable () -> Void)?) = self.state.withLock {
+        let (waiter, next, wake): (CheckedContinuation<RTMPMessage?, Never>?, RTMPMessage?, (@Sendable () -> Void)?) =
+            self.state.withLock {
                 state in
                 switch state.machine.enqueue(message, now: now) {
                 case .none:
@@ -258,6 +262,13 @@ final class TargetQueue: Sendable {
                 case .disconnect:
                     return (nil, nil, state.disconnect)
                 case .available:
+                    if let waker = state.waker {
+                        guard !state.wakePending else {
+                            return (nil, nil, nil)
+                        }
+                        state.wakePending = true
+                        return (nil, nil, waker)
+                    }
                     guard let waiter = state.waiter else {
                         return (nil, nil, nil)
                     }
@@ -266,7 +277,35 @@ final class TargetQueue: Sendable {
                 }
             }
         waiter?.resume(returning: next)
-        disconnect?()
+        wake?()
+    }
+
+    /// Makes an event-loop consumer the queue's consumer (or, with nil, none): `waker` is called, outside the lock,
+    /// when there is something to take and the consumer has not been woken since it last emptied the queue, and when
+    /// the queue finishes. It is called at once if there is something already.
+    func setWaker(_ waker: (@Sendable () -> Void)?) {
+        let wakeNow = self.state.withLock { state -> (@Sendable () -> Void)? in
+            state.waker = waker
+            state.wakePending = waker != nil
+            return waker
+        }
+        wakeNow?()
+    }
+
+    /// Takes up to `limit` messages for the event-loop consumer. `emptied` says the queue has nothing more, so the
+    /// next message wakes the consumer again; otherwise the consumer comes back by itself (it stopped at `limit` or
+    /// because its connection is not writable). `finished`: the publisher ended and everything was taken.
+    func take(limit: Int, into batch: inout [RTMPMessage]) -> (emptied: Bool, finished: Bool) {
+        self.state.withLock { state in
+            while batch.count < limit, let message = state.machine.pop() {
+                batch.append(message)
+            }
+            let emptied = state.machine.items.isEmpty
+            if emptied {
+                state.wakePending = false
+            }
+            return (emptied, emptied && state.machine.finished)
+        }
     }
 
     /// Everything the target can take now (at most `limit` messages), waiting for at least one; empty once the
@@ -343,14 +382,21 @@ final class TargetQueue: Sendable {
     }
 
     func finish() {
-        let waiter = self.state.withLock { state in
+        let (waiter, wake) = self.state.withLock { state in
             state.machine.finish()
             state.disconnect = nil
             let waiter = state.waiter
             state.waiter = nil
-            return waiter
+            // The event-loop consumer learns of the end from `take`; wake it unless it is awake already.
+            var wake: (@Sendable () -> Void)?
+            if let waker = state.waker, !state.wakePending {
+                state.wakePending = true
+                wake = waker
+            }
+            return (waiter, wake)
         }
         waiter?.resume(returning: nil)
+        wake?()
     }
 
     var isFinished: Bool {

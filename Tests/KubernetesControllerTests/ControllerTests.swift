@@ -348,8 +348,9 @@ struct ControllerTests {
                     leaderElection: LeaderElectionConfiguration(
                         leaseName: uniqueName("lease"),
                         identity: "solo",
-                        leaseDuration: .seconds(1),
-                        renewDeadline: .milliseconds(500),
+                        // A renewal deadline a loaded CI machine meets; the refusal below is twice as long.
+                        leaseDuration: .seconds(3),
+                        renewDeadline: .seconds(2),
                         retryPeriod: .milliseconds(100)
                     )
                 ),
@@ -361,13 +362,13 @@ struct ControllerTests {
             try await eventually("leading") { !recorder.intervals.isEmpty }
 
             let refusedAt = ContinuousClock.now
-            server.refuseConnections(for: .seconds(2))
-            try await Task.sleep(for: .seconds(2))
+            server.refuseConnections(for: .seconds(4))
+            try await Task.sleep(for: .seconds(4))
             let refusalEnded = ContinuousClock.now
             // The last successful renewal was sent before the refusal, so from renewDeadline after it no reconcile
             // may start: the workers check the lease on the clock before each one, however late the renewal loop
             // runs. The slack covers only a worker preempted between that check and the reconcile's first line.
-            let quietFrom = refusedAt + .milliseconds(500) + .milliseconds(200)
+            let quietFrom = refusedAt + .seconds(2) + .milliseconds(200)
             let during = recorder.intervals.filter { $0.start > quietFrom && $0.start < refusalEnded }
             #expect(during.isEmpty, "reconciled \(during.count) times without the lease")
             #expect(controller.reflector == nil, "no term is running while not leading")

@@ -1,0 +1,63 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import NIOCore
+import RTMP
+
+/// The publisher's media path: once the publish is accepted, media messages go from the RTMP decoder to the
+/// fan-out on the connection's event loop, where the targets' connections also live, instead of through the
+/// session task. Everything else (commands, and all messages before the publish is accepted) goes on to the
+/// session, which answers commands and decides on the publish.
+///
+/// The session attaches the fan-out with ``attach(_:messageStreamID:)`` before it tells the publisher that the
+/// publish started. Media that reach the session after that were sent before the publish was accepted, and the
+/// session drops them, as it always drops media before acceptance; so no message is published twice or out of order.
+final class IngestTap {
+    private var fanOut: FanOut?
+    private var messageStreamID: UInt32 = 0
+
+    init() {}
+
+    func attach(_ fanOut: FanOut, messageStreamID: UInt32) {
+        self.fanOut = fanOut
+        self.messageStreamID = messageStreamID
+    }
+
+    /// Stops the direct path (the publisher unpublished or the connection is going away).
+    func detach() {
+        self.fanOut = nil
+    }
+}
+
+@available(*, unavailable)
+extension IngestTap: Sendable {}
+
+extension IngestTap: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = RTMPMessage
+    typealias InboundOut = RTMPMessage
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let fanOut = self.fanOut {
+            let message = Self.unwrapInboundIn(data)
+            switch message.type {
+            case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
+                if message.messageStreamID == self.messageStreamID {
+                    fanOut.publish(message)
+                }
+                return
+            default:
+                context.fireChannelRead(data)
+                return
+            }
+        }
+        context.fireChannelRead(data)
+    }
+}
