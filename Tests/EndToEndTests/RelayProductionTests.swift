@@ -52,14 +52,15 @@ struct RelayProductionTests {
             ])
             configuration.drainTimeout = .seconds(5)
             try await withRelay(configuration: configuration) { relay in
-                async let first = FFmpeg.withPublisher(to: relay.publishURL(key: keyA, app: "live"), duration: 6) {
+                async let first = FFmpeg.withPublisher(to: relay.publishURL(key: keyA, app: "live"), duration: 10) {
                     await $0.waitForExit()
                 }
-                async let second = FFmpeg.withPublisher(to: relay.publishURL(key: keyB, app: "studio"), duration: 6) {
+                async let second = FFmpeg.withPublisher(to: relay.publishURL(key: keyB, app: "studio"), duration: 10) {
                     await $0.waitForExit()
                 }
                 try await nginx.waitForPublishStarted(app: "a", stream: targetA)
                 try await nginx.waitForPublishStarted(app: "b", stream: targetB)
+                // Both publishers run for 10 s: long enough that a loaded machine still sees them live together.
                 let statuses = try JSONDecoder().decode(
                     [StreamStatus].self,
                     from: Data(try await relay.http(.GET, "/api/v1/streams").body.utf8)
@@ -72,8 +73,8 @@ struct RelayProductionTests {
                 try await nginx.waitForPublishEnded(app: "b", stream: targetB, timeout: .seconds(20))
                 #expect(!relay.logs.lines.contains { $0.contains(keyA) || $0.contains(keyB) })
             }
-            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "a", stream: targetA), seconds: 6)
-            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "b", stream: targetB), seconds: 6)
+            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "a", stream: targetA), seconds: 10)
+            try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "b", stream: targetB), seconds: 10)
         }
     }
 
