@@ -24,6 +24,7 @@
 #
 # Usage: tools/bench-relay.sh [--out DIR] [--seconds N] [--scenarios "1x1 10x1 50x1 1x5 10x5"]
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
+#                             [--scratch-path DIR]
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc. Leaves nothing running.
 set -euo pipefail
 
@@ -36,6 +37,7 @@ scenarios="1x1 10x1 50x1 1x5 10x5"
 paths="direct liverelay nginx"
 skip_build=false
 wait_for_builds=300
+scratch=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -44,6 +46,7 @@ while [[ $# -gt 0 ]]; do
         --paths) paths=$2; shift 2 ;;
         --wait-for-builds) wait_for_builds=$2; shift 2 ;;
         --skip-build) skip_build=true; shift ;;
+        --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
         -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -63,10 +66,10 @@ source "$root/tools/bench-common.sh"
 # --- build
 if ! $skip_build; then
     log "building release (liverelay, liverelay-bench)"
-    swift build -c release --product liverelay
-    swift build -c release --product liverelay-bench
+    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay
+    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay-bench
 fi
-bin=$(swift build -c release --show-bin-path)
+bin=$(swift build -c release ${scratch[@]+"${scratch[@]}"} --show-bin-path)
 bench="$bin/liverelay-bench"
 relay="$bin/liverelay"
 
@@ -128,6 +131,8 @@ path_liverelay() {
             echo "metadata: { name: s$i }"
             echo "spec:"
             echo "  ingest: { app: live, streamKeyFile: $dir/keys/s$i }"
+            # nginx-rtmp's push path packages no preview either; tools/bench-preview.sh measures the preview.
+            echo "  preview: { enabled: false }"
             echo "  targets:"
             for t in $(seq "$f"); do
                 echo "    - { name: t$t, url: \"$sink/sink$t/r-$tag-$i\" }"
