@@ -135,3 +135,16 @@ start_nginx() {
     pids+=("$started")
 }
 
+
+# Builds liverelay and liverelay-bench in release unless $1 is true, with the `swift build` arguments that follow
+# (a --scratch-path), and prints the directory that holds them. Uses the caller's `log`.
+release_bin() {
+    local skip=$1
+    shift
+    if ! $skip; then
+        log "building release (liverelay, liverelay-bench)"
+        swift build -c release "$@" --product liverelay >&2
+        swift build -c release "$@" --product liverelay-bench >&2
+    fi
+    swift build -c release "$@" --show-bin-path
+}

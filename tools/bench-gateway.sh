@@ -62,12 +62,7 @@ log() { printf '%s bench-gateway: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # shellcheck source=tools/bench-common.sh
 source "$root/tools/bench-common.sh"
 
-if ! $skip_build; then
-    log "building release (liverelay, liverelay-bench)"
-    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay
-    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay-bench
-fi
-bin=$(swift build -c release ${scratch[@]+"${scratch[@]}"} --show-bin-path)
+bin=$(release_bin "$skip_build" ${scratch[@]+"${scratch[@]}"})
 bench="$bin/liverelay-bench"
 relay="$bin/liverelay"
 

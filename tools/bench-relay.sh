@@ -64,12 +64,7 @@ log() { printf '%s bench-relay: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 source "$root/tools/bench-common.sh"
 
 # --- build
-if ! $skip_build; then
-    log "building release (liverelay, liverelay-bench)"
-    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay
-    swift build -c release ${scratch[@]+"${scratch[@]}"} --product liverelay-bench
-fi
-bin=$(swift build -c release ${scratch[@]+"${scratch[@]}"} --show-bin-path)
+bin=$(release_bin "$skip_build" ${scratch[@]+"${scratch[@]}"})
 bench="$bin/liverelay-bench"
 relay="$bin/liverelay"
 

@@ -61,9 +61,9 @@ public final class LeaderElector: Sendable {
     public let configuration: LeaderElectionConfiguration
     private let client: KubernetesClient
     private let observed = Mutex<Observation?>(nil)
-    /// When our leadership ends unless renewed: the start of the last successful acquire or renewal plus
-    /// `renewDeadline`. `nil` while we do not hold the lease.
-    private let leadingUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// When the last successful acquire or renewal was sent; `nil` while we do not hold the lease. Leadership ends
+    /// `renewDeadline` after it.
+    private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
     private let logger: Logger
 
     public init(client: KubernetesClient, configuration: LeaderElectionConfiguration, logger: Logger) {
@@ -80,15 +80,8 @@ public final class LeaderElector: Sendable {
     /// to run: on a starved machine that loop can wake late, but no reconcile starts after the deadline anyway,
     /// so another candidate (which waits the longer `leaseDuration`) never overlaps with us.
     public var isLeading: Bool {
-        self.leadingUntil.withLock { until in until.map { ContinuousClock.now < $0 } ?? false }
-    }
-
-    private func renewed(at start: ContinuousClock.Instant) {
-        self.leadingUntil.withLock { $0 = start + self.configuration.renewDeadline }
-    }
-
-    private func steppedDown() {
-        self.leadingUntil.withLock { $0 = nil }
+        self.lastRenewal.withLock { last in last.map { ContinuousClock.now < $0 + self.configuration.renewDeadline } }
+            ?? false
     }
 
     /// One attempt to take or renew the lease. Returns whether we hold it now.
@@ -175,7 +168,7 @@ public final class LeaderElector: Sendable {
             let start = ContinuousClock.now
             do {
                 if try await self.tryAcquireOrRenew() {
-                    self.renewed(at: start)
+                    self.lastRenewal.withLock { $0 = start }
                     return
                 }
             } catch let error as CancellationError {
@@ -190,11 +183,10 @@ public final class LeaderElector: Sendable {
     /// Renews every `retryPeriod`; returns when the lease is lost: someone else holds it, or no renewal succeeded
     /// for `renewDeadline`. Throws `CancellationError` when cancelled.
     public func holdLease() async throws {
-        defer { self.steppedDown() }
-        var lastRenewal = self.leadingUntil.withLock { $0 }.map { $0 - self.configuration.renewDeadline } ?? .now
+        defer { self.lastRenewal.withLock { $0 = nil } }
         while true {
             try await Task.sleep(for: self.configuration.retryPeriod)
-            let deadline = lastRenewal + self.configuration.renewDeadline
+            let deadline = (self.lastRenewal.withLock { $0 } ?? .now) + self.configuration.renewDeadline
             let start = ContinuousClock.now
             let renewed: Bool?
             do {
@@ -209,8 +201,7 @@ public final class LeaderElector: Sendable {
             switch renewed {
             case true?:
                 // From when the request was sent: the lease's renewTime is no later than that.
-                lastRenewal = start
-                self.renewed(at: start)
+                self.lastRenewal.withLock { $0 = start }
             case false?:
                 self.logger.info("k8s leader election: lease taken by another holder, stepping down")
                 return

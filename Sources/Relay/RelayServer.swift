@@ -327,22 +327,13 @@ public final class RelayServer: Service, Sendable {
                 group.addTask { await fanOut.run() }
                 // From here the publisher's media go to the fan-out on its event loop, before it hears that the
                 // publish started.
-                let channel = connection.channel
                 let streamID = request.messageStreamID
-                try await channel.eventLoop.submit {
-                    try channel.pipeline.syncOperations.handler(type: IngestTap.self).attach(
-                        fanOut,
-                        messageStreamID: streamID
-                    )
-                }.get()
+                try await Self.withIngestTap(of: connection.channel) { $0.attach(fanOut, messageStreamID: streamID) }
                 try await outbound.write(contentsOf: session.publishAccepted())
                 logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
             case .unpublished(let messages):
                 logger.info("Publisher ended the stream")
-                let channel = connection.channel
-                try? await channel.eventLoop.submit {
-                    try channel.pipeline.syncOperations.handler(type: IngestTap.self).detach()
-                }.get()
+                try? await Self.withIngestTap(of: connection.channel) { $0.detach() }
                 live?.fanOut.finish()
                 try? await outbound.write(contentsOf: messages)
             case .close(let messages, let error):
@@ -351,6 +342,16 @@ public final class RelayServer: Service, Sendable {
                 return
             }
         }
+    }
+
+    /// Runs `body` with the connection's ``IngestTap``, on the connection's event loop.
+    private static func withIngestTap(
+        of channel: any Channel,
+        _ body: @escaping @Sendable (IngestTap) -> Void
+    ) async throws {
+        try await channel.eventLoop.submit {
+            body(try channel.pipeline.syncOperations.handler(type: IngestTap.self))
+        }.get()
     }
 
     // MARK: Authorization

@@ -100,7 +100,6 @@ final class TargetWriter {
             // A full batch: more may follow at once, but let the loop serve its other channels first.
             if self.batch.count == Self.batchLimit {
                 context.flush()
-                wrote = false
                 let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 context.eventLoop.execute { bound.value.drain() }
                 return
