@@ -75,6 +75,8 @@ public final class GatewayRoutes: Sendable {
         var subscribers: [UInt64: AsyncStream<[GatewayRoute]>.Continuation] = [:]
     }
     private let state: Mutex<State>
+    /// Held while routes are handed to subscribers, so that they see updates in order; never taken under `state`.
+    private let delivery = Mutex(())
 
     public init(_ routes: [GatewayRoute] = []) {
         var state = State()
@@ -88,6 +90,24 @@ public final class GatewayRoutes: Sendable {
     /// Replaces every route. A port or stream listed twice keeps the last entry.
     public func update(_ routes: [GatewayRoute]) {
         var resumed: [(Waiter, GatewayRoute?)] = []
+        self.delivery.withLock { _ in
+            let (subscribers, current) = self.replace(routes, resuming: &resumed)
+            // Outside the state lock: a yield resumes the reader's task under that task's status lock, and a
+            // cancelled reader's termination handler takes the state lock under the same status lock.
+            for subscriber in subscribers {
+                subscriber.yield(current)
+            }
+        }
+        // Outside the lock: a waiter may hop to an event loop or take other locks.
+        for (resume, route) in resumed {
+            resume(route)
+        }
+    }
+
+    private func replace(
+        _ routes: [GatewayRoute],
+        resuming resumed: inout [(Waiter, GatewayRoute?)]
+    ) -> ([AsyncStream<[GatewayRoute]>.Continuation], [GatewayRoute]) {
         self.state.withLock { state in
             state.byPort = [:]
             state.byStream = [:]
@@ -105,14 +125,7 @@ public final class GatewayRoutes: Sendable {
                     state.waiters[id] = nil
                 }
             }
-            let current = Array(state.byPort.values)
-            for subscriber in state.subscribers.values {
-                subscriber.yield(current)
-            }
-        }
-        // Outside the lock: a waiter may hop to an event loop or take other locks.
-        for (resume, route) in resumed {
-            resume(route)
+            return (Array(state.subscribers.values), Array(state.byPort.values))
         }
     }
 
@@ -204,11 +217,14 @@ public final class GatewayRoutes: Sendable {
             of: [GatewayRoute].self,
             bufferingPolicy: .bufferingNewest(1)
         )
-        let id = self.state.withLock { state in
-            state.nextID += 1
-            state.subscribers[state.nextID] = continuation
-            continuation.yield(Array(state.byPort.values))
-            return state.nextID
+        let id = self.delivery.withLock { _ in
+            let (id, current) = self.state.withLock { state in
+                state.nextID += 1
+                state.subscribers[state.nextID] = continuation
+                return (state.nextID, Array(state.byPort.values))
+            }
+            continuation.yield(current)
+            return id
         }
         continuation.onTermination = { _ in
             _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
