@@ -223,8 +223,12 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
 
         let message: RTMPMessage?
         if startsMessage && chunkLength == stream.messageLength {
-            // The whole message is in this chunk: hand on a slice, no copy.
-            let payload = buffer.readSlice(length: chunkLength)!
+            // The whole message is in this chunk. It is copied out, not sliced: a slice would keep the whole read
+            // buffer alive for as long as the message is held (a relay's GOP cache holds messages for seconds), and
+            // the channel could not reuse that buffer for its next read.
+            var payload = ByteBufferAllocator().buffer(capacity: chunkLength)
+            var chunk = buffer.readSlice(length: chunkLength)!
+            payload.writeBuffer(&chunk)
             message = RTMPMessage(
                 chunkStreamID: chunkStreamID,
                 timestamp: stream.timestamp,
