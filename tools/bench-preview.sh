@@ -16,7 +16,7 @@
 # pushes it to nginx-rtmp with `hls on` and nginx-rtmp's HLS defaults (hls_fragment 5s, hls_playlist_length 30s).
 # ffmpeg also writes the same FLV to a pipe (its tee muxer), from which Benchmarks/preview/measure.py learns when each
 # frame left the publisher; measure.py reads the relay's live fragmented MP4 (`live.mp4`) and polls the relay's and
-# nginx-rtmp's playlists, and reports, per frame or segment, the time from the publisher to:
+# nginx-rtmp's playlists on disk every 50 ms, and reports, per frame or segment, the time from the publisher to:
 #
 #   fmp4           the fragment carrying the frame received by an HTTP client of the relay (what a browser gets);
 #   relay HLS      the segment holding the frame listed in the relay's index.m3u8 (newest and oldest frame of it);
@@ -24,7 +24,8 @@
 #
 # Then the relay runs the same stream with the preview off (spec.preview.enabled: false) and on, and the relay
 # process's CPU time (utime + stime from /proc) over the run is compared: the preview's added CPU against the relay's
-# own.
+# own. With the preview on, the relay serves one browser (live.mp4) and one HLS player (the playlist over HTTP every
+# second, and each segment), so the added CPU is packaging plus serving one viewer of each kind.
 #
 # Usage: tools/bench-preview.sh [--seconds N] [--relay PATH] [--out DIR]
 #   --relay: the liverelay binary (default: a release build in .build-preview, built if missing).
@@ -96,7 +97,9 @@ kind: Secret
 metadata: { name: bench-target }
 stringData: { key: "$name" }
 EOF
-    "$relay" relay --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --config "$work/relay.yaml" \
+    # The relay writes its HLS under $TMPDIR/liverelay-preview; measure.py reads the playlist there.
+    mkdir -p "$work/tmp-$name"
+    TMPDIR="$work/tmp-$name" "$relay" relay --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --config "$work/relay.yaml" \
         --log-level notice 2>"$work/relay-$name.log" &
     local relay_pid=$!
     pids+=("$relay_pid")
@@ -107,7 +110,8 @@ EOF
     local measure_args=(--seconds "$seconds")
     if [[ $preview == true ]]; then
         measure_args+=(--fmp4 "http://127.0.0.1:$http_port/preview/bench/live.mp4"
-            --hls "http://127.0.0.1:$http_port/preview/bench/index.m3u8"
+            --hls "$work/tmp-$name/liverelay-preview/bench-*/index.m3u8"
+            --hls-player "http://127.0.0.1:$http_port/preview/bench/index.m3u8"
             --nginx-hls "$work/nginx/hls/$name.m3u8")
     fi
     ffmpeg -hide_banner -nostdin -nostats -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30 \

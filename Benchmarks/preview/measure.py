@@ -16,13 +16,20 @@ Reads, at the same time:
     left the publisher, since ffmpeg writes the tag to RTMP and to the pipe in the same loop;
   - the relay's live fragmented MP4 (`live.mp4`): the wall time each fragment arrived, and its video decode time
     (`tfdt`), so the frame it carries;
-  - the relay's HLS playlist and nginx-rtmp's (polled every 50 ms): the wall time each segment appeared in the
-    playlist, and the media time it covers (from the sum of the EXTINF durations before it).
+  - the relay's HLS playlist and nginx-rtmp's, both on disk where each writes it (polled every 50 ms): the wall time
+    each segment appeared in the playlist, and the media time it covers (from the sum of the EXTINF durations before
+    it). The relay serves that same file; polling it over HTTP twenty times a second would cost the relay more than
+    the preview it measures.
+
+With --hls-player, it also plays the relay's HLS as a player does (the playlist over HTTP once per --player-interval
+seconds, and every new segment), so that the relay's CPU is measured serving one browser and one HLS player.
 
 Writes one JSON object with the latency distributions to stdout. Standard library only.
 """
 
 import argparse
+import glob
+import http.client
 import json
 import os
 import statistics
@@ -30,6 +37,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 lock = threading.Lock()
@@ -146,16 +154,15 @@ def parse_playlist(text):
 
 
 def poll_hls(source, results):
-    """source: an http URL or a file path. results: list of (segment start ms, end ms, wall time it appeared)."""
+    """source: a file path (a glob: the relay names its directory per publish). results: list of (segment start ms,
+    end ms, wall time it appeared)."""
     seen = {}
     cumulative = {}
     while not stop.is_set():
         try:
-            if source.startswith("http"):
-                text = urllib.request.urlopen(source, timeout=2).read().decode()
-            else:
-                with open(source) as f:
-                    text = f.read()
+            paths = glob.glob(source)
+            with open(paths[0]) as f:
+                text = f.read()
         except Exception:
             time.sleep(0.05)
             continue
@@ -176,6 +183,41 @@ def poll_hls(source, results):
             seen[number] = now
             results.append((start, start + duration * 1000, now))
         time.sleep(0.05)
+
+
+def play_hls(url, interval, counts):
+    """An HLS player: the playlist every `interval` seconds, and each segment once, as it appears, over one
+    keep-alive connection (as browsers and players hold theirs)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = None
+    fetched = set()
+
+    def get(path):
+        nonlocal connection
+        if connection is None:
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+        except Exception:
+            connection.close()
+            connection = None
+            raise
+        if response.status != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status}")
+        return body
+
+    while not stop.wait(interval):
+        try:
+            _, segments = parse_playlist(get(parts.path).decode())
+            for name, _ in segments:
+                if name not in fetched:
+                    fetched.add(name)
+                    counts["bytes"] += len(get(urllib.parse.urljoin(parts.path, name)))
+                    counts["segments"] += 1
+        except Exception:
+            counts["errors"] += 1
 
 
 def summary(values):
@@ -207,6 +249,8 @@ def main():
     parser.add_argument("--fmp4")
     parser.add_argument("--hls")
     parser.add_argument("--nginx-hls")
+    parser.add_argument("--hls-player")
+    parser.add_argument("--player-interval", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--skip", type=float, default=5, help="seconds at the start left out (startup)")
     arguments = parser.parse_args()
@@ -219,6 +263,13 @@ def main():
         threads.append(threading.Thread(target=poll_hls, args=(arguments.hls, hls), daemon=True))
     if arguments.nginx_hls:
         threads.append(threading.Thread(target=poll_hls, args=(arguments.nginx_hls, nginx), daemon=True))
+    player = {"segments": 0, "bytes": 0, "errors": 0}
+    if arguments.hls_player:
+        threads.append(
+            threading.Thread(
+                target=play_hls, args=(arguments.hls_player, arguments.player_interval, player), daemon=True
+            )
+        )
     for thread in threads:
         thread.start()
     time.sleep(arguments.seconds)
@@ -255,6 +306,8 @@ def main():
         "relay_hls_playlist_latency_s": segment_latencies(hls),
         "nginx_hls_playlist_latency_s": segment_latencies(nginx),
     }
+    if arguments.hls_player:
+        report["hls_player"] = player
     json.dump(report, sys.stdout, indent=2)
     print()
     os._exit(0)

@@ -159,7 +159,7 @@ final class LibAVMuxer {
     /// Writes one packet; timestamps and duration are in milliseconds.
     func write(
         track: Int,
-        data: ByteBuffer,
+        data: LibAVPacketData,
         dts: Int64,
         pts: Int64,
         duration: Int64,
@@ -169,16 +169,13 @@ final class LibAVMuxer {
             return
         }
         av_packet_unref(packet)
-        let size = data.readableBytes
-        let allocated = av_new_packet(packet, Int32(size))
-        guard allocated >= 0 else {
-            throw PreviewError.libav("cannot allocate a packet", code: allocated)
+        guard let reference = av_buffer_ref(data.buffer) else {
+            throw PreviewError.libav("cannot reference a packet", code: lr_averror(ENOMEM))
         }
-        data.withUnsafeReadableBytes { bytes in
-            if let base = bytes.baseAddress, size > 0 {
-                packet.pointee.data.update(from: base.assumingMemoryBound(to: UInt8.self), count: size)
-            }
-        }
+        packet.pointee.buf = reference
+        packet.pointee.data = reference.pointee.data
+        packet.pointee.size = Int32(data.size)
+        defer { av_packet_unref(packet) }
         let timeBase = stream.pointee.time_base
         packet.pointee.stream_index = Int32(track)
         packet.pointee.dts = av_rescale_q(dts, self.millisecond, timeBase)
@@ -236,3 +233,36 @@ final class LibAVMuxer {
 
 @available(*, unavailable)
 extension LibAVMuxer: Sendable {}
+
+/// A packet's bytes, copied once into a reference-counted libav buffer that every muxer of the preview references
+/// (the mp4 and HLS muxers each keep what they need of it).
+final class LibAVPacketData {
+    fileprivate let buffer: UnsafeMutablePointer<AVBufferRef>
+    let size: Int
+
+    init(_ data: ByteBuffer) throws(PreviewError) {
+        let size = data.readableBytes
+        let padding = Int(AV_INPUT_BUFFER_PADDING_SIZE)
+        guard let buffer = av_buffer_alloc(size + padding) else {
+            throw PreviewError.libav("cannot allocate a packet", code: lr_averror(ENOMEM))
+        }
+        let bytes = buffer.pointee.data!
+        data.withUnsafeReadableBytes { source in
+            if let base = source.baseAddress, size > 0 {
+                bytes.update(from: base.assumingMemoryBound(to: UInt8.self), count: size)
+            }
+        }
+        // libavcodec's parsers may read past the end: the padding is zeroed, as av_new_packet does.
+        (bytes + size).initialize(repeating: 0, count: padding)
+        self.buffer = buffer
+        self.size = size
+    }
+
+    deinit {
+        var buffer: UnsafeMutablePointer<AVBufferRef>? = self.buffer
+        av_buffer_unref(&buffer)
+    }
+}
+
+@available(*, unavailable)
+extension LibAVPacketData: Sendable {}

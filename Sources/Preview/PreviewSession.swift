@@ -25,14 +25,19 @@ public final class PreviewSession: Sendable {
     private let logger: Logger
 
     init(stream: PreviewStream, id: UInt64, logger: Logger) {
-        self.queue = PreviewQueue(maxBytes: stream.configuration.queueBytes)
+        self.queue = PreviewQueue(
+            maxBytes: stream.configuration.queueBytes,
+            wakeSpan: UInt32(clamping: stream.configuration.fragmentMilliseconds)
+        )
         self.logger = logger
         let queue = self.queue
+        let name = "preview-\(stream.name)"
         let thread = Thread {
+            // Named from inside: Foundation names the OS thread (what `top -H` shows) only for the current thread.
+            Thread.current.name = name
             let packager = PreviewPackager(stream: stream, session: id, logger: logger)
             packager.run(queue)
         }
-        thread.name = "preview-\(stream.name)"
         thread.start()
     }
 
@@ -104,10 +109,14 @@ final class PreviewQueue: @unchecked Sendable {
     private var dropping = false
     private var ended = false
     private var droppedMessages: UInt64 = 0
+    /// The timestamp of the oldest message queued (in milliseconds), to wake the packager once per `wakeSpan`.
+    private var oldestTimestamp: UInt32?
     private let maxBytes: Int
+    private let wakeSpan: UInt32
 
-    init(maxBytes: Int) {
+    init(maxBytes: Int, wakeSpan: UInt32) {
         self.maxBytes = maxBytes
+        self.wakeSpan = wakeSpan
     }
 
     func push(_ item: Item) -> PushResult {
@@ -141,17 +150,37 @@ final class PreviewQueue: @unchecked Sendable {
                 self.ended = true
             }
         }
-        self.condition.unlock(withValue: !self.items.isEmpty)
+        // The packager's output is a fragment per `fragmentDuration`: waking it for each message would cost a
+        // context switch per message for nothing. It wakes when the media queued spans a fragment (or a stream
+        // without timestamps queues many messages), and at the end.
+        switch item {
+        case .end:
+            self.condition.unlock(withValue: true)
+        case .video(_, let timestamp), .audio(_, let timestamp):
+            let oldest = self.oldestTimestamp ?? timestamp
+            self.oldestTimestamp = self.items.isEmpty ? nil : oldest
+            // Wrapping: timestamps that went back (an encoder restarted) wake it too.
+            if !self.items.isEmpty && (timestamp &- oldest >= self.wakeSpan || self.items.count >= Self.maxBatch) {
+                self.condition.unlock(withValue: true)
+            } else {
+                self.condition.unlock()
+            }
+        }
         return result
     }
 
-    /// Blocks until something is queued, then takes everything queued, and how many messages were dropped since
-    /// the last call.
+    /// Whether ``pop()`` would return at once.
+    var isReady: Bool { self.condition.value }
+
+    /// Messages that wake the packager whatever their timestamps say.
+    private static let maxBatch = 256
+
     func pop() -> ([Item], UInt64) {
         self.condition.lock(whenValue: true)
-        let items = self.items
+        var items: [Item] = []
+        swap(&items, &self.items)
         let dropped = self.droppedMessages
-        self.items.removeAll(keepingCapacity: true)
+        self.oldestTimestamp = nil
         self.bytes = 0
         self.droppedMessages = 0
         self.condition.unlock(withValue: false)
@@ -173,7 +202,10 @@ final class PreviewPackager {
         /// Video waits for the next frame, which gives its exact duration.
         var pendingVideo: (data: ByteBuffer, dts: Int64, pts: Int64, keyframe: Bool)?
         var lastVideoDuration: Int64 = 40
-        var pendingKeyframe = false
+        /// The decode time of the open fragment's first video frame (`nil`: no fragment open), and whether that frame
+        /// is a keyframe (a browser that joins starts with the fragments since it).
+        var fragmentStart: Int64?
+        var fragmentStartsAtKeyframe = false
         var hlsSegmentsSeen = 0
     }
 
@@ -188,11 +220,13 @@ final class PreviewPackager {
     private var stopped = false
     private var warnedAudio = false
     private var reportedMissingConfiguration = false
+    private let fragmentMilliseconds: Int64
 
     init(stream: PreviewStream, session: UInt64, logger: Logger) {
         self.stream = stream
         self.session = session
         self.logger = logger
+        self.fragmentMilliseconds = stream.configuration.fragmentMilliseconds
     }
 
     func run(_ queue: PreviewQueue) {
@@ -466,24 +500,48 @@ final class PreviewPackager {
         let duration = max(duration, 1)
         output.lastVideoDuration = duration
         self.output = output
-        // Each video frame ends a fragment (with the audio before it), so that a browser gets it at once.
+        if frame.keyframe {
+            // A keyframe starts a fragment, so that a browser joining gets whole GOPs.
+            self.flushFragment()
+        }
         self.write(track: 0, data: frame.data, dts: frame.dts, pts: frame.pts, duration: duration, key: frame.keyframe)
-        guard let output = self.output else {
+        guard var output = self.output else {
             return
         }
+        let start = output.fragmentStart ?? frame.dts
+        if output.fragmentStart == nil {
+            output.fragmentStart = start
+            output.fragmentStartsAtKeyframe = frame.keyframe
+        }
+        self.output = output
+        // A fragment ends with the video frame that completes its duration (with the audio written before it).
+        if frame.dts + duration - start >= self.fragmentMilliseconds {
+            self.flushFragment()
+        }
+        if frame.keyframe, let directory = output.hlsDirectory {
+            self.countHLSSegments(directory)
+        }
+    }
+
+    /// Ends the open fragment, if any, and hands it to the browsers.
+    private func flushFragment() {
+        guard var output = self.output, output.fragmentStart != nil else {
+            return
+        }
+        let keyframe = output.fragmentStartsAtKeyframe
+        output.fragmentStart = nil
+        output.fragmentStartsAtKeyframe = false
+        self.output = output
         do throws(PreviewError) {
             try output.mp4.flush()
             let fragment = try output.mp4.takeOutput()
             if fragment.readableBytes > 0,
-                self.stream.fragmentWritten(session: self.session, fragment, keyframe: frame.keyframe)
+                self.stream.fragmentWritten(session: self.session, fragment, keyframe: keyframe)
             {
                 self.logger.notice(
                     "Preview: keyframe interval over the buffer limit; joining browsers wait for the next keyframe",
                     metadata: ["preview.max_buffered_bytes": "\(self.stream.configuration.maxBufferedBytes)"]
                 )
-            }
-            if frame.keyframe, let directory = output.hlsDirectory {
-                self.countHLSSegments(directory)
             }
         } catch {
             self.fail(error)
@@ -510,6 +568,7 @@ final class PreviewPackager {
             return
         }
         do throws(PreviewError) {
+            let data = try LibAVPacketData(data)
             try output.mp4.write(track: track, data: data, dts: dts, pts: pts, duration: duration, keyframe: key)
             try output.hls?.write(track: track, data: data, dts: dts, pts: pts, duration: duration, keyframe: key)
         } catch {
@@ -519,11 +578,16 @@ final class PreviewPackager {
 
     /// Writes what is pending, ends both outputs and removes the HLS files.
     private func endOutput() {
-        guard let output = self.output else {
+        guard let current = self.output else {
             return
         }
-        if let pending = output.pendingVideo {
-            self.writeVideo(pending, duration: output.lastVideoDuration)
+        if let pending = current.pendingVideo {
+            self.writeVideo(pending, duration: current.lastVideoDuration)
+        }
+        self.flushFragment()
+        guard let output = self.output else {
+            // libavformat failed on the last of it: `fail` ended the output.
+            return
         }
         self.output = nil
         do throws(PreviewError) {

@@ -24,6 +24,15 @@ public struct PreviewConfiguration: Hashable, Sendable {
     public var hlsSegmentSeconds: Double = 1
     /// How many segments the HLS playlist lists (`hls_list_size`); older segments are deleted.
     public var hlsListSize: Int = 6
+    /// The media duration a fragmented MP4 fragment gathers before it is sent to browsers (a keyframe always starts
+    /// a new one). Shorter brings the preview closer to the publisher; longer costs less CPU (each fragment is one
+    /// `moof`, one write to every browser and one wake of its response task).
+    public var fragmentDuration: Duration = .milliseconds(250)
+
+    var fragmentMilliseconds: Int64 {
+        let components = self.fragmentDuration.components
+        return max(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000, 1)
+    }
     /// How many bytes of media may wait for the preview thread; past it the preview drops media up to the next
     /// keyframe (the relay's pushes are never affected).
     public var queueBytes: Int = 8 << 20

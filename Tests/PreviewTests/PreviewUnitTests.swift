@@ -22,7 +22,7 @@ import Testing
     let header = ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
 
     @Test func behindItDropsToTheNextKeyframeAndKeepsHeaders() {
-        let queue = PreviewQueue(maxBytes: 3000)
+        let queue = PreviewQueue(maxBytes: 3000, wakeSpan: 1)
         #expect(self.push(queue, .video(self.header, 0)) == "queued")
         #expect(self.push(queue, .video(self.keyframe, 0)) == "queued")
         #expect(self.push(queue, .video(self.interframe, 40)) == "queued")
@@ -39,6 +39,28 @@ import Testing
         // The end is always queued, and nothing after it.
         #expect(self.push(queue, .end) == "queued")
         #expect(self.push(queue, .video(self.keyframe, 200)) == "dropped")
+    }
+
+    @Test func itWakesThePackagerOncePerFragmentOfMediaAndAtTheEnd() {
+        let queue = PreviewQueue(maxBytes: 1 << 20, wakeSpan: 250)
+        let audio = ByteBuffer(bytes: [0xAF, 0x01, 0x21])
+        _ = queue.push(.video(self.keyframe, 1000))
+        for frame in 1..<8 {
+            _ = queue.push(.audio(audio, UInt32(1000 + frame * 23)))
+            _ = queue.push(.video(self.interframe, UInt32(1000 + frame * 33)))
+            #expect(!queue.isReady, "woken after \(frame * 33) ms of media")
+        }
+        _ = queue.push(.video(self.interframe, 1000 + 8 * 33))
+        #expect(queue.isReady)
+        #expect(queue.pop().0.count == 16)
+        #expect(!queue.isReady)
+        // Timestamps that go back (an encoder restarted) wake it, and so does the end.
+        _ = queue.push(.video(self.keyframe, 2000))
+        _ = queue.push(.video(self.keyframe, 0))
+        #expect(queue.isReady)
+        _ = queue.pop()
+        _ = queue.push(.end)
+        #expect(queue.isReady)
     }
 
     private func push(_ queue: PreviewQueue, _ item: PreviewQueue.Item) -> String {
