@@ -223,8 +223,8 @@ extension RelayMessage.Kind {
 }
 
 /// The queue between the publisher and one target's connection: a ``TargetQueueStateMachine`` under a lock, and
-/// its one consumer: either a task waiting in ``next()``, or (while live) a ``TargetWriter`` on the connection's
-/// event loop that the queue wakes with one call per burst (see ``setWaker(_:)``).
+/// its one consumer, a ``TargetWriter`` on the connection's event loop that the queue wakes with one call per burst
+/// (see ``setWaker(_:)``) and that takes what is queued with ``take(limit:into:)``.
 ///
 /// A hand-written queue rather than an `AsyncStream` because dropping must be GOP-aware (an `AsyncStream`'s
 /// `bufferingNewest` drops single messages and leaves an undecodable stream) and because the producer, the
@@ -232,11 +232,9 @@ extension RelayMessage.Kind {
 final class TargetQueue: Sendable {
     private struct State {
         var machine: TargetQueueStateMachine
-        var waiter: CheckedContinuation<RTMPMessage?, Never>?
         /// Wakes an event-loop consumer; called once, then not again until the consumer has emptied the queue.
         var waker: (@Sendable () -> Void)?
         var wakePending = false
-        var cancelled = false
         /// Closes the target's current connection when it stayed behind too long.
         var disconnect: (@Sendable () -> Void)?
     }
@@ -253,31 +251,21 @@ final class TargetQueue: Sendable {
 
     /// Called by the publisher's read loop; never blocks beyond the lock.
     func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
-        let (waiter, next, wake): (CheckedContinuation<RTMPMessage?, Never>?, RTMPMessage?, (@Sendable () -> Void)?) =
-            self.state.withLock {
-                state in
-                switch state.machine.enqueue(message, now: now) {
-                case .none:
-                    return (nil, nil, nil)
-                case .disconnect:
-                    return (nil, nil, state.disconnect)
-                case .available:
-                    if let waker = state.waker {
-                        guard !state.wakePending else {
-                            return (nil, nil, nil)
-                        }
-                        state.wakePending = true
-                        return (nil, nil, waker)
-                    }
-                    guard let waiter = state.waiter else {
-                        return (nil, nil, nil)
-                    }
-                    state.waiter = nil
-                    return (waiter, state.machine.pop(), nil)
+        let call = self.state.withLock { state -> (@Sendable () -> Void)? in
+            switch state.machine.enqueue(message, now: now) {
+            case .none:
+                return nil
+            case .disconnect:
+                return state.disconnect
+            case .available:
+                guard let waker = state.waker, !state.wakePending else {
+                    return nil
                 }
+                state.wakePending = true
+                return waker
             }
-        waiter?.resume(returning: next)
-        wake?()
+        }
+        call?()
     }
 
     /// Makes an event-loop consumer the queue's consumer (or, with nil, none): `waker` is called, outside the lock,
@@ -308,71 +296,11 @@ final class TargetQueue: Sendable {
         }
     }
 
-    /// Everything the target can take now (at most `limit` messages), waiting for at least one; empty once the
-    /// publisher ended and everything was taken, or when the calling task is cancelled. One hop to the connection
-    /// per batch instead of per message is what keeps the per-target cost low.
-    func nextBatch(limit: Int = 64) async -> [RTMPMessage] {
-        guard let first = await self.next() else {
-            return []
-        }
-        var batch = [first]
-        self.state.withLock { state in
-            while batch.count < limit, let message = state.machine.pop() {
-                batch.append(message)
-            }
-        }
-        return batch
-    }
-
-    /// The next message for the target, or nil once the publisher ended and everything was taken, or when the
-    /// calling task is cancelled.
-    func next() async -> RTMPMessage? {
-        let immediate: RTMPMessage?? = self.state.withLock { state in
-            if let message = state.machine.pop() {
-                return .some(message)
-            }
-            if state.machine.finished || state.cancelled {
-                return .some(nil)
-            }
-            return .none
-        }
-        if let immediate {
-            return immediate
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<RTMPMessage?, Never>) in
-                let resume: RTMPMessage?? = self.state.withLock { state in
-                    if let message = state.machine.pop() {
-                        return .some(message)
-                    }
-                    if state.machine.finished || state.cancelled || Task.isCancelled {
-                        return .some(nil)
-                    }
-                    precondition(state.waiter == nil, "TargetQueue has one consumer")
-                    state.waiter = continuation
-                    return .none
-                }
-                if let resume {
-                    continuation.resume(returning: resume)
-                }
-            }
-        } onCancel: {
-            let waiter = self.state.withLock { state in
-                state.cancelled = true
-                let waiter = state.waiter
-                state.waiter = nil
-                return waiter
-            }
-            waiter?.resume(returning: nil)
-        }
-    }
-
     /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe, and
-    /// remembers how to close that connection if it falls too far behind. Clears a previous cancellation.
+    /// remembers how to close that connection if it falls too far behind.
     func restart(seed: [RelayMessage], disconnect: (@Sendable () -> Void)?) {
         self.state.withLock { state in
             state.machine.restart(seed: seed)
-            state.cancelled = false
             state.disconnect = disconnect
         }
     }
@@ -382,20 +310,16 @@ final class TargetQueue: Sendable {
     }
 
     func finish() {
-        let (waiter, wake) = self.state.withLock { state in
+        let wake = self.state.withLock { state -> (@Sendable () -> Void)? in
             state.machine.finish()
             state.disconnect = nil
-            let waiter = state.waiter
-            state.waiter = nil
-            // The event-loop consumer learns of the end from `take`; wake it unless it is awake already.
-            var wake: (@Sendable () -> Void)?
-            if let waker = state.waker, !state.wakePending {
-                state.wakePending = true
-                wake = waker
+            // The consumer learns of the end from `take`; wake it unless it is awake already.
+            guard let waker = state.waker, !state.wakePending else {
+                return nil
             }
-            return (waiter, wake)
+            state.wakePending = true
+            return waker
         }
-        waiter?.resume(returning: nil)
         wake?()
     }
 

@@ -11,6 +11,7 @@
 
 import NIOCore
 import RTMP
+import Synchronization
 import Testing
 
 @testable import Relay
@@ -233,23 +234,31 @@ struct TargetQueueTests {
         #expect(drain(&machine).count == 1)
     }
 
-    @Test("The consumer waits for the producer, and finish wakes it with the end")
-    func asyncHandOff() async {
+    @Test("The consumer is woken once per burst, takes what is queued, and finish wakes it with the end")
+    func wakerHandOff() {
         let queue = TargetQueue(maxBytes: 1000)
-        async let first = queue.next()
-        // The producer never waits for the consumer; the consumer may or may not be suspended yet.
+        let wakes = Atomic(0)
+        queue.setWaker { wakes.add(1, ordering: .relaxed) }
+        // Woken at once when it becomes the consumer, in case something is queued already.
+        #expect(wakes.load(ordering: .relaxed) == 1)
+        var batch: [RTMPMessage] = []
+        #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
         queue.enqueue(relayMessage(.keyframe, ts: 7))
-        #expect(await first?.timestamp == 7)
-        async let end = queue.next()
+        queue.enqueue(relayMessage(.videoFrame, ts: 40))
+        queue.enqueue(relayMessage(.videoFrame, ts: 80))
+        // One wake for the burst: it has not emptied the queue since.
+        #expect(wakes.load(ordering: .relaxed) == 2)
+        #expect(queue.take(limit: 2, into: &batch) == (emptied: false, finished: false))
+        #expect(batch.map(\.timestamp) == [7, 40])
+        queue.enqueue(relayMessage(.videoFrame, ts: 120))
+        #expect(wakes.load(ordering: .relaxed) == 2, "woken again before it emptied the queue")
+        batch.removeAll()
+        #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
+        #expect(batch.map(\.timestamp) == [80, 120])
         queue.finish()
-        #expect(await end == nil)
-    }
-
-    @Test("Cancelling a waiting consumer returns nil")
-    func cancellation() async {
-        let queue = TargetQueue(maxBytes: 1000)
-        let task = Task { await queue.next() }
-        task.cancel()
-        #expect(await task.value == nil)
+        #expect(wakes.load(ordering: .relaxed) == 3)
+        batch.removeAll()
+        #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: true))
+        #expect(batch.isEmpty)
     }
 }
