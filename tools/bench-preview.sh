@@ -24,10 +24,13 @@
 #
 # Then the relay runs the same stream with the preview off (spec.preview.enabled: false) and on, and the relay
 # process's CPU time (utime + stime from /proc) over the run is compared: the preview's added CPU against the relay's
-# own. With the preview on, the relay serves one browser (live.mp4) and one HLS player (the playlist over HTTP every
-# second, and each segment), so the added CPU is packaging plus serving one viewer of each kind.
+# own, over --pairs off/on pairs run alternately (the relay's own CPU varies by some 15 % from run to run). The
+# preview thread's own CPU (libavformat packaging, from /proc/PID/task) is reported beside it. With the preview on,
+# the relay serves one browser (live.mp4, as the preview page reads it), so the added CPU is packaging plus serving
+# the preview to one browser; --hls-player adds an HLS player (the playlist over HTTP every second, and each
+# segment), whose cost is that of serving 2.5 Mbit/s more to a second viewer.
 #
-# Usage: tools/bench-preview.sh [--seconds N] [--relay PATH] [--out DIR]
+# Usage: tools/bench-preview.sh [--seconds N] [--pairs N] [--hls-player] [--relay PATH] [--out DIR]
 #   --relay: the liverelay binary (default: a release build in .build-preview, built if missing).
 # Needs: ffmpeg, nginx with libnginx-mod-rtmp, python3, Linux /proc. Leaves nothing running.
 set -euo pipefail
@@ -35,11 +38,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 seconds=40
+pairs=3
+hls_player=false
 relay=""
 out="$root/.build-preview/bench-preview"
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
+        --pairs) pairs=$2; shift 2 ;;
+        --hls-player) hls_player=true; shift ;;
         --relay) relay=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         -h | --help) sed -n '/^# The live preview/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -72,6 +79,18 @@ chmod -R 777 "$work/nginx"
 start_nginx "$work/nginx"
 wait_for_port "$nginx_port"
 
+# The CPU ticks of process $1's preview threads (named preview-<stream>).
+preview_ticks() {
+    local sum=0 task ticks
+    for task in /proc/"$1"/task/*; do
+        [[ $(cat "$task/comm" 2>/dev/null) == preview-* ]] || continue
+        ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$task/stat" 2>/dev/null) || continue
+        sum=$((sum + ticks))
+    done
+    echo "$sum"
+}
+
+# Runs the stream once through the relay; prints the relay's CPU ms and its preview threads' CPU ms.
 run() {
     local preview=$1 name=$2
     local rtmp_port http_port key=bench-ingest-$RANDOM$RANDOM
@@ -107,12 +126,24 @@ EOF
     wait_for_port "$http_port"
     local start_ticks
     start_ticks=$(cpu_ticks "$relay_pid")
+    # The preview thread ends with the publish: sample it while it runs.
+    echo 0 >"$work/preview-ticks"
+    (
+        while kill -0 "$relay_pid" 2>/dev/null; do
+            ticks=$(preview_ticks "$relay_pid")
+            [[ $ticks -gt 0 ]] && echo "$ticks" >"$work/preview-ticks"
+            sleep 0.5
+        done
+    ) >/dev/null &
+    pids+=("$!")
     local measure_args=(--seconds "$seconds")
     if [[ $preview == true ]]; then
         measure_args+=(--fmp4 "http://127.0.0.1:$http_port/preview/bench/live.mp4"
             --hls "$work/tmp-$name/liverelay-preview/bench-*/index.m3u8"
-            --hls-player "http://127.0.0.1:$http_port/preview/bench/index.m3u8"
             --nginx-hls "$work/nginx/hls/$name.m3u8")
+        if [[ $hls_player == true ]]; then
+            measure_args+=(--hls-player "http://127.0.0.1:$http_port/preview/bench/index.m3u8")
+        fi
     fi
     ffmpeg -hide_banner -nostdin -nostats -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30 \
         -re -f lavfi -i sine=frequency=440:sample_rate=44100 -t $((seconds + 5)) -map 0:v -map 1:a \
@@ -125,26 +156,44 @@ EOF
     stop "$relay_pid"
     local hz
     hz=$(getconf CLK_TCK)
-    echo "$(((end_ticks - start_ticks) * 1000 / hz))"
+    echo "$(((end_ticks - start_ticks) * 1000 / hz)) $(($(cat "$work/preview-ticks") * 1000 / hz))"
 }
 
-log "run 1: preview off, $seconds s"
-cpu_off_ms=$(run false off)
-log "run 2: preview on, $seconds s (latency measured)"
-cpu_on_ms=$(run true on)
+runs=()
+for pair in $(seq 1 "$pairs"); do
+    log "pair $pair of $pairs: preview off, $seconds s"
+    runs+=("$(run false off)")
+    log "pair $pair of $pairs: preview on, $seconds s (latency measured)"
+    runs+=("$(run true "on-$pair")")
+    log "pair $pair: relay CPU ms and preview thread CPU ms, off: ${runs[-2]}; on: ${runs[-1]}"
+done
 
-python3 - "$out" "$cpu_off_ms" "$cpu_on_ms" "$seconds" <<'EOF'
-import json, sys
-out, off, on, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-latency = json.load(open(f"{out}/latency-on.json"))
+python3 - "$out" "$seconds" "$hls_player" "${runs[@]}" <<'EOF'
+import json, statistics, sys
+out, seconds, hls_player = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+runs = [tuple(int(x) for x in run.split()) for run in sys.argv[4:]]
+pairs = [
+    {"relay_cpu_ms_preview_off": off, "relay_cpu_ms_preview_on": on, "preview_thread_cpu_ms": thread,
+     "preview_added_cpu_percent_of_relay": round((on - off) * 100 / off, 1),
+     "preview_thread_cpu_percent_of_relay": round(thread * 100 / off, 1)}
+    for (off, _), (on, thread) in zip(runs[0::2], runs[1::2])
+]
+off = statistics.median(p["relay_cpu_ms_preview_off"] for p in pairs)
+on = statistics.median(p["relay_cpu_ms_preview_on"] for p in pairs)
+latency = json.load(open(f"{out}/latency-on-{len(pairs)}.json"))
 report = {
     "seconds": seconds,
-    "relay_cpu_ms_preview_off": off,
-    "relay_cpu_ms_preview_on": on,
+    "hls_player": hls_player == "true",
+    "pairs": pairs,
+    "relay_cpu_ms_preview_off_median": off,
+    "relay_cpu_ms_preview_on_median": on,
     "relay_cpu_percent_of_one_core_off": round(off / seconds / 10, 2),
     "relay_cpu_percent_of_one_core_on": round(on / seconds / 10, 2),
-    "preview_added_cpu_percent_of_relay": round((on - off) * 100 / off, 1) if off else None,
-    "latency": latency,
+    "preview_added_cpu_percent_of_relay_medians": round((on - off) * 100 / off, 1) if off else None,
+    "preview_thread_cpu_percent_of_relay_median": statistics.median(
+        p["preview_thread_cpu_percent_of_relay"] for p in pairs
+    ),
+    "latency_last_pair": latency,
 }
 json.dump(report, open(f"{out}/report.json", "w"), indent=2)
 print(json.dumps(report, indent=2))
