@@ -101,8 +101,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
             "\(id): \(phase.rawValue)"
         case .relayStarting(let id, let pid):
             "\(id): relay starting (pid \(pid))"
-        case .relayReady(let id, let pid, let rtmpPort, _):
-            "\(id): relay ready (pid \(pid), RTMP on 127.0.0.1:\(rtmpPort))"
+        case .relayReady(let id, let pid, let rtmpPort, let httpPort):
+            "\(id): relay ready (pid \(pid), RTMP on 127.0.0.1:\(rtmpPort); live preview while it runs: "
+                + "http://127.0.0.1:\(httpPort)/preview/\(id.name)/)"
         case .relayStopped(let id, let reason):
             "\(id): relay stopped (\(reason))"
         case .relayCrashed(let id, let exit, let restartIn):

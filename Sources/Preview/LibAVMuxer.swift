@@ -168,7 +168,6 @@ final class LibAVMuxer {
         guard let context, let packet, let stream = context.pointee.streams[track] else {
             return
         }
-        av_packet_unref(packet)
         guard let reference = av_buffer_ref(data.buffer) else {
             throw PreviewError.libav("cannot reference a packet", code: lr_averror(ENOMEM))
         }

@@ -220,13 +220,11 @@ final class PreviewPackager {
     private var stopped = false
     private var warnedAudio = false
     private var reportedMissingConfiguration = false
-    private let fragmentMilliseconds: Int64
 
     init(stream: PreviewStream, session: UInt64, logger: Logger) {
         self.stream = stream
         self.session = session
         self.logger = logger
-        self.fragmentMilliseconds = stream.configuration.fragmentMilliseconds
     }
 
     func run(_ queue: PreviewQueue) {
@@ -515,7 +513,7 @@ final class PreviewPackager {
         }
         self.output = output
         // A fragment ends with the video frame that completes its duration (with the audio written before it).
-        if frame.dts + duration - start >= self.fragmentMilliseconds {
+        if frame.dts + duration - start >= self.stream.configuration.fragmentMilliseconds {
             self.flushFragment()
         }
         if frame.keyframe, let directory = output.hlsDirectory {
