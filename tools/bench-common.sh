@@ -17,7 +17,12 @@
 # CPU time (user + system, in clock ticks) of one process, without its children. The command name in field 2 may
 # hold spaces, so fields are counted after its closing parenthesis.
 cpu_ticks() {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+    stat_ticks "/proc/$1/stat"
+}
+
+# The same from a stat file: /proc/PID/stat, or /proc/PID/task/TID/stat for one thread.
+stat_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1"
 }
 
 # The benchmark input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k, SECONDS long, as FLV.
@@ -134,7 +139,6 @@ start_nginx() {
     started=$!
     pids+=("$started")
 }
-
 
 # Builds liverelay and liverelay-bench in release unless $1 is true, with the `swift build` arguments that follow
 # (a --scratch-path), and prints the directory that holds them. Uses the caller's `log`.

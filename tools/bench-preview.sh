@@ -84,7 +84,7 @@ preview_ticks() {
     local sum=0 task ticks
     for task in /proc/"$1"/task/*; do
         [[ $(cat "$task/comm" 2>/dev/null) == preview-* ]] || continue
-        ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$task/stat" 2>/dev/null) || continue
+        ticks=$(stat_ticks "$task/stat" 2>/dev/null) || continue
         sum=$((sum + ticks))
     done
     echo "$sum"

@@ -41,14 +41,22 @@ public final class PreviewSession: Sendable {
         thread.start()
     }
 
+    /// What the queue needs to know of a message to drop media up to a keyframe and keep decoder configurations.
+    /// The relay classified the message already; the queue does not parse it again.
+    public enum Role: Sendable {
+        case sequenceHeader
+        case keyframe
+        case frame
+    }
+
     /// Queues an RTMP video message (an FLV `VIDEODATA` body) with its timestamp in milliseconds.
-    public func video(_ payload: ByteBuffer, timestamp: UInt32) {
-        self.submit(.video(payload, timestamp))
+    public func video(_ payload: ByteBuffer, timestamp: UInt32, role: Role) {
+        self.submit(.video(payload, timestamp, role))
     }
 
     /// Queues an RTMP audio message (an FLV `AUDIODATA` body) with its timestamp in milliseconds.
-    public func audio(_ payload: ByteBuffer, timestamp: UInt32) {
-        self.submit(.audio(payload, timestamp))
+    public func audio(_ payload: ByteBuffer, timestamp: UInt32, role: Role) {
+        self.submit(.audio(payload, timestamp, role))
     }
 
     private func submit(_ item: PreviewQueue.Item) {
@@ -69,28 +77,27 @@ public final class PreviewSession: Sendable {
 /// The bounded queue from the relay's event loops to a preview thread.
 final class PreviewQueue: @unchecked Sendable {
     enum Item {
-        case video(ByteBuffer, UInt32)
-        case audio(ByteBuffer, UInt32)
+        case video(ByteBuffer, UInt32, PreviewSession.Role)
+        case audio(ByteBuffer, UInt32, PreviewSession.Role)
         case end
 
         var bytes: Int {
             switch self {
-            case .video(let payload, _), .audio(let payload, _): payload.readableBytes
+            case .video(let payload, _, _), .audio(let payload, _, _): payload.readableBytes
             case .end: 0
             }
         }
 
         var isKeyframe: Bool {
-            guard case .video(let payload, _) = self else {
+            guard case .video(_, _, .keyframe) = self else {
                 return false
             }
-            return MediaFrameKind.classify(video: payload) == .videoKeyframe
+            return true
         }
 
         var isHeader: Bool {
             switch self {
-            case .video(let payload, _): MediaFrameKind.classify(video: payload) == .videoSequenceHeader
-            case .audio(let payload, _): MediaFrameKind.classify(audio: payload) == .audioSequenceHeader
+            case .video(_, _, let role), .audio(_, _, let role): role == .sequenceHeader
             case .end: true
             }
         }
@@ -156,7 +163,7 @@ final class PreviewQueue: @unchecked Sendable {
         switch item {
         case .end:
             self.condition.unlock(withValue: true)
-        case .video(_, let timestamp), .audio(_, let timestamp):
+        case .video(_, let timestamp, _), .audio(_, let timestamp, _):
             let oldest = self.oldestTimestamp ?? timestamp
             self.oldestTimestamp = self.items.isEmpty ? nil : oldest
             // Wrapping: timestamps that went back (an encoder restarted) wake it too.
@@ -175,6 +182,8 @@ final class PreviewQueue: @unchecked Sendable {
     /// Messages that wake the packager whatever their timestamps say.
     private static let maxBatch = 256
 
+    /// Blocks until the packager has work (see ``push(_:)``), then takes everything queued, and how many messages
+    /// were dropped since the last call.
     func pop() -> ([Item], UInt64) {
         self.condition.lock(whenValue: true)
         var items: [Item] = []
@@ -235,9 +244,9 @@ final class PreviewPackager {
             }
             for item in items {
                 switch item {
-                case .video(let payload, let timestamp):
+                case .video(let payload, let timestamp, _):
                     self.video(payload, timestamp: Int64(timestamp))
-                case .audio(let payload, let timestamp):
+                case .audio(let payload, let timestamp, _):
                     self.audio(payload, timestamp: Int64(timestamp))
                 case .end:
                     self.endOutput()

@@ -108,16 +108,20 @@ final class FanOut: Sendable {
     /// video (see ``TargetQueueStateMachine``).
     func publish(_ message: RTMPMessage) {
         let classified = RelayMessage(classifying: message)
-        let (targets, event, rules, preview) = self.state.withLock { state in
+        let (targets, event, preview) = self.state.withLock { state in
             state.gop.record(classified)
             let event = state.ingest.record(classified, rules: state.rules)
-            return (state.targets, event, state.rules, state.preview)
+            return (state.targets, event, state.preview)
         }
         if let preview {
-            switch message.type {
-            case .video: preview.video(message.payload, timestamp: message.timestamp)
-            case .audio: preview.audio(message.payload, timestamp: message.timestamp)
-            default: break
+            let (payload, timestamp) = (message.payload, message.timestamp)
+            switch classified.kind {
+            case .videoHeader: preview.video(payload, timestamp: timestamp, role: .sequenceHeader)
+            case .keyframe: preview.video(payload, timestamp: timestamp, role: .keyframe)
+            case .videoFrame: preview.video(payload, timestamp: timestamp, role: .frame)
+            case .audioHeader: preview.audio(payload, timestamp: timestamp, role: .sequenceHeader)
+            case .audioFrame: preview.audio(payload, timestamp: timestamp, role: .frame)
+            case .metadata, .data: break
             }
         }
         self.metrics.ingestBytes.increment(by: Int64(message.payload.readableBytes))
@@ -138,7 +142,7 @@ final class FanOut: Sendable {
         case .kept(let interval):
             self.logger.info("Ingest rule kept again", metadata: ["relay.ingest.keyframe_interval": "\(interval)"])
         case nil:
-            _ = rules
+            break
         }
     }
 

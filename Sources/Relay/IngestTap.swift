@@ -40,7 +40,7 @@ final class IngestTap {
 @available(*, unavailable)
 extension IngestTap: Sendable {}
 
-extension IngestTap: ChannelInboundHandler, RemovableChannelHandler {
+extension IngestTap: ChannelInboundHandler {
     typealias InboundIn = RTMPMessage
     typealias InboundOut = RTMPMessage
 

@@ -270,7 +270,7 @@ final class TargetQueue: Sendable {
 
     /// Makes an event-loop consumer the queue's consumer (or, with nil, none): `waker` is called, outside the lock,
     /// when there is something to take and the consumer has not been woken since it last emptied the queue, and when
-    /// the queue finishes. It is called at once if there is something already.
+    /// the queue finishes. It is also called at once, in case something is queued already.
     func setWaker(_ waker: (@Sendable () -> Void)?) {
         let wakeNow = self.state.withLock { state -> (@Sendable () -> Void)? in
             state.waker = waker

@@ -61,6 +61,12 @@ final class TargetWriter {
         self.done.completeWith(result)
     }
 
+    /// Schedules a pass of ``drain()`` on the loop, after what it is doing now (so a burst is written at once).
+    private func drainLater(on loop: any EventLoop) -> @Sendable () -> Void {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        return { loop.execute { bound.value.drain() } }
+    }
+
     private func drain() {
         guard let context, !self.completed else {
             return
@@ -100,8 +106,7 @@ final class TargetWriter {
             // A full batch: more may follow at once, but let the loop serve its other channels first.
             if self.batch.count == Self.batchLimit {
                 context.flush()
-                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                context.eventLoop.execute { bound.value.drain() }
+                self.drainLater(on: context.eventLoop)()
                 return
             }
         }
@@ -114,7 +119,7 @@ final class TargetWriter {
 @available(*, unavailable)
 extension TargetWriter: Sendable {}
 
-extension TargetWriter: ChannelDuplexHandler, RemovableChannelHandler {
+extension TargetWriter: ChannelDuplexHandler {
     typealias InboundIn = RTMPMessage
     typealias InboundOut = RTMPMessage
     typealias OutboundIn = RTMPMessage
@@ -126,11 +131,7 @@ extension TargetWriter: ChannelDuplexHandler, RemovableChannelHandler {
             self.complete(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loop = context.eventLoop
-        self.queue.setWaker {
-            loop.execute { bound.value.drain() }
-        }
+        self.queue.setWaker(self.drainLater(on: context.eventLoop))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -377,12 +377,16 @@ struct PreviewEndToEndTests {
                 ]
                 let hvc1: [UInt8] = Array("hvc1".utf8)
                 // Enhanced RTMP: IsExHeader, key frame, SequenceStart / CodedFramesX, FOURCC.
-                session.video(ByteBuffer(bytes: [0x90] + hvc1 + record), timestamp: 0)
+                session.video(ByteBuffer(bytes: [0x90] + hvc1 + record), timestamp: 0, role: .sequenceHeader)
                 let status = try await eventually("the HEVC preview to start") {
                     for frame in 0..<5 {
                         // An IDR_W_RADL NAL unit, length-prefixed (not decodable; muxers do not decode).
                         let nal: [UInt8] = [0x00, 0x00, 0x00, 0x05, 0x26, 0x01, 0xAF, 0x00, 0x00]
-                        session.video(ByteBuffer(bytes: [0x93] + hvc1 + nal), timestamp: UInt32(frame * 40))
+                        session.video(
+                            ByteBuffer(bytes: [0x93] + hvc1 + nal),
+                            timestamp: UInt32(frame * 40),
+                            role: .keyframe
+                        )
                     }
                     let status = try await relay.previewStatus()
                     return status.state == "live" ? status : nil

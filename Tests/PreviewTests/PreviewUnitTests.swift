@@ -16,21 +16,22 @@ import Testing
 @testable import Preview
 
 @Suite struct PreviewQueueTests {
-    // FLV video bodies: AVC keyframe, AVC inter frame, AVC sequence header (headers only; the queue reads no more).
+    // FLV video bodies: AVC keyframe, AVC inter frame, AVC sequence header (the relay classifies them; the queue
+    // goes by the role it is given).
     let keyframe = ByteBuffer(bytes: [0x17, 0x01, 0, 0, 0] + Array(repeating: 0xAA, count: 1000))
     let interframe = ByteBuffer(bytes: [0x27, 0x01, 0, 0, 0] + Array(repeating: 0xBB, count: 1000))
     let header = ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
 
     @Test func behindItDropsToTheNextKeyframeAndKeepsHeaders() {
         let queue = PreviewQueue(maxBytes: 3000, wakeSpan: 1)
-        #expect(self.push(queue, .video(self.header, 0)) == "queued")
-        #expect(self.push(queue, .video(self.keyframe, 0)) == "queued")
-        #expect(self.push(queue, .video(self.interframe, 40)) == "queued")
+        #expect(self.push(queue, .video(self.header, 0, .sequenceHeader)) == "queued")
+        #expect(self.push(queue, .video(self.keyframe, 0, .keyframe)) == "queued")
+        #expect(self.push(queue, .video(self.interframe, 40, .frame)) == "queued")
         // Over the bound: what waits is dropped (the header stays), and so is everything up to a keyframe.
-        #expect(self.push(queue, .video(self.interframe, 80)) == "startedDropping")
-        #expect(self.push(queue, .video(self.interframe, 120)) == "dropped")
-        #expect(self.push(queue, .audio(ByteBuffer(bytes: [0xAF, 0x01, 0x21]), 120)) == "dropped")
-        #expect(self.push(queue, .video(self.keyframe, 160)) == "queued")
+        #expect(self.push(queue, .video(self.interframe, 80, .frame)) == "startedDropping")
+        #expect(self.push(queue, .video(self.interframe, 120, .frame)) == "dropped")
+        #expect(self.push(queue, .audio(ByteBuffer(bytes: [0xAF, 0x01, 0x21]), 120, .frame)) == "dropped")
+        #expect(self.push(queue, .video(self.keyframe, 160, .keyframe)) == "queued")
         let (items, dropped) = queue.pop()
         #expect(dropped == 5)
         #expect(items.count == 2)
@@ -38,25 +39,25 @@ import Testing
         #expect(items.last?.isKeyframe == true)
         // The end is always queued, and nothing after it.
         #expect(self.push(queue, .end) == "queued")
-        #expect(self.push(queue, .video(self.keyframe, 200)) == "dropped")
+        #expect(self.push(queue, .video(self.keyframe, 200, .keyframe)) == "dropped")
     }
 
     @Test func itWakesThePackagerOncePerFragmentOfMediaAndAtTheEnd() {
         let queue = PreviewQueue(maxBytes: 1 << 20, wakeSpan: 250)
         let audio = ByteBuffer(bytes: [0xAF, 0x01, 0x21])
-        _ = queue.push(.video(self.keyframe, 1000))
+        _ = queue.push(.video(self.keyframe, 1000, .keyframe))
         for frame in 1..<8 {
-            _ = queue.push(.audio(audio, UInt32(1000 + frame * 23)))
-            _ = queue.push(.video(self.interframe, UInt32(1000 + frame * 33)))
+            _ = queue.push(.audio(audio, UInt32(1000 + frame * 23), .frame))
+            _ = queue.push(.video(self.interframe, UInt32(1000 + frame * 33), .frame))
             #expect(!queue.isReady, "woken after \(frame * 33) ms of media")
         }
-        _ = queue.push(.video(self.interframe, 1000 + 8 * 33))
+        _ = queue.push(.video(self.interframe, 1000 + 8 * 33, .frame))
         #expect(queue.isReady)
         #expect(queue.pop().0.count == 16)
         #expect(!queue.isReady)
         // Timestamps that go back (an encoder restarted) wake it, and so does the end.
-        _ = queue.push(.video(self.keyframe, 2000))
-        _ = queue.push(.video(self.keyframe, 0))
+        _ = queue.push(.video(self.keyframe, 2000, .keyframe))
+        _ = queue.push(.video(self.keyframe, 0, .keyframe))
         #expect(queue.isReady)
         _ = queue.pop()
         _ = queue.push(.end)
