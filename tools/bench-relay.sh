@@ -24,7 +24,8 @@
 #
 # Usage: tools/bench-relay.sh [--out DIR] [--seconds N] [--scenarios "1x1 10x1 50x1 1x5 10x5"]
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
-#                             [--scratch-path DIR]
+#                             [--scratch-path DIR] [--relay-args "ARGS"]
+#   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc. Leaves nothing running.
 set -euo pipefail
 
@@ -38,6 +39,7 @@ paths="direct liverelay nginx"
 skip_build=false
 wait_for_builds=300
 scratch=()
+relay_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -47,6 +49,7 @@ while [[ $# -gt 0 ]]; do
         --wait-for-builds) wait_for_builds=$2; shift 2 ;;
         --skip-build) skip_build=true; shift ;;
         --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
+        --relay-args) read -r -a relay_args <<<"$2"; shift 2 ;;
         -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -137,7 +140,8 @@ path_liverelay() {
         for t in $(seq "$f"); do printf ' %s/sink%s/r-%s-%s' "$sink" "$t" "$tag" "$i"; done
         echo
     done >"$dir/liverelay.txt"
-    "$relay" relay --listen "127.0.0.1:$relay_port" --config "$dir/relay.yaml" --log-level warning &
+    "$relay" relay --listen "127.0.0.1:$relay_port" --config "$dir/relay.yaml" --log-level warning \
+        ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!
     pids+=("$relay_pid")
     wait_for_port "$relay_port"

@@ -17,19 +17,53 @@ import Preview
 import RTMP
 import Synchronization
 
+/// When a stream keeps its current GOP for targets that join or rejoin.
+///
+/// The cache costs about one GOP of memory per stream (at 3 Mbit/s with a 2 s GOP, up to 0.75 MB, 0.6 MiB on
+/// average as measured), which is most of what a stream costs the relay. It only helps a target that starts while
+/// the publisher is live, so by default it is kept only while such a target exists.
+public enum GOPCachePolicy: String, Sendable, Hashable, CaseIterable {
+    /// Always keep it: a target added, re-enabled or reconnecting at any moment starts at once.
+    case always
+    /// Keep it while a target of the stream is connecting or backing off (a target that is about to join or rejoin),
+    /// and free it while every target is pushing. A target that fails while the cache is free finds it filled from
+    /// the next keyframe on when it reconnects (the first retry comes after `reconnectInitial`), or, if it reconnects
+    /// sooner, starts at that keyframe. A target added or re-enabled while every other one is pushing starts at the
+    /// next keyframe, as it would without a cache.
+    case joining
+    /// Never keep it: every (re)starting target waits for the next keyframe, as with nginx-rtmp.
+    case off
+}
+
 /// The messages from the latest keyframe on, with the stream's current headers, so that a target that joins or
 /// rejoins starts at once instead of waiting up to a GOP. Bounded: a GOP larger than `maxBytes` is not cached, and
-/// such targets wait for the next keyframe.
+/// such targets wait for the next keyframe. While not recording (see ``GOPCachePolicy``) it keeps the headers
+/// alone; recording starts at the next keyframe.
 struct GOPCache: Sendable {
     private(set) var messages: [RelayMessage] = []
     private(set) var bytes = 0
     let maxBytes: Int
+    private(set) var isRecording: Bool
     private var metadata: RelayMessage?
     private var videoHeader: RelayMessage?
     private var audioHeader: RelayMessage?
 
-    init(maxBytes: Int) {
+    init(maxBytes: Int, recording: Bool = true) {
         self.maxBytes = maxBytes
+        self.isRecording = recording && maxBytes > 0
+    }
+
+    /// Starts recording (from the next keyframe on) or stops and frees what it holds.
+    mutating func setRecording(_ recording: Bool) {
+        let recording = recording && self.maxBytes > 0
+        guard recording != self.isRecording else {
+            return
+        }
+        self.isRecording = recording
+        if !recording {
+            self.messages = []
+            self.bytes = 0
+        }
     }
 
     mutating func record(_ message: RelayMessage) {
@@ -38,6 +72,9 @@ struct GOPCache: Sendable {
         case .videoHeader: self.videoHeader = message
         case .audioHeader: self.audioHeader = message
         case .keyframe:
+            guard self.isRecording else {
+                return
+            }
             self.messages.removeAll(keepingCapacity: true)
             self.messages.append(message)
             self.bytes = message.message.payload.readableBytes
@@ -69,6 +106,8 @@ struct GOPCache: Sendable {
 final class FanOut: Sendable {
     private struct State {
         var targets: [PushTarget] = []
+        /// Targets that are connecting or backing off, for ``GOPCachePolicy/joining``.
+        var joining: Set<ObjectIdentifier> = []
         var gop: GOPCache
         var ingest = IngestStatistics()
         var rules: IngestRules
@@ -100,7 +139,9 @@ final class FanOut: Sendable {
         self.logger = logger
         self.metrics = metrics
         (self.starts, self.startsContinuation) = AsyncStream.makeStream()
-        self.state = Mutex(State(gop: GOPCache(maxBytes: relay.gopCacheBytes), rules: stream.rules))
+        self.state = Mutex(
+            State(gop: GOPCache(maxBytes: relay.gopCacheBytes, recording: relay.gopCache != .off), rules: stream.rules)
+        )
         self.setTargets(stream.targets, rules: stream.rules)
     }
 
@@ -159,6 +200,7 @@ final class FanOut: Sendable {
                 let keep = wanted.contains(target.configuration)
                 if !keep {
                     stopped.append(target)
+                    state.joining.remove(ObjectIdentifier(target))
                 }
                 return !keep
             }
@@ -173,8 +215,10 @@ final class FanOut: Sendable {
                     eventLoopGroup: self.eventLoopGroup,
                     metrics: self.metrics.target(configuration.name),
                     logger: self.logger,
-                    seed: { [weak self] in self?.seed ?? [] }
+                    seed: { [weak self] in self?.seed ?? [] },
+                    pushingChanged: { [weak self] target, pushing in self?.target(target, pushing: pushing) }
                 )
+                state.joining.insert(ObjectIdentifier(target))
                 if live {
                     // Joining a live stream: start at the latest keyframe.
                     target.queue.restart(seed: seed, disconnect: nil)
@@ -182,6 +226,7 @@ final class FanOut: Sendable {
                 state.targets.append(target)
                 started.append(target)
             }
+            self.updateGOPCache(&state)
             return (started, stopped)
         }
         for target in stopped {
@@ -197,6 +242,41 @@ final class FanOut: Sendable {
     }
 
     var seed: [RelayMessage] { self.state.withLock { $0.gop.seed } }
+
+    /// Bytes of media the GOP cache holds now (headers not counted).
+    var gopCacheBytes: Int { self.state.withLock { $0.gop.bytes } }
+
+    /// A target started or stopped pushing: with ``GOPCachePolicy/joining`` the cache is kept while one is not.
+    private func target(_ target: PushTarget, pushing: Bool) {
+        let (changed, recording) = self.state.withLock { state in
+            let id = ObjectIdentifier(target)
+            if pushing {
+                state.joining.remove(id)
+            } else if state.targets.contains(where: { $0 === target }) {
+                state.joining.insert(id)
+            }
+            return (self.updateGOPCache(&state), state.gop.isRecording)
+        }
+        if changed {
+            self.logger.debug(
+                recording
+                    ? "GOP cache on from the next keyframe: a target is joining"
+                    : "GOP cache off and freed: every target is pushing"
+            )
+        }
+    }
+
+    /// Applies the policy; returns whether the cache started or stopped recording.
+    @discardableResult
+    private func updateGOPCache(_ state: inout State) -> Bool {
+        let was = state.gop.isRecording
+        switch self.relay.gopCache {
+        case .always: state.gop.setRecording(true)
+        case .joining: state.gop.setRecording(!state.joining.isEmpty)
+        case .off: state.gop.setRecording(false)
+        }
+        return state.gop.isRecording != was
+    }
 
     var ingest: IngestStatistics { self.state.withLock { $0.ingest } }
 

@@ -66,6 +66,7 @@ final class PushTarget: Sendable {
     private let logger: Logger
     let metrics: RelayMetrics.Target
     private let seed: @Sendable () -> [RelayMessage]
+    private let pushingChanged: @Sendable (PushTarget, Bool) -> Void
     private let statistics = Mutex(PushTargetStatistics())
     /// Set when the queue asked to drop the connection because the target stayed behind.
     private let fellBehind = Mutex(false)
@@ -80,7 +81,8 @@ final class PushTarget: Sendable {
         eventLoopGroup: any EventLoopGroup,
         metrics: RelayMetrics.Target,
         logger: Logger,
-        seed: @escaping @Sendable () -> [RelayMessage]
+        seed: @escaping @Sendable () -> [RelayMessage],
+        pushingChanged: @escaping @Sendable (_ target: PushTarget, _ pushing: Bool) -> Void = { _, _ in }
     ) {
         self.configuration = configuration
         self.queue = TargetQueue(
@@ -98,6 +100,7 @@ final class PushTarget: Sendable {
         self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum)
         self.metrics = metrics
         self.seed = seed
+        self.pushingChanged = pushingChanged
         var logger = logger
         logger[metadataKey: "relay.target.name"] = "\(configuration.name)"
         logger[metadataKey: "relay.target.url"] = "\(configuration.url)"
@@ -128,7 +131,12 @@ final class PushTarget: Sendable {
             self.fellBehind.withLock { $0 = false }
             if attempt > 1 {
                 // A new connection starts at the latest keyframe, with the stream's headers.
-                self.queue.restart(seed: self.seed(), disconnect: nil)
+                let seed = self.seed()
+                self.logger.debug(
+                    "Target restarts from the GOP cache",
+                    metadata: ["relay.target.seed_messages": "\(seed.count { !$0.kind.isHeader })"]
+                )
+                self.queue.restart(seed: seed, disconnect: nil)
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now
@@ -154,10 +162,15 @@ final class PushTarget: Sendable {
                 }
                 let delay = backoff.nextDelay()
                 self.metrics.reconnects.increment()
-                self.statistics.withLock {
+                let wasPushing = self.statistics.withLock {
+                    let wasPushing = $0.state == .pushing
                     $0.state = .backingOff(attempt: backoff.attempts, delay: delay)
                     $0.nextRetry = .now + delay
                     $0.liveSince = nil
+                    return wasPushing
+                }
+                if wasPushing {
+                    self.pushingChanged(self, false)
                 }
                 self.logger.warning(
                     "Target failed; reconnecting",
@@ -176,7 +189,9 @@ final class PushTarget: Sendable {
     }
 
     private func setState(_ state: PushTargetState) {
-        self.statistics.withLock {
+        let isPushing = state == .pushing
+        let wasPushing = self.statistics.withLock {
+            let wasPushing = $0.state == .pushing
             $0.state = state
             if case .pushing = state {
                 $0.nextRetry = nil
@@ -186,6 +201,10 @@ final class PushTarget: Sendable {
                 $0.nextRetry = nil
                 $0.liveSince = nil
             }
+            return wasPushing
+        }
+        if isPushing != wasPushing {
+            self.pushingChanged(self, isPushing)
         }
     }
 

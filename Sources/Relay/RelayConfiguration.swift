@@ -146,7 +146,9 @@ public struct RelayConfiguration: Sendable {
     /// hides ten seconds of stale media from the relay's queue, where dropping is GOP-aware; bounded, a slow target
     /// shows up as queue growth within a second.
     public var targetSendBufferBytes: Int? = 512 << 10
-    /// Bytes of the current GOP kept for targets that join or rejoin, so they start at once.
+    /// When the current GOP is kept for targets that join or rejoin, so they start at once.
+    public var gopCache: GOPCachePolicy = .joining
+    /// Most bytes of the current GOP kept; a larger GOP is not cached.
     public var gopCacheBytes: Int = 16 << 20
     /// How streams with `preview.enabled` are packaged for browsers (HLS directory, buffer bounds).
     public var preview = PreviewConfiguration()

@@ -68,6 +68,8 @@ public struct StreamStatus: Codable, Hashable, Sendable {
     /// The live preview (HLS and fragmented MP4), `nil` when `preview.enabled` is false: its state, codecs, and
     /// why it does not play (a codec browsers cannot play, a libavformat failure).
     public var preview: PreviewStatus?
+    /// Bytes of media the GOP cache holds for joining targets, while live (see ``GOPCachePolicy``).
+    public var gopCacheBytes: Int?
     public var targets: [Target]
 }
 

@@ -173,6 +173,7 @@ final class StreamHub: Sendable {
             },
             warnings: warnings,
             preview: configuration.previewEnabled ? self.preview.status : nil,
+            gopCacheBytes: publisher?.fanOut.gopCacheBytes,
             targets: configuration.targets.map { target in
                 let running = live.first { $0.configuration == target }
                 let statistics = running?.snapshot

@@ -104,6 +104,18 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Kernel send buffer of each target connection, in bytes (0: the system's autotuning).")
     var targetSendBuffer: Int = 512 << 10
 
+    @Option(
+        help: ArgumentHelp(
+            "When each stream keeps its current GOP, so that a target that joins or rejoins starts at once: always, "
+                + "joining (while a target is connecting or backing off), or off. It costs about one GOP of memory.",
+            valueName: "policy"
+        )
+    )
+    var gopCache: String = GOPCachePolicy.joining.rawValue
+
+    @Option(help: "Most bytes of one stream's GOP cache; a larger GOP is not cached.")
+    var gopCacheBytes: Int = 16 << 20
+
     @Flag(
         help: ArgumentHelp(
             "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
@@ -217,6 +229,11 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.targetQueueDuration = .milliseconds(Int64(self.targetQueueSeconds * 1000))
             configuration.targetMaxBehind = .milliseconds(Int64(self.targetMaxBehind * 1000))
             configuration.targetSendBufferBytes = self.targetSendBuffer > 0 ? self.targetSendBuffer : nil
+            guard let gopCache = GOPCachePolicy(rawValue: self.gopCache) else {
+                throw ValidationError("--gop-cache must be always, joining or off, not '\(self.gopCache)'")
+            }
+            configuration.gopCache = gopCache
+            configuration.gopCacheBytes = self.gopCacheBytes
             configuration.publisherTakeover = self.takeover
             configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
             configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))

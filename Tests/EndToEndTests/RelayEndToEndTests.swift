@@ -111,13 +111,29 @@ struct RelayEndToEndTests {
                         _ = try await relay.logs.waitFor("flaky live") {
                             $0.contains("Target is live") && $0.contains("name=flaky")
                         }
+                        // With both targets pushing, the GOP cache (policy `joining`) holds nothing.
+                        _ = try await relay.logs.waitFor("the GOP cache freed") { $0.contains("GOP cache off") }
+                        #expect(relay.server.status(stream: "default")?.gopCacheBytes == 0)
                         // Kill the target hard, as a crashed server would go.
                         flaky.kill()
                         _ = try await relay.logs.waitFor("the flaky target failing") {
                             $0.contains("Target failed; reconnecting") && $0.contains("name=flaky")
                         }
+                        _ = try await relay.logs.waitFor("the GOP cache recording") { $0.contains("GOP cache on") }
                         let again = try await flaky.restart()
                         try await again.waitForPublishStarted(app: "flaky", stream: flakyKey, timeout: .seconds(20))
+                        // The reconnect started from the GOP the cache recorded after the failure ...
+                        let seeds = relay.logs.lines.filter {
+                            $0.contains("Target restarts from the GOP cache") && $0.contains("name=flaky")
+                        }
+                        #expect(
+                            seeds.contains { !$0.contains("seed_messages=0") },
+                            "every restart of the flaky target found an empty GOP cache: \(seeds)"
+                        )
+                        // ... and once it is pushing again, the cache is freed again.
+                        _ = try await relay.logs.waitFor("the GOP cache freed again", count: 2) {
+                            $0.contains("GOP cache off")
+                        }
                         let exit = await ffmpeg.waitForExit()
                         #expect(exit.succeeded, "ffmpeg: \(exit)")
                         return again

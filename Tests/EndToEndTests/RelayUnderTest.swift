@@ -43,6 +43,8 @@ extension Recorder<String> {
 final class Recorder<Element: Sendable>: Sendable {
     private struct Waiter {
         var predicate: @Sendable (Element) -> Bool
+        /// Matching entries still to come before the waiter is resumed.
+        var remaining: Int
         var continuation: CheckedContinuation<Element?, Never>
     }
     private struct State {
@@ -59,8 +61,12 @@ final class Recorder<Element: Sendable>: Sendable {
             state.entries.append(entry)
             var ready: [CheckedContinuation<Element?, Never>] = []
             for (id, waiter) in state.waiters where waiter.predicate(entry) {
-                ready.append(waiter.continuation)
-                state.waiters[id] = nil
+                if waiter.remaining > 1 {
+                    state.waiters[id]!.remaining -= 1
+                } else {
+                    ready.append(waiter.continuation)
+                    state.waiters[id] = nil
+                }
             }
             return ready
         }
@@ -71,30 +77,37 @@ final class Recorder<Element: Sendable>: Sendable {
 
     /// Waits until an entry matching `predicate` is recorded (or was already), up to `timeout`. The predicate runs
     /// under the recorder's lock: it must not read the recorder.
+    /// With `count`, waits for that many matching entries (counting those already recorded) and returns the last.
     @discardableResult
     func waitFor(
         _ what: String,
+        count: Int = 1,
         timeout: Duration = .seconds(30),
         _ predicate: @escaping @Sendable (Element) -> Bool
     ) async throws -> Element {
         let id: Int? = self.state.withLock { state in
-            if state.entries.contains(where: predicate) {
+            if state.entries.count(where: predicate) >= count {
                 return nil
             }
             state.nextWaiter += 1
             return state.nextWaiter
         }
         guard let id else {
-            return self.entries.first(where: predicate)!
+            return self.entries.filter(predicate)[count - 1]
         }
         return try await withThrowingTaskGroup(of: Element?.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
                     let already: Element? = self.state.withLock { state in
-                        if let entry = state.entries.first(where: predicate) {
-                            return entry
+                        let matching = state.entries.filter(predicate)
+                        if matching.count >= count {
+                            return matching[count - 1]
                         }
-                        state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
+                        state.waiters[id] = Waiter(
+                            predicate: predicate,
+                            remaining: count - matching.count,
+                            continuation: continuation
+                        )
                         return nil
                     }
                     if let already {

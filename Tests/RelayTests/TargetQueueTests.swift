@@ -224,6 +224,32 @@ struct TargetQueueTests {
         #expect(cache.seed.map(\.kind) == [.videoHeader])
     }
 
+    @Test("A GOP cache that does not record keeps the headers only, frees its GOP, and records from a keyframe on")
+    func gopCacheRecording() {
+        var cache = GOPCache(maxBytes: 1000, recording: false)
+        cache.record(relayMessage(.videoHeader, ts: 0))
+        cache.record(relayMessage(.keyframe, ts: 0, bytes: 20))
+        cache.record(relayMessage(.videoFrame, ts: 40, bytes: 20))
+        #expect(cache.seed.map(\.kind) == [.videoHeader])
+        #expect(cache.bytes == 0)
+        cache.setRecording(true)
+        // Mid-GOP: nothing until the next keyframe, which a target could not start without.
+        cache.record(relayMessage(.videoFrame, ts: 80, bytes: 20))
+        #expect(cache.seed.map(\.kind) == [.videoHeader])
+        cache.record(relayMessage(.keyframe, ts: 2000, bytes: 20))
+        cache.record(relayMessage(.audioFrame, ts: 2010, bytes: 10))
+        #expect(cache.seed.map(\.message.timestamp) == [0, 2000, 2010])
+        #expect(cache.bytes == 30)
+        cache.setRecording(false)
+        #expect(cache.seed.map(\.kind) == [.videoHeader])
+        #expect(cache.bytes == 0)
+        #expect(cache.messages.capacity == 0, "a cache that stops recording frees its storage")
+        // A cache without room never records.
+        var none = GOPCache(maxBytes: 0)
+        none.record(relayMessage(.keyframe, ts: 0, bytes: 1))
+        #expect(!none.isRecording && none.seed.isEmpty)
+    }
+
     @Test("After finish nothing is taken, and what is queued is still delivered")
     func finish() {
         var machine = TargetQueueStateMachine(maxBytes: 1000)
