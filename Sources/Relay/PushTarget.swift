@@ -352,6 +352,11 @@ final class PushTarget: Sendable {
         var bootstrap = ClientBootstrap(group: self.eventLoopGroup)
             .connectTimeout(TimeAmount(self.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A target sends us little (acknowledgements, status): a small receive buffer, kept per connection.
+            .channelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 8192)
+            )
         if let bytes = self.sendBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }

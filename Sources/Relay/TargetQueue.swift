@@ -49,7 +49,7 @@ struct TargetQueueStateMachine {
     }
 
     /// Messages with their kind as classified once at ingest, so dropping needs no second look at a payload.
-    private(set) var items = CircularBuffer<RelayMessage>(initialCapacity: 64)
+    private(set) var items = CircularBuffer<RelayMessage>(initialCapacity: 16)
     private(set) var bytes = 0
     private(set) var gate: Gate = .open
     /// Video frames are dropped until the next keyframe (the target is behind).

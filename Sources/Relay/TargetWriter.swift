@@ -44,7 +44,6 @@ final class TargetWriter {
         self.streamID = streamID
         self.done = done
         self.sent = sent
-        self.batch.reserveCapacity(Self.batchLimit)
     }
 
     /// Ends the writer (its session is being torn down); safe to call on the loop at any time.
