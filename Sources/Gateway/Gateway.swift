@@ -81,6 +81,15 @@ public final class Gateway: Service, Sendable {
         self.accounting.connections(for: stream)
     }
 
+    /// Returns once `until` holds for the stream's live and held connection counts (at once if it does now), or
+    /// when the task is cancelled.
+    public func waitForConnections(
+        of stream: StreamID,
+        until: @escaping @Sendable (_ live: Int, _ held: Int) -> Bool
+    ) async {
+        await self.accounting.waitForConnections(of: stream, until: until)
+    }
+
     /// The stream's counters, or `nil` if it never had a connection.
     public func statistics(for stream: StreamID) -> GatewayStreamStatistics? {
         self.accounting.statistics(for: stream)

@@ -68,9 +68,18 @@ final class GatewayAccounting: Sendable {
         let holdTimer: Timer
     }
 
+    private struct Waiter {
+        var stream: StreamID
+        var until: @Sendable (_ live: Int, _ held: Int) -> Bool
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
     private struct State {
         var entries: [StreamID: Entry] = [:]
         var heldTotal = 0
+        /// Callers of ``waitForConnections(of:until:)``, woken when their stream's counts change.
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiter = 0
     }
 
     private let state = Mutex(State())
@@ -118,10 +127,46 @@ final class GatewayAccounting: Sendable {
     }
 
     private func withEntry<Result>(_ stream: StreamID, _ body: (inout Entry, inout State) -> Result) -> Result {
-        self.state.withLock { state in
+        let (result, ready) = self.state.withLock { state in
             var entry = state.entries.removeValue(forKey: stream) ?? self.makeEntry(stream)
-            defer { state.entries[stream] = entry }
-            return body(&entry, &state)
+            let result = body(&entry, &state)
+            state.entries[stream] = entry
+            var ready: [CheckedContinuation<Void, Never>] = []
+            for (id, waiter) in state.waiters where waiter.stream == stream && waiter.until(entry.live, entry.held) {
+                ready.append(waiter.continuation)
+                state.waiters[id] = nil
+            }
+            return (result, ready)
+        }
+        for continuation in ready {
+            continuation.resume()
+        }
+        return result
+    }
+
+    /// Returns once `until` holds for the stream's live and held counts (at once if it does now), or when the
+    /// task is cancelled: an event to wait on instead of polling the counts.
+    func waitForConnections(of stream: StreamID, until: @escaping @Sendable (_ live: Int, _ held: Int) -> Bool) async {
+        let id = self.state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = self.state.withLock { state -> Bool in
+                    let entry = state.entries[stream]
+                    if until(entry?.live ?? 0, entry?.held ?? 0) || Task.isCancelled {
+                        return true
+                    }
+                    state.waiters[id] = Waiter(stream: stream, until: until, continuation: continuation)
+                    return false
+                }
+                if now {
+                    continuation.resume()
+                }
+            }
+        } onCancel: {
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
         }
     }
 

@@ -113,9 +113,7 @@ struct GatewayTests {
                     try await firstOutbound.write(patternBytes(count: 1537))
                     try await secondOutbound.write(patternBytes(count: 100))
                     await activator.waitForCall()
-                    while gateway.connections(for: testStream).held < 2 {
-                        await Task.yield()
-                    }
+                    await gateway.waitForConnections(of: testStream) { _, held in held >= 2 }
                     #expect(gateway.kedaMetric(for: testStream) == #"{"stream":"streams/alice","connections":2}"#)
 
                     try await withUpstream(collectThenEcho) { upstream in
@@ -145,9 +143,7 @@ struct GatewayTests {
             try await client.executeThenClose { inbound, outbound in
                 try await outbound.write(patternBytes(count: 3000))
                 outbound.finish()
-                while gateway.connections(for: testStream).held < 1 {
-                    await Task.yield()
-                }
+                await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
                 try await withUpstream(collectThenEcho) { upstream in
                     gateway.routes.update([try route(port: port, upstream: upstream)])
                     #expect(await readToEnd(inbound) == patternBytes(count: 3000))
@@ -173,9 +169,7 @@ struct GatewayTests {
             logs: logs
         ) { gateway, _ in
             let held = try await connect(port: port)
-            while gateway.connections(for: testStream).held < 1 {
-                await Task.yield()
-            }
+            await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
             let refused = try await connect(port: port)
             try await refused.executeThenClose { inbound, _ in
                 #expect(await readToEnd(inbound).readableBytes == 0)
@@ -201,9 +195,7 @@ struct GatewayTests {
                 #expect(await readToEnd(inbound).readableBytes == 0)
             }
             #expect(logs.contains("Connection refused", "hold timeout", "streams/alice"))
-            while gateway.connections(for: testStream).held > 0 {
-                await Task.yield()
-            }
+            await gateway.waitForConnections(of: testStream) { _, held in held <= 0 }
         }
     }
 
@@ -213,14 +205,12 @@ struct GatewayTests {
         let port = try await freePort()
         try await withGateway(routes: [try route(port: port)], logs: logs) { gateway, watch in
             let client = try await connect(port: port)
-            while gateway.connections(for: testStream).held < 1 {
-                await Task.yield()
-            }
+            await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
             gateway.routes.update([])
             try await client.executeThenClose { inbound, _ in
                 #expect(await readToEnd(inbound).readableBytes == 0)
             }
-            #expect(logs.contains("Connection refused", "route was removed", "streams/alice"))
+            #expect(logs.contains("Connection refused", "route was removed", "streams/alice"), "\(logs.all)")
             await watch.wait(for: [])
         }
     }
@@ -263,9 +253,7 @@ struct GatewayTests {
             gateway.routes.update([try route(port: first), bob])
             await watch.wait(for: [first, second])
             let client = try await connect(port: second)
-            while gateway.connections(for: other).held < 1 {
-                await Task.yield()
-            }
+            await gateway.waitForConnections(of: other) { _, held in held >= 1 }
             try await client.channel.close()
 
             gateway.routes.update([bob])
