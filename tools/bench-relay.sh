@@ -140,7 +140,8 @@ path_liverelay() {
         for t in $(seq "$f"); do printf ' %s/sink%s/r-%s-%s' "$sink" "$t" "$tag" "$i"; done
         echo
     done >"$dir/liverelay.txt"
-    "$relay" relay --listen "127.0.0.1:$relay_port" --config "$dir/relay.yaml" --log-level warning \
+    "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
+        --log-level warning \
         ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!
     pids+=("$relay_pid")
