@@ -161,11 +161,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // libavformat, libavcodec and libavutil as a Swift module (Debian's libavformat-dev).
-        .systemLibrary(
+        // libavformat, libavcodec and libavutil for the preview, loaded with dlopen when a preview first starts
+        // (their headers come from Debian's libavformat-dev; see Sources/CFFmpeg/include/CFFmpeg.h for why).
+        .target(
             name: "CFFmpeg",
-            pkgConfig: "libavformat",
-            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev"])]
+            linkerSettings: [.linkedLibrary("dl")]
         ),
         // Live preview: remuxes the relay's stream into HLS and fragmented MP4 with libavformat, no transcoding.
         .target(

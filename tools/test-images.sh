@@ -158,6 +158,7 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 need python3 "pick free ports" python3
+need ffmpeg "publish to the relay in its image" ffmpeg
 container=$(bah from --pull-never liverelay-relay-test)
 bah copy --chown 65532:65532 "$container" "$root/examples/relay.yaml" /tmp/relay.yaml > /dev/null
 bah copy --chown 65532:65532 "$container" "$root/examples/secrets" /tmp/secrets > /dev/null
@@ -183,6 +184,31 @@ fi
 curl -fsS "http://127.0.0.1:$http_port/readyz" > /dev/null \
     || { echo "test-images.sh: the relay answers /healthz but not /readyz" >&2; exit 1; }
 log "the relay in its image answers /healthz and /readyz"
+# The preview loads libavformat with dlopen on first use, so ldd alone does not prove the image has it: publish a
+# few seconds and expect fMP4 fragments in the stream's status.
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 \
+    -t 6 -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p -c:a aac -f flv \
+    "rtmp://127.0.0.1:$rtmp_port/live/$(cat "$root/examples/secrets/demo-ingest/streamKey")" > "$work/ffmpeg.log" 2>&1 &
+publisher=$!
+previewed=false
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/demo" 2> /dev/null | python3 -c '
+import json, sys
+preview = json.load(sys.stdin).get("preview") or {}
+sys.exit(0 if preview.get("fragments", 0) > 0 else 1)'; then
+        previewed=true
+        break
+    fi
+    sleep 0.1
+done
+wait "$publisher" || true
+if [[ $previewed != true ]]; then
+    cat "$work/ffmpeg.log" "$work/relay.log" >&2
+    curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/demo" >&2 || true
+    echo "test-images.sh: the relay in its image made no preview fragment (libavformat missing from the image?)" >&2
+    exit 1
+fi
+log "the relay in its image loads libavformat and packages the preview"
 kill -TERM -- "-$relay_group"
 for _ in $(seq 1 100); do
     kill -0 -- "-$relay_group" 2> /dev/null || break

@@ -62,10 +62,10 @@ final class LibAVMuxer {
     ///   - tracks: the streams, in stream index order.
     ///   - options: the muxer's private options (`movflags`, `hls_time`...).
     init(format: String, url: String?, tracks: [PreviewTrack], options: [(String, String)]) throws(PreviewError) {
-        _ = Self.quietLogging
+        try Self.loaded.get()
         self.format = format
         var context: UnsafeMutablePointer<AVFormatContext>?
-        let created = avformat_alloc_output_context2(&context, nil, format, url)
+        let created = lr_avformat_alloc_output_context2(&context, format, url)
         guard created >= 0, let context else {
             throw PreviewError.libav("cannot create the \(format) muxer", code: created)
         }
@@ -82,7 +82,7 @@ final class LibAVMuxer {
             context.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
         }
         for track in tracks {
-            guard let stream = avformat_new_stream(context, nil), let parameters = stream.pointee.codecpar else {
+            guard let stream = lr_avformat_new_stream(context), let parameters = stream.pointee.codecpar else {
                 throw PreviewError.libav("cannot add a stream to the \(format) muxer", code: lr_averror(ENOMEM))
             }
             stream.pointee.time_base = self.millisecond
@@ -102,14 +102,14 @@ final class LibAVMuxer {
                 parameters.pointee.codec_id = AV_CODEC_ID_AAC
                 parameters.pointee.sample_rate = Int32(track.sampleRate)
                 parameters.pointee.frame_size = 1024
-                av_channel_layout_default(&parameters.pointee.ch_layout, Int32(max(track.channels, 1)))
+                lr_av_channel_layout_default(&parameters.pointee.ch_layout, Int32(max(track.channels, 1)))
             }
             if track.isVideo {
                 parameters.pointee.width = Int32(track.width)
                 parameters.pointee.height = Int32(track.height)
             }
             let size = track.extradata.readableBytes
-            guard let extradata = av_mallocz(size + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
+            guard let extradata = lr_av_mallocz(size + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
                 throw PreviewError.libav("cannot allocate codec extradata", code: lr_averror(ENOMEM))
             }
             track.extradata.withUnsafeReadableBytes { bytes in
@@ -122,15 +122,15 @@ final class LibAVMuxer {
         }
         var dictionary: OpaquePointer?
         for (key, value) in options {
-            _ = lr_dict_set(&dictionary, key, value)
+            _ = lr_av_dict_set(&dictionary, key, value)
         }
-        let written = avformat_write_header(context, &dictionary)
-        av_dict_free(&dictionary)
+        let written = lr_avformat_write_header(context, &dictionary)
+        lr_av_dict_free(&dictionary)
         guard written >= 0 else {
             throw PreviewError.libav("the \(format) muxer refused the stream header", code: written)
         }
         self.headerWritten = true
-        guard let packet = av_packet_alloc() else {
+        guard let packet = lr_av_packet_alloc() else {
             throw PreviewError.libav("cannot allocate a packet", code: lr_averror(ENOMEM))
         }
         self.packet = packet
@@ -138,19 +138,29 @@ final class LibAVMuxer {
 
     deinit {
         if let context {
-            avformat_free_context(context)
+            lr_avformat_free_context(context)
         }
         lr_memory_avio_free(&self.avio)
         if let sink {
-            av_free(sink.pointee.data)
+            lr_av_free(sink.pointee.data)
             sink.deallocate()
         }
-        av_packet_free(&self.packet)
+        lr_av_packet_free(&self.packet)
     }
 
-    /// libav* logs to standard error; only its errors belong there (failures reach the relay's log with their
-    /// text through the return codes).
-    private static let quietLogging: Void = av_log_set_level(AV_LOG_ERROR)
+    /// Loads libav* the first time a preview starts (see `CFFmpeg.h`). Without them the relay relays on, and the
+    /// preview's status says why it does not play. libav* logs to standard error; only its errors belong there
+    /// (failures reach the relay's log with their text through the return codes).
+    private static let loaded: Result<Void, PreviewError> = withUnsafeTemporaryAllocation(
+        of: CChar.self,
+        capacity: 512
+    ) { buffer in
+        guard lr_libav_load(buffer.baseAddress, 512) == 0 else {
+            return .failure(PreviewError.unavailable(String(cString: buffer.baseAddress!)))
+        }
+        lr_av_log_set_level(AV_LOG_ERROR)
+        return .success(())
+    }
 
     private static func tag(_ text: String) -> UInt32 {
         text.utf8.reversed().reduce(0) { ($0 << 8) | UInt32($1) }
@@ -168,20 +178,20 @@ final class LibAVMuxer {
         guard let context, let packet, let stream = context.pointee.streams[track] else {
             return
         }
-        guard let reference = av_buffer_ref(data.buffer) else {
+        guard let reference = lr_av_buffer_ref(data.buffer) else {
             throw PreviewError.libav("cannot reference a packet", code: lr_averror(ENOMEM))
         }
         packet.pointee.buf = reference
         packet.pointee.data = reference.pointee.data
         packet.pointee.size = Int32(data.size)
-        defer { av_packet_unref(packet) }
+        defer { lr_av_packet_unref(packet) }
         let timeBase = stream.pointee.time_base
         packet.pointee.stream_index = Int32(track)
-        packet.pointee.dts = av_rescale_q(dts, self.millisecond, timeBase)
-        packet.pointee.pts = av_rescale_q(pts, self.millisecond, timeBase)
-        packet.pointee.duration = av_rescale_q(duration, self.millisecond, timeBase)
+        packet.pointee.dts = lr_av_rescale_q(dts, self.millisecond, timeBase)
+        packet.pointee.pts = lr_av_rescale_q(pts, self.millisecond, timeBase)
+        packet.pointee.duration = lr_av_rescale_q(duration, self.millisecond, timeBase)
         packet.pointee.flags = keyframe ? AV_PKT_FLAG_KEY : 0
-        let result = av_write_frame(context, packet)
+        let result = lr_av_write_frame(context, packet)
         guard result >= 0 else {
             throw PreviewError.libav("the \(self.format) muxer failed to write a packet", code: result)
         }
@@ -192,12 +202,12 @@ final class LibAVMuxer {
         guard let context else {
             return
         }
-        let result = av_write_frame(context, nil)
+        let result = lr_av_write_frame(context, nil)
         guard result >= 0 else {
             throw PreviewError.libav("the \(self.format) muxer failed to flush a fragment", code: result)
         }
         if let pb = context.pointee.pb {
-            avio_flush(pb)
+            lr_avio_flush(pb)
         }
     }
 
@@ -220,9 +230,9 @@ final class LibAVMuxer {
             return
         }
         self.headerWritten = false
-        let result = av_write_trailer(context)
+        let result = lr_av_write_trailer(context)
         if let pb = context.pointee.pb, self.sink != nil {
-            avio_flush(pb)
+            lr_avio_flush(pb)
         }
         guard result >= 0 else {
             throw PreviewError.libav("the \(self.format) muxer failed to write its trailer", code: result)
@@ -242,7 +252,7 @@ final class LibAVPacketData {
     init(_ data: ByteBuffer) throws(PreviewError) {
         let size = data.readableBytes
         let padding = Int(AV_INPUT_BUFFER_PADDING_SIZE)
-        guard let buffer = av_buffer_alloc(size + padding) else {
+        guard let buffer = lr_av_buffer_alloc(size + padding) else {
             throw PreviewError.libav("cannot allocate a packet", code: lr_averror(ENOMEM))
         }
         let bytes = buffer.pointee.data!
@@ -259,7 +269,7 @@ final class LibAVPacketData {
 
     deinit {
         var buffer: UnsafeMutablePointer<AVBufferRef>? = self.buffer
-        av_buffer_unref(&buffer)
+        lr_av_buffer_unref(&buffer)
     }
 }
 

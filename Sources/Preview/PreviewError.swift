@@ -32,6 +32,12 @@ public struct PreviewError: Error, Hashable, Sendable, CustomStringConvertible {
         Self(.libav, "\(what): \(libavErrorText(code)) (\(code))")
     }
 
+    /// libavformat, libavcodec or libavutil could not be loaded.
+    @inline(never)
+    static func unavailable(_ reason: String) -> Self {
+        Self(.libav, "libavformat is not available for the preview: \(reason)")
+    }
+
     /// The stream's codec cannot be packaged for the preview.
     @inline(never)
     static func unsupportedCodec(_ message: String) -> Self {

@@ -86,10 +86,10 @@ public final class RelayServer: Service, Sendable {
     public func run() async throws {
         let limits = self.configuration.chunkLimits
         let idle = TimeAmount(self.configuration.publisherIdleTimeout)
+        let logger = self.logger
         let server = try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             // Each connection keeps its receive buffer; NIO's default grows it to 64 KiB, which at 50 streams is
             // more than all else a stream holds. 8 KiB reads cost a 3 Mbit/s stream about 50 reads a second.
             .childChannelOption(
@@ -98,6 +98,13 @@ public final class RelayServer: Service, Sendable {
             )
             .bind(host: self.configuration.host, port: self.configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Set here rather than as a child channel option: a failing child option is an error of the
+                    // listener, which would end the relay. One connection without TCP_NODELAY only adds latency.
+                    do {
+                        try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1)
+                    } catch {
+                        logger.warning("Cannot set TCP_NODELAY on a connection", metadata: ["error": "\(error)"])
+                    }
                     // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into
                     // an error with the reason).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
