@@ -35,6 +35,14 @@ public enum GOPCachePolicy: String, Sendable, Hashable, CaseIterable {
     case off
 }
 
+/// What a target (re)starts from: the GOP cache's seed, and the sequence number of the last message the publisher had
+/// sent when it was taken. Messages up to `upTo` are the seed's to give (or to leave out); later ones come through
+/// the queue, even if they were queued just before the restart.
+struct GOPSeed: Sendable {
+    var messages: [RelayMessage] = []
+    var upTo: UInt64 = 0
+}
+
 /// The messages from the latest keyframe on, with the stream's current headers, so that a target that joins or
 /// rejoins starts at once instead of waiting up to a GOP. Bounded: a GOP larger than `maxBytes` is not cached, and
 /// such targets wait for the next keyframe. While not recording (see ``GOPCachePolicy``) it keeps the headers
@@ -106,6 +114,8 @@ struct GOPCache: Sendable {
 final class FanOut: Sendable {
     private struct State {
         var targets: [PushTarget] = []
+        /// The sequence number of the publisher's last message.
+        var sequence: UInt64 = 0
         /// Targets that are connecting or backing off, for ``GOPCachePolicy/joining``.
         var joining: Set<ObjectIdentifier> = []
         var gop: GOPCache
@@ -148,8 +158,10 @@ final class FanOut: Sendable {
     /// Hands a publisher's message to every target. Never suspends: a target that cannot keep up drops its own
     /// video (see ``TargetQueueStateMachine``).
     func publish(_ message: RTMPMessage) {
-        let classified = RelayMessage(classifying: message)
+        var classified = RelayMessage(classifying: message)
         let (targets, event, preview) = self.state.withLock { state in
+            state.sequence += 1
+            classified.sequence = state.sequence
             state.gop.record(classified)
             let event = state.ingest.record(classified, rules: state.rules)
             return (state.targets, event, state.preview)
@@ -205,7 +217,7 @@ final class FanOut: Sendable {
                 return !keep
             }
             var started: [PushTarget] = []
-            let seed = state.gop.seed
+            let seed = GOPSeed(messages: state.gop.seed, upTo: state.sequence)
             let live = state.ingest.messages > 0
             for configuration in wanted where !state.targets.contains(where: { $0.configuration == configuration }) {
                 let target = PushTarget(
@@ -215,13 +227,13 @@ final class FanOut: Sendable {
                     eventLoopGroup: self.eventLoopGroup,
                     metrics: self.metrics.target(configuration.name),
                     logger: self.logger,
-                    seed: { [weak self] in self?.seed ?? [] },
+                    seed: { [weak self] in self?.seed ?? GOPSeed() },
                     pushingChanged: { [weak self] target, pushing in self?.target(target, pushing: pushing) }
                 )
                 state.joining.insert(ObjectIdentifier(target))
                 if live {
                     // Joining a live stream: start at the latest keyframe.
-                    target.queue.restart(seed: seed, disconnect: nil)
+                    target.queue.restart(seed: seed.messages, upTo: seed.upTo, disconnect: nil)
                 }
                 state.targets.append(target)
                 started.append(target)
@@ -241,7 +253,7 @@ final class FanOut: Sendable {
         }
     }
 
-    var seed: [RelayMessage] { self.state.withLock { $0.gop.seed } }
+    var seed: GOPSeed { self.state.withLock { GOPSeed(messages: $0.gop.seed, upTo: $0.sequence) } }
 
     /// Bytes of media the GOP cache holds now (headers not counted).
     var gopCacheBytes: Int { self.state.withLock { $0.gop.bytes } }

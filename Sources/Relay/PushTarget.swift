@@ -65,7 +65,7 @@ final class PushTarget: Sendable {
     private let backoff: Backoff
     private let logger: Logger
     let metrics: RelayMetrics.Target
-    private let seed: @Sendable () -> [RelayMessage]
+    private let seed: @Sendable () -> GOPSeed
     private let pushingChanged: @Sendable (PushTarget, Bool) -> Void
     private let statistics = Mutex(PushTargetStatistics())
     /// Set when the queue asked to drop the connection because the target stayed behind.
@@ -81,7 +81,7 @@ final class PushTarget: Sendable {
         eventLoopGroup: any EventLoopGroup,
         metrics: RelayMetrics.Target,
         logger: Logger,
-        seed: @escaping @Sendable () -> [RelayMessage],
+        seed: @escaping @Sendable () -> GOPSeed,
         pushingChanged: @escaping @Sendable (_ target: PushTarget, _ pushing: Bool) -> Void = { _, _ in }
     ) {
         self.configuration = configuration
@@ -134,9 +134,9 @@ final class PushTarget: Sendable {
                 let seed = self.seed()
                 self.logger.debug(
                     "Target restarts from the GOP cache",
-                    metadata: ["relay.target.seed_messages": "\(seed.count { !$0.kind.isHeader })"]
+                    metadata: ["relay.target.seed_messages": "\(seed.messages.count { !$0.kind.isHeader })"]
                 )
-                self.queue.restart(seed: seed, disconnect: nil)
+                self.queue.restart(seed: seed.messages, upTo: seed.upTo, disconnect: nil)
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now

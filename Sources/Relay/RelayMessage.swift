@@ -33,6 +33,9 @@ public struct RelayMessage: Sendable {
 
     public var message: RTMPMessage
     public var kind: Kind
+    /// The message's place in its publish, from 1 (0: not from a publish): lets a target that restarts from the
+    /// GOP cache tell the messages its seed covers from those that came after it.
+    public var sequence: UInt64 = 0
 
     public init(message: RTMPMessage, kind: Kind) {
         self.message = message

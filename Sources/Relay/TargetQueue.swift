@@ -60,6 +60,8 @@ struct TargetQueueStateMachine {
     private var metadata: RelayMessage?
     private var videoHeader: RelayMessage?
     private var audioHeader: RelayMessage?
+    /// Messages numbered up to this came with the last restart's seed (or were left out of it on purpose).
+    private var seededUpTo: UInt64 = 0
     /// When the target fell behind, if it is behind now.
     private(set) var behindSince: ContinuousClock.Instant?
     private var disconnectRequested = false
@@ -80,6 +82,10 @@ struct TargetQueueStateMachine {
     /// Takes one message from the publisher.
     mutating func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) -> EnqueueResult {
         guard !self.finished else {
+            return .none
+        }
+        guard message.sequence == 0 || message.sequence > self.seededUpTo else {
+            // The publisher queued it while the target restarted, after the seed was taken: the seed has it.
             return .none
         }
         switch message.kind {
@@ -197,15 +203,26 @@ struct TargetQueueStateMachine {
 
     /// The target (re)connects: forget what it held and start it from `seed` (the current GOP, beginning with a
     /// keyframe) or, without one, at the next keyframe.
-    mutating func restart(seed: [RelayMessage] = []) {
-        self.droppedMessages += self.items.count
+    ///
+    /// `upTo` is the sequence number of the publisher's last message when the seed was taken. The publisher does not
+    /// wait for a restart, so messages may be queued just before it (and must not be lost) or just after it (and
+    /// must not be sent twice): queued ones numbered after `upTo` are kept after the seed, and later ones numbered up
+    /// to `upTo` are ignored.
+    mutating func restart(seed: [RelayMessage] = [], upTo: UInt64 = 0) {
+        let newer = upTo == 0 ? [] : self.items.filter { $0.sequence > upTo }
+        self.droppedMessages += self.items.count - newer.count
         self.items.removeAll(keepingCapacity: true)
         self.bytes = 0
         self.droppingVideo = false
         self.behindSince = nil
         self.disconnectRequested = false
         self.gate = .awaitingKeyframe
+        self.seededUpTo = 0
         for message in seed {
+            _ = self.enqueue(message)
+        }
+        self.seededUpTo = upTo
+        for message in newer {
             _ = self.enqueue(message)
         }
     }
@@ -298,9 +315,9 @@ final class TargetQueue: Sendable {
 
     /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe, and
     /// remembers how to close that connection if it falls too far behind.
-    func restart(seed: [RelayMessage], disconnect: (@Sendable () -> Void)?) {
+    func restart(seed: [RelayMessage], upTo: UInt64 = 0, disconnect: (@Sendable () -> Void)?) {
         self.state.withLock { state in
-            state.machine.restart(seed: seed)
+            state.machine.restart(seed: seed, upTo: upTo)
             state.disconnect = disconnect
         }
     }

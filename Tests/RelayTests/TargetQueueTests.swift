@@ -208,6 +208,29 @@ struct TargetQueueTests {
         #expect(drained.map(\.1) == [4000, 4000, 4000, 4000, 4010, 4040])
     }
 
+    @Test("A restart racing the publisher neither loses nor repeats a message: the seed covers up to its number")
+    func restartRacingThePublisher() {
+        func numbered(_ kind: RelayMessage.Kind, ts: UInt32, _ sequence: UInt64) -> RelayMessage {
+            var message = relayMessage(kind, ts: ts)
+            message.sequence = sequence
+            return message
+        }
+        let header = numbered(.videoHeader, ts: 0, 1)
+        let keyframe = numbered(.keyframe, ts: 2000, 2)
+        let frame3 = numbered(.videoFrame, ts: 2033, 3)
+        let frame4 = numbered(.videoFrame, ts: 2066, 4)
+        let frame5 = numbered(.videoFrame, ts: 2100, 5)
+        var machine = TargetQueueStateMachine(maxBytes: 10_000)
+        // Queued before the restart: 3 (which the seed, taken after it, also holds) and 4 (taken after the seed).
+        _ = machine.enqueue(frame3)
+        _ = machine.enqueue(frame4)
+        machine.restart(seed: [header, keyframe, frame3], upTo: 3)
+        // Queued after the restart: 3 again (a publisher that recorded it before the seed was taken), then 5.
+        _ = machine.enqueue(frame3)
+        _ = machine.enqueue(frame5)
+        #expect(drain(&machine).map(\.1) == [2000, 2000, 2033, 2066, 2100])
+    }
+
     @Test("The GOP cache holds the latest keyframe on, and forgets a GOP too large to hold")
     func gopCache() {
         var cache = GOPCache(maxBytes: 100)
