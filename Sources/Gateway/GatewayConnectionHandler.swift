@@ -284,12 +284,11 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         if case .idle = self.phase {
             // Closed before it became active: NIO closes a connection whose listener closed while it was being set
             // up, which happens when its route is removed or the gateway stops. Say so, and give back its hold.
-            self.phase = .closed
-            let reason =
+            self.refuse(
                 self.gateway.routes.route(for: self.route.stream) == nil
-                ? "the route was removed before the connection was set up"
-                : "the gateway is shutting down"
-            self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
+                    ? "the route was removed before the connection was set up"
+                    : "the gateway is shutting down"
+            )
         }
         self.releaseHold()
     }

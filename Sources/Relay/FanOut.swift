@@ -56,9 +56,11 @@ struct GOPCache: Sendable {
     private var videoHeader: RelayMessage?
     private var audioHeader: RelayMessage?
 
-    init(maxBytes: Int, recording: Bool = true) {
+    /// Records from the start (if `maxBytes` leaves room for anything); ``setRecording(_:)`` applies a policy.
+    init(maxBytes: Int) {
         self.maxBytes = maxBytes
-        self.isRecording = recording && maxBytes > 0
+        self.isRecording = false
+        self.setRecording(true)
     }
 
     /// Starts recording (from the next keyframe on) or stops and frees what it holds.
@@ -124,6 +126,9 @@ final class FanOut: Sendable {
         var finished = false
         /// The stream's preview, fed from the publisher's messages like a target (it never makes them wait).
         var preview: PreviewSession?
+
+        /// What a target (re)starting now starts from.
+        var seed: GOPSeed { GOPSeed(messages: self.gop.seed, upTo: self.sequence) }
     }
 
     private let state: Mutex<State>
@@ -149,9 +154,8 @@ final class FanOut: Sendable {
         self.logger = logger
         self.metrics = metrics
         (self.starts, self.startsContinuation) = AsyncStream.makeStream()
-        self.state = Mutex(
-            State(gop: GOPCache(maxBytes: relay.gopCacheBytes, recording: relay.gopCache != .off), rules: stream.rules)
-        )
+        self.state = Mutex(State(gop: GOPCache(maxBytes: relay.gopCacheBytes), rules: stream.rules))
+        // Also applies the GOP cache policy.
         self.setTargets(stream.targets, rules: stream.rules)
     }
 
@@ -217,7 +221,7 @@ final class FanOut: Sendable {
                 return !keep
             }
             var started: [PushTarget] = []
-            let seed = GOPSeed(messages: state.gop.seed, upTo: state.sequence)
+            let seed = state.seed
             let live = state.ingest.messages > 0
             for configuration in wanted where !state.targets.contains(where: { $0.configuration == configuration }) {
                 let target = PushTarget(
@@ -233,7 +237,7 @@ final class FanOut: Sendable {
                 state.joining.insert(ObjectIdentifier(target))
                 if live {
                     // Joining a live stream: start at the latest keyframe.
-                    target.queue.restart(seed: seed.messages, upTo: seed.upTo, disconnect: nil)
+                    target.queue.restart(from: seed, disconnect: nil)
                 }
                 state.targets.append(target)
                 started.append(target)
@@ -253,7 +257,7 @@ final class FanOut: Sendable {
         }
     }
 
-    var seed: GOPSeed { self.state.withLock { GOPSeed(messages: $0.gop.seed, upTo: $0.sequence) } }
+    var seed: GOPSeed { self.state.withLock { $0.seed } }
 
     /// Bytes of media the GOP cache holds now (headers not counted).
     var gopCacheBytes: Int { self.state.withLock { $0.gop.bytes } }

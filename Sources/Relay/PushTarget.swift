@@ -136,7 +136,7 @@ final class PushTarget: Sendable {
                     "Target restarts from the GOP cache",
                     metadata: ["relay.target.seed_messages": "\(seed.messages.count { !$0.kind.isHeader })"]
                 )
-                self.queue.restart(seed: seed.messages, upTo: seed.upTo, disconnect: nil)
+                self.queue.restart(from: seed, disconnect: nil)
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now
@@ -162,16 +162,7 @@ final class PushTarget: Sendable {
                 }
                 let delay = backoff.nextDelay()
                 self.metrics.reconnects.increment()
-                let wasPushing = self.statistics.withLock {
-                    let wasPushing = $0.state == .pushing
-                    $0.state = .backingOff(attempt: backoff.attempts, delay: delay)
-                    $0.nextRetry = .now + delay
-                    $0.liveSince = nil
-                    return wasPushing
-                }
-                if wasPushing {
-                    self.pushingChanged(self, false)
-                }
+                self.setState(.backingOff(attempt: backoff.attempts, delay: delay))
                 self.logger.warning(
                     "Target failed; reconnecting",
                     metadata: [
@@ -188,18 +179,26 @@ final class PushTarget: Sendable {
         self.setState(.stopped)
     }
 
+    /// Records the target's state (and what follows from it for stats), and tells the fan-out when the target starts
+    /// or stops pushing.
     private func setState(_ state: PushTargetState) {
         let isPushing = state == .pushing
         let wasPushing = self.statistics.withLock {
             let wasPushing = $0.state == .pushing
             $0.state = state
-            if case .pushing = state {
+            switch state {
+            case .pushing:
                 $0.nextRetry = nil
                 $0.liveSince = .now
                 $0.connections += 1
-            } else if case .stopped = state {
+            case .backingOff(_, let delay):
+                $0.nextRetry = .now + delay
+                $0.liveSince = nil
+            case .stopped:
                 $0.nextRetry = nil
                 $0.liveSince = nil
+            case .connecting, .disabled:
+                break
             }
             return wasPushing
         }

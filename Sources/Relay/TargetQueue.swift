@@ -315,9 +315,9 @@ final class TargetQueue: Sendable {
 
     /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe, and
     /// remembers how to close that connection if it falls too far behind.
-    func restart(seed: [RelayMessage], upTo: UInt64 = 0, disconnect: (@Sendable () -> Void)?) {
+    func restart(from seed: GOPSeed, disconnect: (@Sendable () -> Void)?) {
         self.state.withLock { state in
-            state.machine.restart(seed: seed, upTo: upTo)
+            state.machine.restart(seed: seed.messages, upTo: seed.upTo)
             state.disconnect = disconnect
         }
     }

@@ -75,6 +75,22 @@ final class Recorder<Element: Sendable>: Sendable {
         }
     }
 
+    /// The `count`-th entry matching `predicate`, if there are that many.
+    private static func match(
+        _ count: Int,
+        of predicate: (Element) -> Bool,
+        in entries: [Element]
+    ) -> Element? {
+        var seen = 0
+        for entry in entries where predicate(entry) {
+            seen += 1
+            if seen == count {
+                return entry
+            }
+        }
+        return nil
+    }
+
     /// Waits until an entry matching `predicate` is recorded (or was already), up to `timeout`. The predicate runs
     /// under the recorder's lock: it must not read the recorder.
     /// With `count`, waits for that many matching entries (counting those already recorded) and returns the last.
@@ -85,27 +101,26 @@ final class Recorder<Element: Sendable>: Sendable {
         timeout: Duration = .seconds(30),
         _ predicate: @escaping @Sendable (Element) -> Bool
     ) async throws -> Element {
-        let id: Int? = self.state.withLock { state in
-            if state.entries.count(where: predicate) >= count {
-                return nil
+        let (id, recorded): (Int, Element?) = self.state.withLock { state in
+            if let entry = Self.match(count, of: predicate, in: state.entries) {
+                return (0, entry)
             }
             state.nextWaiter += 1
-            return state.nextWaiter
+            return (state.nextWaiter, nil)
         }
-        guard let id else {
-            return self.entries.filter(predicate)[count - 1]
+        if let recorded {
+            return recorded
         }
         return try await withThrowingTaskGroup(of: Element?.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
                     let already: Element? = self.state.withLock { state in
-                        let matching = state.entries.filter(predicate)
-                        if matching.count >= count {
-                            return matching[count - 1]
+                        if let entry = Self.match(count, of: predicate, in: state.entries) {
+                            return entry
                         }
                         state.waiters[id] = Waiter(
                             predicate: predicate,
-                            remaining: count - matching.count,
+                            remaining: count - state.entries.count(where: predicate),
                             continuation: continuation
                         )
                         return nil

@@ -249,7 +249,8 @@ struct TargetQueueTests {
 
     @Test("A GOP cache that does not record keeps the headers only, frees its GOP, and records from a keyframe on")
     func gopCacheRecording() {
-        var cache = GOPCache(maxBytes: 1000, recording: false)
+        var cache = GOPCache(maxBytes: 1000)
+        cache.setRecording(false)
         cache.record(relayMessage(.videoHeader, ts: 0))
         cache.record(relayMessage(.keyframe, ts: 0, bytes: 20))
         cache.record(relayMessage(.videoFrame, ts: 40, bytes: 20))
