@@ -326,25 +326,11 @@ final class FanOut: Sendable {
     }
 
     /// Runs every target's connection until the publisher ended and they drained (each for at most the drain
-    /// timeout after it was stopped), or until cancelled.
+    /// timeout after it was stopped, see ``PushTarget/stop()``), or until cancelled.
     func run() async {
-        let drainTimeout = self.relay.drainTimeout
         await withDiscardingTaskGroup { group in
             for await target in self.starts {
-                group.addTask {
-                    await withTaskGroup(of: Void.self) { inner in
-                        inner.addTask { await target.run() }
-                        inner.addTask {
-                            await target.stopped.wait()
-                            try? await Task.sleep(for: drainTimeout)
-                        }
-                        await inner.next()
-                        // Drained, or out of time: a target stuck writing to a peer that stopped reading only
-                        // notices when its connection closes.
-                        target.abort()
-                        inner.cancelAll()
-                    }
-                }
+                group.addTask { await target.run() }
             }
         }
     }

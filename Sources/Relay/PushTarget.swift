@@ -70,9 +70,10 @@ final class PushTarget: Sendable {
     private let statistics = Mutex(PushTargetStatistics())
     /// Set when the queue asked to drop the connection because the target stayed behind.
     private let fellBehind = Mutex(false)
-    /// The current connection, so that ``abort()`` can close it: a write to a peer that stopped reading does not
-    /// end when its task is cancelled, only when its channel closes.
-    private let channel = Mutex<(any Channel)?>(nil)
+    /// The current connection, so that ``abort()`` can close it: a write to a peer that stopped reading ends only
+    /// when its channel closes. Once aborted, a connection that comes up is closed at once.
+    private let connection = Mutex<(channel: (any Channel)?, aborted: Bool)>((nil, false))
+    private let drainTimeout: Duration
 
     init(
         configuration: PushTargetConfiguration,
@@ -97,6 +98,7 @@ final class PushTarget: Sendable {
         self.connectTimeout = relay.targetConnectTimeout
         self.sendBufferBytes = relay.targetSendBufferBytes
         self.maxBehind = relay.targetMaxBehind
+        self.drainTimeout = relay.drainTimeout
         self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum)
         self.metrics = metrics
         self.seed = seed
@@ -107,16 +109,29 @@ final class PushTarget: Sendable {
         self.logger = logger
     }
 
-    /// Ends the target: it sends what it holds and unpublishes (for at most the drain timeout), or stops retrying.
+    /// Ends the target: it sends what it holds and unpublishes, for at most the drain timeout (then it is
+    /// aborted), or stops retrying.
     func stop() {
+        guard !self.stopped.isSignalled else {
+            return
+        }
         self.queue.finish()
         self.stopped.signal()
+        // Drained, or out of time: a target stuck writing to a peer that stopped reading only notices when its
+        // connection closes.
+        self.eventLoopGroup.next().scheduleTask(in: TimeAmount(self.drainTimeout)) { [self] in
+            self.abort()
+        }
     }
 
     /// Ends the target now: closes its connection, whatever it is doing.
     func abort() {
-        self.stop()
-        self.channel.withLock { $0 }?.close(promise: nil)
+        self.queue.finish()
+        self.stopped.signal()
+        self.connection.withLock { connection in
+            connection.aborted = true
+            return connection.channel
+        }?.close(promise: nil)
     }
 
     var snapshot: PushTargetStatistics { self.statistics.withLock { $0 } }
@@ -224,131 +239,79 @@ final class PushTarget: Sendable {
     }
 
     private func pushOnce(_ url: RTMPURL, tlsFailure: NIOLockedValueBox<(any Error)?>) async throws {
-        let channel = try await self.connect(url, tlsFailure: tlsFailure)
-        self.channel.withLock { $0 = channel.channel }
-        defer { self.channel.withLock { $0 = nil } }
-        // When the target stays behind too long, the queue closes this connection.
-        let closing = channel.channel
-        self.queue.setDisconnect { [self] in
-            self.fellBehind.withLock { $0 = true }
-            closing.close(promise: nil)
-        }
-        defer { self.queue.setDisconnect(nil) }
-        // Connecting, the handshake and the publish must finish in time; the channel is closed if they do not.
-        let timedOut = NIOLockedValueBox(false)
-        let setupTimeout = channel.channel.eventLoop.scheduleTask(in: TimeAmount(self.connectTimeout)) {
-            timedOut.withLockedValue { $0 = true }
-            channel.channel.close(promise: nil)
-        }
+        let loop = self.eventLoopGroup.next()
+        let ended = loop.makePromise(of: Void.self)
         let configuration = RTMPPublishClientStateMachine.Configuration(
             app: url.app,
             tcURL: url.tcURL,
             streamName: self.configuration.streamName ?? ""
         )
+        let queue = self.queue
+        let setupTimeout = self.connectTimeout
+        let makeSession: @Sendable () -> PushSessionHandler = { [self] in
+            PushSessionHandler(
+                configuration: configuration,
+                queue: queue,
+                ended: ended,
+                setupTimeout: setupTimeout,
+                publishing: { [self] in
+                    self.setState(.pushing)
+                    self.logger.info("Target is live")
+                },
+                sent: { [self] bytes, messages in
+                    self.metrics.sentBytes.increment(by: Int64(bytes))
+                    self.statistics.withLock {
+                        $0.bytesSent += UInt64(bytes)
+                        $0.messagesSent += UInt64(messages)
+                    }
+                }
+            )
+        }
+        let channel: any Channel
         do {
-            try await channel.executeThenClose { inbound, outbound in
-                let (published, publishedContinuation) = AsyncStream<UInt32>.makeStream()
-                let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
-                    group.addTask {
-                        // The session: setup, then keep reading, because the server may end the publish with an
-                        // error status (acknowledgements and pings are answered by the connection handler).
-                        var session = RTMPPublishClientStateMachine(configuration: configuration)
-                        try await outbound.write(contentsOf: session.start())
-                        for try await message in inbound {
-                            switch session.received(message) {
-                            case .none:
-                                continue
-                            case .send(let reply):
-                                try await outbound.write(contentsOf: reply)
-                            case .publishing(let reply):
-                                try await outbound.write(contentsOf: reply)
-                                setupTimeout.cancel()
-                                if let id = session.messageStreamID {
-                                    publishedContinuation.yield(id)
-                                }
-                            case .fail(let error):
-                                throw error
-                            }
-                        }
-                        if session.isPublishing {
-                            throw RTMPError.connectionClosed("the target closed the connection")
-                        }
-                        throw RTMPError.connectionClosed("the target closed the connection during the publish setup")
-                    }
-                    group.addTask {
-                        var ids = published.makeAsyncIterator()
-                        guard let streamID = await ids.next() else {
-                            return false
-                        }
-                        self.setState(.pushing)
-                        self.logger.info("Target is live")
-                        guard try await self.send(streamID: streamID, channel: channel.channel) else {
-                            return false
-                        }
-                        // The publisher ended: end the publish cleanly and wait until the bytes are on the wire.
-                        let goodbye = RTMPPublishClientStateMachine.unpublishMessages(
-                            streamName: configuration.streamName,
-                            messageStreamID: streamID
-                        )
-                        for message in goodbye {
-                            try await channel.channel.writeAndFlush(message).get()
-                        }
-                        self.logger.info("Target unpublished")
-                        return true
-                    }
-                    defer { group.cancelAll() }
-                    return try await group.next() ?? false
-                }
-                publishedContinuation.finish()
-                if !finished {
-                    throw CancellationError()
-                }
-            }
+            channel = try await self.connect(url, on: loop, session: makeSession, tlsFailure: tlsFailure)
         } catch {
-            setupTimeout.cancel()
-            if timedOut.withLockedValue({ $0 }) {
-                throw RTMPError.timeout("no accepted publish within \(self.connectTimeout)")
+            ended.fail(error)
+            throw error
+        }
+        let aborted = self.connection.withLock { connection in
+            connection.channel = connection.aborted ? nil : channel
+            return connection.aborted
+        }
+        defer { self.connection.withLock { $0.channel = nil } }
+        if aborted {
+            channel.close(promise: nil)
+        }
+        // When the target stays behind too long, the queue closes this connection.
+        self.queue.setDisconnect { [self] in
+            self.fellBehind.withLock { $0 = true }
+            channel.close(promise: nil)
+        }
+        defer { self.queue.setDisconnect(nil) }
+        do {
+            try await withTaskCancellationHandler {
+                try await ended.futureResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+            self.logger.info("Target unpublished")
+            try? await channel.close()
+        } catch {
+            if Task.isCancelled || aborted {
+                throw CancellationError()
             }
             throw error
         }
     }
 
-    /// Sends the queue's messages on the publish stream until the publisher ends: a ``TargetWriter`` on the
-    /// connection's event loop does it, woken by the queue, without a task per message. Returns true when the
-    /// publisher ended and everything was written, false when cancelled; throws when the connection failed.
-    private func send(streamID: UInt32, channel: any Channel) async throws -> Bool {
-        let loop = channel.eventLoop
-        let done = loop.makePromise(of: Bool.self)
-        let writer = try await loop.submit {
-            let writer = TargetWriter(queue: self.queue, streamID: streamID, done: done) { [self] bytes, messages in
-                self.metrics.sentBytes.increment(by: Int64(bytes))
-                self.statistics.withLock {
-                    $0.bytesSent += UInt64(bytes)
-                    $0.messagesSent += UInt64(messages)
-                }
-            }
-            // Next to the RTMP handler: its writes go straight to the encoder.
-            let rtmp = try channel.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self)
-            try channel.pipeline.syncOperations.addHandler(writer, position: .after(rtmp.handler))
-            return NIOLoopBound(writer, eventLoop: loop)
-        }.get()
-        do {
-            return try await withTaskCancellationHandler {
-                try await done.futureResult.get()
-            } onCancel: {
-                loop.execute { writer.value.cancel() }
-            }
-        } catch is CancellationError {
-            return false
-        }
-    }
-
     private func connect(
         _ url: RTMPURL,
+        on loop: any EventLoop,
+        session makeSession: @escaping @Sendable () -> PushSessionHandler,
         tlsFailure: NIOLockedValueBox<(any Error)?>
-    ) async throws -> NIOAsyncChannel<RTMPMessage, RTMPMessage> {
+    ) async throws -> any Channel {
         let sslContext = self.sslContext
-        var bootstrap = ClientBootstrap(group: self.eventLoopGroup)
+        var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(self.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             // A target sends us little (acknowledgements, status): a small receive buffer, kept per connection.
@@ -356,29 +319,30 @@ final class PushTarget: Sendable {
                 .recvAllocator,
                 value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 8192)
             )
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if url.useTLS {
+                        guard let sslContext else {
+                            preconditionFailure("an rtmps:// target without a TLS context")
+                        }
+                        // SNI and hostname verification need a name; an IP literal is checked against the
+                        // certificate's IP addresses instead.
+                        let isAddress = (try? SocketAddress(ipAddress: url.host, port: 0)) != nil
+                        let handler = try NIOSSLClientHandler(
+                            context: sslContext,
+                            serverHostname: isAddress ? nil : url.host
+                        )
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(TLSFailureLatch(failure: tlsFailure))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
+                    try channel.pipeline.syncOperations.addHandler(makeSession())
+                }
+            }
         if let bytes = self.sendBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }
-        return try await bootstrap.connect(host: url.host, port: url.port) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                if url.useTLS {
-                    guard let sslContext else {
-                        preconditionFailure("an rtmps:// target without a TLS context")
-                    }
-                    // SNI and hostname verification need a name; an IP literal is checked against the
-                    // certificate's IP addresses instead.
-                    let isAddress = (try? SocketAddress(ipAddress: url.host, port: 0)) != nil
-                    let handler = try NIOSSLClientHandler(
-                        context: sslContext,
-                        serverHostname: isAddress ? nil : url.host
-                    )
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    try channel.pipeline.syncOperations.addHandler(TLSFailureLatch(failure: tlsFailure))
-                }
-                try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
-                return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
-            }
-        }
+        return try await bootstrap.connect(host: url.host, port: url.port).get()
     }
 
     /// A reason a person can act on, without the stream key.
