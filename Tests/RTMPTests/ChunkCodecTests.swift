@@ -279,6 +279,24 @@ struct ChunkDecoderTests {
         }
     }
 
+    @Test("A chunk's payload is taken as it arrives: only a partial header is ever left in the input")
+    func payloadTakenAsItArrives() throws {
+        var encoder = RTMPChunkEncoder()
+        let video = message(cs: 6, ts: 0, type: .video, stream: 1, payload: [UInt8](repeating: 7, count: 100))
+        let bytes = try encode([video], encoder: &encoder)
+        var decoder = RTMPChunkDecoder()
+        // The 12-byte header and 40 bytes of the payload: all consumed, nothing decoded yet.
+        var first = bytes.getSlice(at: 0, length: 52)!
+        #expect(try decoder.decode(buffer: &first) == nil)
+        #expect(first.readableBytes == 0)
+        // Half a header of the next message stays, the rest of the payload completes the first.
+        var rest = bytes.getSlice(at: 52, length: bytes.readableBytes - 52)!
+        rest.writeBytes([0x06, 0x00])
+        #expect(try decoder.decode(buffer: &rest) == video)
+        #expect(try decoder.decode(buffer: &rest) == nil)
+        #expect(rest.readableBytes == 2)
+    }
+
     @Test("Drip-fed and coalesced input decode the same (NIO's decoder verifier)")
     func verifier() throws {
         var encoder = RTMPChunkEncoder()

@@ -74,6 +74,43 @@ struct ConnectionHandlerTests {
         _ = try channel.finish()
     }
 
+    @Test("The chunk stream split into two reads at every byte (inside headers too) decodes the same")
+    func splitAtEveryByte() throws {
+        var encoder = RTMPChunkEncoder()
+        var wire = Self.ffmpegConnectChunks
+        // A video message over three 128-byte chunks, then an audio message with an extended timestamp.
+        let video = RTMPMessage(
+            chunkStreamID: 6,
+            timestamp: 40,
+            type: .video,
+            messageStreamID: 1,
+            payload: ByteBuffer(bytes: (0..<300).map { UInt8(truncatingIfNeeded: $0) })
+        )
+        let audio = RTMPMessage(
+            chunkStreamID: 4,
+            timestamp: 0x0100_0000,
+            type: .audio,
+            messageStreamID: 1,
+            payload: ByteBuffer(bytes: [0xAF, 0x01, 0x21, 0x10])
+        )
+        try encoder.encode(data: video, out: &wire)
+        try encoder.encode(data: audio, out: &wire)
+        for split in 1..<wire.readableBytes {
+            let channel = try self.serverChannel()
+            _ = try self.handshake(channel)
+            try channel.writeInbound(wire.getSlice(at: wire.readerIndex, length: split)!)
+            try channel.writeInbound(wire.getSlice(at: wire.readerIndex + split, length: wire.readableBytes - split)!)
+            var received: [RTMPMessage] = []
+            while let message = try channel.readInbound(as: RTMPMessage.self) {
+                received.append(message)
+            }
+            #expect(received.map(\.type) == [.commandAMF0, .video, .audio], "split at \(split)")
+            #expect(received.dropFirst().first == video, "split at \(split)")
+            #expect(received.last == audio, "split at \(split)")
+            _ = try channel.finish()
+        }
+    }
+
     @Test("A Ping Request is answered with a Ping Response and not passed on")
     func ping() throws {
         let channel = try self.serverChannel()

@@ -43,8 +43,10 @@ public struct RTMPChunkLimits: Hashable, Sendable {
 /// Reassembles RTMP messages from the chunk stream (RTMP 1.0 specification, section 5.3).
 ///
 /// The decoder keeps, per chunk stream, the previous message header (to expand compressed headers of format 1, 2
-/// and 3) and the partial payload of the message in flight. A message that fits in one chunk is handed on as a slice
-/// of the input, without a copy; a larger one is copied once into a buffer of its final size.
+/// and 3) and the partial payload of the message in flight. Every payload is copied once, into a buffer of the
+/// message's size, as its bytes arrive: a chunk whose header is complete is consumed even if its payload is not all
+/// there yet, so the input never holds more than a partial header (at most 18 bytes) between reads, and the
+/// connection can reuse its receive buffer for the next read instead of keeping it for the rest of a chunk.
 ///
 /// Protocol control that changes how the following bytes are framed is applied here, when its message completes,
 /// because NIO calls ``decode(buffer:)`` in a loop on the same buffer and the next chunk may already be in it:
@@ -75,15 +77,27 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     public private(set) var chunkSize: Int = 128
     private var streams: [UInt32: ChunkStream] = [:]
     private var bufferedBytes = 0
+    /// The chunk whose payload is still arriving: its chunk stream and the bytes of it still to come. Chunks are
+    /// not interleaved below the chunk level, so the next bytes of the input belong to it.
+    private var current: (chunkStreamID: UInt32, remaining: Int)?
 
     public init(limits: RTMPChunkLimits = .default) {
         self.limits = limits
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> RTMPMessage? {
-        // One call decodes chunks until one completes a message or the buffer runs short. A chunk is only consumed
-        // when it is complete, so a short read leaves the buffer as it was.
+        // One call decodes until a message completes or the input runs out. A chunk header is only consumed when it
+        // is complete, so a short read leaves a partial header in the buffer; payload bytes are taken as they come.
         while true {
+            if self.current != nil {
+                guard buffer.readableBytes > 0 else {
+                    return nil
+                }
+                if let message = try self.continueChunk(buffer: &buffer) {
+                    return message
+                }
+                continue
+            }
             let start = buffer.readerIndex
             guard let message = try self.decodeChunk(buffer: &buffer) else {
                 if buffer.readerIndex == start {
@@ -99,8 +113,8 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         try self.decode(buffer: &buffer)
     }
 
-    /// Decodes one chunk. Returns the message if the chunk completed one; leaves the buffer untouched if the chunk
-    /// is not all there yet.
+    /// Decodes one chunk's header and takes what the input has of its payload. Returns the message if that completed
+    /// one; leaves the buffer untouched if the header is not all there yet.
     private mutating func decodeChunk(buffer: inout ByteBuffer) throws -> RTMPMessage? {
         let start = buffer.readerIndex
         guard let (format, chunkStreamID) = Self.readBasicHeader(&buffer) else {
@@ -199,12 +213,8 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         // Payload of this chunk: up to the chunk size, up to the end of the message.
         let received = stream.partial?.readableBytes ?? 0
         let chunkLength = min(self.chunkSize, stream.messageLength - received)
-        guard buffer.readableBytes >= chunkLength else {
-            buffer.moveReaderIndex(to: start)
-            return nil
-        }
 
-        // The chunk is complete: commit the header state.
+        // The header is complete: commit its state.
         if startsMessage {
             switch format {
             case 0:
@@ -221,56 +231,78 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
             }
         }
 
-        let message: RTMPMessage?
-        if startsMessage && chunkLength == stream.messageLength {
-            // The whole message is in this chunk. It is copied out, not sliced: a slice would keep the whole read
-            // buffer alive for as long as the message is held (a relay's GOP cache holds messages for seconds), and
-            // the channel could not reuse that buffer for its next read.
+        if startsMessage && chunkLength == stream.messageLength && buffer.readableBytes >= chunkLength {
+            // The whole message is in this chunk and in the input. It is copied out, not sliced: a slice would keep
+            // the whole read buffer alive for as long as the message is held (a relay's GOP cache holds messages for
+            // seconds), and the channel could not reuse that buffer for its next read.
             var payload = ByteBufferAllocator().buffer(capacity: chunkLength)
             var chunk = buffer.readSlice(length: chunkLength)!
             payload.writeBuffer(&chunk)
-            message = RTMPMessage(
+            self.streams[chunkStreamID] = stream
+            return try self.completed(
+                RTMPMessage(
+                    chunkStreamID: chunkStreamID,
+                    timestamp: stream.timestamp,
+                    type: stream.type,
+                    messageStreamID: stream.messageStreamID,
+                    payload: payload
+                )
+            )
+        }
+        // Taken out of the stream and put back into the dictionary, which then holds the only reference to it, so
+        // that writing the payload never copies it.
+        var partial = stream.partial.take()
+        if partial == nil {
+            guard self.bufferedBytes + stream.messageLength <= self.limits.maxBufferedBytes else {
+                throw RTMPError.limitExceeded(
+                    "maxBufferedBytes",
+                    value: self.bufferedBytes + stream.messageLength,
+                    maximum: self.limits.maxBufferedBytes
+                )
+            }
+            partial = ByteBufferAllocator().buffer(capacity: stream.messageLength)
+            self.bufferedBytes += stream.messageLength
+        }
+        self.streams[chunkStreamID] = stream
+        self.streams[chunkStreamID]!.partial = partial.take()
+        self.current = (chunkStreamID, chunkLength)
+        return try self.continueChunk(buffer: &buffer)
+    }
+
+    /// Takes what the input has of the current chunk's payload. Returns the message if that completed one.
+    private mutating func continueChunk(buffer: inout ByteBuffer) throws -> RTMPMessage? {
+        guard let (chunkStreamID, remaining) = self.current else {
+            return nil
+        }
+        let length = min(remaining, buffer.readableBytes)
+        var chunk = buffer.readSlice(length: length)!
+        // Written in place: the partial payload stays uniquely referenced and is never copied.
+        self.streams[chunkStreamID]!.partial!.writeBuffer(&chunk)
+        if length < remaining {
+            self.current = (chunkStreamID, remaining - length)
+            return nil
+        }
+        self.current = nil
+        let stream = self.streams[chunkStreamID]!
+        guard let payload = stream.partial, payload.readableBytes == stream.messageLength else {
+            return nil
+        }
+        self.streams[chunkStreamID]!.partial = nil
+        self.bufferedBytes -= stream.messageLength
+        return try self.completed(
+            RTMPMessage(
                 chunkStreamID: chunkStreamID,
                 timestamp: stream.timestamp,
                 type: stream.type,
                 messageStreamID: stream.messageStreamID,
                 payload: payload
             )
-        } else {
-            var partial: ByteBuffer
-            if let existing = stream.partial {
-                partial = existing
-                stream.partial = nil  // keep the buffer uniquely referenced, so the write below does not copy it
-            } else {
-                guard self.bufferedBytes + stream.messageLength <= self.limits.maxBufferedBytes else {
-                    throw RTMPError.limitExceeded(
-                        "maxBufferedBytes",
-                        value: self.bufferedBytes + stream.messageLength,
-                        maximum: self.limits.maxBufferedBytes
-                    )
-                }
-                partial = ByteBufferAllocator().buffer(capacity: stream.messageLength)
-                self.bufferedBytes += stream.messageLength
-            }
-            var chunk = buffer.readSlice(length: chunkLength)!
-            partial.writeBuffer(&chunk)
-            if partial.readableBytes == stream.messageLength {
-                self.bufferedBytes -= stream.messageLength
-                message = RTMPMessage(
-                    chunkStreamID: chunkStreamID,
-                    timestamp: stream.timestamp,
-                    type: stream.type,
-                    messageStreamID: stream.messageStreamID,
-                    payload: partial
-                )
-            } else {
-                stream.partial = partial
-                message = nil
-            }
-        }
-        self.streams[chunkStreamID] = stream
+        )
+    }
 
-        if let message, message.type.isProtocolControl {
+    /// A message is complete: protocol control that changes the framing of what follows applies now.
+    private mutating func completed(_ message: RTMPMessage) throws -> RTMPMessage {
+        if message.type.isProtocolControl {
             try self.applyProtocolControl(message)
         }
         return message

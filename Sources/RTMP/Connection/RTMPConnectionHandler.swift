@@ -41,7 +41,10 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
 
     private var state: State
     private let role: Role
-    private var decoder: NIOSingleStepByteToMessageProcessor<RTMPChunkDecoder>
+    private var decoder: RTMPChunkDecoder
+    /// A chunk header cut by the end of a read (the decoder takes payload bytes as they come, so nothing else is
+    /// ever left over): at most 18 bytes, kept in a buffer of its own so the channel reuses its receive buffer.
+    private var pendingHeader: ByteBuffer?
     private var encoder = RTMPChunkEncoder()
     /// Writes made before the handshake completed (a client's connect), in order.
     private var heldWrites: [(RTMPMessage, EventLoopPromise<Void>?)] = []
@@ -62,10 +65,10 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         case .server: self.state = .handshaking(.server())
         case .client: self.state = .handshaking(.client())
         }
-        self.decoder = NIOSingleStepByteToMessageProcessor(
-            RTMPChunkDecoder(limits: limits),
-            maximumBufferSize: limits.maxMessageLength + limits.maxChunkSize
-        )
+        // Not NIO's `NIOSingleStepByteToMessageProcessor`: it keeps the read buffer whenever bytes are left over,
+        // which with 4 KiB chunks is after almost every read, and then copies each following read into it. The
+        // decoder here consumes everything but a partial header, so the cumulation it needs is that header alone.
+        self.decoder = RTMPChunkDecoder(limits: limits)
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -106,8 +109,19 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
                 return
             }
             self.bytesReceived += UInt64(buffer.readableBytes)
-            try self.decoder.process(buffer: buffer) { message in
+            if var pending = self.pendingHeader {
+                // Rare: a read ended inside a chunk header.
+                self.pendingHeader = nil
+                pending.writeBuffer(&buffer)
+                buffer = pending
+            }
+            while let message = try self.decoder.decode(buffer: &buffer) {
                 try self.received(message, context: context)
+            }
+            if buffer.readableBytes > 0 {
+                var pending = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+                pending.writeBuffer(&buffer)
+                self.pendingHeader = pending
             }
             if self.peerWindow > 0, self.bytesReceived - self.bytesAcknowledged >= self.peerWindow {
                 self.bytesAcknowledged = self.bytesReceived
