@@ -19,6 +19,9 @@ import RTMP
 /// queue, not the socket buffer, decides what a slow target drops. No task runs per message: the target's session
 /// task only sets the writer up and waits for its end.
 ///
+/// Each pass is encoded into one buffer by the connection's ``RTMPConnectionHandler`` directly
+/// (``RTMPConnectionHandler/write(_:context:)``): one pending write per pass, and no pipeline hop per message.
+///
 /// Timestamps are rebased to start at 0 on each connection, and messages are put on the publish stream and on the
 /// chunk streams encoders use (audio, video, data).
 final class TargetWriter {
@@ -33,6 +36,8 @@ final class TargetWriter {
     private let sent: Sent
     private let done: EventLoopPromise<Bool>
     private var context: ChannelHandlerContext?
+    /// The RTMP handler before this one, and its context: batches are encoded by it directly.
+    private var rtmp: (handler: RTMPConnectionHandler, context: ChannelHandlerContext)?
     private var base: UInt32?
     private var batch: [RTMPMessage] = []
     private var completed = false
@@ -67,7 +72,7 @@ final class TargetWriter {
     }
 
     private func drain() {
-        guard let context, !self.completed else {
+        guard let context, let rtmp, !self.completed else {
             return
         }
         var wrote = false
@@ -75,25 +80,34 @@ final class TargetWriter {
             self.batch.removeAll(keepingCapacity: true)
             let (emptied, finished) = self.queue.take(limit: Self.batchLimit, into: &self.batch)
             var bytes = 0
-            for var message in self.batch {
-                let origin = self.base ?? message.timestamp
+            for index in self.batch.indices {
+                let origin = self.base ?? self.batch[index].timestamp
                 self.base = origin
                 // Audio may be a little behind the keyframe a restart begins with; never below 0.
-                let offset = Int32(bitPattern: message.timestamp &- origin)
-                message.timestamp = offset > 0 ? UInt32(offset) : 0
-                message.messageStreamID = self.streamID
-                switch message.type {
-                case .audio: message.chunkStreamID = RTMPChunkStreamID.audio
-                case .video: message.chunkStreamID = RTMPChunkStreamID.video
-                default: message.chunkStreamID = RTMPChunkStreamID.data
+                let offset = Int32(bitPattern: self.batch[index].timestamp &- origin)
+                self.batch[index].timestamp = offset > 0 ? UInt32(offset) : 0
+                self.batch[index].messageStreamID = self.streamID
+                switch self.batch[index].type {
+                case .audio: self.batch[index].chunkStreamID = RTMPChunkStreamID.audio
+                case .video: self.batch[index].chunkStreamID = RTMPChunkStreamID.video
+                default: self.batch[index].chunkStreamID = RTMPChunkStreamID.data
                 }
-                bytes += message.payload.readableBytes
-                context.write(Self.wrapOutboundOut(message), promise: nil)
+                bytes += self.batch[index].payload.readableBytes
             }
             if !self.batch.isEmpty {
+                do {
+                    try rtmp.handler.write(self.batch, context: rtmp.context)
+                } catch {
+                    self.complete(.failure(error))
+                    context.close(promise: nil)
+                    return
+                }
                 wrote = true
                 self.sent(bytes, self.batch.count)
             }
+            let count = self.batch.count
+            // The payloads are in the encoded buffer now; the queue's messages need not live until the next pass.
+            self.batch.removeAll(keepingCapacity: true)
             if finished {
                 context.flush()
                 self.complete(.success(true))
@@ -103,7 +117,7 @@ final class TargetWriter {
                 break
             }
             // A full batch: more may follow at once, but let the loop serve its other channels first.
-            if self.batch.count == Self.batchLimit {
+            if count == Self.batchLimit {
                 context.flush()
                 self.drainLater(on: context.eventLoop)()
                 return
@@ -126,6 +140,14 @@ extension TargetWriter: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let rtmp = try? context.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self),
+            let handler = rtmp.handler as? RTMPConnectionHandler
+        {
+            self.rtmp = (handler, rtmp)
+        } else {
+            self.complete(.failure(RTMPError.connectionClosed("no RTMP connection to write to")))
+            return
+        }
         guard context.channel.isActive else {
             self.complete(.failure(ChannelError.ioOnClosedChannel))
             return
@@ -136,6 +158,7 @@ extension TargetWriter: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.complete(.failure(ChannelError.ioOnClosedChannel))
         self.context = nil
+        self.rtmp = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -372,9 +372,18 @@ struct RBACTests {
 
         // An encoder arrives while the relay is at zero: the gateway wakes it.
         try await eventually("the relay Deployment") { deployment() != nil }
-        var scale = try await admin.getScale(.deployments, name: "ls-alice", namespace: "default")
-        scale.spec.replicas = 0
-        _ = try await admin.updateScale(scale, .deployments, namespace: "default")
+        // Scaled to zero as KEDA would: read and write the scale, again if the operator rewrote the Deployment in
+        // between (409 Conflict), as every Kubernetes client does.
+        try await eventually("the relay scaled to zero") {
+            var scale = try await admin.getScale(.deployments, name: "ls-alice", namespace: "default")
+            scale.spec.replicas = 0
+            do {
+                _ = try await admin.updateScale(scale, .deployments, namespace: "default")
+                return true
+            } catch let error as KubernetesError where error.isConflict {
+                return false
+            }
+        }
         // The activator gives up on a conflict (the operator may rewrite the Deployment at that moment); a held
         // connection asks again.
         let activator = KubernetesScaleActivator(client: gatewayClient, logger: Logger(label: "rbac-test"))

@@ -231,6 +231,27 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Encodes `messages` into one buffer and writes it, without flushing: what ``write(context:data:promise:)``
+    /// does for each, for a sender beside this handler on the channel's event loop that sends many messages (a
+    /// relay's media path). One buffer and one pending write per batch instead of one per message, and no pipeline
+    /// hop or type erasure per message. `context` must be this handler's context.
+    public func write(_ messages: [RTMPMessage], context: ChannelHandlerContext) throws {
+        guard case .established = self.state else {
+            throw RTMPError.connectionClosed("the RTMP connection is not established")
+        }
+        var capacity = 0
+        for message in messages {
+            // The payload, the largest first header, and a continuation header per further chunk.
+            let length = message.payload.readableBytes
+            capacity += length + 18 + length / self.encoder.chunkSize * 8
+        }
+        var out = context.channel.allocator.buffer(capacity: capacity)
+        for message in messages {
+            try self.encoder.encode(data: message, out: &out)
+        }
+        context.write(Self.wrapOutboundOut(out), promise: nil)
+    }
+
     private func writeEncoded(_ message: RTMPMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext)
     {
         var out = context.channel.allocator.buffer(capacity: message.payload.readableBytes + 18)
