@@ -87,7 +87,7 @@ final class PushSessionHandler {
         self.setupTimer?.cancel()
         self.publishing()
         do {
-            // Next to the RTMP handler: its writes go straight to the encoder.
+            // Next to the RTMP handler, which encodes its batches.
             let rtmp = try context.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self)
             try context.pipeline.syncOperations.addHandler(writer, position: .after(rtmp.handler))
         } catch {

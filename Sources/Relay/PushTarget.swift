@@ -314,11 +314,10 @@ final class PushTarget: Sendable {
         var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(self.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            // A target sends us little (acknowledgements, status): a small receive buffer, kept per connection.
-            .channelOption(
-                .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 8192)
-            )
+            // A target sends us little (acknowledgements, status), and the channel keeps its receive buffer between
+            // reads: a fixed 1 KiB. An adaptive one grew to 4-8 KiB on the handshake's 3 KiB and, with almost no
+            // reads after it, never shrank again.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if url.useTLS {
