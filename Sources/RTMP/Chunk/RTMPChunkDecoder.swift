@@ -70,6 +70,17 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         var extendedTimestamp = false
         /// The payload of the message in flight, nil between messages.
         var partial: ByteBuffer? = nil
+
+        /// The message whose header this is, with its payload.
+        func message(chunkStreamID: UInt32, payload: ByteBuffer) -> RTMPMessage {
+            RTMPMessage(
+                chunkStreamID: chunkStreamID,
+                timestamp: self.timestamp,
+                type: self.type,
+                messageStreamID: self.messageStreamID,
+                payload: payload
+            )
+        }
     }
 
     public let limits: RTMPChunkLimits
@@ -239,15 +250,7 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
             var chunk = buffer.readSlice(length: chunkLength)!
             payload.writeBuffer(&chunk)
             self.streams[chunkStreamID] = stream
-            return try self.completed(
-                RTMPMessage(
-                    chunkStreamID: chunkStreamID,
-                    timestamp: stream.timestamp,
-                    type: stream.type,
-                    messageStreamID: stream.messageStreamID,
-                    payload: payload
-                )
-            )
+            return try self.completed(stream.message(chunkStreamID: chunkStreamID, payload: payload))
         }
         // Taken out of the stream and put back into the dictionary, which then holds the only reference to it, so
         // that writing the payload never copies it.
@@ -289,15 +292,7 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         }
         self.streams[chunkStreamID]!.partial = nil
         self.bufferedBytes -= stream.messageLength
-        return try self.completed(
-            RTMPMessage(
-                chunkStreamID: chunkStreamID,
-                timestamp: stream.timestamp,
-                type: stream.type,
-                messageStreamID: stream.messageStreamID,
-                payload: payload
-            )
-        )
+        return try self.completed(stream.message(chunkStreamID: chunkStreamID, payload: payload))
     }
 
     /// A message is complete: protocol control that changes the framing of what follows applies now.
