@@ -309,6 +309,32 @@ struct PublishClientTests {
         #expect(goodbye == ["FCUnpublish", "deleteStream"])
     }
 
+    @Test("A notification the session does not need is ignored even malformed; a malformed answer fails it")
+    func malformedNotificationIgnored() {
+        func command(_ values: [AMF0Value]) -> RTMPMessage {
+            var payload = ByteBuffer()
+            for value in values {
+                payload.writeAMF0Value(value)
+            }
+            return RTMPMessage(chunkStreamID: 3, timestamp: 0, type: .commandAMF0, messageStreamID: 0, payload: payload)
+        }
+        var client = RTMPPublishClientStateMachine(
+            configuration: .init(app: "live", tcURL: "rtmp://h/live", streamName: "target-key")
+        )
+        _ = client.start()
+        // ffmpeg's listen mode: onFCPublish with an object where the transaction id belongs.
+        let onFCPublish = command([.string("onFCPublish"), .object([(key: "code", value: .string("x"))])])
+        guard case .none = client.received(onFCPublish) else {
+            Issue.record("a malformed onFCPublish failed the session")
+            return
+        }
+        guard case .fail(let error) = client.received(command([.string("_result"), .null])) else {
+            Issue.record("a malformed _result did not fail the session")
+            return
+        }
+        #expect(error.code == .malformedMessage)
+    }
+
     @Test("A refused publish fails with the server's code, and the key is masked in the reason")
     func refusedPublish() throws {
         var client = RTMPPublishClientStateMachine(

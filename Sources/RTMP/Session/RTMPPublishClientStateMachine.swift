@@ -58,6 +58,9 @@ public struct RTMPPublishClientStateMachine: Sendable {
         case closed
     }
 
+    /// The commands ``received(_:)`` acts on; others are ignored, even malformed.
+    private static let handledCommands: Set<String> = ["_result", "_error", "onStatus", "close"]
+
     private static let connectTransaction: Double = 1
     private static let createStreamTransaction: Double = 4
 
@@ -118,6 +121,11 @@ public struct RTMPPublishClientStateMachine: Sendable {
         do {
             command = try RTMPCommand(message: message)
         } catch {
+            // Servers send notifications the session does not need in shapes of their own (ffmpeg's listen mode
+            // sends `onFCPublish` without a transaction id): only a malformed command the session acts on fails it.
+            if let name = RTMPCommand.name(of: message), !Self.handledCommands.contains(name) {
+                return .none
+            }
             return self.fail(error)
         }
 
