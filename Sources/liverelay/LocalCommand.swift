@@ -128,8 +128,7 @@ struct LocalCommand: AsyncParsableCommand {
                 )
             )
         }
-        // The console ends when local mode's events end, during shutdown: that is not a failure.
-        services.append(.init(service: console, successTerminationBehavior: .ignore))
+        services.append(.init(service: console))
         services.append(.init(service: runtime))
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -161,6 +160,10 @@ private struct Console: Service {
                 self.print(event)
             }
         }
+        // In a shutdown the runtime stops first (services stop in reverse order) and its events end then, before
+        // the group asks the console to stop; a console that returned now would count as a service that finished
+        // unexpectedly, and Ctrl-C would end local mode with an error.
+        try? await gracefulShutdown()
     }
 
     private func print(_ event: LocalEvent) {

@@ -39,7 +39,9 @@ struct LocalCommandTests {
             try liverelayExecutable(),
             arguments: [
                 "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
-                "--port-range", "\(port)-\(port)", "--http-listen", "none", "--state-dir", state,
+                // With the HTTP listener, as the README's command runs (on an ephemeral port here): its service
+                // stopping alongside the others must not turn Ctrl-C into an error.
+                "--port-range", "\(port)-\(port)", "--http-listen", "127.0.0.1:0", "--state-dir", state,
             ],
             standardOutput: .capture(limit: 256 * 1024)
         )
@@ -62,6 +64,28 @@ struct LocalCommandTests {
             let pid = Int32(line.split(separator: "pid ")[1].prefix { $0.isNumber })!
             #expect(kill(pid, 0) != 0, "relay \(pid) outlived local mode")
         }
+    }
+
+    @Test("Ctrl-C before any encoder came exits cleanly, the HTTP listener included")
+    func interruptWhileIdle() async throws {
+        let port = try freeTCPPort()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-cli-\(makeTestKey("t"))")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let local = try RunningProcess.launch(
+            try liverelayExecutable(),
+            arguments: [
+                "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
+                "--port-range", "\(port)-\(port)", "--http-listen", "127.0.0.1:0", "--state-dir", state,
+            ],
+            standardOutput: .capture(limit: 256 * 1024),
+            standardError: .capture(limit: 256 * 1024)
+        )
+        #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
+        local.interrupt()
+        let exit = await local.waitForExit()
+        #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
+        #expect(!exit.standardError.contains("Error"), "\(exit.standardError)")
     }
 
     @Test("A file with a mistake is refused before anything listens, naming the document and the field")
