@@ -262,6 +262,20 @@ extension AMF0Value {
 
 // MARK: - Codec
 
+extension ByteBuffer {
+    /// The next AMF0 value if it is a string (either form), without moving the reader index and without decoding
+    /// anything else: nil for any other value, or a truncated one.
+    public func getLeadingAMF0String() -> String? {
+        guard let marker = self.getInteger(at: self.readerIndex, as: UInt8.self),
+            marker == AMF0Marker.string || marker == AMF0Marker.longString
+        else {
+            return nil
+        }
+        var value = self
+        return (try? value.readAMF0Value())?.stringValue
+    }
+}
+
 /// AMF0 type markers (AMF0 specification, section 2.1).
 private enum AMF0Marker {
     static let number: UInt8 = 0x00

@@ -94,3 +94,15 @@ public enum RTMPChunkStreamID {
     public static let video: UInt32 = 6
     public static let data: UInt32 = 5
 }
+
+extension RTMPMessage {
+    /// The first AMF0 value of a command or data message when it is a string (a command's name, `@setDataFrame`,
+    /// `onMetaData`), read in place: nothing else is decoded. The AMF3 variants' leading format byte is skipped.
+    public var leadingAMF0String: String? {
+        var payload = self.payload
+        if self.type == .commandAMF3 || self.type == .dataAMF3 {
+            payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
+        }
+        return payload.getLeadingAMF0String()
+    }
+}

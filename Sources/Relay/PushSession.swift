@@ -81,17 +81,27 @@ final class PushSessionHandler {
 
     /// The target accepted: from here the writer sends the queue on the publish stream.
     private func startWriting(streamID: UInt32, context: ChannelHandlerContext) {
-        let done = context.eventLoop.makePromise(of: Bool.self)
-        let writer = TargetWriter(queue: self.queue, streamID: streamID, done: done, sent: self.sent)
-        self.writer = writer
         self.setupTimer?.cancel()
         self.publishing()
+        let done = context.eventLoop.makePromise(of: Void.self)
         do {
             // Next to the RTMP handler, which encodes its batches.
             let rtmp = try context.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self)
-            try context.pipeline.syncOperations.addHandler(writer, position: .after(rtmp.handler))
+            guard let handler = rtmp.handler as? RTMPConnectionHandler else {
+                preconditionFailure("the context of an RTMPConnectionHandler holds another handler")
+            }
+            let writer = TargetWriter(
+                queue: self.queue,
+                streamID: streamID,
+                rtmp: (handler, rtmp),
+                done: done,
+                sent: self.sent
+            )
+            self.writer = writer
+            try context.pipeline.syncOperations.addHandler(writer, position: .after(handler))
         } catch {
-            writer.cancel()
+            self.writer?.cancel()
+            done.fail(error)
             self.fail(error, context: context)
             return
         }

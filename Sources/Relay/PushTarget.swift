@@ -246,14 +246,12 @@ final class PushTarget: Sendable {
             tcURL: url.tcURL,
             streamName: self.configuration.streamName ?? ""
         )
-        let queue = self.queue
-        let setupTimeout = self.connectTimeout
         let makeSession: @Sendable () -> PushSessionHandler = { [self] in
             PushSessionHandler(
                 configuration: configuration,
-                queue: queue,
+                queue: self.queue,
                 ended: ended,
-                setupTimeout: setupTimeout,
+                setupTimeout: self.connectTimeout,
                 publishing: { [self] in
                     self.setState(.pushing)
                     self.logger.info("Target is live")

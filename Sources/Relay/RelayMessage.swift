@@ -62,16 +62,9 @@ public struct RelayMessage: Sendable {
         }
     }
 
-    /// Whether a data message is `@setDataFrame onMetaData ...` or `onMetaData ...`, from its first AMF0 string,
-    /// read in place.
+    /// Whether a data message is `@setDataFrame onMetaData ...` or `onMetaData ...`, from its first AMF0 string.
     static func isMetadata(_ message: RTMPMessage) -> Bool {
-        var payload = message.payload
-        if message.type == .dataAMF3 {
-            payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
-        }
-        guard let first = try? payload.readAMF0Value()?.stringValue else {
-            return false
-        }
+        let first = message.leadingAMF0String
         return first == "@setDataFrame" || first == "onMetaData"
     }
 }

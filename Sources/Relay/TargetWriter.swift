@@ -16,8 +16,8 @@ import RTMP
 ///
 /// The queue wakes the writer once per burst of messages (``TargetQueue/setWaker(_:)``); the writer writes what it
 /// can take while the channel is writable, flushes once, and waits for writability when the peer is slow, so the
-/// queue, not the socket buffer, decides what a slow target drops. No task runs per message: the target's session
-/// task only sets the writer up and waits for its end.
+/// queue, not the socket buffer, decides what a slow target drops. No task runs per message: the target's
+/// ``PushSessionHandler`` puts the writer in the pipeline when the target accepts the publish.
 ///
 /// Each pass is encoded into one buffer by the connection's ``RTMPConnectionHandler`` directly
 /// (``RTMPConnectionHandler/write(_:context:)``): one pending write per pass, and no pipeline hop per message.
@@ -34,19 +34,26 @@ final class TargetWriter {
     private let queue: TargetQueue
     private let streamID: UInt32
     private let sent: Sent
-    private let done: EventLoopPromise<Bool>
+    private let done: EventLoopPromise<Void>
+    /// The connection's RTMP handler and its context: it encodes each pass directly.
+    private let rtmp: (handler: RTMPConnectionHandler, context: ChannelHandlerContext)
     private var context: ChannelHandlerContext?
-    /// The RTMP handler before this one, and its context: batches are encoded by it directly.
-    private var rtmp: (handler: RTMPConnectionHandler, context: ChannelHandlerContext)?
     private var base: UInt32?
     private var batch: [RTMPMessage] = []
     private var completed = false
 
-    /// `done` succeeds with true once the publisher ended and everything was written, and fails if the connection
-    /// closes first or ``cancel()`` is called.
-    init(queue: TargetQueue, streamID: UInt32, done: EventLoopPromise<Bool>, sent: @escaping Sent) {
+    /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes first
+    /// or ``cancel()`` is called.
+    init(
+        queue: TargetQueue,
+        streamID: UInt32,
+        rtmp: (handler: RTMPConnectionHandler, context: ChannelHandlerContext),
+        done: EventLoopPromise<Void>,
+        sent: @escaping Sent
+    ) {
         self.queue = queue
         self.streamID = streamID
+        self.rtmp = rtmp
         self.done = done
         self.sent = sent
     }
@@ -56,7 +63,7 @@ final class TargetWriter {
         self.complete(.failure(CancellationError()))
     }
 
-    private func complete(_ result: Result<Bool, any Error>) {
+    private func complete(_ result: Result<Void, any Error>) {
         guard !self.completed else {
             return
         }
@@ -71,32 +78,37 @@ final class TargetWriter {
         return { loop.execute { bound.value.drain() } }
     }
 
+    /// Puts a message on this connection: its timestamp rebased to the connection's first message, the publish
+    /// stream, and the chunk stream encoders use for its type.
+    private func place(_ message: inout RTMPMessage) {
+        let origin = self.base ?? message.timestamp
+        self.base = origin
+        // Audio may be a little behind the keyframe a restart begins with; never below 0.
+        let offset = Int32(bitPattern: message.timestamp &- origin)
+        message.timestamp = offset > 0 ? UInt32(offset) : 0
+        message.messageStreamID = self.streamID
+        switch message.type {
+        case .audio: message.chunkStreamID = RTMPChunkStreamID.audio
+        case .video: message.chunkStreamID = RTMPChunkStreamID.video
+        default: message.chunkStreamID = RTMPChunkStreamID.data
+        }
+    }
+
     private func drain() {
-        guard let context, let rtmp, !self.completed else {
+        guard let context, !self.completed else {
             return
         }
         var wrote = false
         while context.channel.isWritable {
-            self.batch.removeAll(keepingCapacity: true)
             let (emptied, finished) = self.queue.take(limit: Self.batchLimit, into: &self.batch)
             var bytes = 0
             for index in self.batch.indices {
-                let origin = self.base ?? self.batch[index].timestamp
-                self.base = origin
-                // Audio may be a little behind the keyframe a restart begins with; never below 0.
-                let offset = Int32(bitPattern: self.batch[index].timestamp &- origin)
-                self.batch[index].timestamp = offset > 0 ? UInt32(offset) : 0
-                self.batch[index].messageStreamID = self.streamID
-                switch self.batch[index].type {
-                case .audio: self.batch[index].chunkStreamID = RTMPChunkStreamID.audio
-                case .video: self.batch[index].chunkStreamID = RTMPChunkStreamID.video
-                default: self.batch[index].chunkStreamID = RTMPChunkStreamID.data
-                }
+                self.place(&self.batch[index])
                 bytes += self.batch[index].payload.readableBytes
             }
             if !self.batch.isEmpty {
                 do {
-                    try rtmp.handler.write(self.batch, context: rtmp.context)
+                    try self.rtmp.handler.write(self.batch, context: self.rtmp.context)
                 } catch {
                     self.complete(.failure(error))
                     context.close(promise: nil)
@@ -110,7 +122,7 @@ final class TargetWriter {
             self.batch.removeAll(keepingCapacity: true)
             if finished {
                 context.flush()
-                self.complete(.success(true))
+                self.complete(.success(()))
                 return
             }
             if emptied {
@@ -132,22 +144,12 @@ final class TargetWriter {
 @available(*, unavailable)
 extension TargetWriter: Sendable {}
 
-extension TargetWriter: ChannelDuplexHandler {
+extension TargetWriter: ChannelInboundHandler {
     typealias InboundIn = RTMPMessage
     typealias InboundOut = RTMPMessage
-    typealias OutboundIn = RTMPMessage
-    typealias OutboundOut = RTMPMessage
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let rtmp = try? context.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self),
-            let handler = rtmp.handler as? RTMPConnectionHandler
-        {
-            self.rtmp = (handler, rtmp)
-        } else {
-            self.complete(.failure(RTMPError.connectionClosed("no RTMP connection to write to")))
-            return
-        }
         guard context.channel.isActive else {
             self.complete(.failure(ChannelError.ioOnClosedChannel))
             return
@@ -158,9 +160,7 @@ extension TargetWriter: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.complete(.failure(ChannelError.ioOnClosedChannel))
         self.context = nil
-        self.rtmp = nil
     }
-
     func channelInactive(context: ChannelHandlerContext) {
         self.complete(.failure(ChannelError.ioOnClosedChannel))
         context.fireChannelInactive()

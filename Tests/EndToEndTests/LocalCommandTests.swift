@@ -29,8 +29,11 @@ struct LocalCommandTests {
         return String(line.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)
     }
 
-    @Test("The README's first command serves examples/streams.yaml as it is, takes a publish, and stops on Ctrl-C")
-    func readmeCommand() async throws {
+    /// Runs the README's first command on examples/streams.yaml with a free ingest port and a state directory of its
+    /// own, and with the HTTP listener as the README's command has it (on an ephemeral port here).
+    private func withExampleLocalMode(
+        _ body: (_ local: RunningProcess, _ port: Int) async throws -> Void
+    ) async throws {
         let port = try freeTCPPort()
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-cli-\(makeTestKey("t"))")
             .path
@@ -39,53 +42,50 @@ struct LocalCommandTests {
             try liverelayExecutable(),
             arguments: [
                 "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
-                // With the HTTP listener, as the README's command runs (on an ephemeral port here): its service
-                // stopping alongside the others must not turn Ctrl-C into an error.
                 "--port-range", "\(port)-\(port)", "--http-listen", "127.0.0.1:0", "--state-dir", state,
             ],
             standardOutput: .capture(limit: 256 * 1024)
         )
-        let ingest = "default/demo: ingest rtmp://127.0.0.1:\(port)/live"
-        #expect(await local.waitForOutput(containing: ingest), "no ingest URL printed: \(local.standardOutputSoFar)")
-        #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
+        try await body(local, port)
+    }
 
-        // A publisher gets through; the example's target (127.0.0.1:1936) need not exist for that.
-        let publish = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(try Self.exampleKey())", duration: 2)
-        let published = await publish.waitForExit()
-        #expect(published.succeeded, "ffmpeg failed: \(published)")
-        #expect(await local.waitForOutput(containing: "default/demo: relay ready"))
+    @Test("The README's first command serves examples/streams.yaml as it is, takes a publish, and stops on Ctrl-C")
+    func readmeCommand() async throws {
+        try await self.withExampleLocalMode { local, port in
+            let ingest = "default/demo: ingest rtmp://127.0.0.1:\(port)/live"
+            #expect(
+                await local.waitForOutput(containing: ingest),
+                "no ingest URL printed: \(local.standardOutputSoFar)"
+            )
+            #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
 
-        local.interrupt()
-        let exit = await local.waitForExit()
-        #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
-        #expect(exit.standardOutput.contains("default/demo: relay stopped (shutdown)"))
-        // Every relay it started has exited with it.
-        for line in exit.standardOutput.split(separator: "\n") where line.contains("relay starting (pid ") {
-            let pid = Int32(line.split(separator: "pid ")[1].prefix { $0.isNumber })!
-            #expect(kill(pid, 0) != 0, "relay \(pid) outlived local mode")
+            // A publisher gets through; the example's target (127.0.0.1:1936) need not exist for that.
+            let publish = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(try Self.exampleKey())", duration: 2)
+            let published = await publish.waitForExit()
+            #expect(published.succeeded, "ffmpeg failed: \(published)")
+            #expect(await local.waitForOutput(containing: "default/demo: relay ready"))
+
+            local.interrupt()
+            let exit = await local.waitForExit()
+            #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
+            #expect(exit.standardOutput.contains("default/demo: relay stopped (shutdown)"))
+            // Every relay it started has exited with it.
+            for line in exit.standardOutput.split(separator: "\n") where line.contains("relay starting (pid ") {
+                let pid = Int32(line.split(separator: "pid ")[1].prefix { $0.isNumber })!
+                #expect(kill(pid, 0) != 0, "relay \(pid) outlived local mode")
+            }
         }
     }
 
     @Test("Ctrl-C before any encoder came exits cleanly, the HTTP listener included")
     func interruptWhileIdle() async throws {
-        let port = try freeTCPPort()
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-cli-\(makeTestKey("t"))")
-            .path
-        defer { try? FileManager.default.removeItem(atPath: state) }
-        let local = try RunningProcess.launch(
-            try liverelayExecutable(),
-            arguments: [
-                "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
-                "--port-range", "\(port)-\(port)", "--http-listen", "127.0.0.1:0", "--state-dir", state,
-            ],
-            standardOutput: .capture(limit: 256 * 1024),
-            standardError: .capture(limit: 256 * 1024)
-        )
-        #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
-        local.interrupt()
-        let exit = await local.waitForExit()
-        #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
-        #expect(!exit.standardError.contains("Error"), "\(exit.standardError)")
+        try await self.withExampleLocalMode { local, port in
+            #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
+            local.interrupt()
+            let exit = await local.waitForExit()
+            #expect(exit.succeeded, "liverelay local did not exit cleanly on Ctrl-C: \(exit)")
+            #expect(!exit.standardError.contains("Error"), "\(exit.standardError)")
+        }
     }
 
     @Test("A file with a mistake is refused before anything listens, naming the document and the field")

@@ -50,16 +50,4 @@ extension RTMPCommand {
             throw .malformedMessage("\(error)")
         }
     }
-
-    /// The name of a command message (its first AMF0 value), read without decoding the rest; nil if there is none.
-    public static func name(of message: RTMPMessage) -> String? {
-        guard message.payload.readableBytes <= Self.maxMessageLength else {
-            return nil
-        }
-        var payload = message.payload
-        if message.type == .commandAMF3 {
-            payload.moveReaderIndex(forwardBy: min(1, payload.readableBytes))
-        }
-        return (try? payload.readAMF0Value())?.stringValue
-    }
 }

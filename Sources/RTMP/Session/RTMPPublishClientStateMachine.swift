@@ -123,7 +123,7 @@ public struct RTMPPublishClientStateMachine: Sendable {
         } catch {
             // Servers send notifications the session does not need in shapes of their own (ffmpeg's listen mode
             // sends `onFCPublish` without a transaction id): only a malformed command the session acts on fails it.
-            if let name = RTMPCommand.name(of: message), !Self.handledCommands.contains(name) {
+            if let name = message.leadingAMF0String, !Self.handledCommands.contains(name) {
                 return .none
             }
             return self.fail(error)
