@@ -132,6 +132,7 @@ let package = Package(
             dependencies: [
                 "Gateway",
                 "LiveStreamModel",
+                "PeerTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

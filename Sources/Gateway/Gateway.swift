@@ -136,9 +136,33 @@ public final class Gateway: Service, Sendable {
     }
 
     private func serve() async {
+        // A wake-up means "bring the listeners in line with the routes": a route update, or a retry of ports that
+        // could not be bound (another process holds one; it may let go). Route updates arrive coalesced and at
+        // most one retry is pending, so the buffer stays small.
+        let (wakeups, wake) = AsyncStream.makeStream(of: BindRetry.Wakeup.self)
         var listeners: [Int: any Channel] = [:]
-        for await routes in self.routes.changes().cancelOnGracefulShutdown() {
-            await self.reconcile(&listeners, ports: Set(routes.map(\.listenPort)))
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in self.routes.changes().cancelOnGracefulShutdown() {
+                    wake.yield(.routes)
+                }
+                wake.finish()
+            }
+            var retry = BindRetry()
+            for await wakeup in wakeups {
+                if wakeup == .retry {
+                    retry.fired()
+                }
+                let unbound = await self.reconcile(&listeners, ports: Set(self.routes.routes.map(\.listenPort)))
+                if let delay = retry.next(failed: unbound) {
+                    group.addTask {
+                        try? await Task.sleep(for: delay)
+                        wake.yield(.retry)
+                    }
+                }
+            }
+            // A pending retry has nothing left to do.
+            group.cancelAll()
         }
 
         self.logger.info("Gateway stops accepting connections")
@@ -151,13 +175,15 @@ public final class Gateway: Service, Sendable {
         await self.drain()
     }
 
-    private func reconcile(_ listeners: inout [Int: any Channel], ports: Set<Int>) async {
+    /// Returns the ports that could not be bound.
+    private func reconcile(_ listeners: inout [Int: any Channel], ports: Set<Int>) async -> Set<Int> {
         for (port, listener) in listeners where !ports.contains(port) {
             listeners[port] = nil
             // Connections already accepted on this port stay: closing a server socket leaves its children alone.
             try? await listener.close()
             self.logger.info("Gateway stopped listening", metadata: ["gateway.port": "\(port)"])
         }
+        var unbound: Set<Int> = []
         for port in ports.sorted() where listeners[port] == nil {
             do {
                 let listener = try await self.bind(port: port)
@@ -170,7 +196,8 @@ public final class Gateway: Service, Sendable {
                     ]
                 )
             } catch {
-                // One unusable port must not take the other streams down; the next route update retries it.
+                // One unusable port must not take the other streams down; it is retried with a backoff.
+                unbound.insert(port)
                 self.logger.error(
                     "Gateway cannot listen",
                     metadata: ["gateway.port": "\(port)", "error": "\(error)"]
@@ -179,6 +206,7 @@ public final class Gateway: Service, Sendable {
         }
         self.registry.withLock { $0.listening = true }
         await self.onListening(listeners.compactMapValues(\.localAddress))
+        return unbound
     }
 
     /// Whether the gateway has opened the listeners of its routes and is not draining: what `/readyz` answers.
@@ -352,5 +380,42 @@ private final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         context.close(promise: nil)
+    }
+}
+
+/// When to try binding ports again that could not be bound: after 0.5 s, doubling up to 30 s while any port keeps
+/// failing, from 0.5 s again once every port is bound or the routes no longer need the ones that failed. At most one retry is
+/// pending: a failure seen while one is scheduled schedules nothing.
+struct BindRetry {
+    enum Wakeup {
+        case routes
+        case retry
+    }
+
+    static let first: Duration = .milliseconds(500)
+    static let maximum: Duration = .seconds(30)
+
+    private var delay: Duration = Self.first
+    private var pending = false
+
+    /// Called after every reconcile with the ports it could not bind; returns the delay of the retry to schedule.
+    mutating func next(failed: Set<Int>) -> Duration? {
+        if failed.isEmpty {
+            self.delay = Self.first
+            self.pending = false
+            return nil
+        }
+        guard !self.pending else {
+            return nil
+        }
+        let scheduled = self.delay
+        self.delay = min(self.delay * 2, Self.maximum)
+        self.pending = true
+        return scheduled
+    }
+
+    /// The scheduled retry has come.
+    mutating func fired() {
+        self.pending = false
     }
 }

@@ -51,7 +51,8 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
         var objects: [ObjectKey: Object] = [:]
         var resourceVersion: String?
         var synced = false
-        var syncWaiters: [CheckedContinuation<Void, Never>] = []
+        var syncWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var nextSyncWaiter = 0
     }
 
     public let resource: KubernetesResource
@@ -93,14 +94,29 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
     public var hasSynced: Bool { self.state.withLock { $0.synced } }
 
     /// Returns once the first list has been loaded into the cache.
-    public func waitForSync() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let synced = self.state.withLock { state -> Bool in
-                if state.synced { return true }
-                state.syncWaiters.append(continuation)
-                return false
+    ///
+    /// - Throws: `CancellationError` if the task is cancelled first (a shutdown while the API server is
+    ///   unreachable): a caller must not go on as if the cache were complete.
+    public func waitForSync() async throws {
+        let id = self.state.withLock { state in
+            state.nextSyncWaiter += 1
+            return state.nextSyncWaiter
+        }
+        let synced = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now: Bool? = self.state.withLock { state in
+                    if state.synced { return true }
+                    if Task.isCancelled { return false }
+                    state.syncWaiters[id] = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
             }
-            if synced { continuation.resume() }
+        } onCancel: {
+            self.state.withLock { $0.syncWaiters.removeValue(forKey: id) }?.resume(returning: false)
+        }
+        guard synced else {
+            throw CancellationError()
         }
     }
 
@@ -127,9 +143,9 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
                     state.resourceVersion = resourceVersion
                     state.synced = true
                     defer { state.syncWaiters.removeAll() }
-                    return (removed, state.syncWaiters)
+                    return (removed, Array(state.syncWaiters.values))
                 }
-                for waiter in waiters { waiter.resume() }
+                for waiter in waiters { waiter.resume(returning: true) }
                 for object in removed { onChange(.deleted(object)) }
                 for object in objects { onChange(.upserted(object)) }
                 self.client.logger.debug(

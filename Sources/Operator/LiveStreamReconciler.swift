@@ -63,7 +63,7 @@ final class LiveStreamReconciler: Sendable {
 
     func reconcile(_ key: ObjectKey, _ object: KubernetesObject?) async throws -> ReconcileAction {
         var object = object
-        if let reflector = await self.rebuildIfNewTerm() {
+        if let reflector = try await self.rebuildIfNewTerm() {
             // The owned Deployments' watch can queue a key before the LiveStreams are listed: read the object
             // from the synced cache.
             object = reflector.get(key)
@@ -86,9 +86,9 @@ final class LiveStreamReconciler: Sendable {
 
     /// At the first reconcile of a leadership term, once the reflector holds the complete first list, rebuild the
     /// allocator from every recorded port. Returns the synced reflector of the term.
-    private func rebuildIfNewTerm() async -> Reflector<KubernetesObject>? {
+    private func rebuildIfNewTerm() async throws -> Reflector<KubernetesObject>? {
         guard let reflector = self.controller.withLock({ $0?.reflector }) else { return nil }
-        await reflector.waitForSync()
+        try await reflector.waitForSync()
         let displaced = self.book.rebuild(term: ObjectIdentifier(reflector)) {
             let claims = reflector.list().compactMap { object -> (PortClaimant, Int)? in
                 guard let port = object["status"]?["port"]?.intValue else { return nil }

@@ -113,21 +113,29 @@ final class Recorder<Element: Sendable>: Sendable {
         }
         return try await withThrowingTaskGroup(of: Element?.self) { group in
             group.addTask {
-                await withCheckedContinuation { continuation in
-                    let already: Element? = self.state.withLock { state in
-                        if let entry = Self.match(count, of: predicate, in: state.entries) {
-                            return entry
+                // Cancellable, so that the test's time limit (or its other failure) ends the wait and the group.
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let already: Element?? = self.state.withLock { state in
+                            if let entry = Self.match(count, of: predicate, in: state.entries) {
+                                return .some(entry)
+                            }
+                            if Task.isCancelled {
+                                return .some(nil)
+                            }
+                            state.waiters[id] = Waiter(
+                                predicate: predicate,
+                                remaining: count - state.entries.count(where: predicate),
+                                continuation: continuation
+                            )
+                            return nil
                         }
-                        state.waiters[id] = Waiter(
-                            predicate: predicate,
-                            remaining: count - state.entries.count(where: predicate),
-                            continuation: continuation
-                        )
-                        return nil
+                        if let already {
+                            continuation.resume(returning: already)
+                        }
                     }
-                    if let already {
-                        continuation.resume(returning: already)
-                    }
+                } onCancel: {
+                    self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: nil)
                 }
             }
             group.addTask {

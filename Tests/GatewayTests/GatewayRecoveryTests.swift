@@ -16,6 +16,7 @@ import HummingbirdTesting
 import LiveStreamModel
 import Logging
 import NIOCore
+import PeerTestSupport
 import Prometheus
 import Testing
 
@@ -24,8 +25,8 @@ struct GatewayRecoveryTests {
     @Test("A relay that refuses the connection (restarting) gets the client held and retried, not refused")
     func unreachableUpstreamIsHeld() async throws {
         let activator = CountingActivator()
-        let port = try await freePort()
-        let dead = try await freePort()  // nothing listens here: connect is refused at once
+        let port = try freeTCPPort()
+        let dead = try freeTCPPort()  // nothing listens here: connect is refused at once
         let logs = LogStore()
         try await withGateway(routes: [try route(port: port, upstream: dead)], activator: activator, logs: logs) {
             gateway,
@@ -60,8 +61,8 @@ struct GatewayRecoveryTests {
 
     @Test("A relay that stays unreachable is given up on at the hold timeout, with the reason")
     func unreachableUpstreamTimesOut() async throws {
-        let port = try await freePort()
-        let dead = try await freePort()
+        let port = try freeTCPPort()
+        let dead = try freeTCPPort()
         let logs = LogStore()
         try await withGateway(
             routes: [try route(port: port, upstream: dead)],
@@ -82,7 +83,7 @@ struct GatewayRecoveryTests {
     @Test("/keda, /api/v1/routes, /metrics, /healthz and /readyz answer from the running gateway")
     func httpEndpoints() async throws {
         let registry = PrometheusCollectorRegistry()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         let other = StreamID(namespace: "streams", name: "bob")
         let routes = GatewayRoutes([try route(port: port)])
         let activator = CountingActivator()

@@ -9,20 +9,22 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Gateway
 import LiveStreamModel
 import Logging
 import NIOCore
 import NIOPosix
+import PeerTestSupport
 import ServiceLifecycle
 import Testing
+
+@testable import Gateway
 
 @Suite("Gateway", .timeLimit(.minutes(1)))
 struct GatewayTests {
     @Test("Proxies a ready route at once, bytes both ways")
     func proxiesBothWays() async throws {
         try await withUpstream(echo) { upstream in
-            let port = try await freePort()
+            let port = try freeTCPPort()
             try await withGateway(routes: [try route(port: port, upstream: upstream)]) { gateway, _ in
                 let client = try await connect(port: port)
                 try await client.executeThenClose { inbound, outbound in
@@ -45,7 +47,7 @@ struct GatewayTests {
     @Test("Half-close: the client's end of input reaches the relay, whose answer still comes back")
     func halfClose() async throws {
         try await withUpstream(collectThenEcho) { upstream in
-            let port = try await freePort()
+            let port = try freeTCPPort()
             try await withGateway(routes: [try route(port: port, upstream: upstream)]) { _, _ in
                 let client = try await connect(port: port)
                 try await client.executeThenClose { inbound, outbound in
@@ -81,7 +83,7 @@ struct GatewayTests {
             outbound.finish()
         }
         try await withUpstream(slowSink) { upstream in
-            let port = try await freePort()
+            let port = try freeTCPPort()
             try await withGateway(routes: [try route(port: port, upstream: upstream)]) { gateway, _ in
                 let client = try await connect(port: port)
                 try await client.executeThenClose { inbound, outbound in
@@ -102,7 +104,7 @@ struct GatewayTests {
     @Test("A held connection activates the relay once and reaches it with every byte, in order")
     func holdThenProxy() async throws {
         let activator = CountingActivator()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         let logs = LogStore()
         try await withGateway(routes: [try route(port: port)], activator: activator, logs: logs) { gateway, _ in
             let first = try await connect(port: port)
@@ -137,7 +139,7 @@ struct GatewayTests {
 
     @Test("A held client that ends its input keeps what it sent: the relay gets the bytes, then the end of input")
     func halfCloseWhileHeld() async throws {
-        let port = try await freePort()
+        let port = try freeTCPPort()
         try await withGateway(routes: [try route(port: port)]) { gateway, _ in
             let client = try await connect(port: port)
             try await client.executeThenClose { inbound, outbound in
@@ -162,7 +164,7 @@ struct GatewayTests {
     )
     func heldLimits(perStream: Int, total: Int, reason: String) async throws {
         let logs = LogStore()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         try await withGateway(
             routes: [try route(port: port)],
             configuration: .test(maxHeldPerStream: perStream, maxHeldTotal: total),
@@ -183,7 +185,7 @@ struct GatewayTests {
     @Test("A connection held past the hold timeout is refused, and the log says why")
     func holdTimeout() async throws {
         let logs = LogStore()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         try await withGateway(
             routes: [try route(port: port)],
             configuration: .test(holdTimeout: .milliseconds(200)),
@@ -202,7 +204,7 @@ struct GatewayTests {
     @Test("A held connection is refused when its route is removed")
     func routeRemovedWhileHeld() async throws {
         let logs = LogStore()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         try await withGateway(routes: [try route(port: port)], logs: logs) { gateway, watch in
             let client = try await connect(port: port)
             await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
@@ -226,7 +228,7 @@ struct GatewayTests {
     func refuses(ranges: [String], suspended: Bool, reason: String) async throws {
         let logs = LogStore()
         let activator = CountingActivator()
-        let port = try await freePort()
+        let port = try freeTCPPort()
         try await withGateway(
             routes: [try route(port: port, ranges: ranges, suspended: suspended)],
             activator: activator,
@@ -244,8 +246,8 @@ struct GatewayTests {
 
     @Test("Routes added and removed open and close listeners")
     func listenersFollowRoutes() async throws {
-        let first = try await freePort()
-        let second = try await freePort()
+        let first = try freeTCPPort()
+        let second = try freeTCPPort()
         let other = StreamID(namespace: "streams", name: "bob")
         try await withGateway(routes: [try route(port: first)]) { gateway, watch in
             var bob = try route(port: second)
@@ -264,10 +266,58 @@ struct GatewayTests {
         }
     }
 
+    @Test("A port another socket holds is logged, retried, and served once it is free, with no route change")
+    func portInUseIsRetried() async throws {
+        let port = try freeTCPPort()
+        let blocker = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: port)
+            .get()
+        let logs = LogStore()
+        let watch = ListenerWatch()
+        let gateway = try Gateway(
+            configuration: .test(),
+            routes: GatewayRoutes([try route(port: port)]),
+            activator: CountingActivator(),
+            logger: logs.logger(),
+            onListening: { watch.update($0) }
+        )
+        try await withThrowingTaskGroup { tasks in
+            let group = ServiceGroup(services: [gateway], logger: quietLogger)
+            tasks.addTask { try await group.run() }
+            #expect(await watch.firstReport() == [])
+            #expect(logs.contains("Gateway cannot listen", "gateway.port=\(port)"), "\(logs.all)")
+
+            try await blocker.close()
+            await watch.wait(for: [port])
+            let client = try await connect(port: port)
+            await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
+            try await client.channel.close()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test("Bind retries back off from 0.5 s to 30 s while a port fails, one at a time, and start over once bound")
+    func bindRetryBackoff() {
+        var retry = BindRetry()
+        #expect(retry.next(failed: [1935]) == .milliseconds(500))
+        #expect(retry.next(failed: [1935]) == nil, "a retry is already pending")
+        var delays: [Duration] = []
+        for _ in 0..<8 {
+            retry.fired()
+            delays.append(retry.next(failed: [1935])!)
+        }
+        #expect(delays == [1, 2, 4, 8, 16, 30, 30, 30].map { Duration.seconds($0) })
+        retry.fired()
+        #expect(retry.next(failed: []) == nil)
+        #expect(retry.next(failed: [1936]) == .milliseconds(500))
+    }
+
     @Test("Graceful shutdown closes the listeners and lets a proxied connection finish")
     func gracefulShutdown() async throws {
         try await withUpstream(echo) { upstream in
-            let port = try await freePort()
+            let port = try freeTCPPort()
             let watch = ListenerWatch()
             let gateway = try Gateway(
                 configuration: .test(),

@@ -14,6 +14,7 @@ import LiveStreamModel
 import Logging
 import NIOCore
 import NIOPosix
+import PeerTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -56,13 +57,19 @@ struct MemoryLogHandler: LogHandler {
 
 /// Counts activations and lets a test wait for the first one.
 final class CountingActivator: GatewayActivator {
-    private let state = Mutex<(calls: [StreamID], waiters: [CheckedContinuation<Void, Never>])>(([], []))
+    private struct State {
+        var calls: [StreamID] = []
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     func activate(_ stream: StreamID) async {
         let waiters = self.state.withLock { state in
             state.calls.append(stream)
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return state.waiters.values
         }
         for waiter in waiters {
             waiter.resume()
@@ -71,51 +78,97 @@ final class CountingActivator: GatewayActivator {
 
     var calls: [StreamID] { self.state.withLock { $0.calls } }
 
+    /// Returns once the activator was called (at once if it was), or when the task is cancelled.
     func waitForCall() async {
-        await withCheckedContinuation { continuation in
-            let called = self.state.withLock { state in
-                if state.calls.isEmpty {
-                    state.waiters.append(continuation)
+        let id = self.state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = self.state.withLock { state in
+                    if !state.calls.isEmpty || Task.isCancelled {
+                        return true
+                    }
+                    state.waiters[id] = continuation
                     return false
                 }
-                return true
+                if now {
+                    continuation.resume()
+                }
             }
-            if called {
-                continuation.resume()
-            }
+        } onCancel: {
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }
 
 /// The ports the gateway listens on, as its `onListening` hook reports them.
 final class ListenerWatch: Sendable {
-    private let state = Mutex<(ports: Set<Int>, waiters: [(Set<Int>, CheckedContinuation<Void, Never>)])>(([], []))
+    private struct Waiter {
+        var until: @Sendable (Set<Int>) -> Bool
+        var continuation: CheckedContinuation<Set<Int>?, Never>
+    }
+
+    private struct State {
+        /// `nil` until the gateway's first report.
+        var ports: Set<Int>?
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     func update(_ listeners: [Int: SocketAddress]) {
         let ports = Set(listeners.keys)
         let ready = self.state.withLock { state in
             state.ports = ports
-            let ready = state.waiters.filter { $0.0 == ports }.map(\.1)
-            state.waiters.removeAll { $0.0 == ports }
-            return ready
+            let ready = state.waiters.filter { $0.value.until(ports) }
+            for id in ready.keys {
+                state.waiters[id] = nil
+            }
+            return ready.values.map(\.continuation)
         }
         for waiter in ready {
-            waiter.resume()
+            waiter.resume(returning: ports)
         }
     }
 
+    /// Waits until the gateway listens on exactly `ports`, or the task is cancelled.
     func wait(for ports: Set<Int>) async {
-        await withCheckedContinuation { continuation in
-            let now = self.state.withLock { state in
-                if state.ports == ports {
-                    return true
+        _ = await self.wait { $0 == ports }
+    }
+
+    /// The ports of the gateway's first report (at once if it came), or `nil` if the task is cancelled first.
+    func firstReport() async -> Set<Int>? {
+        await self.wait { _ in true }
+    }
+
+    /// Waits until a report satisfies `until` (at once if the last one does) and returns it; returns `nil` when the
+    /// task is cancelled, so a test's time limit ends a wait for a listener that never comes.
+    private func wait(until: @escaping @Sendable (Set<Int>) -> Bool) async -> Set<Int>? {
+        let id = self.state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now: Set<Int>?? = self.state.withLock { state in
+                    if let ports = state.ports, until(ports) {
+                        return .some(ports)
+                    }
+                    if Task.isCancelled {
+                        return .some(nil)
+                    }
+                    state.waiters[id] = Waiter(until: until, continuation: continuation)
+                    return nil
                 }
-                state.waiters.append((ports, continuation))
-                return false
+                if let now {
+                    continuation.resume(returning: now)
+                }
             }
-            if now {
-                continuation.resume()
-            }
+        } onCancel: {
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: nil)
         }
     }
 }
@@ -126,6 +179,15 @@ typealias ByteChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 typealias Serve =
     @Sendable (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>)
     async throws -> Void
+
+/// A test's setup went wrong; the message says how.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
 
 let testStream = StreamID(namespace: "streams", name: "alice")
 
@@ -144,16 +206,6 @@ extension GatewayConfiguration {
             shutdownGrace: shutdownGrace
         )
     }
-}
-
-/// A free port on 127.0.0.1: bound on port 0, then released, so the gateway can be given a fixed route port.
-func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0)
-        .get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
 }
 
 func route(
@@ -193,7 +245,16 @@ func withGateway<Result: Sendable>(
     let group = ServiceGroup(services: [gateway], logger: quietLogger)
     return try await withThrowingTaskGroup { tasks in
         tasks.addTask { try await group.run() }
-        await watch.wait(for: Set(routes.map(\.listenPort)))
+        let expected = Set(routes.map(\.listenPort))
+        let listening = await watch.firstReport()
+        guard listening == expected else {
+            await group.triggerGracefulShutdown()
+            tasks.cancelAll()
+            throw TestFailure(
+                "the gateway listens on \(listening.map { "\($0.sorted())" } ?? "nothing"), not on "
+                    + "\(expected.sorted()): \(logs.all.filter { $0.contains("cannot listen") })"
+            )
+        }
         let result: Result
         do {
             result = try await body(gateway, watch)

@@ -89,7 +89,7 @@ struct KubernetesBenchmark {
 
                 let start = ContinuousClock.now
                 while controller.reflector == nil { try await Task.sleep(for: .milliseconds(1)) }
-                await controller.reflector!.waitForSync()
+                try await controller.reflector!.waitForSync()
                 let synced = ContinuousClock.now - start
                 let rssSynced = residentMemoryMiB() ?? 0
                 await done.next()

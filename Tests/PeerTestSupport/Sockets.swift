@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,46 +20,75 @@ import Musl
 import Darwin
 #endif
 
-/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
+/// Returns a TCP port on 127.0.0.1 that is reserved for the caller until the test process ends.
 ///
-/// The port is found by binding a socket to `127.0.0.1:0`, reading the port the kernel chose, and closing the socket.
-/// This has a small, unavoidable race: between the close and the moment the caller binds the port, another process
-/// (or another test running in parallel) may take it. Callers that start a server on the port must treat "address
-/// already in use" as retryable and ask again; ``NginxRTMP/start(applications:tls:timeout:)`` does exactly that.
-/// Servers written in Swift should rather bind port 0 themselves and report the port they got.
+/// The port is found by binding a socket with `SO_REUSEADDR` to `127.0.0.1:0`, and that socket stays open, bound
+/// but never listening. While it is open the kernel gives the port to no other `bind(0)` and to no outgoing
+/// connection, so neither another test running in parallel nor a client's ephemeral port can take it. A server that
+/// sets `SO_REUSEADDR` can still bind and listen on it: NIO's `ServerBootstrap` with `.so_reuseaddr` (the relay, the
+/// gateway), Hummingbird, nginx, ffmpeg's listen mode and Go's `net.Listen` all do. A server without it gets
+/// "address already in use", and a connection to a port with no server is refused at once, as it would be anyway.
+///
+/// Closing the socket right away (the usual way) leaves a window in which the kernel may give the port to someone
+/// else; a server that then fails to bind leaves a test waiting for a listener that never comes.
 public func freeTCPPort() throws -> Int {
     try freeTCPPorts(count: 1)[0]
 }
 
-/// Returns `count` distinct TCP ports on 127.0.0.1 that were free a moment ago.
-///
-/// All sockets are held open until every port is known, so the ports are distinct from each other. The race
-/// described at ``freeTCPPort()`` applies to each of them.
+/// Returns `count` distinct TCP ports on 127.0.0.1, each reserved as ``freeTCPPort()`` describes.
 func freeTCPPorts(count: Int) throws -> [Int] {
     var sockets: [Int32] = []
-    defer {
-        for socket in sockets { close(socket) }
-    }
     var ports: [Int] = []
-    for _ in 0..<count {
-        let fd = socket(AF_INET, streamSocketType, 0)
-        guard fd >= 0 else { throw PeerError.startFailed("socket() failed: \(errnoDescription())") }
-        sockets.append(fd)
-        var address = loopbackAddress(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    do {
+        for _ in 0..<count {
+            let fd = socket(AF_INET, streamSocketType, 0)
+            guard fd >= 0 else { throw PeerError.startFailed("socket() failed: \(errnoDescription())") }
+            sockets.append(fd)
+            var reuse: Int32 = 1
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw PeerError.startFailed("setsockopt(SO_REUSEADDR) failed: \(errnoDescription())")
             }
+            var address = loopbackAddress(port: 0)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else { throw PeerError.startFailed("bind(127.0.0.1:0) failed: \(errnoDescription())") }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let named = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            guard named == 0 else { throw PeerError.startFailed("getsockname() failed: \(errnoDescription())") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
-        guard bound == 0 else { throw PeerError.startFailed("bind(127.0.0.1:0) failed: \(errnoDescription())") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw PeerError.startFailed("getsockname() failed: \(errnoDescription())") }
-        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+    } catch {
+        for socket in sockets { close(socket) }
+        throw error
     }
+    PortReservations.shared.keep(sockets)
     return ports
+}
+
+/// The sockets that hold the ports handed out by ``freeTCPPorts(count:)``.
+///
+/// At most ``limit`` are kept; beyond that the oldest is closed, long after the test that asked for it has ended.
+/// The rest close when the process exits.
+private final class PortReservations: Sendable {
+    static let shared = PortReservations()
+    static let limit = 512
+
+    private let sockets = Mutex<[Int32]>([])
+
+    func keep(_ new: [Int32]) {
+        let expired = self.sockets.withLock { sockets in
+            sockets.append(contentsOf: new)
+            let excess = max(0, sockets.count - Self.limit)
+            defer { sockets.removeFirst(excess) }
+            return Array(sockets.prefix(excess))
+        }
+        for socket in expired { close(socket) }
+    }
 }
 
 /// Whether something accepts TCP connections on `127.0.0.1:port` right now. The connection is closed at once.
@@ -138,9 +168,9 @@ private func loopbackAddress(port: Int) -> sockaddr_in {
 }
 
 #if canImport(Glibc)
-private let streamSocketType = Int32(SOCK_STREAM.rawValue)
+let streamSocketType = Int32(SOCK_STREAM.rawValue)
 #else
-private let streamSocketType = SOCK_STREAM
+let streamSocketType = SOCK_STREAM
 #endif
 
 /// The current `errno`, as text.

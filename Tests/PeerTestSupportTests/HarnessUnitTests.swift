@@ -13,6 +13,14 @@ import Testing
 
 @testable import PeerTestSupport
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The harness's pure parts: the access-log and statistics parsers, the configuration, ports and processes.
 @Suite("Peer harness units")
 struct HarnessUnitTests {
@@ -85,6 +93,38 @@ struct HarnessUnitTests {
         #expect(Set(ports).count == 3)
         #expect(ports.allSatisfy { (1...65_535).contains($0) })
         #expect(try (1...65_535).contains(freeTCPPort()))
+    }
+
+    @Test("A free port stays reserved: a plain bind is refused, a server with SO_REUSEADDR listens and is reached")
+    func reservedPort() throws {
+        let port = try freeTCPPort()
+        #expect(try bindAndListen(port, reuseAddress: false) == EADDRINUSE)
+        #expect(!acceptsTCPConnection(port: port))
+        let server = socket(AF_INET, streamSocketType, 0)
+        defer { close(server) }
+        #expect(try bindAndListen(port, reuseAddress: true, socket: server) == 0)
+        #expect(acceptsTCPConnection(port: port))
+    }
+
+    /// Binds `socket` (a new one unless given) to 127.0.0.1:`port` and listens; returns 0 or the `errno` of the
+    /// step that failed. A socket made here is closed before returning.
+    private func bindAndListen(_ port: Int, reuseAddress: Bool, socket given: Int32? = nil) throws -> Int32 {
+        let fd = given ?? socket(AF_INET, streamSocketType, 0)
+        defer { if given == nil { close(fd) } }
+        try #require(fd >= 0)
+        var reuse: Int32 = reuseAddress ? 1 : 0
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { return errno }
+        return 0
     }
 
     @Test("ffmpeg's publish arguments follow the requested GOP and pace")
