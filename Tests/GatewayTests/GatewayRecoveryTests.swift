@@ -20,7 +20,7 @@ import PeerTestSupport
 import Prometheus
 import Testing
 
-@Suite("Gateway: unreachable relays and HTTP")
+@Suite("Gateway: unreachable relays and HTTP", .timeLimit(.minutes(3)))
 struct GatewayRecoveryTests {
     @Test("A relay that refuses the connection (restarting) gets the client held and retried, not refused")
     func unreachableUpstreamIsHeld() async throws {

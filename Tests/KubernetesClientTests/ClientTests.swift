@@ -15,7 +15,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@Suite("Typed operations, errors and retries")
+@Suite("Typed operations, errors and retries", .timeLimit(.minutes(3)))
 struct ClientTests {
     @Test("errors decode the API's Status")
     func statusErrors() async throws {

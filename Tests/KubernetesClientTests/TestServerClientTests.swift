@@ -23,7 +23,7 @@ func configMap(_ name: String, data: [String: String], labels: [String: String]?
     )
 }
 
-@Suite("Client against the test server (or LIVERELAY_TEST_KUBECONFIG)")
+@Suite("Client against the test server (or LIVERELAY_TEST_KUBECONFIG)", .timeLimit(.minutes(3)))
 struct TestServerClientTests {
     @Test("create, get, update with conflict, merge patch, apply, list pages, delete")
     func crud() async throws {

@@ -36,7 +36,7 @@ final class RequestLog: Sendable {
     var all: [KubernetesRequest] { self.requests.withLock { $0 } }
 }
 
-@Suite("Watch streaming")
+@Suite("Watch streaming", .timeLimit(.minutes(3)))
 struct WatchTests {
     func client(_ handler: @escaping FakeTransport.Handler) -> KubernetesClient {
         KubernetesClient(transport: FakeTransport(handler))

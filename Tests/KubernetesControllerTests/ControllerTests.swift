@@ -136,7 +136,7 @@ enum Fault: String, CaseIterable, Sendable {
     case dropWatches, compact, refuseConnections
 }
 
-@Suite("Controller against the test server (or LIVERELAY_TEST_KUBECONFIG)")
+@Suite("Controller against the test server (or LIVERELAY_TEST_KUBECONFIG)", .timeLimit(.minutes(3)))
 struct ControllerTests {
     @Test("the cache and reconciles converge after a fault", arguments: Fault.allCases)
     func convergesAfterFault(_ fault: Fault) async throws {

@@ -12,7 +12,7 @@
 import KubernetesTestServer
 import Testing
 
-@Suite("Deletion: finalizers and ownerReference cascade")
+@Suite("Deletion: finalizers and ownerReference cascade", .timeLimit(.minutes(3)))
 struct DeletionTests {
     @Test("with a finalizer, delete marks the object; removing the finalizer deletes it")
     func finalizers() async throws {

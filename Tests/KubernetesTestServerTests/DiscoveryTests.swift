@@ -12,7 +12,7 @@
 import KubernetesTestServer
 import Testing
 
-@Suite("Discovery")
+@Suite("Discovery", .timeLimit(.minutes(3)))
 struct DiscoveryTests {
     @Test("version, core group and resource list")
     func core() async throws {

@@ -14,7 +14,7 @@ import Logging
 import NIOCore
 import Testing
 
-@Suite("Fault injection and authentication")
+@Suite("Fault injection and authentication", .timeLimit(.minutes(3)))
 struct FaultTests {
     @Test("failNextRequests answers with the status, a Status body and Retry-After, then recovers")
     func failures() async throws {

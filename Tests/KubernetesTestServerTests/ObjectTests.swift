@@ -13,7 +13,7 @@ import Foundation
 import KubernetesTestServer
 import Testing
 
-@Suite("Objects: CRUD, metadata, selectors")
+@Suite("Objects: CRUD, metadata, selectors", .timeLimit(.minutes(3)))
 struct ObjectTests {
     let secrets = "/api/v1/namespaces/default/secrets"
 

@@ -12,7 +12,7 @@
 import KubernetesTestServer
 import Testing
 
-@Suite("PATCH: merge, strategic merge, JSON patch, server-side apply")
+@Suite("PATCH: merge, strategic merge, JSON patch, server-side apply", .timeLimit(.minutes(3)))
 struct PatchTests {
     let configMaps = "/api/v1/namespaces/default/configmaps"
 

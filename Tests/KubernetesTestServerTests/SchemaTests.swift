@@ -13,7 +13,7 @@ import Foundation
 import KubernetesTestServer
 import Testing
 
-@Suite("Custom resources: structural schema validation, pruning and defaults")
+@Suite("Custom resources: structural schema validation, pruning and defaults", .timeLimit(.minutes(3)))
 struct SchemaTests {
     /// KEDA's own CRD, unchanged from its project, in the `shared/` folder beside the repository.
     static let kedaPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

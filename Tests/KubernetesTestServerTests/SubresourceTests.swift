@@ -12,7 +12,7 @@
 import KubernetesTestServer
 import Testing
 
-@Suite("Status and scale subresources")
+@Suite("Status and scale subresources", .timeLimit(.minutes(3)))
 struct SubresourceTests {
     @Test("/status changes only the status and not the generation; the main resource ignores status")
     func status() async throws {

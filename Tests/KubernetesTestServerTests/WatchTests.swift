@@ -12,7 +12,7 @@
 import KubernetesTestServer
 import Testing
 
-@Suite("Watch")
+@Suite("Watch", .timeLimit(.minutes(3)))
 struct WatchTests {
     let configMaps = "/api/v1/namespaces/default/configmaps"
 

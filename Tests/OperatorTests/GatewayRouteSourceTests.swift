@@ -16,7 +16,7 @@ import Operator
 import ServiceLifecycle
 import Testing
 
-@Suite("The gateway's routes from the cluster, and its activator")
+@Suite("The gateway's routes from the cluster, and its activator", .timeLimit(.minutes(3)))
 struct GatewayRouteSourceTests {
     func endpointSlice(_ service: String, namespace: String, ready: Bool) -> KubernetesObject {
         KubernetesObject(
