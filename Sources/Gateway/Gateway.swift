@@ -154,7 +154,20 @@ public final class Gateway: Service, Sendable {
                     retry.fired()
                 }
                 let unbound = await self.reconcile(&listeners, ports: Set(self.routes.routes.map(\.listenPort)))
-                if let delay = retry.next(failed: unbound) {
+                let delay = retry.next(failed: Set(unbound.keys))
+                for (port, error) in unbound.sorted(by: { $0.key < $1.key }) {
+                    // One unusable port must not take the other streams down.
+                    self.logger.error(
+                        "Gateway cannot listen; retrying",
+                        metadata: [
+                            "gateway.port": "\(port)", "error": "\(error)",
+                            "gateway.retry_in": "\(delay.map { "\($0)" } ?? "already scheduled")",
+                        ]
+                    )
+                }
+                self.registry.withLock { $0.listening = true }
+                await self.onListening(listeners.compactMapValues(\.localAddress))
+                if let delay {
                     group.addTask {
                         try? await Task.sleep(for: delay)
                         wake.yield(.retry)
@@ -175,15 +188,15 @@ public final class Gateway: Service, Sendable {
         await self.drain()
     }
 
-    /// Returns the ports that could not be bound.
-    private func reconcile(_ listeners: inout [Int: any Channel], ports: Set<Int>) async -> Set<Int> {
+    /// Opens and closes listeners to match `ports`; returns the ports that could not be bound, with why.
+    private func reconcile(_ listeners: inout [Int: any Channel], ports: Set<Int>) async -> [Int: any Error] {
         for (port, listener) in listeners where !ports.contains(port) {
             listeners[port] = nil
             // Connections already accepted on this port stay: closing a server socket leaves its children alone.
             try? await listener.close()
             self.logger.info("Gateway stopped listening", metadata: ["gateway.port": "\(port)"])
         }
-        var unbound: Set<Int> = []
+        var unbound: [Int: any Error] = [:]
         for port in ports.sorted() where listeners[port] == nil {
             do {
                 let listener = try await self.bind(port: port)
@@ -196,16 +209,9 @@ public final class Gateway: Service, Sendable {
                     ]
                 )
             } catch {
-                // One unusable port must not take the other streams down; it is retried with a backoff.
-                unbound.insert(port)
-                self.logger.error(
-                    "Gateway cannot listen",
-                    metadata: ["gateway.port": "\(port)", "error": "\(error)"]
-                )
+                unbound[port] = error
             }
         }
-        self.registry.withLock { $0.listening = true }
-        await self.onListening(listeners.compactMapValues(\.localAddress))
         return unbound
     }
 
@@ -396,6 +402,7 @@ struct BindRetry {
     static let maximum: Duration = .seconds(30)
 
     private var delay: Duration = Self.first
+    /// Whether a retry is scheduled and has not come yet.
     private var pending = false
 
     /// Called after every reconcile with the ports it could not bind; returns the delay of the retry to schedule.

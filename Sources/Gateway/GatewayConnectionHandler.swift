@@ -221,10 +221,12 @@ final class GatewayConnectionHandler {
 
     private func splice(_ upstream: any Channel, context: ChannelHandlerContext) {
         let heldSince = self.heldSince
-        self.releaseHold()
         let stream = self.route.stream
         let accounting = self.gateway.accounting
+        // Live before no longer held: a reader of the counts in between sees the connection twice, never not at all
+        // (a stream that is going live would read as idle).
         let meters = accounting.goLive(stream)
+        self.releaseHold()
         context.channel.closeFuture.whenComplete { _ in accounting.endLive(stream) }
 
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)

@@ -43,7 +43,7 @@ public final class LocalRuntime: Service, Sendable {
             activator: LocalActivator(controller: controller),
             logger: logger,
             onListening: { listeners in
-                await controller.emit(.listening(ports: listeners.keys.sorted()))
+                await controller.gatewayListens(on: listeners.keys.sorted())
             }
         )
         controller.gateway.withLock { $0 = self.gateway }
@@ -188,6 +188,8 @@ actor LocalController {
     private nonisolated let subscribers = Mutex(Subscribers())
     private var exitWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     private var allocator: PortAllocator
+    /// What the gateway last reported listening on; `nil` before its first report.
+    private var listeningPorts: [Int]?
 
     init(configuration: LocalConfiguration, routes: GatewayRoutes, logger: Logger) {
         self.configuration = configuration
@@ -210,6 +212,15 @@ actor LocalController {
             _ = self.subscribers.withLock { $0.continuations.removeValue(forKey: id) }
         }
         return stream
+    }
+
+    /// The gateway reports its ports after every route update and bind retry; the console hears of changes only.
+    func gatewayListens(on ports: [Int]) {
+        guard ports != self.listeningPorts else {
+            return
+        }
+        self.listeningPorts = ports
+        self.emit(.listening(ports: ports))
     }
 
     func emit(_ event: LocalEvent) {
@@ -468,7 +479,8 @@ actor LocalController {
                 phase = .suspended
             } else {
                 switch managed.relay {
-                case .ready: phase = live > 0 ? .live : .idle
+                // Ready with a held connection that is being handed over: still starting, not idle in between.
+                case .ready: phase = live > 0 ? .live : held > 0 ? .starting : .idle
                 case .starting, .restarting: phase = .starting
                 case .stopped, .stopping: phase = held > 0 ? .starting : .idle
                 }

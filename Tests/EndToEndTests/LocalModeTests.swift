@@ -127,6 +127,14 @@ func withLocalMode<Result: Sendable>(
         }
     }
     await recording.value
+    let listening = events.entries.compactMap { event -> [Int]? in
+        if case .listening(let ports) = event { return ports }
+        return nil
+    }
+    #expect(
+        zip(listening, listening.dropFirst()).allSatisfy { $0 != $1 },
+        "the gateway's ports were announced again unchanged: \(listening)"
+    )
     for pid in local.relayPIDs {
         #expect(kill(pid, 0) != 0, "relay \(pid) still runs after local mode stopped")
     }
@@ -239,6 +247,11 @@ struct LocalModeTests {
                 try await local.waitFor("the stream idle again") {
                     $0 == .phaseChanged(StreamID(namespace: "default", name: "cold"), .idle)
                 }
+                let phases = local.events.entries.compactMap { event -> LiveStreamStatus.Phase? in
+                    if case .phaseChanged(let id, let phase) = event, id.name == "cold" { return phase }
+                    return nil
+                }
+                #expect(phases == [.idle, .starting, .live, .idle])
             }
         }
     }
