@@ -295,7 +295,8 @@ public struct RelayChildren: Sendable {
     }
 
     /// The relay's firewall: RTMP only from the gateway's pods and the stream's allowed source ranges; HTTP (probes,
-    /// metrics, the preview behind the Ingress) from anywhere in the cluster.
+    /// metrics, the preview behind the Ingress) from anywhere in the cluster. The relay itself answers target control
+    /// on that port to loopback clients only (`--control-from`), so a neighbouring pod can read but not switch.
     public var networkPolicy: JSONValue {
         var peers: [JSONValue] = [
             [

@@ -11,8 +11,9 @@
 
 import Foundation
 public import Hummingbird
+public import LiveStreamModel
 public import Logging
-import NIOCore
+public import NIOCore
 import Preview
 public import Prometheus
 
@@ -23,17 +24,24 @@ public import Prometheus
 ///   Service's endpoints).
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /api/v1/streams`, `GET /api/v1/streams/{name}`, and `GET /api/v1/stream` when there is one stream: JSON.
-/// - `POST /api/v1/streams/{name}/targets/{target}/enable` and `.../disable`: switch a target while live.
+/// - `POST /api/v1/streams/{name}/targets/{target}/enable` and `.../disable`: switch a target while live; only for
+///   clients inside `controlFrom` (403 otherwise).
 /// - `GET /preview/{name}/`: the live preview (see ``addPreviewRoutes(to:relay:)``).
+///
+/// The read-only endpoints answer anyone who reaches the port: probes, Prometheus and the preview's Ingress all
+/// need them. Switching a target off stops a stream going out, so it is loopback-only by default: local mode's
+/// relays and `kubectl port-forward` (which connects inside the pod's network namespace) come from there, a
+/// neighbouring pod does not.
 public func makeRelayHTTPApplication(
     relay: RelayServer,
     registry: PrometheusCollectorRegistry,
     host: String,
     port: Int,
+    controlFrom: [IPRange] = RelayHTTPContext.loopback,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: RelayHTTPContext.self)
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         relay.isReady
@@ -67,6 +75,18 @@ public func makeRelayHTTPApplication(
     }
     for (action, enabled) in [("enable", true), ("disable", false)] {
         router.post("api/v1/streams/:name/targets/:target/\(action)") { _, context -> Response in
+            guard let remote = context.remoteAddress, controlFrom.contains(where: { $0.contains(remote) }) else {
+                let from = context.remoteAddress?.ipAddress ?? "an unknown address"
+                logger.notice(
+                    "Target control refused: the client is outside --control-from",
+                    metadata: ["http.client": "\(from)"]
+                )
+                return problem(
+                    .forbidden,
+                    "target control is allowed from \(controlFrom.map(\.description).joined(separator: ", ")) only "
+                        + "(--control-from); this request came from \(from)"
+                )
+            }
             let name = try context.parameters.require("name")
             let target = try context.parameters.require("target")
             do throws(RelayServer.ControlError) {
@@ -105,8 +125,27 @@ private func json(_ value: some Encodable) throws -> Response {
 private func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
-    let body = (try? JSONEncoder().encode(["error": message])) ?? Data()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    let body = (try? encoder.encode(["error": message])) ?? Data()
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}
+
+/// A request to the relay's HTTP endpoints, with the client's address for the target-control check.
+public struct RelayHTTPContext: RequestContext, RemoteAddressRequestContext {
+    /// What target control accepts unless told otherwise: the loopback addresses.
+    public static let loopback: [IPRange] = [
+        try! IPRange("127.0.0.0/8"),  // literals: cannot fail
+        try! IPRange("::1/128"),
+    ]
+
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
 }
 
 /// The relay's HTTP endpoints with a registry of their own for `/metrics`.
@@ -114,6 +153,7 @@ public func makeRelayHTTPApplication(
     relay: RelayServer,
     host: String,
     port: Int,
+    controlFrom: [IPRange] = RelayHTTPContext.loopback,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -122,6 +162,7 @@ public func makeRelayHTTPApplication(
         registry: PrometheusCollectorRegistry(),
         host: host,
         port: port,
+        controlFrom: controlFrom,
         logger: logger,
         onServerRunning: onServerRunning
     )
@@ -138,7 +179,7 @@ public func makeRelayHTTPApplication(
 ///
 /// Every answer allows any origin (CORS). The playlist, status and live stream are not cached; segments, whose
 /// names are never reused, are immutable.
-func addPreviewRoutes(to router: Router<BasicRequestContext>, relay: RelayServer) {
+func addPreviewRoutes(to router: Router<RelayHTTPContext>, relay: RelayServer) {
     let group = router.group("preview")
         .add(
             middleware: CORSMiddleware(

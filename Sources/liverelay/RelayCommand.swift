@@ -11,6 +11,7 @@
 
 import ArgumentParser
 import Foundation
+import LiveStreamModel
 import Logging
 import Metrics
 import NIOCore
@@ -77,6 +78,14 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "HTTP address for /metrics, /healthz, /readyz and the stream API, HOST:PORT, or 'none'.")
     var httpListen: String = "0.0.0.0:8080"
 
+    @Option(
+        help: """
+            Comma-separated CIDR ranges whose clients may enable and disable targets over HTTP; the read-only \
+            endpoints answer everyone. Loopback by default, which `kubectl port-forward` reaches.
+            """
+    )
+    var controlFrom: String = "127.0.0.0/8,::1/128"
+
     @Option(help: "Authorize publishers with this webhook (POST, 2xx admits) instead of a key.")
     var webhook: String?
 
@@ -140,6 +149,7 @@ struct RelayCommand: AsyncParsableCommand {
             throw ValidationError("--reconnect-min must be above 0 and at most --reconnect-max.")
         }
         _ = try self.listenAddress()
+        _ = try self.controlRanges()
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
@@ -173,6 +183,7 @@ struct RelayCommand: AsyncParsableCommand {
                 registry: registry,
                 host: host,
                 port: port,
+                controlFrom: try self.controlRanges(),
                 logger: Logger(label: "liverelay.http"),
                 onServerRunning: { announcer.http($0) }
             )
@@ -202,6 +213,16 @@ struct RelayCommand: AsyncParsableCommand {
 
     func listenAddress() throws -> (host: String, port: Int) {
         try Self.hostAndPort(self.listen, flag: "--listen")
+    }
+
+    func controlRanges() throws -> [IPRange] {
+        do {
+            return try self.controlFrom.split(separator: ",").map {
+                try IPRange(String($0).trimmingCharacters(in: .whitespaces))
+            }
+        } catch {
+            throw ValidationError("--control-from: \(error)")
+        }
     }
 
     static func hostAndPort(_ value: String, flag: String) throws -> (host: String, port: Int) {

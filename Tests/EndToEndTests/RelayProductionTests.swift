@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import LiveStreamModel
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -75,6 +76,32 @@ struct RelayProductionTests {
             }
             try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "a", stream: targetA), seconds: 10)
             try await RelayEndToEndTests.expectComplete(nginx.recordingPath(app: "b", stream: targetB), seconds: 10)
+        }
+    }
+
+    @Test("Target control from a client outside --control-from is refused with 403 and the reason; reading is not")
+    func targetControlOutsideControlFrom() async throws {
+        let unreachable = try freeTCPPort()
+        let target = PushTargetConfiguration(
+            name: "only",
+            url: try RTMPURL(parsing: "rtmp://127.0.0.1:\(unreachable)/live"),
+            streamKey: Secret(makeTestKey("t"))
+        )
+        var configuration = RelayConfiguration(
+            host: "127.0.0.1",
+            port: 0,
+            app: "live",
+            streamKey: Secret(makeTestKey("ingest")),
+            targets: [target]
+        )
+        configuration.reconnectInitial = .seconds(1)
+        try await withRelay(configuration: configuration, controlFrom: [try IPRange("10.0.0.0/8")]) { relay in
+            let refused = try await relay.http(.POST, "/api/v1/streams/default/targets/only/disable")
+            #expect(refused.status == 403)
+            #expect(refused.body.contains("allowed from 10.0.0.0/8 only (--control-from)"), "\(refused.body)")
+            #expect(refused.body.contains("came from 127.0.0.1"), "\(refused.body)")
+            #expect(try await relay.streamStatus().targets.first { $0.name == "only" }?.state != "disabled")
+            #expect(relay.logs.lines.contains { $0.contains("Target control refused") && $0.contains("127.0.0.1") })
         }
     }
 

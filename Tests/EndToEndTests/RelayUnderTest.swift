@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import LiveStreamModel
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -240,6 +241,7 @@ func withRelay<Result: Sendable>(
 func withRelay<Result: Sendable>(
     configuration: RelayConfiguration,
     streamKey: String = "",
+    controlFrom: [IPRange] = RelayHTTPContext.loopback,
     extraServices: @Sendable (RelayServer, Logger) -> [any Service] = { _, _ in [] },
     _ body: @Sendable (RelayUnderTest) async throws -> Result
 ) async throws -> Result {
@@ -261,7 +263,14 @@ func withRelay<Result: Sendable>(
     ) { address in
         portContinuation.yield(("rtmp", address.port ?? 0))
     }
-    let http = makeRelayHTTPApplication(relay: server, registry: registry, host: "127.0.0.1", port: 0, logger: logger) {
+    let http = makeRelayHTTPApplication(
+        relay: server,
+        registry: registry,
+        host: "127.0.0.1",
+        port: 0,
+        controlFrom: controlFrom,
+        logger: logger
+    ) {
         portContinuation.yield(("http", $0))
     }
     let group = ServiceGroup(
