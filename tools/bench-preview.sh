@@ -172,10 +172,17 @@ python3 - "$out" "$seconds" "$hls_player" "${runs[@]}" <<'EOF'
 import json, statistics, sys
 out, seconds, hls_player = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 runs = [tuple(int(x) for x in run.split()) for run in sys.argv[4:]]
+
+
+def percent(part, whole):
+    # A run too short for the clock's ticks reads 0 ms: no ratio rather than a division by zero.
+    return round(part * 100 / whole, 1) if whole else None
+
+
 pairs = [
     {"relay_cpu_ms_preview_off": off, "relay_cpu_ms_preview_on": on, "preview_thread_cpu_ms": thread,
-     "preview_added_cpu_percent_of_relay": round((on - off) * 100 / off, 1),
-     "preview_thread_cpu_percent_of_relay": round(thread * 100 / off, 1)}
+     "preview_added_cpu_percent_of_relay": percent(on - off, off),
+     "preview_thread_cpu_percent_of_relay": percent(thread, off)}
     for (off, _), (on, thread) in zip(runs[0::2], runs[1::2])
 ]
 off = statistics.median(p["relay_cpu_ms_preview_off"] for p in pairs)
@@ -189,9 +196,10 @@ report = {
     "relay_cpu_ms_preview_on_median": on,
     "relay_cpu_percent_of_one_core_off": round(off / seconds / 10, 2),
     "relay_cpu_percent_of_one_core_on": round(on / seconds / 10, 2),
-    "preview_added_cpu_percent_of_relay_medians": round((on - off) * 100 / off, 1) if off else None,
+    "preview_added_cpu_percent_of_relay_medians": percent(on - off, off),
     "preview_thread_cpu_percent_of_relay_median": statistics.median(
-        p["preview_thread_cpu_percent_of_relay"] for p in pairs
+        [p["preview_thread_cpu_percent_of_relay"] for p in pairs if p["preview_thread_cpu_percent_of_relay"] is not None]
+        or [None]
     ),
     "latency_last_pair": latency,
 }
