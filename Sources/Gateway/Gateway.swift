@@ -390,8 +390,8 @@ private final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
 }
 
 /// When to try binding ports again that could not be bound: after 0.5 s, doubling up to 30 s while any port keeps
-/// failing, from 0.5 s again once every port is bound or the routes no longer need the ones that failed. At most one retry is
-/// pending: a failure seen while one is scheduled schedules nothing.
+/// failing, and from 0.5 s again once every port is bound (or the routes no longer need the ones that failed). At
+/// most one retry is pending: a failure seen while one is scheduled waits for it.
 struct BindRetry {
     enum Wakeup {
         case routes
@@ -409,7 +409,6 @@ struct BindRetry {
     mutating func next(failed: Set<Int>) -> Duration? {
         if failed.isEmpty {
             self.delay = Self.first
-            self.pending = false
             return nil
         }
         guard !self.pending else {
