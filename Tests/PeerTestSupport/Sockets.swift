@@ -44,6 +44,8 @@ func freeTCPPorts(count: Int) throws -> [Int] {
             let fd = socket(AF_INET, streamSocketType, 0)
             guard fd >= 0 else { throw PeerError.startFailed("socket() failed: \(errnoDescription())") }
             sockets.append(fd)
+            // Not inherited by the processes the tests start: the reservation is this process's alone.
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             var reuse: Int32 = 1
             guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
                 throw PeerError.startFailed("setsockopt(SO_REUSEADDR) failed: \(errnoDescription())")
