@@ -154,7 +154,7 @@ public final class Gateway: Service, Sendable {
                     retry.fired()
                 }
                 let unbound = await self.reconcile(&listeners, ports: Set(self.routes.routes.map(\.listenPort)))
-                let delay = retry.next(failed: Set(unbound.keys))
+                let delay = retry.next(allBound: unbound.isEmpty)
                 for (port, error) in unbound.sorted(by: { $0.key < $1.key }) {
                     // One unusable port must not take the other streams down.
                     self.logger.error(
@@ -405,9 +405,9 @@ struct BindRetry {
     /// Whether a retry is scheduled and has not come yet.
     private var pending = false
 
-    /// Called after every reconcile with the ports it could not bind; returns the delay of the retry to schedule.
-    mutating func next(failed: Set<Int>) -> Duration? {
-        if failed.isEmpty {
+    /// Called after every reconcile with whether it bound every port; returns the delay of the retry to schedule.
+    mutating func next(allBound: Bool) -> Duration? {
+        if allBound {
             self.delay = Self.first
             return nil
         }

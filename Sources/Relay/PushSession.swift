@@ -34,7 +34,6 @@ final class PushSessionHandler {
     private let ended: EventLoopPromise<Void>
     private let setupTimeout: Duration
     private var setupTimer: Scheduled<Void>?
-    private var writer: TargetWriter?
     private var error: (any Error)?
     private var started = false
     private var completed = false
@@ -86,21 +85,19 @@ final class PushSessionHandler {
         let done = context.eventLoop.makePromise(of: Void.self)
         do {
             // Next to the RTMP handler, which encodes its batches.
-            let rtmp = try context.pipeline.syncOperations.context(handlerType: RTMPConnectionHandler.self)
-            guard let handler = rtmp.handler as? RTMPConnectionHandler else {
-                preconditionFailure("the context of an RTMPConnectionHandler holds another handler")
-            }
+            let pipeline = context.pipeline.syncOperations
+            let rtmp = try pipeline.handler(type: RTMPConnectionHandler.self)
             let writer = TargetWriter(
                 queue: self.queue,
                 streamID: streamID,
-                rtmp: (handler, rtmp),
+                rtmp: (rtmp, try pipeline.context(handler: rtmp)),
                 done: done,
                 sent: self.sent
             )
-            self.writer = writer
-            try context.pipeline.syncOperations.addHandler(writer, position: .after(handler))
+            // From here the writer ends itself: it is before this handler, so it sees the channel go inactive first,
+            // and a pipeline torn down removes it.
+            try pipeline.addHandler(writer, position: .after(rtmp))
         } catch {
-            self.writer?.cancel()
             done.fail(error)
             self.fail(error, context: context)
             return
@@ -203,7 +200,6 @@ extension PushSessionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.writer?.cancel()
         let reason =
             self.session.isPublishing
             ? "the target closed the connection" : "the target closed the connection during the publish setup"

@@ -133,11 +133,9 @@ private func problem(_ status: HTTPResponse.Status, _ message: String) -> Respon
 
 /// A request to the relay's HTTP endpoints, with the client's address for the target-control check.
 public struct RelayHTTPContext: RequestContext, RemoteAddressRequestContext {
-    /// What target control accepts unless told otherwise: the loopback addresses.
-    public static let loopback: [IPRange] = [
-        try! IPRange("127.0.0.0/8"),  // literals: cannot fail
-        try! IPRange("::1/128"),
-    ]
+    /// What target control accepts unless told otherwise: the loopback addresses, as written in `--control-from`.
+    public static let loopbackRanges = ["127.0.0.0/8", "::1/128"]
+    public static let loopback: [IPRange] = loopbackRanges.map { try! IPRange($0) }  // literals: cannot fail
 
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?

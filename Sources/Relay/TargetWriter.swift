@@ -42,8 +42,8 @@ final class TargetWriter {
     private var batch: [RTMPMessage] = []
     private var completed = false
 
-    /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes first
-    /// or ``cancel()`` is called.
+    /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes or
+    /// the writer leaves the pipeline first.
     init(
         queue: TargetQueue,
         streamID: UInt32,
@@ -56,11 +56,6 @@ final class TargetWriter {
         self.rtmp = rtmp
         self.done = done
         self.sent = sent
-    }
-
-    /// Ends the writer (its session is being torn down); safe to call on the loop at any time.
-    func cancel() {
-        self.complete(.failure(CancellationError()))
     }
 
     private func complete(_ result: Result<Void, any Error>) {
@@ -161,6 +156,7 @@ extension TargetWriter: ChannelInboundHandler {
         self.complete(.failure(ChannelError.ioOnClosedChannel))
         self.context = nil
     }
+
     func channelInactive(context: ChannelHandlerContext) {
         self.complete(.failure(ChannelError.ioOnClosedChannel))
         context.fireChannelInactive()

@@ -84,7 +84,7 @@ struct RelayCommand: AsyncParsableCommand {
             endpoints answer everyone. Loopback by default, which `kubectl port-forward` reaches.
             """
     )
-    var controlFrom: String = "127.0.0.0/8,::1/128"
+    var controlFrom: String = RelayHTTPContext.loopbackRanges.joined(separator: ",")
 
     @Option(help: "Authorize publishers with this webhook (POST, 2xx admits) instead of a key.")
     var webhook: String?

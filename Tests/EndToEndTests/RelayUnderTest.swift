@@ -102,15 +102,9 @@ final class Recorder<Element: Sendable>: Sendable {
         timeout: Duration = .seconds(30),
         _ predicate: @escaping @Sendable (Element) -> Bool
     ) async throws -> Element {
-        let (id, recorded): (Int, Element?) = self.state.withLock { state in
-            if let entry = Self.match(count, of: predicate, in: state.entries) {
-                return (0, entry)
-            }
+        let id = self.state.withLock { state in
             state.nextWaiter += 1
-            return (state.nextWaiter, nil)
-        }
-        if let recorded {
-            return recorded
+            return state.nextWaiter
         }
         return try await withThrowingTaskGroup(of: Element?.self) { group in
             group.addTask {
@@ -145,10 +139,8 @@ final class Recorder<Element: Sendable>: Sendable {
             }
             let first = try await group.next()!
             group.cancelAll()
+            // The cancellation also ended a wait still pending.
             guard let entry = first else {
-                // Wake the waiter so the group can finish.
-                let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-                waiter?.continuation.resume(returning: nil)
                 throw TestFailure(
                     "nothing for \(what) within \(timeout); recorded:\n"
                         + self.entries.suffix(40).map { "\($0)" }.joined(separator: "\n")

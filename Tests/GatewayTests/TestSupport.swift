@@ -55,107 +55,55 @@ struct MemoryLogHandler: LogHandler {
     }
 }
 
-/// Counts activations and lets a test wait for the first one.
-final class CountingActivator: GatewayActivator {
-    private struct State {
-        var calls: [StreamID] = []
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
-    }
-
-    private let state = Mutex(State())
-
-    func activate(_ stream: StreamID) async {
-        let waiters = self.state.withLock { state in
-            state.calls.append(stream)
-            defer { state.waiters = [:] }
-            return state.waiters.values
-        }
-        for waiter in waiters {
-            waiter.resume()
-        }
-    }
-
-    var calls: [StreamID] { self.state.withLock { $0.calls } }
-
-    /// Returns once the activator was called (at once if it was), or when the task is cancelled.
-    func waitForCall() async {
-        let id = self.state.withLock { state in
-            state.nextWaiter += 1
-            return state.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let now = self.state.withLock { state in
-                    if !state.calls.isEmpty || Task.isCancelled {
-                        return true
-                    }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if now {
-                    continuation.resume()
-                }
-            }
-        } onCancel: {
-            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
-        }
-    }
-}
-
-/// The ports the gateway listens on, as its `onListening` hook reports them.
-final class ListenerWatch: Sendable {
+/// A value tests change and wait on. A wait returns the value once it satisfies the wait's condition (at once if
+/// it does now), or `nil` when the task is cancelled, so that a test's time limit ends a wait for something that never
+/// comes instead of the test run.
+final class Watched<Value: Sendable>: Sendable {
     private struct Waiter {
-        var until: @Sendable (Set<Int>) -> Bool
-        var continuation: CheckedContinuation<Set<Int>?, Never>
+        var until: @Sendable (Value) -> Bool
+        var continuation: CheckedContinuation<Value?, Never>
     }
 
     private struct State {
-        /// `nil` until the gateway's first report.
-        var ports: Set<Int>?
+        var value: Value
         var waiters: [Int: Waiter] = [:]
         var nextWaiter = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    func update(_ listeners: [Int: SocketAddress]) {
-        let ports = Set(listeners.keys)
-        let ready = self.state.withLock { state in
-            state.ports = ports
-            let ready = state.waiters.filter { $0.value.until(ports) }
+    init(_ value: Value) {
+        self.state = Mutex(State(value: value))
+    }
+
+    var value: Value { self.state.withLock { $0.value } }
+
+    func update(_ change: (inout Value) -> Void) {
+        let (value, ready) = self.state.withLock { state in
+            change(&state.value)
+            let value = state.value
+            let ready = state.waiters.filter { $0.value.until(value) }
             for id in ready.keys {
                 state.waiters[id] = nil
             }
-            return ready.values.map(\.continuation)
+            return (value, ready.values.map(\.continuation))
         }
         for waiter in ready {
-            waiter.resume(returning: ports)
+            waiter.resume(returning: value)
         }
     }
 
-    /// Waits until the gateway listens on exactly `ports`, or the task is cancelled.
-    func wait(for ports: Set<Int>) async {
-        _ = await self.wait { $0 == ports }
-    }
-
-    /// The ports of the gateway's first report (at once if it came), or `nil` if the task is cancelled first.
-    func firstReport() async -> Set<Int>? {
-        await self.wait { _ in true }
-    }
-
-    /// Waits until a report satisfies `until` (at once if the last one does) and returns it; returns `nil` when the
-    /// task is cancelled, so a test's time limit ends a wait for a listener that never comes.
-    private func wait(until: @escaping @Sendable (Set<Int>) -> Bool) async -> Set<Int>? {
+    @discardableResult
+    func wait(until: @escaping @Sendable (Value) -> Bool) async -> Value? {
         let id = self.state.withLock { state in
             state.nextWaiter += 1
             return state.nextWaiter
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let now: Set<Int>?? = self.state.withLock { state in
-                    if let ports = state.ports, until(ports) {
-                        return .some(ports)
+                let now: Value?? = self.state.withLock { state in
+                    if until(state.value) {
+                        return .some(state.value)
                     }
                     if Task.isCancelled {
                         return .some(nil)
@@ -170,6 +118,42 @@ final class ListenerWatch: Sendable {
         } onCancel: {
             self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: nil)
         }
+    }
+}
+
+/// Counts activations and lets a test wait for the first one.
+final class CountingActivator: GatewayActivator {
+    private let recorded = Watched<[StreamID]>([])
+
+    func activate(_ stream: StreamID) async {
+        self.recorded.update { $0.append(stream) }
+    }
+
+    var calls: [StreamID] { self.recorded.value }
+
+    /// Returns once the activator was called (at once if it was), or when the task is cancelled.
+    func waitForCall() async {
+        await self.recorded.wait { !$0.isEmpty }
+    }
+}
+
+/// The ports the gateway listens on, as its `onListening` hook reports them; `nil` until its first report.
+final class ListenerWatch: Sendable {
+    private let ports = Watched<Set<Int>?>(nil)
+
+    func update(_ listeners: [Int: SocketAddress]) {
+        let ports = Set(listeners.keys)
+        self.ports.update { $0 = ports }
+    }
+
+    /// Waits until the gateway listens on exactly `ports`, or the task is cancelled.
+    func wait(for ports: Set<Int>) async {
+        await self.ports.wait { $0 == ports }
+    }
+
+    /// The ports of the gateway's first report (at once if it came), or `nil` if the task is cancelled first.
+    func firstReport() async -> Set<Int>? {
+        await self.ports.wait { $0 != nil } ?? nil
     }
 }
 

@@ -68,29 +68,23 @@ func freeTCPPorts(count: Int) throws -> [Int] {
         for socket in sockets { close(socket) }
         throw error
     }
-    PortReservations.shared.keep(sockets)
+    keepReserved(sockets)
     return ports
 }
 
-/// The sockets that hold the ports handed out by ``freeTCPPorts(count:)``.
-///
-/// At most ``limit`` are kept; beyond that the oldest is closed, long after the test that asked for it has ended.
-/// The rest close when the process exits.
-private final class PortReservations: Sendable {
-    static let shared = PortReservations()
-    static let limit = 512
+/// The sockets that hold the ports handed out by ``freeTCPPorts(count:)``, oldest first.
+private let portReservations = Mutex<[Int32]>([])
 
-    private let sockets = Mutex<[Int32]>([])
-
-    func keep(_ new: [Int32]) {
-        let expired = self.sockets.withLock { sockets in
-            sockets.append(contentsOf: new)
-            let excess = max(0, sockets.count - Self.limit)
-            defer { sockets.removeFirst(excess) }
-            return Array(sockets.prefix(excess))
-        }
-        for socket in expired { close(socket) }
+/// Keeps `sockets` open. At most 512 are kept; beyond that the oldest is closed, long after the test that asked for
+/// it has ended. The rest close when the process exits.
+private func keepReserved(_ sockets: [Int32]) {
+    let expired = portReservations.withLock { kept in
+        kept.append(contentsOf: sockets)
+        let excess = max(0, kept.count - 512)
+        defer { kept.removeFirst(excess) }
+        return Array(kept.prefix(excess))
     }
+    for socket in expired { close(socket) }
 }
 
 /// Whether something accepts TCP connections on `127.0.0.1:port` right now. The connection is closed at once.
