@@ -34,6 +34,7 @@ struct ExecutableTests {
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kts-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: "\(directory)/crds", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data(widgetCRD.utf8).write(to: URL(fileURLWithPath: "\(directory)/crds/widgets.yaml"))
         let kubeconfig = "\(directory)/kubeconfig"
         try await withRunningProcess(

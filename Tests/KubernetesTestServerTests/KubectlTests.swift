@@ -22,13 +22,17 @@ let kubectlPath: String? = {
 
 /// Runs the real kubectl against the test server: the proof that the server's API is close enough to the real one.
 @Suite("kubectl", .enabled(if: kubectlPath != nil, "kubectl is not on PATH"), .timeLimit(.minutes(2)))
-struct KubectlTests {
+final class KubectlTests {
     let directory: String
 
     init() throws {
         self.directory =
             FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: self.directory)
     }
 
     func write(_ name: String, _ text: String) throws -> String {

@@ -205,6 +205,10 @@ struct RelayChildrenTests {
             """,
             name: "bad.yaml"
         )
+        defer {
+            try? FileManager.default.removeItem(atPath: broken)
+            try? FileManager.default.removeItem(atPath: bad)
+        }
         let failed = try await validateManifests([broken, bad])
         #expect(!failed.succeeded)
         #expect(failed.standardOutput.contains("openAPIV3Schema.spec.ingest.app: type must be set"))

@@ -449,7 +449,8 @@ extension NginxRTMP {
     ///
     /// A prefix directory whose `owner.pid` names a process that no longer exists, and whose `logs/nginx.pid` names a
     /// live process started with that prefix (checked in `/proc/PID/cmdline`, so a recycled PID is left alone), is an
-    /// orphan: its process group gets `SIGKILL`. The directory itself is kept.
+    /// orphan: its process group gets `SIGKILL`. The directory of a dead owner is then removed, whether or not its
+    /// nginx was still running.
     private static func reapOrphanedNginx() {
         #if os(Linux)
         let base = NSTemporaryDirectory()
@@ -457,12 +458,14 @@ extension NginxRTMP {
         for entry in entries where entry.hasPrefix("liverelay-nginx-") {
             let prefix = (base.hasSuffix("/") ? base : base + "/") + entry
             guard let owner = Int32(readFile(prefix + "/owner.pid").trimmingCharacters(in: .whitespacesAndNewlines)),
-                sendSignal(owner, 0) == false, errno == ESRCH,
-                let master = Int32(readFile(prefix + "/logs/nginx.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+                sendSignal(owner, 0) == false, errno == ESRCH
             else { continue }
-            let commandLine = readFile("/proc/\(master)/cmdline").replacingOccurrences(of: "\0", with: " ")
-            guard commandLine.contains("-p \(prefix) ") else { continue }
-            _ = sendSignal(getpgid(master) == master ? -master : master, SIGKILL)
+            if let master = Int32(readFile(prefix + "/logs/nginx.pid").trimmingCharacters(in: .whitespacesAndNewlines)),
+                readFile("/proc/\(master)/cmdline").replacingOccurrences(of: "\0", with: " ").contains("-p \(prefix) ")
+            {
+                _ = sendSignal(getpgid(master) == master ? -master : master, SIGKILL)
+            }
+            try? FileManager.default.removeItem(atPath: prefix)
         }
         #endif
     }
