@@ -135,7 +135,7 @@ public final class RunningProcess: Sendable {
         }
 
         do {
-            try process.run()
+            try Self.withSignalsUnblocked { try process.run() }
         } catch {
             outputSink.closeParentEnds()
             errorSink.closeParentEnds()
@@ -152,6 +152,21 @@ public final class RunningProcess: Sendable {
         self.processIdentifier = process.processIdentifier
         self.process = process
         self.shared = shared
+    }
+
+    /// Runs `body` with no signal blocked on this thread, then restores the thread's mask.
+    ///
+    /// A child inherits the signal mask of the thread that spawns it, and `Process` does not reset it. The threads of
+    /// the test process (the concurrency pool, NIO's loops) run with most signals blocked, so without this ffmpeg
+    /// would start with SIGINT and SIGTERM blocked: ``interrupt()`` and ``terminate()`` would do nothing and it would
+    /// run to its end.
+    private static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
+        var none = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return try body()
     }
 
     deinit {
