@@ -25,15 +25,32 @@ public import Prometheus
 /// - `GET /api/v1/routes`: every route, with its port and whether its relay is ready (JSON).
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /healthz`: the process is up. `GET /readyz`: 200 once the listeners are open, 503 while draining.
+///
+/// `routes` adds endpoints of the process the gateway runs in (local mode adds its stable preview paths).
 public func makeGatewayHTTPApplication(
     gateway: Gateway,
     registry: PrometheusCollectorRegistry,
     host: String,
     port: Int,
     logger: Logger,
+    routes: (Router<BasicRequestContext>) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router()
+    addGatewayRoutes(to: router, gateway: gateway, registry: registry)
+    routes(router)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(host, port: port), serverName: "liverelay-gateway"),
+        onServerRunning: { channel in
+            await onServerRunning(channel.localAddress?.port ?? port)
+        },
+        logger: logger
+    )
+}
+
+/// The endpoints of ``makeGatewayHTTPApplication(gateway:registry:host:port:logger:routes:onServerRunning:)``.
+func addGatewayRoutes(to router: Router<BasicRequestContext>, gateway: Gateway, registry: PrometheusCollectorRegistry) {
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         gateway.isReady
@@ -71,14 +88,6 @@ public func makeGatewayHTTPApplication(
         }
         return try gatewayJSON(routes)
     }
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(host, port: port), serverName: "liverelay-gateway"),
-        onServerRunning: { channel in
-            await onServerRunning(channel.localAddress?.port ?? port)
-        },
-        logger: logger
-    )
 }
 
 private struct KEDAMetric: Encodable {

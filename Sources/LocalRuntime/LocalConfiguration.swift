@@ -75,6 +75,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
     case phaseChanged(StreamID, LiveStreamStatus.Phase)
     case relayStarting(StreamID, pid: Int32)
     case relayReady(StreamID, pid: Int32, rtmpPort: Int, httpPort: Int)
+    /// The stream's live preview has this address on local mode's HTTP listener for as long as local mode runs,
+    /// whether its relay runs or not (``LocalRuntime/addPreviewRoutes(to:)``).
+    case previewAvailable(StreamID, url: String)
     /// A relay stopped because it was asked to (`idle`, `suspended`, `removed`, `changed`, `shutdown`).
     case relayStopped(StreamID, reason: String)
     /// A relay ended on its own; `restartIn` is when it comes back, `nil` when nobody needs it now.
@@ -102,8 +105,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
         case .relayStarting(let id, let pid):
             "\(id): relay starting (pid \(pid))"
         case .relayReady(let id, let pid, let rtmpPort, let httpPort):
-            "\(id): relay ready (pid \(pid), RTMP on 127.0.0.1:\(rtmpPort); live preview while it runs: "
-                + "http://127.0.0.1:\(httpPort)/preview/\(id.name)/)"
+            "\(id): relay ready (pid \(pid), RTMP on 127.0.0.1:\(rtmpPort), HTTP on 127.0.0.1:\(httpPort))"
+        case .previewAvailable(let id, let url):
+            "\(id): live preview \(url)"
         case .relayStopped(let id, let reason):
             "\(id): relay stopped (\(reason))"
         case .relayCrashed(let id, let exit, let restartIn):

@@ -64,6 +64,17 @@ public final class LocalRuntime: Service, Sendable {
         await self.controller.snapshot()
     }
 
+    /// Local mode's HTTP listener answers at `baseURL` (`http://HOST:PORT`): each stream's preview address is
+    /// announced (``LocalEvent/previewAvailable(_:url:)``), now and for streams added later.
+    public func httpListening(at baseURL: String) async {
+        await self.controller.httpListening(at: baseURL)
+    }
+
+    /// Where a request for the stream's preview goes now.
+    func previewTarget(_ id: StreamID) async -> LocalPreviewTarget {
+        await self.controller.previewTarget(id)
+    }
+
     public func run() async throws {
         // A file that cannot be used at start is an error for the person starting local mode; later, a bad edit
         // only skips that reload.
@@ -232,6 +243,46 @@ actor LocalController {
         }
     }
 
+    // MARK: Previews
+
+    /// Where local mode's HTTP listener answers, once it does (``LocalRuntime/httpListening(at:)``).
+    private var previewBaseURL: String?
+
+    func httpListening(at baseURL: String) {
+        self.previewBaseURL = baseURL
+        for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
+            if let managed = self.streams[id], managed.port != nil, managed.problem == nil,
+                let url = self.previewURL(managed)
+            {
+                self.emit(.previewAvailable(id, url: url))
+            }
+        }
+    }
+
+    private func previewURL(_ managed: Managed) -> String? {
+        guard let base = self.previewBaseURL, managed.stream.spec.preview.enabled else {
+            return nil
+        }
+        return "\(base)/preview/\(managed.stream.id.namespace)/\(managed.stream.id.name)/"
+    }
+
+    /// Where a request for the stream's preview goes now.
+    func previewTarget(_ id: StreamID) -> LocalPreviewTarget {
+        guard let managed = self.streams[id] else {
+            return .unknown
+        }
+        guard managed.stream.spec.preview.enabled else {
+            return .disabled
+        }
+        if let problem = managed.problem {
+            return .cannotRun(problem)
+        }
+        if case .ready(_, _, let httpPort) = managed.relay {
+            return .relay(httpPort: httpPort)
+        }
+        return .notRunning(ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) })
+    }
+
     func snapshot() -> [LocalStreamState] {
         self.streams.values.map { managed in
             LocalStreamState(
@@ -281,6 +332,9 @@ actor LocalController {
             self.emit(
                 .streamAdded(stream.id, ingestURL: self.ingestURL(stream, port: port), keySource: managed.keySource)
             )
+            if let url = self.previewURL(managed) {
+                self.emit(.previewAvailable(stream.id, url: url))
+            }
         }
         self.startIfAlwaysOn(stream.id)
     }
