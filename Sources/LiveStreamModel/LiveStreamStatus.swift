@@ -27,7 +27,8 @@ public struct LiveStreamStatus: Codable, Hashable, Sendable {
     /// The state of one push target, as the relay reports it.
     public struct TargetStatus: Codable, Hashable, Sendable {
         public var name: String
-        /// `Pushing`, `Connecting`, `Waiting`, `Disabled` or `Failed`.
+        /// The relay's state of the target, capitalized: `Connecting`, `Pushing`, `BackingOff` (after a failure,
+        /// retrying; `lastError` says why), `Disabled`, `Idle` (no publisher) or `Stopped`.
         public var state: String
         public var lastError: String?
 

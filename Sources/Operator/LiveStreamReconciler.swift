@@ -370,6 +370,9 @@ final class LiveStreamReconciler: Sendable {
             status.previewURL = nil
         }
         let readyReplicas = deployment["status"]?["readyReplicas"]?.intValue ?? 0
+        // A running relay is asked what it sees; the status follows it by reading it again every interval.
+        let relayRunning = readyReplicas > 0 && !spec.suspend && notReady.isEmpty
+        status.targets = nil
         if spec.suspend {
             status.phase = .suspended
             condition(
@@ -382,7 +385,24 @@ final class LiveStreamReconciler: Sendable {
             status.phase = .failed
             condition(Condition.Kind.ready, .false, "SecretMissing", notReady.joined(separator: "; "))
         } else {
-            status.phase = readyReplicas > 0 ? .live : (replicas > 0 ? .starting : .idle)
+            if relayRunning {
+                let reader = RelayStatusReader(urlTemplate: self.configuration.relayStatusURL, timeout: .seconds(2))
+                do {
+                    let report = try await reader.read(service: children.childName, namespace: id.namespace)
+                    status.phase = report.live ? .live : .idle
+                    status.targets = report.targets
+                } catch {
+                    // Not known now: keep what was last seen rather than flap.
+                    self.logger.debug(
+                        "Cannot read the relay's status",
+                        metadata: ["livestream": "\(id)", "error": "\(error)"]
+                    )
+                    status.phase = written?.phase == .live ? .live : .idle
+                    status.targets = written?.targets
+                }
+            } else {
+                status.phase = replicas > 0 ? .starting : .idle
+            }
             condition(
                 Condition.Kind.ready,
                 .true,
@@ -407,7 +427,7 @@ final class LiveStreamReconciler: Sendable {
             guard notReady.isEmpty else { return .requeue(after: .seconds(30)) }
             self.applied.withLock { $0[id] = (fingerprint, ContinuousClock.now) }
         }
-        return .done
+        return relayRunning ? .requeue(after: self.configuration.relayStatusInterval) : .done
     }
 
     // MARK: - Steps

@@ -47,6 +47,11 @@ public struct OperatorConfiguration: Sendable {
     /// `reportingInstance` of events: this process (its pod name).
     public var reportingInstance: String
     public var controller: ControllerConfiguration
+    /// Where a running relay's stream status is read (`GET /api/v1/stream` on its Service): phase `Live` while a
+    /// publisher is connected, and `status.targets`. `{service}` and `{namespace}` are replaced.
+    public var relayStatusURL = "http://{service}.{namespace}.svc:\(RelayChildren.httpPort)/api/v1/stream"
+    /// How often a running relay's status is read again.
+    public var relayStatusInterval: Duration = .seconds(10)
 
     public init(
         namespace: String? = nil,

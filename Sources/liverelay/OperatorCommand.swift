@@ -75,6 +75,14 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(help: "The start of preview URLs, e.g. https://live.example.com (default: https://<ingress-host>).")
     var previewURLBase: String?
 
+    @Option(
+        help: """
+            Where a running relay's status is read, for phase Live and status.targets; {service} and {namespace} \
+            are replaced (default: the relay Service's cluster name, port 8080, /api/v1/stream).
+            """
+    )
+    var relayStatusURL: String?
+
     @Option(help: "Streams reconciled at once.")
     var workers = 4
 
@@ -137,6 +145,9 @@ struct OperatorCommand: AsyncParsableCommand {
             reportingInstance: identity
         )
         try configuration.setPortRange(parsing: self.portRange)
+        if let url = self.relayStatusURL {
+            configuration.relayStatusURL = url
+        }
         configuration.controller = ControllerConfiguration(
             workers: self.workers,
             leaderElection: self.leaderElection

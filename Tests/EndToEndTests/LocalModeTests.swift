@@ -59,16 +59,6 @@ struct LocalUnderTest: Sendable {
     }
 }
 
-/// The `liverelay` executable built beside the test bundle.
-func liverelayExecutable() throws -> String {
-    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-    let path = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("liverelay").path
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TestFailure("no liverelay executable at \(path): build the package (swift build) first")
-    }
-    return path
-}
-
 /// Runs local mode on `yaml` for the duration of `body`, then stops it and checks that every relay it started has
 /// exited and that no secret of the file appeared in the log.
 func withLocalMode<Result: Sendable>(

@@ -27,9 +27,24 @@ import Testing
 struct OperatorFlowTests {
     @Test("create, update a target, go live, suspend, resume, delete; every object written is schema-valid")
     func lifecycle() async throws {
+        // The relay the operator reads once the Deployment is ready: a real one, its targets named as the example's
+        // and unreachable (a port nothing listens on), so they fail and retry while a publisher is live.
+        let closed = try freeTCPPort()
+        let targets = [
+            (name: "youtube", url: "rtmp://127.0.0.1:\(closed)/live2/alice"),
+            (name: "ivs", url: "rtmp://127.0.0.1:\(closed)/app/alice"),
+        ]
+        try await RelayChildProcess.with(targets: targets, extraArguments: ["--reconnect-max", "1"]) { relay in
+            try await self.lifecycle(relay: relay)
+        }
+    }
+
+    private func lifecycle(relay: RelayChildProcess) async throws {
         try await withTestCluster { cluster in
             try await createGatewayService(cluster)
-            let configuration = try testConfiguration(cluster)
+            var configuration = try testConfiguration(cluster)
+            configuration.relayStatusURL = "http://127.0.0.1:\(relay.httpPort)/api/v1/stream"
+            configuration.relayStatusInterval = .milliseconds(200)
             try await withOperator(cluster, configuration: configuration) { _ in
                 let client = cluster.client
                 let ns = cluster.namespace
@@ -117,7 +132,7 @@ struct OperatorFlowTests {
                 }
                 #expect(try await client.liveStream("alice", namespace: ns).statusPort == port)
 
-                // The relay becomes ready: Live.
+                // The relay becomes ready: Idle until a publisher connects, with the relay's view of each target.
                 _ = try await client.patchStatus(
                     KubernetesObject.self,
                     .deployments,
@@ -125,11 +140,33 @@ struct OperatorFlowTests {
                     namespace: ns,
                     mergePatch: ["status": ["replicas": 1, "readyReplicas": 1]]
                 )
+                try await eventually("the running relay's targets in the status, phase Idle") {
+                    let status = try await client.liveStream("alice", namespace: ns)["status"]
+                    return status?["phase"] == "Idle"
+                        && status?["targets"] == [
+                            ["name": "ivs", "state": "Idle"], ["name": "youtube", "state": "Idle"],
+                        ]
+                }
+
+                // A publisher goes live: Live, and the targets' failures are in the status.
+                let publisher = try FFmpeg.publish(to: relay.publishURL, duration: 30)
                 let live = try await kubectl(
                     cluster,
                     ["wait", "--for=jsonpath={.status.phase}=Live", "livestream/alice", "--timeout=60s"]
                 )
                 #expect(live.succeeded, "\(live.standardError)")
+                try await eventually("a target's failure in the status") {
+                    let targets = try await client.liveStream("alice", namespace: ns)["status"]?["targets"]
+                    let youtube = targets?.arrayValues.first { $0["name"] == "youtube" }
+                    return (youtube?["lastError"]?.stringValue ?? "").contains("refused")
+                }
+                publisher.interrupt()
+                #expect(await publisher.waitForExit(timeout: .seconds(20)) != nil, "ffmpeg did not stop")
+                let idle = try await kubectl(
+                    cluster,
+                    ["wait", "--for=jsonpath={.status.phase}=Idle", "livestream/alice", "--timeout=60s"]
+                )
+                #expect(idle.succeeded, "\(idle.standardError)")
 
                 // Suspend: relay at zero, phase Suspended.
                 let suspend = try await kubectl(
