@@ -54,6 +54,10 @@ public final class LiveStreamOperator: Service, Sendable {
     public var allocatedPorts: Int { self.reconciler.book.allocatedCount }
 
     public func run() async throws {
-        try await self.controller.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.reconciler.pollRelays() }
+            defer { group.cancelAll() }
+            try await self.controller.run()
+        }
     }
 }

@@ -30,6 +30,9 @@ final class LiveStreamReconciler: Sendable {
     let keda: KEDAProbe
     let logger: Logger
     private let controller = Mutex<Controller<KubernetesObject>?>(nil)
+    /// Streams whose relay runs, with what the relay last reported (`nil`: not read yet, or unreadable): what
+    /// ``pollRelays()`` watches for changes.
+    private let relays = Mutex<[StreamID: RelayReport?]>([:])
     /// Per stream, the fingerprint of the children last applied by this process, and when.
     private let applied = Mutex<[StreamID: (fingerprint: Int, at: ContinuousClock.Instant)]>([:])
     /// How long applied children are trusted before they are applied again (drift repair).
@@ -71,6 +74,7 @@ final class LiveStreamReconciler: Sendable {
         let id = StreamID(namespace: key.namespace, name: key.name)
         guard let object else {
             self.applied.withLock { $0[id] = nil }
+            self.relays.withLock { _ = $0.removeValue(forKey: id) }
             // Gone without our finalizer having run (it was removed by hand): free what it held anyway.
             if self.book.release(id) != nil {
                 try await self.gateway.sync()
@@ -134,6 +138,7 @@ final class LiveStreamReconciler: Sendable {
     private func finalize(_ object: KubernetesObject, id: StreamID) async throws -> ReconcileAction {
         let finalizers = object.metadata.finalizers ?? []
         self.applied.withLock { $0[id] = nil }
+        self.relays.withLock { _ = $0.removeValue(forKey: id) }
         guard finalizers.contains(LiveStreamResource.finalizer) else { return .done }
         let port = self.book.release(id)
         try await self.gateway.sync()
@@ -370,8 +375,11 @@ final class LiveStreamReconciler: Sendable {
             status.previewURL = nil
         }
         let readyReplicas = deployment["status"]?["readyReplicas"]?.intValue ?? 0
-        // A running relay is asked what it sees; the status follows it by reading it again every interval.
+        // A running relay is asked what it sees; ``pollRelays()`` asks again and reconciles when the answer changes.
         let relayRunning = readyReplicas > 0 && !spec.suspend && notReady.isEmpty
+        if !relayRunning {
+            self.relays.withLock { _ = $0.removeValue(forKey: id) }
+        }
         status.targets = nil
         if spec.suspend {
             status.phase = .suspended
@@ -386,17 +394,11 @@ final class LiveStreamReconciler: Sendable {
             condition(Condition.Kind.ready, .false, "SecretMissing", notReady.joined(separator: "; "))
         } else {
             if relayRunning {
-                let reader = RelayStatusReader(urlTemplate: self.configuration.relayStatusURL, timeout: .seconds(2))
-                do {
-                    let report = try await reader.read(service: children.childName, namespace: id.namespace)
+                if let report = await self.readRelay(id) {
                     status.phase = report.live ? .live : .idle
                     status.targets = report.targets
-                } catch {
+                } else {
                     // Not known now: keep what was last seen rather than flap.
-                    self.logger.debug(
-                        "Cannot read the relay's status",
-                        metadata: ["livestream": "\(id)", "error": "\(error)"]
-                    )
                     status.phase = written?.phase == .live ? .live : .idle
                     status.targets = written?.targets
                 }
@@ -427,7 +429,64 @@ final class LiveStreamReconciler: Sendable {
             guard notReady.isEmpty else { return .requeue(after: .seconds(30)) }
             self.applied.withLock { $0[id] = (fingerprint, ContinuousClock.now) }
         }
-        return relayRunning ? .requeue(after: self.configuration.relayStatusInterval) : .done
+        return .done
+    }
+
+    // MARK: - Running relays
+
+    private var relayReader: RelayStatusReader {
+        RelayStatusReader(urlTemplate: self.configuration.relayStatusURL, timeout: .seconds(2))
+    }
+
+    /// Reads the stream's running relay and records what it said (`nil` when it cannot be read).
+    private func readRelay(_ id: StreamID) async -> RelayReport? {
+        let report: RelayReport?
+        do {
+            report = try await self.relayReader.read(service: RelayChildren.childName(id.name), namespace: id.namespace)
+        } catch {
+            self.logger.debug("Cannot read the relay's status", metadata: ["k8s.name": "\(id)", "error": "\(error)"])
+            report = nil
+        }
+        self.relays.withLock { $0[id] = report }
+        return report
+    }
+
+    /// Reads every running relay each `relayStatusInterval` and reconciles a stream whose relay says something new
+    /// (a publisher came or went, a target changed state), so that the status follows the relay without a write to
+    /// the API server while nothing changes. At most 16 relays are read at once.
+    func pollRelays() async {
+        let reader = self.relayReader
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: self.configuration.relayStatusInterval)
+            } catch {
+                return
+            }
+            let known = self.relays.withLock { $0 }
+            var changed: [StreamID] = []
+            await withTaskGroup(of: (StreamID, Bool).self) { group in
+                var pending = known.makeIterator()
+                func next() {
+                    guard let (id, last) = pending.next().map({ ($0.key, $0.value) }) else { return }
+                    group.addTask {
+                        let report = try? await reader.read(
+                            service: RelayChildren.childName(id.name),
+                            namespace: id.namespace
+                        )
+                        return (id, report != nil && report != last)
+                    }
+                }
+                for _ in 0..<16 { next() }
+                for await (id, isNew) in group {
+                    if isNew { changed.append(id) }
+                    next()
+                }
+            }
+            guard !changed.isEmpty, let queue = self.controller.withLock({ $0?.queue }) else { continue }
+            for id in changed {
+                queue.add(ObjectKey(namespace: id.namespace, name: id.name))
+            }
+        }
     }
 
     // MARK: - Steps

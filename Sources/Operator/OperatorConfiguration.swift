@@ -50,7 +50,7 @@ public struct OperatorConfiguration: Sendable {
     /// Where a running relay's stream status is read (`GET /api/v1/stream` on its Service): phase `Live` while a
     /// publisher is connected, and `status.targets`. `{service}` and `{namespace}` are replaced.
     public var relayStatusURL = "http://{service}.{namespace}.svc:\(RelayChildren.httpPort)/api/v1/stream"
-    /// How often a running relay's status is read again.
+    /// How often running relays are read again; a stream is reconciled only when its relay's answer changed.
     public var relayStatusInterval: Duration = .seconds(10)
 
     public init(
