@@ -58,6 +58,19 @@ public struct KubernetesClient: Sendable {
         )
     }
 
+    /// The same client, sharing its transport, with `middleware` run before its own (outermost): to observe or
+    /// police what one component of a process asks the API server.
+    public func adding(_ middleware: any KubernetesMiddleware) -> KubernetesClient {
+        var client = KubernetesClient(
+            transport: self.transport,
+            namespace: self.namespace,
+            middlewares: [middleware] + self.middlewares,
+            logger: self.logger
+        )
+        client.maxResponseBytes = self.maxResponseBytes
+        return client
+    }
+
     /// Sends one request through the middleware chain and the transport.
     public func send(
         _ request: KubernetesRequest,

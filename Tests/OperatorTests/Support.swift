@@ -18,6 +18,7 @@ import Logging
 import Operator
 import PeerTestSupport
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Paths of the repository and of the shared schemas beside it.
@@ -153,8 +154,13 @@ struct RunningOperator {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    static func start(_ cluster: TestCluster, configuration: OperatorConfiguration) -> RunningOperator {
-        let instance = LiveStreamOperator(client: cluster.client, configuration: configuration, logger: quietLogger)
+    static func start(
+        _ cluster: TestCluster,
+        configuration: OperatorConfiguration,
+        middlewares: [any KubernetesMiddleware] = []
+    ) -> RunningOperator {
+        let client = middlewares.reversed().reduce(cluster.client) { $0.adding($1) }
+        let instance = LiveStreamOperator(client: client, configuration: configuration, logger: quietLogger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: [.init(service: instance)], logger: quietLogger)
         )
@@ -177,9 +183,10 @@ struct RunningOperator {
 func withOperator<T>(
     _ cluster: TestCluster,
     configuration: OperatorConfiguration,
+    middlewares: [any KubernetesMiddleware] = [],
     _ body: (RunningOperator) async throws -> T
 ) async throws -> T {
-    let running = RunningOperator.start(cluster, configuration: configuration)
+    let running = RunningOperator.start(cluster, configuration: configuration, middlewares: middlewares)
     do {
         let result = try await body(running)
         await running.stop()
@@ -285,5 +292,25 @@ extension KubernetesObject {
     func condition(_ type: String) -> JSONValue? {
         guard case .array(let conditions) = self["status"]?["conditions"] ?? [] else { return nil }
         return conditions.first { $0["type"]?.stringValue == type }
+    }
+}
+
+/// Counts the requests a client makes, by method and path, from when it is asked to.
+final class RequestCounter: KubernetesMiddleware {
+    private let state = Mutex<(counting: Bool, requests: [String])>((false, []))
+
+    /// Starts counting from zero.
+    func start() { self.state.withLock { $0 = (true, []) } }
+    var requests: [String] { self.state.withLock { $0.requests } }
+
+    func intercept(
+        _ request: KubernetesRequest,
+        body: KubernetesBody?,
+        next: @Sendable (KubernetesRequest, KubernetesBody?) async throws -> (KubernetesResponse, KubernetesBody)
+    ) async throws -> (KubernetesResponse, KubernetesBody) {
+        self.state.withLock { state in
+            if state.counting { state.requests.append("\(request.method) \(request.path)") }
+        }
+        return try await next(request, body)
     }
 }
