@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
+package import Foundation
 public import Hummingbird
 import LiveStreamModel
 public import Logging
@@ -107,14 +107,31 @@ private struct RouteSummary: Encodable {
     var held: Int
 }
 
-private func gatewayJSON(_ value: some Encodable) throws -> Response {
+/// A JSON answer of the gateway's HTTP endpoints, and of those added to them
+/// (``makeGatewayHTTPApplication(gateway:registry:host:port:logger:routes:onServerRunning:)``).
+package func gatewayJSON(
+    _ value: some Encodable,
+    formatting: JSONEncoder.OutputFormatting = [.sortedKeys],
+    cacheControl: String? = nil
+) throws -> Response {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = formatting
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
+    headers[.cacheControl] = cacheControl
     return Response(
         status: .ok,
         headers: headers,
         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
     )
+}
+
+/// An error answer, `{"error": message}`, in the shape the relay's endpoints use.
+package func gatewayProblem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    let body = (try? encoder.encode(["error": message])) ?? Data()
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }

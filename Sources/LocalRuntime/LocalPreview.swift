@@ -11,6 +11,7 @@
 
 import AsyncHTTPClient
 import Foundation
+import Gateway
 public import Hummingbird
 import LiveStreamModel
 import Logging
@@ -20,16 +21,22 @@ import Preview
 
 /// Where a request for a stream's preview goes now.
 enum LocalPreviewTarget: Sendable, Hashable {
+    /// The preview cannot be served at all.
+    case refused(LocalPreviewRefusal)
+    /// No relay runs now; one starts when an encoder connects to `ingestURL`.
+    case notRunning(ingestURL: String)
+    /// The stream's relay runs and serves its preview on this port of 127.0.0.1.
+    case relay(httpPort: Int)
+}
+
+/// Why a stream's preview cannot be served.
+enum LocalPreviewRefusal: Sendable, Hashable {
     /// No such stream in the file.
     case unknown
     /// `spec.preview.enabled: false`.
     case disabled
     /// The stream cannot run (a missing Secret, a taken port): why.
     case cannotRun(String)
-    /// No relay runs now; one starts when an encoder connects to `ingestURL`.
-    case notRunning(ingestURL: String?)
-    /// The stream's relay runs and serves its preview on this port of 127.0.0.1.
-    case relay(httpPort: Int)
 }
 
 extension LocalRuntime {
@@ -52,12 +59,9 @@ extension LocalRuntime {
                 )
             )
         group.get(":namespace/:name") { request, context -> Response in
-            let id = StreamID(
-                namespace: try context.parameters.require("namespace"),
-                name: try context.parameters.require("name")
-            )
-            if let refusal = Self.refusal(for: await self.previewTarget(id), of: id) {
-                return refusal
+            let id = try Self.stream(of: context)
+            if case .refused(let refusal) = await self.previewTarget(id) {
+                return Self.answer(refusal, of: id)
             }
             guard request.uri.path.hasSuffix("/") else {
                 // The page's URLs are relative to its directory.
@@ -75,47 +79,45 @@ extension LocalRuntime {
             )
         }
         group.get(":namespace/:name/:file") { _, context -> Response in
-            let id = StreamID(
-                namespace: try context.parameters.require("namespace"),
-                name: try context.parameters.require("name")
-            )
+            let id = try Self.stream(of: context)
             let file = try context.parameters.require("file")
-            let target = await self.previewTarget(id)
-            if let refusal = Self.refusal(for: target, of: id) {
-                return refusal
-            }
-            guard case .relay(let port) = target else {
-                let ingest: String
-                if case .notRunning(let url?) = target {
-                    ingest = url
-                } else {
-                    ingest = "its ingest URL"
+            switch await self.previewTarget(id) {
+            case .refused(let refusal):
+                return Self.answer(refusal, of: id)
+            case .relay(let port):
+                return await Self.proxy(file: file, of: id, port: port, logger: context.logger)
+            case .notRunning(let ingestURL):
+                let reason = "no relay runs for \(id) now: one starts when an encoder publishes to \(ingestURL)"
+                guard file == "status" else {
+                    return gatewayProblem(.serviceUnavailable, reason)
                 }
-                let reason = "no relay runs for \(id) now: one starts when an encoder publishes to \(ingest)"
-                if file == "status" {
-                    // What the page shows while it waits; it plays once a relay runs.
-                    return try Self.json(WaitingStatus(error: reason))
-                }
-                return Self.problem(.serviceUnavailable, reason)
+                // What the page shows while it waits; it plays once a relay runs.
+                return try gatewayJSON(
+                    WaitingStatus(error: reason),
+                    formatting: [.sortedKeys, .withoutEscapingSlashes],
+                    cacheControl: "no-store"
+                )
             }
-            return await Self.proxy(file: file, of: id, port: port, logger: context.logger)
         }
         for path in [":namespace/:name", ":namespace/:name/:file"] {
             group.on(RouterPath(stringLiteral: path), method: .options) { _, _ in Response(status: .noContent) }
         }
     }
 
-    /// The answer for a stream whose preview cannot be served at all, or `nil`.
-    private static func refusal(for target: LocalPreviewTarget, of id: StreamID) -> Response? {
-        switch target {
+    /// The stream a preview path names.
+    private static func stream(of context: BasicRequestContext) throws -> StreamID {
+        StreamID(namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
+    }
+
+    /// The answer for a stream whose preview cannot be served.
+    private static func answer(_ refusal: LocalPreviewRefusal, of id: StreamID) -> Response {
+        switch refusal {
         case .unknown:
-            problem(.notFound, "no stream \(id) in the streams file")
+            gatewayProblem(.notFound, "no stream \(id) in the streams file")
         case .disabled:
-            problem(.notFound, "the preview of \(id) is off (spec.preview.enabled: false)")
+            gatewayProblem(.notFound, "the preview of \(id) is off (spec.preview.enabled: false)")
         case .cannotRun(let reason):
-            problem(.serviceUnavailable, "\(id) cannot run: \(reason)")
-        case .notRunning, .relay:
-            nil
+            gatewayProblem(.serviceUnavailable, "\(id) cannot run: \(reason)")
         }
     }
 
@@ -129,7 +131,7 @@ extension LocalRuntime {
             response = try await HTTPClient.shared.execute(request, deadline: deadline, logger: logger)
         } catch {
             // The relay stopped between the lookup and the request (idle, a crash): the page retries.
-            return problem(.badGateway, "the relay of \(id) did not answer: \(error)")
+            return gatewayProblem(.badGateway, "the relay of \(id) did not answer: \(error)")
         }
         var headers = HTTPFields()
         headers[.contentType] = response.headers.first(name: "content-type")
@@ -139,28 +141,6 @@ extension LocalRuntime {
             status: .init(code: Int(response.status.code)),
             headers: headers,
             body: ResponseBody(asyncSequence: response.body)
-        )
-    }
-
-    private static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        let body = (try? encoder.encode(["error": message])) ?? Data()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
-
-    private static func json(_ value: some Encodable) throws -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[.cacheControl] = "no-store"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Response(
-            status: .ok,
-            headers: headers,
-            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
         )
     }
 }

@@ -64,10 +64,10 @@ public final class LocalRuntime: Service, Sendable {
         await self.controller.snapshot()
     }
 
-    /// Local mode's HTTP listener answers at `baseURL` (`http://HOST:PORT`): each stream's preview address is
-    /// announced (``LocalEvent/previewAvailable(_:url:)``), now and for streams added later.
-    public func httpListening(at baseURL: String) async {
-        await self.controller.httpListening(at: baseURL)
+    /// Local mode's HTTP listener is bound to `host` (as given to it, a wildcard included) and `port`: each stream's
+    /// preview address is announced (``LocalEvent/previewAvailable(_:url:)``), now and for streams added later.
+    public func httpListening(host: String, port: Int) async {
+        await self.controller.httpListening(host: host, port: port)
     }
 
     /// Where a request for the stream's preview goes now.
@@ -245,11 +245,13 @@ actor LocalController {
 
     // MARK: Previews
 
-    /// Where local mode's HTTP listener answers, once it does (``LocalRuntime/httpListening(at:)``).
+    /// Where local mode's HTTP listener answers, once it does (``LocalRuntime/httpListening(host:port:)``).
     private var previewBaseURL: String?
 
-    func httpListening(at baseURL: String) {
-        self.previewBaseURL = baseURL
+    func httpListening(host: String, port: Int) {
+        // A wildcard address is reached at the host the ingest URLs name.
+        let wildcard = host.isEmpty || host == "0.0.0.0" || host == "::"
+        self.previewBaseURL = "http://\(Self.urlHost(wildcard ? self.configuration.advertisedHost : host)):\(port)"
         for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
             if let managed = self.streams[id], managed.port != nil, managed.problem == nil,
                 let url = self.previewURL(managed)
@@ -269,18 +271,19 @@ actor LocalController {
     /// Where a request for the stream's preview goes now.
     func previewTarget(_ id: StreamID) -> LocalPreviewTarget {
         guard let managed = self.streams[id] else {
-            return .unknown
+            return .refused(.unknown)
         }
         guard managed.stream.spec.preview.enabled else {
-            return .disabled
+            return .refused(.disabled)
         }
-        if let problem = managed.problem {
-            return .cannotRun(problem)
+        // A stream without a port has a problem saying why.
+        guard managed.problem == nil, let port = managed.port else {
+            return .refused(.cannotRun(managed.problem ?? "no port"))
         }
         if case .ready(_, _, let httpPort) = managed.relay {
             return .relay(httpPort: httpPort)
         }
-        return .notRunning(ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) })
+        return .notRunning(ingestURL: self.ingestURL(managed.stream, port: port))
     }
 
     func snapshot() -> [LocalStreamState] {
@@ -487,10 +490,12 @@ actor LocalController {
     }
 
     private func ingestURL(_ stream: LiveStream, port: Int) -> String {
-        let host =
-            self.configuration.advertisedHost.contains(":")
-            ? "[\(self.configuration.advertisedHost)]" : self.configuration.advertisedHost
-        return "rtmp://\(host):\(port)/\(stream.spec.ingest.app)"
+        "rtmp://\(Self.urlHost(self.configuration.advertisedHost)):\(port)/\(stream.spec.ingest.app)"
+    }
+
+    /// A host as a URL writes it: an IPv6 address in brackets.
+    private static func urlHost(_ host: String) -> String {
+        host.contains(":") ? "[\(host)]" : host
     }
 
     // MARK: Routes and phases

@@ -33,6 +33,7 @@ final class LiveStreamReconciler: Sendable {
     /// Streams whose relay runs, with what the relay last reported (`nil`: not read yet, or unreadable): what
     /// ``pollRelays()`` watches for changes.
     private let relays = Mutex<[StreamID: RelayReport?]>([:])
+    private let relayReader: RelayStatusReader
     /// Per stream, the fingerprint of the children last applied by this process, and when.
     private let applied = Mutex<[StreamID: (fingerprint: Int, at: ContinuousClock.Instant)]>([:])
     /// How long applied children are trusted before they are applied again (drift repair).
@@ -43,6 +44,7 @@ final class LiveStreamReconciler: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.book = PortBook(range: configuration.portRange)
+        self.relayReader = RelayStatusReader(urlTemplate: configuration.relayStatusURL, timeout: .seconds(2))
         self.gateway = GatewayServiceWriter(
             client: client,
             configuration: configuration,
@@ -434,15 +436,11 @@ final class LiveStreamReconciler: Sendable {
 
     // MARK: - Running relays
 
-    private var relayReader: RelayStatusReader {
-        RelayStatusReader(urlTemplate: self.configuration.relayStatusURL, timeout: .seconds(2))
-    }
-
     /// Reads the stream's running relay and records what it said (`nil` when it cannot be read).
     private func readRelay(_ id: StreamID) async -> RelayReport? {
         let report: RelayReport?
         do {
-            report = try await self.relayReader.read(service: RelayChildren.childName(id.name), namespace: id.namespace)
+            report = try await self.relayReader.read(id)
         } catch {
             self.logger.debug("Cannot read the relay's status", metadata: ["k8s.name": "\(id)", "error": "\(error)"])
             report = nil
@@ -467,12 +465,9 @@ final class LiveStreamReconciler: Sendable {
             await withTaskGroup(of: (StreamID, Bool).self) { group in
                 var pending = known.makeIterator()
                 func next() {
-                    guard let (id, last) = pending.next().map({ ($0.key, $0.value) }) else { return }
+                    guard let (id, last) = pending.next() else { return }
                     group.addTask {
-                        let report = try? await reader.read(
-                            service: RelayChildren.childName(id.name),
-                            namespace: id.namespace
-                        )
+                        let report = try? await reader.read(id)
                         return (id, report != nil && report != last)
                     }
                 }

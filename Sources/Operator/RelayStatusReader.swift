@@ -35,14 +35,15 @@ struct RelayStatusReader: Sendable {
         var description: String
     }
 
-    func url(service: String, namespace: String) -> String {
+    /// The status URL of the stream's relay, through its Service.
+    func url(of stream: StreamID) -> String {
         self.urlTemplate
-            .replacingOccurrences(of: "{service}", with: service)
-            .replacingOccurrences(of: "{namespace}", with: namespace)
+            .replacingOccurrences(of: "{service}", with: RelayChildren.childName(stream.name))
+            .replacingOccurrences(of: "{namespace}", with: stream.namespace)
     }
 
-    func read(service: String, namespace: String) async throws -> RelayReport {
-        let url = self.url(service: service, namespace: namespace)
+    func read(_ stream: StreamID) async throws -> RelayReport {
+        let url = self.url(of: stream)
         let response = try await HTTPClient.shared.execute(
             HTTPClientRequest(url: url),
             timeout: TimeAmount(self.timeout)

@@ -125,13 +125,7 @@ struct LocalCommand: AsyncParsableCommand {
                         port: port,
                         logger: Logger(label: "liverelay.http"),
                         routes: { runtime.addPreviewRoutes(to: $0) },
-                        onServerRunning: { boundPort in
-                            // A wildcard address is reached at the host the ingest URLs name.
-                            let wildcard = host == "0.0.0.0" || host == "::" || host.isEmpty
-                            let shown = wildcard ? configuration.advertisedHost : host
-                            let bracketed = shown.contains(":") ? "[\(shown)]" : shown
-                            await runtime.httpListening(at: "http://\(bracketed):\(boundPort)")
-                        }
+                        onServerRunning: { await runtime.httpListening(host: host, port: $0) }
                     )
                 )
             )

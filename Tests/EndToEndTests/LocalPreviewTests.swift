@@ -107,7 +107,7 @@ struct LocalPreviewTests {
                 logger: Logger(label: "liverelay.local.http.test"),
                 routes: { local.runtime.addPreviewRoutes(to: $0) },
                 onServerRunning: { bound in
-                    await local.runtime.httpListening(at: "http://127.0.0.1:\(bound)")
+                    await local.runtime.httpListening(host: "127.0.0.1", port: bound)
                     portContinuation.yield(bound)
                 }
             )
@@ -145,22 +145,23 @@ struct LocalPreviewTests {
                 // Two publishes, each waking a relay of its own; the address stays the same.
                 var relayHTTPPorts: [Int] = []
                 for round in 1...2 {
-                    let publisher = try FFmpeg.publish(
+                    try await FFmpeg.withPublisher(
                         to: "rtmp://127.0.0.1:\(port)/live/\(ingestKey)",
                         duration: 30,
                         keyframeInterval: 1
-                    )
-                    let ready = try await local.events.waitFor("relay \(round) ready", count: round) {
-                        if case .relayReady(stream, _, _, _) = $0 { return true }
-                        return false
+                    ) { publisher in
+                        let ready = try await local.events.waitFor("relay \(round) ready", count: round) {
+                            if case .relayReady(stream, _, _, _) = $0 { return true }
+                            return false
+                        }
+                        if case .relayReady(_, _, _, let relayHTTP) = ready {
+                            relayHTTPPorts.append(relayHTTP)
+                        }
+                        try await Self.waitForState("live", at: base)
+                        try await Self.expectLiveMP4(base)
+                        publisher.interrupt()
+                        _ = await publisher.waitForExit()
                     }
-                    if case .relayReady(_, _, _, let relayHTTP) = ready {
-                        relayHTTPPorts.append(relayHTTP)
-                    }
-                    try await Self.waitForState("live", at: base)
-                    try await Self.expectLiveMP4(base)
-                    publisher.interrupt()
-                    _ = await publisher.waitForExit()
                     try await local.events.waitFor("relay \(round) stopped when idle", count: round) {
                         if case .relayStopped(stream, let reason) = $0 { return reason.hasPrefix("idle") }
                         return false

@@ -42,9 +42,7 @@ struct OperatorFlowTests {
     private func lifecycle(relay: RelayChildProcess) async throws {
         try await withTestCluster { cluster in
             try await createGatewayService(cluster)
-            var configuration = try testConfiguration(cluster)
-            configuration.relayStatusURL = "http://127.0.0.1:\(relay.httpPort)/api/v1/stream"
-            configuration.relayStatusInterval = .milliseconds(200)
+            let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(200))
             try await withOperator(cluster, configuration: configuration) { _ in
                 let client = cluster.client
                 let ns = cluster.namespace
@@ -133,13 +131,7 @@ struct OperatorFlowTests {
                 #expect(try await client.liveStream("alice", namespace: ns).statusPort == port)
 
                 // The relay becomes ready: Idle until a publisher connects, with the relay's view of each target.
-                _ = try await client.patchStatus(
-                    KubernetesObject.self,
-                    .deployments,
-                    name: "ls-alice",
-                    namespace: ns,
-                    mergePatch: ["status": ["replicas": 1, "readyReplicas": 1]]
-                )
+                try await client.reportRelayReady("alice", namespace: ns)
                 try await eventually("the running relay's targets in the status, phase Idle") {
                     let status = try await client.liveStream("alice", namespace: ns)["status"]
                     return status?["phase"] == "Idle"
@@ -149,19 +141,20 @@ struct OperatorFlowTests {
                 }
 
                 // A publisher goes live: Live, and the targets' failures are in the status.
-                let publisher = try FFmpeg.publish(to: relay.publishURL, duration: 30)
-                let live = try await kubectl(
-                    cluster,
-                    ["wait", "--for=jsonpath={.status.phase}=Live", "livestream/alice", "--timeout=60s"]
-                )
-                #expect(live.succeeded, "\(live.standardError)")
-                try await eventually("a target's failure in the status") {
-                    let targets = try await client.liveStream("alice", namespace: ns)["status"]?["targets"]
-                    let youtube = targets?.arrayValues.first { $0["name"] == "youtube" }
-                    return (youtube?["lastError"]?.stringValue ?? "").contains("refused")
+                try await FFmpeg.withPublisher(to: relay.publishURL, duration: 30) { publisher in
+                    let live = try await kubectl(
+                        cluster,
+                        ["wait", "--for=jsonpath={.status.phase}=Live", "livestream/alice", "--timeout=60s"]
+                    )
+                    #expect(live.succeeded, "\(live.standardError)")
+                    try await eventually("a target's failure in the status") {
+                        let targets = try await client.liveStream("alice", namespace: ns)["status"]?["targets"]
+                        let youtube = targets?.arrayValues.first { $0["name"] == "youtube" }
+                        return (youtube?["lastError"]?.stringValue ?? "").contains("refused")
+                    }
+                    publisher.interrupt()
+                    #expect(await publisher.waitForExit(timeout: .seconds(20)) != nil, "ffmpeg did not stop")
                 }
-                publisher.interrupt()
-                #expect(await publisher.waitForExit(timeout: .seconds(20)) != nil, "ffmpeg did not stop")
                 let idle = try await kubectl(
                     cluster,
                     ["wait", "--for=jsonpath={.status.phase}=Idle", "livestream/alice", "--timeout=60s"]
@@ -294,9 +287,7 @@ struct OperatorFlowTests {
         try await RelayChildProcess.with(targets: [target]) { relay in
             try await withTestCluster { cluster in
                 try await createGatewayService(cluster)
-                var configuration = try testConfiguration(cluster)
-                configuration.relayStatusURL = "http://127.0.0.1:\(relay.httpPort)/api/v1/stream"
-                configuration.relayStatusInterval = .milliseconds(100)
+                let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
                 let counter = RequestCounter()
                 try await withOperator(cluster, configuration: configuration, middlewares: [counter]) { _ in
                     let client = cluster.client
@@ -309,13 +300,7 @@ struct OperatorFlowTests {
                     try await eventually("the stream configured") {
                         try await client.liveStream("quiet", namespace: ns).condition("Ready")?["status"] == "True"
                     }
-                    _ = try await client.patchStatus(
-                        KubernetesObject.self,
-                        .deployments,
-                        name: "ls-quiet",
-                        namespace: ns,
-                        mergePatch: ["status": ["replicas": 1, "readyReplicas": 1]]
-                    )
+                    try await client.reportRelayReady("quiet", namespace: ns)
                     try await eventually("Idle, with the relay's target") {
                         let status = try await client.liveStream("quiet", namespace: ns)["status"]
                         return status?["phase"] == "Idle" && status?["targets"] == [["name": "yt", "state": "Idle"]]

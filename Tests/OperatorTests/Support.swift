@@ -129,6 +129,18 @@ func testConfiguration(
     return configuration
 }
 
+/// The test configuration, with the operator reading `relay` as every running stream's relay, every `interval`.
+func testConfiguration(
+    _ cluster: TestCluster,
+    readingRelay relay: RelayChildProcess,
+    every interval: Duration
+) throws -> OperatorConfiguration {
+    var configuration = try testConfiguration(cluster)
+    configuration.relayStatusURL = "http://127.0.0.1:\(relay.httpPort)/api/v1/stream"
+    configuration.relayStatusInterval = interval
+    return configuration
+}
+
 /// Creates the gateway Service the operator adds stream ports to (the Helm chart's job in a cluster).
 func createGatewayService(_ cluster: TestCluster, type: String = "NodePort") async throws {
     let service = KubernetesObject(
@@ -257,6 +269,17 @@ func writeManifests(_ objects: [JSONValue]) throws -> String {
 extension KubernetesClient {
     func liveStream(_ name: String, namespace: String) async throws -> KubernetesObject {
         try await self.get(KubernetesObject.self, .liveStreams, name: name, namespace: namespace)
+    }
+
+    /// Reports the stream's relay Deployment as ready, as the Deployment controller would once its pod is.
+    func reportRelayReady(_ name: String, namespace: String) async throws {
+        _ = try await self.patchStatus(
+            KubernetesObject.self,
+            .deployments,
+            name: RelayChildren.childName(name),
+            namespace: namespace,
+            mergePatch: ["status": ["replicas": 1, "readyReplicas": 1]]
+        )
     }
 
     func createLiveStream(_ name: String, namespace: String, spec: JSONValue = [:]) async throws -> KubernetesObject {

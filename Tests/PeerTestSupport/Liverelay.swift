@@ -56,30 +56,30 @@ public struct RelayChildProcess: Sendable {
         for target in targets {
             arguments += ["--target", "\(target.name)=\(target.url)"]
         }
-        let process = try RunningProcess.launch(
+        // Ended (killed) by `withRunningProcess` if `body` throws; stopped as a supervisor would when it returns.
+        return try await withRunningProcess(
             try liverelayExecutable(),
             arguments: arguments + extraArguments,
             standardOutput: .capture(limit: 64 * 1024)
-        )
-        defer {
-            process.terminate()
-        }
-        guard await process.waitForOutput(containing: "\n") else {
-            throw PeerError.startFailed(
-                "liverelay relay did not announce its ports: \(process.standardOutputSoFar)\(process.standardErrorSoFar)"
+        ) { process in
+            guard await process.waitForOutput(containing: "\n") else {
+                throw PeerError.startFailed(
+                    "liverelay relay did not announce its ports: \(process.standardOutputSoFar)"
+                        + process.standardErrorSoFar
+                )
+            }
+            let line = process.standardOutputSoFar.split(separator: "\n").first.map(String.init) ?? ""
+            let announced = try JSONDecoder().decode(Announcement.self, from: Data(line.utf8))
+            let relay = RelayChildProcess(
+                process: process,
+                rtmpPort: announced.rtmpPort,
+                httpPort: announced.httpPort,
+                streamKey: key
             )
+            let result = try await body(relay)
+            process.terminate()
+            _ = await process.waitForExit(timeout: .seconds(30))
+            return result
         }
-        let line = process.standardOutputSoFar.split(separator: "\n").first.map(String.init) ?? ""
-        let announced = try JSONDecoder().decode(Announcement.self, from: Data(line.utf8))
-        let relay = RelayChildProcess(
-            process: process,
-            rtmpPort: announced.rtmpPort,
-            httpPort: announced.httpPort,
-            streamKey: key
-        )
-        let result = try await body(relay)
-        process.terminate()
-        _ = await process.waitForExit(timeout: .seconds(30))
-        return result
     }
 }
