@@ -82,8 +82,8 @@ public final class Gateway: Service, Sendable {
     }
 
     /// Returns once `until` holds for the stream's live and held connection counts (at once if it does now), or
-    /// when the task is cancelled.
-    public func waitForConnections(
+    /// when the task is cancelled. For this package's tests, which wait on the counts instead of polling them.
+    package func waitForConnections(
         of stream: StreamID,
         until: @escaping @Sendable (_ live: Int, _ held: Int) -> Bool
     ) async {
@@ -205,7 +205,7 @@ public final class Gateway: Service, Sendable {
                     "Gateway listening",
                     metadata: [
                         "gateway.port": "\(port)",
-                        "gateway.listen": "\(listener.localAddress.map { "\($0)" } ?? "?")",
+                        "gateway.listen": "\(listener.localAddress.displayed)",
                     ]
                 )
             } catch {
@@ -239,7 +239,7 @@ public final class Gateway: Service, Sendable {
     private func admit(_ channel: any Channel, listenPort: Int) throws {
         var logger = self.logger
         logger[metadataKey: "gateway.port"] = "\(listenPort)"
-        logger[metadataKey: "gateway.remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        logger[metadataKey: "gateway.remote"] = "\(channel.remoteAddress.displayed)"
 
         func refuse(_ reason: String, stream: StreamID?) throws {
             self.logRefusal(reason, stream: stream, logger: logger)

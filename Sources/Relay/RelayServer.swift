@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 public import CoreMetrics
 import Foundation
+import LiveStreamModel
 public import Logging
 public import NIOCore
 import NIOHTTP1
@@ -119,7 +120,7 @@ public final class RelayServer: Service, Sendable {
         self.logger.info(
             "Relay listening",
             metadata: [
-                "rtmp.listen": "\(address)",
+                "rtmp.listen": "\(address.displayed)",
                 "relay.streams": "\(self.configuration.streams.map(\.name).joined(separator: ","))",
             ]
         )
@@ -188,7 +189,7 @@ public final class RelayServer: Service, Sendable {
             self.logger.notice(
                 "Connection refused: too many connections",
                 metadata: [
-                    "rtmp.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "rtmp.remote": "\(channel.remoteAddress.displayed)",
                     "relay.max_connections": "\(self.configuration.maxConnections)",
                 ]
             )
@@ -210,7 +211,7 @@ public final class RelayServer: Service, Sendable {
     /// Serves one RTMP connection until it closes. Errors are logged here and end only this connection.
     private func handle(_ connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>, id: UInt64) async {
         var logger = self.logger
-        let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let remote = connection.channel.remoteAddress.displayed
         logger[metadataKey: "rtmp.connection.id"] = "\(id)"
         logger[metadataKey: "rtmp.remote"] = "\(remote)"
         logger.debug("Connection accepted")
@@ -300,7 +301,10 @@ public final class RelayServer: Service, Sendable {
                 break
             case .authorize(let request):
                 let hub: StreamHub
-                switch await self.authorize(request, remote: connection.remote, logger: logger) {
+                // The webhook gets the encoder's IP address alone, as nginx-rtmp's `on_publish` (`addr`) and SRS's hooks
+                // (`ip`) send it: what an allowlist or a geo lookup needs.
+                let client = connection.channel.remoteAddress?.ipAddress ?? ""
+                switch await self.authorize(request, client: client, logger: logger) {
                 case .refused(let description):
                     try await outbound.write(contentsOf: session.publishRefused(description: description))
                     return
@@ -381,7 +385,7 @@ public final class RelayServer: Service, Sendable {
 
     /// Finds the stream a publisher asks for: by app, then by key (each candidate compared in constant time), or by
     /// the app's webhook.
-    private func authorize(_ request: RTMPPublishRequest, remote: String, logger: Logger) async -> Authorization {
+    private func authorize(_ request: RTMPPublishRequest, client: String, logger: Logger) async -> Authorization {
         let candidates = self.hubs.withLock { $0.filter { $0.configuration.app == request.app } }
         var matched: StreamHub?
         for hub in candidates {
@@ -392,7 +396,7 @@ public final class RelayServer: Service, Sendable {
                     matched = hub
                 }
             case .webhook(let url, let timeout):
-                switch await Self.askWebhook(url: url, timeout: timeout, request: request, remote: remote) {
+                switch await Self.askWebhook(url: url, timeout: timeout, request: request, client: client) {
                 case .success:
                     return .accepted(hub)
                 case .failure(let reason):
@@ -419,13 +423,14 @@ public final class RelayServer: Service, Sendable {
         url: String,
         timeout: Duration,
         request: RTMPPublishRequest,
-        remote: String
+        client: String
     ) async -> Result<Void, WebhookRefusal> {
         struct Body: Encodable {
             var app: String
             var name: String
             var query: String?
             var tcUrl: String?
+            /// The encoder's IP address, without the port.
             var clientAddress: String
         }
         var call = HTTPClientRequest(url: url)
@@ -438,7 +443,7 @@ public final class RelayServer: Service, Sendable {
                     name: request.streamName,
                     query: request.query,
                     tcUrl: request.tcURL,
-                    clientAddress: remote
+                    clientAddress: client
                 )
             )
             call.body = .bytes(ByteBuffer(bytes: body))

@@ -68,6 +68,8 @@ struct RelayProductionTests {
                 )
                 #expect(statuses.map(\.name) == ["alpha", "beta"])
                 #expect(statuses.allSatisfy { $0.state == "live" })
+                // The publisher's address as people write it, not NIO's `[IPv4]127.0.0.1/127.0.0.1:PORT`.
+                #expect(statuses.allSatisfy { $0.publisher?.remoteAddress.hasPrefix("127.0.0.1:") == true })
                 let (exitA, exitB) = try await (first, second)
                 #expect(exitA.succeeded && exitB.succeeded, "ffmpeg: \(exitA) \(exitB)")
                 try await nginx.waitForPublishEnded(app: "a", stream: targetA, timeout: .seconds(20))
@@ -248,7 +250,7 @@ struct RelayProductionTests {
     @Test("A webhook admits on 2xx only; refused and unreachable webhooks refuse with the reason logged")
     func webhook() async throws {
         let good = makeTestKey("good")
-        let calls = Mutex<[String]>([])
+        let calls = Mutex<[(app: String, clientAddress: String)]>([])
         let router = Router()
         router.post("auth") { request, context -> HTTPResponse.Status in
             struct Call: Decodable {
@@ -257,7 +259,7 @@ struct RelayProductionTests {
                 var clientAddress: String
             }
             let call = try await request.decode(as: Call.self, context: context)
-            calls.withLock { $0.append(call.app) }
+            calls.withLock { $0.append((call.app, call.clientAddress)) }
             return call.name == good ? .noContent : .forbidden
         }
         let (hookPorts, hookPort) = AsyncStream<Int>.makeStream()
@@ -314,7 +316,10 @@ struct RelayProductionTests {
                 }
                 group.cancelAll()
             }
-            #expect(calls.withLock { $0 } == ["live", "live"])
+            let made = calls.withLock { $0 }
+            #expect(made.map(\.app) == ["live", "live"])
+            // The encoder's IP address alone, as webhook receivers (allowlists, geo lookups) expect it.
+            #expect(made.map(\.clientAddress) == ["127.0.0.1", "127.0.0.1"])
             try await RelayEndToEndTests.expectComplete(
                 nginx.recordingPath(app: "target", stream: targetKey),
                 seconds: 4
