@@ -145,7 +145,9 @@ final class PushTarget: Sendable {
             attempt += 1
             self.fellBehind.withLock { $0 = false }
             if attempt > 1 {
-                // A new connection starts at the latest keyframe, with the stream's headers.
+                // A new connection starts at the latest keyframe, with the stream's headers. The queue takes
+                // messages again before the seed is taken, so none falls between the seed and the restart.
+                self.queue.unpark()
                 let seed = self.seed()
                 self.logger.debug(
                     "Target restarts from the GOP cache",
@@ -175,6 +177,8 @@ final class PushTarget: Sendable {
                 if case .pushing = self.snapshot.state, ContinuousClock.now - started > .seconds(5) {
                     backoff.reset()
                 }
+                // Nothing queued now could be sent: the next connection starts from the GOP cache.
+                self.queue.park()
                 let delay = backoff.nextDelay()
                 self.metrics.reconnects.increment()
                 self.setState(.backingOff(attempt: backoff.attempts, delay: delay))

@@ -31,6 +31,10 @@ struct TargetQueueStateMachine {
         case open
         /// Nothing passes until a keyframe (or, with no video, an audio frame).
         case awaitingKeyframe
+        /// The target has no connection and waits to reconnect: nothing passes, and nothing is held but the
+        /// stream's headers. Its next connection starts from the GOP cache (``restart(seed:upTo:)``), so what it
+        /// would hold meanwhile could never be sent.
+        case parked
     }
 
     enum EnqueueResult: Equatable {
@@ -95,6 +99,11 @@ struct TargetQueueStateMachine {
         default: break
         }
         switch self.gate {
+        case .parked:
+            if !message.kind.isHeader {
+                self.droppedMessages += 1
+            }
+            return .none
         case .awaitingKeyframe:
             let startsHere = message.kind == .keyframe || (message.kind == .audioFrame && self.videoHeader == nil)
             guard startsHere else {
@@ -118,7 +127,15 @@ struct TargetQueueStateMachine {
             }
             self.append(message)
             if self.isOverBound {
-                self.fallBehind(now: now)
+                if !self.droppingVideo {
+                    self.fallBehind(now: now)
+                } else if self.bytes > self.limits.maxBytes {
+                    // Behind already, so no video is queued: audio and data alone are over the byte bound.
+                    self.startOver()
+                }
+                // Else audio alone spans more than the media-time bound: it is kept (the target stays in sync when
+                // it catches up), and `maxBehind` ends a target that never does. Dropping video again would find
+                // none, and cost a pass over the queue per message.
             }
             // Behind ends when the consumer has emptied the queue (see `pop`), not when dropping made it small:
             // a target that reads nothing at all must still be disconnected.
@@ -157,13 +174,17 @@ struct TargetQueueStateMachine {
         self.items = kept
         self.bytes = keptBytes
         if self.bytes > self.limits.maxBytes {
-            // Even without video it does not fit: start over at the next keyframe.
-            self.droppedMessages += self.items.count
-            self.items.removeAll(keepingCapacity: true)
-            self.bytes = 0
-            self.gate = .awaitingKeyframe
-            self.droppingVideo = false
+            self.startOver()
         }
+    }
+
+    /// Even without video the queue does not fit: drop it all and start over at the next keyframe.
+    private mutating func startOver() {
+        self.droppedMessages += self.items.count
+        self.items.removeAll(keepingCapacity: true)
+        self.bytes = 0
+        self.gate = .awaitingKeyframe
+        self.droppingVideo = false
     }
 
     private mutating func checkBehind(now: ContinuousClock.Instant) -> EnqueueResult {
@@ -224,6 +245,26 @@ struct TargetQueueStateMachine {
         self.seededUpTo = upTo
         for message in newer {
             _ = self.enqueue(message)
+        }
+    }
+
+    /// The target lost its connection and waits to reconnect: drop what it holds, and hold nothing but the headers
+    /// until ``unpark()``. A target that is down for minutes then costs neither memory nor work per message.
+    mutating func park() {
+        self.droppedMessages += self.items.count { !$0.kind.isHeader }
+        self.items.removeAll(keepingCapacity: false)
+        self.bytes = 0
+        self.droppingVideo = false
+        self.behindSince = nil
+        self.gate = .parked
+    }
+
+    /// The target is about to reconnect: queue again, so that what the publisher sends between taking the GOP seed
+    /// and ``restart(seed:upTo:)`` is kept (that restart then drops what the seed covers). Call it before taking the
+    /// seed.
+    mutating func unpark() {
+        if self.gate == .parked {
+            self.gate = .open
         }
     }
 
@@ -320,6 +361,16 @@ final class TargetQueue: Sendable {
             state.machine.restart(seed: seed.messages, upTo: seed.upTo)
             state.disconnect = disconnect
         }
+    }
+
+    /// See ``TargetQueueStateMachine/park()``.
+    func park() {
+        self.state.withLock { $0.machine.park() }
+    }
+
+    /// See ``TargetQueueStateMachine/unpark()``.
+    func unpark() {
+        self.state.withLock { $0.machine.unpark() }
     }
 
     func setDisconnect(_ disconnect: (@Sendable () -> Void)?) {

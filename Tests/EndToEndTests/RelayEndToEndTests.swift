@@ -287,6 +287,11 @@ struct RelayEndToEndTests {
                             $0.contains("name=unreachable") && $0.contains("Target failed")
                         }
                         #expect(unreachable.contains("cannot connect to 127.0.0.1:\(unreachablePort)"))
+                        // While it waits to retry, the down target holds nothing: its next connection starts
+                        // from the GOP cache, so what it queued meanwhile could never be sent.
+                        let waiting = try await Self.targetStatus(relay, "unreachable") { $0.state == "backingOff" }
+                        #expect(waiting.queuedBytes == 0, "\(waiting)")
+                        #expect(waiting.lastError?.contains("cannot connect") == true)
                         let untrusted = try await relay.logs.waitFor("the TLS failure") {
                             $0.contains("name=untrusted") && $0.contains("Target failed")
                         }
@@ -312,6 +317,26 @@ struct RelayEndToEndTests {
             }
             try await Self.expectComplete(nginx.recordingPath(app: "fine", stream: fineKey), seconds: 4)
         }
+    }
+}
+
+extension RelayEndToEndTests {
+    /// Reads the stream's status until the target is as `wanted` says (10 s at most) and returns the target's status.
+    static func targetStatus(
+        _ relay: RelayUnderTest,
+        _ name: String,
+        until wanted: (StreamStatus.Target) -> Bool
+    ) async throws -> StreamStatus.Target {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var last: StreamStatus.Target?
+        while ContinuousClock.now < deadline {
+            last = try await relay.streamStatus().targets.first { $0.name == name }
+            if let last, wanted(last) {
+                return last
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("target \(name) did not reach the wanted state; last: \(last.map { "\($0)" } ?? "none")")
     }
 }
 

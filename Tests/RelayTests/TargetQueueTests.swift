@@ -152,6 +152,88 @@ struct TargetQueueTests {
         #expect(machine.droppingVideo)
     }
 
+    @Test("Behind on media time with audio alone, the target keeps its audio and falls behind only once")
+    func audioOverDurationBound() {
+        var machine = TargetQueueStateMachine(
+            limits: .init(maxBytes: 1 << 20, maxDuration: .seconds(1), maxBehind: .seconds(60))
+        )
+        _ = machine.enqueue(relayMessage(.keyframe, ts: 0))
+        _ = machine.enqueue(relayMessage(.audioFrame, ts: 10))
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 1040))
+        #expect(machine.overflows == 1)
+        for step in 1...100 {
+            _ = machine.enqueue(relayMessage(.audioFrame, ts: 1040 + UInt32(step) * 21))
+            _ = machine.enqueue(relayMessage(.videoFrame, ts: 1040 + UInt32(step) * 33))
+        }
+        #expect(machine.overflows == 1, "falling behind is counted when it happens, not once per message after it")
+        #expect(machine.items.count == 101)
+        #expect(machine.items.allSatisfy { $0.kind == .audioFrame })
+        #expect(machine.droppedMessages == 102)
+    }
+
+    @Test("Behind with audio alone over the byte bound, the target starts over at the next keyframe")
+    func audioOverByteBound() {
+        var machine = TargetQueueStateMachine(
+            limits: .init(maxBytes: 100, maxDuration: .seconds(60), maxBehind: .seconds(60))
+        )
+        _ = machine.enqueue(relayMessage(.videoHeader, ts: 0))
+        _ = machine.enqueue(relayMessage(.keyframe, ts: 0, bytes: 60))
+        _ = machine.enqueue(relayMessage(.videoFrame, ts: 40, bytes: 60))
+        #expect(machine.droppingVideo)
+        for step in 1...10 {
+            _ = machine.enqueue(relayMessage(.audioFrame, ts: 40 + UInt32(step) * 21, bytes: 30))
+        }
+        #expect(machine.gate == .awaitingKeyframe)
+        #expect(machine.bytes <= 100)
+        #expect(machine.overflows == 1)
+        let keyframe = machine.enqueue(relayMessage(.keyframe, ts: 2000, bytes: 10))
+        #expect(keyframe == .available)
+        // The video header, re-stamped, then the keyframe.
+        #expect(drain(&machine).map(\.1) == [2000, 2000])
+    }
+
+    @Test("A parked target holds nothing but the headers, and restarts from its seed with nothing lost or repeated")
+    func parkedWhileReconnecting() {
+        var machine = TargetQueueStateMachine(maxBytes: 1 << 20)
+        var sequence: UInt64 = 0
+        func numbered(_ kind: RelayMessage.Kind, ts: UInt32) -> RelayMessage {
+            sequence += 1
+            var message = relayMessage(kind, ts: ts)
+            message.sequence = sequence
+            return message
+        }
+        _ = machine.enqueue(numbered(.videoHeader, ts: 0))
+        _ = machine.enqueue(numbered(.audioHeader, ts: 0))
+        _ = machine.enqueue(numbered(.keyframe, ts: 0))
+        _ = machine.enqueue(numbered(.videoFrame, ts: 33))
+        machine.park()
+        #expect(machine.items.isEmpty)
+        #expect(machine.droppedMessages == 2)
+        let whileDown = [
+            numbered(.audioFrame, ts: 40), numbered(.videoHeader, ts: 50), numbered(.keyframe, ts: 2000),
+            numbered(.videoFrame, ts: 2033),
+        ]
+        for message in whileDown {
+            #expect(machine.enqueue(message) == .none)
+        }
+        #expect(machine.items.isEmpty && machine.bytes == 0)
+        #expect(machine.droppedMessages == 5)
+
+        // Reconnecting: unpark, the publisher sends one more, the seed is taken, one more, then the restart.
+        machine.unpark()
+        let beforeSeed = numbered(.videoFrame, ts: 2066)
+        _ = machine.enqueue(beforeSeed)
+        let seed = [whileDown[2], whileDown[3], beforeSeed]
+        let upTo = sequence
+        let afterSeed = numbered(.videoFrame, ts: 2100)
+        _ = machine.enqueue(afterSeed)
+        machine.restart(seed: seed, upTo: upTo)
+        // The headers seen while parked (the newer video header), then the GOP, then what came after the seed.
+        let drained = drain(&machine)
+        #expect(drained.map(\.0) == [.video, .audio, .video, .video, .video, .video])
+        #expect(drained.map(\.1) == [2000, 2000, 2000, 2033, 2066, 2100])
+    }
+
     @Test("A target that stays behind longer than maxBehind without reading is disconnected, once")
     func disconnectWhenBehindTooLong() {
         var machine = TargetQueueStateMachine(
