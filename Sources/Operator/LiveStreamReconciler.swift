@@ -396,7 +396,7 @@ final class LiveStreamReconciler: Sendable {
             condition(Condition.Kind.ready, .false, "SecretMissing", notReady.joined(separator: "; "))
         } else {
             if relayRunning {
-                if let report = await self.readRelay(id) {
+                if let report = await self.relayReport(id) {
                     status.phase = report.live ? .live : .idle
                     status.targets = report.targets
                 } else {
@@ -436,6 +436,15 @@ final class LiveStreamReconciler: Sendable {
 
     // MARK: - Running relays
 
+    /// What the stream's running relay says: as ``pollRelays()`` last read it (at most `relayStatusInterval` ago,
+    /// and just now when the poll is what queued this reconcile), or, for a relay not read yet, read now.
+    private func relayReport(_ id: StreamID) async -> RelayReport? {
+        if let known = self.relays.withLock({ $0[id] ?? nil }) {
+            return known
+        }
+        return await self.readRelay(id)
+    }
+
     /// Reads the stream's running relay and records what it said (`nil` when it cannot be read).
     private func readRelay(_ id: StreamID) async -> RelayReport? {
         let report: RelayReport?
@@ -451,7 +460,8 @@ final class LiveStreamReconciler: Sendable {
 
     /// Reads every running relay each `relayStatusInterval` and reconciles a stream whose relay says something new
     /// (a publisher came or went, a target changed state), so that the status follows the relay without a write to
-    /// the API server while nothing changes. At most 16 relays are read at once.
+    /// the API server while nothing changes. At most 16 relays are read at once. Only the leader reads: a standby
+    /// forgets the relays it knew, and the next leader learns them from its reconciles.
     func pollRelays() async {
         let reader = self.relayReader
         while !Task.isCancelled {
@@ -460,21 +470,31 @@ final class LiveStreamReconciler: Sendable {
             } catch {
                 return
             }
+            guard self.controller.withLock({ $0?.queue }) != nil else {
+                self.relays.withLock { $0.removeAll() }
+                continue
+            }
             let known = self.relays.withLock { $0 }
             var changed: [StreamID] = []
-            await withTaskGroup(of: (StreamID, Bool).self) { group in
-                var pending = known.makeIterator()
+            await withTaskGroup(of: (StreamID, RelayReport?).self) { group in
+                var pending = known.keys.makeIterator()
                 func next() {
-                    guard let (id, last) = pending.next() else { return }
-                    group.addTask {
-                        let report = try? await reader.read(id)
-                        return (id, report != nil && report != last)
-                    }
+                    guard let id = pending.next() else { return }
+                    group.addTask { (id, try? await reader.read(id)) }
                 }
                 for _ in 0..<16 { next() }
-                for await (id, isNew) in group {
-                    if isNew { changed.append(id) }
+                for await (id, report) in group {
                     next()
+                    // Unreadable now: keep what was last seen rather than flap.
+                    guard let report, report != known[id] ?? nil else { continue }
+                    // The reconcile it queues uses this report. A stream whose relay stopped meanwhile is gone
+                    // from the map, and stays gone.
+                    let recorded = self.relays.withLock { relays in
+                        guard relays.keys.contains(id) else { return false }
+                        relays[id] = report
+                        return true
+                    }
+                    if recorded { changed.append(id) }
                 }
             }
             guard !changed.isEmpty, let queue = self.controller.withLock({ $0?.queue }) else { continue }
