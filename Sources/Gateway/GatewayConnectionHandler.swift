@@ -47,6 +47,8 @@ final class GatewayConnectionHandler {
 
     /// Set while the connection counts as held; cleared exactly once, when it is proxied or closes.
     private var heldSince: NIODeadline?
+    /// The upstream being connected to reads a PROXY header.
+    private var sendsProxyHeader = false
     private var holdTimeout: Scheduled<Void>?
     private var failedConnects = 0
     private var holdExpired = false
@@ -140,6 +142,7 @@ final class GatewayConnectionHandler {
             return
         }
         self.phase = .connecting
+        self.sendsProxyHeader = upstream.sendsProxyHeader
         self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
         // Same event loop as the client: the glue handlers call into each other directly.
         ClientBootstrap(group: context.eventLoop)
@@ -232,6 +235,13 @@ final class GatewayConnectionHandler {
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+            if self.sendsProxyHeader, let client = context.channel.remoteAddress,
+                let listener = context.channel.localAddress
+            {
+                // Before anything of the client's: who the client is, for the relay's logs, stats and webhook.
+                let header = ProxyHeader(source: client, destination: listener).line
+                upstream.write(upstream.allocator.buffer(string: header), promise: nil)
+            }
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
             for buffer in self.buffered {

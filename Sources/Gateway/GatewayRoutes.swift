@@ -21,10 +21,15 @@ public struct GatewayRoute: Hashable, Sendable {
     public struct Upstream: Hashable, Sendable, CustomStringConvertible {
         public var host: String
         public var port: Int
+        /// Whether the relay reads a PROXY protocol v1 header (`liverelay relay --proxy-protocol-from`): the
+        /// gateway then sends one before the client's bytes, so the relay knows the client's address, not the
+        /// gateway's. A relay that does not expect it would fail the RTMP handshake.
+        public var sendsProxyHeader: Bool
 
-        public init(host: String, port: Int) {
+        public init(host: String, port: Int, sendsProxyHeader: Bool = false) {
             self.host = host
             self.port = port
+            self.sendsProxyHeader = sendsProxyHeader
         }
 
         public var description: String { "\(self.host):\(self.port)" }

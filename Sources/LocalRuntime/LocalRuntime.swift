@@ -508,7 +508,8 @@ actor LocalController {
             }
             var upstream: GatewayRoute.Upstream?
             if case .ready(_, let rtmpPort, _) = managed.relay {
-                upstream = .init(host: "127.0.0.1", port: rtmpPort)
+                // The relay reads the gateway's PROXY header (see `start(_:)`), so it knows the encoder's address.
+                upstream = .init(host: "127.0.0.1", port: rtmpPort, sendsProxyHeader: true)
             }
             routes.append(
                 GatewayRoute(

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+public import LiveStreamModel
 public import Preview
 public import RTMP
 import Yams
@@ -169,6 +170,9 @@ public struct RelayConfiguration: Sendable {
     public var publisherTakeover = true
     /// After SIGTERM, how long a live publisher may go on before the relay ends the stream itself.
     public var shutdownGrace: Duration = .seconds(30)
+    /// Proxies whose PROXY protocol header is believed (the gateway): a connection from these ranges may start with
+    /// one, and the client it names is the publisher's address in logs, stats and the webhook. Empty: nobody's.
+    public var proxyProtocolFrom: [IPRange] = []
 
     public init(host: String = "0.0.0.0", port: Int = 1935, streams: [StreamConfiguration]) {
         self.host = host

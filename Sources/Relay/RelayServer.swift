@@ -87,6 +87,7 @@ public final class RelayServer: Service, Sendable {
     public func run() async throws {
         let limits = self.configuration.chunkLimits
         let idle = TimeAmount(self.configuration.publisherIdleTimeout)
+        let proxies = self.configuration.proxyProtocolFrom
         let logger = self.logger
         let server = try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
@@ -106,12 +107,20 @@ public final class RelayServer: Service, Sendable {
                     } catch {
                         logger.warning("Cannot set TCP_NODELAY on a connection", metadata: ["error": "\(error)"])
                     }
+                    // Behind the gateway, the client is whom its PROXY header names.
+                    let client = ClientAddress(peer: channel.remoteAddress)
+                    if let peer = channel.remoteAddress, proxies.contains(where: { $0.contains(peer) }) {
+                        try channel.pipeline.syncOperations.addHandler(ProxyHeaderReader(client: client))
+                    }
                     // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into
                     // an error with the reason).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .server, limits: limits))
                     try channel.pipeline.syncOperations.addHandler(IngestTap())
-                    return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
+                    let connection = try NIOAsyncChannel<RTMPMessage, RTMPMessage>(
+                        wrappingChannelSynchronously: channel
+                    )
+                    return (connection, client)
                 }
             }
         guard let address = server.channel.localAddress else {
@@ -148,14 +157,14 @@ public final class RelayServer: Service, Sendable {
             try await withGracefulShutdownHandler {
                 try await server.executeThenClose { inbound in
                     try await withThrowingDiscardingTaskGroup { connections in
-                        for try await connection in inbound {
+                        for try await (connection, client) in inbound {
                             guard let id = self.admit(connection.channel) else {
                                 connection.channel.close(promise: nil)
                                 continue
                             }
                             connections.addTask {
                                 defer { self.dismiss(id) }
-                                await self.handle(connection, id: id)
+                                await self.handle(connection, client: client, id: id)
                             }
                         }
                     }
@@ -209,7 +218,11 @@ public final class RelayServer: Service, Sendable {
     }
 
     /// Serves one RTMP connection until it closes. Errors are logged here and end only this connection.
-    private func handle(_ connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>, id: UInt64) async {
+    private func handle(
+        _ connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>,
+        client: ClientAddress,
+        id: UInt64
+    ) async {
         var logger = self.logger
         let remote = connection.channel.remoteAddress.displayed
         logger[metadataKey: "rtmp.connection.id"] = "\(id)"
@@ -242,7 +255,7 @@ public final class RelayServer: Service, Sendable {
                             outbound: outbound,
                             session: &session,
                             live: &live,
-                            connection: (id, channel, remote),
+                            connection: (id, channel, client),
                             setupTimeout: setupTimeout,
                             group: &group,
                             logger: &logger
@@ -284,7 +297,7 @@ public final class RelayServer: Service, Sendable {
         outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>,
         session: inout RTMPServerSessionStateMachine,
         live: inout (hub: StreamHub, fanOut: FanOut)?,
-        connection: (id: UInt64, channel: any Channel, remote: String),
+        connection: (id: UInt64, channel: any Channel, client: ClientAddress),
         setupTimeout: Scheduled<Void>,
         group: inout ThrowingTaskGroup<Void, any Error>,
         logger: inout Logger
@@ -301,10 +314,12 @@ public final class RelayServer: Service, Sendable {
                 break
             case .authorize(let request):
                 let hub: StreamHub
-                // The webhook gets the encoder's IP address alone, as nginx-rtmp's `on_publish` (`addr`) and SRS's hooks
+                // The encoder, also behind the gateway (whose PROXY header, the first bytes, was read by now).
+                let client = connection.client.address
+                logger[metadataKey: "rtmp.remote"] = "\(client.displayed)"
+                // The webhook gets its IP address alone, as nginx-rtmp's `on_publish` (`addr`) and SRS's hooks
                 // (`ip`) send it: what an allowlist or a geo lookup needs.
-                let client = connection.channel.remoteAddress?.ipAddress ?? ""
-                switch await self.authorize(request, client: client, logger: logger) {
+                switch await self.authorize(request, client: client?.ipAddress ?? "", logger: logger) {
                 case .refused(let description):
                     try await outbound.write(contentsOf: session.publishRefused(description: description))
                     return
@@ -325,7 +340,7 @@ public final class RelayServer: Service, Sendable {
                 let publisher = StreamHub.Publisher(
                     id: connection.id,
                     channel: connection.channel,
-                    remoteAddress: connection.remote,
+                    remoteAddress: client.displayed,
                     since: .now,
                     fanOut: fanOut,
                     released: OneShotEvent()

@@ -86,6 +86,14 @@ struct RelayCommand: AsyncParsableCommand {
     )
     var controlFrom: String = RelayHTTPContext.loopbackRanges.joined(separator: ",")
 
+    @Option(
+        help: """
+            Comma-separated CIDR ranges of proxies (the gateway) whose PROXY protocol v1 header is believed: the \
+            client it names is the publisher's address in logs, stats and the webhook. None by default.
+            """
+    )
+    var proxyProtocolFrom: String = ""
+
     @Option(help: "Authorize publishers with this webhook (POST, 2xx admits) instead of a key.")
     var webhook: String?
 
@@ -225,6 +233,16 @@ struct RelayCommand: AsyncParsableCommand {
         }
     }
 
+    func proxyRanges() throws -> [IPRange] {
+        do {
+            return try self.proxyProtocolFrom.split(separator: ",").map {
+                try IPRange(String($0).trimmingCharacters(in: .whitespaces))
+            }
+        } catch {
+            throw ValidationError("--proxy-protocol-from: \(error)")
+        }
+    }
+
     static func hostAndPort(_ value: String, flag: String) throws -> (host: String, port: Int) {
         guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
             (0...65535).contains(port)
@@ -258,6 +276,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.publisherTakeover = self.takeover
             configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
             configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))
+            configuration.proxyProtocolFrom = try self.proxyRanges()
             // Stream flags apply to the one stream of a flag-only relay, or to every stream of a config file.
             let key = try self.ingestKey()
             let targets = try self.commandLineTargets()

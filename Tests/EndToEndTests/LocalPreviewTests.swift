@@ -50,6 +50,14 @@ struct LocalPreviewTests {
         )
     }
 
+    /// The part of a relay's `/api/v1/stream` this test reads.
+    private struct RelayStream: Decodable {
+        struct Publisher: Decodable {
+            var remoteAddress: String
+        }
+        var publisher: Publisher
+    }
+
     private static func status(_ base: String) async throws -> Status {
         let answer = try await Self.get(base + "status")
         guard answer.status == 200 else {
@@ -149,11 +157,21 @@ struct LocalPreviewTests {
                         duration: 30,
                         keyframeInterval: 1
                     ) { publisher in
-                        _ = try await local.events.waitFor("relay \(round) ready", count: round) {
+                        let ready = try await local.events.waitFor("relay \(round) ready", count: round) {
                             if case .relayReady(stream, _, _, _) = $0 { return true }
                             return false
                         }
                         try await Self.waitForState("live", at: base)
+                        if case .relayReady(_, _, _, let relayHTTP) = ready {
+                            // The relay names the encoder, not the gateway: the gateway's PROXY header told it.
+                            let relay = try await Self.get("http://127.0.0.1:\(relayHTTP)/api/v1/stream")
+                            let publisher = try JSONDecoder().decode(RelayStream.self, from: Data(relay.text.utf8))
+                                .publisher.remoteAddress
+                            #expect(
+                                local.logs.lines.contains { $0.contains("gateway.remote=\(publisher)") },
+                                "the relay reports \(publisher), which is not the client the gateway served"
+                            )
+                        }
                         try await Self.expectLiveMP4(base)
                         publisher.interrupt()
                         _ = await publisher.waitForExit()

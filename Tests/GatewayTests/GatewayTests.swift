@@ -101,6 +101,25 @@ struct GatewayTests {
         }
     }
 
+    @Test("To a relay that reads it, the client's address goes first, as a PROXY header; then the client's bytes")
+    func proxyHeader() async throws {
+        try await withUpstream(echo) { upstream in
+            let port = try freeTCPPort()
+            var proxied = try route(port: port, upstream: upstream)
+            proxied.upstream?.sendsProxyHeader = true
+            try await withGateway(routes: [proxied]) { _, _ in
+                let client = try await connect(port: port)
+                let clientPort = try #require(client.channel.localAddress?.port)
+                try await client.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(string: "hello"))
+                    outbound.finish()
+                    let echoed = String(buffer: await readToEnd(inbound))
+                    #expect(echoed == "PROXY TCP4 127.0.0.1 127.0.0.1 \(clientPort) \(port)\r\nhello")
+                }
+            }
+        }
+    }
+
     @Test("A held connection activates the relay once and reaches it with every byte, in order")
     func holdThenProxy() async throws {
         let activator = CountingActivator()
