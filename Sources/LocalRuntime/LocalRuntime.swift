@@ -606,6 +606,8 @@ actor LocalController {
             [
                 "relay", "--config", path, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--announce",
                 "--parent-pid", "\(getpid())",
+                // The gateway connects from loopback and names the encoder in a PROXY header.
+                "--proxy-protocol-from", "127.0.0.1/32,::1/128",
             ] + self.configuration.relayArguments
         do {
             let process = try RelayProcess.start(

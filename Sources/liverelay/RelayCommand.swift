@@ -158,6 +158,7 @@ struct RelayCommand: AsyncParsableCommand {
         }
         _ = try self.listenAddress()
         _ = try self.controlRanges()
+        _ = try self.proxyRanges()
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
@@ -224,22 +225,21 @@ struct RelayCommand: AsyncParsableCommand {
     }
 
     func controlRanges() throws -> [IPRange] {
-        do {
-            return try self.controlFrom.split(separator: ",").map {
-                try IPRange(String($0).trimmingCharacters(in: .whitespaces))
-            }
-        } catch {
-            throw ValidationError("--control-from: \(error)")
-        }
+        try Self.ranges(self.controlFrom, flag: "--control-from")
     }
 
     func proxyRanges() throws -> [IPRange] {
+        try Self.ranges(self.proxyProtocolFrom, flag: "--proxy-protocol-from")
+    }
+
+    /// Comma-separated CIDR ranges (or bare addresses); an error names the flag.
+    static func ranges(_ value: String, flag: String) throws -> [IPRange] {
         do {
-            return try self.proxyProtocolFrom.split(separator: ",").map {
+            return try value.split(separator: ",").map {
                 try IPRange(String($0).trimmingCharacters(in: .whitespaces))
             }
         } catch {
-            throw ValidationError("--proxy-protocol-from: \(error)")
+            throw ValidationError("\(flag): \(error)")
         }
     }
 
