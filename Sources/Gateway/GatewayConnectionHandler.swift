@@ -47,8 +47,6 @@ final class GatewayConnectionHandler {
 
     /// Set while the connection counts as held; cleared exactly once, when it is proxied or closes.
     private var heldSince: NIODeadline?
-    /// The upstream being connected to reads a PROXY header.
-    private var sendsProxyHeader = false
     private var holdTimeout: Scheduled<Void>?
     private var failedConnects = 0
     private var holdExpired = false
@@ -142,7 +140,6 @@ final class GatewayConnectionHandler {
             return
         }
         self.phase = .connecting
-        self.sendsProxyHeader = upstream.sendsProxyHeader
         self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
         // Same event loop as the client: the glue handlers call into each other directly.
         ClientBootstrap(group: context.eventLoop)
@@ -152,11 +149,11 @@ final class GatewayConnectionHandler {
             .connect(host: upstream.host, port: upstream.port)
             .assumeIsolated()
             .whenComplete { result in
-                self.connected(result)
+                self.connected(result, to: upstream)
             }
     }
 
-    private func connected(_ result: Result<any Channel, any Error>) {
+    private func connected(_ result: Result<any Channel, any Error>, to endpoint: GatewayRoute.Upstream) {
         switch result {
         case .failure(let error):
             guard case .connecting = self.phase else {
@@ -169,7 +166,7 @@ final class GatewayConnectionHandler {
                 upstream.close(promise: nil)
                 return
             }
-            self.splice(upstream, context: context)
+            self.splice(upstream, sendingProxyHeader: endpoint.sendsProxyHeader, context: context)
         }
     }
 
@@ -222,7 +219,7 @@ final class GatewayConnectionHandler {
         }
     }
 
-    private func splice(_ upstream: any Channel, context: ChannelHandlerContext) {
+    private func splice(_ upstream: any Channel, sendingProxyHeader: Bool, context: ChannelHandlerContext) {
         let heldSince = self.heldSince
         let stream = self.route.stream
         let accounting = self.gateway.accounting
@@ -235,7 +232,7 @@ final class GatewayConnectionHandler {
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
-            if self.sendsProxyHeader, let client = context.channel.remoteAddress,
+            if sendingProxyHeader, let client = context.channel.remoteAddress,
                 let listener = context.channel.localAddress
             {
                 // Before anything of the client's: who the client is, for the relay's logs, stats and webhook.

@@ -91,9 +91,9 @@ extension LocalRuntime {
                 guard file == "status" else {
                     return gatewayProblem(.serviceUnavailable, reason)
                 }
-                // What the page shows while it waits; it plays once a relay runs.
+                // The relay's own status while its preview waits, with the reason; the page plays once a relay runs.
                 return try gatewayJSON(
-                    WaitingStatus(error: reason),
+                    PreviewStatus.waiting(reason),
                     formatting: [.sortedKeys, .withoutEscapingSlashes],
                     cacheControl: "no-store"
                 )
@@ -143,11 +143,4 @@ extension LocalRuntime {
             body: ResponseBody(asyncSequence: response.body)
         )
     }
-}
-
-/// The preview status (the relay's `PreviewStatus` fields the page reads) while no relay runs.
-private struct WaitingStatus: Encodable {
-    var state = "waiting"
-    var generation = 0
-    var error: String
 }

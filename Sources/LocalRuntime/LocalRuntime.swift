@@ -253,16 +253,18 @@ actor LocalController {
         let wildcard = host.isEmpty || host == "0.0.0.0" || host == "::"
         self.previewBaseURL = "http://\(Self.urlHost(wildcard ? self.configuration.advertisedHost : host)):\(port)"
         for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
-            if let managed = self.streams[id], managed.port != nil, managed.problem == nil,
-                let url = self.previewURL(managed)
-            {
+            if let managed = self.streams[id], let url = self.previewURL(managed) {
                 self.emit(.previewAvailable(id, url: url))
             }
         }
     }
 
+    /// The stream's preview address, for a stream that can run (it has a port and no problem) and shows a preview,
+    /// once the HTTP listener answers.
     private func previewURL(_ managed: Managed) -> String? {
-        guard let base = self.previewBaseURL, managed.stream.spec.preview.enabled else {
+        guard let base = self.previewBaseURL, managed.stream.spec.preview.enabled, managed.port != nil,
+            managed.problem == nil
+        else {
             return nil
         }
         return "\(base)/preview/\(managed.stream.id.namespace)/\(managed.stream.id.name)/"

@@ -438,15 +438,11 @@ final class LiveStreamReconciler: Sendable {
 
     /// What the stream's running relay says: as ``pollRelays()`` last read it (at most `relayStatusInterval` ago,
     /// and just now when the poll is what queued this reconcile), or, for a relay not read yet, read now.
+    /// What it said is recorded (`nil` when it cannot be read).
     private func relayReport(_ id: StreamID) async -> RelayReport? {
         if let known = self.relays.withLock({ $0[id] ?? nil }) {
             return known
         }
-        return await self.readRelay(id)
-    }
-
-    /// Reads the stream's running relay and records what it said (`nil` when it cannot be read).
-    private func readRelay(_ id: StreamID) async -> RelayReport? {
         let report: RelayReport?
         do {
             report = try await self.relayReader.read(id)

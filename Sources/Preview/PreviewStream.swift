@@ -67,6 +67,19 @@ public struct PreviewStatus: Codable, Hashable, Sendable {
     /// Media messages the preview dropped because it fell behind.
     public var droppedMessages: UInt64
     public var bufferedBytes: Int
+
+    /// Before anything was packaged: no publisher yet, or none now (`error` says why, if there is more to say).
+    public static func waiting(_ error: String? = nil) -> PreviewStatus {
+        PreviewStatus(
+            state: "waiting",
+            generation: 0,
+            error: error,
+            fragments: 0,
+            hlsSegments: 0,
+            droppedMessages: 0,
+            bufferedBytes: 0
+        )
+    }
 }
 
 /// The preview of one configured stream, across its publish sessions: the current output (init segment, recent
@@ -86,14 +99,7 @@ public final class PreviewStream: Sendable {
 
     private struct State {
         var session: UInt64 = 0
-        var status = PreviewStatus(
-            state: "waiting",
-            generation: 0,
-            fragments: 0,
-            hlsSegments: 0,
-            droppedMessages: 0,
-            bufferedBytes: 0
-        )
+        var status = PreviewStatus.waiting()
         var output: Output?
         var clients: [UInt64: AsyncStream<ByteBuffer>.Continuation] = [:]
         var nextClient: UInt64 = 0

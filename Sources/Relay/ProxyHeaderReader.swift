@@ -88,11 +88,6 @@ final class ProxyHeaderReader: ChannelInboundHandler, RemovableChannelHandler {
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.buffered = nil
-        context.fireChannelInactive()
-    }
 }
 
 @available(*, unavailable)
