@@ -17,6 +17,8 @@
 #   direct     liverelay-bench -> sink <- liverelay-bench                     (the baseline)
 #   liverelay  liverelay-bench -> liverelay relay (one process) -> sink <- liverelay-bench
 #   nginx      liverelay-bench -> nginx-rtmp with `push` -> sink <- liverelay-bench
+#   splice     liverelay-bench -> the gateway's TCP splice (liverelay-bench splice) -> sink <- liverelay-bench
+#              (optional, fan-out 1: the SwiftNIO floor, no RTMP work at all)
 #
 # and liverelay-bench measures per-message latency, lost messages, whether the first keyframe arrived, and the relay
 # process's CPU and resident memory (nginx: master and worker summed). Results land in OUT (JSON per path and
@@ -148,6 +150,26 @@ path_liverelay() {
     wait_for_port "$relay_port"
     run_bench liverelay "$dir/liverelay.txt" "$relay_pid" "$tag" "$note"
     stop "$relay_pid"
+}
+
+# splice: the gateway's TCP splice alone, one port per stream, straight to the sink (fan-out 1 only): what NIO costs
+# to move the relay's bytes before the relay does any work of its own, the floor of a SwiftNIO media path.
+path_splice() {
+    local ports=() splice_pid
+    if [[ $f -ne 1 ]]; then
+        log "splice: skipped at fan-out $f (a splice has one upstream)"
+        return
+    fi
+    for i in $(seq "$n"); do
+        ports+=("$(free_port)")
+        printf 'rtmp://127.0.0.1:%s/sink1/s-%s-%s %s/sink1/s-%s-%s\n' "${ports[-1]}" "$tag" "$i" "$sink" "$tag" "$i"
+    done >"$dir/splice.txt"
+    "$bench" splice --upstream "127.0.0.1:$sink_port" --ports "${ports[*]}" &
+    splice_pid=$!
+    pids+=("$splice_pid")
+    for port in "${ports[@]}"; do wait_for_port "$port"; done
+    run_bench splice "$dir/splice.txt" "$splice_pid" "$tag" "$note"
+    stop "$splice_pid"
 }
 
 # nginx-rtmp: `push` to F sink applications; the stream name carries over.

@@ -21,7 +21,7 @@ struct RelayBench: AsyncParsableCommand {
         commandName: "liverelay-bench",
         abstract: "Measure what a relay adds between publishers and a sink: latency, CPU, memory, lost frames.",
         discussion: "tools/bench-relay.sh runs it against liverelay and nginx-rtmp side by side; see BENCHMARKS.md.",
-        subcommands: [Run.self, Report.self, ColdStart.self]
+        subcommands: [Run.self, Report.self, ColdStart.self, Splice.self]
     )
 }
 

@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
     }
 
     static func markdown(_ results: [PathResult]) -> String {
-        let order = ["direct": 0, "liverelay": 1, "gateway": 2, "nginx": 3]
+        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "nginx": 4]
         let sorted = results.sorted {
             ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
         }
@@ -113,6 +113,31 @@ struct Report: ParsableCommand {
         }
         if gatewayLines.count > 3 {
             lines += gatewayLines
+        }
+        // The splice (the gateway's TCP splice alone: NIO moving the same bytes with no RTMP work) is the floor of a
+        // SwiftNIO media path; what liverelay spends above it is its own work.
+        var floorLines = [
+            "",
+            "| Streams | Fan-out | CPU per stream, splice ÷ nginx | CPU per stream, liverelay ÷ splice "
+                + "| liverelay − splice (CPU s per stream-minute) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for scenario in scenarios {
+            func path(_ label: String) -> PathResult? {
+                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
+            }
+            guard let splice = path("splice"), let relay = path("liverelay"), let nginx = path("nginx") else {
+                continue
+            }
+            floorLines.append(
+                "| \(scenario[0]) | \(scenario[1]) "
+                    + "| \(fixed(splice.cpuSecondsPerStreamMinute / nginx.cpuSecondsPerStreamMinute, 2)) "
+                    + "| \(fixed(relay.cpuSecondsPerStreamMinute / splice.cpuSecondsPerStreamMinute, 2)) "
+                    + "| \(fixed(relay.cpuSecondsPerStreamMinute - splice.cpuSecondsPerStreamMinute, 3)) |"
+            )
+        }
+        if floorLines.count > 3 {
+            lines += floorLines
         }
         return lines.joined(separator: "\n")
     }
