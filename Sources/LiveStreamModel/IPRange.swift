@@ -102,12 +102,31 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
             let octets = [24, 16, 8, 0].map { String((bits >> UInt32($0)) & 0xff) }
             return "\(octets.joined(separator: "."))/\(self.prefixLength)"
         case .v6(let bits):
-            // Full form without zero compression: unambiguous, and only for logs.
-            let groups = stride(from: 112, through: 0, by: -16).map {
-                String((bits >> UInt128($0)) & 0xffff, radix: 16)
-            }
-            return "\(groups.joined(separator: ":"))/\(self.prefixLength)"
+            let groups = stride(from: 112, through: 0, by: -16).map { UInt16(truncatingIfNeeded: bits >> UInt128($0)) }
+            return "\(Self.text(groups))/\(self.prefixLength)"
         }
+    }
+
+    /// An IPv6 address in RFC 5952's form, as people and `inet_ntop` write it: lowercase hex without leading zeros,
+    /// and the longest run of two or more zero groups (the first of equal runs) as `::`.
+    static func text(_ groups: [UInt16]) -> String {
+        var longest: Range<Int>?
+        var start: Int?
+        for index in 0...groups.count {
+            if index < groups.count, groups[index] == 0 {
+                start = start ?? index
+                continue
+            }
+            if let first = start, index - first >= 2, index - first > longest?.count ?? 0 {
+                longest = first..<index
+            }
+            start = nil
+        }
+        let hex = { (part: ArraySlice<UInt16>) in part.map { String($0, radix: 16) }.joined(separator: ":") }
+        guard let zeros = longest else {
+            return hex(groups[...])
+        }
+        return hex(groups[..<zeros.lowerBound]) + "::" + hex(groups[zeros.upperBound...])
     }
 
     private static func mask32(_ prefixLength: Int) -> UInt32 {

@@ -28,16 +28,20 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
     private let namespace: String?
     private let routes: GatewayRoutes
     private let relayPort: Int
+    private let sendsProxyHeader: Bool
     private let logger: Logger
     private let options: ListWatchOptions
     private let state = Mutex<(published: [GatewayRoute]?, loggedInvalid: Set<String>)>((nil, []))
 
-    /// Watches `namespace`, or every namespace when `nil`.
+    /// Watches `namespace`, or every namespace when `nil`. With `sendsProxyHeader`, every connection to a relay
+    /// starts with a PROXY protocol header naming the encoder; the relays must expect it from the gateway's pods
+    /// (``OperatorConfiguration/relayProxyProtocolFrom``).
     public convenience init(
         client: KubernetesClient,
         namespace: String?,
         routes: GatewayRoutes,
         relayPort: Int = 1935,
+        sendsProxyHeader: Bool = false,
         logger: Logger
     ) {
         self.init(
@@ -45,6 +49,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
             namespace: namespace,
             routes: routes,
             relayPort: relayPort,
+            sendsProxyHeader: sendsProxyHeader,
             logger: logger,
             options: ListWatchOptions()
         )
@@ -56,6 +61,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
         namespace: String?,
         routes: GatewayRoutes,
         relayPort: Int,
+        sendsProxyHeader: Bool = false,
         logger: Logger,
         options: ListWatchOptions
     ) {
@@ -63,6 +69,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
         self.namespace = namespace
         self.routes = routes
         self.relayPort = relayPort
+        self.sendsProxyHeader = sendsProxyHeader
         self.logger = logger
         self.options = options
     }
@@ -155,7 +162,11 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
                     stream: stream,
                     listenPort: Int(port),
                     upstream: ready.contains("\(namespace)/\(service)")
-                        ? GatewayRoute.Upstream(host: "\(service).\(namespace).svc", port: self.relayPort) : nil,
+                        ? GatewayRoute.Upstream(
+                            host: "\(service).\(namespace).svc",
+                            port: self.relayPort,
+                            sendsProxyHeader: self.sendsProxyHeader
+                        ) : nil,
                     allowedSourceRanges: ranges,
                     suspended: spec?["suspend"]?.boolValue ?? false
                 )

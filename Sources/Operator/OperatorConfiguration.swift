@@ -52,6 +52,12 @@ public struct OperatorConfiguration: Sendable {
     public var relayStatusURL = "http://{service}.{namespace}.svc:\(RelayChildren.httpPort)/api/v1/stream"
     /// How often running relays are read again; a stream is reconciled only when its relay's answer changed.
     public var relayStatusInterval: Duration = .seconds(10)
+    /// The addresses the gateway's pods connect to relays from (the cluster's pod range, say), when the gateway
+    /// sends a PROXY protocol header (`liverelay gateway --send-proxy-header`): each relay reads the header from
+    /// these peers (`--proxy-protocol-from`) and so knows the encoder's own address for its logs and its publish
+    /// webhook. Empty (the default): relays read no header, and see the gateway's address. The two must be set
+    /// together: a relay that does not expect the header refuses a connection that starts with one.
+    public var relayProxyProtocolFrom: [IPRange] = []
 
     public init(
         namespace: String? = nil,

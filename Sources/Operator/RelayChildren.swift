@@ -171,17 +171,23 @@ public struct RelayChildren: Sendable {
                 "timeoutSeconds": 2,
             ]
         }
+        var args: [JSONValue] = [
+            "relay",
+            "--listen", .string("0.0.0.0:\(Self.relayPort)"),
+            "--config", .string("\(Self.configDirectory)/\(Self.configFile)"),
+            "--secrets-dir", .string(Self.secretsDirectory),
+            "--http-listen", .string("0.0.0.0:\(Self.httpPort)"),
+        ]
+        if !self.configuration.relayProxyProtocolFrom.isEmpty {
+            // The gateway sends a PROXY header naming the encoder; the relay reads it from the gateway's pods only.
+            let ranges = self.configuration.relayProxyProtocolFrom.map(\.description).joined(separator: ",")
+            args += ["--proxy-protocol-from", .string(ranges)]
+        }
         let container: JSONValue = [
             "name": "relay",
             "image": .string(self.configuration.relayImage),
             "imagePullPolicy": "IfNotPresent",
-            "args": [
-                "relay",
-                "--listen", .string("0.0.0.0:\(Self.relayPort)"),
-                "--config", .string("\(Self.configDirectory)/\(Self.configFile)"),
-                "--secrets-dir", .string(Self.secretsDirectory),
-                "--http-listen", .string("0.0.0.0:\(Self.httpPort)"),
-            ],
+            "args": .array(args),
             "ports": [
                 ["name": "rtmp", "containerPort": .int(Int64(Self.relayPort)), "protocol": "TCP"],
                 ["name": "http", "containerPort": .int(Int64(Self.httpPort)), "protocol": "TCP"],

@@ -52,6 +52,14 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "HTTP address of /keda/streams/NS/NAME, /metrics, /healthz, /readyz, /api/v1/routes.")
     var httpListen: String = "0.0.0.0:8080"
 
+    @Flag(
+        help: """
+            Start every connection to a relay with a PROXY protocol (v1) header naming the encoder. The relays must \
+            expect it: run the operator with --relay-proxy-protocol-from covering this gateway's pods.
+            """
+    )
+    var sendProxyHeader = false
+
     @Option(help: "Seconds a connection is held while its relay scales up, before it is refused.")
     var holdTimeout: Double = 60
 
@@ -116,6 +124,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 namespace: self.namespace,
                 routes: routes,
                 relayPort: self.relayPort,
+                sendsProxyHeader: self.sendProxyHeader,
                 logger: logger
             )
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")

@@ -13,6 +13,7 @@ import ArgumentParser
 import Foundation
 import KubernetesClient
 import KubernetesController
+import LiveStreamModel
 import Logging
 import Operator
 import ServiceLifecycle
@@ -83,6 +84,15 @@ struct OperatorCommand: AsyncParsableCommand {
     )
     var relayStatusURL: String?
 
+    @Option(
+        help: """
+            CIDRs the gateway's pods connect from, comma-separated (the cluster's pod range, say): relays read the \
+            PROXY protocol header the gateway sends (liverelay gateway --send-proxy-header) from these peers, and so \
+            see the encoder's own address. Set it with the gateway's flag, never alone (default: none).
+            """
+    )
+    var relayProxyProtocolFrom: String = ""
+
     @Option(help: "Streams reconciled at once.")
     var workers = 4
 
@@ -112,6 +122,7 @@ struct OperatorCommand: AsyncParsableCommand {
             throw ValidationError("--gateway-metrics-port must be a port from 1 to 65535.")
         }
         _ = try self.podLabels()
+        _ = try self.proxyRanges()
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
@@ -127,6 +138,10 @@ struct OperatorCommand: AsyncParsableCommand {
             labels[String(parts[0])] = String(parts[1])
         }
         return labels
+    }
+
+    func proxyRanges() throws -> [IPRange] {
+        try RelayCommand.ranges(self.relayProxyProtocolFrom, flag: "--relay-proxy-protocol-from")
     }
 
     /// The operator's configuration from the flags.
@@ -148,6 +163,7 @@ struct OperatorCommand: AsyncParsableCommand {
         if let url = self.relayStatusURL {
             configuration.relayStatusURL = url
         }
+        configuration.relayProxyProtocolFrom = try self.proxyRanges()
         configuration.controller = ControllerConfiguration(
             workers: self.workers,
             leaderElection: self.leaderElection

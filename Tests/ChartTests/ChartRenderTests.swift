@@ -227,6 +227,14 @@ let chartCases: [ChartCase] = [
         #expect(template?[path: ["spec", "terminationGracePeriodSeconds"]] == .int(15))
         #expect(template?[path: ["metadata", "annotations"]] == ["team": "video"])
     },
+    ChartCase(
+        "PROXY protocol from the gateway to the relays",
+        ["gateway.proxyProtocol.enabled=true", "gateway.proxyProtocol.trustedRanges={10.244.0.0/16,fd00:10:244::/56}"]
+    ) { chart in
+        // The two sides are set together: the gateway sends the header, the relays expect it from its pods.
+        #expect(chart.arguments("liverelay-gateway").contains("--send-proxy-header"))
+        #expect(chart.flag("liverelay-operator", "--relay-proxy-protocol-from") == "10.244.0.0/16,fd00:10:244::/56")
+    },
     ChartCase("another release name", release: "streaming", []) { chart in
         #expect(chart.object("Service", "streaming-liverelay-gateway") != nil)
         #expect(chart.object("Deployment", "streaming-liverelay-operator") != nil)
@@ -316,6 +324,18 @@ struct ChartRenderTests {
             )
             #expect(!exit.succeeded)
             #expect(exit.standardError.contains("gateway/service/type"), "\(exit.standardError)")
+        }
+    }
+
+    @Test("the PROXY protocol without the gateway pods' ranges fails the render and says what is missing")
+    func proxyProtocolWithoutRanges() async throws {
+        try await withTemporaryDirectory("chart-proxy") { directory in
+            let exit = try await run(
+                python3Path ?? "python3",
+                [Paths.renderer, "--output", directory, "--set", "gateway.proxyProtocol.enabled=true", Paths.chart]
+            )
+            #expect(!exit.succeeded)
+            #expect(exit.standardError.contains("gateway.proxyProtocol.trustedRanges"), "\(exit.standardError)")
         }
     }
 }

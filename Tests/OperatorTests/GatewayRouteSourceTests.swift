@@ -35,8 +35,11 @@ struct GatewayRouteSourceTests {
         )
     }
 
-    @Test("routes follow status.port, source ranges, suspend and relay readiness")
-    func routes() async throws {
+    @Test(
+        "routes follow status.port, source ranges, suspend and relay readiness (with and without a PROXY header)",
+        arguments: [false, true]
+    )
+    func routes(sendsProxyHeader: Bool) async throws {
         try await withTestCluster { cluster in
             let client = cluster.client
             let ns = cluster.namespace
@@ -45,6 +48,7 @@ struct GatewayRouteSourceTests {
                 client: client,
                 namespace: ns,
                 routes: routes,
+                sendsProxyHeader: sendsProxyHeader,
                 logger: quietLogger
             )
             let group = ServiceGroup(
@@ -84,7 +88,10 @@ struct GatewayRouteSourceTests {
             )
             try await eventually("erin's upstream is ready") { routes.route(for: stream)?.upstream != nil }
             route = try #require(routes.route(for: stream))
-            #expect(route.upstream == GatewayRoute.Upstream(host: "ls-erin.\(ns).svc", port: 1935))
+            #expect(
+                route.upstream
+                    == GatewayRoute.Upstream(host: "ls-erin.\(ns).svc", port: 1935, sendsProxyHeader: sendsProxyHeader)
+            )
 
             // Suspended: the route says so.
             _ = try await client.patch(

@@ -79,6 +79,8 @@ struct RelayChildrenTests {
         }
         #expect(args.first == "relay")
         #expect(args.contains("/etc/liverelay/config/livestream.yaml"))
+        // No PROXY header is expected unless the operator is told where the gateway connects from.
+        #expect(!args.contains("--proxy-protocol-from"))
         guard case .array(let mounts) = relay["volumeMounts"] ?? [] else {
             Issue.record("no mounts")
             return
@@ -92,6 +94,26 @@ struct RelayChildrenTests {
         )
         #expect(deployment["metadata"]?["ownerReferences"]?.arrayFirst?["uid"] == "uid-1")
         #expect(deployment["metadata"]?["ownerReferences"]?.arrayFirst?["controller"] == true)
+    }
+
+    @Test("relays read the gateway's PROXY header from the configured ranges only")
+    func proxyProtocol() throws {
+        var configuration = OperatorConfiguration(relayImage: "registry.example.com/liverelay:1.0")
+        configuration.relayProxyProtocolFrom = [try IPRange("10.244.0.0/16"), try IPRange("fd00:10:244::/56")]
+        let children = RelayChildren(
+            namespace: "streams",
+            name: "alice",
+            uid: "uid-1",
+            spec: Self.fullSpec,
+            configuration: configuration
+        )
+        let container = children.deployment["spec"]?["template"]?["spec"]?["containers"]?.arrayFirst
+        guard case .array(let args) = container?["args"] ?? [] else {
+            Issue.record("no args")
+            return
+        }
+        let flag = try #require(args.firstIndex(of: "--proxy-protocol-from"))
+        #expect(args.dropFirst(flag + 1).first == "10.244.0.0/16,fd00:10:244::/56")
     }
 
     @Test("the relay's document names the ingest key's Secret and holds no key")
