@@ -34,9 +34,15 @@ public struct Backoff: Hashable, Sendable {
         if nominal > self.maximum || nominal < self.initial {
             nominal = self.maximum
         }
-        let nanoseconds = nominal.nanoseconds
-        let jittered = Int64.random(in: (nanoseconds / 2)...nanoseconds, using: &generator)
-        return .nanoseconds(jittered)
+        let upper = nominal.nanoseconds
+        let lower = upper / 2
+        // In whole milliseconds, plenty for a reconnect, so the log says "retry in 4.68 seconds", not
+        // "4.680184145 seconds"; in nanoseconds only if the range holds no whole millisecond.
+        let (lowerMilliseconds, upperMilliseconds) = ((lower + 999_999) / 1_000_000, upper / 1_000_000)
+        guard lowerMilliseconds <= upperMilliseconds else {
+            return .nanoseconds(Int64.random(in: lower...upper, using: &generator))
+        }
+        return .milliseconds(Int64.random(in: lowerMilliseconds...upperMilliseconds, using: &generator))
     }
 
     public mutating func nextDelay() -> Duration {
