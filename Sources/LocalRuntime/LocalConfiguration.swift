@@ -82,6 +82,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
     case relayStopped(StreamID, reason: String)
     /// A relay ended on its own; `restartIn` is when it comes back, `nil` when nobody needs it now.
     case relayCrashed(StreamID, exit: String, restartIn: Duration?)
+    /// A target of the stream's relay changed state, as the relay reports it: `Pushing`, `BackingOff` with the error
+    /// (once, not at every retry) or `Disabled`. `Connecting`, `Idle` and `Stopped` are not reported.
+    case targetChanged(StreamID, LiveStreamStatus.TargetStatus)
     /// The gateway listens on these ports now (after every change).
     case listening(ports: [Int])
     /// The file changed but could not be used; the streams as they were keep running.
@@ -112,6 +115,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
             "\(id): relay stopped (\(reason))"
         case .relayCrashed(let id, let exit, let restartIn):
             "\(id): relay \(exit)" + (restartIn.map { "; restarting in \($0)" } ?? "; restarts on the next connection")
+        case .targetChanged(let id, let target):
+            "\(id): target \(target.name) \(Self.words(target.state))"
+                + (target.state == "Pushing" ? "" : target.lastError.map { ": \($0)" } ?? "")
         case .listening(let ports):
             ports.isEmpty
                 ? "gateway listens on no port" : "gateway listens on \(ports.map(String.init).joined(separator: ", "))"
@@ -119,6 +125,16 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
             "streams file not reloaded, the streams keep running as they were: \(reason)"
         case .reloaded(let count):
             "streams file reloaded: \(count) stream\(count == 1 ? "" : "s")"
+        }
+    }
+
+    /// `BackingOff` as `backing off`.
+    private static func words(_ state: String) -> String {
+        state.reduce(into: "") { text, character in
+            if character.isUppercase, !text.isEmpty {
+                text.append(" ")
+            }
+            text.append(contentsOf: character.lowercased())
         }
     }
 }

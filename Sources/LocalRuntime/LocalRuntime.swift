@@ -9,10 +9,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+import AsyncHTTPClient
 import Foundation
 public import Gateway
 public import LiveStreamModel
 public import Logging
+import NIOCore
+import NIOHTTP1
 public import ServiceLifecycle
 import Synchronization
 
@@ -52,6 +55,37 @@ public final class LocalRuntime: Service, Sendable {
             withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700]
         )
+    }
+
+    /// Reads each running relay's targets (`GET /api/v1/stream`, at once for all) and reports what changed: a user
+    /// of local mode sees that the stream reaches its targets, or why not, without reading the relays' logs.
+    private func readTargets() async {
+        let relays = await self.controller.readyRelays()
+        await withTaskGroup(of: (LocalController.ReadyRelay, RelayStreamReport?).self) { group in
+            for relay in relays {
+                group.addTask {
+                    do {
+                        let response = try await HTTPClient.shared.execute(
+                            HTTPClientRequest(url: "http://127.0.0.1:\(relay.httpPort)/api/v1/stream"),
+                            timeout: .seconds(1)
+                        )
+                        let body = try await response.body.collect(upTo: 1 << 20)
+                        guard response.status == .ok else {
+                            return (relay, nil)
+                        }
+                        return (relay, try RelayStreamReport(json: Data(body.readableBytesView)))
+                    } catch {
+                        // Starting or stopping: the next poll reads it again.
+                        return (relay, nil)
+                    }
+                }
+            }
+            for await (relay, report) in group {
+                if let report {
+                    await self.controller.targetsRead(relay, report: report)
+                }
+            }
+        }
     }
 
     /// Everything that happens from now on, for the console and for tests.
@@ -95,6 +129,7 @@ public final class LocalRuntime: Service, Sendable {
                         try? await Task.sleep(for: self.configuration.pollInterval)
                         if Task.isCancelled { break }
                         await self.controller.tick()
+                        await self.readTargets()
                         let text = try? String(contentsOfFile: self.configuration.streamsFile, encoding: .utf8)
                         if text != lastText {
                             lastText = text
@@ -181,6 +216,9 @@ actor LocalController {
         var crashes = 0
         var readySince: ContinuousClock.Instant?
         var phase: LiveStreamStatus.Phase?
+        /// Each target's state as last reported (``LocalEvent/targetChanged(_:_:)``), for the running relay.
+        var targets: [String: LiveStreamStatus.TargetStatus] = [:]
+        var targetsGeneration: UInt64?
     }
 
     private let configuration: LocalConfiguration
@@ -748,6 +786,54 @@ actor LocalController {
         }
         self.logger.warning("\(id): relay did not stop within \(self.configuration.relayStopTimeout): killing it")
         process.forceKill()
+    }
+
+    /// A relay that is ready, and so answers `/api/v1/stream`.
+    struct ReadyRelay: Sendable {
+        var stream: StreamID
+        var generation: UInt64
+        var httpPort: Int
+    }
+
+    func readyRelays() -> [ReadyRelay] {
+        self.streams.compactMap { id, managed in
+            guard case .ready(let process, _, let httpPort) = managed.relay else {
+                return nil
+            }
+            return ReadyRelay(stream: id, generation: process.generation, httpPort: httpPort)
+        }
+    }
+
+    /// Reports the targets whose state or error changed since the last read of the same relay. `Connecting` is
+    /// passed over, so a target that keeps failing with the same error is reported once, not at every retry; so
+    /// are `Idle` and `Stopped` (no publisher: the stream's phase says so), which forget the last state, so that the
+    /// next publish reports its targets again.
+    func targetsRead(_ relay: ReadyRelay, report: RelayStreamReport) {
+        guard var managed = self.streams[relay.stream], managed.relay.process?.generation == relay.generation else {
+            return
+        }
+        if managed.targetsGeneration != relay.generation {
+            managed.targetsGeneration = relay.generation
+            managed.targets = [:]
+        }
+        var changed: [LiveStreamStatus.TargetStatus] = []
+        for target in report.targets {
+            switch target.state {
+            case "Connecting":
+                continue
+            case "Idle", "Stopped":
+                managed.targets[target.name] = nil
+            default:
+                if managed.targets[target.name] != target {
+                    managed.targets[target.name] = target
+                    changed.append(target)
+                }
+            }
+        }
+        self.streams[relay.stream] = managed
+        for target in changed {
+            self.emit(.targetChanged(relay.stream, target))
+        }
     }
 
     /// Runs every poll interval: notes activity, stops relays idle for their `idleSeconds`, updates phases.

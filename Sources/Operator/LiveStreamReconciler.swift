@@ -32,7 +32,7 @@ final class LiveStreamReconciler: Sendable {
     private let controller = Mutex<Controller<KubernetesObject>?>(nil)
     /// Streams whose relay runs, with what the relay last reported (`nil`: not read yet, or unreadable): what
     /// ``pollRelays()`` watches for changes.
-    private let relays = Mutex<[StreamID: RelayReport?]>([:])
+    private let relays = Mutex<[StreamID: RelayStreamReport?]>([:])
     private let relayReader: RelayStatusReader
     /// Per stream, the fingerprint of the children last applied by this process, and when.
     private let applied = Mutex<[StreamID: (fingerprint: Int, at: ContinuousClock.Instant)]>([:])
@@ -439,11 +439,11 @@ final class LiveStreamReconciler: Sendable {
     /// What the stream's running relay says: as ``pollRelays()`` last read it (at most `relayStatusInterval` ago,
     /// and just now when the poll is what queued this reconcile), or, for a relay not read yet, read now.
     /// What it said is recorded (`nil` when it cannot be read).
-    private func relayReport(_ id: StreamID) async -> RelayReport? {
+    private func relayReport(_ id: StreamID) async -> RelayStreamReport? {
         if let known = self.relays.withLock({ $0[id] ?? nil }) {
             return known
         }
-        let report: RelayReport?
+        let report: RelayStreamReport?
         do {
             report = try await self.relayReader.read(id)
         } catch {
@@ -472,7 +472,7 @@ final class LiveStreamReconciler: Sendable {
             }
             let known = self.relays.withLock { $0 }
             var changed: [StreamID] = []
-            await withTaskGroup(of: (StreamID, RelayReport?).self) { group in
+            await withTaskGroup(of: (StreamID, RelayStreamReport?).self) { group in
                 var pending = known.keys.makeIterator()
                 func next() {
                     guard let id = pending.next() else { return }

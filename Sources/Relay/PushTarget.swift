@@ -140,6 +140,9 @@ final class PushTarget: Sendable {
     func run() async {
         var backoff = self.backoff
         var attempt = 0
+        // The failure last logged as a warning: the same one again, at every retry, is logged at info level, so a
+        // target that is down for an hour says so once (its state, attempts and last error are in the stats).
+        var warned: String?
         // After a failure, a publisher that ended (or a stop) meanwhile ends the retries.
         while !Task.isCancelled, attempt == 0 || !self.queue.isFinished {
             attempt += 1
@@ -174,16 +177,22 @@ final class PushTarget: Sendable {
                     break
                 }
                 // A connection that pushed for a while was healthy: start the backoff over.
-                if case .pushing = self.snapshot.state, ContinuousClock.now - started > .seconds(5) {
-                    backoff.reset()
+                if case .pushing = self.snapshot.state {
+                    warned = nil
+                    if ContinuousClock.now - started > .seconds(5) {
+                        backoff.reset()
+                    }
                 }
                 // Nothing queued now could be sent: the next connection starts from the GOP cache.
                 self.queue.park()
                 let delay = backoff.nextDelay()
                 self.metrics.reconnects.increment()
                 self.setState(.backingOff(attempt: backoff.attempts, delay: delay))
-                self.logger.warning(
-                    "Target failed; reconnecting",
+                let repeated = warned == reason
+                warned = reason
+                self.logger.log(
+                    level: repeated ? .info : .warning,
+                    repeated ? "Target still failing; reconnecting" : "Target failed; reconnecting",
                     metadata: [
                         "error": "\(reason)",
                         "relay.target.attempt": "\(backoff.attempts)",

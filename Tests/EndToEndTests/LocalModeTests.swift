@@ -223,6 +223,11 @@ struct LocalModeTests {
                 #expect(exit.succeeded, "ffmpeg failed: \(exit)")
                 try await nginx.waitForPublishEnded(app: "cold", stream: targetKey)
                 try await Self.expectDecodable(nginx.recordingPath(app: "cold", stream: targetKey))
+                // The console said that the stream reached its target, from the relay's own report.
+                let cold = StreamID(namespace: "default", name: "cold")
+                try await local.waitFor("the target reported pushing") {
+                    $0 == .targetChanged(cold, .init(name: "nginx", state: "Pushing"))
+                }
 
                 #expect(local.relayPIDs.count == 1)
                 let statistics = local.runtime.gateway.statistics(for: StreamID(namespace: "default", name: "cold"))
@@ -243,6 +248,38 @@ struct LocalModeTests {
                 }
                 #expect(phases == [.idle, .starting, .live, .idle])
             }
+        }
+    }
+
+    @Test("A target that is down is reported once, with why, while the publisher goes on")
+    func targetDown() async throws {
+        let port = try freeTCPPort()
+        let ingestKey = makeTestKey("ingest")
+        let targetKey = makeTestKey("target")
+        // Nothing listens on the target's port: every attempt is refused.
+        let yaml = liveStreamYAML(
+            name: "down",
+            port: port,
+            ingestKey: ingestKey,
+            target: ("rtmp://127.0.0.1:\(try freeTCPPort())/live", targetKey)
+        )
+        try await withLocalMode(yaml: yaml, secrets: [ingestKey, targetKey]) { local in
+            try await local.waitForListening(port)
+            let id = StreamID(namespace: "default", name: "down")
+            let publisher = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(ingestKey)", duration: 4)
+            let event = try await local.waitFor("the target reported backing off") {
+                if case .targetChanged(id, let target) = $0 { return target.state == "BackingOff" }
+                return false
+            }
+            #expect("\(event)".hasPrefix("default/down: target nginx backing off: cannot connect to 127.0.0.1:"))
+            let exit = await publisher.waitForExit()
+            #expect(exit.succeeded, "ffmpeg failed while its target was down: \(exit)")
+            // The relay retried every 0.2 to 1 s for 4 s, with the same error each time: one line, not one per retry.
+            let reports = local.events.entries.filter {
+                if case .targetChanged(id, _) = $0 { return true }
+                return false
+            }
+            #expect(reports.count == 1, "\(reports.map { "\($0)" })")
         }
     }
 

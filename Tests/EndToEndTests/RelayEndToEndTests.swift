@@ -306,6 +306,11 @@ struct RelayEndToEndTests {
                         let exit = await ffmpeg.waitForExit()
                         #expect(exit.succeeded, "ffmpeg: \(exit)")
                     }
+                    // The same failure at every retry is one warning, then info lines.
+                    let unreachable: [String] = relay.logs.lines.filter { $0.contains("name=unreachable") }
+                    let warnings = unreachable.filter { $0.contains("Target failed; reconnecting") }.count
+                    let repeats = unreachable.filter { $0.contains("Target still failing; reconnecting") }.count
+                    #expect(warnings == 1 && repeats >= 1, "\(unreachable)")
                     try await nginx.waitForPublishEnded(app: "fine", stream: fineKey, timeout: .seconds(20))
                     let keys = targets.compactMap { $0.streamKey?.revealed }
                     #expect(
