@@ -159,7 +159,9 @@ public final class RelayServer: Service, Sendable {
                     try await withThrowingDiscardingTaskGroup { connections in
                         for try await (connection, client) in inbound {
                             guard let id = self.admit(connection.channel) else {
-                                connection.channel.close(promise: nil)
+                                // Closed through the async channel, which finishes its writer: NIO traps when an
+                                // unfinished one is dropped, so closing the bare channel would end the relay.
+                                connections.addTask { try? await connection.executeThenClose { _, _ in } }
                                 continue
                             }
                             connections.addTask {

@@ -233,6 +233,33 @@ struct RelayEndToEndTests {
         }
     }
 
+    @Test("A connection beyond maxConnections is refused and logged; the relay goes on, and the freed slot serves")
+    func connectionLimit() async throws {
+        try await withNginxRTMP(applications: ["limit"]) { nginx in
+            let targetKey = makeTestKey("t")
+            let targets = [
+                PushTargetConfiguration(
+                    name: "limit",
+                    url: try RTMPURL(parsing: nginx.url(app: "limit")),
+                    streamKey: Secret(targetKey)
+                )
+            ]
+            try await withRelay(targets: targets, configure: { $0.maxConnections = 1 }) { relay in
+                // The first connection takes the only slot (connections are admitted in the order they came).
+                try await RawClient.connect(port: relay.port).executeThenClose { _, _ in
+                    try await RawClient.sendThenAwaitClose(port: relay.port, bytes: [3])
+                    _ = try await relay.logs.waitFor("the refusal") { $0.contains("too many connections") }
+                }
+                // Its slot is free again: a publisher gets through, to the target.
+                let exit = try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 2) {
+                    await $0.waitForExit()
+                }
+                #expect(exit.succeeded, "ffmpeg: \(exit)")
+                try await nginx.waitForPublishEnded(app: "limit", stream: targetKey, timeout: .seconds(20))
+            }
+        }
+    }
+
     @Test("librtmp (rtmpdump) gets through the handshake and connect, and is told that this relay does not play")
     func librtmpInterop() async throws {
         try await withRelay(targets: []) { relay in
@@ -347,7 +374,7 @@ extension RelayEndToEndTests {
 
 /// A TCP client that sends raw bytes, for the bad-input tests.
 enum RawClient {
-    private static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
