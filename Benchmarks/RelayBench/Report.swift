@@ -79,11 +79,12 @@ struct Report: ParsableCommand {
             "|---:|---:|---:|---:|---:|---:|",
         ]
         let scenarios = Set(results.map { [$0.streams, $0.fanout] }).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
+        /// The result of one path in one scenario (`[streams, fanout]`), if that path ran.
+        func path(_ label: String, _ scenario: [Int]) -> PathResult? {
+            results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
+        }
         for scenario in scenarios {
-            func path(_ label: String) -> PathResult? {
-                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
-            }
-            guard let relay = path("liverelay"), let nginx = path("nginx") else { continue }
+            guard let relay = path("liverelay", scenario), let nginx = path("nginx", scenario) else { continue }
             nginxLines.append(
                 "| \(scenario[0]) | \(scenario[1]) "
                     + "| \(fixed(relay.cpuSecondsPerStreamMinute / nginx.cpuSecondsPerStreamMinute, 2)) "
@@ -102,10 +103,7 @@ struct Report: ParsableCommand {
             "|---:|---:|---|---:|",
         ]
         for scenario in scenarios {
-            func path(_ label: String) -> PathResult? {
-                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
-            }
-            guard let relay = path("liverelay"), let gateway = path("gateway") else { continue }
+            guard let relay = path("liverelay", scenario), let gateway = path("gateway", scenario) else { continue }
             gatewayLines.append(
                 "| \(scenario[0]) | \(scenario[1]) | \(ms(gateway.p50 - relay.p50)) / \(ms(gateway.p99 - relay.p99)) "
                     + "| \(fixed(gateway.cpuSecondsPerStreamMinute / relay.cpuSecondsPerStreamMinute, 2)) |"
@@ -123,10 +121,9 @@ struct Report: ParsableCommand {
             "|---:|---:|---:|---:|---:|",
         ]
         for scenario in scenarios {
-            func path(_ label: String) -> PathResult? {
-                results.first { $0.label == label && $0.streams == scenario[0] && $0.fanout == scenario[1] }
-            }
-            guard let splice = path("splice"), let relay = path("liverelay"), let nginx = path("nginx") else {
+            guard let splice = path("splice", scenario), let relay = path("liverelay", scenario),
+                let nginx = path("nginx", scenario)
+            else {
                 continue
             }
             floorLines.append(

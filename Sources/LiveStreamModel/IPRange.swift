@@ -96,37 +96,16 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The network as people write it: `10.0.0.0/8`, and IPv6 in RFC 5952's form (`2001:db8::/32`), which is what
+    /// NIO's `SocketAddress` gives (through `inet_ntop`), the same type that parses it in ``init(_:)``.
     public var description: String {
+        var packed = ByteBuffer()
         switch self.network {
-        case .v4(let bits):
-            let octets = [24, 16, 8, 0].map { String((bits >> UInt32($0)) & 0xff) }
-            return "\(octets.joined(separator: "."))/\(self.prefixLength)"
-        case .v6(let bits):
-            let groups = stride(from: 112, through: 0, by: -16).map { UInt16(truncatingIfNeeded: bits >> UInt128($0)) }
-            return "\(Self.text(groups))/\(self.prefixLength)"
+        case .v4(let bits): packed.writeInteger(bits)
+        case .v6(let bits): packed.writeInteger(bits)
         }
-    }
-
-    /// An IPv6 address in RFC 5952's form, as people and `inet_ntop` write it: lowercase hex without leading zeros,
-    /// and the longest run of two or more zero groups (the first of equal runs) as `::`.
-    static func text(_ groups: [UInt16]) -> String {
-        var longest: Range<Int>?
-        var start: Int?
-        for index in 0...groups.count {
-            if index < groups.count, groups[index] == 0 {
-                start = start ?? index
-                continue
-            }
-            if let first = start, index - first >= 2, index - first > longest?.count ?? 0 {
-                longest = first..<index
-            }
-            start = nil
-        }
-        let hex = { (part: ArraySlice<UInt16>) in part.map { String($0, radix: 16) }.joined(separator: ":") }
-        guard let zeros = longest else {
-            return hex(groups[...])
-        }
-        return hex(groups[..<zeros.lowerBound]) + "::" + hex(groups[zeros.upperBound...])
+        let address = (try? SocketAddress(packedIPAddress: packed, port: 0))?.ipAddress ?? "?"
+        return "\(address)/\(self.prefixLength)"
     }
 
     private static func mask32(_ prefixLength: Int) -> UInt32 {

@@ -216,9 +216,9 @@ actor LocalController {
         var crashes = 0
         var readySince: ContinuousClock.Instant?
         var phase: LiveStreamStatus.Phase?
-        /// Each target's state as last reported (``LocalEvent/targetChanged(_:_:)``), for the running relay.
+        /// Each target's state as last reported (``LocalEvent/targetChanged(_:_:)``) by the running relay; a relay
+        /// that becomes ready starts with none.
         var targets: [String: LiveStreamStatus.TargetStatus] = [:]
-        var targetsGeneration: UInt64?
     }
 
     private let configuration: LocalConfiguration
@@ -679,6 +679,7 @@ actor LocalController {
             return
         }
         managed.relay = .ready(process, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort)
+        managed.targets = [:]
         managed.readySince = .now
         managed.lastActivity = .now
         self.streams[id] = managed
@@ -809,12 +810,9 @@ actor LocalController {
     /// are `Idle` and `Stopped` (no publisher: the stream's phase says so), which forget the last state, so that the
     /// next publish reports its targets again.
     func targetsRead(_ relay: ReadyRelay, report: RelayStreamReport) {
+        // A read of a relay that has stopped (or was replaced) since says nothing about the current one.
         guard var managed = self.streams[relay.stream], managed.relay.process?.generation == relay.generation else {
             return
-        }
-        if managed.targetsGeneration != relay.generation {
-            managed.targetsGeneration = relay.generation
-            managed.targets = [:]
         }
         var changed: [LiveStreamStatus.TargetStatus] = []
         for target in report.targets {
