@@ -118,6 +118,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "LiveStreamModel",
+                "RTMP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -14,6 +14,7 @@ public import LiveStreamModel
 public import Logging
 public import NIOCore
 import NIOPosix
+import RTMP
 public import ServiceLifecycle
 import Synchronization
 
@@ -153,7 +154,11 @@ public final class Gateway: Service, Sendable {
                 if wakeup == .retry {
                     retry.fired()
                 }
-                let unbound = await self.reconcile(&listeners, ports: Set(self.routes.routes.map(\.listenPort)))
+                var ports = Set(self.routes.routes.map(\.listenPort))
+                if let shared = self.configuration.sharedIngestPort {
+                    ports.insert(shared)
+                }
+                let unbound = await self.reconcile(&listeners, ports: ports)
                 let delay = retry.next(allBound: unbound.isEmpty)
                 for (port, error) in unbound.sorted(by: { $0.key < $1.key }) {
                     // One unusable port must not take the other streams down.
@@ -246,6 +251,9 @@ public final class Gateway: Service, Sendable {
             try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
         }
 
+        if listenPort == self.configuration.sharedIngestPort {
+            return try self.admitShared(channel, logger: logger, refuse: refuse)
+        }
         guard let route = self.routes.route(forPort: listenPort) else {
             return try refuse("no route for this port", stream: nil)
         }
@@ -258,17 +266,9 @@ public final class Gateway: Service, Sendable {
         else {
             return try refuse("source address outside allowedSourceRanges", stream: route.stream)
         }
-        let registered = self.registry.withLock { registry in
-            guard !registry.draining else {
-                return false
-            }
-            registry.channels[ObjectIdentifier(channel)] = channel
-            return true
-        }
-        guard registered else {
+        guard self.register(channel) else {
             return try refuse("the gateway is shutting down", stream: route.stream)
         }
-        channel.closeFuture.whenComplete { _ in self.unregister(channel) }
 
         var held = false
         if route.upstream == nil {
@@ -280,6 +280,39 @@ public final class Gateway: Service, Sendable {
         try channel.pipeline.syncOperations.addHandler(
             GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger)
         )
+    }
+
+    /// A connection on the shared ingest port: the gateway speaks RTMP with it until it names its stream, and
+    /// ``SharedIngestHandler`` then routes it as if it had come in on the stream's own port.
+    private func admitShared(
+        _ channel: any Channel,
+        logger: Logger,
+        refuse: (String, StreamID?) throws -> Void
+    ) throws {
+        guard self.register(channel) else {
+            return try refuse("the gateway is shutting down", nil)
+        }
+        let handlers: [any ChannelHandler] = [
+            IngestCapture(limit: self.configuration.holdBufferSize),
+            RTMPConnectionHandler(role: .server),
+            SharedIngestHandler(gateway: self, logger: logger),
+        ]
+        try channel.pipeline.syncOperations.addHandlers(handlers)
+    }
+
+    /// Tracks the connection until it closes, for the drain; `false` once the gateway is draining.
+    private func register(_ channel: any Channel) -> Bool {
+        let registered = self.registry.withLock { registry in
+            guard !registry.draining else {
+                return false
+            }
+            registry.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        if registered {
+            channel.closeFuture.whenComplete { _ in self.unregister(channel) }
+        }
+        return registered
     }
 
     /// Counts a connection as held for `stream` if the limits allow, and asks the activator to wake the relay for the
@@ -318,6 +351,8 @@ public final class Gateway: Service, Sendable {
         if reason.hasPrefix("source address") { return "source_range" }
         if reason.hasPrefix("the stream is suspended") { return "suspended" }
         if reason.hasPrefix("no route") { return "no_route" }
+        if reason.hasPrefix("unknown stream key") { return "unknown_key" }
+        if reason.hasPrefix("RTMP") { return "rtmp_error" }
         if reason.hasPrefix("cannot connect") { return "upstream_unreachable" }
         if reason.hasPrefix("the route was removed") { return "route_removed" }
         if reason.hasPrefix("the gateway is shutting down") { return "shutting_down" }

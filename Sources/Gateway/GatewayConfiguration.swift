@@ -39,6 +39,13 @@ public struct GatewayConfiguration: Sendable {
     public var connectTimeout: Duration
     /// How long proxied connections may go on after graceful shutdown starts.
     public var shutdownGrace: Duration
+    /// A port on which the gateway serves every stream that has a stream key, routing each connection by the
+    /// application and key it publishes to (`rtmp://GATEWAY:PORT/APP/KEY`), or `nil` for none. For where a port per
+    /// stream is dear: a cloud load balancer takes few listeners (an AWS Network Load Balancer 50). The gateway
+    /// answers the encoder's `connect` and `createStream` itself, then hands the connection to the stream's relay.
+    public var sharedIngestPort: Int?
+    /// How long an encoder on the shared ingest port may take from connecting to naming its stream (`publish`).
+    public var ingestSetupTimeout: Duration
 
     public init(
         host: String = "0.0.0.0",
@@ -47,7 +54,9 @@ public struct GatewayConfiguration: Sendable {
         holdTimeout: Duration = .seconds(60),
         holdBufferSize: Int = 64 * 1024,
         connectTimeout: Duration = .seconds(5),
-        shutdownGrace: Duration = .seconds(30)
+        shutdownGrace: Duration = .seconds(30),
+        sharedIngestPort: Int? = nil,
+        ingestSetupTimeout: Duration = .seconds(10)
     ) {
         self.host = host
         self.maxHeldPerStream = maxHeldPerStream
@@ -56,6 +65,8 @@ public struct GatewayConfiguration: Sendable {
         self.holdBufferSize = holdBufferSize
         self.connectTimeout = connectTimeout
         self.shutdownGrace = shutdownGrace
+        self.sharedIngestPort = sharedIngestPort
+        self.ingestSetupTimeout = ingestSetupTimeout
     }
 
     /// Throws ``GatewayError`` with code ``GatewayError/Code/invalidConfiguration`` for a limit that cannot work.
@@ -66,8 +77,13 @@ public struct GatewayConfiguration: Sendable {
         guard self.holdBufferSize > 0 else {
             throw GatewayError.invalidConfiguration("holdBufferSize must be positive, got \(self.holdBufferSize)")
         }
-        guard self.holdTimeout > .zero, self.connectTimeout > .zero, self.shutdownGrace >= .zero else {
+        guard self.holdTimeout > .zero, self.connectTimeout > .zero, self.shutdownGrace >= .zero,
+            self.ingestSetupTimeout > .zero
+        else {
             throw GatewayError.invalidConfiguration("timeouts must be positive")
+        }
+        if let port = self.sharedIngestPort, !(0...65535).contains(port) {
+            throw GatewayError.invalidConfiguration("sharedIngestPort must be a TCP port (0-65535), got \(port)")
         }
     }
 }

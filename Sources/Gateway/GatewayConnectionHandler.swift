@@ -13,6 +13,7 @@ import LiveStreamModel
 import Logging
 import NIOCore
 import NIOPosix
+import RTMP
 
 /// The first handler of every admitted connection: holds the client until its stream's relay is ready, connects
 /// to the relay, replays what the client sent meanwhile, then hands the two channels to a ``GlueHandler`` pair and
@@ -30,6 +31,9 @@ final class GatewayConnectionHandler {
         /// trying again after a short delay.
         case retrying(Scheduled<Void>)
         case connecting
+        /// Shared ingest port: connected, the RTMP handshake with the relay under way (the client's bytes are
+        /// replayed when it completes).
+        case handshaking(upstream: any Channel, timeout: Scheduled<Void>)
         case proxied
         case closed
     }
@@ -51,11 +55,38 @@ final class GatewayConnectionHandler {
     private var failedConnects = 0
     private var holdExpired = false
 
-    init(gateway: Gateway, route: GatewayRoute, held: Bool, logger: Logger) {
+    /// The RTMP server that routed a connection of the shared ingest port, or `nil` on a stream's own port.
+    private let front: SharedIngestHandler?
+
+    /// - Parameters:
+    ///   - front: for a connection of the shared ingest port, the handler that answered the encoder until its
+    ///     publish; the relay then gets an RTMP handshake of the gateway's own before `preface`.
+    ///   - preface: what the client sent before this handler was added (on the shared port, everything after the
+    ///     client's handshake).
+    init(
+        gateway: Gateway,
+        route: GatewayRoute,
+        held: Bool,
+        logger: Logger,
+        front: SharedIngestHandler? = nil,
+        preface: [ByteBuffer] = []
+    ) {
         self.gateway = gateway
         self.route = route
         self.logger = logger
         self.heldSince = held ? .now() : nil
+        self.front = front
+        self.buffered = preface
+        self.bufferedBytes = preface.reduce(0) { $0 + $1.readableBytes }
+    }
+
+    /// Proxies at once, or holds until the relay is ready.
+    private func begin(context: ChannelHandlerContext) {
+        if let upstream = self.route.upstream {
+            self.connect(to: upstream)
+        } else {
+            self.startHolding(context: context)
+        }
     }
 
     private func startHolding(context: ChannelHandlerContext) {
@@ -112,15 +143,21 @@ final class GatewayConnectionHandler {
             // The connect timeout decides this attempt; if it fails, there is no other.
             self.holdExpired = true
             return
-        case .idle, .proxied, .closed:
+        case .idle, .handshaking, .proxied, .closed:
             return
         }
         self.refuse("hold timeout: the relay was not ready within \(self.gateway.configuration.holdTimeout)")
     }
 
     private func refuse(_ reason: String) {
+        if case .handshaking(let upstream, let timeout) = self.phase {
+            timeout.cancel()
+            upstream.close(promise: nil)
+        }
         self.phase = .closed
         self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
+        // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
+        self.front?.sendRefusal(reason)
         self.context?.close(promise: nil)
     }
 
@@ -219,8 +256,10 @@ final class GatewayConnectionHandler {
         }
     }
 
-    private func splice(_ upstream: any Channel, sendingProxyHeader: Bool, context: ChannelHandlerContext) {
-        let heldSince = self.heldSince
+    /// Counts the connection as live for its stream from now until it closes, and no longer as held.
+    private func goLive(
+        context: ChannelHandlerContext
+    ) -> (bytesIn: GatewayAccounting.ByteMeter, bytesOut: GatewayAccounting.ByteMeter) {
         let stream = self.route.stream
         let accounting = self.gateway.accounting
         // Live before no longer held: a reader of the counts in between sees the connection twice, never not at all
@@ -228,16 +267,28 @@ final class GatewayConnectionHandler {
         let meters = accounting.goLive(stream)
         self.releaseHold()
         context.channel.closeFuture.whenComplete { _ in accounting.endLive(stream) }
+        return meters
+    }
 
+    /// Before anything of the client's: who the client is, for the relay's logs, stats and webhook.
+    private func writeProxyHeader(to upstream: any Channel, context: ChannelHandlerContext) {
+        if let client = context.channel.remoteAddress, let listener = context.channel.localAddress {
+            let header = ProxyHeader(source: client, destination: listener).line
+            upstream.write(upstream.allocator.buffer(string: header), promise: nil)
+        }
+    }
+
+    private func splice(_ upstream: any Channel, sendingProxyHeader: Bool, context: ChannelHandlerContext) {
+        if let front = self.front {
+            return self.spliceRTMP(upstream, sendingProxyHeader: sendingProxyHeader, context: context, front: front)
+        }
+        let heldSince = self.heldSince
+        let meters = self.goLive(context: context)
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
-            if sendingProxyHeader, let client = context.channel.remoteAddress,
-                let listener = context.channel.localAddress
-            {
-                // Before anything of the client's: who the client is, for the relay's logs, stats and webhook.
-                let header = ProxyHeader(source: client, destination: listener).line
-                upstream.write(upstream.allocator.buffer(string: header), promise: nil)
+            if sendingProxyHeader {
+                self.writeProxyHeader(to: upstream, context: context)
             }
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
@@ -257,6 +308,105 @@ final class GatewayConnectionHandler {
             self.refuse("cannot set up the proxy: \(error)")
             return
         }
+        self.proxied(context: context, heldSince: heldSince)
+    }
+
+    /// The shared ingest port: an RTMP handshake of the gateway's own with the relay, then the client's bytes
+    /// replayed as they came (see ``SharedIngestHandler``). The client keeps being buffered until the handshake
+    /// completes, in ``relayHandshaken(clientGlue:upstreamGlue:meters:)``.
+    private func spliceRTMP(
+        _ upstream: any Channel,
+        sendingProxyHeader: Bool,
+        context: ChannelHandlerContext,
+        front: SharedIngestHandler
+    ) {
+        let heldSince = self.heldSince
+        let meters = self.goLive(context: context)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(
+            inbound: meters.bytesIn,
+            outbound: meters.bytesOut,
+            upstreamReadsGoOn: true
+        )
+        let answers = RelayAnswerHandler(
+            front: front,
+            handshaken: { [self] in
+                self.relayHandshaken(
+                    clientGlue: clientGlue,
+                    upstreamGlue: upstreamGlue,
+                    meters: meters,
+                    since: heldSince
+                )
+            },
+            failed: { [self] reason in
+                switch self.phase {
+                case .handshaking:
+                    return self.refuse(reason)
+                case .proxied:
+                    break
+                case .idle, .waiting, .retrying, .connecting, .closed:
+                    // Refused already (which closed the relay's connection).
+                    return
+                }
+                // Proxied, and the encoder still waits for the answer to its publish: it hears why before the glue
+                // closes its connection.
+                self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
+                front.sendRefusal(reason)
+            }
+        )
+        do {
+            // The header first, then the handshake, which the client-role handler starts as it is added.
+            if sendingProxyHeader {
+                self.writeProxyHeader(to: upstream, context: context)
+            }
+            try upstream.pipeline.syncOperations.addHandlers([
+                upstreamGlue, RTMPConnectionHandler(role: .client), answers,
+            ])
+        } catch {
+            upstream.close(promise: nil)
+            self.refuse("cannot set up the proxy: \(error)")
+            return
+        }
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(
+            in: TimeAmount(self.gateway.configuration.connectTimeout)
+        ) {
+            self.refuse(
+                "the relay did not complete the RTMP handshake within \(self.gateway.configuration.connectTimeout)"
+            )
+        }
+        self.phase = .handshaking(upstream: upstream, timeout: timeout)
+    }
+
+    private func relayHandshaken(
+        clientGlue: GlueHandler,
+        upstreamGlue: GlueHandler,
+        meters: (bytesIn: GatewayAccounting.ByteMeter, bytesOut: GatewayAccounting.ByteMeter),
+        since heldSince: NIODeadline?
+    ) {
+        guard case .handshaking(let upstream, let timeout) = self.phase, let context = self.context else {
+            return
+        }
+        timeout.cancel()
+        for buffer in self.buffered {
+            upstreamGlue.writeRaw(buffer)
+        }
+        upstream.flush()
+        meters.bytesIn.add(self.bufferedBytes)
+        self.buffered = []
+        self.bufferedBytes = 0
+        if self.inputClosed {
+            upstream.close(mode: .output, promise: nil)
+        }
+        do {
+            // In front of the client's RTMP handler, which from now on only encodes what the relay says.
+            try context.pipeline.syncOperations.addHandler(clientGlue, position: .first)
+        } catch {
+            self.refuse("cannot set up the proxy: \(error)")
+            return
+        }
+        self.proxied(context: context, heldSince: heldSince)
+    }
+
+    private func proxied(context: ChannelHandlerContext, heldSince: NIODeadline?) {
         self.phase = .proxied
         let channel = context.channel
         let pendingRead = self.pendingRead
@@ -286,6 +436,10 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // On the shared ingest port the connection is active already, and routed only now.
+        if self.front != nil, context.channel.isActive {
+            self.begin(context: context)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -303,11 +457,7 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let upstream = self.route.upstream {
-            self.connect(to: upstream)
-        } else {
-            self.startHolding(context: context)
-        }
+        self.begin(context: context)
         context.fireChannelActive()
     }
 
@@ -319,6 +469,9 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         case .retrying(let retry):
             retry.cancel()
             self.logger.info("Held client disconnected before the relay was ready")
+        case .handshaking(let upstream, let timeout):
+            timeout.cancel()
+            upstream.close(promise: nil)
         case .idle, .connecting, .proxied, .closed:
             break
         }
@@ -345,7 +498,7 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             switch self.phase {
             case .waiting, .retrying:
                 self.logger.debug("Held client ended its input: kept until the relay is ready")
-            case .idle, .connecting, .proxied, .closed:
+            case .idle, .connecting, .handshaking, .proxied, .closed:
                 break
             }
         }

@@ -35,6 +35,22 @@ public struct GatewayRoute: Hashable, Sendable {
         public var description: String { "\(self.host):\(self.port)" }
     }
 
+    /// What an encoder names in `rtmp://GATEWAY:SHARED-PORT/APP/KEY` to reach this stream on the gateway's shared
+    /// ingest port (``GatewayConfiguration/sharedIngestPort``): the stream's application and its stream key.
+    ///
+    /// The key is a secret: the description shows the application alone, so a route can be logged or printed.
+    public struct IngestKey: Hashable, Sendable, CustomStringConvertible {
+        public var app: String
+        private let key: String
+
+        public init(app: String, key: String) {
+            self.app = app
+            self.key = key
+        }
+
+        public var description: String { "\(self.app)/<key>" }
+    }
+
     public var stream: StreamID
     /// The port the gateway listens on for this stream; one stream per port.
     public var listenPort: Int
@@ -45,19 +61,24 @@ public struct GatewayRoute: Hashable, Sendable {
     public var allowedSourceRanges: [IPRange]
     /// A suspended stream ("go offline") refuses every connection.
     public var suspended: Bool
+    /// How an encoder reaches the stream on the shared ingest port, or `nil` if it cannot (a stream authorized by
+    /// webhook has no key the gateway could know). Its own port works either way.
+    public var ingestKey: IngestKey?
 
     public init(
         stream: StreamID,
         listenPort: Int,
         upstream: Upstream? = nil,
         allowedSourceRanges: [IPRange],
-        suspended: Bool = false
+        suspended: Bool = false,
+        ingestKey: IngestKey? = nil
     ) {
         self.stream = stream
         self.listenPort = listenPort
         self.upstream = upstream
         self.allowedSourceRanges = allowedSourceRanges
         self.suspended = suspended
+        self.ingestKey = ingestKey
     }
 }
 
@@ -72,12 +93,32 @@ public final class GatewayRoutes: Sendable {
     private struct State {
         var byPort: [Int: GatewayRoute] = [:]
         var byStream: [StreamID: GatewayRoute] = [:]
+        var byIngestKey: [GatewayRoute.IngestKey: StreamID] = [:]
         var nextID: UInt64 = 0
         var waiters: [UInt64: (stream: StreamID, resume: Waiter)] = [:]
         // Ids handed out but not yet waiting; a cancellation that comes first removes its id here, so the wait that
         // follows finishes at once. Resumed ids are in neither set, so nothing accumulates.
         var pending: Set<UInt64> = []
         var subscribers: [UInt64: AsyncStream<[GatewayRoute]>.Continuation] = [:]
+
+        mutating func index(_ routes: [GatewayRoute]) {
+            self.byPort = [:]
+            self.byStream = [:]
+            self.byIngestKey = [:]
+            var ambiguous: Set<GatewayRoute.IngestKey> = []
+            for route in routes {
+                self.byPort[route.listenPort] = route
+                self.byStream[route.stream] = route
+                if let key = route.ingestKey, self.byIngestKey.updateValue(route.stream, forKey: key) != nil {
+                    ambiguous.insert(key)
+                }
+            }
+            // Two streams with one application and key: neither is reachable by it, rather than a publish going to
+            // whichever came last (each still has its own port).
+            for key in ambiguous {
+                self.byIngestKey[key] = nil
+            }
+        }
     }
     private let state: Mutex<State>
     /// Held while routes are handed to subscribers, so that they see updates in order; never taken under `state`.
@@ -85,10 +126,7 @@ public final class GatewayRoutes: Sendable {
 
     public init(_ routes: [GatewayRoute] = []) {
         var state = State()
-        for route in routes {
-            state.byPort[route.listenPort] = route
-            state.byStream[route.stream] = route
-        }
+        state.index(routes)
         self.state = Mutex(state)
     }
 
@@ -114,12 +152,7 @@ public final class GatewayRoutes: Sendable {
         resuming resumed: inout [(Waiter, GatewayRoute?)]
     ) -> ([AsyncStream<[GatewayRoute]>.Continuation], [GatewayRoute]) {
         self.state.withLock { state in
-            state.byPort = [:]
-            state.byStream = [:]
-            for route in routes {
-                state.byPort[route.listenPort] = route
-                state.byStream[route.stream] = route
-            }
+            state.index(routes)
             for (id, waiter) in state.waiters {
                 let route = state.byStream[waiter.stream]
                 if route == nil || route?.suspended == true {
@@ -142,6 +175,11 @@ public final class GatewayRoutes: Sendable {
     /// The route listening on `port`, if any.
     public func route(forPort port: Int) -> GatewayRoute? {
         self.state.withLock { $0.byPort[port] }
+    }
+
+    /// The route an encoder names on the shared ingest port, if any.
+    public func route(forIngest key: GatewayRoute.IngestKey) -> GatewayRoute? {
+        self.state.withLock { state in state.byIngestKey[key].flatMap { state.byStream[$0] } }
     }
 
     /// The route of `stream`, if any.

@@ -20,27 +20,42 @@ import NIOCore
 /// end of input on one side closes the partner's output, which needs `allowRemoteHalfClosure` on both channels.
 ///
 /// The only work per read is adding its length to a local count, reported to the stream's meter once per batch.
+///
+/// On the shared ingest port the pair is one-way (``matchedPair(inbound:outbound:upstreamReadsGoOn:)``): the client's
+/// bytes go to the relay as they are, while the relay's go on up the upstream pipeline, to be decoded and sent to the
+/// client as RTMP messages (see ``RelayAnswerHandler``).
 final class GlueHandler {
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private let meter: GatewayAccounting.ByteMeter
     private var unreported = 0
+    /// Whether this channel's reads go on up its own pipeline instead of to the partner.
+    private let readsGoOn: Bool
 
-    private init(meter: GatewayAccounting.ByteMeter) {
+    private init(meter: GatewayAccounting.ByteMeter, readsGoOn: Bool = false) {
         self.meter = meter
+        self.readsGoOn = readsGoOn
     }
 
     /// A connected pair. `inbound` counts what the client sends (bytes in), `outbound` what the relay sends back.
+    /// With `upstreamReadsGoOn`, the relay's bytes are not passed to the client but on up the upstream pipeline.
     static func matchedPair(
         inbound: GatewayAccounting.ByteMeter,
-        outbound: GatewayAccounting.ByteMeter
+        outbound: GatewayAccounting.ByteMeter,
+        upstreamReadsGoOn: Bool = false
     ) -> (client: GlueHandler, upstream: GlueHandler) {
         let client = GlueHandler(meter: inbound)
-        let upstream = GlueHandler(meter: outbound)
+        let upstream = GlueHandler(meter: outbound, readsGoOn: upstreamReadsGoOn)
         client.partner = upstream
         upstream.partner = client
         return (client, upstream)
+    }
+
+    /// Writes bytes to this handler's channel below every handler after it (a replay of what the client sent
+    /// before the pair was complete). Not flushed.
+    func writeRaw(_ buffer: ByteBuffer) {
+        self.context?.write(NIOAny(buffer), promise: nil)
     }
 
     private func partnerWrite(_ data: NIOAny) {
@@ -102,16 +117,28 @@ extension GlueHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.unreported += Self.unwrapInboundIn(data).readableBytes
-        self.partner?.partnerWrite(data)
+        if self.readsGoOn {
+            context.fireChannelRead(data)
+        } else {
+            self.partner?.partnerWrite(data)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.report()
-        self.partner?.partnerFlush()
+        if self.readsGoOn {
+            context.fireChannelReadComplete()
+        } else {
+            self.partner?.partnerFlush()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.report()
+        if self.readsGoOn {
+            // First up the pipeline: a relay that closes before answering the publish lets the client hear why.
+            context.fireChannelInactive()
+        }
         self.partner?.partnerCloseFull()
     }
 
@@ -134,7 +161,9 @@ extension GlueHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let partner = self.partner, partner.partnerWritable {
+        // One-way, the relay's side reads before the client's glue is in place: it has the RTMP handshake to do
+        // first, and what it reads goes up its own pipeline, not to the client.
+        if let partner = self.partner, partner.partnerWritable || (self.readsGoOn && partner.context == nil) {
             context.read()
         } else {
             self.pendingRead = true

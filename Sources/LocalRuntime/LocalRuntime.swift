@@ -211,6 +211,8 @@ actor LocalController {
         /// The relay's configuration file contents (with the keys it needs).
         var relayConfig: String = ""
         var keySource: String = ""
+        /// The stream key, for the gateway's shared ingest port; `nil` for a stream authorized by webhook.
+        var ingestKey: GatewayRoute.IngestKey?
         var relay: Relay = .stopped
         var lastActivity: ContinuousClock.Instant
         var crashes = 0
@@ -437,9 +439,13 @@ actor LocalController {
         }
         managed.ranges = stream.spec.ingest.allowedSourceRanges.compactMap { try? IPRange($0) }
         do {
-            let (config, keySource) = try self.relayConfiguration(for: stream, file: file)
+            let (config, keySource, key) = try self.relayConfiguration(for: stream, file: file)
             managed.relayConfig = config
             managed.keySource = keySource
+            // As the relay reads it: without the line breaks around it.
+            managed.ingestKey = key.map {
+                GatewayRoute.IngestKey(app: stream.spec.ingest.app, key: $0.trimmingCharacters(in: .newlines))
+            }
         } catch {
             self.fail(&managed, error.message)
         }
@@ -458,11 +464,12 @@ actor LocalController {
     private func relayConfiguration(
         for stream: LiveStream,
         file: StreamFile
-    ) throws(LocalRuntimeError) -> (String, String) {
+    ) throws(LocalRuntimeError) -> (config: String, keySource: String, key: String?) {
         var spec = stream.spec
         let namespace = stream.id.namespace
         var secrets: [String: [String: String]] = [:]
         var keySource = "webhook \(spec.ingest.webhook?.url ?? "")"
+        var key: String?
         if spec.ingest.webhook == nil {
             let ref = spec.streamKeySecret(streamName: stream.metadata.name)
             spec.ingest.streamKeySecretRef = ref
@@ -471,14 +478,17 @@ actor LocalController {
                     throw LocalRuntimeError("Secret \(ref.name) has no key \(ref.key) (spec.ingest.streamKeySecretRef)")
                 }
                 secrets[ref.name, default: [:]][ref.key] = value
+                key = value
                 keySource = "Secret \(ref.name), key \(ref.key)"
             } else if let stored = self.keyStore.read(namespace: namespace, secret: ref.name, key: ref.key) {
                 secrets[ref.name, default: [:]][ref.key] = stored
+                key = stored
                 keySource = self.keyStore.path(namespace: namespace, secret: ref.name, key: ref.key)
             } else {
                 do {
                     let (value, path) = try self.keyStore.generate(namespace: namespace, secret: ref.name, key: ref.key)
                     secrets[ref.name, default: [:]][ref.key] = value
+                    key = value
                     keySource = path
                     self.emit(.keyGenerated(stream.id, secret: ref.name, path: path))
                 } catch {
@@ -526,7 +536,7 @@ actor LocalController {
                 """
             )
         }
-        return (documents.joined(separator: "\n---\n") + "\n", keySource)
+        return (documents.joined(separator: "\n---\n") + "\n", keySource, key)
     }
 
     private func ingestURL(_ stream: LiveStream, port: Int) -> String {
@@ -557,7 +567,8 @@ actor LocalController {
                     listenPort: port,
                     upstream: upstream,
                     allowedSourceRanges: managed.ranges,
-                    suspended: managed.stream.spec.suspend
+                    suspended: managed.stream.spec.suspend,
+                    ingestKey: managed.ingestKey
                 )
             )
         }

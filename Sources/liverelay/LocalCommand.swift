@@ -43,6 +43,14 @@ struct LocalCommand: AsyncParsableCommand {
     @Option(help: "Host name or address in the printed ingest URLs.")
     var advertiseHost: String = "127.0.0.1"
 
+    @Option(
+        help: ArgumentHelp(
+            "A port that takes every stream with a key, as rtmp://HOST:PORT/APP/KEY (1935, say); none by default.",
+            discussion: "Each stream keeps its own port as well. A stream authorized by webhook has no key to route by."
+        )
+    )
+    var sharedPort: Int?
+
     @Option(help: "Ports handed to streams, LOW-HIGH.")
     var portRange: String = "31000-31999"
 
@@ -73,6 +81,14 @@ struct LocalCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--port-range: \(error.message)")
         }
+        if let port = self.sharedPort, !(1...65535).contains(port) {
+            throw ValidationError("--shared-port must be a TCP port (1-65535), got \(port).")
+        }
+        if let port = self.sharedPort, let range = try? PortRange(parsing: self.portRange), range.contains(port) {
+            throw ValidationError(
+                "--shared-port \(port) is inside --port-range \(self.portRange), which is for the streams' own ports."
+            )
+        }
         guard self.holdTimeout > 0, self.maxHeldPerStream >= 0 else {
             throw ValidationError("--hold-timeout must be above 0 and --max-held-per-stream at least 0.")
         }
@@ -98,7 +114,8 @@ struct LocalCommand: AsyncParsableCommand {
             gateway: GatewayConfiguration(
                 host: self.listenHost,
                 maxHeldPerStream: self.maxHeldPerStream,
-                holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000))
+                holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
+                sharedIngestPort: self.sharedPort
             ),
             relayExecutable: self.relayExecutable ?? Self.currentExecutable(),
             relayArguments: ["--log-level", self.relayLogLevel],

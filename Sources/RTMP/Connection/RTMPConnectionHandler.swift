@@ -27,6 +27,11 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     public typealias OutboundIn = RTMPMessage
     public typealias OutboundOut = ByteBuffer
 
+    /// Fired down the pipeline (as a user inbound event) once the handshake completed and the handler's own last
+    /// handshake bytes were written: from here the chunk stream flows. For an owner that writes bytes of its own
+    /// next to this handler's, such as a proxy that replays a client's chunk stream after its own handshake.
+    public struct HandshakeCompleted: Hashable, Sendable {}
+
     /// Which side of the handshake we are.
     public enum Role: Sendable {
         case server
@@ -40,6 +45,7 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     }
 
     private var state: State
+    private var handshakeStarted = false
     private let role: Role
     private var decoder: RTMPChunkDecoder
     /// A chunk header cut by the end of a read (the decoder takes payload bytes as they come, so nothing else is
@@ -72,22 +78,27 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        if case .handshaking(var handshake) = self.state {
-            let action = handshake.start()
-            self.state = .handshaking(handshake)
-            self.run(action, context: context)
-        }
+        self.startHandshake(context: context)
         context.fireChannelActive()
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         // A handler added to a channel that is already active (the server side, added in the child initializer
-        // after accept, or a client added after connect) still has to start its handshake.
-        if context.channel.isActive, self.role == .client, case .handshaking(var handshake) = self.state {
-            let action = handshake.start()
-            self.state = .handshaking(handshake)
-            self.run(action, context: context)
+        // after accept, or a client added after connect) still has to start its handshake. A client added when its
+        // connect completed may see `channelActive` after this too: the handshake starts once.
+        if context.channel.isActive, self.role == .client {
+            self.startHandshake(context: context)
         }
+    }
+
+    private func startHandshake(context: ChannelHandlerContext) {
+        guard !self.handshakeStarted, case .handshaking(var handshake) = self.state else {
+            return
+        }
+        self.handshakeStarted = true
+        let action = handshake.start()
+        self.state = .handshaking(handshake)
+        self.run(action, context: context)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -205,6 +216,7 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
                 context.flush()
             }
             self.heldFlush = false
+            context.fireUserInboundEventTriggered(HandshakeCompleted())
         }
     }
 
