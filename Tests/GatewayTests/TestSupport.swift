@@ -180,14 +180,18 @@ extension GatewayConfiguration {
         maxHeldPerStream: Int = 8,
         maxHeldTotal: Int = 64,
         holdTimeout: Duration = .seconds(30),
-        shutdownGrace: Duration = .seconds(5)
+        shutdownGrace: Duration = .seconds(5),
+        sharedIngestPort: Int? = nil,
+        ingestSetupTimeout: Duration = .seconds(10)
     ) -> GatewayConfiguration {
         GatewayConfiguration(
             host: "127.0.0.1",
             maxHeldPerStream: maxHeldPerStream,
             maxHeldTotal: maxHeldTotal,
             holdTimeout: holdTimeout,
-            shutdownGrace: shutdownGrace
+            shutdownGrace: shutdownGrace,
+            sharedIngestPort: sharedIngestPort,
+            ingestSetupTimeout: ingestSetupTimeout
         )
     }
 }
@@ -196,14 +200,16 @@ func route(
     port: Int,
     upstream: Int? = nil,
     ranges: [String] = ["127.0.0.0/8"],
-    suspended: Bool = false
+    suspended: Bool = false,
+    ingestKey: GatewayRoute.IngestKey? = nil
 ) throws -> GatewayRoute {
     GatewayRoute(
         stream: testStream,
         listenPort: port,
         upstream: upstream.map { .init(host: "127.0.0.1", port: $0) },
         allowedSourceRanges: try ranges.map(IPRange.init),
-        suspended: suspended
+        suspended: suspended,
+        ingestKey: ingestKey
     )
 }
 
@@ -229,7 +235,7 @@ func withGateway<Result: Sendable>(
     let group = ServiceGroup(services: [gateway], logger: quietLogger)
     return try await withThrowingTaskGroup { tasks in
         tasks.addTask { try await group.run() }
-        let expected = Set(routes.map(\.listenPort))
+        let expected = Set(routes.map(\.listenPort) + [configuration.sharedIngestPort].compactMap { $0 })
         let listening = await watch.firstReport()
         guard listening == expected else {
             await group.triggerGracefulShutdown()
