@@ -17,6 +17,7 @@
 #        direct    bench -> sink                                   (the baseline)
 #        liverelay bench -> liverelay relay (one process)  -> sink
 #        gateway   bench -> liverelay local (gateway, one relay process per stream) -> sink
+#        shared    the same, through the gateway's shared port (--shared-port), which routes by stream key
 #      Latency per message and CPU of the measured process tree. The gateway's own CPU (the local-mode process
 #      without its relays) is read from /proc as well.
 #   2. Starts: from the encoder's TCP connect to the first media message at the sink, with the relay at zero (cold:
@@ -110,10 +111,24 @@ YAML
     done
 }
 
+# A free port for --shared-port: outside local mode's --port-range (20000-59999, where free_port picks the streams'
+# ports) and above Linux's ephemeral ports (up to 60999).
+shared_free_port() {
+    local port
+    while true; do
+        port=$((61000 + RANDOM % 4000))
+        if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
 start_local() {
-    local file=$1 http_port=$2
-    "$relay" local -f "$file" --listen-host 127.0.0.1 --port-range 1024-65535 --http-listen "127.0.0.1:$http_port" \
-        --state-dir "$dir/state" --relay-log-level warning --log-level warning >"$dir/local.log" 2>&1 &
+    local file=$1 http_port=$2 shared_port=$3
+    "$relay" local -f "$file" --listen-host 127.0.0.1 --port-range 20000-59999 --http-listen "127.0.0.1:$http_port" \
+        --shared-port "$shared_port" --state-dir "$dir/state" --relay-log-level warning --log-level warning \
+        >"$dir/local.log" 2>&1 &
     local_pid=$!
     pids+=("$local_pid")
     wait_for_port "$http_port"
@@ -173,17 +188,24 @@ for n in $stream_counts; do
     # Relays kept running (minReplicas 1) so that this measures the proxy, not starts.
     local_yaml "$n" "$tag" "{ minReplicas: 1, idleSeconds: 60 }" >"$dir/streams.yaml"
     http_port=$(free_port)
-    start_local "$dir/streams.yaml" "$http_port"
+    shared_port=$(shared_free_port)
+    start_local "$dir/streams.yaml" "$http_port" "$shared_port"
     wait_relay "$http_port" yes
-    for i in $(seq "$n"); do
-        echo "rtmp://127.0.0.1:${ports[$i]}/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
-    done >"$dir/gateway.txt"
-    before=$(cpu_ticks "$local_pid")
-    "$bench" run --input "$input" --streams-file "$dir/gateway.txt" --label gateway --seconds "$seconds" \
-        --sample-pid "$local_pid" --note "$note" --output "$out/$tag-gateway.json"
-    after=$(cpu_ticks "$local_pid")
-    python3 -c "t = ($after - $before) / $(getconf CLK_TCK); print('gateway process alone, $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (t / $n / ($seconds / 60), t))" \
-        | tee -a "$out/gateway-cpu.txt" >&2
+    wait_for_port "$shared_port"
+    # The same streams on their own ports, then on the shared port (each stream's relay gets a new publish).
+    for label in gateway shared; do
+        for i in $(seq "$n"); do
+            port=${ports[$i]}
+            [[ $label == gateway ]] || port=$shared_port
+            echo "rtmp://127.0.0.1:$port/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
+        done >"$dir/$label.txt"
+        before=$(cpu_ticks "$local_pid")
+        "$bench" run --input "$input" --streams-file "$dir/$label.txt" --label "$label" --seconds "$seconds" \
+            --sample-pid "$local_pid" --note "$note" --output "$out/$tag-$label.json"
+        after=$(cpu_ticks "$local_pid")
+        python3 -c "t = ($after - $before) / $(getconf CLK_TCK); print('gateway process alone ($label port), $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (t / $n / ($seconds / 60), t))" \
+            | tee -a "$out/gateway-cpu.txt" >&2
+    done
     stop "$local_pid"
 done
 
@@ -195,7 +217,7 @@ ports=()
 ports[1]=$(free_port)
 local_yaml 1 starts "{ minReplicas: 0, idleSeconds: 2 }" >"$dir/streams.yaml"
 http_port=$(free_port)
-start_local "$dir/streams.yaml" "$http_port"
+start_local "$dir/streams.yaml" "$http_port" "$(shared_free_port)"
 echo "rtmp://127.0.0.1:${ports[1]}/live/$(cat "$dir/keys/s1") $sink/g-starts-1" >"$dir/start.txt"
 for _ in $(seq "$starts"); do
     wait_relay "$http_port" no

@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
     }
 
     static func markdown(_ results: [PathResult]) -> String {
-        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "nginx": 4]
+        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "shared": 4, "nginx": 5]
         let sorted = results.sorted {
             ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
         }
@@ -96,18 +96,22 @@ struct Report: ParsableCommand {
         if nginxLines.count > 3 {
             lines += nginxLines
         }
-        // The gateway path (local mode: gateway in front of one relay process per stream) against the relay alone.
+        // The gateway paths (local mode: gateway in front of one relay process per stream; on each stream's own port,
+        // and on the shared port that routes by key) against the relay alone.
         var gatewayLines = [
             "",
-            "| Streams | Fan-out | Added by the gateway p50 / p99 (ms) | CPU per stream, gateway path ÷ relay alone |",
-            "|---:|---:|---|---:|",
+            "| Gateway port | Streams | Fan-out | Added by the gateway p50 / p99 (ms) | CPU per stream, gateway path ÷ relay alone |",
+            "|---|---:|---:|---|---:|",
         ]
-        for scenario in scenarios {
-            guard let relay = path("liverelay", scenario), let gateway = path("gateway", scenario) else { continue }
-            gatewayLines.append(
-                "| \(scenario[0]) | \(scenario[1]) | \(ms(gateway.p50 - relay.p50)) / \(ms(gateway.p99 - relay.p99)) "
-                    + "| \(fixed(gateway.cpuSecondsPerStreamMinute / relay.cpuSecondsPerStreamMinute, 2)) |"
-            )
+        for (label, port) in [("gateway", "the stream's own"), ("shared", "shared, by key")] {
+            for scenario in scenarios {
+                guard let relay = path("liverelay", scenario), let gateway = path(label, scenario) else { continue }
+                gatewayLines.append(
+                    "| \(port) | \(scenario[0]) | \(scenario[1]) "
+                        + "| \(ms(gateway.p50 - relay.p50)) / \(ms(gateway.p99 - relay.p99)) "
+                        + "| \(fixed(gateway.cpuSecondsPerStreamMinute / relay.cpuSecondsPerStreamMinute, 2)) |"
+                )
+            }
         }
         if gatewayLines.count > 3 {
             lines += gatewayLines

@@ -359,7 +359,7 @@ final class GatewayConnectionHandler {
                 self.writeProxyHeader(to: upstream, context: context)
             }
             try upstream.pipeline.syncOperations.addHandlers([
-                upstreamGlue, RTMPConnectionHandler(role: .client), answers,
+                upstreamGlue, RTMPConnectionHandler(role: .client, passesAcknowledgements: true), answers,
             ])
         } catch {
             upstream.close(promise: nil)

@@ -299,9 +299,11 @@ extension SharedIngestHandler: ChannelInboundHandler {
 }
 
 /// The last handler of the gateway's connection to a relay for a shared-port client (after an
-/// ``RTMPConnectionHandler`` in the client role): says when the handshake is done, so the client's bytes can be
-/// replayed, drops the relay's answers to what the gateway answered already (`connect`, `createStream`), and hands
-/// the rest, from the relay's answer to `publish` on, to the ``SharedIngestHandler`` to send to the encoder.
+/// ``RTMPConnectionHandler`` in the client role that passes Acknowledgements on): says when the handshake is done, so
+/// the client's bytes can be replayed, drops the relay's answers to what the gateway answered already (`connect`,
+/// `createStream`), and hands the rest, from the relay's answer to `publish` on, to the ``SharedIngestHandler`` to
+/// send to the encoder. That includes the relay's Acknowledgements: the relay counts the bytes it received since its
+/// handshake, which are the encoder's since its own, so their sequence numbers are right for the encoder.
 final class RelayAnswerHandler: ChannelInboundHandler {
     typealias InboundIn = RTMPMessage
 

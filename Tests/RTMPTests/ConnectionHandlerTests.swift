@@ -29,8 +29,10 @@ struct ConnectionHandlerTests {
         return wire
     }
 
-    private func serverChannel() throws -> EmbeddedChannel {
-        let channel = EmbeddedChannel(handler: RTMPConnectionHandler(role: .server))
+    private func serverChannel(passesAcknowledgements: Bool = false) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(
+            handler: RTMPConnectionHandler(role: .server, passesAcknowledgements: passesAcknowledgements)
+        )
         try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1935)).wait()
         return channel
     }
@@ -134,6 +136,19 @@ struct ConnectionHandlerTests {
         try channel.writeInbound(audio)
         let ack = try #require(try channel.readOutbound(as: ByteBuffer.self))
         #expect(ack == ByteBuffer(hex: "02 000000 000004 03 00000000 00000080"))  // 16 + 112 = 128 bytes
+        _ = try channel.finish()
+    }
+
+    @Test("The peer's Acknowledgement is kept back, or passed on for a proxy that asked for it", arguments: [false, true])
+    func peerAcknowledgement(passed: Bool) throws {
+        let channel = try self.serverChannel(passesAcknowledgements: passed)
+        _ = try self.handshake(channel)
+        try channel.writeInbound(ByteBuffer(hex: "02 000000 000004 03 00000000 00012345"))
+        let message = try channel.readInbound(as: RTMPMessage.self)
+        #expect((message != nil) == passed)
+        if let message {
+            #expect(try RTMPControlMessage(message) == .acknowledgement(sequenceNumber: 0x12345))
+        }
         _ = try channel.finish()
     }
 

@@ -65,8 +65,13 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     /// Whether the peer used the digest form of the handshake, once it completed.
     public private(set) var peerUsedDigest = false
 
-    public init(role: Role, limits: RTMPChunkLimits = .default) {
+    /// Whether the peer's Acknowledgements go on down the pipeline (after being handled here): for a proxy that
+    /// passes them to the client whose bytes it forwarded, since the peer counted exactly those.
+    private let passesAcknowledgements: Bool
+
+    public init(role: Role, limits: RTMPChunkLimits = .default, passesAcknowledgements: Bool = false) {
         self.role = role
+        self.passesAcknowledgements = passesAcknowledgements
         switch role {
         case .server: self.state = .handshaking(.server())
         case .client: self.state = .handshaking(.client())
@@ -236,6 +241,8 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
             self.writeEncoded(pong.message, promise: nil, context: context)
             context.flush()
         case .userControl:
+            context.fireChannelRead(Self.wrapInboundOut(message))
+        case .acknowledgement where self.passesAcknowledgements:
             context.fireChannelRead(Self.wrapInboundOut(message))
         case .setChunkSize, .abort, .acknowledgement, .setPeerBandwidth:
             // Set Chunk Size and Abort were applied by the decoder; we do not limit our bandwidth on request.
