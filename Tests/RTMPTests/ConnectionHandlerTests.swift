@@ -139,7 +139,10 @@ struct ConnectionHandlerTests {
         _ = try channel.finish()
     }
 
-    @Test("The peer's Acknowledgement is kept back, or passed on for a proxy that asked for it", arguments: [false, true])
+    @Test(
+        "The peer's Acknowledgement is kept back, or passed on for a proxy that asked for it",
+        arguments: [false, true]
+    )
     func peerAcknowledgement(passed: Bool) throws {
         let channel = try self.serverChannel(passesAcknowledgements: passed)
         _ = try self.handshake(channel)
