@@ -29,19 +29,23 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
     private let routes: GatewayRoutes
     private let relayPort: Int
     private let sendsProxyHeader: Bool
+    private let ingestKeyBook: (namespace: String, name: String)?
     private let logger: Logger
     private let options: ListWatchOptions
     private let state = Mutex<(published: [GatewayRoute]?, loggedInvalid: Set<String>)>((nil, []))
 
     /// Watches `namespace`, or every namespace when `nil`. With `sendsProxyHeader`, every connection to a relay
     /// starts with a PROXY protocol header naming the encoder; the relays must expect it from the gateway's pods
-    /// (``OperatorConfiguration/relayProxyProtocolFrom``).
+    /// (``OperatorConfiguration/relayProxyProtocolFrom``). With `ingestKeyBook`, the Secret the operator keeps the
+    /// streams' keys in (``OperatorConfiguration/ingestKeyBookSecret``), each route carries its stream's key for the
+    /// gateway's shared ingest port; that Secret is the only one read.
     public convenience init(
         client: KubernetesClient,
         namespace: String?,
         routes: GatewayRoutes,
         relayPort: Int = 1935,
         sendsProxyHeader: Bool = false,
+        ingestKeyBook: (namespace: String, name: String)? = nil,
         logger: Logger
     ) {
         self.init(
@@ -50,6 +54,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
             routes: routes,
             relayPort: relayPort,
             sendsProxyHeader: sendsProxyHeader,
+            ingestKeyBook: ingestKeyBook,
             logger: logger,
             options: ListWatchOptions()
         )
@@ -62,6 +67,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
         routes: GatewayRoutes,
         relayPort: Int,
         sendsProxyHeader: Bool = false,
+        ingestKeyBook: (namespace: String, name: String)? = nil,
         logger: Logger,
         options: ListWatchOptions
     ) {
@@ -70,6 +76,7 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
         self.routes = routes
         self.relayPort = relayPort
         self.sendsProxyHeader = sendsProxyHeader
+        self.ingestKeyBook = ingestKeyBook
         self.logger = logger
         self.options = options
     }
@@ -89,14 +96,25 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
             namespace: self.namespace,
             options: sliceOptions
         )
+        // The one Secret of the key book, by name: what RBAC `resourceNames` allows a list and watch of.
+        let keys = self.ingestKeyBook.map { book in
+            var keyOptions = self.options
+            keyOptions.fieldSelector = "metadata.name=\(book.name)"
+            return Reflector<KubernetesObject>(
+                client: self.client,
+                resource: .secrets,
+                namespace: book.namespace,
+                options: keyOptions
+            )
+        }
+        let publish = { @Sendable in self.publish(streams: streams, slices: slices, keys: keys) }
         do {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask {
-                        try await streams.run { _ in self.publish(streams: streams, slices: slices) }
-                    }
-                    group.addTask {
-                        try await slices.run { _ in self.publish(streams: streams, slices: slices) }
+                    group.addTask { try await streams.run { _ in publish() } }
+                    group.addTask { try await slices.run { _ in publish() } }
+                    if let keys {
+                        group.addTask { try await keys.run { _ in publish() } }
                     }
                 }
             }
@@ -107,9 +125,13 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
 
     /// Recomputes the routes and publishes them if they changed. Serialized by the lock, so a computation from an
     /// older view never overwrites one from a newer view.
-    private func publish(streams: Reflector<KubernetesObject>, slices: Reflector<KubernetesObject>) {
+    private func publish(
+        streams: Reflector<KubernetesObject>,
+        slices: Reflector<KubernetesObject>,
+        keys: Reflector<KubernetesObject>?
+    ) {
         self.state.withLock { state in
-            let (routes, invalid) = self.compute(streams: streams, slices: slices)
+            let (routes, invalid) = self.compute(streams: streams, slices: slices, keys: keys)
             for (stream, text) in invalid where state.loggedInvalid.insert("\(stream)|\(text)").inserted {
                 self.logger.warning(
                     "invalid allowed source range ignored",
@@ -124,8 +146,19 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
 
     private func compute(
         streams: Reflector<KubernetesObject>,
-        slices: Reflector<KubernetesObject>
+        slices: Reflector<KubernetesObject>,
+        keys: Reflector<KubernetesObject>?
     ) -> (routes: [GatewayRoute], invalid: [(StreamID, String)]) {
+        var ingestKeys: [StreamID: GatewayRoute.IngestKey] = [:]
+        for secret in keys?.list() ?? [] where secret.metadata.name == self.ingestKeyBook?.name {
+            guard case .object(let entries) = secret["data"] ?? [:] else { continue }
+            for (entry, value) in entries {
+                guard let stream = IngestKeyBook.stream(forEntry: entry),
+                    let (app, key) = value.stringValue.flatMap(IngestKeyBook.decode)
+                else { continue }
+                ingestKeys[stream] = GatewayRoute.IngestKey(app: app, key: key)
+            }
+        }
         // Services with at least one ready endpoint, as namespace/name.
         var ready = Set<String>()
         for slice in slices.list() {
@@ -168,7 +201,8 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
                             sendsProxyHeader: self.sendsProxyHeader
                         ) : nil,
                     allowedSourceRanges: ranges,
-                    suspended: spec?["suspend"]?.boolValue ?? false
+                    suspended: spec?["suspend"]?.boolValue ?? false,
+                    ingestKey: ingestKeys[stream]
                 )
             )
         }

@@ -34,6 +34,8 @@ final class LiveStreamReconciler: Sendable {
     /// ``pollRelays()`` watches for changes.
     private let relays = Mutex<[StreamID: RelayStreamReport?]>([:])
     private let relayReader: RelayStatusReader
+    /// Keeps the streams' keys for the gateway's shared ingest port, when configured.
+    private let keyBook: IngestKeyBookWriter?
     /// Per stream, the fingerprint of the children last applied by this process, and when.
     private let applied = Mutex<[StreamID: (fingerprint: Int, at: ContinuousClock.Instant)]>([:])
     /// How long applied children are trusted before they are applied again (drift repair).
@@ -45,6 +47,9 @@ final class LiveStreamReconciler: Sendable {
         self.logger = logger
         self.book = PortBook(range: configuration.portRange)
         self.relayReader = RelayStatusReader(urlTemplate: configuration.relayStatusURL, timeout: .seconds(2))
+        self.keyBook = configuration.ingestKeyBookSecret.map {
+            IngestKeyBookWriter(client: client, namespace: configuration.gatewayNamespace, name: $0)
+        }
         self.gateway = GatewayServiceWriter(
             client: client,
             configuration: configuration,
@@ -82,6 +87,7 @@ final class LiveStreamReconciler: Sendable {
                 try await self.gateway.sync()
                 self.requeueStreamsWithoutPort()
             }
+            try await self.keyBook?.remove(id)
             return .done
         }
         if object.metadata.deletionTimestamp != nil {
@@ -145,6 +151,7 @@ final class LiveStreamReconciler: Sendable {
         let port = self.book.release(id)
         try await self.gateway.sync()
         if port != nil { self.requeueStreamsWithoutPort() }
+        try await self.keyBook?.remove(id)
         do {
             _ = try await self.client.patch(
                 KubernetesObject.self,
@@ -307,11 +314,18 @@ final class LiveStreamReconciler: Sendable {
         if !upToDate {
             // 5. Secrets: generate a missing stream key; report missing target keys.
             if spec.ingest.webhook == nil {
-                let (reason, message, ok) = try await self.ensureStreamKey(children, object: object)
-                condition(Condition.Kind.streamKey, ok ? .true : .false, reason, message)
-                if !ok { notReady.append(message) }
+                let (reason, message, key) = try await self.ensureStreamKey(children, object: object)
+                condition(Condition.Kind.streamKey, key != nil ? .true : .false, reason, message)
+                if let key {
+                    try await self.keyBook?.set(id, app: spec.ingest.app, key: key)
+                } else {
+                    notReady.append(message)
+                    try await self.keyBook?.remove(id)
+                }
             } else {
                 condition(Condition.Kind.streamKey, .true, "Webhook", "publishers are authorized by the webhook")
+                // Nothing for the shared port to find it by: reachable on its own port.
+                try await self.keyBook?.remove(id)
             }
             for (index, target) in spec.targets.enumerated() {
                 guard let ref = target.streamKeySecretRef, target.enabled else { continue }
@@ -520,11 +534,12 @@ final class LiveStreamReconciler: Sendable {
         )
     }
 
-    /// Creates the ingest key's Secret when it is missing. Returns the StreamKey condition.
+    /// Creates the ingest key's Secret when it is missing. Returns the StreamKey condition, and the key when there is
+    /// one (never logged: it goes to the ``IngestKeyBook`` only).
     private func ensureStreamKey(
         _ children: RelayChildren,
         object: KubernetesObject
-    ) async throws -> (reason: String, message: String, ok: Bool) {
+    ) async throws -> (reason: String, message: String, key: String?) {
         let selector = children.streamKeySecret
         do {
             let secret = try await self.client.get(
@@ -533,22 +548,27 @@ final class LiveStreamReconciler: Sendable {
                 name: selector.name,
                 namespace: children.namespace
             )
-            let hasKey = secret["data"]?[selector.key] != nil || secret["stringData"]?[selector.key] != nil
-            guard hasKey else {
-                return ("KeyMissing", "Secret \(selector.name) has no key \(selector.key)", false)
+            // As the relay reads the mounted file: without the line breaks around it.
+            let key =
+                (secret["data"]?[selector.key]?.stringValue.flatMap { Data(base64Encoded: $0) }
+                .map { String(decoding: $0, as: UTF8.self) } ?? secret["stringData"]?[selector.key]?.stringValue)?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let key else {
+                return ("KeyMissing", "Secret \(selector.name) has no key \(selector.key)", nil)
             }
             let generated = secret.metadata.ownerReferences?.contains { $0.uid == children.uid } == true
-            return (generated ? "Generated" : "Found", "the stream key is in Secret \(selector.name)", true)
+            return (generated ? "Generated" : "Found", "the stream key is in Secret \(selector.name)", key)
         } catch let error as KubernetesError where error.isNotFound {
+            let generated = StreamKey.generate()
             let secret = try JSONValue.decode(
                 KubernetesObject.self,
-                from: children.generatedStreamKeySecret(key: StreamKey.generate())
+                from: children.generatedStreamKeySecret(key: generated)
             )
             do {
                 _ = try await self.client.create(secret, .secrets, namespace: children.namespace)
             } catch let error as KubernetesError where error.isConflict {
                 // Made by another worker or a person meanwhile: theirs stands.
-                return ("Found", "the stream key is in Secret \(selector.name)", true)
+                return try await self.ensureStreamKey(children, object: object)
             }
             await self.events.record(
                 .normal,
@@ -557,7 +577,7 @@ final class LiveStreamReconciler: Sendable {
                 action: "CreateSecret",
                 note: "Generated a stream key in Secret \(selector.name), key \(selector.key)"
             )
-            return ("Generated", "the stream key is in Secret \(selector.name)", true)
+            return ("Generated", "the stream key is in Secret \(selector.name)", generated)
         }
     }
 

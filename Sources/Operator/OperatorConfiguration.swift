@@ -58,6 +58,9 @@ public struct OperatorConfiguration: Sendable {
     /// webhook. Empty (the default): relays read no header, and see the gateway's address. The two must be set
     /// together: a relay that does not expect the header refuses a connection that starts with one.
     public var relayProxyProtocolFrom: [IPRange] = []
+    /// The name of the Secret, in ``gatewayNamespace``, that the operator keeps every stream's ingest key in for
+    /// the gateway's shared ingest port (``IngestKeyBook``); `nil` keeps none.
+    public var ingestKeyBookSecret: String?
 
     public init(
         namespace: String? = nil,

@@ -60,6 +60,22 @@ struct GatewayCommand: AsyncParsableCommand {
     )
     var sendProxyHeader = false
 
+    @Option(
+        help: ArgumentHelp(
+            "A port that takes every stream with a key, as rtmp://HOST:PORT/APP/KEY (1935, say); none by default.",
+            discussion: "Needs --ingest-key-book: the keys come from the Secret the operator keeps them in."
+        )
+    )
+    var sharedPort: Int?
+
+    @Option(
+        help: """
+            NAMESPACE/NAME of the Secret the operator keeps the streams' keys in (its --ingest-key-book), the only \
+            Secret the gateway reads.
+            """
+    )
+    var ingestKeyBook: String?
+
     @Option(help: "Seconds a connection is held while its relay scales up, before it is refused.")
     var holdTimeout: Double = 60
 
@@ -76,6 +92,17 @@ struct GatewayCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
+        if let port = self.sharedPort, !(1...65535).contains(port) {
+            throw ValidationError("--shared-port must be a TCP port (1-65535), got \(port).")
+        }
+        if self.sharedPort != nil, self.ingestKeyBook == nil {
+            throw ValidationError(
+                "--shared-port needs --ingest-key-book: without the keys no stream can be found on it."
+            )
+        }
+        if let book = self.ingestKeyBook, Self.secretName(book) == nil {
+            throw ValidationError("--ingest-key-book must be NAMESPACE/NAME, got \(book).")
+        }
         guard self.holdTimeout > 0, self.shutdownGrace >= 0, self.maxHeldPerStream >= 0, self.maxHeldTotal >= 0 else {
             throw ValidationError("hold timeout must be above 0; limits and grace at least 0.")
         }
@@ -113,7 +140,8 @@ struct GatewayCommand: AsyncParsableCommand {
                     maxHeldPerStream: self.maxHeldPerStream,
                     maxHeldTotal: self.maxHeldTotal,
                     holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
-                    shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000))
+                    shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000)),
+                    sharedIngestPort: self.sharedPort
                 ),
                 routes: routes,
                 activator: KubernetesScaleActivator(client: client, logger: logger),
@@ -125,6 +153,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 routes: routes,
                 relayPort: self.relayPort,
                 sendsProxyHeader: self.sendProxyHeader,
+                ingestKeyBook: self.ingestKeyBook.flatMap(Self.secretName),
                 logger: logger
             )
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
@@ -145,5 +174,14 @@ struct GatewayCommand: AsyncParsableCommand {
             )
             try await group.run()
         }
+    }
+
+    /// `NAMESPACE/NAME` split, or `nil` if it is not that.
+    static func secretName(_ text: String) -> (namespace: String, name: String)? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            return nil
+        }
+        return (String(parts[0]), String(parts[1]))
     }
 }

@@ -93,6 +93,14 @@ struct OperatorCommand: AsyncParsableCommand {
     )
     var relayProxyProtocolFrom: String = ""
 
+    @Option(
+        help: """
+            A Secret in the gateway's namespace to keep every stream's key in, for the gateway's shared ingest port \
+            (its --ingest-key-book); none by default.
+            """
+    )
+    var ingestKeyBook: String?
+
     @Option(help: "Streams reconciled at once.")
     var workers = 4
 
@@ -164,6 +172,7 @@ struct OperatorCommand: AsyncParsableCommand {
             configuration.relayStatusURL = url
         }
         configuration.relayProxyProtocolFrom = try self.proxyRanges()
+        configuration.ingestKeyBookSecret = self.ingestKeyBook
         configuration.controller = ControllerConfiguration(
             workers: self.workers,
             leaderElection: self.leaderElection

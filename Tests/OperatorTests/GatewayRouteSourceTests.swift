@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import Foundation
 import Gateway
 import KubernetesClient
 import LiveStreamModel
@@ -108,6 +109,117 @@ struct GatewayRouteSourceTests {
             try await eventually("erin's route is gone") { routes.route(for: stream) == nil }
             await group.triggerGracefulShutdown()
             try await task.value
+        }
+    }
+
+    @Test(
+        "the operator keeps every stream's key in the key book and the gateway's routes carry it: a generated key, a key the user gave, a changed app, a webhook stream (none), a delete"
+    )
+    func ingestKeyBook() async throws {
+        try await withTestCluster { cluster in
+            try await createGatewayService(cluster)
+            var configuration = try testConfiguration(cluster)
+            configuration.ingestKeyBookSecret = "liverelay-ingest-keys"
+            try await withOperator(cluster, configuration: configuration) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                let routes = GatewayRoutes()
+                let source = KubernetesGatewayRouteSource(
+                    client: client,
+                    namespace: ns,
+                    routes: routes,
+                    ingestKeyBook: (ns, "liverelay-ingest-keys"),
+                    logger: quietLogger
+                )
+                let group = ServiceGroup(
+                    configuration: ServiceGroupConfiguration(services: [.init(service: source)], logger: quietLogger)
+                )
+                let task = Task { try await group.run() }
+                defer { task.cancel() }
+
+                // A key the user gave, with the line break `kubectl create secret --from-file` keeps.
+                let given = "test-key-\(UInt64.random(in: 0...UInt64.max))"
+                _ = try await client.create(
+                    KubernetesObject(
+                        apiVersion: "v1",
+                        kind: "Secret",
+                        metadata: ObjectMeta(name: "gina-key", namespace: ns),
+                        fields: ["data": ["streamKey": .string(Data((given + "\n").utf8).base64EncodedString())]]
+                    ),
+                    .secrets,
+                    namespace: ns
+                )
+                _ = try await client.createLiveStream(
+                    "gina",
+                    namespace: ns,
+                    spec: ["ingest": ["streamKeySecretRef": ["name": "gina-key", "key": "streamKey"]]]
+                )
+                // No key Secret: the operator generates one.
+                _ = try await client.createLiveStream("hank", namespace: ns)
+                _ = try await client.createLiveStream(
+                    "ivan",
+                    namespace: ns,
+                    spec: ["ingest": ["webhook": ["url": "http://127.0.0.1:9/auth"]]]
+                )
+                let gina = StreamID(namespace: ns, name: "gina")
+                let hank = StreamID(namespace: ns, name: "hank")
+                let ivan = StreamID(namespace: ns, name: "ivan")
+                try await eventually("routes with keys") {
+                    routes.route(for: gina)?.ingestKey != nil && routes.route(for: hank)?.ingestKey != nil
+                        && routes.route(for: ivan) != nil
+                }
+                #expect(routes.route(forIngest: .init(app: "live", key: given))?.stream == gina)
+                #expect(routes.route(for: ivan)?.ingestKey == nil, "a webhook stream has no key to be found by")
+                // The generated key is the one in hank's Secret, which the relay reads.
+                let hankKey = try await client.get(
+                    KubernetesObject.self,
+                    .secrets,
+                    name: "hank-stream-key",
+                    namespace: ns
+                )
+                let generated = try #require(
+                    hankKey["data"]?["streamKey"]?.stringValue.flatMap { Data(base64Encoded: $0) }
+                        .map { String(decoding: $0, as: UTF8.self) }
+                )
+                #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
+                let book = try await client.get(
+                    KubernetesObject.self,
+                    .secrets,
+                    name: "liverelay-ingest-keys",
+                    namespace: ns
+                )
+                #expect(book.metadata.labels?[IngestKeyBook.label] == "true")
+                #expect(book["data"]?["\(ns).ivan"] == nil)
+
+                // A new application: found by it from then on.
+                _ = try await client.patch(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: "gina",
+                    namespace: ns,
+                    mergePatch: ["spec": ["ingest": ["app": "studio"]]]
+                )
+                try await eventually("gina found by her new app") {
+                    routes.route(forIngest: .init(app: "studio", key: given))?.stream == gina
+                }
+                #expect(routes.route(forIngest: .init(app: "live", key: given)) == nil)
+
+                // Deleted: the entry goes with the stream.
+                try await client.delete(.liveStreams, name: "gina", namespace: ns)
+                try await eventually("gina's entry removed") {
+                    let book = try? await client.get(
+                        KubernetesObject.self,
+                        .secrets,
+                        name: "liverelay-ingest-keys",
+                        namespace: ns
+                    )
+                    return book?["data"]?["\(ns).gina"] == nil
+                }
+                #expect(routes.route(forIngest: .init(app: "studio", key: given)) == nil)
+                #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
+                await group.triggerGracefulShutdown()
+                try await task.value
+            }
         }
     }
 
