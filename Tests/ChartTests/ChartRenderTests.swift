@@ -153,6 +153,26 @@ let chartCases: [ChartCase] = [
     ChartCase("no PodDisruptionBudget when disabled", ["gateway.podDisruptionBudget.enabled=false"]) { chart in
         #expect(chart.objects("PodDisruptionBudget").isEmpty)
     },
+    ChartCase("the shared ingest port", ["gateway.sharedPort.enabled=true"]) { chart in
+        #expect(chart.flag("liverelay-gateway", "--shared-port") == "1935")
+        #expect(chart.flag("liverelay-gateway", "--ingest-key-book") == "liverelay-system/liverelay-ingest-keys")
+        #expect(chart.flag("liverelay-operator", "--ingest-key-book") == "liverelay-ingest-keys")
+        let ports = chart.object("Service", "liverelay-gateway")?[path: ["spec", "ports"]]?.arrayValue ?? []
+        #expect(
+            ports.contains { $0["name"] == "rtmp-shared" && $0["port"] == 1935 && $0["targetPort"] == "rtmp-shared" }
+        )
+        // The gateway may read the key book and no other Secret.
+        let gateway = rules(chart, "Role", "liverelay-gateway-keys")
+        #expect(grants(gateway, "secrets") == ["list", "watch"])
+        #expect(gateway.allSatisfy { $0["resourceNames"] == ["liverelay-ingest-keys"] })
+        #expect(grants(rules(chart, "ClusterRole", "liverelay-gateway"), "secrets").isEmpty)
+        #expect(grants(rules(chart, "Role", "liverelay-operator"), "secrets") == ["create", "get", "patch"])
+    },
+    ChartCase("no shared ingest port by default", []) { chart in
+        #expect(chart.flag("liverelay-gateway", "--shared-port") == nil)
+        #expect(chart.flag("liverelay-operator", "--ingest-key-book") == nil)
+        #expect(chart.object("Role", "liverelay-gateway-keys") == nil)
+    },
     ChartCase("leader election off", ["operator.leaderElection=false"]) { chart in
         #expect(chart.arguments("liverelay-operator").contains("--disable-leader-election"))
         #expect(grants(rules(chart, "Role", "liverelay-operator"), "leases").isEmpty)

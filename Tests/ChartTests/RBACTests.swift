@@ -60,6 +60,15 @@ struct RequestAttributes: Hashable, Sendable, CustomStringConvertible {
         self.name = parts.count >= 2 ? parts[1] : nil
         self.resource = parts.count >= 3 ? "\(plural)/\(parts[2])" : plural
         let watch = request.queryValue("watch") == "true" || request.queryValue("watch") == "1"
+        // A list or watch of one object by a metadata.name field selector is checked against resourceNames, as
+        // the API server does.
+        if request.method == .get, self.name == nil, let selector = request.queryValue("fieldSelector"),
+            selector.hasPrefix("metadata.name="), !selector.contains(",")
+        {
+            self.name = String(selector.dropFirst("metadata.name=".count))
+            self.verb = watch ? "watch" : "list"
+            return
+        }
         switch request.method {
         case .get: self.verb = self.name == nil ? (watch ? "watch" : "list") : "get"
         case .post: self.verb = "create"
@@ -232,6 +241,7 @@ func operatorConfiguration(_ arguments: [String], identity: String) throws -> Op
         case "--lease-name": leaseName = value
         case "--lease-namespace": leaseNamespace = value
         case "--log-level": break
+        case "--ingest-key-book": configuration.ingestKeyBookSecret = value
         default: Issue.record("the chart passes \(argument), which this test does not know")
         }
     }
@@ -259,9 +269,14 @@ struct RBACTests {
     /// The operator and the gateway run with exactly the permissions the chart gives their ServiceAccounts, through
     /// a stream's whole life (create with a generated key, preview off, suspend, wake, delete). Every request must be
     /// allowed, and every permission granted must have been used: a grant nothing needs fails the test.
-    @Test("the operator and the gateway need every permission the chart grants, and no other")
-    func leastPrivilege() async throws {
-        let sets = ["ingress.className=nginx", "ingress.host=live.example.com", "ingestHost=rtmp.example.com"]
+    @Test(
+        "the operator and the gateway need every permission the chart grants, and no other (with and without the shared ingest port)",
+        arguments: [false, true]
+    )
+    func leastPrivilege(sharedPort: Bool) async throws {
+        let sets =
+            ["ingress.className=nginx", "ingress.host=live.example.com", "ingestHost=rtmp.example.com"]
+            + (sharedPort ? ["gateway.sharedPort.enabled=true"] : [])
         try await withRenderedChart(sets, crds: false, lint: false) { chart in
             var logger = Logger(label: "kube-test-server")
             logger.logLevel = .warning
@@ -316,6 +331,10 @@ struct RBACTests {
             client: gatewayClient,
             namespace: nil,
             routes: routes,
+            ingestKeyBook: chart.flag("liverelay-gateway", "--ingest-key-book").flatMap { book in
+                let parts = book.split(separator: "/")
+                return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+            },
             logger: quiet
         )
         let group = ServiceGroup(
@@ -368,6 +387,13 @@ struct RBACTests {
         }
         try await eventually("the gateway's route") {
             routes.route(for: StreamID(namespace: "default", name: "alice")) != nil
+        }
+        if server.object(apiVersion: "v1", kind: "Secret", namespace: "liverelay-system", name: "liverelay-ingest-keys")
+            != nil
+        {
+            try await eventually("the route's key, for the shared port") {
+                routes.route(for: StreamID(namespace: "default", name: "alice"))?.ingestKey != nil
+            }
         }
 
         // An encoder arrives while the relay is at zero: the gateway wakes it.

@@ -7,6 +7,10 @@
 {{- end -}}
 {{- end -}}
 
+{{- define "liverelay.ingestKeyBook" -}}
+{{- printf "%s-ingest-keys" (include "liverelay.fullname" .) -}}
+{{- end -}}
+
 {{- define "liverelay.gatewayName" -}}
 {{- printf "%s-gateway" (include "liverelay.fullname" .) -}}
 {{- end -}}
