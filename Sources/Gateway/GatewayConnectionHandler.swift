@@ -292,16 +292,7 @@ final class GatewayConnectionHandler {
             }
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
-            for buffer in self.buffered {
-                upstream.write(buffer, promise: nil)
-            }
-            upstream.flush()
-            meters.bytesIn.add(self.bufferedBytes)
-            self.buffered = []
-            self.bufferedBytes = 0
-            if self.inputClosed {
-                upstream.close(mode: .output, promise: nil)
-            }
+            self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
             try context.pipeline.syncOperations.addHandler(clientGlue)
         } catch {
             upstream.close(promise: nil)
@@ -386,16 +377,7 @@ final class GatewayConnectionHandler {
             return
         }
         timeout.cancel()
-        for buffer in self.buffered {
-            upstreamGlue.writeRaw(buffer)
-        }
-        upstream.flush()
-        meters.bytesIn.add(self.bufferedBytes)
-        self.buffered = []
-        self.bufferedBytes = 0
-        if self.inputClosed {
-            upstream.close(mode: .output, promise: nil)
-        }
+        self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
         do {
             // In front of the client's RTMP handler, which from now on only encodes what the relay says.
             try context.pipeline.syncOperations.addHandler(clientGlue, position: .first)
@@ -404,6 +386,25 @@ final class GatewayConnectionHandler {
             return
         }
         self.proxied(context: context, heldSince: heldSince)
+    }
+
+    /// Sends the relay what the client sent so far, below any handler of the relay's pipeline after the glue, then
+    /// the client's end of input if it came.
+    private func replay(
+        to upstream: any Channel,
+        through glue: GlueHandler,
+        counting meter: GatewayAccounting.ByteMeter
+    ) {
+        for buffer in self.buffered {
+            glue.writeRaw(buffer)
+        }
+        upstream.flush()
+        meter.add(self.bufferedBytes)
+        self.buffered = []
+        self.bufferedBytes = 0
+        if self.inputClosed {
+            upstream.close(mode: .output, promise: nil)
+        }
     }
 
     private func proxied(context: ChannelHandlerContext, heldSince: NIODeadline?) {
