@@ -150,15 +150,20 @@ final class GatewayConnectionHandler {
     }
 
     private func refuse(_ reason: String) {
-        if case .handshaking(let upstream, let timeout) = self.phase {
-            timeout.cancel()
-            upstream.close(promise: nil)
-        }
+        self.abandonRelayHandshake()
         self.phase = .closed
         self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
         // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
         self.front?.sendRefusal(reason)
         self.context?.close(promise: nil)
+    }
+
+    /// Ends the handshake with the relay of a shared-port connection, if one is under way.
+    private func abandonRelayHandshake() {
+        if case .handshaking(let upstream, let timeout) = self.phase {
+            timeout.cancel()
+            upstream.close(promise: nil)
+        }
     }
 
     private func releaseHold() {
@@ -304,7 +309,7 @@ final class GatewayConnectionHandler {
 
     /// The shared ingest port: an RTMP handshake of the gateway's own with the relay, then the client's bytes
     /// replayed as they came (see ``SharedIngestHandler``). The client keeps being buffered until the handshake
-    /// completes, in ``relayHandshaken(clientGlue:upstreamGlue:meters:)``.
+    /// completes, in ``relayHandshaken(clientGlue:upstreamGlue:counting:since:)``.
     private func spliceRTMP(
         _ upstream: any Channel,
         sendingProxyHeader: Bool,
@@ -324,24 +329,20 @@ final class GatewayConnectionHandler {
                 self.relayHandshaken(
                     clientGlue: clientGlue,
                     upstreamGlue: upstreamGlue,
-                    meters: meters,
+                    counting: meters.bytesIn,
                     since: heldSince
                 )
             },
             failed: { [self] reason in
                 switch self.phase {
-                case .handshaking:
-                    return self.refuse(reason)
-                case .proxied:
-                    break
+                case .handshaking, .proxied:
+                    // Proxied too, the encoder still waits for the answer to its publish: it hears why before the
+                    // glue closes its connection.
+                    self.refuse(reason)
                 case .idle, .waiting, .retrying, .connecting, .closed:
                     // Refused already (which closed the relay's connection).
-                    return
+                    break
                 }
-                // Proxied, and the encoder still waits for the answer to its publish: it hears why before the glue
-                // closes its connection.
-                self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
-                front.sendRefusal(reason)
             }
         )
         do {
@@ -370,14 +371,14 @@ final class GatewayConnectionHandler {
     private func relayHandshaken(
         clientGlue: GlueHandler,
         upstreamGlue: GlueHandler,
-        meters: (bytesIn: GatewayAccounting.ByteMeter, bytesOut: GatewayAccounting.ByteMeter),
+        counting bytesIn: GatewayAccounting.ByteMeter,
         since heldSince: NIODeadline?
     ) {
         guard case .handshaking(let upstream, let timeout) = self.phase, let context = self.context else {
             return
         }
         timeout.cancel()
-        self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
+        self.replay(to: upstream, through: upstreamGlue, counting: bytesIn)
         do {
             // In front of the client's RTMP handler, which from now on only encodes what the relay says.
             try context.pipeline.syncOperations.addHandler(clientGlue, position: .first)
@@ -470,9 +471,8 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         case .retrying(let retry):
             retry.cancel()
             self.logger.info("Held client disconnected before the relay was ready")
-        case .handshaking(let upstream, let timeout):
-            timeout.cancel()
-            upstream.close(promise: nil)
+        case .handshaking:
+            self.abandonRelayHandshake()
         case .idle, .connecting, .proxied, .closed:
             break
         }

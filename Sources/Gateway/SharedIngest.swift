@@ -131,11 +131,10 @@ final class SharedIngestHandler {
         switch self.phase {
         case .routed:
             self.phase = .closed
-            let messages = self.session.publishRefused(description: "The stream's relay is not available: \(reason).")
-            for message in messages {
-                context.write(Self.wrapOutboundOut(message), promise: nil)
-            }
-            context.flush()
+            self.send(
+                self.session.publishRefused(description: "The stream's relay is not available: \(reason)."),
+                context: context
+            )
         case .negotiating, .answered, .closed:
             self.phase = .closed
         }
@@ -146,18 +145,12 @@ final class SharedIngestHandler {
         case .none, .media:
             break
         case .send(let messages):
-            for message in messages {
-                context.write(Self.wrapOutboundOut(message), promise: nil)
-            }
-            context.flush()
+            self.send(messages, context: context)
         case .authorize(let request):
             self.route(request, context: context)
         case .unpublished(let messages), .close(let messages, _):
             // Before a publish neither ends a stream; the encoder is leaving (or broke the protocol).
-            for message in messages {
-                context.write(Self.wrapOutboundOut(message), promise: nil)
-            }
-            context.flush()
+            self.send(messages, context: context)
             self.phase = .closed
             self.logger.debug("Client left the shared ingest port before publishing")
             context.close(promise: nil)
@@ -232,11 +225,15 @@ final class SharedIngestHandler {
     private func refuse(_ reason: String, description: String, stream: StreamID?, context: ChannelHandlerContext) {
         self.gateway.logRefusal(reason, stream: stream, logger: self.logger)
         self.phase = .closed
-        for message in self.session.publishRefused(description: description) {
+        self.send(self.session.publishRefused(description: description), context: context)
+        context.close(promise: nil)
+    }
+
+    private func send(_ messages: [RTMPMessage], context: ChannelHandlerContext) {
+        for message in messages {
             context.write(Self.wrapOutboundOut(message), promise: nil)
         }
         context.flush()
-        context.close(promise: nil)
     }
 }
 

@@ -41,23 +41,14 @@ struct IngestKeyBookWriter: Sendable {
             }
             _ = try await self.patch([entry: .string(value)])
         } catch let error as KubernetesError where error.isNotFound {
-            let secret: JSONValue = [
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": [
-                    "name": .string(self.name),
-                    "namespace": .string(self.namespace),
-                    "labels": .object([IngestKeyBook.label: "true"]),
-                ],
-                "type": "Opaque",
-                "data": .object([entry: .string(value)]),
-            ]
+            let secret = KubernetesObject(
+                apiVersion: "v1",
+                kind: "Secret",
+                metadata: ObjectMeta(name: self.name, namespace: self.namespace, labels: [IngestKeyBook.label: "true"]),
+                fields: ["type": "Opaque", "data": .object([entry: .string(value)])]
+            )
             do {
-                _ = try await self.client.create(
-                    try JSONValue.decode(KubernetesObject.self, from: secret),
-                    .secrets,
-                    namespace: self.namespace
-                )
+                _ = try await self.client.create(secret, .secrets, namespace: self.namespace)
             } catch let error as KubernetesError where error.isConflict {
                 // Created meanwhile by another worker, for another stream: add ours to it.
                 _ = try await self.patch([entry: .string(value)])

@@ -288,8 +288,15 @@ struct LocalModeTests {
         }
     }
 
-    @Test("Two streams on two ports at once, each to its own target")
-    func twoStreams() async throws {
+    /// Two streams, each with its own key and nginx-rtmp target, published at once by ffmpeg to `url(port, key)`
+    /// (the stream's own port and key); both must arrive whole, each through its own relay. `then` goes on with
+    /// local mode still running.
+    private static func publishTwoStreams(
+        sharedIngestPort: Int? = nil,
+        secrets extra: [String] = [],
+        url: @escaping @Sendable (_ port: Int, _ key: String) -> String,
+        then: @Sendable (LocalUnderTest) async throws -> Void = { _ in }
+    ) async throws {
         try await withNginxRTMP(applications: ["one", "two"]) { nginx in
             let ports = (try freeTCPPort(), try freeTCPPort())
             let keys = (makeTestKey("one"), makeTestKey("two"))
@@ -308,12 +315,14 @@ struct LocalModeTests {
                     ingestKey: keys.1,
                     target: (nginx.url(app: "two"), targets.1)
                 )
-            try await withLocalMode(yaml: yaml, secrets: [keys.0, keys.1, targets.0, targets.1]) { local in
+            let secrets = [keys.0, keys.1, targets.0, targets.1] + extra
+            try await withLocalMode(yaml: yaml, secrets: secrets, sharedIngestPort: sharedIngestPort) { local in
                 try await local.waitForListening(ports.0, ports.1)
-                async let first = FFmpeg.publish(to: "rtmp://127.0.0.1:\(ports.0)/live/\(keys.0)", duration: 4)
-                    .waitForExit()
-                async let second = FFmpeg.publish(to: "rtmp://127.0.0.1:\(ports.1)/live/\(keys.1)", duration: 4)
-                    .waitForExit()
+                if let sharedIngestPort {
+                    try await local.waitForListening(sharedIngestPort)
+                }
+                async let first = FFmpeg.publish(to: url(ports.0, keys.0), duration: 4).waitForExit()
+                async let second = FFmpeg.publish(to: url(ports.1, keys.1), duration: 4).waitForExit()
                 let exits = try await (first, second)
                 #expect(exits.0.succeeded, "ffmpeg on the first stream failed: \(exits.0)")
                 #expect(exits.1.succeeded, "ffmpeg on the second stream failed: \(exits.1)")
@@ -322,72 +331,46 @@ struct LocalModeTests {
                 try await Self.expectDecodable(nginx.recordingPath(app: "one", stream: targets.0))
                 try await Self.expectDecodable(nginx.recordingPath(app: "two", stream: targets.1))
                 #expect(Set(local.relayPIDs).count == 2)
+                try await then(local)
             }
         }
+    }
+
+    @Test("Two streams on two ports at once, each to its own target")
+    func twoStreams() async throws {
+        try await Self.publishTwoStreams { port, key in "rtmp://127.0.0.1:\(port)/live/\(key)" }
     }
 
     @Test(
         "Two streams through one shared port, each found by its key; a wrong key is refused with the reason"
     )
     func sharedPort() async throws {
-        try await withNginxRTMP(applications: ["one", "two"]) { nginx in
-            let shared = try freeTCPPort()
-            let ports = (try freeTCPPort(), try freeTCPPort())
-            let keys = (makeTestKey("one"), makeTestKey("two"))
-            let targets = (makeTestKey("t1"), makeTestKey("t2"))
-            let wrongKey = makeTestKey("wrong")
-            let yaml =
-                liveStreamYAML(
-                    name: "one",
-                    port: ports.0,
-                    ingestKey: keys.0,
-                    target: (nginx.url(app: "one"), targets.0)
-                )
-                + "---\n"
-                + liveStreamYAML(
-                    name: "two",
-                    port: ports.1,
-                    ingestKey: keys.1,
-                    target: (nginx.url(app: "two"), targets.1)
-                )
-            let secrets = [keys.0, keys.1, targets.0, targets.1, wrongKey]
-            try await withLocalMode(yaml: yaml, secrets: secrets, sharedIngestPort: shared) { local in
-                try await local.waitForListening(shared, ports.0, ports.1)
-
-                // Both relays are cold: each publish is held on the shared port until its own relay is ready.
-                async let first = FFmpeg.publish(to: "rtmp://127.0.0.1:\(shared)/live/\(keys.0)", duration: 4)
-                    .waitForExit()
-                async let second = FFmpeg.publish(to: "rtmp://127.0.0.1:\(shared)/live/\(keys.1)", duration: 4)
-                    .waitForExit()
-                let exits = try await (first, second)
-                #expect(exits.0.succeeded, "ffmpeg on the first stream failed: \(exits.0)")
-                #expect(exits.1.succeeded, "ffmpeg on the second stream failed: \(exits.1)")
-                try await nginx.waitForPublishEnded(app: "one", stream: targets.0)
-                try await nginx.waitForPublishEnded(app: "two", stream: targets.1)
-                try await Self.expectDecodable(nginx.recordingPath(app: "one", stream: targets.0))
-                try await Self.expectDecodable(nginx.recordingPath(app: "two", stream: targets.1))
-                #expect(Set(local.relayPIDs).count == 2)
-                // Counted for its own stream, as on the stream's port (the figure KEDA scales by in a cluster).
-                for name in ["one", "two"] {
-                    let statistics = local.runtime.gateway.statistics(for: StreamID(namespace: "default", name: name))
-                    #expect((statistics?.bytesIn ?? 0) > 100_000, "\(name): \(String(describing: statistics))")
-                }
-
-                // The encoder hears why (ffmpeg prints the server's onStatus description), the log says why without
-                // the key, and no relay is woken.
-                let relays = local.relayPIDs.count
-                let refused = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(shared)/live/\(wrongKey)", duration: 2)
-                    .waitForExit()
-                #expect(!refused.succeeded)
-                // (ffmpeg's output names the URL, key included: not printed here.)
-                #expect(refused.standardError.contains("No stream has this key."), "ffmpeg did not show the reason")
-                #expect(
-                    local.logs.lines.contains {
-                        $0.contains("Connection refused: unknown stream key for application live")
-                    }
-                )
-                #expect(local.relayPIDs.count == relays)
+        let shared = try freeTCPPort()
+        let wrongKey = makeTestKey("wrong")
+        // Both relays are cold: each publish is held on the shared port until its own relay is ready.
+        try await Self.publishTwoStreams(sharedIngestPort: shared, secrets: [wrongKey]) { _, key in
+            "rtmp://127.0.0.1:\(shared)/live/\(key)"
+        } then: { local in
+            // Counted for its own stream, as on the stream's port (the figure KEDA scales by in a cluster).
+            for name in ["one", "two"] {
+                let statistics = local.runtime.gateway.statistics(for: StreamID(namespace: "default", name: name))
+                #expect((statistics?.bytesIn ?? 0) > 100_000, "\(name): \(String(describing: statistics))")
             }
+
+            // The encoder hears why (ffmpeg prints the server's onStatus description), the log says why without
+            // the key, and no relay is woken.
+            let relays = local.relayPIDs.count
+            let refused = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(shared)/live/\(wrongKey)", duration: 2)
+                .waitForExit()
+            #expect(!refused.succeeded)
+            // (ffmpeg's output names the URL, key included: not printed here.)
+            #expect(refused.standardError.contains("No stream has this key."), "ffmpeg did not show the reason")
+            #expect(
+                local.logs.lines.contains {
+                    $0.contains("Connection refused: unknown stream key for application live")
+                }
+            )
+            #expect(local.relayPIDs.count == relays)
         }
     }
 

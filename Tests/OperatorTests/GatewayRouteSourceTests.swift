@@ -36,6 +36,18 @@ struct GatewayRouteSourceTests {
         )
     }
 
+    /// Runs `source` in a service group for the duration of `body`, then shuts it down gracefully.
+    static func running(_ source: KubernetesGatewayRouteSource, _ body: () async throws -> Void) async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: source)], logger: quietLogger)
+        )
+        let task = Task { try await group.run() }
+        defer { task.cancel() }
+        try await body()
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
     @Test(
         "routes follow status.port, source ranges, suspend and relay readiness (with and without a PROXY header)",
         arguments: [false, true]
@@ -52,63 +64,62 @@ struct GatewayRouteSourceTests {
                 sendsProxyHeader: sendsProxyHeader,
                 logger: quietLogger
             )
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(services: [.init(service: source)], logger: quietLogger)
-            )
-            let task = Task { try await group.run() }
-            defer { task.cancel() }
-            let stream = StreamID(namespace: ns, name: "erin")
+            try await Self.running(source) {
+                let stream = StreamID(namespace: ns, name: "erin")
 
-            _ = try await client.createLiveStream(
-                "erin",
-                namespace: ns,
-                spec: ["ingest": ["allowedSourceRanges": ["10.0.0.0/8", "10.0.0.0/99"]]]
-            )
-            _ = try await client.createLiveStream("nobody", namespace: ns)
-            // No port yet: no route.
-            _ = try await client.patchStatus(
-                KubernetesObject.self,
-                .liveStreams,
-                name: "erin",
-                namespace: ns,
-                mergePatch: ["status": ["port": 31007]]
-            )
-            try await eventually("erin's route appears") { routes.route(for: stream) != nil }
-            var route = try #require(routes.route(for: stream))
-            #expect(route.listenPort == 31007)
-            #expect(route.upstream == nil)
-            #expect(route.allowedSourceRanges.map(\.description) == ["10.0.0.0/8"])
-            #expect(route.suspended == false)
-            #expect(routes.routes.count == 1)
+                _ = try await client.createLiveStream(
+                    "erin",
+                    namespace: ns,
+                    spec: ["ingest": ["allowedSourceRanges": ["10.0.0.0/8", "10.0.0.0/99"]]]
+                )
+                _ = try await client.createLiveStream("nobody", namespace: ns)
+                // No port yet: no route.
+                _ = try await client.patchStatus(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: "erin",
+                    namespace: ns,
+                    mergePatch: ["status": ["port": 31007]]
+                )
+                try await eventually("erin's route appears") { routes.route(for: stream) != nil }
+                var route = try #require(routes.route(for: stream))
+                #expect(route.listenPort == 31007)
+                #expect(route.upstream == nil)
+                #expect(route.allowedSourceRanges.map(\.description) == ["10.0.0.0/8"])
+                #expect(route.suspended == false)
+                #expect(routes.routes.count == 1)
 
-            // A ready endpoint of ls-erin: the relay is the upstream.
-            _ = try await client.create(self.endpointSlice("ls-erin", namespace: ns, ready: false), .endpointSlices)
-            _ = try await client.update(
-                self.endpointSlice("ls-erin", namespace: ns, ready: true).withVersion(of: client),
-                .endpointSlices
-            )
-            try await eventually("erin's upstream is ready") { routes.route(for: stream)?.upstream != nil }
-            route = try #require(routes.route(for: stream))
-            #expect(
-                route.upstream
-                    == GatewayRoute.Upstream(host: "ls-erin.\(ns).svc", port: 1935, sendsProxyHeader: sendsProxyHeader)
-            )
+                // A ready endpoint of ls-erin: the relay is the upstream.
+                _ = try await client.create(self.endpointSlice("ls-erin", namespace: ns, ready: false), .endpointSlices)
+                _ = try await client.update(
+                    self.endpointSlice("ls-erin", namespace: ns, ready: true).withVersion(of: client),
+                    .endpointSlices
+                )
+                try await eventually("erin's upstream is ready") { routes.route(for: stream)?.upstream != nil }
+                route = try #require(routes.route(for: stream))
+                #expect(
+                    route.upstream
+                        == GatewayRoute.Upstream(
+                            host: "ls-erin.\(ns).svc",
+                            port: 1935,
+                            sendsProxyHeader: sendsProxyHeader
+                        )
+                )
 
-            // Suspended: the route says so.
-            _ = try await client.patch(
-                KubernetesObject.self,
-                .liveStreams,
-                name: "erin",
-                namespace: ns,
-                mergePatch: ["spec": ["suspend": true]]
-            )
-            try await eventually("erin is suspended") { routes.route(for: stream)?.suspended == true }
+                // Suspended: the route says so.
+                _ = try await client.patch(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: "erin",
+                    namespace: ns,
+                    mergePatch: ["spec": ["suspend": true]]
+                )
+                try await eventually("erin is suspended") { routes.route(for: stream)?.suspended == true }
 
-            // Deleted: the route goes.
-            try await client.delete(.liveStreams, name: "erin", namespace: ns)
-            try await eventually("erin's route is gone") { routes.route(for: stream) == nil }
-            await group.triggerGracefulShutdown()
-            try await task.value
+                // Deleted: the route goes.
+                try await client.delete(.liveStreams, name: "erin", namespace: ns)
+                try await eventually("erin's route is gone") { routes.route(for: stream) == nil }
+            }
         }
     }
 
@@ -131,94 +142,89 @@ struct GatewayRouteSourceTests {
                     ingestKeyBook: (ns, "liverelay-ingest-keys"),
                     logger: quietLogger
                 )
-                let group = ServiceGroup(
-                    configuration: ServiceGroupConfiguration(services: [.init(service: source)], logger: quietLogger)
-                )
-                let task = Task { try await group.run() }
-                defer { task.cancel() }
+                try await Self.running(source) {
 
-                // A key the user gave, with the line break `kubectl create secret --from-file` keeps.
-                let given = "test-key-\(UInt64.random(in: 0...UInt64.max))"
-                _ = try await client.create(
-                    KubernetesObject(
-                        apiVersion: "v1",
-                        kind: "Secret",
-                        metadata: ObjectMeta(name: "gina-key", namespace: ns),
-                        fields: ["data": ["streamKey": .string(Data((given + "\n").utf8).base64EncodedString())]]
-                    ),
-                    .secrets,
-                    namespace: ns
-                )
-                _ = try await client.createLiveStream(
-                    "gina",
-                    namespace: ns,
-                    spec: ["ingest": ["streamKeySecretRef": ["name": "gina-key", "key": "streamKey"]]]
-                )
-                // No key Secret: the operator generates one.
-                _ = try await client.createLiveStream("hank", namespace: ns)
-                _ = try await client.createLiveStream(
-                    "ivan",
-                    namespace: ns,
-                    spec: ["ingest": ["webhook": ["url": "http://127.0.0.1:9/auth"]]]
-                )
-                let gina = StreamID(namespace: ns, name: "gina")
-                let hank = StreamID(namespace: ns, name: "hank")
-                let ivan = StreamID(namespace: ns, name: "ivan")
-                try await eventually("routes with keys") {
-                    routes.route(for: gina)?.ingestKey != nil && routes.route(for: hank)?.ingestKey != nil
-                        && routes.route(for: ivan) != nil
-                }
-                #expect(routes.route(forIngest: .init(app: "live", key: given))?.stream == gina)
-                #expect(routes.route(for: ivan)?.ingestKey == nil, "a webhook stream has no key to be found by")
-                // The generated key is the one in hank's Secret, which the relay reads.
-                let hankKey = try await client.get(
-                    KubernetesObject.self,
-                    .secrets,
-                    name: "hank-stream-key",
-                    namespace: ns
-                )
-                let generated = try #require(
-                    hankKey["data"]?["streamKey"]?.stringValue.flatMap { Data(base64Encoded: $0) }
-                        .map { String(decoding: $0, as: UTF8.self) }
-                )
-                #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
-                let book = try await client.get(
-                    KubernetesObject.self,
-                    .secrets,
-                    name: "liverelay-ingest-keys",
-                    namespace: ns
-                )
-                #expect(book.metadata.labels?[IngestKeyBook.label] == "true")
-                #expect(book["data"]?["\(ns).ivan"] == nil)
-
-                // A new application: found by it from then on.
-                _ = try await client.patch(
-                    KubernetesObject.self,
-                    .liveStreams,
-                    name: "gina",
-                    namespace: ns,
-                    mergePatch: ["spec": ["ingest": ["app": "studio"]]]
-                )
-                try await eventually("gina found by her new app") {
-                    routes.route(forIngest: .init(app: "studio", key: given))?.stream == gina
-                }
-                #expect(routes.route(forIngest: .init(app: "live", key: given)) == nil)
-
-                // Deleted: the entry goes with the stream.
-                try await client.delete(.liveStreams, name: "gina", namespace: ns)
-                try await eventually("gina's entry removed") {
-                    let book = try? await client.get(
+                    // A key the user gave, with the line break `kubectl create secret --from-file` keeps.
+                    let given = "test-key-\(UInt64.random(in: 0...UInt64.max))"
+                    _ = try await client.create(
+                        KubernetesObject(
+                            apiVersion: "v1",
+                            kind: "Secret",
+                            metadata: ObjectMeta(name: "gina-key", namespace: ns),
+                            fields: ["data": ["streamKey": .string(Data((given + "\n").utf8).base64EncodedString())]]
+                        ),
+                        .secrets,
+                        namespace: ns
+                    )
+                    _ = try await client.createLiveStream(
+                        "gina",
+                        namespace: ns,
+                        spec: ["ingest": ["streamKeySecretRef": ["name": "gina-key", "key": "streamKey"]]]
+                    )
+                    // No key Secret: the operator generates one.
+                    _ = try await client.createLiveStream("hank", namespace: ns)
+                    _ = try await client.createLiveStream(
+                        "ivan",
+                        namespace: ns,
+                        spec: ["ingest": ["webhook": ["url": "http://127.0.0.1:9/auth"]]]
+                    )
+                    let gina = StreamID(namespace: ns, name: "gina")
+                    let hank = StreamID(namespace: ns, name: "hank")
+                    let ivan = StreamID(namespace: ns, name: "ivan")
+                    try await eventually("routes with keys") {
+                        routes.route(for: gina)?.ingestKey != nil && routes.route(for: hank)?.ingestKey != nil
+                            && routes.route(for: ivan) != nil
+                    }
+                    #expect(routes.route(forIngest: .init(app: "live", key: given))?.stream == gina)
+                    #expect(routes.route(for: ivan)?.ingestKey == nil, "a webhook stream has no key to be found by")
+                    // The generated key is the one in hank's Secret, which the relay reads.
+                    let hankKey = try await client.get(
+                        KubernetesObject.self,
+                        .secrets,
+                        name: "hank-stream-key",
+                        namespace: ns
+                    )
+                    let generated = try #require(
+                        hankKey["data"]?["streamKey"]?.stringValue.flatMap { Data(base64Encoded: $0) }
+                            .map { String(decoding: $0, as: UTF8.self) }
+                    )
+                    #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
+                    let book = try await client.get(
                         KubernetesObject.self,
                         .secrets,
                         name: "liverelay-ingest-keys",
                         namespace: ns
                     )
-                    return book?["data"]?["\(ns).gina"] == nil
+                    #expect(book.metadata.labels?[IngestKeyBook.label] == "true")
+                    #expect(book["data"]?["\(ns).ivan"] == nil)
+
+                    // A new application: found by it from then on.
+                    _ = try await client.patch(
+                        KubernetesObject.self,
+                        .liveStreams,
+                        name: "gina",
+                        namespace: ns,
+                        mergePatch: ["spec": ["ingest": ["app": "studio"]]]
+                    )
+                    try await eventually("gina found by her new app") {
+                        routes.route(forIngest: .init(app: "studio", key: given))?.stream == gina
+                    }
+                    #expect(routes.route(forIngest: .init(app: "live", key: given)) == nil)
+
+                    // Deleted: the entry goes with the stream.
+                    try await client.delete(.liveStreams, name: "gina", namespace: ns)
+                    try await eventually("gina's entry removed") {
+                        let book = try? await client.get(
+                            KubernetesObject.self,
+                            .secrets,
+                            name: "liverelay-ingest-keys",
+                            namespace: ns
+                        )
+                        return book?["data"]?["\(ns).gina"] == nil
+                    }
+                    #expect(routes.route(forIngest: .init(app: "studio", key: given)) == nil)
+                    #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
                 }
-                #expect(routes.route(forIngest: .init(app: "studio", key: given)) == nil)
-                #expect(routes.route(forIngest: .init(app: "live", key: generated))?.stream == hank)
-                await group.triggerGracefulShutdown()
-                try await task.value
             }
         }
     }
