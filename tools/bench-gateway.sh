@@ -18,6 +18,8 @@
 #        liverelay bench -> liverelay relay (one process)  -> sink
 #        gateway   bench -> liverelay local (gateway, one relay process per stream) -> sink
 #        shared    the same, through the gateway's shared port (--shared-port), which routes by stream key
+#        tls       the same as gateway, published with rtmps:// (the gateway terminates TLS; a certificate made
+#                  for the run)
 #      Latency per message and CPU of the measured process tree. The gateway's own CPU (the local-mode process
 #      without its relays) is read from /proc as well.
 #   2. Starts: from the encoder's TCP connect to the first media message at the sink, with the relay at zero (cold:
@@ -25,7 +27,7 @@
 #
 # Usage: tools/bench-gateway.sh [--out DIR] [--seconds N] [--streams "1 10"] [--starts N] [--skip-build]
 #                               [--wait-for-builds SECONDS] [--scratch-path DIR]
-# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, curl, python3, Linux /proc. Leaves nothing running.
+# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, curl, python3, openssl, Linux /proc. Leaves nothing running.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,6 +72,9 @@ relay="$bin/liverelay"
 input="$work/input.flv"
 log "making the input with ffmpeg"
 make_input "$input" $((seconds + 10))
+# The gateway's certificate for the tls path, made for this run.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 sink_port=$(free_port)
 printf '        application sink { live on; }\n' | nginx_conf "$work/sink" "$sink_port"
@@ -127,7 +132,8 @@ shared_free_port() {
 start_local() {
     local file=$1 http_port=$2 shared_port=$3
     "$relay" local -f "$file" --listen-host 127.0.0.1 --port-range 20000-59999 --http-listen "127.0.0.1:$http_port" \
-        --shared-port "$shared_port" --state-dir "$dir/state" --relay-log-level warning --log-level warning \
+        --shared-port "$shared_port" --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
+        --state-dir "$dir/state" --relay-log-level warning --log-level warning \
         >"$dir/local.log" 2>&1 &
     local_pid=$!
     pids+=("$local_pid")
@@ -192,12 +198,14 @@ for n in $stream_counts; do
     start_local "$dir/streams.yaml" "$http_port" "$shared_port"
     wait_relay "$http_port" yes
     wait_for_port "$shared_port"
-    # The same streams on their own ports, then on the shared port (each stream's relay gets a new publish).
-    for label in gateway shared; do
+    # The same streams on their own ports, then on the shared port, then with TLS on their own ports (each stream's
+    # relay gets a new publish).
+    for label in gateway shared tls; do
         for i in $(seq "$n"); do
-            port=${ports[$i]}
-            [[ $label == gateway ]] || port=$shared_port
-            echo "rtmp://127.0.0.1:$port/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
+            port=${ports[$i]} scheme=rtmp
+            [[ $label != shared ]] || port=$shared_port
+            [[ $label != tls ]] || scheme=rtmps
+            echo "$scheme://127.0.0.1:$port/live/$(cat "$dir/keys/s$i") $sink/g-$tag-$i"
         done >"$dir/$label.txt"
         before=$(cpu_ticks "$local_pid")
         "$bench" run --input "$input" --streams-file "$dir/$label.txt" --label "$label" --seconds "$seconds" \

@@ -12,21 +12,25 @@
 import NIOCore
 import RTMP
 
-/// An `rtmp://host:port/app/stream` address, split the simple way the benchmark needs.
+/// An `rtmp://host:port/app/stream` or `rtmps://` address, split the simple way the benchmark needs.
 struct BenchURL: Sendable {
+    var tls: Bool
     var host: String
     var port: Int
     var app: String
     var stream: String
-    var tcURL: String { "rtmp://\(self.host):\(self.port)/\(self.app)" }
+    var tcURL: String { "\(self.tls ? "rtmps" : "rtmp")://\(self.host):\(self.port)/\(self.app)" }
 
     init(_ string: String) throws {
-        guard string.hasPrefix("rtmp://") else { throw BenchError("not an rtmp:// URL") }
-        let parts = string.dropFirst("rtmp://".count).split(separator: "/", maxSplits: 2).map(String.init)
+        guard let scheme = ["rtmp://", "rtmps://"].first(where: string.hasPrefix) else {
+            throw BenchError("not an rtmp:// or rtmps:// URL")
+        }
+        self.tls = scheme == "rtmps://"
+        let parts = string.dropFirst(scheme.count).split(separator: "/", maxSplits: 2).map(String.init)
         guard parts.count == 3, let colon = parts[0].lastIndex(of: ":"),
             let port = Int(parts[0][parts[0].index(after: colon)...])
         else {
-            throw BenchError("expected rtmp://HOST:PORT/APP/STREAM")
+            throw BenchError("expected rtmp://HOST:PORT/APP/STREAM or rtmps://")
         }
         self.host = String(parts[0][..<colon])
         self.port = port

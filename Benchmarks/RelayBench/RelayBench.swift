@@ -13,6 +13,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RTMP
 
 @main
@@ -291,6 +292,15 @@ struct Run: AsyncParsableCommand {
     }
 }
 
+/// TLS for `rtmps://` publishers. The benchmark measures what TLS costs the server, against a certificate made for the
+/// run, so it does not verify it.
+let benchClientTLS: NIOSSLContext = {
+    var configuration = TLSConfiguration.makeClientConfiguration()
+    configuration.certificateVerification = .none
+    // Only a configuration the library cannot use throws; this one is fixed.
+    return try! NIOSSLContext(configuration: configuration)
+}()
+
 /// A connected channel and its handler, which lives on the channel's event loop.
 struct Client<Handler: ChannelInboundHandler & SendableMetatype>: Sendable where Handler.InboundIn == RTMPMessage {
     let channel: any Channel
@@ -309,6 +319,11 @@ struct Client<Handler: ChannelInboundHandler & SendableMetatype>: Sendable where
                     let handler = makeHandler(channel.eventLoop)
                     if quickAck {
                         try channel.pipeline.syncOperations.addHandler(QuickAckHandler())
+                    }
+                    if url.tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: benchClientTLS, serverHostname: nil)
+                        )
                     }
                     try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
                     try channel.pipeline.syncOperations.addHandler(handler)

@@ -40,6 +40,9 @@ public final class Gateway: Service, Sendable {
     private let logger: Logger
     private let onListening: @Sendable ([Int: SocketAddress]) async -> Void
     private let activations: (stream: AsyncStream<StreamID>, continuation: AsyncStream<StreamID>.Continuation)
+    /// The certificate for `rtmps://`, if the configuration gives one.
+    let certificate: GatewayCertificate?
+    private let onCertificateReload: @Sendable (GatewayCertificate.Reload) -> Void
 
     private struct Registry {
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -55,7 +58,8 @@ public final class Gateway: Service, Sendable {
     ///   - metricsFactory: where metrics go; the global `MetricsSystem.factory` by default.
     ///   - onListening: called after every change of listeners with the bound address of each route port (empty
     ///     after shutdown), so tests know when a port opened or closed.
-    public init(
+    /// - Throws: ``GatewayError`` for a configuration that cannot work, or a TLS certificate that cannot be used.
+    public convenience init(
         configuration: GatewayConfiguration = .init(),
         routes: GatewayRoutes,
         activator: any GatewayActivator,
@@ -64,12 +68,41 @@ public final class Gateway: Service, Sendable {
         logger: Logger,
         onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in }
     ) throws {
+        try self.init(
+            configuration: configuration,
+            routes: routes,
+            activator: activator,
+            eventLoopGroup: eventLoopGroup,
+            metricsFactory: metricsFactory,
+            logger: logger,
+            onListening: onListening,
+            onCertificateReload: { _ in }
+        )
+    }
+
+    /// As the public initializer; `onCertificateReload` is called after every look at the TLS files that found them
+    /// changed, so this package's tests know when a new certificate is in use.
+    package init(
+        configuration: GatewayConfiguration = .init(),
+        routes: GatewayRoutes,
+        activator: any GatewayActivator,
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil,
+        logger: Logger,
+        onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in },
+        onCertificateReload: @escaping @Sendable (GatewayCertificate.Reload) -> Void
+    ) throws {
         try configuration.validate()
+        let metricsFactory = metricsFactory ?? MetricsSystem.factory
+        self.certificate = try configuration.tls.map {
+            try GatewayCertificate(configuration: $0, metricsFactory: metricsFactory)
+        }
+        self.onCertificateReload = onCertificateReload
         self.configuration = configuration
         self.routes = routes
         self.activator = activator
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
-        self.accounting = GatewayAccounting(factory: metricsFactory ?? MetricsSystem.factory)
+        self.accounting = GatewayAccounting(factory: metricsFactory)
         self.logger = logger
         self.onListening = onListening
         self.activations = AsyncStream.makeStream(of: StreamID.self)
@@ -131,8 +164,39 @@ public final class Gateway: Service, Sendable {
                     }
                 }
             }
+            if let certificate = self.certificate {
+                self.logger.info(
+                    "Gateway takes rtmps:// on every port",
+                    metadata: ["tls.certificate": "\(certificate.summary)"]
+                )
+                group.addTask { await self.reloadCertificate(certificate) }
+            }
             await self.serve()
             group.cancelAll()
+        }
+    }
+
+    /// Looks at the certificate's files every reload interval until the gateway stops.
+    private func reloadCertificate(_ certificate: GatewayCertificate) async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: certificate.configuration.reloadInterval)
+            } catch {
+                return
+            }
+            let reload = certificate.reloadIfChanged()
+            switch reload {
+            case .unchanged:
+                continue
+            case .reloaded(let summary):
+                self.logger.notice("New TLS certificate in use", metadata: ["tls.certificate": "\(summary)"])
+            case .failed(let reason):
+                self.logger.error(
+                    "Cannot use the changed TLS certificate; keeping the one in use",
+                    metadata: ["error": "\(reason)", "tls.certificate": "\(certificate.summary)"]
+                )
+            }
+            self.onCertificateReload(reload)
         }
     }
 
@@ -277,9 +341,10 @@ public final class Gateway: Service, Sendable {
             }
             held = true
         }
-        try channel.pipeline.syncOperations.addHandler(
-            GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger)
-        )
+        try channel.pipeline.syncOperations.addHandlers([
+            TransportSniffer(certificate: self.certificate, gateway: self, stream: route.stream, logger: logger),
+            GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger),
+        ])
     }
 
     /// A connection on the shared ingest port: the gateway speaks RTMP with it until it names its stream, and
@@ -293,6 +358,7 @@ public final class Gateway: Service, Sendable {
             return try refuse("the gateway is shutting down", nil)
         }
         let handlers: [any ChannelHandler] = [
+            TransportSniffer(certificate: self.certificate, gateway: self, stream: nil, logger: logger),
             IngestCapture(limit: self.configuration.holdBufferSize),
             RTMPConnectionHandler(role: .server),
             SharedIngestHandler(gateway: self, logger: logger),

@@ -46,6 +46,9 @@ public struct GatewayConfiguration: Sendable {
     public var sharedIngestPort: Int?
     /// How long an encoder on the shared ingest port may take from connecting to naming its stream (`publish`).
     public var ingestSetupTimeout: Duration
+    /// The certificate for encoders that publish with `rtmps://`, on every port (stream ports and the shared one),
+    /// or `nil` for `rtmp://` only. A TLS client is told apart from an RTMP one by its first byte.
+    public var tls: GatewayTLSConfiguration?
 
     public init(
         host: String = "0.0.0.0",
@@ -56,7 +59,8 @@ public struct GatewayConfiguration: Sendable {
         connectTimeout: Duration = .seconds(5),
         shutdownGrace: Duration = .seconds(30),
         sharedIngestPort: Int? = nil,
-        ingestSetupTimeout: Duration = .seconds(10)
+        ingestSetupTimeout: Duration = .seconds(10),
+        tls: GatewayTLSConfiguration? = nil
     ) {
         self.host = host
         self.maxHeldPerStream = maxHeldPerStream
@@ -67,6 +71,7 @@ public struct GatewayConfiguration: Sendable {
         self.shutdownGrace = shutdownGrace
         self.sharedIngestPort = sharedIngestPort
         self.ingestSetupTimeout = ingestSetupTimeout
+        self.tls = tls
     }
 
     /// Throws ``GatewayError`` with code ``GatewayError/Code/invalidConfiguration`` for a limit that cannot work.
@@ -81,6 +86,9 @@ public struct GatewayConfiguration: Sendable {
             self.ingestSetupTimeout > .zero
         else {
             throw GatewayError.invalidConfiguration("timeouts must be positive")
+        }
+        if let tls = self.tls, tls.reloadInterval <= .zero {
+            throw GatewayError.invalidConfiguration("the TLS reload interval must be positive")
         }
         if let port = self.sharedIngestPort, !(0...65535).contains(port) {
             throw GatewayError.invalidConfiguration("sharedIngestPort must be a TCP port (0-65535), got \(port)")

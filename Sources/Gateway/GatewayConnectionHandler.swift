@@ -380,8 +380,9 @@ final class GatewayConnectionHandler {
         timeout.cancel()
         self.replay(to: upstream, through: upstreamGlue, counting: bytesIn)
         do {
-            // In front of the client's RTMP handler, which from now on only encodes what the relay says.
-            try context.pipeline.syncOperations.addHandler(clientGlue, position: .first)
+            // In front of the client's RTMP handler, which from now on only encodes what the relay says (and behind
+            // the TLS server of an rtmps:// client).
+            try context.pipeline.syncOperations.addHandler(clientGlue, position: .after(self))
         } catch {
             self.refuse("cannot set up the proxy: \(error)")
             return

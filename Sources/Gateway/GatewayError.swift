@@ -15,11 +15,14 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration
+            case invalidCertificate
         }
         private let base: Base
 
         /// A gateway configuration that cannot work (a zero limit, a negative timeout).
         public static let invalidConfiguration = Code(base: .invalidConfiguration)
+        /// The TLS certificate or key for `rtmps://` cannot be read or used.
+        public static let invalidCertificate = Code(base: .invalidCertificate)
 
         public var description: String { "\(self.base)" }
     }
@@ -32,5 +35,10 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
     @inline(never)
     static func invalidConfiguration(_ message: String) -> GatewayError {
         GatewayError(code: .invalidConfiguration, message: message)
+    }
+
+    @inline(never)
+    static func invalidCertificate(_ message: String) -> GatewayError {
+        GatewayError(code: .invalidCertificate, message: message)
     }
 }

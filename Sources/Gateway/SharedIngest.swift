@@ -213,7 +213,7 @@ final class SharedIngestHandler {
                 preface: capture.take()
             )
             // In the capture's place: from now on the encoder's bytes are the connection's, not the decoder's.
-            try pipeline.addHandler(connection, position: .first)
+            try pipeline.addHandler(connection, position: .before(capture))
             pipeline.removeHandler(capture, promise: nil)
         } catch {
             // Cannot happen while this handler runs on its pipeline; if it does, the connection goes.

@@ -539,8 +539,10 @@ actor LocalController {
         return (documents.joined(separator: "\n---\n") + "\n", keySource, key)
     }
 
+    /// `rtmps://` when the gateway has a certificate (`rtmp://` works on the same port all the same).
     private func ingestURL(_ stream: LiveStream, port: Int) -> String {
-        "rtmp://\(Self.urlHost(self.configuration.advertisedHost)):\(port)/\(stream.spec.ingest.app)"
+        let scheme = self.configuration.gateway.tls == nil ? "rtmp" : "rtmps"
+        return "\(scheme)://\(Self.urlHost(self.configuration.advertisedHost)):\(port)/\(stream.spec.ingest.app)"
     }
 
     /// A host as a URL writes it: an IPv6 address in brackets.

@@ -259,7 +259,7 @@ final class LiveStreamReconciler: Sendable {
             port = held
         }
         status.port = port
-        status.ingestURL = "rtmp://\(self.configuration.effectiveIngestHost):\(port)/\(spec.ingest.app)"
+        status.ingestURL = self.configuration.ingestURL(port: port, app: spec.ingest.app)
         if previous?.port != port {
             try await self.writeStatus(status, previous: written, object: object, id: id)
             written = status

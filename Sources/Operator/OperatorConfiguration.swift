@@ -31,6 +31,9 @@ public struct OperatorConfiguration: Sendable {
     public var gatewayMetricsPort: Int
     /// The host name encoders use (`rtmp://HOST:PORT/APP`); `nil` uses the gateway Service's cluster DNS name.
     public var ingestHost: String?
+    /// Whether the gateway takes `rtmps://` (it has a certificate): ingest URLs then say `rtmps://`. `rtmp://` works
+    /// on the same ports all the same.
+    public var ingestTLS = false
     /// Ingress class and host for the preview; no Ingress is made when either is `nil`.
     public var ingressClassName: String?
     public var ingressHost: String?
@@ -101,6 +104,11 @@ public struct OperatorConfiguration: Sendable {
         self.reportingController = reportingController
         self.reportingInstance = reportingInstance
         self.controller = controller
+    }
+
+    /// A stream's ingest URL, without the key.
+    public func ingestURL(port: Int, app: String) -> String {
+        "\(self.ingestTLS ? "rtmps" : "rtmp")://\(self.effectiveIngestHost):\(port)/\(app)"
     }
 
     /// The host in ingest URLs.

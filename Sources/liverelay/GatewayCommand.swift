@@ -76,6 +76,9 @@ struct GatewayCommand: AsyncParsableCommand {
     )
     var ingestKeyBook: String?
 
+    @OptionGroup(title: "rtmps://")
+    var tls: IngestTLSOptions
+
     @Option(help: "Seconds a connection is held while its relay scales up, before it is refused.")
     var holdTimeout: Double = 60
 
@@ -141,7 +144,8 @@ struct GatewayCommand: AsyncParsableCommand {
                     maxHeldTotal: self.maxHeldTotal,
                     holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
                     shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000)),
-                    sharedIngestPort: self.sharedPort
+                    sharedIngestPort: self.sharedPort,
+                    tls: self.tls.configuration
                 ),
                 routes: routes,
                 activator: KubernetesScaleActivator(client: client, logger: logger),

@@ -51,6 +51,9 @@ struct LocalCommand: AsyncParsableCommand {
     )
     var sharedPort: Int?
 
+    @OptionGroup(title: "rtmps://")
+    var tls: IngestTLSOptions
+
     @Option(help: "Ports handed to streams, LOW-HIGH.")
     var portRange: String = "31000-31999"
 
@@ -115,7 +118,8 @@ struct LocalCommand: AsyncParsableCommand {
                 host: self.listenHost,
                 maxHeldPerStream: self.maxHeldPerStream,
                 holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
-                sharedIngestPort: self.sharedPort
+                sharedIngestPort: self.sharedPort,
+                tls: self.tls.configuration
             ),
             relayExecutable: self.relayExecutable ?? Self.currentExecutable(),
             relayArguments: ["--log-level", self.relayLogLevel],

@@ -67,6 +67,9 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(help: "The host encoders publish to, in ingest URLs (default: the gateway Service's cluster name).")
     var ingestHost: String?
 
+    @Flag(help: "The gateway takes rtmps:// (it runs with --tls-cert): ingest URLs in status say rtmps://.")
+    var ingestTLS = false
+
     @Option(help: "The ingress class of preview Ingresses (no Ingress without it and --ingress-host).")
     var ingressClass: String?
 
@@ -173,6 +176,7 @@ struct OperatorCommand: AsyncParsableCommand {
         }
         configuration.relayProxyProtocolFrom = try self.proxyRanges()
         configuration.ingestKeyBookSecret = self.ingestKeyBook
+        configuration.ingestTLS = self.ingestTLS
         configuration.controller = ControllerConfiguration(
             workers: self.workers,
             leaderElection: self.leaderElection

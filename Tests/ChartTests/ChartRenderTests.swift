@@ -173,6 +173,24 @@ let chartCases: [ChartCase] = [
         #expect(chart.flag("liverelay-operator", "--ingest-key-book") == nil)
         #expect(chart.object("Role", "liverelay-gateway-keys") == nil)
     },
+    ChartCase("rtmps:// with a TLS Secret", ["gateway.tls.secretName=ingest-tls"]) { chart in
+        #expect(chart.flag("liverelay-gateway", "--tls-cert") == "/etc/liverelay/tls/tls.crt")
+        #expect(chart.flag("liverelay-gateway", "--tls-key") == "/etc/liverelay/tls/tls.key")
+        #expect(chart.arguments("liverelay-operator").contains("--ingest-tls"))
+        #expect(
+            chart.container("liverelay-gateway")?["volumeMounts"] == [
+                ["name": "tls", "mountPath": "/etc/liverelay/tls", "readOnly": true]
+            ]
+        )
+        // A whole Secret volume (not subPath), which the kubelet updates when the certificate is renewed.
+        let volumes = chart.object("Deployment", "liverelay-gateway")?[path: ["spec", "template", "spec", "volumes"]]
+        #expect(volumes == [["name": "tls", "secret": ["secretName": "ingest-tls"]]])
+    },
+    ChartCase("rtmp:// only by default", []) { chart in
+        #expect(chart.flag("liverelay-gateway", "--tls-cert") == nil)
+        #expect(!chart.arguments("liverelay-operator").contains("--ingest-tls"))
+        #expect(chart.container("liverelay-gateway")?["volumeMounts"] == nil)
+    },
     ChartCase("leader election off", ["operator.leaderElection=false"]) { chart in
         #expect(chart.arguments("liverelay-operator").contains("--disable-leader-election"))
         #expect(grants(rules(chart, "Role", "liverelay-operator"), "leases").isEmpty)

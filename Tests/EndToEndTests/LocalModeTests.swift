@@ -67,12 +67,24 @@ func withLocalMode<Result: Sendable>(
     stateDirectory: String? = nil,
     idlePoll: Duration = .milliseconds(200),
     sharedIngestPort: Int? = nil,
+    tls: Bool = false,
     _ body: @Sendable (LocalUnderTest) async throws -> Result
 ) async throws -> Result {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-local-\(makeTestKey("t"))")
         .path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
+    var tlsConfiguration: GatewayTLSConfiguration?
+    if tls {
+        let certificate = try await TestCertificate.make(
+            certificate: directory + "/tls.crt",
+            key: directory + "/tls.key"
+        )
+        tlsConfiguration = GatewayTLSConfiguration(
+            certificateChainFile: certificate.certificate,
+            privateKeyFile: certificate.key
+        )
+    }
     let streamsFile = directory + "/streams.yaml"
     try yaml.write(toFile: streamsFile, atomically: true, encoding: .utf8)
 
@@ -85,7 +97,8 @@ func withLocalMode<Result: Sendable>(
         gateway: GatewayConfiguration(
             host: "127.0.0.1",
             holdTimeout: .seconds(30),
-            sharedIngestPort: sharedIngestPort
+            sharedIngestPort: sharedIngestPort,
+            tls: tlsConfiguration
         ),
         relayExecutable: try liverelayExecutable(),
         relayArguments: ["--log-level", "warning", "--reconnect-min", "0.2", "--reconnect-max", "1"],
@@ -293,6 +306,7 @@ struct LocalModeTests {
     /// local mode still running.
     private static func publishTwoStreams(
         sharedIngestPort: Int? = nil,
+        tls: Bool = false,
         secrets extra: [String] = [],
         url: @escaping @Sendable (_ port: Int, _ key: String) -> String,
         then: @Sendable (LocalUnderTest) async throws -> Void = { _ in }
@@ -316,7 +330,8 @@ struct LocalModeTests {
                     target: (nginx.url(app: "two"), targets.1)
                 )
             let secrets = [keys.0, keys.1, targets.0, targets.1] + extra
-            try await withLocalMode(yaml: yaml, secrets: secrets, sharedIngestPort: sharedIngestPort) { local in
+            try await withLocalMode(yaml: yaml, secrets: secrets, sharedIngestPort: sharedIngestPort, tls: tls) {
+                local in
                 try await local.waitForListening(ports.0, ports.1)
                 if let sharedIngestPort {
                     try await local.waitForListening(sharedIngestPort)
@@ -339,6 +354,22 @@ struct LocalModeTests {
     @Test("Two streams on two ports at once, each to its own target")
     func twoStreams() async throws {
         try await Self.publishTwoStreams { port, key in "rtmp://127.0.0.1:\(port)/live/\(key)" }
+    }
+
+    @Test("Two streams published with rtmps:// to cold relays, one on its own port, one on the shared port")
+    func rtmps() async throws {
+        let shared = try freeTCPPort()
+        try await Self.publishTwoStreams(sharedIngestPort: shared, tls: true) { port, key in
+            key.hasPrefix("one") ? "rtmps://127.0.0.1:\(port)/live/\(key)" : "rtmps://127.0.0.1:\(shared)/live/\(key)"
+        } then: { local in
+            // What local mode prints for a stream: the secure URL (rtmp:// works on the same port as well).
+            let added = local.events.entries.compactMap { event -> String? in
+                if case .streamAdded(_, let url, _) = event { return url }
+                return nil
+            }
+            #expect(added.count == 2 && added.allSatisfy { $0.hasPrefix("rtmps://127.0.0.1:") }, "\(added)")
+            #expect(!local.logs.lines.contains { $0.contains("TLS handshake failed") })
+        }
     }
 
     @Test(

@@ -182,7 +182,8 @@ extension GatewayConfiguration {
         holdTimeout: Duration = .seconds(30),
         shutdownGrace: Duration = .seconds(5),
         sharedIngestPort: Int? = nil,
-        ingestSetupTimeout: Duration = .seconds(10)
+        ingestSetupTimeout: Duration = .seconds(10),
+        tls: GatewayTLSConfiguration? = nil
     ) -> GatewayConfiguration {
         GatewayConfiguration(
             host: "127.0.0.1",
@@ -191,7 +192,8 @@ extension GatewayConfiguration {
             holdTimeout: holdTimeout,
             shutdownGrace: shutdownGrace,
             sharedIngestPort: sharedIngestPort,
-            ingestSetupTimeout: ingestSetupTimeout
+            ingestSetupTimeout: ingestSetupTimeout,
+            tls: tls
         )
     }
 }
@@ -222,6 +224,7 @@ func withGateway<Result: Sendable>(
     configuration: GatewayConfiguration = .test(),
     activator: CountingActivator = CountingActivator(),
     logs: LogStore = LogStore(),
+    onCertificateReload: @escaping @Sendable (GatewayCertificate.Reload) -> Void = { _ in },
     _ body: (Gateway, ListenerWatch) async throws -> Result
 ) async throws -> Result {
     let watch = ListenerWatch()
@@ -230,7 +233,8 @@ func withGateway<Result: Sendable>(
         routes: GatewayRoutes(routes),
         activator: activator,
         logger: logs.logger(),
-        onListening: { watch.update($0) }
+        onListening: { watch.update($0) },
+        onCertificateReload: onCertificateReload
     )
     let group = ServiceGroup(services: [gateway], logger: quietLogger)
     return try await withThrowingTaskGroup { tasks in

@@ -96,6 +96,14 @@ struct RelayChildrenTests {
         #expect(deployment["metadata"]?["ownerReferences"]?.arrayFirst?["controller"] == true)
     }
 
+    @Test("ingest URLs say rtmps:// when the gateway takes TLS, rtmp:// otherwise")
+    func ingestURLScheme() {
+        var configuration = OperatorConfiguration(ingestHost: "rtmp.example.com")
+        #expect(configuration.ingestURL(port: 31001, app: "live") == "rtmp://rtmp.example.com:31001/live")
+        configuration.ingestTLS = true
+        #expect(configuration.ingestURL(port: 31001, app: "live") == "rtmps://rtmp.example.com:31001/live")
+    }
+
     @Test("relays read the gateway's PROXY header from the configured ranges only")
     func proxyProtocol() throws {
         var configuration = OperatorConfiguration(relayImage: "registry.example.com/liverelay:1.0")

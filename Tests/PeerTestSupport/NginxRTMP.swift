@@ -419,18 +419,7 @@ extension NginxRTMP {
 
     private static func makeCertificate(in prefix: String) async throws -> TLSFiles {
         let files = TLSFiles(certificate: prefix + "/tls/cert.pem", key: prefix + "/tls/key.pem")
-        let openssl = try RunningProcess.launch(
-            "openssl",
-            arguments: [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                "-keyout", files.key, "-out", files.certificate,
-            ]
-        )
-        let exit = await openssl.waitForExit()
-        guard exit.succeeded else {
-            throw PeerError.startFailed("openssl req failed (\(exit)): \(exit.standardError)")
-        }
+        try await TestCertificate.make(certificate: files.certificate, key: files.key)
         return files
     }
 
