@@ -422,6 +422,8 @@ public final class Gateway: Service, Sendable {
         if reason.hasPrefix("cannot connect") { return "upstream_unreachable" }
         if reason.hasPrefix("the route was removed") { return "route_removed" }
         if reason.hasPrefix("the gateway is shutting down") { return "shutting_down" }
+        if reason.hasPrefix("TLS handshake failed") { return "tls_handshake" }
+        if reason.hasPrefix("TLS client") { return "tls_without_certificate" }
         return "other"
     }
 
