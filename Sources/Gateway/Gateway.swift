@@ -42,7 +42,7 @@ public final class Gateway: Service, Sendable {
     private let activations: (stream: AsyncStream<StreamID>, continuation: AsyncStream<StreamID>.Continuation)
     /// The certificate for `rtmps://`, if the configuration gives one.
     let certificate: GatewayCertificate?
-    private let onCertificateReload: @Sendable (GatewayCertificate.Reload) -> Void
+    private let onCertificateReload: @Sendable (GatewayTLSReload) -> Void
 
     private struct Registry {
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -58,31 +58,10 @@ public final class Gateway: Service, Sendable {
     ///   - metricsFactory: where metrics go; the global `MetricsSystem.factory` by default.
     ///   - onListening: called after every change of listeners with the bound address of each route port (empty
     ///     after shutdown), so tests know when a port opened or closed.
+    ///   - onCertificateReload: called after every look at the TLS files that found them changed, with what came of
+    ///     it (the gateway logs it as well).
     /// - Throws: ``GatewayError`` for a configuration that cannot work, or a TLS certificate that cannot be used.
-    public convenience init(
-        configuration: GatewayConfiguration = .init(),
-        routes: GatewayRoutes,
-        activator: any GatewayActivator,
-        eventLoopGroup: (any EventLoopGroup)? = nil,
-        metricsFactory: (any MetricsFactory)? = nil,
-        logger: Logger,
-        onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in }
-    ) throws {
-        try self.init(
-            configuration: configuration,
-            routes: routes,
-            activator: activator,
-            eventLoopGroup: eventLoopGroup,
-            metricsFactory: metricsFactory,
-            logger: logger,
-            onListening: onListening,
-            onCertificateReload: { _ in }
-        )
-    }
-
-    /// As the public initializer; `onCertificateReload` is called after every look at the TLS files that found them
-    /// changed, so this package's tests know when a new certificate is in use.
-    package init(
+    public init(
         configuration: GatewayConfiguration = .init(),
         routes: GatewayRoutes,
         activator: any GatewayActivator,
@@ -90,7 +69,7 @@ public final class Gateway: Service, Sendable {
         metricsFactory: (any MetricsFactory)? = nil,
         logger: Logger,
         onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in },
-        onCertificateReload: @escaping @Sendable (GatewayCertificate.Reload) -> Void
+        onCertificateReload: @escaping @Sendable (GatewayTLSReload) -> Void = { _ in }
     ) throws {
         try configuration.validate()
         let metricsFactory = metricsFactory ?? MetricsSystem.factory
@@ -184,10 +163,10 @@ public final class Gateway: Service, Sendable {
             } catch {
                 return
             }
-            let reload = certificate.reloadIfChanged()
-            switch reload {
-            case .unchanged:
+            guard let reload = certificate.reloadIfChanged() else {
                 continue
+            }
+            switch reload {
             case .reloaded(let summary):
                 self.logger.notice("New TLS certificate in use", metadata: ["tls.certificate": "\(summary)"])
             case .failed(let reason):

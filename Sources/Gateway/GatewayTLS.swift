@@ -44,19 +44,18 @@ public struct GatewayTLSConfiguration: Sendable, Hashable {
     }
 }
 
+/// What a look at the certificate's files found when they had changed.
+public enum GatewayTLSReload: Hashable, Sendable {
+    /// The new certificate is in use: its subject and expiry, for the log.
+    case reloaded(String)
+    /// The new files cannot be used, for this reason; the certificate in use stays.
+    case failed(String)
+}
+
 /// The gateway's certificate: loaded at start (a certificate that cannot be used stops the gateway from starting,
 /// with the reason), then read again every ``GatewayTLSConfiguration/reloadInterval``. A new certificate that cannot
 /// be used is logged and the one in use is kept, so a bad renewal never takes `rtmps://` down.
-package final class GatewayCertificate: Sendable {
-    /// What one look at the files found.
-    package enum Reload: Equatable, Sendable {
-        case unchanged
-        /// The files changed and the new certificate is in use; its summary, for the log.
-        case reloaded(String)
-        /// The files changed but cannot be used; the reason. The certificate in use stays.
-        case failed(String)
-    }
-
+final class GatewayCertificate: Sendable {
     /// The two files' bytes: what a change is detected on.
     private struct Files: Equatable {
         var certificate: [UInt8]
@@ -91,8 +90,8 @@ package final class GatewayCertificate: Sendable {
     /// The certificate in use, for the log: subject, expiry.
     var summary: String { self.loaded.withLock { $0.summary } }
 
-    /// Reads the files again and, if they changed, uses the certificate they now hold.
-    func reloadIfChanged() -> Reload {
+    /// Reads the files again and, if they changed, uses the certificate they now hold; `nil` if they did not change.
+    func reloadIfChanged() -> GatewayTLSReload? {
         let configuration = self.configuration
         let files: Files
         do {
@@ -101,7 +100,7 @@ package final class GatewayCertificate: Sendable {
             return .failed("\(error)")
         }
         guard files != self.loaded.withLock({ $0.files }) else {
-            return .unchanged
+            return nil
         }
         do {
             let new = try Self.load(configuration, files: files)

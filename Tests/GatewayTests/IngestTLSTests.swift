@@ -147,7 +147,7 @@ struct IngestTLSTests {
             )
             let port = try freeTCPPort()
             let logs = LogStore()
-            let (reloads, reloaded) = AsyncStream.makeStream(of: GatewayCertificate.Reload.self)
+            let (reloads, reloaded) = AsyncStream.makeStream(of: GatewayTLSReload.self)
             try await withUpstream(echo) { upstream in
                 try await withGateway(
                     routes: [try route(port: port, upstream: upstream)],

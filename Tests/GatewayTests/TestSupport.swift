@@ -224,7 +224,7 @@ func withGateway<Result: Sendable>(
     configuration: GatewayConfiguration = .test(),
     activator: CountingActivator = CountingActivator(),
     logs: LogStore = LogStore(),
-    onCertificateReload: @escaping @Sendable (GatewayCertificate.Reload) -> Void = { _ in },
+    onCertificateReload: @escaping @Sendable (GatewayTLSReload) -> Void = { _ in },
     _ body: (Gateway, ListenerWatch) async throws -> Result
 ) async throws -> Result {
     let watch = ListenerWatch()
