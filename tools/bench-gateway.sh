@@ -211,7 +211,10 @@ for n in $stream_counts; do
         "$bench" run --input "$input" --streams-file "$dir/$label.txt" --label "$label" --seconds "$seconds" \
             --sample-pid "$local_pid" --note "$note" --output "$out/$tag-$label.json"
         after=$(cpu_ticks "$local_pid")
-        python3 -c "t = ($after - $before) / $(getconf CLK_TCK); print('gateway process alone ($label port), $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s)' % (t / $n / ($seconds / 60), t))" \
+        # Resident memory of the gateway process alone (not its relays) at the end of the path: it only grows
+        # from path to path, so a path's growth over the one before is what its connections kept.
+        rss=$(awk '/VmRSS/ {print $2}' "/proc/$local_pid/status")
+        python3 -c "t = ($after - $before) / $(getconf CLK_TCK); print('gateway process alone ($label port), $n streams: %.4f CPU s per stream-minute (%.2f s over $seconds s); resident %.1f MiB after it' % (t / $n / ($seconds / 60), t, $rss / 1024))" \
             | tee -a "$out/gateway-cpu.txt" >&2
     done
     stop "$local_pid"

@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
     }
 
     static func markdown(_ results: [PathResult]) -> String {
-        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "shared": 4, "nginx": 5]
+        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "shared": 4, "tls": 5, "nginx": 6]
         let sorted = results.sorted {
             ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
         }
@@ -97,13 +97,16 @@ struct Report: ParsableCommand {
             lines += nginxLines
         }
         // The gateway paths (local mode: gateway in front of one relay process per stream; on each stream's own port,
-        // and on the shared port that routes by key) against the relay alone.
+        // on the shared port that routes by key, and with rtmps:// on each stream's own port) against the relay alone.
         var gatewayLines = [
             "",
             "| Gateway port | Streams | Fan-out | Added by the gateway p50 / p99 (ms) | CPU per stream, gateway path ÷ relay alone |",
             "|---|---:|---:|---|---:|",
         ]
-        for (label, port) in [("gateway", "the stream's own"), ("shared", "shared, by key")] {
+        let ports = [
+            ("gateway", "the stream's own"), ("shared", "shared, by key"), ("tls", "the stream's own, rtmps://"),
+        ]
+        for (label, port) in ports {
             for scenario in scenarios {
                 guard let relay = path("liverelay", scenario), let gateway = path(label, scenario) else { continue }
                 gatewayLines.append(
