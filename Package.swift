@@ -76,10 +76,9 @@ let package = Package(
                 "Media",
                 "Preview",
                 "LiveStreamModel",
+                "IngestTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,6 +98,7 @@ let package = Package(
             dependencies: [
                 "Relay",
                 "Gateway",
+                "IngestTLS",
                 "LiveStreamModel",
                 "LocalRuntime",
                 "Operator",
@@ -115,10 +115,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // rtmps:// ingest on the ports that take rtmp://: the certificate (reloaded when it changes) and the handler that
+        // tells a TLS client from an RTMP one by its first byte. Shared by the gateway and the relay.
+        .target(
+            name: "IngestTLS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Always-on gateway: listeners per stream port, hold-and-activate, TCP proxy, connection accounting.
         .target(
             name: "Gateway",
             dependencies: [
+                "IngestTLS",
                 "LiveStreamModel",
                 "RTMP",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -134,6 +148,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
+                "IngestTLS",
                 "Gateway",
                 "LiveStreamModel",
                 "PeerTestSupport",
@@ -429,6 +444,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "IngestTLS",
                 "Relay",
                 "LocalRuntime",
                 "Gateway",

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 public import CoreMetrics
+public import IngestTLS
 public import LiveStreamModel
 public import Logging
 public import NIOCore
@@ -41,8 +42,8 @@ public final class Gateway: Service, Sendable {
     private let onListening: @Sendable ([Int: SocketAddress]) async -> Void
     private let activations: (stream: AsyncStream<StreamID>, continuation: AsyncStream<StreamID>.Continuation)
     /// The certificate for `rtmps://`, if the configuration gives one.
-    let certificate: GatewayCertificate?
-    private let onCertificateReload: @Sendable (GatewayTLSReload) -> Void
+    let certificate: IngestCertificate?
+    private let onCertificateReload: @Sendable (IngestTLSReload) -> Void
 
     private struct Registry {
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -69,12 +70,20 @@ public final class Gateway: Service, Sendable {
         metricsFactory: (any MetricsFactory)? = nil,
         logger: Logger,
         onListening: @escaping @Sendable ([Int: SocketAddress]) async -> Void = { _ in },
-        onCertificateReload: @escaping @Sendable (GatewayTLSReload) -> Void = { _ in }
+        onCertificateReload: @escaping @Sendable (IngestTLSReload) -> Void = { _ in }
     ) throws {
         try configuration.validate()
         let metricsFactory = metricsFactory ?? MetricsSystem.factory
-        self.certificate = try configuration.tls.map {
-            try GatewayCertificate(configuration: $0, metricsFactory: metricsFactory)
+        do {
+            self.certificate = try configuration.tls.map {
+                try IngestCertificate(
+                    configuration: $0,
+                    expiryMetric: "liverelay_gateway_tls_certificate_expiry_timestamp_seconds",
+                    metricsFactory: metricsFactory
+                )
+            }
+        } catch let error as IngestTLSError {
+            throw GatewayError.invalidCertificate(error.message)
         }
         self.onCertificateReload = onCertificateReload
         self.configuration = configuration
@@ -148,34 +157,12 @@ public final class Gateway: Service, Sendable {
                     "Gateway takes rtmps:// on every port",
                     metadata: ["tls.certificate": "\(certificate.summary)"]
                 )
-                group.addTask { await self.reloadCertificate(certificate) }
+                group.addTask {
+                    await certificate.keepCurrent(logger: self.logger, onReload: self.onCertificateReload)
+                }
             }
             await self.serve()
             group.cancelAll()
-        }
-    }
-
-    /// Looks at the certificate's files every reload interval until the gateway stops.
-    private func reloadCertificate(_ certificate: GatewayCertificate) async {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await Task.sleep(for: certificate.configuration.reloadInterval)
-            } catch {
-                return
-            }
-            guard let reload = certificate.reloadIfChanged() else {
-                continue
-            }
-            switch reload {
-            case .reloaded(let summary):
-                self.logger.notice("New TLS certificate in use", metadata: ["tls.certificate": "\(summary)"])
-            case .failed(let reason):
-                self.logger.error(
-                    "Cannot use the changed TLS certificate; keeping the one in use",
-                    metadata: ["error": "\(reason)", "tls.certificate": "\(certificate.summary)"]
-                )
-            }
-            self.onCertificateReload(reload)
         }
     }
 
@@ -321,7 +308,7 @@ public final class Gateway: Service, Sendable {
             held = true
         }
         try channel.pipeline.syncOperations.addHandlers([
-            TransportSniffer(certificate: self.certificate, gateway: self, stream: route.stream, logger: logger),
+            self.sniffer(stream: route.stream, logger: logger),
             GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger),
         ])
     }
@@ -337,12 +324,23 @@ public final class Gateway: Service, Sendable {
             return try refuse("the gateway is shutting down", nil)
         }
         let handlers: [any ChannelHandler] = [
-            TransportSniffer(certificate: self.certificate, gateway: self, stream: nil, logger: logger),
+            self.sniffer(stream: nil, logger: logger),
             IngestCapture(limit: self.configuration.holdBufferSize),
             RTMPConnectionHandler(role: .server),
             SharedIngestHandler(gateway: self, logger: logger),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
+    }
+
+    /// The first handler of an admitted connection: TLS for an `rtmps://` client; its refusals are the gateway's.
+    private func sniffer(stream: StreamID?, logger: Logger) -> TLSSniffer {
+        TLSSniffer(
+            certificate: self.certificate,
+            logger: logger,
+            noCertificateHint: "publish with rtmp://, or give the gateway one (--tls-cert, --tls-key)"
+        ) { reason in
+            self.logRefusal(reason, stream: stream, logger: logger)
+        }
     }
 
     /// Tracks the connection until it closes, for the drain; `false` once the gateway is draining.

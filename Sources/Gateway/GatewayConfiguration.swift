@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import IngestTLS
 public import LiveStreamModel
 
 /// Wakes a stream's relay when the gateway holds a connection for it.
@@ -48,7 +49,7 @@ public struct GatewayConfiguration: Sendable {
     public var ingestSetupTimeout: Duration
     /// The certificate for encoders that publish with `rtmps://`, on every port (stream ports and the shared one),
     /// or `nil` for `rtmp://` only. A TLS client is told apart from an RTMP one by its first byte.
-    public var tls: GatewayTLSConfiguration?
+    public var tls: IngestTLSConfiguration?
 
     public init(
         host: String = "0.0.0.0",
@@ -60,7 +61,7 @@ public struct GatewayConfiguration: Sendable {
         shutdownGrace: Duration = .seconds(30),
         sharedIngestPort: Int? = nil,
         ingestSetupTimeout: Duration = .seconds(10),
-        tls: GatewayTLSConfiguration? = nil
+        tls: IngestTLSConfiguration? = nil
     ) {
         self.host = host
         self.maxHeldPerStream = maxHeldPerStream

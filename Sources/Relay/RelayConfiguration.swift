@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+public import IngestTLS
 public import LiveStreamModel
 public import Preview
 public import RTMP
@@ -173,6 +174,9 @@ public struct RelayConfiguration: Sendable {
     /// Proxies whose PROXY protocol header is believed (the gateway): a connection from these ranges may start with
     /// one, and the client it names is the publisher's address in logs, stats and the webhook. Empty: nobody's.
     public var proxyProtocolFrom: [IPRange] = []
+    /// The certificate for encoders that publish with `rtmps://` straight to the relay (not through the gateway,
+    /// which terminates TLS itself), or `nil` for `rtmp://` only. `rtmp://` works on the same port either way.
+    public var tls: IngestTLSConfiguration?
 
     public init(host: String = "0.0.0.0", port: Int = 1935, streams: [StreamConfiguration]) {
         self.host = host

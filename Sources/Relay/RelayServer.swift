@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 public import CoreMetrics
 import Foundation
+import IngestTLS
 import LiveStreamModel
 public import Logging
 public import NIOCore
@@ -39,6 +40,8 @@ public final class RelayServer: Service, Sendable {
     private let logger: Logger
     private let onServerRunning: @Sendable (SocketAddress) async -> Void
     private let sslContext: NIOSSLContext?
+    /// The certificate for `rtmps://` publishers, if the configuration gives one.
+    private let certificate: IngestCertificate?
     private let metrics: RelayMetrics
     private let hubs: Mutex<[StreamHub]>
     private let connectionIDs = Atomic<UInt64>(0)
@@ -66,8 +69,20 @@ public final class RelayServer: Service, Sendable {
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         self.logger = logger
         self.onServerRunning = onServerRunning
-        let metrics = RelayMetrics(factory: metricsFactory ?? MetricsSystem.factory)
+        let metricsFactory = metricsFactory ?? MetricsSystem.factory
+        let metrics = RelayMetrics(factory: metricsFactory)
         self.metrics = metrics
+        do {
+            self.certificate = try configuration.tls.map {
+                try IngestCertificate(
+                    configuration: $0,
+                    expiryMetric: "liverelay_tls_certificate_expiry_timestamp_seconds",
+                    metricsFactory: metricsFactory
+                )
+            }
+        } catch {
+            throw RelayConfigurationError.invalid("cannot use the certificate for rtmps://: \(error)")
+        }
         self.hubs = Mutex(
             configuration.streams.map { StreamHub(configuration: $0, metrics: metrics, preview: configuration.preview) }
         )
@@ -89,6 +104,7 @@ public final class RelayServer: Service, Sendable {
         let idle = TimeAmount(self.configuration.publisherIdleTimeout)
         let proxies = self.configuration.proxyProtocolFrom
         let logger = self.logger
+        let certificate = self.certificate
         let server = try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -112,8 +128,21 @@ public final class RelayServer: Service, Sendable {
                     if let peer = channel.remoteAddress, proxies.contains(where: { $0.contains(peer) }) {
                         try channel.pipeline.syncOperations.addHandler(ProxyHeaderReader(client: client))
                     }
+                    // After the PROXY header (which the gateway sends in the clear), TLS if the client speaks it.
+                    try channel.pipeline.syncOperations.addHandler(
+                        TLSSniffer(
+                            certificate: certificate,
+                            logger: logger,
+                            noCertificateHint: "publish with rtmp://, or give the relay one (--tls-cert, --tls-key)"
+                        ) { reason in
+                            logger.notice(
+                                "Connection refused: \(reason)",
+                                metadata: ["rtmp.remote": "\(client.address.displayed)"]
+                            )
+                        }
+                    )
                     // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into
-                    // an error with the reason).
+                    // an error with the reason); a TLS handshake that stalls as well.
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .server, limits: limits))
                     try channel.pipeline.syncOperations.addHandler(IngestTap())
@@ -137,6 +166,10 @@ public final class RelayServer: Service, Sendable {
         await self.onServerRunning(address)
 
         try await withThrowingDiscardingTaskGroup { group in
+            if let certificate = self.certificate {
+                self.logger.info("Relay takes rtmps://", metadata: ["tls.certificate": "\(certificate.summary)"])
+                group.addTask { await certificate.keepCurrent(logger: self.logger) }
+            }
             group.addTask {
                 // After SIGTERM: live publishers have the grace period, then their streams are ended.
                 try? await gracefulShutdown()

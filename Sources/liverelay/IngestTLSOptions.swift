@@ -10,15 +10,15 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
-import Gateway
+import IngestTLS
 
-/// `--tls-cert` and `--tls-key`: the gateway's certificate for encoders that publish with `rtmps://`, shared by
-/// `liverelay gateway` and `liverelay local`.
+/// `--tls-cert` and `--tls-key`: the certificate for encoders that publish with `rtmps://`, shared by
+/// `liverelay gateway`, `liverelay local` (whose gateway takes it) and `liverelay relay`.
 struct IngestTLSOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "PEM certificate (with its chain) for encoders that publish with rtmps://, on every port.",
-            discussion: "rtmp:// keeps working on the same ports. The files are read again every 30 s."
+            "PEM certificate (with its chain) for encoders that publish with rtmps://.",
+            discussion: "rtmp:// keeps working on the same port(s). The files are read again every 30 s."
         )
     )
     var tlsCert: String?
@@ -33,10 +33,10 @@ struct IngestTLSOptions: ParsableArguments {
     }
 
     /// The gateway's TLS configuration, or `nil` for `rtmp://` only.
-    var configuration: GatewayTLSConfiguration? {
+    var configuration: IngestTLSConfiguration? {
         guard let certificate = self.tlsCert, let key = self.tlsKey else {
             return nil
         }
-        return GatewayTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        return IngestTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
     }
 }

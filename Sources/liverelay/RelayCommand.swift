@@ -66,6 +66,9 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "PEM file of extra certificate authorities to trust for rtmps:// targets.")
     var caFile: String?
 
+    @OptionGroup(title: "rtmps://")
+    var tls: IngestTLSOptions
+
     @Option(help: "First reconnect delay for a failed target, in seconds (doubles up to --reconnect-max).")
     var reconnectMin: Double = 0.5
 
@@ -277,6 +280,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
             configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))
             configuration.proxyProtocolFrom = try self.proxyRanges()
+            configuration.tls = self.tls.configuration
             // Stream flags apply to the one stream of a flag-only relay, or to every stream of a config file.
             let key = try self.ingestKey()
             let targets = try self.commandLineTargets()

@@ -11,6 +11,7 @@
 
 import Foundation
 import Gateway
+import IngestTLS
 import LiveStreamModel
 import LocalRuntime
 import Logging
@@ -74,13 +75,13 @@ func withLocalMode<Result: Sendable>(
         .path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    var tlsConfiguration: GatewayTLSConfiguration?
+    var tlsConfiguration: IngestTLSConfiguration?
     if tls {
         let certificate = try await TestCertificate.make(
             certificate: directory + "/tls.crt",
             key: directory + "/tls.key"
         )
-        tlsConfiguration = GatewayTLSConfiguration(
+        tlsConfiguration = IngestTLSConfiguration(
             certificateChainFile: certificate.certificate,
             privateKeyFile: certificate.key
         )

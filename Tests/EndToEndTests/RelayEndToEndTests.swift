@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import IngestTLS
 import NIOCore
 import NIOPosix
 import PeerTestSupport
@@ -164,6 +165,64 @@ struct RelayEndToEndTests {
             await again.stop()
             again.removeFiles()
             flaky.removeFiles()
+        }
+    }
+
+    @Test("ffmpeg publishes with rtmps:// straight to a relay with a certificate, then with rtmp://; both arrive whole")
+    func rtmpsIngest() async throws {
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-tls-\(UUID())").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let certificate = try await TestCertificate.make(
+                certificate: directory + "/tls.crt",
+                key: directory + "/tls.key"
+            )
+            let targetKey = makeTestKey("t")
+            let targets = [
+                PushTargetConfiguration(
+                    name: "target",
+                    url: try RTMPURL(parsing: nginx.url(app: "target")),
+                    streamKey: Secret(targetKey)
+                )
+            ]
+            let tls = IngestTLSConfiguration(
+                certificateChainFile: certificate.certificate,
+                privateKeyFile: certificate.key
+            )
+            try await withRelay(targets: targets, configure: { $0.tls = tls }) { relay in
+                for (count, scheme) in ["rtmps", "rtmp"].enumerated() {
+                    let exit = try await FFmpeg.withPublisher(
+                        to: relay.publishURL(scheme: scheme),
+                        duration: Self.seconds
+                    ) {
+                        await $0.waitForExit()
+                    }
+                    #expect(exit.succeeded, "ffmpeg failed with \(scheme)://")
+                    try await nginx.waitForPublishEnded(
+                        app: "target",
+                        stream: targetKey,
+                        count: count + 1,
+                        timeout: .seconds(20)
+                    )
+                    try await Self.expectComplete(nginx.recordingPath(app: "target", stream: targetKey))
+                }
+                #expect(relay.logs.lines.contains { $0.contains("Relay takes rtmps://") })
+                #expect(!relay.logs.lines.contains { $0.contains("Connection refused") })
+            }
+        }
+    }
+
+    @Test("rtmps:// to a relay without a certificate is refused, and the log says what to do")
+    func rtmpsWithoutCertificate() async throws {
+        try await withRelay(targets: []) { relay in
+            let exit = try await FFmpeg.withPublisher(to: relay.publishURL(scheme: "rtmps"), duration: 2) {
+                await $0.waitForExit()
+            }
+            #expect(!exit.succeeded)
+            _ = try await relay.logs.waitFor("the refusal") {
+                $0.contains("Connection refused: TLS client (rtmps://) but no certificate: publish with rtmp://")
+            }
         }
     }
 

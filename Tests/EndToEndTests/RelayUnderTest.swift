@@ -179,8 +179,8 @@ struct RelayUnderTest: Sendable {
     let logs: LogRecorder
     let server: RelayServer
 
-    func publishURL(key: String? = nil, app: String = "live") -> String {
-        "rtmp://127.0.0.1:\(self.port)/\(app)/\(key ?? self.streamKey)"
+    func publishURL(key: String? = nil, app: String = "live", scheme: String = "rtmp") -> String {
+        "\(scheme)://127.0.0.1:\(self.port)/\(app)/\(key ?? self.streamKey)"
     }
 
     /// An HTTP request to the relay's endpoints; returns the status and body.

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import IngestTLS
 import LiveStreamModel
 import NIOCore
 import PeerTestSupport
@@ -35,8 +36,8 @@ struct IngestTLSTests {
         return try await body(directory)
     }
 
-    private static func tls(in directory: String, reloadInterval: Duration = .seconds(30)) -> GatewayTLSConfiguration {
-        GatewayTLSConfiguration(
+    private static func tls(in directory: String, reloadInterval: Duration = .seconds(30)) -> IngestTLSConfiguration {
+        IngestTLSConfiguration(
             certificateChainFile: directory + "/tls.crt",
             privateKeyFile: directory + "/tls.key",
             reloadInterval: reloadInterval
@@ -102,7 +103,12 @@ struct IngestTLSTests {
             let exit = try await FFmpeg.publish(to: "rtmps://127.0.0.1:\(port)/live/\(Self.testKey())", duration: 2)
                 .waitForExit()
             #expect(!exit.succeeded)
-            #expect(logs.contains("Connection refused", "TLS client (rtmps://) but the gateway has no certificate"))
+            #expect(
+                logs.contains(
+                    "Connection refused",
+                    "TLS client (rtmps://) but no certificate: publish with rtmp://, or give the gateway one"
+                )
+            )
             await gateway.waitForConnections(of: testStream) { live, held in live == 0 && held == 0 }
         }
     }
@@ -147,7 +153,7 @@ struct IngestTLSTests {
             )
             let port = try freeTCPPort()
             let logs = LogStore()
-            let (reloads, reloaded) = AsyncStream.makeStream(of: GatewayTLSReload.self)
+            let (reloads, reloaded) = AsyncStream.makeStream(of: IngestTLSReload.self)
             try await withUpstream(echo) { upstream in
                 try await withGateway(
                     routes: [try route(port: port, upstream: upstream)],

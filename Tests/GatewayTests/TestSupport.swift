@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Gateway
+import IngestTLS
 import LiveStreamModel
 import Logging
 import NIOCore
@@ -183,7 +184,7 @@ extension GatewayConfiguration {
         shutdownGrace: Duration = .seconds(5),
         sharedIngestPort: Int? = nil,
         ingestSetupTimeout: Duration = .seconds(10),
-        tls: GatewayTLSConfiguration? = nil
+        tls: IngestTLSConfiguration? = nil
     ) -> GatewayConfiguration {
         GatewayConfiguration(
             host: "127.0.0.1",
@@ -224,7 +225,7 @@ func withGateway<Result: Sendable>(
     configuration: GatewayConfiguration = .test(),
     activator: CountingActivator = CountingActivator(),
     logs: LogStore = LogStore(),
-    onCertificateReload: @escaping @Sendable (GatewayTLSReload) -> Void = { _ in },
+    onCertificateReload: @escaping @Sendable (IngestTLSReload) -> Void = { _ in },
     _ body: (Gateway, ListenerWatch) async throws -> Result
 ) async throws -> Result {
     let watch = ListenerWatch()

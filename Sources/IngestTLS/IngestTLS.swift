@@ -9,31 +9,30 @@
 //
 //===----------------------------------------------------------------------===//
 
-import CoreMetrics
+public import CoreMetrics
 import Foundation
-import LiveStreamModel
-import Logging
-import NIOCore
+public import Logging
+public import NIOCore
 import NIOSSL
 import NIOTLS
 import Synchronization
 
-// RTMPS ingest: an encoder that publishes to `rtmps://GATEWAY:PORT/APP/KEY` sends its stream key inside TLS instead
-// of in the clear. The gateway terminates TLS and proxies plain RTMP to the relay, as it proxies an `rtmp://`
-// connection; the relay never sees the difference.
+// RTMPS ingest: an encoder that publishes to `rtmps://HOST:PORT/APP/KEY` sends its stream key inside TLS instead of in
+// the clear. The server (the gateway, or a relay that encoders reach directly) terminates TLS; what follows the TLS
+// server in the pipeline sees plain RTMP, as from an `rtmp://` encoder.
 //
 // Both schemes share every port. An RTMP client's first byte is its version (3); a TLS client's is the record type of
-// its ClientHello (22, "handshake"). The gateway looks at that byte and puts a TLS server in front of the connection
-// when it is 22, so a stream needs no second port and no setting of its own: with a certificate configured, every
-// stream takes `rtmps://` as well as `rtmp://`.
+// its ClientHello (22, "handshake"). ``TLSSniffer`` looks at that byte and puts a TLS server in front of the
+// connection when it is 22, so a stream needs no second port and no setting of its own: with a certificate
+// configured, every port takes `rtmps://` as well as `rtmp://`.
 
-/// The certificate the gateway offers to encoders that publish with `rtmps://`.
-public struct GatewayTLSConfiguration: Sendable, Hashable {
+/// The certificate a server offers to encoders that publish with `rtmps://`.
+public struct IngestTLSConfiguration: Sendable, Hashable {
     /// PEM file with the certificate and its chain, leaf first (`tls.crt` of a Kubernetes TLS Secret).
     public var certificateChainFile: String
     /// PEM file with the certificate's private key (`tls.key`).
     public var privateKeyFile: String
-    /// How often the gateway reads the two files again. A changed certificate (a renewal by cert-manager, a Secret
+    /// How often the server reads the two files again. A changed certificate (a renewal by cert-manager, a Secret
     /// volume updated by the kubelet) is used for every connection from then on; connections already up keep theirs.
     public var reloadInterval: Duration
 
@@ -44,18 +43,30 @@ public struct GatewayTLSConfiguration: Sendable, Hashable {
     }
 }
 
+/// A certificate or key that cannot be read or used, with what is wrong.
+public struct IngestTLSError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { self.message }
+}
+
 /// What a look at the certificate's files found when they had changed.
-public enum GatewayTLSReload: Hashable, Sendable {
+public enum IngestTLSReload: Hashable, Sendable {
     /// The new certificate is in use: its subject and expiry, for the log.
     case reloaded(String)
     /// The new files cannot be used, for this reason; the certificate in use stays.
     case failed(String)
 }
 
-/// The gateway's certificate: loaded at start (a certificate that cannot be used stops the gateway from starting,
-/// with the reason), then read again every ``GatewayTLSConfiguration/reloadInterval``. A new certificate that cannot
-/// be used is logged and the one in use is kept, so a bad renewal never takes `rtmps://` down.
-final class GatewayCertificate: Sendable {
+/// A server's certificate for `rtmps://`: loaded at start (one that cannot be used throws, with the reason, so the
+/// server does not start), then read again every ``IngestTLSConfiguration/reloadInterval`` by ``keepCurrent(logger:onReload:)``.
+/// A new certificate that cannot be used is logged and the one in use is kept, so a bad renewal never takes
+/// `rtmps://` down.
+public final class IngestCertificate: Sendable {
     /// The two files' bytes: what a change is detected on.
     private struct Files: Equatable {
         var certificate: [UInt8]
@@ -69,18 +80,24 @@ final class GatewayCertificate: Sendable {
         var notValidAfter: Int
     }
 
-    let configuration: GatewayTLSConfiguration
+    public let configuration: IngestTLSConfiguration
     private let loaded: Mutex<Loaded>
     private let expiry: Gauge
 
-    init(configuration: GatewayTLSConfiguration, metricsFactory: any MetricsFactory) throws {
+    /// Loads the certificate.
+    ///
+    /// - Parameters:
+    ///   - expiryMetric: the gauge that holds when the certificate in use expires, in seconds since 1970.
+    /// - Throws: ``IngestTLSError`` saying which file cannot be read or used, and why.
+    public init(
+        configuration: IngestTLSConfiguration,
+        expiryMetric: String,
+        metricsFactory: any MetricsFactory
+    ) throws {
         self.configuration = configuration
         let loaded = try Self.load(configuration, files: try Self.read(configuration))
         self.loaded = Mutex(loaded)
-        self.expiry = Gauge(
-            label: "liverelay_gateway_tls_certificate_expiry_timestamp_seconds",
-            factory: metricsFactory
-        )
+        self.expiry = Gauge(label: expiryMetric, factory: metricsFactory)
         self.expiry.record(loaded.notValidAfter)
     }
 
@@ -88,10 +105,35 @@ final class GatewayCertificate: Sendable {
     var context: NIOSSLContext { self.loaded.withLock { $0.context } }
 
     /// The certificate in use, for the log: subject, expiry.
-    var summary: String { self.loaded.withLock { $0.summary } }
+    public var summary: String { self.loaded.withLock { $0.summary } }
+
+    /// Looks at the files every reload interval until the task is cancelled, logs what it finds when they changed,
+    /// and passes it to `onReload`.
+    public func keepCurrent(logger: Logger, onReload: @Sendable (IngestTLSReload) -> Void = { _ in }) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: self.configuration.reloadInterval)
+            } catch {
+                return
+            }
+            guard let reload = self.reloadIfChanged() else {
+                continue
+            }
+            switch reload {
+            case .reloaded(let summary):
+                logger.notice("New TLS certificate in use", metadata: ["tls.certificate": "\(summary)"])
+            case .failed(let reason):
+                logger.error(
+                    "Cannot use the changed TLS certificate; keeping the one in use",
+                    metadata: ["error": "\(reason)", "tls.certificate": "\(self.summary)"]
+                )
+            }
+            onReload(reload)
+        }
+    }
 
     /// Reads the files again and, if they changed, uses the certificate they now hold; `nil` if they did not change.
-    func reloadIfChanged() -> GatewayTLSReload? {
+    func reloadIfChanged() -> IngestTLSReload? {
         let configuration = self.configuration
         let files: Files
         do {
@@ -114,7 +156,7 @@ final class GatewayCertificate: Sendable {
         }
     }
 
-    private static func read(_ configuration: GatewayTLSConfiguration) throws -> Files {
+    private static func read(_ configuration: IngestTLSConfiguration) throws -> Files {
         Files(
             certificate: try Self.contents(of: configuration.certificateChainFile, what: "certificate"),
             key: try Self.contents(of: configuration.privateKeyFile, what: "private key")
@@ -125,27 +167,27 @@ final class GatewayCertificate: Sendable {
         do {
             return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            throw GatewayError.invalidCertificate("cannot read the \(what) file \(path): \(error.localizedDescription)")
+            throw IngestTLSError("cannot read the \(what) file \(path): \(error.localizedDescription)")
         }
     }
 
-    private static func load(_ configuration: GatewayTLSConfiguration, files: Files) throws -> Loaded {
+    private static func load(_ configuration: IngestTLSConfiguration, files: Files) throws -> Loaded {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMBytes(files.certificate)
         } catch {
-            throw GatewayError.invalidCertificate(
+            throw IngestTLSError(
                 "\(configuration.certificateChainFile) holds no PEM certificate: \(error)"
             )
         }
         guard let leaf = chain.first else {
-            throw GatewayError.invalidCertificate("\(configuration.certificateChainFile) holds no PEM certificate")
+            throw IngestTLSError("\(configuration.certificateChainFile) holds no PEM certificate")
         }
         let key: NIOSSLPrivateKey
         do {
             key = try NIOSSLPrivateKey(bytes: files.key, format: .pem)
         } catch {
-            throw GatewayError.invalidCertificate(
+            throw IngestTLSError(
                 "\(configuration.privateKeyFile) holds no PEM private key: \(error)"
             )
         }
@@ -159,7 +201,7 @@ final class GatewayCertificate: Sendable {
             context = try NIOSSLContext(configuration: tls)
         } catch {
             // BoringSSL refuses a key that does not belong to the certificate here.
-            throw GatewayError.invalidCertificate(
+            throw IngestTLSError(
                 "the private key in \(configuration.privateKeyFile) does not go with the certificate in "
                     + "\(configuration.certificateChainFile): \(error)"
             )
@@ -175,29 +217,41 @@ final class GatewayCertificate: Sendable {
     }
 }
 
-/// First on every admitted connection: looks at the client's first byte and, for a TLS client, puts the gateway's
-/// TLS server after itself (with ``TLSHandshakeWatch`` after that); for anything else it just leaves. Either way the
+/// First on every connection of a server that takes `rtmps://`: looks at the client's first byte and, for a TLS
+/// client, puts a TLS server with the certificate after itself; for anything else it just leaves. Either way the
 /// first read goes on to what follows, and this handler is gone after it.
-final class TransportSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+///
+/// A TLS client when there is no certificate, and a TLS handshake that fails, close the connection after `refuse`
+/// was called with the reason (the server logs and counts it as it does its other refusals).
+public final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
 
     /// The TLS record type of a handshake message: the first byte of every ClientHello.
     static let tlsHandshakeRecord: UInt8 = 22
 
-    private let certificate: GatewayCertificate?
-    private let gateway: Gateway
-    private let stream: StreamID?
+    private let certificate: IngestCertificate?
+    private let refuse: (String) -> Void
     private let logger: Logger
+    private let noCertificateHint: String
 
-    init(certificate: GatewayCertificate?, gateway: Gateway, stream: StreamID?, logger: Logger) {
+    /// - Parameters:
+    ///   - certificate: the certificate for TLS clients, or `nil` to refuse them.
+    ///   - refuse: called on the channel's event loop with why a connection is refused, just before it is closed.
+    ///   - noCertificateHint: what the refusal of a TLS client without a certificate tells the user to do.
+    public init(
+        certificate: IngestCertificate?,
+        logger: Logger,
+        noCertificateHint: String = "publish with rtmp://, or give the server one (--tls-cert, --tls-key)",
+        refuse: @escaping (String) -> Void
+    ) {
         self.certificate = certificate
-        self.gateway = gateway
-        self.stream = stream
         self.logger = logger
+        self.noCertificateHint = noCertificateHint
+        self.refuse = refuse
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = Self.unwrapInboundIn(data)
         // Each way, the read goes on before this handler leaves: a removed handler's context leads nowhere.
         guard buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == Self.tlsHandshakeRecord else {
@@ -206,19 +260,13 @@ final class TransportSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard let certificate = self.certificate else {
-            self.gateway.logRefusal(
-                "TLS client (rtmps://) but the gateway has no certificate: publish with rtmp://, or give the "
-                    + "gateway one (--tls-cert, --tls-key)",
-                stream: self.stream,
-                logger: self.logger
-            )
+            self.refuse("TLS client (rtmps://) but no certificate: \(self.noCertificateHint)")
             context.close(promise: nil)
             return
         }
         do {
             let pipeline = context.pipeline.syncOperations
-            let watch = TLSHandshakeWatch(gateway: self.gateway, stream: self.stream, logger: self.logger)
-            try pipeline.addHandler(watch, position: .after(self))
+            try pipeline.addHandler(TLSHandshakeWatch(refuse: self.refuse, logger: self.logger), position: .after(self))
             try pipeline.addHandler(NIOSSLServerHandler(context: certificate.context), position: .after(self))
         } catch {
             self.logger.error("Cannot set up TLS for the connection", metadata: ["error": "\(error)"])
@@ -232,22 +280,20 @@ final class TransportSniffer: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 @available(*, unavailable)
-extension TransportSniffer: Sendable {}
+extension TLSSniffer: Sendable {}
 
 /// Right after the TLS server until its handshake ends: a handshake that fails is refused like any other connection
-/// the gateway turns away (logged with the reason, counted), instead of closing without a word.
+/// the server turns away (logged with the reason, counted), instead of closing without a word.
 final class TLSHandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let gateway: Gateway
-    private let stream: StreamID?
+    private let refuse: (String) -> Void
     private let logger: Logger
     private var failed = false
 
-    init(gateway: Gateway, stream: StreamID?, logger: Logger) {
-        self.gateway = gateway
-        self.stream = stream
+    init(refuse: @escaping (String) -> Void, logger: Logger) {
+        self.refuse = refuse
         self.logger = logger
     }
 
@@ -265,7 +311,7 @@ final class TLSHandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         self.failed = true
-        self.gateway.logRefusal("TLS handshake failed: \(error)", stream: self.stream, logger: self.logger)
+        self.refuse("TLS handshake failed: \(error)")
         context.close(promise: nil)
     }
 }
