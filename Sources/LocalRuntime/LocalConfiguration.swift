@@ -87,6 +87,8 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
     case targetChanged(StreamID, LiveStreamStatus.TargetStatus)
     /// The gateway listens on these ports now (after every change).
     case listening(ports: [Int])
+    /// The shared ingest port listens: every stream with a key is reachable at `url`, `…/APP/KEY`.
+    case sharedIngest(url: String)
     /// The file changed but could not be used; the streams as they were keep running.
     case reloadFailed(String)
     case reloaded(streams: Int)
@@ -121,6 +123,8 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
         case .listening(let ports):
             ports.isEmpty
                 ? "gateway listens on no port" : "gateway listens on \(ports.map(String.init).joined(separator: ", "))"
+        case .sharedIngest(let url):
+            "every stream with a key is also at \(url)"
         case .reloadFailed(let reason):
             "streams file not reloaded, the streams keep running as they were: \(reason)"
         case .reloaded(let count):

@@ -270,8 +270,12 @@ actor LocalController {
         guard ports != self.listeningPorts else {
             return
         }
+        let before = self.listeningPorts ?? []
         self.listeningPorts = ports
         self.emit(.listening(ports: ports))
+        if let shared = self.configuration.gateway.sharedIngestPort, ports.contains(shared), !before.contains(shared) {
+            self.emit(.sharedIngest(url: self.ingestURL(port: shared, app: "APP") + "/KEY"))
+        }
     }
 
     func emit(_ event: LocalEvent) {
@@ -541,8 +545,12 @@ actor LocalController {
 
     /// `rtmps://` when the gateway has a certificate (`rtmp://` works on the same port all the same).
     private func ingestURL(_ stream: LiveStream, port: Int) -> String {
+        self.ingestURL(port: port, app: stream.spec.ingest.app)
+    }
+
+    private func ingestURL(port: Int, app: String) -> String {
         let scheme = self.configuration.gateway.tls == nil ? "rtmp" : "rtmps"
-        return "\(scheme)://\(Self.urlHost(self.configuration.advertisedHost)):\(port)/\(stream.spec.ingest.app)"
+        return "\(scheme)://\(Self.urlHost(self.configuration.advertisedHost)):\(port)/\(app)"
     }
 
     /// A host as a URL writes it: an IPv6 address in brackets.

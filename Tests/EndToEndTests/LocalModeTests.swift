@@ -369,6 +369,7 @@ struct LocalModeTests {
                 return nil
             }
             #expect(added.count == 2 && added.allSatisfy { $0.hasPrefix("rtmps://127.0.0.1:") }, "\(added)")
+            #expect(local.events.entries.contains(.sharedIngest(url: "rtmps://127.0.0.1:\(shared)/APP/KEY")))
             #expect(!local.logs.lines.contains { $0.contains("TLS handshake failed") })
         }
     }
