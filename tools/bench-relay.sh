@@ -19,6 +19,8 @@
 #   nginx      liverelay-bench -> nginx-rtmp with `push` -> sink <- liverelay-bench
 #   splice     liverelay-bench -> the gateway's TCP splice (liverelay-bench splice) -> sink <- liverelay-bench
 #              (optional, fan-out 1: the SwiftNIO floor, no RTMP work at all)
+#   tls        as liverelay, published with rtmps:// (optional: the relay with --tls-cert, a certificate made for the
+#              run; nginx-rtmp has no rtmps:// ingest to compare with)
 #
 # and liverelay-bench measures per-message latency, lost messages, whether the first keyframe arrived, and the relay
 # process's CPU and resident memory (nginx: master and worker summed). Results land in OUT (JSON per path and
@@ -28,7 +30,8 @@
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
 #                             [--scratch-path DIR] [--relay-args "ARGS"]
 #   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
-# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc. Leaves nothing running.
+# Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc (and openssl for the tls path). Leaves nothing
+# running.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -119,7 +122,22 @@ path_direct() {
 
 # liverelay: one process, one LiveStream per stream, each with its own random key and F targets.
 path_liverelay() {
-    local relay_port relay_pid
+    relay_path liverelay rtmp r
+}
+
+# tls: the same, published with rtmps:// to a relay with a certificate.
+path_tls() {
+    if [[ ! -f $work/tls.crt ]]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+            -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+    fi
+    relay_path tls rtmps t --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
+}
+
+# The relay path as LABEL, published with SCHEME, the sink's streams named PREFIX-...; more arguments go to the relay.
+relay_path() {
+    local label=$1 scheme=$2 prefix=$3 relay_port relay_pid
+    shift 3
     relay_port=$(free_port)
     : >"$dir/relay.yaml"
     for i in $(seq "$n"); do
@@ -135,20 +153,20 @@ path_liverelay() {
             echo "  preview: { enabled: false }"
             echo "  targets:"
             for t in $(seq "$f"); do
-                echo "    - { name: t$t, url: \"$sink/sink$t/r-$tag-$i\" }"
+                echo "    - { name: t$t, url: \"$sink/sink$t/$prefix-$tag-$i\" }"
             done
         } >>"$dir/relay.yaml"
-        printf 'rtmp://127.0.0.1:%s/live/%s' "$relay_port" "$(cat "$dir/keys/s$i")"
-        for t in $(seq "$f"); do printf ' %s/sink%s/r-%s-%s' "$sink" "$t" "$tag" "$i"; done
+        printf '%s://127.0.0.1:%s/live/%s' "$scheme" "$relay_port" "$(cat "$dir/keys/s$i")"
+        for t in $(seq "$f"); do printf ' %s/sink%s/%s-%s-%s' "$sink" "$t" "$prefix" "$tag" "$i"; done
         echo
-    done >"$dir/liverelay.txt"
+    done >"$dir/$label.txt"
     "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
-        --log-level warning \
+        --log-level warning "$@" \
         ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!
     pids+=("$relay_pid")
     wait_for_port "$relay_port"
-    run_bench liverelay "$dir/liverelay.txt" "$relay_pid" "$tag" "$note"
+    run_bench "$label" "$dir/$label.txt" "$relay_pid" "$tag" "$note"
     stop "$relay_pid"
 }
 
