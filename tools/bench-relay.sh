@@ -19,8 +19,8 @@
 #   nginx      liverelay-bench -> nginx-rtmp with `push` -> sink <- liverelay-bench
 #   splice     liverelay-bench -> the gateway's TCP splice (liverelay-bench splice) -> sink <- liverelay-bench
 #              (optional, fan-out 1: the SwiftNIO floor, no RTMP work at all)
-#   tls        as liverelay, published with rtmps:// (optional: the relay with --tls-cert, a certificate made for the
-#              run; nginx-rtmp has no rtmps:// ingest to compare with)
+#   tls        as liverelay, published with rtmps:// (optional, labelled liverelay-tls: the relay with --tls-cert, a
+#              certificate made for the run; nginx-rtmp has no rtmps:// ingest to compare with)
 #
 # and liverelay-bench measures per-message latency, lost messages, whether the first keyframe arrived, and the relay
 # process's CPU and resident memory (nginx: master and worker summed). Results land in OUT (JSON per path and
@@ -125,13 +125,13 @@ path_liverelay() {
     relay_path liverelay rtmp r
 }
 
-# tls: the same, published with rtmps:// to a relay with a certificate.
+# tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).
 path_tls() {
     if [[ ! -f $work/tls.crt ]]; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
             -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
     fi
-    relay_path tls rtmps t --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
+    relay_path liverelay-tls rtmps t --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
 }
 
 # The relay path as LABEL, published with SCHEME, the sink's streams named PREFIX-...; more arguments go to the relay.

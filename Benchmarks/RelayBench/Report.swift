@@ -41,7 +41,10 @@ struct Report: ParsableCommand {
     }
 
     static func markdown(_ results: [PathResult]) -> String {
-        let order = ["direct": 0, "splice": 1, "liverelay": 2, "gateway": 3, "shared": 4, "tls": 5, "nginx": 6]
+        let order = [
+            "direct": 0, "splice": 1, "liverelay": 2, "liverelay-tls": 3, "gateway": 4, "shared": 5, "tls": 6,
+            "nginx": 7,
+        ]
         let sorted = results.sorted {
             ($0.streams, $0.fanout, order[$0.label] ?? 9) < ($1.streams, $1.fanout, order[$1.label] ?? 9)
         }
@@ -118,6 +121,24 @@ struct Report: ParsableCommand {
         }
         if gatewayLines.count > 3 {
             lines += gatewayLines
+        }
+        // rtmps:// ingest at the relay (bench-relay.sh's tls path) against rtmp:// to the same relay.
+        var tlsLines = [
+            "",
+            "| Streams | Fan-out | CPU per stream, relay with rtmps:// ÷ rtmp:// "
+                + "| RSS per stream, rtmps:// ÷ rtmp:// | p99 latency, rtmps:// − rtmp:// (ms) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for scenario in scenarios {
+            guard let plain = path("liverelay", scenario), let tls = path("liverelay-tls", scenario) else { continue }
+            tlsLines.append(
+                "| \(scenario[0]) | \(scenario[1]) "
+                    + "| \(fixed(tls.cpuSecondsPerStreamMinute / plain.cpuSecondsPerStreamMinute, 2)) "
+                    + "| \(fixed(tls.rssPerStreamMiB / plain.rssPerStreamMiB, 2)) | \(ms(tls.p99 - plain.p99)) |"
+            )
+        }
+        if tlsLines.count > 3 {
+            lines += tlsLines
         }
         // The splice (the gateway's TCP splice alone: NIO moving the same bytes with no RTMP work) is the floor of a
         // SwiftNIO media path; what liverelay spends above it is its own work.
