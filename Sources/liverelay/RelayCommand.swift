@@ -112,6 +112,9 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Seconds of silence after which a publisher is dropped.")
     var publisherIdleTimeout: Double = 10
 
+    @Option(help: "Connections served at once, publishers and clients not yet publishing; more are refused and logged.")
+    var maxConnections: Int = 256
+
     @Option(help: "Seconds a live publisher may go on after SIGTERM before the relay ends its stream.")
     var shutdownGrace: Double = 30
 
@@ -155,6 +158,9 @@ struct RelayCommand: AsyncParsableCommand {
             throw ValidationError(
                 "Give the publishers' stream key with --stream-key-file or --stream-key-env (or --config)."
             )
+        }
+        guard self.maxConnections >= 1 else {
+            throw ValidationError("--max-connections must be at least 1, got \(self.maxConnections).")
         }
         guard self.reconnectMin > 0, self.reconnectMax >= self.reconnectMin else {
             throw ValidationError("--reconnect-min must be above 0 and at most --reconnect-max.")
@@ -278,6 +284,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.gopCacheBytes = self.gopCacheBytes
             configuration.publisherTakeover = self.takeover
             configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
+            configuration.maxConnections = self.maxConnections
             configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))
             configuration.proxyProtocolFrom = try self.proxyRanges()
             configuration.tls = self.tls.configuration

@@ -304,8 +304,8 @@ struct RelayEndToEndTests {
                 )
             ]
             try await withRelay(targets: targets, configure: { $0.maxConnections = 1 }) { relay in
-                // The first connection takes the only slot (connections are admitted in the order they came).
-                try await RawClient.connect(port: relay.port).executeThenClose { _, _ in
+                // The first connection takes the only slot.
+                try await RawClient.withAdmittedConnection(port: relay.port) {
                     try await RawClient.sendThenAwaitClose(port: relay.port, bytes: [3])
                     _ = try await relay.logs.waitFor("the refusal") { $0.contains("too many connections") }
                 }
@@ -317,6 +317,23 @@ struct RelayEndToEndTests {
                 try await nginx.waitForPublishEnded(app: "limit", stream: targetKey, timeout: .seconds(20))
             }
         }
+    }
+
+    @Test("liverelay relay --max-connections 1: a second connection is refused, and the log names the limit")
+    func maxConnectionsFlag() async throws {
+        let stderr = try await RelayChildProcess.with(
+            targets: [],
+            extraArguments: ["--max-connections", "1", "--log-level", "notice"]
+        ) { relay in
+            try await RawClient.withAdmittedConnection(port: relay.rtmpPort) {
+                try await RawClient.sendThenAwaitClose(port: relay.rtmpPort, bytes: [3])
+            }
+            // Stopped here so that its whole log has been read.
+            relay.process.terminate()
+            return await relay.process.waitForExit().standardError
+        }
+        #expect(stderr.contains("Connection refused: too many connections"), "\(stderr)")
+        #expect(stderr.contains("relay.max_connections=1"))
     }
 
     @Test("librtmp (rtmpdump) gets through the handshake and connect, and is told that this relay does not play")
@@ -440,6 +457,27 @@ enum RawClient {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    /// Runs `body` while holding a connection the server has admitted: it has answered C0+C1 with S0+S1, which a
+    /// refused connection never gets. Connecting alone proves nothing: the kernel completes the TCP handshake before
+    /// the server accepts, and a server with several event loops may take up two waiting connections in either
+    /// order.
+    static func withAdmittedConnection(port: Int, _ body: () async throws -> Void) async throws {
+        try await self.connect(port: port).executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: [3] + [UInt8](repeating: 0, count: 1536)))
+            var received = 0
+            for try await buffer in inbound {
+                received += buffer.readableBytes
+                if received >= 1 + 1536 {
+                    break
+                }
+            }
+            guard received >= 1 + 1536 else {
+                throw TestFailure("the server closed the connection instead of answering its handshake")
+            }
+            try await body()
+        }
     }
 
     /// Sends the bytes and waits until the server closes the connection. A server that closes before reading them
