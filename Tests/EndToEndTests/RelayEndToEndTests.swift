@@ -481,7 +481,8 @@ enum RawClient {
     }
 
     /// Sends the bytes and waits until the server closes the connection. A server that closes before reading them
-    /// (a refused connection) makes the kernel send a reset instead of an end of stream: that is a close too.
+    /// (a refused connection) makes the kernel send a reset instead of an end of stream, and one that closes at once
+    /// may leave nothing to write to: those are closes too.
     static func sendThenAwaitClose(port: Int, bytes: [UInt8]) async throws {
         let channel = try await self.connect(port: port)
         try await channel.executeThenClose { inbound, outbound in
@@ -490,6 +491,8 @@ enum RawClient {
                 for try await _ in inbound {}
             } catch let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE {
                 // Closed with our bytes unread.
+            } catch ChannelError.ioOnClosedChannel {
+                // Closed before our bytes were written (a refusal can be that quick).
             }
         }
     }
