@@ -137,20 +137,25 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         try await withKubernetesClient(configuration: configuration, logger: logger) { client in
             let routes = GatewayRoutes()
-            let gateway = try Gateway(
-                configuration: GatewayConfiguration(
-                    host: self.listenHost,
-                    maxHeldPerStream: self.maxHeldPerStream,
-                    maxHeldTotal: self.maxHeldTotal,
-                    holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
-                    shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000)),
-                    sharedIngestPort: self.sharedPort,
-                    tls: self.tls.configuration
-                ),
-                routes: routes,
-                activator: KubernetesScaleActivator(client: client, logger: logger),
-                logger: logger
-            )
+            let gateway: Gateway
+            do {
+                gateway = try Gateway(
+                    configuration: GatewayConfiguration(
+                        host: self.listenHost,
+                        maxHeldPerStream: self.maxHeldPerStream,
+                        maxHeldTotal: self.maxHeldTotal,
+                        holdTimeout: .milliseconds(Int64(self.holdTimeout * 1000)),
+                        shutdownGrace: .milliseconds(Int64(self.shutdownGrace * 1000)),
+                        sharedIngestPort: self.sharedPort,
+                        tls: self.tls.configuration
+                    ),
+                    routes: routes,
+                    activator: KubernetesScaleActivator(client: client, logger: logger),
+                    logger: logger
+                )
+            } catch let error as GatewayError where error.code == .invalidCertificate {
+                throw ValidationError("cannot use the certificate for rtmps://: \(error.message)")
+            }
             let source = KubernetesGatewayRouteSource(
                 client: client,
                 namespace: self.namespace,

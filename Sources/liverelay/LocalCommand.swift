@@ -131,7 +131,12 @@ struct LocalCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        let runtime = try LocalRuntime(configuration: configuration, logger: logger)
+        let runtime: LocalRuntime
+        do {
+            runtime = try LocalRuntime(configuration: configuration, logger: logger)
+        } catch let error as GatewayError where error.code == .invalidCertificate {
+            throw ValidationError("cannot use the certificate for rtmps://: \(error.message)")
+        }
         let console = Console(runtime: runtime)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
