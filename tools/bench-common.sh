@@ -25,6 +25,13 @@ stat_ticks() {
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1"
 }
 
+# A self-signed P-256 certificate for localhost, valid for a day, as $work/tls.crt and $work/tls.key (once per run).
+make_certificate() {
+    [[ -f $work/tls.crt ]] && return
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+}
+
 # The benchmark input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k, SECONDS long, as FLV.
 make_input() {
     local path=$1 seconds=$2

@@ -73,8 +73,7 @@ input="$work/input.flv"
 log "making the input with ffmpeg"
 make_input "$input" $((seconds + 10))
 # The gateway's certificate for the tls path, made for this run.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+make_certificate
 
 sink_port=$(free_port)
 printf '        application sink { live on; }\n' | nginx_conf "$work/sink" "$sink_port"

@@ -127,10 +127,7 @@ path_liverelay() {
 
 # tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).
 path_tls() {
-    if [[ ! -f $work/tls.crt ]]; then
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-            -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
-    fi
+    make_certificate
     relay_path liverelay-tls rtmps t --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
 }
 

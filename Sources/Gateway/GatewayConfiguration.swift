@@ -88,9 +88,6 @@ public struct GatewayConfiguration: Sendable {
         else {
             throw GatewayError.invalidConfiguration("timeouts must be positive")
         }
-        if let tls = self.tls, tls.reloadInterval <= .zero {
-            throw GatewayError.invalidConfiguration("the TLS reload interval must be positive")
-        }
         if let port = self.sharedIngestPort, !(0...65535).contains(port) {
             throw GatewayError.invalidConfiguration("sharedIngestPort must be a TCP port (0-65535), got \(port)")
         }

@@ -94,6 +94,10 @@ public final class IngestCertificate: Sendable {
         expiryMetric: String,
         metricsFactory: any MetricsFactory
     ) throws {
+        // Here rather than in each server's configuration: every user of the certificate runs its reload loop.
+        guard configuration.reloadInterval > .zero else {
+            throw IngestTLSError("the TLS reload interval must be positive")
+        }
         self.configuration = configuration
         let loaded = try Self.load(configuration, files: try Self.read(configuration))
         self.loaded = Mutex(loaded)
@@ -242,7 +246,7 @@ public final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
     public init(
         certificate: IngestCertificate?,
         logger: Logger,
-        noCertificateHint: String = "publish with rtmp://, or give the server one (--tls-cert, --tls-key)",
+        noCertificateHint: String,
         refuse: @escaping (String) -> Void
     ) {
         self.certificate = certificate

@@ -116,24 +116,18 @@ struct LocalCommandTests {
 
     @Test("A certificate that cannot be used is refused before anything listens, naming the file")
     func unusableCertificate() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "liverelay-cli-\(makeTestKey("t"))"
-        )
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let certificate = try await TestCertificate.make(
-            certificate: directory.appendingPathComponent("tls.crt").path,
-            key: directory.appendingPathComponent("tls.key").path
-        )
-        // The certificate given as its own key: no PEM private key in it.
-        let exit = try await RunningProcess.launch(
-            try liverelayExecutable(),
-            arguments: [
-                "local", "-f", Self.repository + "/examples/streams.yaml", "--http-listen", "none", "--port-range",
-                "20000-59999", "--state-dir", directory.path + "/state", "--tls-cert", certificate.certificate,
-                "--tls-key", certificate.certificate,
-            ]
-        ).waitForExit()
+        let (certificate, exit) = try await TestCertificate.withTemporary { certificate, directory in
+            // The certificate given as its own key: no PEM private key in it.
+            let exit = try await RunningProcess.launch(
+                try liverelayExecutable(),
+                arguments: [
+                    "local", "-f", Self.repository + "/examples/streams.yaml", "--http-listen", "none", "--port-range",
+                    "20000-59999", "--state-dir", directory + "/state", "--tls-cert", certificate.certificate,
+                    "--tls-key", certificate.certificate,
+                ]
+            ).waitForExit()
+            return (certificate, exit)
+        }
         #expect(exit.status != 0)
         #expect(
             exit.standardError.contains(

@@ -44,16 +44,8 @@ struct RelayEndToEndTests {
         try await withNginxRTMP(applications: ["first", "second", "secure"], tls: true) { nginx in
             let keys = (makeTestKey("a"), makeTestKey("b"), makeTestKey("s"))
             let targets = [
-                PushTargetConfiguration(
-                    name: "first",
-                    url: try RTMPURL(parsing: nginx.url(app: "first")),
-                    streamKey: Secret(keys.0)
-                ),
-                PushTargetConfiguration(
-                    name: "second",
-                    url: try RTMPURL(parsing: nginx.url(app: "second")),
-                    streamKey: Secret(keys.1)
-                ),
+                try PushTargetConfiguration.nginx(nginx, app: "first", key: keys.0),
+                try PushTargetConfiguration.nginx(nginx, app: "second", key: keys.1),
                 PushTargetConfiguration(
                     name: "secure",
                     url: try RTMPURL(parsing: nginx.rtmpsURL(app: "secure")),
@@ -91,16 +83,8 @@ struct RelayEndToEndTests {
             let flakyKey = makeTestKey("f")
             let steadyKey = makeTestKey("s")
             let targets = [
-                PushTargetConfiguration(
-                    name: "steady",
-                    url: try RTMPURL(parsing: steady.url(app: "steady")),
-                    streamKey: Secret(steadyKey)
-                ),
-                PushTargetConfiguration(
-                    name: "flaky",
-                    url: try RTMPURL(parsing: flaky.url(app: "flaky")),
-                    streamKey: Secret(flakyKey)
-                ),
+                try PushTargetConfiguration.nginx(steady, app: "steady", key: steadyKey),
+                try PushTargetConfiguration.nginx(flaky, app: "flaky", key: flakyKey),
             ]
             let total = 16.0
             let again: NginxRTMP
@@ -170,45 +154,36 @@ struct RelayEndToEndTests {
 
     @Test("ffmpeg publishes with rtmps:// straight to a relay with a certificate, then with rtmp://; both arrive whole")
     func rtmpsIngest() async throws {
-        try await withNginxRTMP(applications: ["target"]) { nginx in
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-tls-\(UUID())").path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let certificate = try await TestCertificate.make(
-                certificate: directory + "/tls.crt",
-                key: directory + "/tls.key"
-            )
-            let targetKey = makeTestKey("t")
-            let targets = [
-                PushTargetConfiguration(
-                    name: "target",
-                    url: try RTMPURL(parsing: nginx.url(app: "target")),
-                    streamKey: Secret(targetKey)
+        try await TestCertificate.withTemporary { certificate, _ in
+            try await withNginxRTMP(applications: ["target"]) { nginx in
+                let targetKey = makeTestKey("t")
+                let targets = [
+                    try PushTargetConfiguration.nginx(nginx, app: "target", key: targetKey)
+                ]
+                let tls = IngestTLSConfiguration(
+                    certificateChainFile: certificate.certificate,
+                    privateKeyFile: certificate.key
                 )
-            ]
-            let tls = IngestTLSConfiguration(
-                certificateChainFile: certificate.certificate,
-                privateKeyFile: certificate.key
-            )
-            try await withRelay(targets: targets, configure: { $0.tls = tls }) { relay in
-                for (count, scheme) in ["rtmps", "rtmp"].enumerated() {
-                    let exit = try await FFmpeg.withPublisher(
-                        to: relay.publishURL(scheme: scheme),
-                        duration: Self.seconds
-                    ) {
-                        await $0.waitForExit()
+                try await withRelay(targets: targets, configure: { $0.tls = tls }) { relay in
+                    for (count, scheme) in ["rtmps", "rtmp"].enumerated() {
+                        let exit = try await FFmpeg.withPublisher(
+                            to: relay.publishURL(scheme: scheme),
+                            duration: Self.seconds
+                        ) {
+                            await $0.waitForExit()
+                        }
+                        #expect(exit.succeeded, "ffmpeg failed with \(scheme)://")
+                        try await nginx.waitForPublishEnded(
+                            app: "target",
+                            stream: targetKey,
+                            count: count + 1,
+                            timeout: .seconds(20)
+                        )
+                        try await Self.expectComplete(nginx.recordingPath(app: "target", stream: targetKey))
                     }
-                    #expect(exit.succeeded, "ffmpeg failed with \(scheme)://")
-                    try await nginx.waitForPublishEnded(
-                        app: "target",
-                        stream: targetKey,
-                        count: count + 1,
-                        timeout: .seconds(20)
-                    )
-                    try await Self.expectComplete(nginx.recordingPath(app: "target", stream: targetKey))
+                    #expect(relay.logs.lines.contains { $0.contains("Relay takes rtmps://") })
+                    #expect(!relay.logs.lines.contains { $0.contains("Connection refused") })
                 }
-                #expect(relay.logs.lines.contains { $0.contains("Relay takes rtmps://") })
-                #expect(!relay.logs.lines.contains { $0.contains("Connection refused") })
             }
         }
     }
@@ -231,11 +206,7 @@ struct RelayEndToEndTests {
         try await withNginxRTMP(applications: ["target"]) { nginx in
             let targetKey = makeTestKey("t")
             let targets = [
-                PushTargetConfiguration(
-                    name: "target",
-                    url: try RTMPURL(parsing: nginx.url(app: "target")),
-                    streamKey: Secret(targetKey)
-                )
+                try PushTargetConfiguration.nginx(nginx, app: "target", key: targetKey)
             ]
             try await withRelay(targets: targets) { relay in
                 let wrong = makeTestKey("wrong")
@@ -260,11 +231,7 @@ struct RelayEndToEndTests {
         try await withNginxRTMP(applications: ["target"]) { nginx in
             let targetKey = makeTestKey("t")
             let targets = [
-                PushTargetConfiguration(
-                    name: "target",
-                    url: try RTMPURL(parsing: nginx.url(app: "target")),
-                    streamKey: Secret(targetKey)
-                )
+                try PushTargetConfiguration.nginx(nginx, app: "target", key: targetKey)
             ]
             try await withRelay(targets: targets) { relay in
                 // An HTTP request is not RTMP: refused at the first byte.
@@ -297,11 +264,7 @@ struct RelayEndToEndTests {
         try await withNginxRTMP(applications: ["limit"]) { nginx in
             let targetKey = makeTestKey("t")
             let targets = [
-                PushTargetConfiguration(
-                    name: "limit",
-                    url: try RTMPURL(parsing: nginx.url(app: "limit")),
-                    streamKey: Secret(targetKey)
-                )
+                try PushTargetConfiguration.nginx(nginx, app: "limit", key: targetKey)
             ]
             try await withRelay(targets: targets, configure: { $0.maxConnections = 1 }) { relay in
                 // The first connection takes the only slot.
@@ -371,16 +334,8 @@ struct RelayEndToEndTests {
                     streamKey: Secret(makeTestKey("x"))
                 ),
                 // Somebody else already publishes this stream: nginx-rtmp refuses with NetStream.Publish.BadName.
-                PushTargetConfiguration(
-                    name: "busy",
-                    url: try RTMPURL(parsing: nginx.url(app: "busy")),
-                    streamKey: Secret(busyKey)
-                ),
-                PushTargetConfiguration(
-                    name: "fine",
-                    url: try RTMPURL(parsing: nginx.url(app: "fine")),
-                    streamKey: Secret(fineKey)
-                ),
+                try PushTargetConfiguration.nginx(nginx, app: "busy", key: busyKey),
+                try PushTargetConfiguration.nginx(nginx, app: "fine", key: fineKey),
             ]
             try await FFmpeg.withPublisher(to: nginx.url(app: "busy", stream: busyKey), duration: 30) { squatter in
                 try await nginx.waitForPublishStarted(app: "busy", stream: busyKey)

@@ -26,11 +26,6 @@ import Testing
 /// receives, ffprobe checks. Serialized: each test runs encoders and servers on a 2-core machine.
 @Suite("Relay in production", .serialized, .timeLimit(.minutes(3)))
 struct RelayProductionTests {
-    private func target(_ name: String, _ nginx: NginxRTMP, app: String, key: String) throws -> PushTargetConfiguration
-    {
-        PushTargetConfiguration(name: name, url: try RTMPURL(parsing: nginx.url(app: app)), streamKey: Secret(key))
-    }
-
     @Test("Two streams through one relay at once, each to its own target, isolated")
     func twoStreams() async throws {
         try await withNginxRTMP(applications: ["a", "b"]) { nginx in
@@ -42,13 +37,13 @@ struct RelayProductionTests {
                     name: "alpha",
                     app: "live",
                     authorization: .key(Secret(keyA)),
-                    targets: [try self.target("a", nginx, app: "a", key: targetA)]
+                    targets: [try PushTargetConfiguration.nginx(nginx, app: "a", key: targetA)]
                 ),
                 StreamConfiguration(
                     name: "beta",
                     app: "studio",
                     authorization: .key(Secret(keyB)),
-                    targets: [try self.target("b", nginx, app: "b", key: targetB)]
+                    targets: [try PushTargetConfiguration.nginx(nginx, app: "b", key: targetB)]
                 ),
             ])
             configuration.drainTimeout = .seconds(5)
@@ -112,8 +107,8 @@ struct RelayProductionTests {
         try await withNginxRTMP(applications: ["steady", "toggled"]) { nginx in
             let (steadyKey, toggledKey) = (makeTestKey("s"), makeTestKey("t"))
             let targets = [
-                try self.target("steady", nginx, app: "steady", key: steadyKey),
-                try self.target("toggled", nginx, app: "toggled", key: toggledKey),
+                try PushTargetConfiguration.nginx(nginx, app: "steady", key: steadyKey),
+                try PushTargetConfiguration.nginx(nginx, app: "toggled", key: toggledKey),
             ]
             try await withRelay(targets: targets) { relay in
                 try await FFmpeg.withPublisher(to: relay.publishURL(), duration: 14) { ffmpeg in
@@ -148,7 +143,7 @@ struct RelayProductionTests {
             let hole = try await BlackHoleRTMPServer.start()
             let steadyKey = makeTestKey("s")
             let targets = [
-                try self.target("steady", steady, app: "steady", key: steadyKey),
+                try PushTargetConfiguration.nginx(steady, app: "steady", key: steadyKey),
                 PushTargetConfiguration(
                     name: "hole",
                     url: try RTMPURL(parsing: hole.url(app: "hole")),
@@ -215,7 +210,8 @@ struct RelayProductionTests {
     func takeover() async throws {
         try await withNginxRTMP(applications: ["target"]) { nginx in
             let targetKey = makeTestKey("t")
-            try await withRelay(targets: [try self.target("target", nginx, app: "target", key: targetKey)]) { relay in
+            try await withRelay(targets: [try PushTargetConfiguration.nginx(nginx, app: "target", key: targetKey)]) {
+                relay in
                 let stale = try FFmpeg.publish(to: relay.publishURL(), duration: 60)
                 defer { stale.kill() }
                 try await nginx.waitForPublishStarted(app: "target", stream: targetKey)
@@ -282,7 +278,7 @@ struct RelayProductionTests {
                         name: "hooked",
                         app: "live",
                         authorization: .webhook(url: "http://127.0.0.1:\(port)/auth", timeout: .seconds(2)),
-                        targets: [try self.target("target", nginx, app: "target", key: targetKey)]
+                        targets: [try PushTargetConfiguration.nginx(nginx, app: "target", key: targetKey)]
                     ),
                     StreamConfiguration(
                         name: "orphan",

@@ -320,3 +320,10 @@ func largestVideoGap(_ path: String) async throws -> Double {
     }
     return zip(times.dropFirst(), times).map { $0 - $1 }.max() ?? .infinity
 }
+
+extension PushTargetConfiguration {
+    /// A target named after the nginx-rtmp application `app` it pushes to, with `key` as its stream name.
+    static func nginx(_ nginx: NginxRTMP, app: String, key: String) throws -> PushTargetConfiguration {
+        PushTargetConfiguration(name: app, url: try RTMPURL(parsing: nginx.url(app: app)), streamKey: Secret(key))
+    }
+}

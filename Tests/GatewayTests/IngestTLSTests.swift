@@ -28,18 +28,13 @@ struct IngestTLSTests {
         "test-\(UInt64.random(in: 0...UInt64.max))"
     }
 
-    /// A directory for one test's certificate files, removed after `body`.
-    private static func withDirectory<Result>(_ body: (String) async throws -> Result) async throws -> Result {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-tls-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try await body(directory)
-    }
-
-    private static func tls(in directory: String, reloadInterval: Duration = .seconds(30)) -> IngestTLSConfiguration {
+    private static func tls(
+        _ certificate: TestCertificate,
+        reloadInterval: Duration = .seconds(30)
+    ) -> IngestTLSConfiguration {
         IngestTLSConfiguration(
-            certificateChainFile: directory + "/tls.crt",
-            privateKeyFile: directory + "/tls.key",
+            certificateChainFile: certificate.certificate,
+            privateKeyFile: certificate.key,
             reloadInterval: reloadInterval
         )
     }
@@ -56,10 +51,9 @@ struct IngestTLSTests {
         arguments: Port.allCases
     )
     func rtmpsAndRTMP(_ port: Port) async throws {
-        try await Self.withDirectory { directory in
+        try await TestCertificate.withTemporary { certificate, _ in
             try await withNginxRTMP(applications: ["live"]) { nginx in
-                let tls = Self.tls(in: directory)
-                try await TestCertificate.make(certificate: tls.certificateChainFile, key: tls.privateKeyFile)
+                let tls = Self.tls(certificate)
                 let key = Self.testKey()
                 let ownPort = try freeTCPPort()
                 let shared = port == .shared ? try freeTCPPort() : nil
@@ -115,9 +109,8 @@ struct IngestTLSTests {
 
     @Test("A TLS handshake that fails is refused with the reason; the port serves on")
     func badHandshake() async throws {
-        try await Self.withDirectory { directory in
-            let tls = Self.tls(in: directory)
-            try await TestCertificate.make(certificate: tls.certificateChainFile, key: tls.privateKeyFile)
+        try await TestCertificate.withTemporary { certificate, _ in
+            let tls = Self.tls(certificate)
             let port = try freeTCPPort()
             let logs = LogStore()
             // A ready route (to an echo server), so that a client that completes its handshake and leaves is not held.
@@ -144,13 +137,8 @@ struct IngestTLSTests {
 
     @Test("A renewed certificate is used for new connections; a broken renewal is logged and the old one kept")
     func reload() async throws {
-        try await Self.withDirectory { directory in
-            let tls = Self.tls(in: directory, reloadInterval: .milliseconds(50))
-            try await TestCertificate.make(
-                certificate: tls.certificateChainFile,
-                key: tls.privateKeyFile,
-                commonName: "first"
-            )
+        try await TestCertificate.withTemporary(commonName: "first") { certificate, _ in
+            let tls = Self.tls(certificate, reloadInterval: .milliseconds(50))
             let port = try freeTCPPort()
             let logs = LogStore()
             let (reloads, reloaded) = AsyncStream.makeStream(of: IngestTLSReload.self)
@@ -206,9 +194,8 @@ struct IngestTLSTests {
         arguments: BadFiles.allCases
     )
     func badCertificateAtStart(_ bad: BadFiles) async throws {
-        try await Self.withDirectory { directory in
-            let tls = Self.tls(in: directory)
-            try await TestCertificate.make(certificate: tls.certificateChainFile, key: tls.privateKeyFile)
+        try await TestCertificate.withTemporary { certificate, directory in
+            let tls = Self.tls(certificate)
             let expected: String
             switch bad {
             case .missingCertificate:

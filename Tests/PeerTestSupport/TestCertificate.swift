@@ -45,6 +45,24 @@ public struct TestCertificate: Sendable, Hashable {
         return TestCertificate(certificate: certificate, key: key)
     }
 
+    /// Makes a certificate as `tls.crt` and `tls.key` in a temporary directory of its own, runs `body` with it and
+    /// the directory, then removes the directory.
+    public static func withTemporary<Result>(
+        commonName: String = "localhost",
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TestCertificate, _ directory: String) async throws -> Result
+    ) async throws -> Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-tls-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificate = try await Self.make(
+            certificate: directory + "/tls.crt",
+            key: directory + "/tls.key",
+            commonName: commonName
+        )
+        return try await body(certificate, directory)
+    }
+
     /// The subject common name of the certificate a TLS server at 127.0.0.1:`port` presents, as `openssl s_client`
     /// sees it, or `nil` if no TLS handshake completed.
     public static func presented(atPort port: Int) async throws -> String? {
