@@ -313,7 +313,7 @@ struct Client<Handler: ChannelInboundHandler & SendableMetatype>: Sendable where
         makeHandler: @escaping @Sendable (any EventLoop) -> Handler
     ) async throws -> Self {
         try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: url.host, port: url.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = makeHandler(channel.eventLoop)

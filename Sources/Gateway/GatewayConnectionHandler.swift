@@ -186,7 +186,7 @@ final class GatewayConnectionHandler {
         // Same event loop as the client: the glue handlers call into each other directly.
         ClientBootstrap(group: context.eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(TimeAmount(self.gateway.configuration.connectTimeout))
             .connect(host: upstream.host, port: upstream.port)
             .assumeIsolated()

@@ -324,7 +324,7 @@ final class PushTarget: Sendable {
         let sslContext = self.sslContext
         var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(self.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A target sends us little (acknowledgements, status), and the channel keeps its receive buffer between
             // reads: a fixed 1 KiB. An adaptive one grew to 4-8 KiB on the handshake's 3 KiB and, with almost no
             // reads after it, never shrank again.

@@ -119,7 +119,7 @@ public final class RelayServer: Service, Sendable {
                     // Set here rather than as a child channel option: a failing child option is an error of the
                     // listener, which would end the relay. One connection without TCP_NODELAY only adds latency.
                     do {
-                        try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1)
+                        try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                     } catch {
                         logger.warning("Cannot set TCP_NODELAY on a connection", metadata: ["error": "\(error)"])
                     }

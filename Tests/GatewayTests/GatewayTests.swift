@@ -44,6 +44,31 @@ struct GatewayTests {
         }
     }
 
+    @Test("Both connections of a proxied client set TCP_NODELAY at IPPROTO_TCP, and nothing at SOL_SOCKET")
+    func tcpNoDelay() async throws {
+        // TCP_NODELAY's number given at the socket level is SO_DEBUG: root may set it (and TCP_NODELAY is then never
+        // set), and in a pod without capabilities it fails with EACCES and the connection is closed.
+        try await withUpstream(echo) { upstream in
+            let port = try freeTCPPort()
+            try await withGateway(routes: [try route(port: port, upstream: upstream)]) { _, _ in
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    try await outbound.write(ByteBuffer(string: "ping"))
+                    _ = try await iterator.next()
+                    let accepted = tcpSocketOptions(port: port).filter { $0.localPort == port }
+                    let toRelay = tcpSocketOptions(port: upstream).filter { $0.remotePort == upstream }
+                    #expect(accepted.count == 1, "\(accepted)")
+                    #expect(toRelay.count == 1, "\(toRelay)")
+                    for socket in accepted + toRelay {
+                        #expect(socket.noDelay, "\(socket)")
+                        #expect(!socket.debug, "\(socket)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("Half-close: the client's end of input reaches the relay, whose answer still comes back")
     func halfClose() async throws {
         try await withUpstream(collectThenEcho) { upstream in
