@@ -149,9 +149,13 @@ public struct KubernetesClient: Sendable {
         }
     }
 
+    /// The JSON of every request body. An apply body is read as YAML by kube-apiserver (go-yaml v2, YAML 1.1),
+    /// which refuses the `\/` escape `JSONEncoder` writes for `/` by default: so `/` is written as it is.
     static func encode(_ value: some Encodable) throws -> KubernetesBody {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
         do {
-            return KubernetesBody(ByteBuffer(data: try JSONEncoder().encode(value)))
+            return KubernetesBody(ByteBuffer(data: try encoder.encode(value)))
         } catch {
             throw KubernetesError.decoding("cannot encode request body", cause: error)
         }
@@ -256,16 +260,23 @@ extension KubernetesClient {
         }
     }
 
-    /// Creates an object (POST) in its `metadata.namespace`, else the given or default namespace.
+    /// Creates an object (POST) in its `metadata.namespace`, else the given or default namespace. `fieldManager`
+    /// names the writer in `metadata.managedFields` (the server derives one from the user agent otherwise).
     public func create<T: KubernetesAPIObject>(
         _ object: T,
         _ resource: KubernetesResource,
-        namespace: String? = nil
+        namespace: String? = nil,
+        fieldManager: String? = nil
     ) async throws -> T {
         let path = resource.path(namespace: self.namespace(namespace ?? object.metadata.namespace, for: resource))
         return try await self.perform(
             T.self,
-            KubernetesRequest(method: .post, path: path, headers: [("Content-Type", "application/json")]),
+            KubernetesRequest(
+                method: .post,
+                path: path,
+                query: fieldManager.map { [("fieldManager", $0)] } ?? [],
+                headers: [("Content-Type", "application/json")]
+            ),
             body: try Self.encode(object)
         )
     }

@@ -350,8 +350,16 @@ struct Page {
 /// Parses a request body: JSON, or YAML for apply patches.
 func parse(_ body: Data, contentType: String) throws(APIError) -> JSON {
     if contentType.contains("yaml") {
+        let text = String(decoding: body, as: UTF8.self)
+        if let unknown = GoYAML.unknownEscape(in: text) {
+            // As kube-apiserver words it (sigs.k8s.io/yaml over go-yaml v2), with where.
+            throw APIError.badRequest(
+                "error decoding YAML: error converting YAML to JSON: yaml: found unknown escape character "
+                    + "\(unknown.escape) at line \(unknown.line), column \(unknown.column)"
+            )
+        }
         do {
-            return try JSON(yaml: String(decoding: body, as: UTF8.self))
+            return try JSON(yaml: text)
         } catch {
             throw APIError.badRequest("the body is not valid YAML: \(error)")
         }

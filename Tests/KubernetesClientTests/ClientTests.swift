@@ -95,7 +95,10 @@ struct ClientTests {
             options: ListOptions(labelSelector: "app=x", fieldSelector: "metadata.name=d", limit: 5, continue: "tok")
         )
         _ = try await client.apply(
-            ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "d"]] as JSONValue,
+            [
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": ["name": "d", "annotations": ["example.com/url": "rtmps://h:443/app/"]],
+            ] as JSONValue,
             as: KubernetesObject.self,
             .deployments,
             name: "d",
@@ -123,6 +126,9 @@ struct ClientTests {
         #expect(requests[1].header("Content-Type") == "application/apply-patch+yaml")
         #expect(requests[1].queryValue("fieldManager") == "liverelay")
         #expect(requests[1].queryValue("force") == "true")
+        // kube-apiserver reads an apply body as YAML 1.1 (go-yaml v2), which refuses JSON's `\/`.
+        #expect(bodies.withLock { $0[0] }.contains(#""example.com/url":"rtmps://h:443/app/""#))
+        #expect(!bodies.withLock { $0 }.contains { $0.contains(#"\/"#) })
         #expect(requests[2].path == "/apis/apps/v1/namespaces/ns/deployments/d/status")
         #expect(requests[2].header("Content-Type") == "application/merge-patch+json")
         #expect(requests[3].method == .delete)
