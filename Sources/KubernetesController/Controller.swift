@@ -89,7 +89,8 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     private let owned: [OwnedResource]
     private let reconcile: Reconcile
     private let logger: Logger
-    private let current = Mutex<(reflector: Reflector<Object>, queue: WorkQueue<ObjectKey>)?>(nil)
+    private let current = Mutex<Term?>(nil)
+    private let failures = FailureLog()
 
     /// A controller of `resource` in `namespace` (all namespaces when `nil`).
     public init(
@@ -110,10 +111,24 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         self.reconcile = reconcile
     }
 
+    /// What one leadership term runs on.
+    private struct Term: Sendable {
+        var reflector: Reflector<Object>
+        var queue: WorkQueue<ObjectKey>
+        /// The caches of the owned resources, by resource plural.
+        var owned: [String: Reflector<KubernetesObject>]
+    }
+
     /// The cache of the current leadership term (nil while not leading).
     public var reflector: Reflector<Object>? { self.current.withLock { $0?.reflector } }
     /// The work queue of the current leadership term (nil while not leading).
     public var queue: WorkQueue<ObjectKey>? { self.current.withLock { $0?.queue } }
+
+    /// The cache of an owned resource in the current leadership term (nil while not leading, or not owned): what
+    /// a reconcile reads instead of asking the API server whether a child exists.
+    public func ownedCache(_ resource: KubernetesResource) -> Reflector<KubernetesObject>? {
+        self.current.withLock { $0?.owned[resource.plural] }
+    }
 
     public func run() async throws {
         guard let election = self.configuration.leaderElection else {
@@ -142,7 +157,22 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             options: self.configuration.listWatch
         )
         let queue = WorkQueue<ObjectKey>(configuration: self.configuration.queue)
-        self.current.withLock { $0 = (reflector, queue) }
+        let children = self.owned.map { owned in
+            var options = self.configuration.listWatch
+            options.labelSelector = owned.labelSelector
+            options.fieldSelector = nil
+            return (
+                owned,
+                Reflector<KubernetesObject>(
+                    client: self.client,
+                    resource: owned.resource,
+                    namespace: self.namespace,
+                    options: options
+                )
+            )
+        }
+        let caches = Dictionary(children.map { ($0.0.resource.plural, $0.1) }, uniquingKeysWith: { first, _ in first })
+        self.current.withLock { $0 = Term(reflector: reflector, queue: queue, owned: caches) }
         defer { self.current.withLock { $0 = nil } }
         self.logger.info("k8s controller started", metadata: ["k8s.resource": "\(self.resource)"])
 
@@ -166,18 +196,9 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                             }
                         }
                     }
-                    for owned in self.owned {
+                    for (owned, cache) in children {
                         feeders.addTask {
-                            var options = self.configuration.listWatch
-                            options.labelSelector = owned.labelSelector
-                            options.fieldSelector = nil
-                            let children = Reflector<KubernetesObject>(
-                                client: self.client,
-                                resource: owned.resource,
-                                namespace: self.namespace,
-                                options: options
-                            )
-                            try await children.run { change in
+                            try await cache.run { change in
                                 switch change {
                                 case .upserted(let child), .deleted(let child):
                                     for key in owned.ownerKeys(of: child) { queue.add(key) }
@@ -232,17 +253,53 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             do {
                 let action = try await self.reconcile(key, reflector.get(key))
                 queue.forget(key)
+                if self.failures.recovered(key) {
+                    self.logger.info("k8s reconcile succeeded again", metadata: ["k8s.key": "\(key)"])
+                }
                 if case .requeue(let delay) = action {
                     queue.add(key, after: delay)
                 }
             } catch {
-                self.logger.debug(
-                    "k8s reconcile failed",
+                // A user sees a failure by default; its retries, the same failure again, only at debug level.
+                let level: Logger.Level = self.failures.failed(key, "\(error)") ? .warning : .debug
+                self.logger.log(
+                    level: level,
+                    "k8s reconcile failed; retrying with backoff",
                     metadata: ["k8s.key": "\(key)", "k8s.worker": "\(worker)", "error": "\(error)"]
                 )
                 queue.addRateLimited(key)
             }
             queue.done(key)
         }
+    }
+}
+
+/// Which keys' reconciles are failing, and with what: a failure is worth a warning when it is new for its key, or
+/// differs from the last one, or the last warning is `repeatAfter` old; retries of the same failure are not.
+final class FailureLog: Sendable {
+    private let repeatAfter: Duration
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let failing = Mutex<[ObjectKey: (message: String, warnedAt: ContinuousClock.Instant)]>([:])
+
+    init(repeatAfter: Duration = .seconds(300), now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.repeatAfter = repeatAfter
+        self.now = now
+    }
+
+    /// Records a failure of `key`; returns whether to warn of it.
+    func failed(_ key: ObjectKey, _ message: String) -> Bool {
+        let now = self.now()
+        return self.failing.withLock { failing in
+            if let last = failing[key], last.message == message, now - last.warnedAt < self.repeatAfter {
+                return false
+            }
+            failing[key] = (message, now)
+            return true
+        }
+    }
+
+    /// Records a success of `key`; returns whether it had been failing.
+    func recovered(_ key: ObjectKey) -> Bool {
+        self.failing.withLock { $0.removeValue(forKey: key) != nil }
     }
 }

@@ -93,7 +93,34 @@ final class LiveStreamReconciler: Sendable {
         if object.metadata.deletionTimestamp != nil {
             return try await self.finalize(object, id: id)
         }
-        return try await self.reconcileLive(object, id: id)
+        do {
+            return try await self.reconcileLive(object, id: id)
+        } catch {
+            if !(error is CancellationError) {
+                await self.reportFailure(error, object: object, id: id)
+            }
+            throw error
+        }
+    }
+
+    /// A reconcile that failed says so where the user looks: `Ready=False` with reason `ReconcileFailed` and the
+    /// error (an event comes with the condition, once per new reason), written once while the failure stays the
+    /// same. The controller retries with backoff and logs it. When the API server cannot take this write either,
+    /// the log is all there is.
+    private func reportFailure(_ error: any Error, object: KubernetesObject, id: StreamID) async {
+        let previous = (try? object["status"].map { try JSONValue.decode(LiveStreamStatus.self, from: $0) }) ?? nil
+        var status = previous ?? LiveStreamStatus()
+        status.setCondition(
+            Condition(
+                type: Condition.Kind.ready,
+                status: .false,
+                reason: "ReconcileFailed",
+                message: String("\(error)".prefix(1024)),
+                lastTransitionTime: Timestamps.seconds(Date()),
+                observedGeneration: object.metadata.generation
+            )
+        )
+        try? await self.writeStatus(status, previous: previous, object: object, id: id)
     }
 
     /// At the first reconcile of a leadership term, once the reflector holds the complete first list, rebuild the
@@ -355,6 +382,7 @@ final class LiveStreamReconciler: Sendable {
                 _ = try await apply(children.scaledObject, .scaledObjects)
             }
         }
+        try await self.createDeploymentIfAbsent(children, kedaInstalled: kedaInstalled)
         let deployment = try await apply(children.deployment, .deployments)
 
         // 7. Autoscaling and the replica count.
@@ -595,14 +623,52 @@ final class LiveStreamReconciler: Sendable {
         }
     }
 
+    /// Creates the relay Deployment, the one time `spec.replicas` is written: 0 when KEDA scales it (or the stream
+    /// is suspended), so no relay starts before a publisher comes; `minReplicas`, at least 1, without KEDA.
+    ///
+    /// A create, not an apply: the applies that follow leave `spec.replicas` out, and server-side apply removes a
+    /// field its manager stops applying. The create's `Update` entry in `managedFields` keeps it, and KEDA (or the
+    /// gateway, through the scale subresource) then owns the count. Absent means absent from the owned Deployments'
+    /// cache; a create that meets one made meanwhile (409) leaves it to the apply.
+    private func createDeploymentIfAbsent(_ children: RelayChildren, kedaInstalled: Bool) async throws {
+        let key = ObjectKey(namespace: children.namespace, name: children.childName)
+        guard let cache = self.controller.withLock({ $0?.ownedCache(.deployments) }), cache.get(key) == nil else {
+            return
+        }
+        let replicas =
+            children.spec.suspend
+            ? 0 : kedaInstalled ? children.spec.scaling.minReplicas : max(1, children.spec.scaling.minReplicas)
+        let deployment = try JSONValue.decode(
+            KubernetesObject.self,
+            from: children.deployment(replicas: replicas)
+        )
+        do {
+            _ = try await self.client.create(
+                deployment,
+                .deployments,
+                namespace: children.namespace,
+                fieldManager: self.configuration.fieldManager
+            )
+            self.logger.debug(
+                "relay deployment created",
+                metadata: [
+                    "k8s.name": "\(children.namespace)/\(children.childName)", "liverelay.replicas": "\(replicas)",
+                ]
+            )
+        } catch let error as KubernetesError where error.isConflict {
+            // Made by another worker or a person meanwhile: the apply takes it from here.
+        }
+    }
+
     private func deleteIfPresent(_ resource: KubernetesResource, name: String, namespace: String) async throws {
         do {
             try await self.client.delete(resource, name: name, namespace: namespace)
         } catch let error as KubernetesError where error.isNotFound {}
     }
 
-    /// Suspended: 0 replicas. Without KEDA: at least 1. With KEDA the ScaledObject owns the count. Returns the
-    /// replica count the Deployment asks for now.
+    /// With KEDA the ScaledObject owns the count, a suspended stream's too (its paused-replicas annotation holds it
+    /// at 0): the operator never writes it. Without KEDA: 0 while suspended, else at least 1, through the scale
+    /// subresource. Returns the replica count the Deployment asks for now.
     private func ensureReplicas(
         _ children: RelayChildren,
         suspended: Bool,
@@ -610,8 +676,8 @@ final class LiveStreamReconciler: Sendable {
         deployment: KubernetesObject
     ) async throws -> Int {
         let recorded = deployment["spec"]?["replicas"]?.intValue.map { Int($0) }
-        if kedaInstalled && !suspended {
-            return recorded ?? 1
+        if kedaInstalled {
+            return recorded ?? 0
         }
         // An API server defaults `spec.replicas` to 1; without a value (a server that does not default) the scale
         // subresource says what the Deployment runs.

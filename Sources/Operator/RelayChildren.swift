@@ -144,9 +144,12 @@ public struct RelayChildren: Sendable {
         ]
     }
 
-    /// The relay's Deployment. It never sets `spec.replicas`: KEDA's ScaledObject (or, without KEDA, the operator
-    /// through the scale subresource) owns the replica count.
-    public var deployment: JSONValue {
+    /// The relay's Deployment as the operator applies it: without `spec.replicas`, which KEDA's ScaledObject (or,
+    /// without KEDA, the operator through the scale subresource) owns.
+    public var deployment: JSONValue { self.deployment(replicas: nil) }
+
+    /// The relay's Deployment; `replicas` only when it is created (see ``deployment``).
+    public func deployment(replicas: Int?) -> JSONValue {
         let labels = JSONValue.strings(Self.labels(self.name))
         var volumes: [JSONValue] = [
             ["name": "config", "configMap": ["name": .string(self.childName)]],
@@ -205,7 +208,7 @@ public struct RelayChildren: Sendable {
             ],
             "volumeMounts": .array(mounts),
         ]
-        return [
+        var deployment: JSONValue = [
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": self.metadata(),
@@ -232,6 +235,10 @@ public struct RelayChildren: Sendable {
                 ],
             ],
         ]
+        if let replicas {
+            deployment["spec"]?["replicas"] = .int(Int64(replicas))
+        }
+        return deployment
     }
 
     public var service: JSONValue {

@@ -249,14 +249,49 @@ struct OperatorFlowTests {
                 #expect(scaled["spec"]?["cooldownPeriod"] == 30)
                 #expect(scaled["spec"]?["minReplicaCount"] == 0)
                 #expect(scaled.metadata.ownerReferences?.first?.uid == bob.metadata.uid)
-                // KEDA owns the replicas: the operator's Deployment does not set them.
+                // Created at 0, so no relay starts before a publisher comes; then KEDA owns the count.
                 let deployment = try await client.get(
                     KubernetesObject.self,
                     .deployments,
                     name: "ls-bob",
                     namespace: ns
                 )
-                #expect(deployment["spec"]?["replicas"] == nil)
+                #expect(deployment["spec"]?["replicas"] == 0)
+                // Scaled as KEDA (or the gateway) scales it; a change of the stream applies the Deployment again,
+                // which must leave the count alone.
+                var scale = try await client.getScale(.deployments, name: "ls-bob", namespace: ns)
+                scale.spec.replicas = 1
+                _ = try await client.updateScale(scale, .deployments, namespace: ns)
+                _ = try await client.patch(
+                    KubernetesObject.self,
+                    .liveStreams,
+                    name: "bob",
+                    namespace: ns,
+                    mergePatch: [
+                        "spec": [
+                            "targets": [
+                                [
+                                    "name": "t", "url": "rtmp://a.example.com/live",
+                                    "streamKeySecretRef": ["name": "bob-target", "key": "key"],
+                                ]
+                            ]
+                        ]
+                    ]
+                )
+                try await eventually("the Deployment applied again, mounting the target's Secret") {
+                    let applied = try await client.get(
+                        KubernetesObject.self,
+                        .deployments,
+                        name: "ls-bob",
+                        namespace: ns
+                    )
+                    guard case .array(let volumes)? = applied["spec"]?["template"]?["spec"]?["volumes"] else {
+                        return false
+                    }
+                    return volumes.contains { $0["secret"]?["secretName"] == "bob-target" }
+                }
+                let rescaled = try await client.get(KubernetesObject.self, .deployments, name: "ls-bob", namespace: ns)
+                #expect(rescaled["spec"]?["replicas"] == 1)
 
                 _ = try await client.patch(
                     KubernetesObject.self,
