@@ -47,6 +47,8 @@ public final class Gateway: Service, Sendable {
 
     private struct Registry {
         var channels: [ObjectIdentifier: any Channel] = [:]
+        /// The proxied connections of each stream, with how to end one for a reason the encoder shows.
+        var live: [StreamID: [ObjectIdentifier: LiveConnection]] = [:]
         var listening = false
         var draining = false
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
@@ -174,7 +176,8 @@ public final class Gateway: Service, Sendable {
         var listeners: [Int: any Channel] = [:]
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await _ in self.routes.changes().cancelOnGracefulShutdown() {
+                for await routes in self.routes.changes().cancelOnGracefulShutdown() {
+                    self.endLiveConnections(suspendedIn: routes)
                     wake.yield(.routes)
                 }
                 wake.finish()
@@ -276,34 +279,44 @@ public final class Gateway: Service, Sendable {
         logger[metadataKey: "gateway.port"] = "\(listenPort)"
         logger[metadataKey: "gateway.remote"] = "\(channel.remoteAddress.displayed)"
 
-        func refuse(_ reason: String, stream: StreamID?) throws {
+        func close(_ reason: String, stream: StreamID?) throws {
             self.logRefusal(reason, stream: stream, logger: logger)
             try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
         }
+        // Refused in RTMP: the encoder gets its handshake and connect answered, then the reason as the answer to its
+        // publish, which ffmpeg and OBS show; a connection reset would tell it nothing.
+        func refuse(_ refusal: IngestRefusal, stream: StreamID?) throws {
+            self.logRefusal(refusal.reason, stream: stream, logger: logger)
+            try channel.pipeline.syncOperations.addHandlers([
+                self.sniffer(stream: stream, logger: logger),
+                RTMPConnectionHandler(role: .server),
+                SharedIngestHandler(gateway: self, logger: logger, refusal: refusal),
+            ])
+        }
 
         if listenPort == self.configuration.sharedIngestPort {
-            return try self.admitShared(channel, logger: logger, refuse: refuse)
+            return try self.admitShared(channel, logger: logger, refuse: close)
         }
         guard let route = self.routes.route(forPort: listenPort) else {
-            return try refuse("no route for this port", stream: nil)
+            return try refuse(.noRoute, stream: nil)
         }
         logger[metadataKey: "gateway.stream"] = "\(route.stream)"
         if route.suspended {
-            return try refuse("the stream is suspended", stream: route.stream)
+            return try refuse(.suspended, stream: route.stream)
         }
         guard let remote = channel.remoteAddress,
             route.allowedSourceRanges.contains(where: { $0.contains(remote) })
         else {
-            return try refuse("source address outside allowedSourceRanges", stream: route.stream)
+            return try refuse(.sourceRange, stream: route.stream)
         }
         guard self.register(channel) else {
-            return try refuse("the gateway is shutting down", stream: route.stream)
+            return try close("the gateway is shutting down", stream: route.stream)
         }
 
         var held = false
         if route.upstream == nil {
             if let reason = self.hold(route.stream) {
-                return try refuse(reason, stream: route.stream)
+                return try refuse(.relayUnavailable(reason), stream: route.stream)
             }
             held = true
         }
@@ -356,6 +369,48 @@ public final class Gateway: Service, Sendable {
             channel.closeFuture.whenComplete { _ in self.unregister(channel) }
         }
         return registered
+    }
+
+    /// A proxied connection, and how to end it with a reason its encoder shows; run on its event loop.
+    struct LiveConnection: Sendable {
+        var channel: any Channel
+        var end: @Sendable (String) -> Void
+    }
+
+    /// Keeps a proxied connection of `stream` until it closes, so that taking the stream offline ends it.
+    func registerLive(_ channel: any Channel, stream: StreamID, end: @escaping @Sendable (String) -> Void) {
+        let id = ObjectIdentifier(channel)
+        self.registry.withLock { $0.live[stream, default: [:]][id] = LiveConnection(channel: channel, end: end) }
+        channel.closeFuture.whenComplete { _ in
+            self.registry.withLock { registry in
+                registry.live[stream]?[id] = nil
+                if registry.live[stream]?.isEmpty == true {
+                    registry.live[stream] = nil
+                }
+            }
+        }
+    }
+
+    /// Go Offline: the live connections of a stream that is suspended now end with the reason (an RTMP error the
+    /// encoder shows), at the route update that says so. A route that goes away leaves its connections alone, as it
+    /// leaves its listener's: a route source that relists must not cut live streams.
+    private func endLiveConnections(suspendedIn routes: [GatewayRoute]) {
+        let suspended = Set(routes.filter(\.suspended).map(\.stream))
+        let description = "The stream was taken offline: it is suspended."
+        let ending = self.registry.withLock { registry in
+            registry.live.compactMap { stream, connections -> (StreamID, [LiveConnection])? in
+                suspended.contains(stream) ? (stream, Array(connections.values)) : nil
+            }
+        }
+        for (stream, connections) in ending {
+            self.logger.notice(
+                "Ending the stream's live connections: \(description)",
+                metadata: ["gateway.stream": "\(stream)", "gateway.connections": "\(connections.count)"]
+            )
+            for connection in connections {
+                connection.channel.eventLoop.execute { connection.end(description) }
+            }
+        }
     }
 
     /// Counts a connection as held for `stream` if the limits allow, and asks the activator to wake the relay for the

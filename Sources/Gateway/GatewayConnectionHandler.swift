@@ -120,17 +120,25 @@ final class GatewayConnectionHandler {
             return
         }
         guard let route, let upstream = route.upstream else {
-            self.refuse("the route was removed or suspended while the connection was held")
+            self.refuse(self.whyNoRoute())
             return
         }
         // The ranges may have changed while the client waited; the new route is the one that decides.
         guard let remote = self.context?.channel.remoteAddress,
             route.allowedSourceRanges.contains(where: { $0.contains(remote) })
         else {
-            self.refuse("source address outside allowedSourceRanges")
+            self.refuse(.sourceRange)
             return
         }
         self.connect(to: upstream)
+    }
+
+    /// Why a held connection has no route to wait for any more: suspended (Go Offline), or removed.
+    private func whyNoRoute() -> IngestRefusal {
+        if self.gateway.routes.route(for: self.route.stream)?.suspended == true {
+            return .suspended
+        }
+        return .relayUnavailable("the route was removed while the connection was held")
     }
 
     private func holdTimedOut() {
@@ -150,12 +158,52 @@ final class GatewayConnectionHandler {
     }
 
     private func refuse(_ reason: String) {
+        self.refuse(.relayUnavailable(reason))
+    }
+
+    private func refuse(_ refusal: IngestRefusal) {
         self.abandonRelayHandshake()
         self.phase = .closed
-        self.gateway.logRefusal(reason, stream: self.route.stream, logger: self.logger)
-        // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
-        self.front?.sendRefusal(reason)
-        self.context?.close(promise: nil)
+        self.gateway.logRefusal(refusal.reason, stream: self.route.stream, logger: self.logger)
+        if let front = self.front {
+            // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
+            front.sendRefusal(refusal.reason)
+            self.context?.close(promise: nil)
+        } else if let context = self.context, context.channel.isActive {
+            self.answerInRTMP(refusal, context: context)
+        }
+    }
+
+    /// On a stream's own port the client is an encoder that sent its handshake and waits: the gateway answers it
+    /// in RTMP from here (the handshake, `connect`, `createStream`) and refuses its publish with the reason, which
+    /// the encoder shows, instead of a bare close.
+    private func answerInRTMP(_ refusal: IngestRefusal, context: ChannelHandlerContext) {
+        do {
+            try context.pipeline.syncOperations.addHandlers(
+                [
+                    RTMPConnectionHandler(role: .server),
+                    SharedIngestHandler(gateway: self.gateway, logger: self.logger, refusal: refusal),
+                ],
+                position: .after(self)
+            )
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        // What the client sent while it was held, its handshake first, now goes to the RTMP server.
+        let buffered = self.buffered
+        self.buffered = []
+        self.bufferedBytes = 0
+        for buffer in buffered {
+            context.fireChannelRead(NIOAny(buffer))
+        }
+        context.fireChannelReadComplete()
+        let channel = context.channel
+        let pendingRead = self.pendingRead
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if pendingRead {
+            channel.read()
+        }
     }
 
     /// Ends the handshake with the relay of a shared-port connection, if one is under way.
@@ -251,7 +299,7 @@ final class GatewayConnectionHandler {
             return
         }
         guard let route = self.gateway.routes.route(for: self.route.stream), !route.suspended else {
-            self.refuse("the route was removed or suspended while the connection was held")
+            self.refuse(self.whyNoRoute())
             return
         }
         if let upstream = route.upstream {
@@ -290,6 +338,10 @@ final class GatewayConnectionHandler {
         let heldSince = self.heldSince
         let meters = self.goLive(context: context)
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
+        let framer = RelayOutputFramer(logger: self.logger)
+        if let first = self.buffered.first(where: { $0.readableBytes > 0 }) {
+            framer.clientStarted(with: first.getInteger(at: first.readerIndex, as: UInt8.self)!)
+        }
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
             if sendingProxyHeader {
@@ -298,7 +350,9 @@ final class GatewayConnectionHandler {
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
             self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
-            try context.pipeline.syncOperations.addHandler(clientGlue)
+            try context.pipeline.syncOperations.addHandlers(framer, clientGlue)
+            let bound = NIOLoopBound(framer, eventLoop: context.eventLoop)
+            self.gateway.registerLive(context.channel, stream: self.route.stream) { bound.value.end(description: $0) }
         } catch {
             upstream.close(promise: nil)
             self.refuse("cannot set up the proxy: \(error)")
@@ -383,6 +437,12 @@ final class GatewayConnectionHandler {
             // In front of the client's RTMP handler, which from now on only encodes what the relay says (and behind
             // the TLS server of an rtmps:// client).
             try context.pipeline.syncOperations.addHandler(clientGlue, position: .after(self))
+            if let front = self.front {
+                let bound = NIOLoopBound(front, eventLoop: context.eventLoop)
+                self.gateway.registerLive(context.channel, stream: self.route.stream) {
+                    bound.value.end(description: $0)
+                }
+            }
         } catch {
             self.refuse("cannot set up the proxy: \(error)")
             return

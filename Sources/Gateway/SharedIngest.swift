@@ -79,6 +79,33 @@ final class IngestCapture: ChannelInboundHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension IngestCapture: Sendable {}
 
+/// Why the gateway refuses a publish: what its log says (never a key) and what the encoder is told, as the answer to
+/// its publish (ffmpeg prints it; OBS shows it).
+struct IngestRefusal: Sendable {
+    var reason: String
+    var description: String
+
+    static let noRoute = IngestRefusal(
+        reason: "no route for this port",
+        description: "No stream is published on this port."
+    )
+    static let suspended = IngestRefusal(
+        reason: "the stream is suspended",
+        description: "The stream is offline: it is suspended."
+    )
+    static let sourceRange = IngestRefusal(
+        reason: "source address outside allowedSourceRanges",
+        description: "The stream does not take publishers from this address."
+    )
+    /// Never the key itself: the application is enough to tell a typo in it from a wrong key.
+    static func unknownKey(app: String) -> IngestRefusal {
+        IngestRefusal(reason: "unknown stream key for application \(app)", description: "No stream has this key.")
+    }
+    static func relayUnavailable(_ reason: String) -> IngestRefusal {
+        IngestRefusal(reason: reason, description: "The stream's relay is not available: \(reason).")
+    }
+}
+
 /// The RTMP server of the shared ingest port, up to `publish`: answers `connect`, `releaseStream`, `FCPublish` and
 /// `createStream` as the relay would (the same session state machine), finds the stream's route by the published
 /// application and key, and puts a ``GatewayConnectionHandler`` in front of the pipeline with the bytes the encoder
@@ -101,10 +128,16 @@ final class SharedIngestHandler {
     private var phase = Phase.negotiating
     private var context: ChannelHandlerContext?
     private var setupTimer: Scheduled<Void>?
+    /// Set for a connection the gateway refused (and logged) when it came, on any port: it is answered in RTMP
+    /// only to tell the encoder why, at its publish.
+    private let refusal: IngestRefusal?
+    /// The publish's message stream, once routed.
+    private var publishStreamID: UInt32 = 1
 
-    init(gateway: Gateway, logger: Logger) {
+    init(gateway: Gateway, logger: Logger, refusal: IngestRefusal? = nil) {
         self.gateway = gateway
         self.logger = logger
+        self.refusal = refusal
     }
 
     /// A message from the relay (see ``RelayAnswerHandler``): sent to the encoder through this connection's chunk
@@ -122,6 +155,28 @@ final class SharedIngestHandler {
         }
     }
 
+    /// Go Offline for a live publish: tells the encoder why its publish ends (an `onStatus` error), then closes the
+    /// connection, which closes the relay's too.
+    func end(description: String) {
+        guard let context = self.context else {
+            return
+        }
+        switch self.phase {
+        case .routed, .answered:
+            self.phase = .closed
+            let status = RTMPServerSessionStateMachine.onStatus(
+                streamID: self.publishStreamID,
+                level: "error",
+                code: "NetStream.Publish.Rejected",
+                description: description
+            )
+            context.writeAndFlush(Self.wrapOutboundOut(status), promise: nil)
+            closeAfterEncoderHeard(context.channel)
+        case .negotiating, .closed:
+            context.close(promise: nil)
+        }
+    }
+
     /// The publish will not go through: tells the encoder why (an `onStatus` error, which encoders show), unless
     /// the relay answered already. The caller logs the reason and closes the connection.
     func sendRefusal(_ reason: String) {
@@ -132,7 +187,7 @@ final class SharedIngestHandler {
         case .routed:
             self.phase = .closed
             self.send(
-                self.session.publishRefused(description: "The stream's relay is not available: \(reason)."),
+                self.session.publishRefused(description: IngestRefusal.relayUnavailable(reason).description),
                 context: context
             )
         case .negotiating, .answered, .closed:
@@ -158,44 +213,31 @@ final class SharedIngestHandler {
     }
 
     private func route(_ request: RTMPPublishRequest, context: ChannelHandlerContext) {
+        if let refusal = self.refusal {
+            // Logged when the connection came.
+            self.phase = .closed
+            self.send(self.session.publishRefused(description: refusal.description), context: context)
+            context.close(promise: nil)
+            return
+        }
+        self.publishStreamID = request.messageStreamID
         let key = GatewayRoute.IngestKey(app: request.app, key: request.streamName)
         guard let route = self.gateway.routes.route(forIngest: key) else {
-            // Never the key itself: the application is enough to tell a typo in it from a wrong key.
-            return self.refuse(
-                "unknown stream key for application \(request.app)",
-                description: "No stream has this key.",
-                stream: nil,
-                context: context
-            )
+            return self.refuse(.unknownKey(app: request.app), stream: nil, context: context)
         }
         self.logger[metadataKey: "gateway.stream"] = "\(route.stream)"
         if route.suspended {
-            return self.refuse(
-                "the stream is suspended",
-                description: "The stream is offline.",
-                stream: route.stream,
-                context: context
-            )
+            return self.refuse(.suspended, stream: route.stream, context: context)
         }
         guard let remote = context.channel.remoteAddress,
             route.allowedSourceRanges.contains(where: { $0.contains(remote) })
         else {
-            return self.refuse(
-                "source address outside allowedSourceRanges",
-                description: "The stream does not take publishers from this address.",
-                stream: route.stream,
-                context: context
-            )
+            return self.refuse(.sourceRange, stream: route.stream, context: context)
         }
         var held = false
         if route.upstream == nil {
             if let reason = self.gateway.hold(route.stream) {
-                return self.refuse(
-                    reason,
-                    description: "The stream's relay is not available.",
-                    stream: route.stream,
-                    context: context
-                )
+                return self.refuse(.relayUnavailable(reason), stream: route.stream, context: context)
             }
             held = true
         }
@@ -222,10 +264,10 @@ final class SharedIngestHandler {
         }
     }
 
-    private func refuse(_ reason: String, description: String, stream: StreamID?, context: ChannelHandlerContext) {
-        self.gateway.logRefusal(reason, stream: stream, logger: self.logger)
+    private func refuse(_ refusal: IngestRefusal, stream: StreamID?, context: ChannelHandlerContext) {
+        self.gateway.logRefusal(refusal.reason, stream: stream, logger: self.logger)
         self.phase = .closed
-        self.send(self.session.publishRefused(description: description), context: context)
+        self.send(self.session.publishRefused(description: refusal.description), context: context)
         context.close(promise: nil)
     }
 
@@ -252,6 +294,12 @@ extension SharedIngestHandler: ChannelInboundHandler {
                 return
             }
             self.phase = .closed
+            guard self.refusal == nil else {
+                // Refused and logged already; it never got to its publish.
+                self.logger.debug("Refused client did not publish within the setup timeout")
+                context.close(promise: nil)
+                return
+            }
             self.gateway.logRefusal(
                 "RTMP client did not publish within \(timeout) of connecting",
                 stream: nil,
@@ -285,7 +333,7 @@ extension SharedIngestHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The decoder's or the capture's: a client that does not speak RTMP, or broke it, before it was routed.
-        if case .negotiating = self.phase {
+        if case .negotiating = self.phase, self.refusal == nil {
             self.phase = .closed
             self.gateway.logRefusal("RTMP error before publish: \(error)", stream: nil, logger: self.logger)
         } else {

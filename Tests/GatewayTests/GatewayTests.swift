@@ -200,7 +200,7 @@ struct GatewayTests {
     }
 
     @Test(
-        "Beyond a held-connection limit a connection is refused, and the log says which",
+        "Beyond a held-connection limit a publish is refused with the reason, which ffmpeg shows, and the log says",
         arguments: [
             (1, 64, "held-per-stream limit (1) reached"),
             (8, 1, "held-total limit (1) reached"),
@@ -216,53 +216,60 @@ struct GatewayTests {
         ) { gateway, _ in
             let held = try await connect(port: port)
             await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
-            let refused = try await connect(port: port)
-            try await refused.executeThenClose { inbound, _ in
-                #expect(await readToEnd(inbound).readableBytes == 0)
-            }
+            let refused = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/test", duration: 5)
+                .waitForExit()
+            #expect(!refused.succeeded)
+            #expect(refused.standardError.contains("The stream's relay is not available: \(reason)"), "\(refused)")
             #expect(logs.contains("Connection refused", reason, "streams/alice"))
             #expect(gateway.connections(for: testStream) == (live: 0, held: 1))
             try await held.channel.close()
         }
     }
 
-    @Test("A connection held past the hold timeout is refused, and the log says why")
+    @Test("A publish held past the hold timeout is refused with the reason, which ffmpeg shows, and the log says")
     func holdTimeout() async throws {
         let logs = LogStore()
         let port = try freeTCPPort()
         try await withGateway(
             routes: [try route(port: port)],
-            configuration: .test(holdTimeout: .milliseconds(200)),
+            configuration: .test(holdTimeout: .milliseconds(300)),
             logs: logs
         ) { gateway, _ in
-            let client = try await connect(port: port)
-            try await client.executeThenClose { inbound, outbound in
-                try await outbound.write(patternBytes(count: 1537))
-                #expect(await readToEnd(inbound).readableBytes == 0)
-            }
+            let exit = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/test", duration: 5).waitForExit()
+            #expect(!exit.succeeded)
+            #expect(exit.standardError.contains("The stream's relay is not available: hold timeout"), "\(exit)")
             #expect(logs.contains("Connection refused", "hold timeout", "streams/alice"))
             await gateway.waitForConnections(of: testStream) { _, held in held <= 0 }
         }
     }
 
-    @Test("A held connection is refused when its route is removed")
-    func routeRemovedWhileHeld() async throws {
-        let logs = LogStore()
-        let port = try freeTCPPort()
-        try await withGateway(routes: [try route(port: port)], logs: logs) { gateway, watch in
-            let client = try await connect(port: port)
-            await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
-            gateway.routes.update([])
-            try await client.executeThenClose { inbound, _ in
-                #expect(await readToEnd(inbound).readableBytes == 0)
+    @Test("A held publish is refused with the reason when its route is removed, or suspended (Go Offline)")
+    func routeGoneWhileHeld() async throws {
+        for suspended in [false, true] {
+            let logs = LogStore()
+            let port = try freeTCPPort()
+            try await withGateway(routes: [try route(port: port)], logs: logs) { gateway, watch in
+                try await FFmpeg.withPublisher(to: "rtmp://127.0.0.1:\(port)/live/test", duration: 30) { ffmpeg in
+                    await gateway.waitForConnections(of: testStream) { _, held in held >= 1 }
+                    gateway.routes.update(suspended ? [try route(port: port, suspended: true)] : [])
+                    let exit = await ffmpeg.waitForExit()
+                    let shown =
+                        suspended
+                        ? "The stream is offline: it is suspended."
+                        : "The stream's relay is not available: the route was removed while the connection was held"
+                    #expect(exit.standardError.contains(shown), "\(exit)")
+                    let logged = suspended ? "the stream is suspended" : "route was removed"
+                    #expect(logs.contains("Connection refused", logged, "streams/alice"), "\(logs.all)")
+                }
+                if !suspended {
+                    await watch.wait(for: [])
+                }
             }
-            #expect(logs.contains("Connection refused", "route was removed", "streams/alice"), "\(logs.all)")
-            await watch.wait(for: [])
         }
     }
 
     @Test(
-        "Refuses a source outside the allowed ranges and a suspended stream",
+        "Refuses a publish from a source outside the allowed ranges, and to a suspended stream, with the reason",
         arguments: [
             (["10.0.0.0/8", "::/0"], false, "source address outside allowedSourceRanges"),
             ([String](), false, "source address outside allowedSourceRanges"),
@@ -278,13 +285,72 @@ struct GatewayTests {
             activator: activator,
             logs: logs
         ) { gateway, _ in
-            let client = try await connect(port: port)
-            try await client.executeThenClose { inbound, _ in
-                #expect(await readToEnd(inbound).readableBytes == 0)
-            }
+            let exit = try await FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/test", duration: 5).waitForExit()
+            #expect(!exit.succeeded)
+            let shown =
+                suspended
+                ? "The stream is offline: it is suspended." : "The stream does not take publishers from this address."
+            #expect(exit.standardError.contains(shown), "\(exit)")
             #expect(logs.contains("Connection refused", reason, "streams/alice"))
+            // Once: the RTMP answer does not count the refusal again.
+            #expect(logs.all.filter { $0.contains("Connection refused") }.count == 1, "\(logs.all)")
             #expect(gateway.connections(for: testStream) == (live: 0, held: 0))
             #expect(activator.calls.isEmpty)
+        }
+    }
+
+    @Test("A client that is not RTMP on a refused port is dropped; a silent one at the setup timeout")
+    func refusedNonRTMPClient() async throws {
+        let port = try freeTCPPort()
+        try await withGateway(
+            routes: [try route(port: port, suspended: true)],
+            configuration: .test(ingestSetupTimeout: .milliseconds(300))
+        ) { _, _ in
+            for bytes in ["GET / HTTP/1.1\r\n\r\n", ""] {
+                let client = try await connect(port: port)
+                try await client.executeThenClose { inbound, outbound in
+                    if !bytes.isEmpty {
+                        try await outbound.write(ByteBuffer(string: bytes))
+                    }
+                    #expect(await readToEnd(inbound).readableBytes == 0)
+                }
+            }
+        }
+    }
+
+    @Test(
+        "Go Offline ends a live publish within 5 s: ffmpeg shows why, the relay (nginx-rtmp) sees the publish end",
+        arguments: [false, true]
+    )
+    func goOfflineWhileLive(sharedPort: Bool) async throws {
+        try await withNginxRTMP(applications: ["live"]) { nginx in
+            let logs = LogStore()
+            let port = try freeTCPPort()
+            let shared = try freeTCPPort()
+            let key = GatewayRoute.IngestKey(app: "live", key: "offline")
+            let live = try route(port: port, upstream: nginx.rtmpPort, ingestKey: key)
+            try await withGateway(
+                routes: [live],
+                configuration: .test(sharedIngestPort: shared),
+                logs: logs
+            ) { gateway, _ in
+                let url = "rtmp://127.0.0.1:\(sharedPort ? shared : port)/live/offline"
+                try await FFmpeg.withPublisher(to: url, duration: 60) { ffmpeg in
+                    try await nginx.waitForPublishStarted(app: "live", stream: "offline")
+                    #expect(gateway.connections(for: testStream) == (live: 1, held: 0))
+                    let suspendedAt = ContinuousClock.now
+                    gateway.routes.update([
+                        try route(port: port, upstream: nginx.rtmpPort, suspended: true, ingestKey: key)
+                    ])
+                    let exit = await ffmpeg.waitForExit()
+                    let took = ContinuousClock.now - suspendedAt
+                    #expect(took < .seconds(5), "ffmpeg ended \(took) after the stream was suspended")
+                    #expect(exit.standardError.contains("The stream was taken offline: it is suspended."), "\(exit)")
+                    try await nginx.waitForPublishEnded(app: "live", stream: "offline", timeout: .seconds(5))
+                    await gateway.waitForConnections(of: testStream) { live, held in live == 0 && held == 0 }
+                    #expect(logs.contains("Ending the stream's live connections", "streams/alice"), "\(logs.all)")
+                }
+            }
         }
     }
 

@@ -47,7 +47,7 @@ struct SharedIngestTests {
         let (shown, logged): (String, String) =
             switch refusal {
             case .unknownKey: ("No stream has this key.", "unknown stream key for application live")
-            case .suspended: ("The stream is offline.", "the stream is suspended")
+            case .suspended: ("The stream is offline: it is suspended.", "the stream is suspended")
             case .sourceRange:
                 ("The stream does not take publishers from this address.", "source address outside allowedSourceRanges")
             case .holdTimeout: ("The stream's relay is not available: hold timeout", "hold timeout")

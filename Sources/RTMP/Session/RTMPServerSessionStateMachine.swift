@@ -344,7 +344,9 @@ public struct RTMPServerSessionStateMachine: Sendable {
             .message(streamID: streamID)
     }
 
-    static func onStatus(streamID: UInt32, level: String, code: String, description: String) -> RTMPMessage {
+    /// An `onStatus` command on a message stream: what a server tells a publisher (`level` `error` ends a publish in
+    /// ffmpeg, which prints the description, and in OBS).
+    public static func onStatus(streamID: UInt32, level: String, code: String, description: String) -> RTMPMessage {
         Self.command(
             "onStatus",
             transactionID: 0,
