@@ -281,7 +281,10 @@ let chartCases: [ChartCase] = [
 
 @Suite(
     "Helm chart",
-    .enabled(if: chartToolsAvailable, "python3 with helm-python and kubernetes-validate is not installed"),
+    .enabled(
+        if: peerAvailable(chartToolsAvailable),
+        "python3 with helm-python and kubernetes-validate is not installed"
+    ),
     .timeLimit(.minutes(5))
 )
 struct ChartRenderTests {

@@ -262,7 +262,10 @@ func operatorConfiguration(_ arguments: [String], identity: String) throws -> Op
 
 @Suite(
     "Chart RBAC is least privilege",
-    .enabled(if: chartToolsAvailable, "python3 with helm-python and kubernetes-validate is not installed"),
+    .enabled(
+        if: peerAvailable(chartToolsAvailable),
+        "python3 with helm-python and kubernetes-validate is not installed"
+    ),
     .timeLimit(.minutes(3))
 )
 struct RBACTests {

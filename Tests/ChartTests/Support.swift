@@ -36,6 +36,12 @@ func executableOnPath(_ name: String) -> String? {
     return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
+/// Whether a test that needs a peer runs: when the peer is there, and always under `LIVERELAY_REQUIRE_PEERS=1`
+/// (tools/test.sh), where a missing peer fails the test, saying what is missing, instead of skipping it.
+func peerAvailable(_ available: Bool) -> Bool {
+    available || ProcessInfo.processInfo.environment["LIVERELAY_REQUIRE_PEERS"] == "1"
+}
+
 let python3Path = executableOnPath("python3")
 let kubectlPath = executableOnPath("kubectl")
 let shellcheckPath = executableOnPath("shellcheck")
@@ -131,7 +137,11 @@ func withRenderedChart<T>(
     lint: Bool = true,
     _ body: (RenderedChart) async throws -> T
 ) async throws -> T {
-    try await withTemporaryDirectory("chart") { directory in
+    try #require(
+        chartToolsAvailable,
+        "python3 cannot import helm_python, kubernetes_validate, jsonschema and yaml (tools/test.sh installs them)"
+    )
+    return try await withTemporaryDirectory("chart") { directory in
         var arguments = [Paths.renderer, "--output", directory, "--namespace", namespace, "--name", release]
         if crds { arguments.append("--crds") }
         if lint { arguments.append("--lint") }

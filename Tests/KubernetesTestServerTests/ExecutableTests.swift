@@ -26,19 +26,23 @@ let kubeTestServerPath: String? = {
 
 @Suite(
     "kube-test-server",
-    .enabled(if: kubeTestServerPath != nil, "kube-test-server is not built"),
+    .enabled(if: peerAvailable(kubeTestServerPath != nil), "kube-test-server is not built"),
     .timeLimit(.minutes(1))
 )
 struct ExecutableTests {
     @Test("serves with CRDs from a directory, writes a kubeconfig, and exits cleanly on SIGTERM")
     func run() async throws {
+        let executable = try #require(
+            kubeTestServerPath,
+            "kube-test-server is not built beside the test bundle (swift build --product kube-test-server)"
+        )
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kts-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: "\(directory)/crds", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data(widgetCRD.utf8).write(to: URL(fileURLWithPath: "\(directory)/crds/widgets.yaml"))
         let kubeconfig = "\(directory)/kubeconfig"
         try await withRunningProcess(
-            kubeTestServerPath ?? "kube-test-server",
+            executable,
             arguments: ["--port", "0", "--crd", "\(directory)/crds", "--kubeconfig-out", kubeconfig]
         ) { process in
             var text = ""

@@ -18,6 +18,12 @@ import NIOFoundationCompat
 import NIOHTTP1
 import Testing
 
+/// Whether a test that needs a peer runs: when the peer is there, and always under `LIVERELAY_REQUIRE_PEERS=1`
+/// (tools/test.sh), where a missing peer fails the test, saying what is missing, instead of skipping it.
+func peerAvailable(_ available: Bool) -> Bool {
+    available || ProcessInfo.processInfo.environment["LIVERELAY_REQUIRE_PEERS"] == "1"
+}
+
 /// A response: the status code, the parsed JSON body and the headers.
 struct APIResponse {
     var status: Int
