@@ -14,7 +14,9 @@
 #
 #   With a reachable cluster (kubectl's current context, or --cluster): installs KEDA (tools/install-keda.sh, unless
 #   --no-keda), then the CRD, the operator and the gateway with the Helm chart in charts/liverelay (--set passes any
-#   chart value, e.g. --set gateway.service.type=NodePort --set ingestHost=rtmp.example.com).
+#   chart value, e.g. --set gateway.service.type=NodePort --set ingestHost=rtmp.example.com), and waits until the
+#   operator and the gateway are available. With the helm binary if there is one; without, with the Helm library
+#   through tools/helm-release.py (python3 with helm-python: pip install helm-python-sdk==0.2.2 pyyaml).
 #   Without one (or with --local): starts local mode in the background on FILE (default examples/streams.yaml),
 #   waits until it serves, and prints the ingest URLs. tools/down.sh stops whichever was started.
 #
@@ -43,7 +45,7 @@ while [[ $# -gt 0 ]]; do
         --namespace) namespace=$2; shift ;;
         --no-keda) keda=false ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '13,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '13,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -51,6 +53,20 @@ done
 
 need() {
     command -v "$1" > /dev/null 2>&1 || { echo "up.sh: $1 is needed for $2 but is not installed" >&2; exit 1; }
+}
+
+# helm=(the helm binary), or the Helm library through tools/helm-release.py, which takes helm's arguments.
+find_helm() {
+    if command -v helm > /dev/null 2>&1; then
+        helm=(helm)
+    elif command -v python3 > /dev/null 2>&1 && python3 -c 'import helm_python, yaml' > /dev/null 2>&1; then
+        helm=(python3 "$root/tools/helm-release.py")
+    else
+        echo "up.sh: helm is needed for installing into a cluster but is not installed: install the helm binary" \
+            "(https://helm.sh/docs/intro/install/) or the Helm library for python3:" \
+            "pip install helm-python-sdk==0.2.2 pyyaml" >&2
+        exit 1
+    fi
 }
 
 if [[ $mode == auto ]]; then
@@ -63,13 +79,14 @@ fi
 
 if [[ $mode == cluster ]]; then
     need kubectl "installing into a cluster"
-    need helm "installing into a cluster"
+    find_helm
     context=$(kubectl config current-context)
     echo "up.sh: installing liverelay into the cluster of context '$context', namespace $namespace"
     if [[ $keda == true ]]; then
         "$root/tools/install-keda.sh"
     fi
-    helm upgrade --install liverelay "$root/charts/liverelay" --namespace "$namespace" --create-namespace \
+    echo "up.sh: installing the chart with ${helm[*]}"
+    "${helm[@]}" upgrade --install liverelay "$root/charts/liverelay" --namespace "$namespace" --create-namespace \
         --set keda.enabled="$keda" ${sets[@]+"${sets[@]}"} --wait --timeout 5m
     mkdir -p "$state"
     echo "cluster $context $namespace" > "$state/up"
