@@ -15,8 +15,8 @@ import Logging
 import PeerTestSupport
 import Testing
 
-/// The shell scripts that install liverelay and its images.
-let installScripts = ["install-keda.sh", "up.sh", "down.sh", "test-images.sh"]
+/// The shell scripts that install liverelay and its images, run its tests and check a cluster.
+let installScripts = ["install-keda.sh", "up.sh", "down.sh", "test-images.sh", "test.sh", "e2e-cluster.sh"]
 
 @Suite("Install scripts", .timeLimit(.minutes(2)))
 struct ScriptTests {
@@ -37,6 +37,7 @@ struct ScriptTests {
             (["install-keda.sh"], "install-keda.sh: kubectl is needed"),
             (["up.sh", "--cluster"], "up.sh: kubectl is needed"),
             (["test-images.sh"], "test-images.sh: buildah is needed"),
+            (["e2e-cluster.sh", "--sink-host", "127.0.0.1"], "e2e-cluster.sh: kubectl is needed"),
         ]
     )
     func missingTool(_ command: [String], _ message: String) async throws {
