@@ -10,67 +10,73 @@
 #
 #===----------------------------------------------------------------------===//
 #
-# Builds the runtime stage of Dockerfile.relay and Dockerfile.operator with buildah (no Docker engine, no image
-# pulled) and runs what is inside: the base is a minimal Debian bookworm made with debootstrap (cached in
-# .build-images/), the binary is the one built on this host (swift build, or $LIVERELAY_BINARY). Then, in each
-# image: `liverelay --help` and its subcommands' --help, no shell present, the non-root user; in the relay image
-# the relay is started with examples/relay.yaml and must answer /healthz and /readyz. Buildah's storage is private
-# to .build-images/ and removed at the end; nothing is left running or mounted. Needs root (debootstrap, chroot).
+# Builds the runtime stage of Dockerfile.relay and Dockerfile.operator with buildah as tools/build-images.sh does
+# (no Docker engine, no image pulled, a debootstrapped bookworm base cached in .build-images/), from the binary built
+# on this host (swift build, or $LIVERELAY_BINARY, whose Swift runtime libraries are copied if it links them), and
+# runs what is inside. In each image: `liverelay --help` and its subcommands' --help, no shell, user 65532. Then the
+# relay image streams for real: a host nginx-rtmp records on 127.0.0.1, the relay runs in its image as 65532 (the
+# network is the host's) with a LiveStream whose target is that nginx, and ffmpeg publishes a 5 s test pattern to
+# it. The relay must answer /healthz and /readyz, package the preview (libavformat loaded from the image), and
+# forward a recording that ffprobe decodes as about 5 s of video; its log must have no line at warning level or
+# above and none with "error", "Permission denied" or "Cannot set". Ports are ephemeral on 127.0.0.1; buildah's
+# storage is private to .build-images/test-images/ and removed at the end; nothing is left running or mounted.
+# Needs root and the Debian packages buildah, debootstrap, curl, python3, ffmpeg, nginx and libnginx-mod-rtmp.
 #
 # Usage: tools/test-images.sh [--keep-storage]
 set -euo pipefail
 
+script_dir=${BASH_SOURCE[0]%/*}
+[[ $script_dir == "${BASH_SOURCE[0]}" ]] && script_dir=.
+# shellcheck source=tools/images-common.sh
+source "$script_dir/images-common.sh"
 keep=false
 while [[ $# -gt 0 ]]; do
     case $1 in
         --keep-storage) keep=true ;;
-        -h|--help) sed -n '13,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) echo "test-images.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) awk 'NR >= 13 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "$script: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
-need() {
-    command -v "$1" > /dev/null 2>&1 || {
-        echo "test-images.sh: $1 is needed to $2 but is not installed (Debian package $3)" >&2
-        exit 1
-    }
-}
-need buildah "build and run the images" buildah
-need debootstrap "make the base image" debootstrap
+images_setup test-images
 need curl "probe the relay's /healthz" curl
-need ldd "find the Swift runtime libraries of the binary" libc-bin
-if [[ $(id -u) != 0 ]]; then
-    echo "test-images.sh: must run as root (debootstrap and buildah's chroot isolation need it)" >&2
-    exit 1
-fi
+need python3 "pick free ports and read the relay's API" python3
+need ffmpeg "publish to the relay in its image" ffmpeg
+need ffprobe "check the recording" ffmpeg
+need nginx "receive the relay's stream" nginx
+need pgrep "find the relay in its buildah run" procps
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+[[ -f $rtmp_module ]] \
+    || fail "nginx's RTMP module is needed as the relay's target but is not installed (Debian package libnginx-mod-rtmp)"
 
-script_dir=${BASH_SOURCE[0]%/*}
-[[ $script_dir == "${BASH_SOURCE[0]}" ]] && script_dir=.
-cd "$script_dir/.."
-root=$(pwd)
-work="$root/.build-images"
-mkdir -p "$work"
-start=$SECONDS
-log() { echo "test-images.sh: [$((SECONDS - start)) s] $*"; }
-
-storage=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
-bah() { buildah "${storage[@]}" "$@"; }
 relay_group=""
+nginx_group=""
+publisher=""
+# Stops what it started (the relay's buildah run, nginx, ffmpeg), each by its own process group or ID.
+stop_group() {
+    local group=$1 waited
+    [[ -n $group ]] || return 0
+    kill -TERM -- "-$group" 2> /dev/null || true
+    for waited in $(seq 1 100); do
+        kill -0 -- "-$group" 2> /dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$group" 2> /dev/null; then
+        kill -KILL -- "-$group" 2> /dev/null || true
+        log "process group $group did not stop on SIGTERM within $((waited / 10)) s: killed"
+    fi
+    wait "$group" 2> /dev/null || true
+}
 cleanup() {
     local status=$?
-    if [[ -n $relay_group ]] && kill -0 -- "-$relay_group" 2> /dev/null; then
-        kill -KILL -- "-$relay_group" 2> /dev/null || true
+    if [[ -n $publisher ]]; then
+        kill -TERM "$publisher" 2> /dev/null || true
+        wait "$publisher" 2> /dev/null || true
     fi
-    if [[ -d $work/storage ]]; then
-        bah rm --all > /dev/null 2>&1 || true
-        bah unmount --all > /dev/null 2>&1 || true
-        if [[ $keep == false ]]; then
-            bah rmi --all --force > /dev/null 2>&1 || true
-            rm -rf "$work/storage" "$work/run"
-        fi
-    fi
-    rm -rf "$work/context"
+    stop_group "$relay_group"
+    stop_group "$nginx_group"
+    images_cleanup "$keep"
     exit "$status"
 }
 trap cleanup EXIT
@@ -81,94 +87,123 @@ if [[ -n ${LIVERELAY_BINARY:-} ]]; then
 else
     need swift "build liverelay" "(the Swift toolchain)"
     log "building liverelay on the host"
-    swift build --product liverelay > "$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; exit 1; }
+    swift build --product liverelay > "$state/swift-build.log" 2>&1 \
+        || { tail -20 "$state/swift-build.log" >&2; fail "swift build failed"; }
     binary="$(swift build --show-bin-path)/liverelay"
 fi
-[[ -x $binary ]] || { echo "test-images.sh: no liverelay executable at $binary" >&2; exit 1; }
-rm -rf "$work/context"
-mkdir -p "$work/context/swift-lib"
-cp "$binary" "$work/context/liverelay"
-# Libraries outside the system's directories come from the toolchain: the image needs them beside the binary.
-while read -r lib; do
-    case $lib in
-        /lib/*|/lib64/*|/usr/lib/*|/usr/lib64/*) ;;
-        *) cp -L "$lib" "$work/context/swift-lib/" ;;
-    esac
-done < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
-log "binary $binary with $(find "$work/context/swift-lib" -type f | wc -l) toolchain libraries"
+make_context "$binary" false
+swift_libraries=("$state/context/swift-lib/"*)
+[[ -e ${swift_libraries[0]} ]] || swift_libraries=()
+log "binary $binary with ${#swift_libraries[@]} toolchain libraries"
 
-# 2. The base: debootstrap's minimal bookworm with the relay's libraries, cached as a tarball.
-packages="ca-certificates,libavformat59,libavcodec59,libavutil57"
-base_tar="$work/base-bookworm-$(echo "$packages" | cksum | cut -d' ' -f1).tar"
-if [[ ! -f $base_tar ]]; then
-    log "debootstrapping a minimal bookworm with $packages (cached in $base_tar)"
-    rm -rf "$work/base.partial"
-    debootstrap --variant=minbase --include="$packages" bookworm "$work/base.partial" \
-        "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" > "$work/debootstrap.log" 2>&1 \
-        || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-    rm -rf "$work/base.partial/var/cache/apt/archives/"*.deb "$work/base.partial/var/lib/apt/lists/"*
-    tar -C "$work/base.partial" -cf "$base_tar.partial" .
-    mv "$base_tar.partial" "$base_tar"
-    rm -rf "$work/base.partial"
-fi
-log "importing the base"
-base=$(bah from scratch)
-bah add --quiet "$base" "$base_tar" / > /dev/null
-bah commit --quiet "$base" localhost/liverelay-test-base:bookworm > /dev/null
-bah rm "$base" > /dev/null
+# 2. Both images, on the debootstrapped base; named as tools/build-images.sh names them, tag `test`.
+make_base
+relay_image="$(relay_repository):test"
+operator_image="$(operator_repository):test"
+build_image Dockerfile.relay "$relay_image"
+build_image Dockerfile.operator "$operator_image"
 
-# 3. Build each image's runtime stage from the base and the prebuilt binary, nothing pulled.
-build() {
-    local dockerfile=$1 tag=$2
-    log "building $dockerfile"
-    bah build --quiet --isolation chroot --pull-never --layers=false \
-        --build-arg RUNTIME_IMAGE=localhost/liverelay-test-base:bookworm --build-arg BINARY_FROM=prebuilt \
-        --target runtime -f "$root/$dockerfile" -t "$tag" "$work/context" > "$work/$tag.build.log" 2>&1 \
-        || { tail -30 "$work/$tag.build.log" >&2; exit 1; }
-}
-build Dockerfile.relay liverelay-relay-test
-build Dockerfile.operator liverelay-operator-test
-
-# 4. Run what is inside.
+# 3. What is inside each.
 expect_in_image() {
-    local image=$1
-    local user
+    local image=$1 user container command
     user=$(bah inspect --type image --format '{{.OCIv1.Config.User}}' "$image")
-    [[ $user == 65532:65532 ]] || { echo "test-images.sh: $image runs as '$user', not 65532:65532" >&2; exit 1; }
-    local container
+    [[ $user == 65532:65532 ]] || fail "$image runs as '$user', not 65532:65532"
     container=$(bah from --pull-never "$image")
     for command in "--help" "relay --help" "gateway --help" "operator --help" "local --help"; do
         # shellcheck disable=SC2086 # the subcommand and its flag are two words
-        bah run --isolation chroot "$container" -- /usr/local/bin/liverelay $command > "$work/run.log" 2>&1 \
-            || { cat "$work/run.log" >&2; echo "test-images.sh: $image: liverelay $command failed" >&2; exit 1; }
-        grep -q "USAGE" "$work/run.log" \
-            || { cat "$work/run.log" >&2; echo "test-images.sh: $image: no usage from $command" >&2; exit 1; }
+        bah run --isolation chroot "$container" -- /usr/local/bin/liverelay $command > "$state/run.log" 2>&1 \
+            || { cat "$state/run.log" >&2; fail "$image: liverelay $command failed"; }
+        grep -q "USAGE" "$state/run.log" || { cat "$state/run.log" >&2; fail "$image: no usage from $command"; }
     done
     if bah run --isolation chroot "$container" -- /bin/sh -c true > /dev/null 2>&1; then
-        echo "test-images.sh: $image has a shell" >&2
-        exit 1
+        fail "$image has a shell"
     fi
     bah rm "$container" > /dev/null
     log "$image: liverelay and its subcommands answer --help, user 65532, no shell"
 }
-expect_in_image liverelay-relay-test
-expect_in_image liverelay-operator-test
-
+expect_in_image "$relay_image"
+expect_in_image "$operator_image"
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-need python3 "pick free ports" python3
-need ffmpeg "publish to the relay in its image" ffmpeg
-container=$(bah from --pull-never liverelay-relay-test)
-bah copy --chown 65532:65532 "$container" "$root/examples/relay.yaml" /tmp/relay.yaml > /dev/null
-bah copy --chown 65532:65532 "$container" "$root/examples/secrets" /tmp/secrets > /dev/null
+
+# 4. The target: nginx-rtmp on the host, recording every stream published to its application `live`. Its worker
+# runs as nobody, so the recordings' directory is open to all.
+nginx_port=$(free_port)
+nginx_prefix="$state/nginx"
+rm -rf "$nginx_prefix"
+mkdir -p "$nginx_prefix/logs" "$nginx_prefix/records"
+chmod 755 "$state" "$nginx_prefix"
+chmod 777 "$nginx_prefix/records"
+cat > "$nginx_prefix/nginx.conf" << EOF
+load_module $rtmp_module;
+worker_processes 1;
+pid $nginx_prefix/logs/nginx.pid;
+error_log $nginx_prefix/logs/error.log info;
+events {
+    worker_connections 64;
+}
+rtmp {
+    access_log $nginx_prefix/logs/rtmp-access.log;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        application live {
+            live on;
+            record all;
+            record_path $nginx_prefix/records;
+            record_unique off;
+        }
+    }
+}
+EOF
+setsid nginx -p "$nginx_prefix" -c "$nginx_prefix/nginx.conf" -e "$nginx_prefix/logs/error.log" \
+    -g 'daemon off; master_process on;' > "$nginx_prefix/logs/nginx.stderr" 2>&1 &
+nginx_group=$!
+listening=false
+for _ in $(seq 1 100); do
+    if [[ -s $nginx_prefix/logs/nginx.pid ]] && (exec 3<> "/dev/tcp/127.0.0.1/$nginx_port") 2> /dev/null; then
+        listening=true
+        break
+    fi
+    kill -0 "$nginx_group" 2> /dev/null || break
+    sleep 0.1
+done
+if [[ $listening != true ]]; then
+    cat "$nginx_prefix/logs/nginx.stderr" "$nginx_prefix/logs/error.log" >&2 2> /dev/null || true
+    fail "nginx-rtmp did not listen on 127.0.0.1:$nginx_port"
+fi
+log "nginx-rtmp records on 127.0.0.1:$nginx_port"
+
+# 5. The relay in its image as 65532, its stream's target that nginx, its configuration and keys as a pod mounts them.
+ingest_key="image-test-ingest-key"
+target_key="image-test"
+mkdir -p "$state/relay/secrets/ingest" "$state/relay/secrets/target"
+printf '%s' "$ingest_key" > "$state/relay/secrets/ingest/streamKey"
+printf '%s' "$target_key" > "$state/relay/secrets/target/key"
+cat > "$state/relay/relay.yaml" << EOF
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata:
+  name: image-test
+spec:
+  ingest:
+    app: live
+    streamKeySecretRef: { name: ingest, key: streamKey }
+  targets:
+    - name: nginx
+      url: rtmp://127.0.0.1:$nginx_port/live
+      streamKeySecretRef: { name: target, key: key }
+EOF
+container=$(bah from --pull-never "$relay_image")
+bah copy --chown 65532:65532 "$container" "$state/relay/relay.yaml" /tmp/relay.yaml > /dev/null
+bah copy --chown 65532:65532 "$container" "$state/relay/secrets" /tmp/secrets > /dev/null
 rtmp_port=$(free_port)
 http_port=$(free_port)
-log "starting the relay in its image (RTMP 127.0.0.1:$rtmp_port, HTTP 127.0.0.1:$http_port)"
+log "starting the relay in its image as 65532 (RTMP 127.0.0.1:$rtmp_port, HTTP 127.0.0.1:$http_port)"
 setsid buildah "${storage[@]}" run --isolation chroot --network host --user 65532:65532 "$container" -- \
-    /usr/local/bin/liverelay relay --config /tmp/relay.yaml --secrets-dir /tmp/secrets \
+    /usr/local/bin/liverelay relay --config /tmp/relay.yaml --secrets-dir /tmp/secrets --log-level info \
     --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --shutdown-grace 0 \
-    > "$work/relay.log" 2>&1 &
+    > "$state/relay.log" 2>&1 &
 relay_group=$!
 healthy=false
 for _ in $(seq 1 300); do
@@ -177,22 +212,21 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 if [[ $healthy != true ]]; then
-    cat "$work/relay.log" >&2
-    echo "test-images.sh: the relay in liverelay-relay-test did not answer /healthz" >&2
-    exit 1
+    cat "$state/relay.log" >&2
+    fail "the relay in $relay_image did not answer /healthz"
 fi
-curl -fsS "http://127.0.0.1:$http_port/readyz" > /dev/null \
-    || { echo "test-images.sh: the relay answers /healthz but not /readyz" >&2; exit 1; }
+curl -fsS "http://127.0.0.1:$http_port/readyz" > /dev/null || fail "the relay answers /healthz but not /readyz"
 log "the relay in its image answers /healthz and /readyz"
-# The preview loads libavformat with dlopen on first use, so ldd alone does not prove the image has it: publish a
-# few seconds and expect fMP4 fragments in the stream's status.
-ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 \
-    -t 6 -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p -c:a aac -f flv \
-    "rtmp://127.0.0.1:$rtmp_port/live/$(cat "$root/examples/secrets/demo-ingest/streamKey")" > "$work/ffmpeg.log" 2>&1 &
+
+# 6. Publish 5 s. The preview loads libavformat with dlopen on first use, so ldd alone does not prove the image has
+# it: expect fMP4 fragments in the stream's status while the publish lasts.
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=440 \
+    -t 5 -c:v libx264 -preset ultrafast -g 30 -pix_fmt yuv420p -c:a aac -f flv \
+    "rtmp://127.0.0.1:$rtmp_port/live/$ingest_key" > "$state/ffmpeg.log" 2>&1 &
 publisher=$!
 previewed=false
 for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/demo" 2> /dev/null | python3 -c '
+    if curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/image-test" 2> /dev/null | python3 -c '
 import json, sys
 preview = json.load(sys.stdin).get("preview") or {}
 sys.exit(0 if preview.get("fragments", 0) > 0 else 1)'; then
@@ -201,24 +235,76 @@ sys.exit(0 if preview.get("fragments", 0) > 0 else 1)'; then
     fi
     sleep 0.1
 done
-wait "$publisher" || true
-if [[ $previewed != true ]]; then
-    cat "$work/ffmpeg.log" "$work/relay.log" >&2
-    curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/demo" >&2 || true
-    echo "test-images.sh: the relay in its image made no preview fragment (libavformat missing from the image?)" >&2
-    exit 1
+published=true
+wait "$publisher" || published=false
+publisher=""
+if [[ $published != true ]]; then
+    cat "$state/ffmpeg.log" "$state/relay.log" >&2
+    fail "ffmpeg could not publish to the relay in its image"
 fi
-log "the relay in its image loads libavformat and packages the preview"
-kill -TERM -- "-$relay_group"
+if [[ $previewed != true ]]; then
+    cat "$state/relay.log" >&2
+    curl -fsS "http://127.0.0.1:$http_port/api/v1/streams/image-test" >&2 || true
+    fail "the relay in its image made no preview fragment (libavformat missing from the image?)"
+fi
+log "published 5 s; the relay in its image loads libavformat and packages the preview"
+
+# 7. The recording at nginx: the relay unpublishes when the publisher has gone, and nginx logs the connection when
+# it closes.
+ended=false
+for _ in $(seq 1 150); do
+    if grep -q "PUBLISH \"live\" \"$target_key\"" "$nginx_prefix/logs/rtmp-access.log" 2> /dev/null; then
+        ended=true
+        break
+    fi
+    sleep 0.1
+done
+recording="$nginx_prefix/records/$target_key.flv"
+if [[ $ended != true ]]; then
+    cat "$state/relay.log" "$nginx_prefix/logs/error.log" >&2
+    fail "the relay's publish to nginx-rtmp did not end within 15 s of the publisher's"
+fi
+[[ -s $recording ]] || fail "nginx-rtmp recorded nothing at $recording"
+ffmpeg -hide_banner -loglevel error -i "$recording" -map 0:v:0 -f null - > "$state/decode.log" 2>&1 \
+    || { cat "$state/decode.log" >&2; fail "the recording does not decode"; }
+[[ ! -s $state/decode.log ]] || { cat "$state/decode.log" >&2; fail "the recording decodes with errors"; }
+probe=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=codec_name,nb_read_frames \
+    -of csv=p=0 "$recording") || fail "ffprobe cannot read the recording"
+IFS=, read -r codec frames <<< "$probe"
+duration=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$recording") \
+    || fail "ffprobe cannot read the recording's duration"
+if [[ $codec != h264 ]] || ! awk -v d="$duration" -v f="$frames" 'BEGIN { exit !(d >= 4 && d <= 6 && f >= 120) }'; then
+    fail "the recording is $codec, $duration s, $frames frames: not about 5 s of H.264 at 30 fps"
+fi
+log "nginx-rtmp recorded $duration s of $codec ($frames frames), decoded without an error"
+
+# 8. The relay stops on SIGTERM (sent to liverelay itself, in the session of its buildah run: buildah, signalled,
+# kills what it runs), and its log is clean.
+relay_pid=$(pgrep -s "$relay_group" -x liverelay) || fail "liverelay does not run in its buildah run's session"
+kill -TERM "$relay_pid"
 for _ in $(seq 1 100); do
     kill -0 -- "-$relay_group" 2> /dev/null || break
     sleep 0.1
 done
 if kill -0 -- "-$relay_group" 2> /dev/null; then
-    echo "test-images.sh: the relay did not stop on SIGTERM within 10 s" >&2
-    exit 1
+    fail "the relay did not stop on SIGTERM within 10 s"
 fi
-wait "$relay_group" || true
+status=0
+wait "$relay_group" || status=$?
 relay_group=""
+if [[ $status != 0 ]]; then
+    cat "$state/relay.log" >&2
+    fail "the relay in its image exited with status $status on SIGTERM"
+fi
 bah rm "$container" > /dev/null
+stop_group "$nginx_group"
+nginx_group=""
+# swift-log's StreamLogHandler: TIMESTAMP LEVEL LABEL : ... .
+if awk '$2 ~ /^(warning|error|critical)$/' "$state/relay.log" | grep -q . \
+    || grep -qiE 'error|permission denied|cannot set' "$state/relay.log"; then
+    echo "$script: the relay's log in its image:" >&2
+    cat "$state/relay.log" >&2
+    fail "the relay's log has a warning, an error or a refused permission (above)"
+fi
+log "the relay's log has no warning and no error ($(wc -l < "$state/relay.log") lines at info level and above)"
 log "passed: both images built from Dockerfile.relay and Dockerfile.operator and run"
