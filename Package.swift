@@ -247,6 +247,7 @@ let package = Package(
                 "KubernetesController",
                 "KubernetesTestServer",
                 "PeerTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

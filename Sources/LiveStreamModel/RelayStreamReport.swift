@@ -37,6 +37,22 @@ public struct RelayStreamReport: Sendable, Hashable {
         }.sorted { $0.name < $1.name }
     }
 
+    /// A validator of the report (an HTTP entity tag, quoted): equal reports have equal tags, in every process. The
+    /// relay answers a watch with it, and a reader sends it back to wait for the next change.
+    public var entityTag: String {
+        var text = self.live ? "live" : "idle"
+        for target in self.targets {
+            text += "\u{0}\(target.name)\u{1}\(target.state)\u{1}\(target.lastError ?? "")"
+        }
+        // FNV-1a, 64 bits: a stable digest, not a secret.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
+    }
+
     /// The part of the relay's stream JSON the report uses.
     private struct Stream: Decodable {
         struct Target: Decodable {

@@ -55,7 +55,7 @@ public final class LiveStreamOperator: Service, Sendable {
 
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await self.reconciler.pollRelays() }
+            group.addTask { await self.reconciler.watchRelays() }
             defer { group.cancelAll() }
             try await self.controller.run()
         }

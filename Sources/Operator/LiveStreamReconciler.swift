@@ -30,9 +30,20 @@ final class LiveStreamReconciler: Sendable {
     let keda: KEDAProbe
     let logger: Logger
     private let controller = Mutex<Controller<KubernetesObject>?>(nil)
-    /// Streams whose relay runs, with what the relay last reported (`nil`: not read yet, or unreadable): what
-    /// ``pollRelays()`` watches for changes.
-    private let relays = Mutex<[StreamID: RelayStreamReport?]>([:])
+    /// Streams whose relay runs: what the relay last reported (`nil`: not read yet, or unreadable) and since when it
+    /// runs. ``watchRelays()`` keeps one watch on each.
+    private let relays = Mutex<[StreamID: KnownRelay]>([:])
+    /// The streams ``watchRelays()`` watches now.
+    private let watching = Mutex<Set<StreamID>>([])
+    private let watchRequests = AsyncStream.makeStream(of: StreamID.self)
+    /// How long a relay that became ready without a publisher still counts as starting: the gateway connects a
+    /// held publisher once it sees the relay ready, a moment after the operator does.
+    let startingGrace: Duration = .seconds(15)
+
+    struct KnownRelay {
+        var report: RelayStreamReport?
+        var since: ContinuousClock.Instant
+    }
     private let relayReader: RelayStatusReader
     /// Keeps the streams' keys for the gateway's shared ingest port, when configured.
     private let keyBook: IngestKeyBookWriter?
@@ -425,6 +436,7 @@ final class LiveStreamReconciler: Sendable {
             self.relays.withLock { _ = $0.removeValue(forKey: id) }
         }
         status.targets = nil
+        var requeue: Duration?
         if spec.suspend {
             status.phase = .suspended
             condition(
@@ -438,13 +450,20 @@ final class LiveStreamReconciler: Sendable {
             condition(Condition.Kind.ready, .false, "SecretMissing", notReady.joined(separator: "; "))
         } else {
             if relayRunning {
-                if let report = await self.relayReport(id) {
+                let (report, since) = await self.relayReport(id)
+                if let report {
                     status.phase = report.live ? .live : .idle
                     status.targets = report.targets
                 } else {
                     // Not known now: keep what was last seen rather than flap.
                     status.phase = written?.phase == .live ? .live : .idle
                     status.targets = written?.targets
+                }
+                // Ready, and the held publisher not through yet: still starting, for a while.
+                let starting = since + self.startingGrace - ContinuousClock.now
+                if status.phase == .idle, written?.phase == .starting, starting > .zero {
+                    status.phase = .starting
+                    requeue = starting
                 }
             } else {
                 status.phase = replicas > 0 ? .starting : .idle
@@ -473,17 +492,16 @@ final class LiveStreamReconciler: Sendable {
             guard notReady.isEmpty else { return .requeue(after: .seconds(30)) }
             self.applied.withLock { $0[id] = (fingerprint, ContinuousClock.now) }
         }
-        return .done
+        return requeue.map { .requeue(after: $0) } ?? .done
     }
 
     // MARK: - Running relays
 
-    /// What the stream's running relay says: as ``pollRelays()`` last read it (at most `relayStatusInterval` ago,
-    /// and just now when the poll is what queued this reconcile), or, for a relay not read yet, read now.
-    /// What it said is recorded (`nil` when it cannot be read).
-    private func relayReport(_ id: StreamID) async -> RelayStreamReport? {
-        if let known = self.relays.withLock({ $0[id] ?? nil }) {
-            return known
+    /// What the stream's running relay says, and since when it runs (in this process's view): as its watch last
+    /// read it, or, for a relay not known yet, read now, and then watched (see ``watchRelays()``).
+    private func relayReport(_ id: StreamID) async -> (RelayStreamReport?, since: ContinuousClock.Instant) {
+        if let known = self.relays.withLock({ $0[id] }), known.report != nil {
+            return (known.report, known.since)
         }
         let report: RelayStreamReport?
         do {
@@ -492,53 +510,75 @@ final class LiveStreamReconciler: Sendable {
             self.logger.debug("Cannot read the relay's status", metadata: ["k8s.name": "\(id)", "error": "\(error)"])
             report = nil
         }
-        self.relays.withLock { $0[id] = report }
-        return report
+        let since = self.relays.withLock { relays in
+            let since = relays[id]?.since ?? .now
+            relays[id] = KnownRelay(report: report, since: since)
+            return since
+        }
+        self.watchRequests.continuation.yield(id)
+        return (report, since)
     }
 
-    /// Reads every running relay each `relayStatusInterval` and reconciles a stream whose relay says something new
-    /// (a publisher came or went, a target changed state), so that the status follows the relay without a write to
-    /// the API server while nothing changes. At most 16 relays are read at once. Only the leader reads: a standby
-    /// forgets the relays it knew, and the next leader learns them from its reconciles.
-    func pollRelays() async {
+    /// Keeps one watch on each running relay (``watch(_:)``): the relay answers when what it says in a LiveStream's
+    /// terms changes (a publisher came or went, a target changed state), and the stream is reconciled then, within
+    /// a fraction of a second, with no request to the API server while nothing changes. Only the leader watches:
+    /// a standby forgets the relays it knew, and the next leader learns them from its reconciles.
+    func watchRelays() async {
+        await withDiscardingTaskGroup { group in
+            for await id in self.watchRequests.stream {
+                guard self.watching.withLock({ $0.insert(id).inserted }) else { continue }
+                group.addTask { await self.watch(id) }
+            }
+        }
+    }
+
+    /// Watches one relay while the stream's relay runs and this process leads.
+    private func watch(_ id: StreamID) async {
         let reader = self.relayReader
+        var tag = self.relays.withLock { $0[id]?.report?.entityTag }
+        var failures = 0
         while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: self.configuration.relayStatusInterval)
-            } catch {
-                return
-            }
-            guard self.controller.withLock({ $0?.queue }) != nil else {
+            guard let queue = self.controller.withLock({ $0?.queue }) else {
                 self.relays.withLock { $0.removeAll() }
-                continue
+                break
             }
-            let known = self.relays.withLock { $0 }
-            var changed: [StreamID] = []
-            await withTaskGroup(of: (StreamID, RelayStreamReport?).self) { group in
-                var pending = known.keys.makeIterator()
-                func next() {
-                    guard let id = pending.next() else { return }
-                    group.addTask { (id, try? await reader.read(id)) }
+            guard self.relays.withLock({ $0[id] != nil }) else { break }
+            do {
+                guard
+                    let (report, newTag) = try await reader.read(
+                        id,
+                        changedFrom: tag,
+                        wait: self.configuration.relayStatusInterval
+                    )
+                else { continue }
+                failures = 0
+                tag = newTag ?? report.entityTag
+                // The reconcile it queues uses this report. A stream whose relay stopped meanwhile is gone from the
+                // map, and stays gone.
+                let changed = self.relays.withLock { relays in
+                    guard var known = relays[id], known.report != report else { return false }
+                    known.report = report
+                    relays[id] = known
+                    return true
                 }
-                for _ in 0..<16 { next() }
-                for await (id, report) in group {
-                    next()
-                    // Unreadable now: keep what was last seen rather than flap.
-                    guard let report, report != known[id] ?? nil else { continue }
-                    // The reconcile it queues uses this report. A stream whose relay stopped meanwhile is gone
-                    // from the map, and stays gone.
-                    let recorded = self.relays.withLock { relays in
-                        guard relays.keys.contains(id) else { return false }
-                        relays[id] = report
-                        return true
-                    }
-                    if recorded { changed.append(id) }
+                if changed {
+                    queue.add(ObjectKey(namespace: id.namespace, name: id.name))
+                }
+            } catch {
+                // Unreadable now (restarting, or not reachable yet): keep what was last seen rather than flap.
+                failures += 1
+                let delay = Duration.milliseconds(min(10_000, 250 << min(failures, 6)))
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    break
                 }
             }
-            guard !changed.isEmpty, let queue = self.controller.withLock({ $0?.queue }) else { continue }
-            for id in changed {
-                queue.add(ObjectKey(namespace: id.namespace, name: id.name))
-            }
+        }
+        self.watching.withLock { _ = $0.remove(id) }
+        // Running again since the loop looked: watched again.
+        if self.relays.withLock({ $0[id] != nil }) {
+            self.watchRequests.continuation.yield(id)
         }
     }
 

@@ -53,8 +53,9 @@ public struct OperatorConfiguration: Sendable {
     /// Where a running relay's stream status is read (`GET /api/v1/stream` on its Service): phase `Live` while a
     /// publisher is connected, and `status.targets`. `{service}` and `{namespace}` are replaced.
     public var relayStatusURL = "http://{service}.{namespace}.svc:\(RelayChildren.httpPort)/api/v1/stream"
-    /// How often running relays are read again; a stream is reconciled only when its relay's answer changed.
-    public var relayStatusInterval: Duration = .seconds(10)
+    /// How long one watch of a running relay waits for a change before it asks again (the relay answers at once
+    /// when what it says changes); a stream is reconciled only when its relay's answer changed.
+    public var relayStatusInterval: Duration = .seconds(25)
     /// The addresses the gateway's pods connect to relays from (the cluster's pod range, say), when the gateway
     /// sends a PROXY protocol header (`liverelay gateway --send-proxy-header`): each relay reads the header from
     /// these peers (`--proxy-protocol-from`) and so knows the encoder's own address for its logs and its publish

@@ -34,15 +34,35 @@ struct RelayStatusReader: Sendable {
     }
 
     func read(_ stream: StreamID) async throws -> RelayStreamReport {
-        let url = self.url(of: stream)
-        let response = try await HTTPClient.shared.execute(
-            HTTPClientRequest(url: url),
-            timeout: TimeAmount(self.timeout)
-        )
+        guard let (report, _) = try await self.read(stream, changedFrom: nil, wait: .zero) else {
+            throw Failure(description: "\(self.url(of: stream)) answered 304 to a plain read")
+        }
+        return report
+    }
+
+    /// Waits up to `wait` for the relay's report to differ from the one tagged `tag` (see
+    /// ``RelayStreamReport/entityTag``); returns it with its tag, or `nil` when nothing changed in that time.
+    func read(
+        _ stream: StreamID,
+        changedFrom tag: String?,
+        wait: Duration
+    ) async throws -> (report: RelayStreamReport, tag: String?)? {
+        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        var url = self.url(of: stream)
+        var request = HTTPClientRequest(url: url)
+        if let tag, seconds > 0 {
+            url += (url.contains("?") ? "&" : "?") + "wait=\(seconds)"
+            request = HTTPClientRequest(url: url)
+            request.headers.add(name: "If-None-Match", value: tag)
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(self.timeout + wait))
         let body = try await response.body.collect(upTo: 1 << 20)
+        if response.status == .notModified {
+            return nil
+        }
         guard response.status == .ok else {
             throw Failure(description: "\(url) answered \(response.status.code)")
         }
-        return try RelayStreamReport(json: Data(buffer: body))
+        return (try RelayStreamReport(json: Data(buffer: body)), response.headers.first(name: "ETag"))
     }
 }

@@ -59,19 +59,25 @@ public func makeRelayHTTPApplication(
         )
     }
     router.get("api/v1/streams") { _, _ in try json(relay.statuses) }
-    router.get("api/v1/stream") { _, _ -> Response in
-        let statuses = relay.statuses
-        guard statuses.count == 1 else {
-            return problem(.conflict, "this relay serves \(statuses.count) streams: use /api/v1/streams/{name}")
+    router.get("api/v1/stream") { request, _ -> Response in
+        try await watchable(request) {
+            let statuses = relay.statuses
+            guard statuses.count == 1 else {
+                return .answer(
+                    problem(.conflict, "this relay serves \(statuses.count) streams: use /api/v1/streams/{name}")
+                )
+            }
+            return .found(statuses[0])
         }
-        return try json(statuses[0])
     }
-    router.get("api/v1/streams/:name") { _, context -> Response in
+    router.get("api/v1/streams/:name") { request, context -> Response in
         let name = try context.parameters.require("name")
-        guard let status = relay.status(stream: name) else {
-            return problem(.notFound, "no stream named '\(name)'")
+        return try await watchable(request) {
+            guard let status = relay.status(stream: name) else {
+                return .answer(problem(.notFound, "no stream named '\(name)'"))
+            }
+            return .found(status)
         }
-        return try json(status)
     }
     for (action, enabled) in [("enable", true), ("disable", false)] {
         router.post("api/v1/streams/:name/targets/:target/\(action)") { _, context -> Response in
@@ -110,16 +116,65 @@ public func makeRelayHTTPApplication(
     )
 }
 
+private enum StatusLookup {
+    case found(StreamStatus)
+    /// No such stream: the answer that says so.
+    case answer(Response)
+}
+
+/// The most a watch of a stream's status may wait for a change.
+let maximumStatusWait: Duration = .seconds(60)
+/// How often a waiting watch looks at the stream.
+let statusWatchInterval: Duration = .milliseconds(100)
+
+/// A stream's status, watchable: the answer's `ETag` is the ``RelayStreamReport/entityTag`` of what the status says
+/// in a LiveStream's terms (live or not, each target's state and last error; not its counters). A request with
+/// `?wait=SECONDS` and `If-None-Match` set to that tag is answered when the report changes, or `304 Not Modified`
+/// after the wait (at most ``maximumStatusWait``): how the operator learns within a fraction of a second that a
+/// stream went live or idle, with one request per relay and change instead of polling.
+private func watchable(
+    _ request: Request,
+    status: () -> StatusLookup
+) async throws -> Response {
+    let wait = request.uri.queryParameters["wait"].flatMap { Double(String($0)) }.map { max(0, $0) } ?? 0
+    let known = request.headers[.ifNoneMatch]
+    let deadline = ContinuousClock.now + min(.milliseconds(Int64(wait * 1000)), maximumStatusWait)
+    while true {
+        let current: StreamStatus
+        switch status() {
+        case .answer(let response): return response
+        case .found(let value): current = value
+        }
+        let body = try jsonData(current)
+        let tag = try RelayStreamReport(json: body).entityTag
+        guard let known, known == tag else {
+            var response = jsonResponse(body)
+            response.headers[.eTag] = tag
+            return response
+        }
+        guard ContinuousClock.now < deadline else {
+            var headers = HTTPFields()
+            headers[.eTag] = tag
+            return Response(status: .notModified, headers: headers)
+        }
+        try await Task.sleep(for: statusWatchInterval)
+    }
+}
+
 private func json(_ value: some Encodable) throws -> Response {
+    jsonResponse(try jsonData(value))
+}
+
+private func jsonData(_ value: some Encodable) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    return try encoder.encode(value)
+}
+
+private func jsonResponse(_ body: Data) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
-    return Response(
-        status: .ok,
-        headers: headers,
-        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
-    )
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
 
 private func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {

@@ -315,6 +315,60 @@ struct OperatorFlowTests {
         }
     }
 
+    @Test("the phase follows the relay within a second: Starting holds while the publisher is held, then Live, Idle")
+    func phaseFollowsTheRelay() async throws {
+        let closed = try freeTCPPort()
+        let target = (name: "yt", url: "rtmp://127.0.0.1:\(closed)/live/phase")
+        try await RelayChildProcess.with(targets: [target]) { relay in
+            try await withTestCluster { cluster in
+                try await createGatewayService(cluster)
+                // A watch waits 25 s for a change: only the relay's answer to it can make the phase follow in time.
+                let configuration = try testConfiguration(cluster, readingRelay: relay, every: .seconds(25))
+                try await withOperator(cluster, configuration: configuration) { _ in
+                    let client = cluster.client
+                    let ns = cluster.namespace
+                    _ = try await client.createLiveStream(
+                        "phase",
+                        namespace: ns,
+                        spec: ["targets": [["name": "yt", "url": "rtmp://a.example.com/live/phase"]]]
+                    )
+                    // Without KEDA the relay gets a replica at once: starting until it is ready.
+                    try await eventually("Starting") {
+                        try await client.liveStream("phase", namespace: ns).phase == "Starting"
+                    }
+                    // Ready, the held publisher not through yet: still Starting, not Idle.
+                    try await client.reportRelayReady("phase", namespace: ns)
+                    try await eventually("the relay's target in the status") {
+                        try await client.liveStream("phase", namespace: ns)["status"]?["targets"] != nil
+                    }
+                    #expect(try await client.liveStream("phase", namespace: ns).phase == "Starting")
+
+                    try await FFmpeg.withPublisher(to: relay.publishURL, duration: 4) { ffmpeg in
+                        try await eventually("the relay has the publisher", timeout: .seconds(20)) {
+                            try await relay.streamState() == "live"
+                        }
+                        let live = ContinuousClock.now
+                        try await eventually("Live", timeout: .seconds(5), interval: .milliseconds(50)) {
+                            try await client.liveStream("phase", namespace: ns).phase == "Live"
+                        }
+                        let took = ContinuousClock.now - live
+                        #expect(took < .seconds(1), "Live \(took) after the relay took the publisher")
+                        _ = await ffmpeg.waitForExit()
+                        try await eventually("the relay has no publisher", timeout: .seconds(20)) {
+                            try await relay.streamState() != "live"
+                        }
+                        let ended = ContinuousClock.now
+                        try await eventually("Idle", timeout: .seconds(10), interval: .milliseconds(50)) {
+                            try await client.liveStream("phase", namespace: ns).phase == "Idle"
+                        }
+                        let idleAfter = ContinuousClock.now - ended
+                        #expect(idleAfter < .seconds(2), "Idle \(idleAfter) after the publisher left")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a running relay that says nothing new is read, not reconciled: no writes beyond settling")
     func quietRelay() async throws {
         let closed = try freeTCPPort()

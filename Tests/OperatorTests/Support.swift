@@ -9,12 +9,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+import AsyncHTTPClient
 import Foundation
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
 import LiveStreamModel
 import Logging
+import NIOCore
 import Operator
 import PeerTestSupport
 import ServiceLifecycle
@@ -335,5 +337,18 @@ final class RequestCounter: KubernetesMiddleware {
             if state.counting { state.requests.append("\(request.method) \(request.path)") }
         }
         return try await next(request, body)
+    }
+}
+
+extension RelayChildProcess {
+    /// The relay's own word on its stream (`live` while a publisher is connected), read from its HTTP endpoint.
+    func streamState() async throws -> String? {
+        let response = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(self.httpPort)/api/v1/stream"),
+            timeout: .seconds(5)
+        )
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        return object?["state"] as? String
     }
 }
