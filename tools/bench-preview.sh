@@ -116,7 +116,8 @@ kind: Secret
 metadata: { name: bench-target }
 stringData: { key: "$name" }
 EOF
-    # The relay writes its HLS under $TMPDIR/liverelay-preview; measure.py reads the playlist there.
+    # The relay writes its HLS under a directory of its own in $TMPDIR (liverelay-preview-XXXXXX); measure.py reads
+    # the playlist there.
     mkdir -p "$work/tmp-$name"
     TMPDIR="$work/tmp-$name" "$relay" relay --listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" --config "$work/relay.yaml" \
         --log-level notice 2>"$work/relay-$name.log" &
@@ -139,7 +140,7 @@ EOF
     local measure_args=(--seconds "$seconds")
     if [[ $preview == true ]]; then
         measure_args+=(--fmp4 "http://127.0.0.1:$http_port/preview/bench/live.mp4"
-            --hls "$work/tmp-$name/liverelay-preview/bench-*/index.m3u8"
+            --hls "$work/tmp-$name/liverelay-preview-*/bench-*/index.m3u8"
             --nginx-hls "$work/nginx/hls/$name.m3u8")
         if [[ $hls_player == true ]]; then
             measure_args+=(--hls-player "http://127.0.0.1:$http_port/preview/bench/index.m3u8")

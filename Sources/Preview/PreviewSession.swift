@@ -490,7 +490,12 @@ final class PreviewPackager {
     }
 
     private func makeHLSDirectory(root: String?) throws(PreviewError) -> String {
-        let base = root ?? (NSTemporaryDirectory() + "liverelay-preview")
+        let base: String
+        if let root {
+            base = root
+        } else {
+            base = try PrivateTemporaryDirectory.shared.path()
+        }
         let directory = base + "/\(self.stream.name)-\(self.session)-\(UInt32.random(in: 0...UInt32.max))"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -688,3 +693,32 @@ final class PreviewPackager {
 
 @available(*, unavailable)
 extension PreviewPackager: Sendable {}
+
+/// The process's own directory under the system's temporary directory, made once with `mkdtemp` (mode 0700, a
+/// name no other user can take first). A fixed name such as `/tmp/liverelay-preview` is shared by every user of
+/// the machine: whoever creates it first owns it, and every other user's preview then fails with EACCES.
+final class PrivateTemporaryDirectory: Sendable {
+    static let shared = PrivateTemporaryDirectory()
+
+    private let made = NIOLockedValueBox<String?>(nil)
+
+    func path() throws(PreviewError) -> String {
+        let result: Result<String, PreviewError> = self.made.withLockedValue { made in
+            if let made {
+                return .success(made)
+            }
+            var template = Array((NSTemporaryDirectory() + "liverelay-preview-XXXXXX").utf8CString)
+            let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+            guard created != nil else {
+                let reason = String(cString: strerror(errno))
+                return .failure(
+                    .io("cannot create a directory for the preview in \(NSTemporaryDirectory()): \(reason)")
+                )
+            }
+            let path = String(cString: template)
+            made = path
+            return .success(path)
+        }
+        return try result.get()
+    }
+}

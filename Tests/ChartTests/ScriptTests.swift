@@ -16,17 +16,36 @@ import PeerTestSupport
 import Testing
 
 /// The shell scripts that install liverelay and its images, run its tests and check a cluster.
-let installScripts = ["install-keda.sh", "up.sh", "down.sh", "test-images.sh", "test.sh", "e2e-cluster.sh"]
+let installScripts = [
+    "install-keda.sh", "up.sh", "down.sh", "build-images.sh", "test-images.sh", "test.sh", "e2e-cluster.sh",
+]
+
+/// Every shell script in the repository: `tools/*.sh`, the benchmarks' scripts and CI's entry point.
+func shellScripts() -> [String] {
+    let files = FileManager.default
+    var scripts = [Paths.repository.appendingPathComponent(".ci/run").path]
+    for directory in ["tools", "Benchmarks/kubernetes"] {
+        let path = Paths.repository.appendingPathComponent(directory).path
+        let names = (try? files.contentsOfDirectory(atPath: path)) ?? []
+        scripts += names.filter { $0.hasSuffix(".sh") }.sorted().map { path + "/" + $0 }
+    }
+    return scripts
+}
 
 @Suite("Install scripts", .timeLimit(.minutes(2)))
 struct ScriptTests {
+    /// Every shell script of the repository, with the files it sources followed (`-x`) from the repository root,
+    /// as a reader running `shellcheck -x` in a checkout sees them.
     @Test(
         "pass shellcheck",
         .enabled(if: peerAvailable(shellcheckPath != nil), "shellcheck is not installed (Debian package shellcheck)"),
-        arguments: installScripts
+        arguments: shellScripts()
     )
     func shellcheck(_ script: String) async throws {
-        let exit = try await run(shellcheckPath ?? "shellcheck", ["--severity=style", Paths.tool(script)])
+        let exit = try await run(
+            shellcheckPath ?? "shellcheck",
+            ["--severity=style", "--external-sources", "--source-path=\(Paths.repository.path)", script]
+        )
         #expect(exit.succeeded, "\(exit.standardOutput)")
     }
 

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import Foundation
 import NIOCore
 import Relay
 import Testing
@@ -111,5 +112,25 @@ import Testing
             """
         let streams = try RelayConfiguration.streams(yaml: yaml, source: "test", secretsDirectory: "/nonexistent")
         #expect(streams.map(\.previewEnabled) == [true, false])
+    }
+}
+
+@Suite struct PreviewDirectoryTests {
+    /// A fixed name such as `/tmp/liverelay-preview` belongs to whichever user made it first, and every other user's
+    /// preview fails with EACCES; each process gets a directory of its own, private to its user.
+    @Test func eachProcessGetsAPrivateDirectoryOfItsOwn() throws {
+        let first = try PrivateTemporaryDirectory().path()
+        let second = try PrivateTemporaryDirectory().path()
+        defer {
+            try? FileManager.default.removeItem(atPath: first)
+            try? FileManager.default.removeItem(atPath: second)
+        }
+        #expect(first != second)
+        #expect(first.hasPrefix(NSTemporaryDirectory() + "liverelay-preview-"))
+        for path in [first, second] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o700, "\(path): \(attributes)")
+            #expect((attributes[.ownerAccountID] as? Int).map(UInt32.init) == getuid())
+        }
     }
 }
