@@ -66,10 +66,16 @@ public struct OperatorConfiguration: Sendable {
     /// the gateway's shared ingest port (``IngestKeyBook``); `nil` keeps none.
     public var ingestKeyBookSecret: String?
 
+    /// This build's version, which is the chart's `appVersion` and the tag of the images `tools/build-images.sh`
+    /// makes.
+    public static let version = "0.1.0"
+    /// The relay image of this version, as the chart names it (`relayImage.repository`, tagged with `appVersion`).
+    public static let defaultRelayImage = "ghcr.io/liverelay/liverelay-relay:\(version)"
+
     public init(
         namespace: String? = nil,
         portRange: PortRange = .operatorDefault,
-        relayImage: String = "ghcr.io/liverelay/liverelay:latest",
+        relayImage: String = OperatorConfiguration.defaultRelayImage,
         gatewayServiceName: String = "liverelay-gateway",
         gatewayNamespace: String = "liverelay-system",
         gatewayPodLabels: [String: String] = ["app.kubernetes.io/name": "liverelay-gateway"],

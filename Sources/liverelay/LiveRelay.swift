@@ -10,12 +10,14 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
+import Operator
 
 @main
 struct LiveRelay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liverelay",
         abstract: "Live-stream relays: one publisher in, every target out; per stream, scaled to zero when idle.",
+        version: OperatorConfiguration.version,
         subcommands: [LocalCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self]
     )
 }

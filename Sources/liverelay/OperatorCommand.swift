@@ -29,7 +29,7 @@ struct OperatorCommand: AsyncParsableCommand {
             NetworkPolicy, preview Ingress and KEDA ScaledObject. Install crds/livestream.yaml first.
 
             Example:
-              liverelay operator --namespace streams --relay-image ghcr.io/liverelay/liverelay:0.1.0 \\
+              liverelay operator --namespace streams --relay-image ghcr.io/liverelay/liverelay-relay:0.1.0 \\
                 --ingest-host rtmp.example.com --ingress-class nginx --ingress-host live.example.com
             """
     )
@@ -50,7 +50,7 @@ struct OperatorCommand: AsyncParsableCommand {
     var portRange = "31000-31999"
 
     @Option(help: "The relay image; its entrypoint must be the liverelay executable.")
-    var relayImage = "ghcr.io/liverelay/liverelay:latest"
+    var relayImage = OperatorConfiguration.defaultRelayImage
 
     @Option(help: "The gateway's Service, which gets one port per stream.")
     var gatewayService = "liverelay-gateway"

@@ -11,8 +11,10 @@
 
 import Foundation
 import KubernetesTestServer
+import Operator
 import PeerTestSupport
 import Testing
+import Yams
 
 /// One documented way to install the chart: the `--set` expressions and what must then be true of the objects.
 struct ChartCase: Sendable, CustomTestStringConvertible {
@@ -354,6 +356,18 @@ struct ChartRenderTests {
             chart == source,
             "charts/liverelay/crds/livestream.yaml differs: cp crds/livestream.yaml charts/liverelay/crds/"
         )
+    }
+
+    /// `liverelay operator` run by hand (without the chart) uses the relay image the chart would use.
+    @Test("the operator's default relay image is the chart's, at the chart's appVersion")
+    func defaultRelayImage() throws {
+        let chart = try Yams.load(yaml: String(contentsOfFile: Paths.chart + "/Chart.yaml", encoding: .utf8))
+        let values = try Yams.load(yaml: String(contentsOfFile: Paths.chart + "/values.yaml", encoding: .utf8))
+        let appVersion = try #require((chart as? [String: Any])?["appVersion"] as? String)
+        let relayImage = try #require((values as? [String: Any])?["relayImage"] as? [String: Any])
+        let repository = try #require(relayImage["repository"] as? String)
+        #expect(appVersion == OperatorConfiguration.version)
+        #expect(OperatorConfiguration.defaultRelayImage == "\(repository):\(appVersion)")
     }
 
     @Test(

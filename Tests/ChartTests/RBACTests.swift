@@ -273,10 +273,10 @@ struct RBACTests {
     /// a stream's whole life (create with a generated key, preview off, suspend, wake, delete). Every request must be
     /// allowed, and every permission granted must have been used: a grant nothing needs fails the test.
     @Test(
-        "the operator and the gateway need every permission the chart grants, and no other (with and without the shared ingest port)",
-        arguments: [false, true]
+        "the operator and the gateway need every permission the chart grants, and no other (with and without the shared ingest port, with and without KEDA in the cluster)",
+        arguments: [(false, true), (true, true), (false, false)]
     )
-    func leastPrivilege(sharedPort: Bool) async throws {
+    func leastPrivilege(sharedPort: Bool, kedaInstalled: Bool) async throws {
         let sets =
             ["ingress.className=nginx", "ingress.host=live.example.com", "ingestHost=rtmp.example.com"]
             + (sharedPort ? ["gateway.sharedPort.enabled=true"] : [])
@@ -288,7 +288,9 @@ struct RBACTests {
                 logger: logger
             ) { server in
                 try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
-                try server.installCRD(yaml: String(contentsOfFile: Paths.kedaCRD, encoding: .utf8))
+                if kedaInstalled {
+                    try server.installCRD(yaml: String(contentsOfFile: Paths.kedaCRD, encoding: .utf8))
+                }
                 _ = try server.apply([
                     "apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "liverelay-system"],
                 ])
@@ -299,13 +301,18 @@ struct RBACTests {
                 )
                 configuration.retry.defaultDelay = .milliseconds(20)
                 try await withKubernetesClient(configuration: configuration) { admin in
-                    try await Self.exercise(chart: chart, server: server, admin: admin)
+                    try await Self.exercise(chart: chart, server: server, admin: admin, kedaInstalled: kedaInstalled)
                 }
             }
         }
     }
 
-    static func exercise(chart: RenderedChart, server: KubernetesTestServer, admin: KubernetesClient) async throws {
+    static func exercise(
+        chart: RenderedChart,
+        server: KubernetesTestServer,
+        admin: KubernetesClient,
+        kedaInstalled: Bool
+    ) async throws {
         let operatorRBAC = RBACMiddleware(
             authorizer: Authorizer(chart: chart, serviceAccount: "liverelay-operator", namespace: "liverelay-system"),
             serviceAccount: "liverelay-operator"
@@ -348,7 +355,13 @@ struct RBACTests {
         )
         let running = Task { try await group.run() }
         do {
-            try await Self.streamLife(server: server, admin: admin, routes: routes, gatewayClient: gatewayClient)
+            try await Self.streamLife(
+                server: server,
+                admin: admin,
+                routes: routes,
+                gatewayClient: gatewayClient,
+                kedaInstalled: kedaInstalled
+            )
             await group.triggerGracefulShutdown()
             try await running.value
         } catch {
@@ -362,7 +375,14 @@ struct RBACTests {
         // Checked by the API server's OwnerReferencesPermissionEnforcement admission plugin when a child with
         // blockOwnerDeletion is written, never requested by the operator itself.
         let admissionOnly: Set<String> = ["liverelay.io/livestreams/finalizers:update"]
+        // The chart cannot know whether KEDA will be in the cluster: with KEDA the ScaledObject owns the replica
+        // count (the operator never writes the scale); without, the operator does and applies no ScaledObject.
+        let otherMode: Set<String> =
+            kedaInstalled
+            ? ["apps/deployments/scale:get", "apps/deployments/scale:update"]
+            : ["keda.sh/scaledobjects:create", "keda.sh/scaledobjects:patch"]
         let operatorUnused = operatorRBAC.authorizer.grants.subtracting(operatorRBAC.used).subtracting(admissionOnly)
+            .subtracting(otherMode)
         #expect(operatorUnused.isEmpty, "granted to the operator but never used: \(operatorUnused.sorted())")
         let gatewayUnused = gatewayRBAC.authorizer.grants.subtracting(gatewayRBAC.used)
         #expect(gatewayUnused.isEmpty, "granted to the gateway but never used: \(gatewayUnused.sorted())")
@@ -372,7 +392,8 @@ struct RBACTests {
         server: KubernetesTestServer,
         admin: KubernetesClient,
         routes: GatewayRoutes,
-        gatewayClient: KubernetesClient
+        gatewayClient: KubernetesClient,
+        kedaInstalled: Bool
     ) async throws {
         func stream() -> JSON? {
             server.object(apiVersion: "liverelay.io/v1alpha1", kind: "LiveStream", namespace: "default", name: "alice")
@@ -421,7 +442,8 @@ struct RBACTests {
             return deployment()?[path: ["spec", "replicas"]]?.intValue == 1
         }
 
-        // Preview off: the Ingress is deleted. Suspended: the operator holds the relay at zero.
+        // Preview off: the Ingress is deleted. Suspended: the ScaledObject is paused at zero replicas (KEDA owns the
+        // count; the operator never writes it while KEDA scales the relay).
         _ = try await admin.patch(
             KubernetesObject.self,
             .liveStreams,
@@ -433,8 +455,22 @@ struct RBACTests {
             server.object(apiVersion: "networking.k8s.io/v1", kind: "Ingress", namespace: "default", name: "ls-alice")
                 == nil
         }
-        try await eventually("the suspended relay at zero") {
-            deployment()?[path: ["spec", "replicas"]]?.intValue == 0
+        if !kedaInstalled {
+            try await eventually("the suspended relay at zero") {
+                deployment()?[path: ["spec", "replicas"]]?.intValue == 0
+            }
+        } else {
+            try await eventually("the ScaledObject paused at zero") {
+                let scaledObject = server.object(
+                    apiVersion: "keda.sh/v1alpha1",
+                    kind: "ScaledObject",
+                    namespace: "default",
+                    name: "ls-alice"
+                )
+                return scaledObject?[path: ["metadata", "annotations", "autoscaling.keda.sh/paused-replicas"]]?
+                    .stringValue
+                    == "0"
+            }
         }
 
         // The leader renews its Lease.
