@@ -11,7 +11,8 @@
                     --output DIR CHART
 
 Writes every rendered object to DIR as NNN-KIND-NAME.yaml (one object per file; the chart's crds/ too with
---crds), the rendered NOTES.txt as DIR/NOTES.txt, and prints one line per object. --lint first runs Helm's linter
+--crds), Helm hooks (objects annotated helm.sh/hook, which Helm creates only at their event, never at install) to
+DIR/hooks/ the same way, the rendered NOTES.txt as DIR/NOTES.txt, and prints one line per object. --lint first runs Helm's linter
 strictly with the same values and fails on any warning or error. Exits 1 on a render or lint failure.
 """
 
@@ -95,7 +96,11 @@ def main():
             kind = document.get("kind", "Unknown")
             name = document.get("metadata", {}).get("name", "unnamed")
             file = f"{count:03d}-{kind}-{re.sub(r'[^A-Za-z0-9.-]', '_', name)}.yaml"
-            with open(os.path.join(arguments.output, file), "w", encoding="utf-8") as handle:
+            directory = arguments.output
+            if "helm.sh/hook" in (document.get("metadata", {}).get("annotations") or {}):
+                directory = os.path.join(arguments.output, "hooks")
+                os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, file), "w", encoding="utf-8") as handle:
                 handle.write(f"# Source: {source}\n")
                 yaml.safe_dump(document, handle, sort_keys=False)
             print(f"{kind} {name} ({source})")

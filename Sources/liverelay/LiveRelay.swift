@@ -18,6 +18,8 @@ struct LiveRelay: AsyncParsableCommand {
         commandName: "liverelay",
         abstract: "Live-stream relays: one publisher in, every target out; per stream, scaled to zero when idle.",
         version: OperatorConfiguration.version,
-        subcommands: [LocalCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self]
+        subcommands: [
+            LocalCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self, TeardownCommand.self,
+        ]
     )
 }

@@ -117,6 +117,31 @@ let chartCases: [ChartCase] = [
                 == "external"
         )
     },
+    ChartCase("helm uninstall first deletes the LiveStreams, while the operator runs", []) { chart in
+        let job = chart.hook("Job", "liverelay-teardown")
+        #expect(job?[path: ["metadata", "annotations", "helm.sh/hook"]] == "pre-delete")
+        let container = job?[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first
+        #expect(container?["image"] == "ghcr.io/liverelay/liverelay-operator:0.1.0")
+        let arguments = container?["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(arguments == ["teardown", "--in-cluster", "--streams=delete", "--timeout=120"])
+        #expect(container?[path: ["securityContext", "readOnlyRootFilesystem"]] == .bool(true))
+        #expect(job?[path: ["spec", "template", "spec", "serviceAccountName"]] == "liverelay-teardown")
+        let role = chart.hook("ClusterRole", "liverelay-teardown")
+        #expect(grants(role?["rules"]?.arrayValue ?? [], "livestreams") == ["list", "delete", "patch"])
+        #expect(chart.hook("ClusterRoleBinding", "liverelay-teardown") != nil)
+        #expect(chart.hook("ServiceAccount", "liverelay-teardown") != nil)
+        #expect(chart.hooks.count == 4)
+    },
+    ChartCase("helm uninstall can keep the LiveStreams, released", ["uninstall.liveStreams=release"]) { chart in
+        let job = chart.hook("Job", "liverelay-teardown")
+        let container = job?[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first
+        #expect(container?["args"]?.arrayValue?.contains("--streams=release") == true)
+        let role = chart.hook("ClusterRole", "liverelay-teardown")
+        #expect(grants(role?["rules"]?.arrayValue ?? [], "livestreams") == ["list", "patch"])
+    },
+    ChartCase("no uninstall hook when told to keep", ["uninstall.liveStreams=keep"]) { chart in
+        #expect(chart.hooks.isEmpty)
+    },
     ChartCase("KEDA off", ["keda.enabled=false"]) { chart in
         #expect(grants(rules(chart, "ClusterRole", "liverelay-operator"), "scaledobjects").isEmpty)
         #expect(chart.notes.contains("KEDA is off"))
@@ -127,6 +152,11 @@ let chartCases: [ChartCase] = [
         #expect(bindings.count == 2)
         #expect(chart.flag("liverelay-operator", "--namespace") == "streams")
         #expect(chart.flag("liverelay-gateway", "--namespace") == "streams")
+        let teardown = chart.hooks.first { $0["kind"] == "RoleBinding" }
+        #expect(teardown?[path: ["metadata", "namespace"]] == "streams")
+        let job = chart.hook("Job", "liverelay-teardown")
+        let container = job?[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first
+        #expect(container?["args"]?.arrayValue?.contains("--namespace=streams") == true)
     },
     ChartCase(
         "preview ingress",
@@ -217,6 +247,7 @@ let chartCases: [ChartCase] = [
     },
     ChartCase("no RBAC and no ServiceAccounts", ["rbac.create=false", "serviceAccount.create=false"]) { chart in
         #expect(chart.objects.filter { $0["apiVersion"] == "rbac.authorization.k8s.io/v1" }.isEmpty)
+        #expect(chart.hooks.filter { $0["apiVersion"] == "rbac.authorization.k8s.io/v1" }.isEmpty)
         #expect(chart.objects("ServiceAccount").isEmpty)
         let pod = chart.object("Deployment", "liverelay-operator")?[path: ["spec", "template", "spec"]]
         #expect(pod?["serviceAccountName"] == "default")

@@ -106,7 +106,10 @@ struct Authorizer: Sendable {
     /// The rules bound to `serviceAccount` (in `namespace`) by the chart's bindings.
     init(chart: RenderedChart, serviceAccount: String, namespace: String) {
         var rules: [Rule] = []
-        for binding in chart.objects("ClusterRoleBinding") + chart.objects("RoleBinding") {
+        // Hooks too: the teardown Job's ServiceAccount is bound by hook objects.
+        let all = chart.objects + chart.hooks
+        func objects(_ kind: String) -> [JSON] { all.filter { $0["kind"]?.stringValue == kind } }
+        for binding in objects("ClusterRoleBinding") + objects("RoleBinding") {
             let subjects = binding["subjects"]?.arrayValue ?? []
             guard
                 subjects.contains(where: {
@@ -118,7 +121,9 @@ struct Authorizer: Sendable {
                 binding["kind"] == "RoleBinding" ? binding[path: ["metadata", "namespace"]]?.stringValue : nil
             let roleKind = binding[path: ["roleRef", "kind"]]?.stringValue ?? ""
             let roleName = binding[path: ["roleRef", "name"]]?.stringValue ?? ""
-            guard let role = chart.object(roleKind, roleName) else { continue }
+            guard
+                let role = objects(roleKind).first(where: { $0[path: ["metadata", "name"]]?.stringValue == roleName })
+            else { continue }
             func strings(_ value: JSON?) -> Set<String> { Set(value?.arrayValue?.compactMap(\.stringValue) ?? []) }
             for rule in role["rules"]?.arrayValue ?? [] {
                 rules.append(

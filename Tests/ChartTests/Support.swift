@@ -100,7 +100,10 @@ func withTemporaryDirectory<T>(_ prefix: String, _ body: (String) async throws -
 /// The chart rendered by the Helm library into `directory`: one object per file, and NOTES.txt.
 struct RenderedChart: Sendable {
     let directory: String
+    /// What `helm install` creates.
     let objects: [JSON]
+    /// Helm hooks (in `directory/hooks`), created only at their event: `helm uninstall`'s teardown Job.
+    let hooks: [JSON]
     let notes: String
 
     func objects(_ kind: String) -> [JSON] {
@@ -109,6 +112,10 @@ struct RenderedChart: Sendable {
 
     func object(_ kind: String, _ name: String) -> JSON? {
         self.objects(kind).first { $0[path: ["metadata", "name"]]?.stringValue == name }
+    }
+
+    func hook(_ kind: String, _ name: String) -> JSON? {
+        self.hooks.first { $0["kind"]?.stringValue == kind && $0[path: ["metadata", "name"]]?.stringValue == name }
     }
 
     /// The container of the Deployment `name`.
@@ -149,21 +156,33 @@ func withRenderedChart<T>(
         arguments.append(Paths.chart)
         let exit = try await run(python3Path ?? "python3", arguments)
         try #require(exit.succeeded, "render-chart.py \(sets) failed: \(exit)")
-        var objects: [JSON] = []
-        for file in try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
-        where file.hasSuffix(".yaml") {
-            let text = try String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)
-            objects += try JSON.documents(yaml: text)
+        func documents(in directory: String) throws -> [JSON] {
+            var objects: [JSON] = []
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            for file in files.sorted() where file.hasSuffix(".yaml") {
+                objects += try JSON.documents(yaml: String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8))
+            }
+            return objects
         }
         let notes = (try? String(contentsOfFile: "\(directory)/NOTES.txt", encoding: .utf8)) ?? ""
-        return try await body(RenderedChart(directory: directory, objects: objects, notes: notes))
+        return try await body(
+            RenderedChart(
+                directory: directory,
+                objects: try documents(in: directory),
+                hooks: try documents(in: "\(directory)/hooks"),
+                notes: notes
+            )
+        )
     }
 }
 
-/// Validates every file in `directory` against the official Kubernetes schemas (and our and KEDA's CRDs).
+/// Validates every file in `directory` (and its `hooks/`, if any) against the official Kubernetes schemas (and our
+/// and KEDA's CRDs).
 func validateManifests(_ directory: String) async throws -> ProcessExit {
-    try await run(
+    var directories = [directory]
+    if FileManager.default.fileExists(atPath: "\(directory)/hooks") { directories.append("\(directory)/hooks") }
+    return try await run(
         python3Path ?? "python3",
-        [Paths.validator, "--crd", Paths.kedaCRD, "--crd", Paths.crd, directory]
+        [Paths.validator, "--crd", Paths.kedaCRD, "--crd", Paths.crd] + directories
     )
 }
