@@ -101,6 +101,21 @@ struct APIError: Error, Sendable {
         APIError(code: 410, reason: "Expired", message: message)
     }
 
+    /// 422 for invalid request options (`PatchOptions`, `CreateOptions`, ...), which are `meta.k8s.io` kinds.
+    static func invalidOptions(_ kind: String, causes: [FieldError]) -> APIError {
+        let summary = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")
+        var details = details(name: nil, group: "meta.k8s.io", kind: kind)
+        details["causes"] = .array(
+            causes.map { ["reason": .string($0.reason), "message": .string($0.message), "field": .string($0.field)] }
+        )
+        return APIError(
+            code: 422,
+            reason: "Invalid",
+            message: "\(kind).meta.k8s.io \"\" is invalid: \(causes.count == 1 ? summary : "[\(summary)]")",
+            details: details
+        )
+    }
+
     /// 422 with one cause per offending field, as the API server reports schema violations.
     static func invalid(_ resource: ResourceType, name: String, causes: [FieldError]) -> APIError {
         let summary = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")

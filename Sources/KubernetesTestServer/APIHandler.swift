@@ -47,6 +47,7 @@ struct APIHandler: HTTPResponder {
                 query: query,
                 contentType: request.headers[.contentType] ?? "application/json",
                 accept: request.headers[.accept] ?? "",
+                userAgent: request.headers[.userAgent] ?? "",
                 body: bodyData
             )
         } catch let error as APIError {
@@ -80,6 +81,7 @@ struct APIHandler: HTTPResponder {
         query: Query,
         contentType: String,
         accept: String,
+        userAgent: String,
         body: Data
     ) throws -> Response {
         let segments = path.split(separator: "/").map(String.init)
@@ -114,6 +116,7 @@ struct APIHandler: HTTPResponder {
                 query: query,
                 contentType: contentType,
                 accept: accept,
+                userAgent: userAgent,
                 body: body,
                 path: path
             )
@@ -136,6 +139,7 @@ struct APIHandler: HTTPResponder {
                 query: query,
                 contentType: contentType,
                 accept: accept,
+                userAgent: userAgent,
                 body: body,
                 path: path
             )
@@ -152,6 +156,7 @@ struct APIHandler: HTTPResponder {
         query: Query,
         contentType: String,
         accept: String,
+        userAgent: String,
         body: Data,
         path: String
     ) throws -> Response {
@@ -182,6 +187,13 @@ struct APIHandler: HTTPResponder {
         let strict = query["fieldValidation"] == "Strict"
         let dryRun = query["dryRun"] == "All"
         let asTable = accept.contains("as=Table")
+        // Who a write is recorded as in managedFields: `fieldManager`, else the user agent's product name.
+        let userAgentManager = Self.manager(fromUserAgent: userAgent)
+        let manager = query["fieldManager"] ?? userAgentManager
+        if let fieldManager = query["fieldManager"] {
+            let options = ["POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"][method]
+            if let options { try Self.validate(fieldManager: fieldManager, options: options) }
+        }
 
         switch (method, name) {
         case ("GET", nil):
@@ -226,7 +238,7 @@ struct APIHandler: HTTPResponder {
                     namespace: namespace,
                     object: object,
                     limit: limit,
-                    fieldManager: query["fieldManager"]
+                    ownership: .update(manager: manager)
                 )
             }
             return Self.jsonResponse(self.present(created, type), status: .created)
@@ -240,7 +252,8 @@ struct APIHandler: HTTPResponder {
                     body: object,
                     subresource: subresource,
                     limit: limit,
-                    requireResourceVersion: subresource != .scale
+                    requireResourceVersion: subresource != .scale,
+                    manager: manager
                 )
             }
             if subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: type)) }
@@ -255,6 +268,8 @@ struct APIHandler: HTTPResponder {
                     contentType: contentType,
                     subresource: subresource,
                     fieldManager: query["fieldManager"],
+                    userAgentManager: userAgentManager,
+                    force: query["force"].map { $0 == "true" || $0 == "1" },
                     limit: limit
                 )
             }
@@ -303,6 +318,42 @@ struct APIHandler: HTTPResponder {
         default:
             throw APIError.methodNotAllowed(method)
         }
+    }
+
+    /// `prefixFromUserAgent`: what comes before the first `/` of the user agent, printable characters only, at most
+    /// 128 bytes (`kubectl/v1.32.4 (linux/amd64) kubernetes/...` is `kubectl`).
+    static func manager(fromUserAgent userAgent: String) -> String {
+        var manager = ""
+        for character in userAgent.prefix(while: { $0 != "/" })
+        where !character.unicodeScalars.contains(where: {
+            $0.properties.generalCategory == .control || $0.properties.generalCategory == .format
+        }) {
+            guard manager.utf8.count + character.utf8.count <= 128 else { break }
+            manager.append(character)
+        }
+        return manager
+    }
+
+    /// `ValidateFieldManager`: at most 128 bytes, printable characters only.
+    static func validate(fieldManager: String, options: String) throws(APIError) {
+        var causes: [FieldError] = []
+        if fieldManager.utf8.count > 128 {
+            causes.append(
+                FieldError(
+                    reason: "FieldValueTooLong",
+                    field: "fieldManager",
+                    message: "Too long: may not be more than 128 bytes"
+                )
+            )
+        }
+        if fieldManager.unicodeScalars.contains(where: {
+            $0.properties.generalCategory == .control || $0.properties.generalCategory == .format
+        }) {
+            causes.append(
+                .invalid("fieldManager", .string(fieldManager), "must only contain printable characters")
+            )
+        }
+        if !causes.isEmpty { throw APIError.invalidOptions(options, causes: causes) }
     }
 
     /// An object as served through `type`'s version.

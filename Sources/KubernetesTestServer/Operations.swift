@@ -20,7 +20,8 @@ extension Store.State {
         body: JSON,
         subresource: Subresource?,
         limit: Int,
-        requireResourceVersion: Bool = false
+        requireResourceVersion: Bool = false,
+        manager: String? = nil
     ) throws(APIError) -> JSON {
         let old = try self.get(type, namespace: namespace, name: name)
         // Custom resources do not allow unconditional updates; most built-in kinds do.
@@ -44,7 +45,14 @@ extension Store.State {
             )
         }
         let new = try Self.combine(type, old: old, changed: body, subresource: subresource)
-        return try self.commitUpdate(type, old: old, new: new, limit: limit)
+        return try self.commitUpdate(
+            type,
+            old: old,
+            new: new,
+            limit: limit,
+            ownership: manager.map { .update(manager: $0) },
+            subresource: subresource
+        )
     }
 
     /// What a write through the main resource or a subresource leaves: the main resource keeps the stored status
@@ -84,10 +92,25 @@ extension Store.State {
         contentType: String,
         subresource: Subresource?,
         fieldManager: String?,
+        userAgentManager: String = "",
+        force: Bool? = nil,
         limit: Int
     ) throws(APIError) -> (JSON, created: Bool) {
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         if mediaType == "application/apply-patch+yaml" {
+            // `ValidatePatchOptions`: an apply names its manager.
+            guard let fieldManager, !fieldManager.isEmpty else {
+                throw APIError.invalidOptions(
+                    "PatchOptions",
+                    causes: [
+                        FieldError(
+                            reason: "FieldValueRequired",
+                            field: "fieldManager",
+                            message: "Required value: is required for apply patch"
+                        )
+                    ]
+                )
+            }
             return try self.apply(
                 type,
                 namespace: namespace,
@@ -95,7 +118,20 @@ extension Store.State {
                 applied: try parse(body, contentType: "yaml"),
                 subresource: subresource,
                 fieldManager: fieldManager,
+                force: force ?? false,
                 limit: limit
+            )
+        }
+        if force != nil {
+            throw APIError.invalidOptions(
+                "PatchOptions",
+                causes: [
+                    FieldError(
+                        reason: "FieldValueForbidden",
+                        field: "force",
+                        message: "Forbidden: may not be specified for non-apply patch"
+                    )
+                ]
             )
         }
         let old = try self.get(type, namespace: namespace, name: name)
@@ -115,45 +151,57 @@ extension Store.State {
         {
             throw APIError.conflict(type, name: name)
         }
-        var new = try Self.combine(type, old: old, changed: patched, subresource: subresource)
-        if let fieldManager { new = self.recordManager(new, fieldManager, operation: "Update", type, subresource) }
-        return (try self.commitUpdate(type, old: old, new: new, limit: limit), false)
+        let new = try Self.combine(type, old: old, changed: patched, subresource: subresource)
+        let updated = try self.commitUpdate(
+            type,
+            old: old,
+            new: new,
+            limit: limit,
+            ownership: .update(manager: fieldManager ?? userAgentManager),
+            subresource: subresource
+        )
+        return (updated, false)
     }
 
+    /// Server-side apply (see ``FieldManager``): creates the object when it is absent, else merges the
+    /// configuration into it with field ownership and conflicts.
     private mutating func apply(
         _ type: ResourceType,
         namespace: String?,
         name: String,
         applied: JSON,
         subresource: Subresource?,
-        fieldManager: String?,
+        fieldManager: String,
+        force: Bool,
         limit: Int
     ) throws(APIError) -> (JSON, created: Bool) {
-        guard let fieldManager, !fieldManager.isEmpty else {
-            throw APIError.badRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-        }
         guard case .object = applied else { throw APIError.badRequest("the applied configuration must be an object") }
         if let appliedName = applied[path: ["metadata", "name"]]?.stringValue, appliedName != name {
             throw APIError.badRequest(
                 "the name of the object (\(appliedName)) does not match the name on the URL (\(name))"
             )
         }
-        let key =
-            "\(type.storageKey)/\(objectKey(namespace: type.namespaced ? namespace : nil, name: name))/"
-            + "\(fieldManager)/\(subresource?.rawValue ?? "")"
+        if applied[path: ["metadata", "managedFields"]] != nil {
+            throw APIError.badRequest("metadata.managedFields must be nil")
+        }
         guard let old = try? self.get(type, namespace: namespace, name: name) else {
             guard subresource == nil else { throw APIError.notFound(type, name: name) }
-            var object = applied
-            object[path: ["metadata", "name"]] = .string(name)
+            var result = try FieldManager.apply(
+                type,
+                live: nil,
+                configuration: applied,
+                manager: fieldManager,
+                subresource: nil,
+                force: force
+            )
+            result.object[path: ["metadata", "name"]] = .string(name)
             let created = try self.create(
                 type,
                 namespace: namespace,
-                object: object,
+                object: result.object,
                 limit: limit,
-                fieldManager: fieldManager,
-                operation: "Apply"
+                ownership: .apply(result.entries)
             )
-            self.lastApplied[key] = applied
             return (created, true)
         }
         if let version = applied[path: ["metadata", "resourceVersion"]]?.stringValue,
@@ -161,32 +209,24 @@ extension Store.State {
         {
             throw APIError.conflict(type, name: name)
         }
-        let merged = Patch.apply(live: old, applied: applied, lastApplied: self.lastApplied[key])
-        var new = try Self.combine(type, old: old, changed: merged, subresource: subresource)
-        new = self.recordManager(new, fieldManager, operation: "Apply", type, subresource)
-        self.lastApplied[key] = applied
-        return (try self.commitUpdate(type, old: old, new: new, limit: limit), false)
-    }
-
-    /// Replaces this manager's `managedFields` entry, so each manager appears once, as on a real server.
-    private func recordManager(
-        _ object: JSON,
-        _ manager: String,
-        operation: String,
-        _ type: ResourceType,
-        _ subresource: Subresource?
-    ) -> JSON {
-        var object = object
-        var entries = object[path: ["metadata", "managedFields"]]?.arrayValue ?? []
-        entries.removeAll {
-            $0["manager"]?.stringValue == manager && $0["operation"]?.stringValue == operation
-                && $0["subresource"]?.stringValue == subresource?.rawValue
-        }
-        entries.append(
-            self.managedFieldsEntry(manager, operation: operation, type: type, subresource: subresource?.rawValue)
+        let result = try FieldManager.apply(
+            type,
+            live: old,
+            configuration: applied,
+            manager: fieldManager,
+            subresource: subresource,
+            force: force
         )
-        object[path: ["metadata", "managedFields"]] = .array(entries)
-        return object
+        let new = try Self.combine(type, old: old, changed: result.object, subresource: subresource)
+        let updated = try self.commitUpdate(
+            type,
+            old: old,
+            new: new,
+            limit: limit,
+            ownership: .apply(result.entries),
+            subresource: subresource
+        )
+        return (updated, false)
     }
 }
 

@@ -146,45 +146,6 @@ enum Patch {
             throw APIError.badRequest("cannot remove below a scalar at \(first)")
         }
     }
-
-    /// Server-side apply, simplified: the applied configuration is merged into the live object (objects by key,
-    /// lists replaced), and fields this manager applied last time but no longer applies are removed.
-    ///
-    /// A real server tracks the owner of every field (`managedFields`) and reports conflicts between managers; here
-    /// only each manager's last applied configuration is remembered, which is enough for one controller plus
-    /// kubectl. `managedFields` gets one entry per manager with an empty `fieldsV1`.
-    static func apply(live: JSON, applied: JSON, lastApplied: JSON?) -> JSON {
-        var base = live
-        if let lastApplied { base = removeDropped(base, previous: lastApplied, current: applied) }
-        return mergeApplied(base, applied)
-    }
-
-    private static func removeDropped(_ live: JSON, previous: JSON, current: JSON) -> JSON {
-        guard case .object(var object) = live, case .object(let previousObject) = previous else { return live }
-        let currentObject = current.objectValue ?? [:]
-        for (key, previousValue) in previousObject {
-            if let currentValue = currentObject[key] {
-                if let liveValue = object[key], previousValue.objectValue != nil, currentValue.objectValue != nil {
-                    object[key] = removeDropped(liveValue, previous: previousValue, current: currentValue)
-                }
-            } else {
-                object[key] = nil
-            }
-        }
-        return .object(object)
-    }
-
-    private static func mergeApplied(_ live: JSON, _ applied: JSON) -> JSON {
-        guard case .object(let appliedObject) = applied, case .object(var object) = live else { return applied }
-        for (key, value) in appliedObject {
-            if let existing = object[key] {
-                object[key] = mergeApplied(existing, value)
-            } else {
-                object[key] = value
-            }
-        }
-        return .object(object)
-    }
 }
 
 /// A parsed `labelSelector`: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated.

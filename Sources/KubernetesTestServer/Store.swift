@@ -53,6 +53,14 @@ struct ListOptions: Sendable {
     }
 }
 
+/// How a write records its manager in `metadata.managedFields` (see ``FieldManager``).
+enum Ownership: Sendable {
+    /// An `Update` by this manager: it takes the fields the write changes.
+    case update(manager: String)
+    /// An apply, whose entries ``FieldManager/apply(_:live:configuration:manager:subresource:force:)`` computed.
+    case apply([ManagedFieldsEntry])
+}
+
 /// Whether a request writes the main resource or one of its subresources.
 enum Subresource: String, Sendable {
     case status
@@ -85,8 +93,6 @@ final class Store: Sendable {
         var compactedVersion: Int64 = 0
         var watchers: [Int: Watcher] = [:]
         var nextWatcherID = 0
-        /// Each field manager's last applied configuration, by `storageKey/namespace/name/manager/subresource`.
-        var lastApplied: [String: JSON] = [:]
         /// Set for the duration of one write that asked for `fieldValidation=Strict`.
         var strictFieldValidation = false
         /// Set for the duration of one `dryRun=All` write: events are neither kept nor sent.
@@ -229,8 +235,7 @@ extension Store.State {
         namespace: String?,
         object input: JSON,
         limit: Int,
-        fieldManager: String? = nil,
-        operation: String = "Update"
+        ownership: Ownership? = nil
     ) throws(APIError) -> JSON {
         guard case .object = input else { throw APIError.badRequest("the body must be a JSON object") }
         var object = input
@@ -262,13 +267,25 @@ extension Store.State {
         metadata["generation"] = 1
         metadata["deletionTimestamp"] = nil
         metadata["deletionGracePeriodSeconds"] = nil
-        if let fieldManager {
-            metadata["managedFields"] = [managedFieldsEntry(fieldManager, operation: operation, type: type)]
-        }
         object["metadata"] = .object(metadata)
         if type.hasStatus { object["status"] = nil }
         if type.storageKey == "/namespaces" { object["status"] = ["phase": "Active"] }
         object = try self.prepare(type, object, name: name)
+        switch ownership {
+        case .update(let manager):
+            object = FieldManager.recordUpdate(
+                type,
+                old: nil,
+                new: object,
+                request: object,
+                manager: manager,
+                subresource: nil
+            )
+        case .apply(let entries):
+            object = FieldManager.finishApply(type, live: nil, stored: object, entries: entries)
+        case nil:
+            break
+        }
 
         let version = self.nextVersion()
         object[path: ["metadata", "resourceVersion"]] = .string(String(version))
@@ -279,9 +296,17 @@ extension Store.State {
     }
 
     /// Stores `new` in place of `old` with the API server's bookkeeping: identity fields kept, generation bumped
-    /// when anything but metadata and status changed, nothing written for a no-op, and the object removed when it
-    /// is being deleted and its last finalizer has gone.
-    mutating func commitUpdate(_ type: ResourceType, old: JSON, new input: JSON, limit: Int) throws(APIError) -> JSON {
+    /// when anything but metadata and status changed, `managedFields` recorded for `ownership` (written through
+    /// `subresource`), nothing written for a no-op, and the object removed when it is being deleted and its last
+    /// finalizer has gone.
+    mutating func commitUpdate(
+        _ type: ResourceType,
+        old: JSON,
+        new input: JSON,
+        limit: Int,
+        ownership: Ownership? = nil,
+        subresource: Subresource? = nil
+    ) throws(APIError) -> JSON {
         var new = input
         let name = old[path: ["metadata", "name"]]?.stringValue ?? ""
         let namespace = old[path: ["metadata", "namespace"]]?.stringValue
@@ -307,6 +332,24 @@ extension Store.State {
         if oldSpec != newSpec {
             let generation = old[path: ["metadata", "generation"]]?.intValue ?? 1
             new[path: ["metadata", "generation"]] = .int(generation + 1)
+        }
+        switch ownership {
+        case .update(let manager):
+            new = FieldManager.recordUpdate(
+                type,
+                old: old,
+                new: new,
+                request: new,
+                manager: manager,
+                subresource: subresource
+            )
+        case .apply(let entries):
+            new = FieldManager.finishApply(type, live: old, stored: new, entries: entries)
+        case nil:
+            // A write of the library API (``KubernetesTestServer/apply(_:)``) keeps the live owners.
+            if new[path: ["metadata", "managedFields"]] == nil {
+                new[path: ["metadata", "managedFields"]] = old[path: ["metadata", "managedFields"]]
+            }
         }
 
         let key = objectKey(namespace: namespace, name: name)
@@ -359,8 +402,6 @@ extension Store.State {
         let version = self.nextVersion()
         object[path: ["metadata", "resourceVersion"]] = .string(String(version))
         self.objects[type.storageKey]?[key] = nil
-        let prefix = "\(type.storageKey)/\(key)/"
-        self.lastApplied = self.lastApplied.filter { !$0.key.hasPrefix(prefix) }
         self.record("DELETED", type: type, object: object, limit: limit)
         self.afterWrite(type, object: object, removed: true, limit: limit)
         if cascade { self.collectGarbage(ownerUID: object[path: ["metadata", "uid"]]?.stringValue, limit: limit) }
@@ -411,20 +452,6 @@ extension Store.State {
                 }
             }
         }
-    }
-
-    func managedFieldsEntry(
-        _ manager: String,
-        operation: String,
-        type: ResourceType,
-        subresource: String? = nil
-    ) -> JSON {
-        var entry: JSON = [
-            "manager": .string(manager), "operation": .string(operation), "apiVersion": .string(type.groupVersion),
-            "time": .string(Timestamps.now()), "fieldsType": "FieldsV1", "fieldsV1": [:],
-        ]
-        if let subresource { entry["subresource"] = .string(subresource) }
-        return entry
     }
 
     // MARK: Watch

@@ -116,7 +116,8 @@ struct PatchTests {
                 text: second,
                 contentType: "application/apply-patch+yaml"
             )
-            #expect(withoutManager.status == 400)
+            // kube-apiserver's ValidatePatchOptions: an apply must name its manager.
+            #expect(withoutManager.status == 422)
         }
     }
 

@@ -57,10 +57,13 @@ struct TestClient {
         text: String? = nil,
         contentType: String = "application/json",
         accept: String? = nil,
+        headers: [(String, String)] = [],
+        bytes: [UInt8]? = nil,
         timeout: TimeAmount = .seconds(30)
     ) async throws -> APIResponse {
         var request = HTTPClientRequest(url: self.baseURL + path)
         request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let accept { request.headers.add(name: "Accept", value: accept) }
         if let body {
@@ -69,6 +72,9 @@ struct TestClient {
         } else if let text {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(string: text))
+        } else if let bytes {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: bytes))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 16 * 1024 * 1024)
@@ -211,4 +217,12 @@ extension JSON {
     var name: String? { self[path: ["metadata", "name"]]?.stringValue }
     var resourceVersion: String? { self[path: ["metadata", "resourceVersion"]]?.stringValue }
     var generation: Int64? { self[path: ["metadata", "generation"]]?.intValue }
+
+    /// The `managedFields` entry of `manager` with `operation` (and `subresource`), if there is one.
+    func managedFields(_ manager: String, _ operation: String, subresource: String? = nil) -> JSON? {
+        self[path: ["metadata", "managedFields"]]?.arrayValue?.first {
+            $0["manager"]?.stringValue == manager && $0["operation"]?.stringValue == operation
+                && $0["subresource"]?.stringValue == subresource
+        }
+    }
 }
