@@ -415,8 +415,8 @@ func parse(_ body: Data, contentType: String) throws(APIError) -> JSON {
             throw APIError.badRequest("the body is not valid YAML: \(error)")
         }
     }
-    if contentType.contains("protobuf") {
-        throw APIError.unsupportedMediaType(contentType)
+    if contentType.contains("application/vnd.kubernetes.protobuf") {
+        return try KubernetesProtobuf.decode(body)
     }
     do {
         return try JSON(data: body)

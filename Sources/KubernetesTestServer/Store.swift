@@ -196,6 +196,18 @@ extension Store.State {
             if !errors.isEmpty { throw APIError.invalid(type, name: name, causes: errors) }
             object = processed
         }
+        if type.storageKey == "/secrets" {
+            // stringData is write-only: merged into data (base64), never stored or returned; type defaults to Opaque.
+            if let stringData = object["stringData"]?.objectValue {
+                var data = object["data"]?.objectValue ?? [:]
+                for (key, value) in stringData {
+                    data[key] = .string(Data((value.stringValue ?? "").utf8).base64EncodedString())
+                }
+                object["data"] = .object(data)
+                object["stringData"] = nil
+            }
+            if (object["type"]?.stringValue ?? "").isEmpty { object["type"] = "Opaque" }
+        }
         if type.storageKey == "apiextensions.k8s.io/customresourcedefinitions" {
             let types = try ResourceType.fromCRD(object)
             guard let first = types.first else { throw APIError.badRequest("the CRD serves no version") }
@@ -352,6 +364,20 @@ extension Store.State {
             }
         }
 
+        if type.storageKey == "/secrets" || type.storageKey == "/configmaps",
+            old["immutable"]?.boolValue == true
+        {
+            // An immutable Secret or ConfigMap keeps its data (ValidateSecretUpdate, ValidateConfigMapUpdate).
+            var causes: [FieldError] = []
+            let message = "Forbidden: field is immutable when `immutable` is set"
+            if new["immutable"]?.boolValue != true {
+                causes.append(FieldError(reason: "FieldValueForbidden", field: "immutable", message: message))
+            }
+            for field in ["data", "binaryData"] where new[field] != old[field] {
+                causes.append(FieldError(reason: "FieldValueForbidden", field: field, message: message))
+            }
+            if !causes.isEmpty { throw APIError.invalid(type, name: name, causes: causes) }
+        }
         let key = objectKey(namespace: namespace, name: name)
         let finalizers = new[path: ["metadata", "finalizers"]]?.arrayValue ?? []
         if new[path: ["metadata", "deletionTimestamp"]] != nil && finalizers.isEmpty {

@@ -148,6 +148,46 @@ final class KubectlTests {
         }
     }
 
+    @Test("kubectl create secret generic, configmap and namespace: typed creates, in protobuf from kubectl 1.32")
+    func typedCreate() async throws {
+        try await withServer { server, client in
+            let kubeconfig = "\(self.directory)/kubeconfig-typed"
+            try server.writeKubeconfig(to: kubeconfig)
+            // -v=8 logs the request headers: the proof of which encoding kubectl chose.
+            let secret = try await self.kubectl(
+                kubeconfig,
+                ["create", "secret", "generic", "x", "--from-literal=k=v", "--type=Opaque", "-v=8"]
+            )
+            #expect(secret.succeeded, "\(secret.standardError)")
+            let stored = try await client.get("/api/v1/namespaces/default/secrets/x").body
+            #expect(stored["data"] == ["k": "dg=="])
+            #expect(stored["type"] == "Opaque")
+            #expect(
+                stored.managedFields("kubectl-create", "Update")?["fieldsV1"] == [
+                    "f:data": [".": [:], "f:k": [:]], "f:type": [:],
+                ]
+            )
+            let configMap = try await self.kubectl(
+                kubeconfig,
+                ["create", "configmap", "c", "--from-literal=url=rtmp://h/app", "-v=8"]
+            )
+            #expect(configMap.succeeded, "\(configMap.standardError)")
+            #expect(
+                try await client.get("/api/v1/namespaces/default/configmaps/c").body["data"] == ["url": "rtmp://h/app"]
+            )
+            let namespace = try await self.kubectl(kubeconfig, ["create", "namespace", "team-a", "-v=8"])
+            #expect(namespace.succeeded, "\(namespace.standardError)")
+            #expect(try await client.get("/api/v1/namespaces/team-a").body[path: ["status", "phase"]] == "Active")
+            let version = try await self.kubectl(kubeconfig, ["version", "--client", "-o", "json"])
+            let minor = try JSON(data: Data(version.standardOutput.utf8))[path: ["clientVersion", "minor"]]?.stringValue
+            if let minor = minor.flatMap({ Int($0.prefix(while: \.isNumber)) }), minor >= 32 {
+                for exit in [secret, configMap, namespace] {
+                    #expect(exit.standardError.contains("Content-Type: application/vnd.kubernetes.protobuf"))
+                }
+            }
+        }
+    }
+
     @Test("HTTPS with the CA in the kubeconfig, and a bearer token")
     func tls() async throws {
         try await withServer(.init(tls: true, bearerToken: "t0ken")) { server, _ in
