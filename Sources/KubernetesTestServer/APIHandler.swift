@@ -15,6 +15,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import Synchronization
+import Yams
 
 /// Answers one API request: parses the Kubernetes URL layout itself and dispatches on verb and resource.
 ///
@@ -403,16 +404,27 @@ func parse(_ body: Data, contentType: String) throws(APIError) -> JSON {
     if contentType.contains("yaml") {
         let text = String(decoding: body, as: UTF8.self)
         if let unknown = GoYAML.unknownEscape(in: text) {
-            // As kube-apiserver words it (sigs.k8s.io/yaml over go-yaml v2), with where.
-            throw APIError.badRequest(
-                "error decoding YAML: error converting YAML to JSON: yaml: found unknown escape character "
-                    + "\(unknown.escape) at line \(unknown.line), column \(unknown.column)"
-            )
+            // As kube-apiserver words it: the apply patcher's "error decoding YAML", sigs.k8s.io/yaml's "error
+            // converting YAML to JSON", then go-yaml v2's scanner error, which names the line except the first.
+            throw APIError.badRequest("error decoding YAML: error converting YAML to JSON: \(unknown.goYAMLMessage)")
         }
         do {
             return try JSON(yaml: text)
+        } catch let error as YamlError {
+            // libyaml and go-yaml (a port of it) name the same problems: word them as kube-apiserver does.
+            let problem: String
+            switch error {
+            case .reader(let readerProblem, _, _, _):
+                problem = readerProblem
+            case .scanner(_, let scannerProblem, let mark, _), .parser(_, let scannerProblem, let mark, _),
+                .composer(_, let scannerProblem, let mark, _):
+                problem = mark.line > 1 ? "line \(mark.line): \(scannerProblem)" : scannerProblem
+            default:
+                problem = "\(error)"
+            }
+            throw APIError.badRequest("error decoding YAML: error converting YAML to JSON: yaml: \(problem)")
         } catch {
-            throw APIError.badRequest("the body is not valid YAML: \(error)")
+            throw APIError.badRequest("error decoding YAML: \(error)")
         }
     }
     if contentType.contains("application/vnd.kubernetes.protobuf") {
