@@ -53,6 +53,10 @@ public struct AsyncHTTPClientTransport: KubernetesTransport {
         httpConfiguration.timeout = HTTPClient.Configuration.Timeout(
             connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000)
         )
+        // Over HTTP/1.1 every watch holds a connection for as long as it runs (HTTP/2, which an API server speaks
+        // over TLS, multiplexes them). AsyncHTTPClient's default of 8 per host would leave a controller that watches
+        // its children, the Secrets they name and a Service (ten watches) no connection for a single request.
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         return httpConfiguration
     }
 
