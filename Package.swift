@@ -306,12 +306,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Controller runtime: reflector, work queue, workers, leader election, as a Service.
+        // Controller runtime: reflector, work queue, workers, leader election, metrics, as a Service.
         .target(
             name: "KubernetesController",
             dependencies: [
                 "KubernetesClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -376,6 +377,8 @@ let package = Package(
                 "KubernetesClient",
                 "KubernetesTestServer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import CoreMetrics
 public import KubernetesClient
 public import Logging
 public import ServiceLifecycle
@@ -32,19 +33,37 @@ public struct ControllerConfiguration: Sendable {
     public var listWatch: ListWatchOptions
     /// Run only while holding this Lease. `nil`: always run (a single replica).
     public var leaderElection: LeaderElectionConfiguration?
+    /// How long a cache's watch may go without progress before ``Controller/health`` calls it stalled; `nil`: twice
+    /// the watch timeout plus a minute (a healthy watch is renewed every watch timeout, with bookmarks meanwhile).
+    public var stallTimeout: Duration?
+    /// How often an optional watched resource the API server does not serve (KEDA not installed) is looked for again.
+    public var absentResourceRetry: Duration
+    /// How long a write's expectation (``WriteExpectations``) holds at most.
+    public var expectationTimeout: Duration
 
     public init(
         workers: Int = 2,
         resyncPeriod: Duration? = .seconds(300),
         queue: WorkQueueConfiguration = WorkQueueConfiguration(),
         listWatch: ListWatchOptions = ListWatchOptions(),
-        leaderElection: LeaderElectionConfiguration? = nil
+        leaderElection: LeaderElectionConfiguration? = nil,
+        stallTimeout: Duration? = nil,
+        absentResourceRetry: Duration = .seconds(60),
+        expectationTimeout: Duration = .seconds(10)
     ) {
         self.workers = workers
         self.resyncPeriod = resyncPeriod
         self.queue = queue
         self.listWatch = listWatch
         self.leaderElection = leaderElection
+        self.stallTimeout = stallTimeout
+        self.absentResourceRetry = absentResourceRetry
+        self.expectationTimeout = expectationTimeout
+    }
+
+    /// ``stallTimeout``, or its default.
+    var effectiveStallTimeout: Duration {
+        self.stallTimeout ?? .seconds(2 * max(1, self.listWatch.watchTimeoutSeconds) + 60)
     }
 }
 
@@ -58,17 +77,134 @@ public struct OwnedResource: Sendable {
     /// the operator's labels, so a selector keeps the cache to what the operator made.
     public var labelSelector: String?
 
-    public init(_ resource: KubernetesResource, ownerKind: String, labelSelector: String? = nil) {
+    /// Whether the API server may not serve the resource (a CRD that may not be installed): see
+    /// ``WatchedResource/isOptional``.
+    public var isOptional: Bool
+
+    /// Reduces each child before it is cached (see ``Reflector``).
+    public var transform: (@Sendable (KubernetesObject) -> KubernetesObject)?
+
+    public init(
+        _ resource: KubernetesResource,
+        ownerKind: String,
+        labelSelector: String? = nil,
+        isOptional: Bool = false,
+        transform: (@Sendable (KubernetesObject) -> KubernetesObject)? = nil
+    ) {
         self.resource = resource
         self.ownerKind = ownerKind
         self.labelSelector = labelSelector
+        self.isOptional = isOptional
+        self.transform = transform
     }
 
     /// The keys of the owners of `child` (same namespace: owners of namespaced objects are in their namespace).
     func ownerKeys(of child: KubernetesObject) -> [ObjectKey] {
+        Self.ownerKeys(of: child, kind: self.ownerKind)
+    }
+
+    static func ownerKeys(of child: KubernetesObject, kind: String) -> [ObjectKey] {
         (child.metadata.ownerReferences ?? [])
-            .filter { $0.kind == self.ownerKind }
+            .filter { $0.kind == kind }
             .map { ObjectKey(namespace: child.metadata.namespace, name: $0.name) }
+    }
+
+    var watched: WatchedResource {
+        let kind = self.ownerKind
+        return WatchedResource(
+            id: self.resource.plural,
+            self.resource,
+            labelSelector: self.labelSelector,
+            isOptional: self.isOptional,
+            transform: self.transform
+        ) { child in
+            Self.ownerKeys(of: child, kind: kind)
+        }
+    }
+}
+
+/// Any resource whose changes queue some of the controller's keys: owned children (``OwnedResource``), objects the
+/// reconciled objects refer to (Secrets named in a spec), or objects a reconcile reads (a Service of another
+/// namespace). Its cache lives as long as a leadership term, like the controller's own.
+public struct WatchedResource: Sendable {
+    /// Where the resource is watched.
+    public enum Scope: Sendable, Hashable {
+        /// The controller's namespace (every namespace when the controller watches all).
+        case controller
+        /// This namespace only.
+        case namespace(String)
+    }
+
+    /// The cache's name in ``Controller/cache(_:)``.
+    public var id: String
+    public var resource: KubernetesResource
+    public var scope: Scope
+    public var labelSelector: String?
+    public var fieldSelector: String?
+    /// The list page size; `nil`: the controller's.
+    public var pageSize: Int?
+    /// Whether the API server may not serve the resource (a CRD that may not be installed, or one the controller
+    /// may not be allowed to read): a list answered 404 or 403 then means *not served*, not a failure. The
+    /// controller looks again every `absentResourceRetry`, ``Controller/cache(_:)`` is `nil` meanwhile, and every
+    /// key is queued again when the resource comes or goes.
+    public var isOptional: Bool
+    /// Reduces each object before it is cached (see ``Reflector``).
+    public var transform: (@Sendable (KubernetesObject) -> KubernetesObject)?
+    /// The keys a change of `object` queues (it may also note the change, e.g. to wake something else).
+    public var keys: @Sendable (KubernetesObject) -> [ObjectKey]
+
+    public init(
+        id: String,
+        _ resource: KubernetesResource,
+        scope: Scope = .controller,
+        labelSelector: String? = nil,
+        fieldSelector: String? = nil,
+        pageSize: Int? = nil,
+        isOptional: Bool = false,
+        transform: (@Sendable (KubernetesObject) -> KubernetesObject)? = nil,
+        keys: @escaping @Sendable (KubernetesObject) -> [ObjectKey]
+    ) {
+        self.id = id
+        self.resource = resource
+        self.scope = scope
+        self.labelSelector = labelSelector
+        self.fieldSelector = fieldSelector
+        self.pageSize = pageSize
+        self.isOptional = isOptional
+        self.transform = transform
+        self.keys = keys
+    }
+}
+
+/// What ``Controller/health`` reports: the process's liveness and readiness in the controller's terms.
+public struct ControllerHealth: Sendable, Hashable, CustomStringConvertible {
+    /// `run()` is running (it has started and not ended).
+    public var isRunning: Bool
+    /// The controller leads a term now: it holds the Lease, or runs without leader election.
+    public var isLeading: Bool
+    /// Whether it runs with leader election.
+    public var usesLeaderElection: Bool
+    /// The caches of the current term that have not been listed yet (empty outside a term).
+    public var unsynced: [String]
+    /// The caches of the current term whose watch made no progress for the stall timeout.
+    public var stalled: [String]
+
+    /// Alive: running, and no watch stalled. A liveness probe restarts a process that is not.
+    public var isLive: Bool { self.isRunning && self.stalled.isEmpty }
+
+    /// Ready: the leader once every cache has synced; a standby (with leader election) as soon as it runs, since it
+    /// has no caches to sync and a rollout must not wait for it to lead.
+    public var isReady: Bool {
+        guard self.isRunning else { return false }
+        return self.isLeading ? self.unsynced.isEmpty : self.usesLeaderElection
+    }
+
+    public var description: String {
+        guard self.isRunning else { return "not running" }
+        var parts = [self.isLeading ? "leading" : self.usesLeaderElection ? "standby" : "starting"]
+        if !self.unsynced.isEmpty { parts.append("not synced: \(self.unsynced.joined(separator: ", "))") }
+        if !self.stalled.isEmpty { parts.append("stalled: \(self.stalled.joined(separator: ", "))") }
+        return parts.joined(separator: "; ")
     }
 }
 
@@ -78,18 +214,26 @@ public struct OwnedResource: Sendable {
 /// the key it is reconciling, releases its Lease, and returns. With leader election it reconciles only while it
 /// holds the Lease; when renewing fails for `renewDeadline` it stops reconciling and becomes a candidate again.
 ///
+/// Besides its own resource it watches owned and other resources (``WatchedResource``) into caches of their own, and
+/// workers start only once every cache has been listed, so a reconcile can compare what it wants with what the
+/// caches hold instead of asking the API server.
+///
 /// The reconciler gets the key and the cached object (`nil` when the object is gone: clean up what it owned).
 public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     public typealias Reconcile = @Sendable (ObjectKey, Object?) async throws -> ReconcileAction
 
     public let resource: KubernetesResource
     public let configuration: ControllerConfiguration
+    /// The writes of reconciles that the caches have not shown yet; reconcilers record theirs here.
+    public let expectations: WriteExpectations
     private let client: KubernetesClient
     private let namespace: String?
-    private let owned: [OwnedResource]
+    private let watched: [WatchedResource]
     private let reconcile: Reconcile
     private let logger: Logger
+    private let metrics: ControllerMetrics?
     private let current = Mutex<Term?>(nil)
+    private let running = Mutex(false)
     private let failures = FailureLog()
 
     /// A controller of `resource` in `namespace` (all namespaces when `nil`).
@@ -98,15 +242,19 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         resource: KubernetesResource,
         namespace: String?,
         owns owned: [OwnedResource] = [],
+        watches: [WatchedResource] = [],
         configuration: ControllerConfiguration = ControllerConfiguration(),
+        metrics: ControllerMetrics? = nil,
         logger: Logger,
         reconcile: @escaping Reconcile
     ) {
         self.client = client
         self.resource = resource
         self.namespace = namespace
-        self.owned = owned
+        self.watched = owned.map(\.watched) + watches
         self.configuration = configuration
+        self.expectations = WriteExpectations(timeout: configuration.expectationTimeout)
+        self.metrics = metrics
         self.logger = logger
         self.reconcile = reconcile
     }
@@ -115,8 +263,8 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     private struct Term: Sendable {
         var reflector: Reflector<Object>
         var queue: WorkQueue<ObjectKey>
-        /// The caches of the owned resources, by resource plural.
-        var owned: [String: Reflector<KubernetesObject>]
+        /// The caches of the watched resources, by id.
+        var caches: [String: WatchedCache]
     }
 
     /// The cache of the current leadership term (nil while not leading).
@@ -127,10 +275,50 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     /// The cache of an owned resource in the current leadership term (nil while not leading, or not owned): what
     /// a reconcile reads instead of asking the API server whether a child exists.
     public func ownedCache(_ resource: KubernetesResource) -> Reflector<KubernetesObject>? {
-        self.current.withLock { $0?.owned[resource.plural] }
+        self.cache(resource.plural)
+    }
+
+    /// The cache of the watched resource `id` in the current leadership term: `nil` while not leading, for an id
+    /// not watched, and for an optional resource the API server does not serve.
+    public func cache(_ id: String) -> Reflector<KubernetesObject>? {
+        guard let cache = self.current.withLock({ $0?.caches[id] }) else { return nil }
+        if cache.watched.isOptional, cache.isServed != true { return nil }
+        return cache.reflector
+    }
+
+    /// Liveness and readiness now (see ``ControllerHealth``).
+    public var health: ControllerHealth {
+        let term = self.current.withLock { $0 }
+        var health = ControllerHealth(
+            isRunning: self.running.withLock { $0 },
+            isLeading: term != nil,
+            usesLeaderElection: self.configuration.leaderElection != nil,
+            unsynced: [],
+            stalled: []
+        )
+        guard let term else { return health }
+        let now = ContinuousClock.now
+        let timeout = self.configuration.effectiveStallTimeout
+        let primary = self.resource.plural
+        if !term.reflector.hasSynced { health.unsynced.append(primary) }
+        if term.reflector.madeNoProgress(for: timeout, now: now) { health.stalled.append(primary) }
+        for (id, cache) in term.caches.sorted(by: { $0.key < $1.key }) {
+            switch cache.isServed {
+            case nil:
+                health.unsynced.append(id)
+            case false?:
+                continue
+            case true?:
+                if !cache.reflector.hasSynced { health.unsynced.append(id) }
+            }
+            if cache.reflector.madeNoProgress(for: timeout, now: now) { health.stalled.append(id) }
+        }
+        return health
     }
 
     public func run() async throws {
+        self.running.withLock { $0 = true }
+        defer { self.running.withLock { $0 = false } }
         guard let election = self.configuration.leaderElection else {
             try await self.lead(elector: nil)
             return
@@ -156,29 +344,43 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             namespace: self.namespace,
             options: self.configuration.listWatch
         )
-        let queue = WorkQueue<ObjectKey>(configuration: self.configuration.queue)
-        let children = self.owned.map { owned in
+        let queue = WorkQueue<ObjectKey>(configuration: self.configuration.queue, metrics: self.metrics?.queue)
+        let caches = self.watched.map { watched in
             var options = self.configuration.listWatch
-            options.labelSelector = owned.labelSelector
-            options.fieldSelector = nil
-            return (
-                owned,
-                Reflector<KubernetesObject>(
+            options.labelSelector = watched.labelSelector
+            options.fieldSelector = watched.fieldSelector
+            if let pageSize = watched.pageSize { options.pageSize = pageSize }
+            let namespace: String?
+            switch watched.scope {
+            case .controller: namespace = self.namespace
+            case .namespace(let name): namespace = name
+            }
+            return WatchedCache(
+                watched: watched,
+                reflector: Reflector<KubernetesObject>(
                     client: self.client,
-                    resource: owned.resource,
-                    namespace: self.namespace,
-                    options: options
+                    resource: watched.resource,
+                    namespace: namespace,
+                    options: options,
+                    transform: watched.transform
                 )
             )
         }
-        let caches = Dictionary(children.map { ($0.0.resource.plural, $0.1) }, uniquingKeysWith: { first, _ in first })
-        self.current.withLock { $0 = Term(reflector: reflector, queue: queue, owned: caches) }
-        defer { self.current.withLock { $0 = nil } }
+        let byID = Dictionary(caches.map { ($0.watched.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.expectations.reset()
+        self.current.withLock { $0 = Term(reflector: reflector, queue: queue, caches: byID) }
+        self.metrics?.leading.record(1)
+        defer {
+            self.current.withLock { $0 = nil }
+            self.metrics?.leading.record(0)
+        }
         self.logger.info("k8s controller started", metadata: ["k8s.resource": "\(self.resource)"])
 
         try await withThrowingDiscardingTaskGroup { group in
             for worker in 0..<max(1, self.configuration.workers) {
                 group.addTask {
+                    // Reconciles compare with the caches: none starts before every cache holds its first list.
+                    guard await Self.waitForSync(reflector, caches) else { return }
                     await self.work(queue: queue, reflector: reflector, worker: worker, elector: elector)
                 }
             }
@@ -190,20 +392,13 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { feeders in
                     feeders.addTask {
                         try await reflector.run { change in
-                            switch change {
-                            case .upserted(let object), .deleted(let object):
-                                queue.add(ObjectKey(object))
-                            }
+                            self.expectations.observe(self.resource, change)
+                            queue.add(ObjectKey(change.object))
                         }
                     }
-                    for (owned, cache) in children {
+                    for cache in caches {
                         feeders.addTask {
-                            try await cache.run { change in
-                                switch change {
-                                case .upserted(let child), .deleted(let child):
-                                    for key in owned.ownerKeys(of: child) { queue.add(key) }
-                                }
-                            }
+                            try await self.feed(cache, queue: queue, primary: reflector)
                         }
                     }
                     if let period = self.configuration.resyncPeriod {
@@ -236,6 +431,55 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         self.logger.info("k8s controller stopped", metadata: ["k8s.resource": "\(self.resource)"])
     }
 
+    /// Returns `false` if cancelled first.
+    private static func waitForSync(_ reflector: Reflector<Object>, _ caches: [WatchedCache]) async -> Bool {
+        do {
+            try await reflector.waitForSync()
+            for cache in caches {
+                try await cache.waitUntilKnown()
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Runs one watched resource's cache and queues the keys its changes name. An optional resource that is not
+    /// served is looked for again every `absentResourceRetry`; when it comes or goes, every key is queued.
+    private func feed(_ cache: WatchedCache, queue: WorkQueue<ObjectKey>, primary: Reflector<Object>) async throws {
+        let watched = cache.watched
+        while true {
+            do {
+                try await cache.reflector.run(
+                    onChange: { change in
+                        self.expectations.observe(watched.resource, change)
+                        for key in watched.keys(change.object) { queue.add(key) }
+                    },
+                    onListed: {
+                        guard cache.markServed() else { return }
+                        self.logger.info("k8s resource served now", metadata: ["k8s.resource": "\(watched.resource)"])
+                        for key in primary.keys { queue.add(key) }
+                    }
+                )
+                return
+            } catch let error as KubernetesError
+                where watched.isOptional && (error.statusCode == 404 || error.statusCode == 403)
+            {
+                if cache.markNotServed() {
+                    self.logger.info(
+                        "k8s resource not served; looking again later",
+                        metadata: [
+                            "k8s.resource": "\(watched.resource)", "k8s.status": "\(error.statusCode ?? 0)",
+                            "k8s.retry.delay": "\(self.configuration.absentResourceRetry)",
+                        ]
+                    )
+                    for key in primary.keys { queue.add(key) }
+                }
+                try await Task.sleep(for: self.configuration.absentResourceRetry)
+            }
+        }
+    }
+
     private func work(
         queue: WorkQueue<ObjectKey>,
         reflector: Reflector<Object>,
@@ -250,8 +494,10 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                 queue.done(key)
                 continue
             }
+            let start = ContinuousClock.now
             do {
                 let action = try await self.reconcile(key, reflector.get(key))
+                self.metrics?.reconciled(action, after: ContinuousClock.now - start)
                 queue.forget(key)
                 if self.failures.recovered(key) {
                     self.logger.info("k8s reconcile succeeded again", metadata: ["k8s.key": "\(key)"])
@@ -260,6 +506,9 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                     queue.add(key, after: delay)
                 }
             } catch {
+                if !(error is CancellationError) {
+                    self.metrics?.failed(error, after: ContinuousClock.now - start)
+                }
                 // A user sees a failure by default; its retries, the same failure again, only at debug level.
                 let level: Logger.Level = self.failures.failed(key, "\(error)") ? .warning : .debug
                 self.logger.log(
@@ -271,6 +520,91 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             }
             queue.done(key)
         }
+    }
+}
+
+extension ReflectorChange {
+    /// The object added, changed or deleted.
+    public var object: Object {
+        switch self {
+        case .upserted(let object), .deleted(let object): object
+        }
+    }
+}
+
+/// A watched resource's cache in one term, and whether the API server serves the resource.
+final class WatchedCache: Sendable {
+    private enum Availability {
+        case unknown
+        case served
+        case notServed
+    }
+
+    private struct State {
+        var availability = Availability.unknown
+        var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var nextWaiter = 0
+    }
+
+    let watched: WatchedResource
+    let reflector: Reflector<KubernetesObject>
+    private let state = Mutex(State())
+
+    init(watched: WatchedResource, reflector: Reflector<KubernetesObject>) {
+        self.watched = watched
+        self.reflector = reflector
+    }
+
+    /// `nil` until the first list was answered (with the objects, or with 404/403 for an optional resource).
+    var isServed: Bool? {
+        switch self.state.withLock({ $0.availability }) {
+        case .unknown: nil
+        case .served: true
+        case .notServed: false
+        }
+    }
+
+    /// Records a complete list; returns whether the resource was known not to be served before.
+    func markServed() -> Bool {
+        self.settle(.served) == .notServed
+    }
+
+    /// Records a list answered 404 or 403; returns whether the resource was served before.
+    func markNotServed() -> Bool {
+        self.settle(.notServed) == .served
+    }
+
+    private func settle(_ availability: Availability) -> Availability {
+        let (previous, waiters) = self.state.withLock { state in
+            let previous = state.availability
+            state.availability = availability
+            defer { state.waiters.removeAll() }
+            return (previous, Array(state.waiters.values))
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+        return previous
+    }
+
+    /// Returns once the resource is listed or known not to be served. Throws `CancellationError` if cancelled first.
+    func waitUntilKnown() async throws {
+        let id = self.state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        let known = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now: Bool? = self.state.withLock { state in
+                    if state.availability != .unknown { return true }
+                    if Task.isCancelled { return false }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: false)
+        }
+        guard known else { throw CancellationError() }
     }
 }
 

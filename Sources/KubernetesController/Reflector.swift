@@ -44,8 +44,13 @@ public enum ReflectorChange<Object: KubernetesAPIObject>: Sendable {
 
 /// List + watch of one resource into a local cache keyed by namespace/name (client-go's reflector and store).
 ///
-/// ``run(onChange:)`` drives a ``ListWatchSequence``: a relist replaces the cache (reporting objects that vanished
-/// as deleted), each event updates it. Readers (``get(_:)``, ``list()``) see a consistent snapshot under a `Mutex`.
+/// ``run(onChange:onListed:)`` drives a ``ListWatchSequence``: a relist replaces the cache (reporting objects that
+/// vanished as deleted), each event updates it. Readers (``get(_:)``, ``list()``) see a consistent snapshot under a
+/// `Mutex`.
+///
+/// A `transform` (client-go's `SetTransform`) reduces each object before it is cached and reported: a cache of
+/// Secrets can keep their names and key names without a single value. The reflector also notes its progress (a
+/// list or watch request answered, an event or a bookmark received) for ``madeNoProgress(for:)``.
 public final class Reflector<Object: KubernetesAPIObject>: Sendable {
     private struct State {
         var objects: [ObjectKey: Object] = [:]
@@ -59,19 +64,34 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
     private let client: KubernetesClient
     private let namespace: String?
     private let options: ListWatchOptions
+    private let transform: (@Sendable (Object) -> Object)?
     private let state = Mutex(State())
+    private let progress: Progress
 
     /// Watches `resource` in `namespace`, or in all namespaces when `namespace` is `nil`.
     public init(
         client: KubernetesClient,
         resource: KubernetesResource,
         namespace: String?,
-        options: ListWatchOptions = ListWatchOptions()
+        options: ListWatchOptions = ListWatchOptions(),
+        transform: (@Sendable (Object) -> Object)? = nil
     ) {
-        self.client = client
+        let progress = Progress()
+        self.client = client.adding(ProgressMiddleware(progress: progress))
+        self.progress = progress
         self.resource = resource
         self.namespace = namespace
         self.options = options
+        self.transform = transform
+    }
+
+    /// Whether nothing moved for `duration` up to `now`: no list or watch request of this reflector was answered
+    /// with success, and no event or bookmark came. A watch is renewed at least every `watchTimeoutSeconds` and the
+    /// API server sends bookmarks meanwhile, so a live reflector never goes that long without progress; one that
+    /// does cannot reach the API server (or its watch hangs). Counted from the first ``run(onChange:onListed:)``.
+    public func madeNoProgress(for duration: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        guard let last = self.progress.last else { return false }
+        return now - last > duration
     }
 
     public func get(_ key: ObjectKey) -> Object? {
@@ -120,8 +140,13 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
         }
     }
 
-    /// Lists and watches until cancelled, calling `onChange` for every change after the cache has been updated.
-    public func run(onChange: @Sendable (ReflectorChange<Object>) -> Void) async throws {
+    /// Lists and watches until cancelled, calling `onChange` for every change after the cache has been updated, and
+    /// `onListed` after each complete list has replaced the cache (after its changes).
+    public func run(
+        onChange: @Sendable (ReflectorChange<Object>) -> Void,
+        onListed: @Sendable () -> Void = {}
+    ) async throws {
+        self.progress.note()
         let sequence = self.client.listWatch(
             Object.self,
             self.resource,
@@ -130,8 +155,10 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
             options: self.options
         )
         for try await event in sequence {
+            self.progress.note()
             switch event {
-            case .listed(let objects, let resourceVersion):
+            case .listed(var objects, let resourceVersion):
+                if let transform = self.transform { objects = objects.map(transform) }
                 let (removed, waiters) = self.state.withLock { state in
                     var fresh: [ObjectKey: Object] = [:]
                     fresh.reserveCapacity(objects.count)
@@ -148,17 +175,20 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
                 for waiter in waiters { waiter.resume(returning: true) }
                 for object in removed { onChange(.deleted(object)) }
                 for object in objects { onChange(.upserted(object)) }
+                onListed()
                 self.client.logger.debug(
                     "k8s reflector listed",
                     metadata: ["k8s.resource": "\(self.resource)", "k8s.count": "\(objects.count)"]
                 )
-            case .event(.added(let object)), .event(.modified(let object)):
+            case .event(.added(var object)), .event(.modified(var object)):
+                if let transform = self.transform { object = transform(object) }
                 self.state.withLock {
                     $0.objects[ObjectKey(object)] = object
                     $0.resourceVersion = object.metadata.resourceVersion
                 }
                 onChange(.upserted(object))
-            case .event(.deleted(let object)):
+            case .event(.deleted(var object)):
+                if let transform = self.transform { object = transform(object) }
                 self.state.withLock {
                     $0.objects[ObjectKey(object)] = nil
                     $0.resourceVersion = object.metadata.resourceVersion
@@ -171,5 +201,33 @@ public final class Reflector<Object: KubernetesAPIObject>: Sendable {
                 break
             }
         }
+    }
+}
+
+/// When a reflector last made progress.
+private final class Progress: Sendable {
+    private let instant = Mutex<ContinuousClock.Instant?>(nil)
+
+    var last: ContinuousClock.Instant? { self.instant.withLock { $0 } }
+
+    func note() {
+        self.instant.withLock { $0 = .now }
+    }
+}
+
+/// Notes a reflector's progress on every successful answer to its requests (a watch counts when it starts).
+private struct ProgressMiddleware: KubernetesMiddleware {
+    let progress: Progress
+
+    func intercept(
+        _ request: KubernetesRequest,
+        body: KubernetesBody?,
+        next: @Sendable (KubernetesRequest, KubernetesBody?) async throws -> (KubernetesResponse, KubernetesBody)
+    ) async throws -> (KubernetesResponse, KubernetesBody) {
+        let (response, responseBody) = try await next(request, body)
+        if (200..<300).contains(response.status) {
+            self.progress.note()
+        }
+        return (response, responseBody)
     }
 }

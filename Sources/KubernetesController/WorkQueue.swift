@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import CoreMetrics
 import Synchronization
 
 /// A work queue for N concurrent workers: a ``WorkQueueStateMachine`` in a `Mutex`, on the continuous clock.
@@ -25,13 +26,15 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     }
 
     private let state: Mutex<State>
+    private let metrics: WorkQueueMetrics?
 
-    public init(configuration: WorkQueueConfiguration = WorkQueueConfiguration()) {
+    public init(configuration: WorkQueueConfiguration = WorkQueueConfiguration(), metrics: WorkQueueMetrics? = nil) {
         self.state = Mutex(State(machine: WorkQueueStateMachine(configuration: configuration)))
+        self.metrics = metrics
     }
 
     public func add(_ key: Key) {
-        self.change { $0.add(key) }
+        self.change { $0.add(key, now: .now) }
     }
 
     public func add(_ key: Key, after delay: Duration) {
@@ -47,7 +50,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     }
 
     public func done(_ key: Key) {
-        self.change { $0.done(key) }
+        self.change { $0.done(key, now: .now) }
     }
 
     public func shutDown() {
@@ -66,12 +69,17 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func next() async -> Key? {
         while true {
             if Task.isCancelled { return nil }
-            let (action, generation, id) = self.state.withLock { state in
+            let (action, waited, depth, generation, id) = self.state.withLock { state in
                 state.nextWaiterID += 1
-                return (state.machine.next(now: .now), state.generation, state.nextWaiterID)
+                let (action, waited) = state.machine.take(now: .now)
+                return (action, waited, state.machine.count, state.generation, state.nextWaiterID)
             }
             switch action {
             case .process(let key):
+                if let metrics = self.metrics {
+                    metrics.depth.record(depth)
+                    if let waited { metrics.latency.recordNanoseconds(waited.nanoseconds) }
+                }
                 return key
             case .shutDown:
                 return nil
@@ -82,12 +90,13 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     }
 
     private func change(_ body: (inout WorkQueueStateMachine<Key, ContinuousClock.Instant>) -> Bool) {
-        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard body(&state.machine) else { return [] }
+        let (waiters, depth) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], Int?) in
+            guard body(&state.machine) else { return ([], nil) }
             state.generation &+= 1
             defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            return (Array(state.waiters.values), state.machine.count)
         }
+        if let depth { self.metrics?.depth.record(depth) }
         for waiter in waiters {
             waiter.resume()
         }

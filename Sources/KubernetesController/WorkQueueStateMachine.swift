@@ -46,6 +46,9 @@ public struct WorkQueueConfiguration: Sendable, Hashable {
 ///
 /// Delayed keys are kept in a dictionary scanned for the earliest deadline; fine for the thousands of keys of one
 /// operator, where few keys are failing at once.
+///
+/// Each queued key remembers when it was queued (the time passed to ``add(_:now:)`` or ``done(_:now:)``, or the
+/// deadline of a delay), so ``take(now:)`` can say how long it waited: client-go's `workqueue_queue_duration_seconds`.
 public struct WorkQueueStateMachine<Key: Hashable & Sendable, Instant: InstantProtocol & Sendable>: Sendable
 where Instant.Duration == Duration {
     public let configuration: WorkQueueConfiguration
@@ -55,6 +58,8 @@ where Instant.Duration == Duration {
     private var processing: Set<Key> = []
     private var delayed: [Key: Instant] = [:]
     private var failures: [Key: Int] = [:]
+    /// When each queued key was queued, for keys queued with a time.
+    private var queuedAt: [Key: Instant] = [:]
     private var tokens: Double
     private var lastRefill: Instant?
     private(set) public var isShutDown = false
@@ -87,6 +92,17 @@ where Instant.Duration == Duration {
     /// Queues `key` now. Returns whether the queue changed (a waiting worker should be woken).
     @discardableResult
     public mutating func add(_ key: Key) -> Bool {
+        self.enqueue(key, at: nil)
+    }
+
+    /// Queues `key`, noting `now` as when it was queued (see ``take(now:)``).
+    @discardableResult
+    public mutating func add(_ key: Key, now: Instant) -> Bool {
+        self.enqueue(key, at: now)
+    }
+
+    @discardableResult
+    private mutating func enqueue(_ key: Key, at now: Instant?) -> Bool {
         guard !self.isShutDown else { return false }
         self.delayed[key] = nil
         guard self.dirty.insert(key).inserted else { return false }
@@ -94,6 +110,7 @@ where Instant.Duration == Duration {
             return false
         }
         self.queue.append(key)
+        if let now { self.queuedAt[key] = now }
         return true
     }
 
@@ -132,9 +149,21 @@ where Instant.Duration == Duration {
     /// Marks `key` as processed. Returns whether it was queued again (it was added while being processed).
     @discardableResult
     public mutating func done(_ key: Key) -> Bool {
+        self.finish(key, at: nil)
+    }
+
+    /// As ``done(_:)``; a key queued again counts as queued at `now`.
+    @discardableResult
+    public mutating func done(_ key: Key, now: Instant) -> Bool {
+        self.finish(key, at: now)
+    }
+
+    @discardableResult
+    private mutating func finish(_ key: Key, at now: Instant?) -> Bool {
         guard self.processing.remove(key) != nil else { return false }
         if self.dirty.contains(key) && !self.isShutDown {
             self.queue.append(key)
+            if let now { self.queuedAt[key] = now }
             return true
         }
         return false
@@ -142,20 +171,26 @@ where Instant.Duration == Duration {
 
     /// Hands out the next key, promoting delayed keys whose time has come.
     public mutating func next(now: Instant) -> NextAction {
-        if self.isShutDown { return .shutDown }
+        self.take(now: now).action
+    }
+
+    /// As ``next(now:)``, with how long the key handed out waited in the queue: from when it was queued (a delayed
+    /// key: from its deadline) to `now`; `nil` when it was queued without a time.
+    public mutating func take(now: Instant) -> (action: NextAction, waited: Duration?) {
+        if self.isShutDown { return (.shutDown, nil) }
         var earliest: Instant? = nil
         if !self.delayed.isEmpty {
             for (key, deadline) in self.delayed {
                 if deadline <= now {
                     self.delayed[key] = nil
-                    self.add(key)
+                    self.enqueue(key, at: deadline)
                 } else if earliest.map({ deadline < $0 }) ?? true {
                     earliest = deadline
                 }
             }
         }
         guard self.head < self.queue.count else {
-            return .wait(until: earliest)
+            return (.wait(until: earliest), nil)
         }
         let key = self.queue[self.head]
         self.head += 1
@@ -165,7 +200,8 @@ where Instant.Duration == Duration {
         }
         self.dirty.remove(key)
         self.processing.insert(key)
-        return .process(key)
+        let waited = self.queuedAt.removeValue(forKey: key).map { $0.duration(to: now) }
+        return (.process(key), waited)
     }
 
     /// Stops handing out keys. Keys in flight may still call ``done(_:)``.
@@ -174,6 +210,7 @@ where Instant.Duration == Duration {
         self.queue.removeAll()
         self.head = 0
         self.delayed.removeAll()
+        self.queuedAt.removeAll()
     }
 
     func backoff(failures: Int) -> Duration {
