@@ -24,8 +24,9 @@ import Synchronization
 /// It keeps every object in memory and serves the REST API over HTTP/1.1 (or HTTPS) with JSON bodies: discovery,
 /// generic CRUD for built-in and custom resources, `resourceVersion` and `generation` bookkeeping, optimistic
 /// concurrency (409), watch with history replay, bookmarks and 410 Gone, status and scale subresources,
-/// finalizers, ownerReference cascading, merge, JSON and (simplified) server-side apply patches, and structural
-/// schema validation and pruning for custom resources. The real `kubectl` works against it.
+/// finalizers, ownerReference cascading, merge and JSON patches, server-side apply with field ownership and
+/// conflicts (`managedFields`), protobuf bodies of Namespaces, Secrets and ConfigMaps, and structural schema
+/// validation and pruning for custom resources. The real `kubectl` works against it.
 ///
 /// Faults a controller must survive can be injected: refused connections, failed requests, dropped watches and a
 /// compacted history.
