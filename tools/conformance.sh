@@ -86,6 +86,8 @@ refusal() {
     text=$(cat "$work/out")
     case $text in
         *"Apply failed with "*) reason=Conflict ;;
+        # kubectl rewords a 415 to a patch: "error: <type> is not supported by <kind>: <the Status message>".
+        *"unknown format - accepted media types include"*) reason=UnsupportedMediaType ;;
         *"Error from server ("*) reason=${text#*Error from server (}; reason=${reason%%)*} ;;
         *" is invalid: "*) reason=Invalid ;;
         *) echo "no Status in: $(head -c 200 "$work/out" | tr '\n' ' ')"; return ;;
@@ -127,6 +129,10 @@ say "generation bumps on a spec change" "$before -> $after"
 kn patch livestream gen --subresource=status --type=merge -p '{"status":{"ingestURL":"rtmp://status.example/live"}}' \
     > /dev/null
 say "generation stays on a status change" "$after -> $(generation gen)"
+
+# --- a custom resource takes no strategic merge patch (kubectl patch's default type).
+run kn patch livestream gen -p '{"spec":{"suspend":false}}'
+say "strategic merge patch of a custom resource" "exit=$status $(refusal)"
 
 # --- the schema refuses an invalid LiveStream, naming the field.
 stream bad 'spec: {ingest: {port: 70000}}' | write bad.yaml

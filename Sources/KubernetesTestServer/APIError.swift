@@ -85,11 +85,13 @@ struct APIError: Error, Sendable {
         APIError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method (\(method))")
     }
 
-    static func unsupportedMediaType(_ type: String) -> APIError {
+    /// 415 as `negotiation.NewUnsupportedMediaTypeError` words it, listing what the endpoint accepts.
+    static func unsupportedMediaType(accepted: [String]) -> APIError {
         APIError(
             code: 415,
             reason: "UnsupportedMediaType",
-            message: "the body of the request was in an unknown format (\(type))"
+            message: "the body of the request was in an unknown format - accepted media types include: "
+                + accepted.joined(separator: ", ")
         )
     }
 

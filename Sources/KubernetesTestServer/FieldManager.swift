@@ -201,7 +201,14 @@ enum FieldManager {
         switch subresource {
         case nil: if type.hasStatus { config["status"] = nil }
         case .status: config = configuration["status"].map { ["status": $0] } ?? [:]
-        case .scale: throw APIError.unsupportedMediaType("application/apply-patch+yaml")
+        case .scale:
+            // An apply of a Scale is not modelled: the scale subresource takes the other patches and PUT.
+            throw APIError.unsupportedMediaType(
+                accepted: [
+                    "application/json-patch+json", "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ]
+            )
         }
         let applied = Self.fieldSet(of: config, schema: schema).filter {
             Self.owns($0, type: type, subresource: subresource)

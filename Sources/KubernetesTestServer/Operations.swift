@@ -97,6 +97,11 @@ extension Store.State {
         limit: Int
     ) throws(APIError) -> (JSON, created: Bool) {
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        // Custom resources have no Go struct to read patch strategies from: no strategic merge patch for them.
+        var accepted = ["application/json-patch+json", "application/merge-patch+json"]
+        if type.schema == nil { accepted.append("application/strategic-merge-patch+json") }
+        accepted.append("application/apply-patch+yaml")
+        guard accepted.contains(mediaType) else { throw APIError.unsupportedMediaType(accepted: accepted) }
         if mediaType == "application/apply-patch+yaml" {
             // `ValidatePatchOptions`: an apply names its manager.
             guard let fieldManager, !fieldManager.isEmpty else {
@@ -144,7 +149,7 @@ extension Store.State {
         case "application/json-patch+json":
             patched = try Patch.json(base, patch)
         default:
-            throw APIError.unsupportedMediaType(contentType)
+            throw APIError.unsupportedMediaType(accepted: accepted)
         }
         if let version = patched[path: ["metadata", "resourceVersion"]]?.stringValue,
             version != base[path: ["metadata", "resourceVersion"]]?.stringValue

@@ -54,8 +54,11 @@ enum KubernetesProtobuf {
                 }
             }
             guard contentEncoding.isEmpty else {
-                throw APIError.unsupportedMediaType(
-                    "application/vnd.kubernetes.protobuf (contentEncoding \(contentEncoding))"
+                throw APIError(
+                    code: 415,
+                    reason: "UnsupportedMediaType",
+                    message:
+                        "the protobuf body has contentEncoding \(contentEncoding), which this test server does not read"
                 )
             }
             var object: JSON

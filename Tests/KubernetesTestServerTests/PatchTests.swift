@@ -33,6 +33,33 @@ struct PatchTests {
         }
     }
 
+    @Test("a custom resource refuses strategic merge patch with 415, as kube-apiserver does; other types are 415 too")
+    func strategicMergeOnCustomResource() async throws {
+        try await withServer { server, client in
+            try server.installCRD(yaml: widgetCRD)
+            _ = try await client.post(widgets, widget("w"))
+            let refused = try await client.patch(
+                "\(widgets)/w",
+                ["spec": ["size": 4]],
+                type: "application/strategic-merge-patch+json"
+            )
+            #expect(refused.status == 415)
+            #expect(refused.body["reason"] == "UnsupportedMediaType")
+            let accepted = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            #expect(
+                refused.body["message"]?.stringValue
+                    == "the body of the request was in an unknown format - accepted media types include: \(accepted)"
+            )
+            #expect(try await client.patch("\(widgets)/w", ["spec": ["size": 4]]).status == 200)
+            let unknown = try await client.patch(
+                "/api/v1/namespaces/default/configmaps/x",
+                ["data": ["a": "1"]],
+                type: "text/plain"
+            )
+            #expect(unknown.status == 415)
+        }
+    }
+
     @Test("a merge patch carrying a stale resourceVersion is 409")
     func precondition() async throws {
         try await withServer { _, client in
