@@ -21,6 +21,10 @@ public enum ReconcileAction: Sendable, Hashable {
     case done
     /// Reconcile again after this delay, e.g. to poll something outside the cluster.
     case requeue(after: Duration)
+    /// Nothing could be judged yet (the cache lags behind this controller's own last write of the object, see
+    /// ``WriteExpectations``): neither a success nor a failure. The key is queued again after the delay, and keeps
+    /// its failure count and backoff, so a failing key that is deferred in between is still the same failure.
+    case deferred(after: Duration)
 }
 
 /// Settings of a ``Controller``.
@@ -180,6 +184,8 @@ public struct WatchedResource: Sendable {
 public struct ControllerHealth: Sendable, Hashable, CustomStringConvertible {
     /// `run()` is running (it has started and not ended).
     public var isRunning: Bool
+    /// `run()` has ended (returned or thrown): the controller does nothing any more.
+    public var hasStopped: Bool
     /// The controller leads a term now: it holds the Lease, or runs without leader election.
     public var isLeading: Bool
     /// Whether it runs with leader election.
@@ -189,8 +195,9 @@ public struct ControllerHealth: Sendable, Hashable, CustomStringConvertible {
     /// The caches of the current term whose watch made no progress for the stall timeout.
     public var stalled: [String]
 
-    /// Alive: running, and no watch stalled. A liveness probe restarts a process that is not.
-    public var isLive: Bool { self.isRunning && self.stalled.isEmpty }
+    /// Alive: not stopped, and no watch stalled. A liveness probe restarts a process that is not. (Not started yet
+    /// counts as alive: a process's HTTP endpoints may answer a moment before its controller runs.)
+    public var isLive: Bool { !self.hasStopped && self.stalled.isEmpty }
 
     /// Ready: the leader once every cache has synced; a standby (with leader election) as soon as it runs, since it
     /// has no caches to sync and a rollout must not wait for it to lead.
@@ -200,7 +207,7 @@ public struct ControllerHealth: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        guard self.isRunning else { return "not running" }
+        guard self.isRunning else { return self.hasStopped ? "stopped" : "not started" }
         var parts = [self.isLeading ? "leading" : self.usesLeaderElection ? "standby" : "starting"]
         if !self.unsynced.isEmpty { parts.append("not synced: \(self.unsynced.joined(separator: ", "))") }
         if !self.stalled.isEmpty { parts.append("stalled: \(self.stalled.joined(separator: ", "))") }
@@ -233,7 +240,8 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     private let logger: Logger
     private let metrics: ControllerMetrics?
     private let current = Mutex<Term?>(nil)
-    private let running = Mutex(false)
+    /// Not started (`nil`), running (`true`), stopped (`false`).
+    private let running = Mutex<Bool?>(nil)
     private let failures = FailureLog()
 
     /// A controller of `resource` in `namespace` (all namespaces when `nil`).
@@ -289,8 +297,10 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     /// Liveness and readiness now (see ``ControllerHealth``).
     public var health: ControllerHealth {
         let term = self.current.withLock { $0 }
+        let running = self.running.withLock { $0 }
         var health = ControllerHealth(
-            isRunning: self.running.withLock { $0 },
+            isRunning: running == true,
+            hasStopped: running == false,
             isLeading: term != nil,
             usesLeaderElection: self.configuration.leaderElection != nil,
             unsynced: [],
@@ -498,6 +508,11 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             do {
                 let action = try await self.reconcile(key, reflector.get(key))
                 self.metrics?.reconciled(action, after: ContinuousClock.now - start)
+                if case .deferred(let delay) = action {
+                    queue.add(key, after: delay)
+                    queue.done(key)
+                    continue
+                }
                 queue.forget(key)
                 if self.failures.recovered(key) {
                     self.logger.info("k8s reconcile succeeded again", metadata: ["k8s.key": "\(key)"])

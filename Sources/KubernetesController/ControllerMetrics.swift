@@ -15,7 +15,8 @@ public import KubernetesClient
 /// A controller's metrics, made through an injected `MetricsFactory` (swift-prometheus' in production, a test
 /// factory in tests), named `<prefix>_...`:
 ///
-/// - `reconciles_total{result}`: `success` (done), `requeue` (done, asked to run again later) or `error`.
+/// - `reconciles_total{result}`: `success` (done), `requeue` (done, asked to run again later), `deferred` (the
+///   cache lagged behind the controller's own write: judged later) or `error`.
 /// - `reconcile_failures_total{reason}`: failed reconciles by a bounded reason: the API server's `Status.reason`
 ///   (`Conflict`, `Forbidden`, `Invalid`, ...), `Transport`, `Decoding`, or the error's type name. Never an
 ///   object's name or an error message: those are in the log and the object's conditions.
@@ -32,6 +33,7 @@ public struct ControllerMetrics: Sendable {
     let succeeded: Counter
     let requeued: Counter
     let errored: Counter
+    let deferred: Counter
     let duration: Timer
     let leading: Gauge
     let queue: WorkQueueMetrics
@@ -43,6 +45,7 @@ public struct ControllerMetrics: Sendable {
         self.succeeded = Counter(label: reconciles, dimensions: [("result", "success")], factory: factory)
         self.requeued = Counter(label: reconciles, dimensions: [("result", "requeue")], factory: factory)
         self.errored = Counter(label: reconciles, dimensions: [("result", "error")], factory: factory)
+        self.deferred = Counter(label: reconciles, dimensions: [("result", "deferred")], factory: factory)
         self.duration = Timer(label: "\(prefix)_reconcile_duration_seconds", dimensions: [], factory: factory)
         self.leading = Gauge(label: "\(prefix)_leader", dimensions: [], factory: factory)
         self.queue = WorkQueueMetrics(
@@ -55,6 +58,7 @@ public struct ControllerMetrics: Sendable {
         switch action {
         case .done: self.succeeded.increment()
         case .requeue: self.requeued.increment()
+        case .deferred: self.deferred.increment()
         }
         self.duration.recordNanoseconds(duration.nanoseconds)
     }

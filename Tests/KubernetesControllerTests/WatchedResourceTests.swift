@@ -305,6 +305,7 @@ struct WatchedResourceTests {
             trigger.triggerGracefulShutdown()
             try await task.value
             #expect(!controller.health.isReady && !controller.health.isLeading)
+            #expect(!controller.health.isLive, "stopped: nothing watches any more")
         }
     }
 
