@@ -13,12 +13,25 @@ import KubernetesClient
 import LiveStreamModel
 import Logging
 
+/// What the operator's cache holds of the gateway Service.
+enum GatewayServiceView: Sendable {
+    /// No cache: not leading, or not synced yet.
+    case unknown
+    case absent
+    /// The Service; `behind` when the cache has not shown the writer's last apply yet.
+    case present(KubernetesObject, behind: Bool)
+}
+
 /// The single writer of the gateway Service's stream ports.
 ///
 /// One field manager owns the whole list of stream ports and applies it whole, from the ``PortBook``; concurrent
 /// workers call ``sync()`` and share one apply: while one is in flight the others wait, and the first of them then
 /// applies everything that changed meanwhile. Server-side apply merges `spec.ports` by port and protocol, so the
 /// ports the gateway's chart declares (HTTP, 1935) are left alone.
+///
+/// It reads the Service from the operator's watch of it (``view``), never from the API server: a sync that finds
+/// the Service listing exactly the allocated ports writes nothing, and a missing Service costs nothing until it
+/// appears (its watch then syncs). Until the watch shows the writer's own last apply, that apply is what counts.
 actor GatewayServiceWriter {
     /// The name of a stream's port on the gateway Service (a DNS label of at most 15 characters).
     static func portName(_ port: Int) -> String { "ls-\(port)" }
@@ -27,31 +40,52 @@ actor GatewayServiceWriter {
     private let configuration: OperatorConfiguration
     private let book: PortBook
     private let logger: Logger
-    private var applied: [Int]?
-    private var running: Task<Bool, any Error>?
+    private let view: @Sendable () -> GatewayServiceView
+    private let written: @Sendable (KubernetesObject) -> Void
+    /// The ports of the last apply, as they were applied (with node ports pinned or not).
+    private var applied: Set<Entry>?
+    private var running: Task<Void, any Error>?
     private var missingLogged = false
 
-    init(client: KubernetesClient, configuration: OperatorConfiguration, book: PortBook, logger: Logger) {
+    /// One stream port entry.
+    struct Entry: Hashable, Sendable {
+        var port: Int
+        var nodePort: Int?
+    }
+
+    /// - Parameters:
+    ///   - view: the gateway Service as the operator's cache holds it.
+    ///   - written: told of every apply's answer (for the controller's write expectations).
+    init(
+        client: KubernetesClient,
+        configuration: OperatorConfiguration,
+        book: PortBook,
+        logger: Logger,
+        view: @escaping @Sendable () -> GatewayServiceView,
+        written: @escaping @Sendable (KubernetesObject) -> Void
+    ) {
         self.client = client
         self.configuration = configuration
         self.book = book
         self.logger = logger
+        self.view = view
+        self.written = written
     }
 
     /// Makes the gateway Service list exactly the allocated ports; returns once a write that began after this call
-    /// has succeeded (or nothing needed writing). A missing gateway Service is logged and skipped.
+    /// has succeeded (or nothing needed writing). A missing gateway Service is logged once and skipped.
     func sync() async throws {
-        try await self.sync(unlessApplied: nil)
+        try await self.sync(unlessListed: nil)
     }
 
     /// As ``sync()``, but returns at once when `port` is already on the Service: the common case of a reconcile
     /// that finds its stream as it left it, which must not wait behind other streams' writes.
     func ensure(port: Int) async throws {
-        try await self.sync(unlessApplied: port)
+        try await self.sync(unlessListed: port)
     }
 
-    private func sync(unlessApplied port: Int?) async throws {
-        if let port, self.applied?.contains(port) == true {
+    private func sync(unlessListed port: Int?) async throws {
+        if let port, let (current, _) = self.current(), current.contains(where: { $0.port == port }) {
             return
         }
         // A write in flight may have read the ports before this call's change: wait for it to end.
@@ -60,60 +94,87 @@ actor GatewayServiceWriter {
         }
         // A write started after that one (by another caller) read them after this call's change: it is enough.
         if let running = self.running {
-            _ = try await running.value
+            try await running.value
             return
         }
-        let desired = self.book.allocations.map(\.port)
-        if desired == self.applied { return }
+        guard let (current, service) = self.current() else { return }
+        let pinNodePort = Self.pinsNodePort(service)
+        let desired = Set(self.book.allocations.map { Entry(port: $0.port, nodePort: pinNodePort ? $0.port : nil) })
+        if desired == current { return }
         // The task runs on this actor (it captures `self`), so it cannot start before `running` is set, and it
         // clears `running` before it completes, so whoever awaited it sees the next write, or none.
         let task = Task {
             do {
-                let written = try await self.write(desired)
+                try await self.write(desired)
+                self.applied = desired
                 self.running = nil
-                if written { self.applied = desired }
-                return written
             } catch {
                 self.running = nil
                 throw error
             }
         }
         self.running = task
-        _ = try await task.value
+        try await task.value
     }
 
-    /// Applies `ports`; `false` when the gateway Service does not exist.
-    private nonisolated func write(_ ports: [Int]) async throws -> Bool {
+    /// The stream ports the Service lists now (the last apply's while the cache is behind it), and the Service;
+    /// `nil` without a Service (or a cache).
+    private func current() -> (Set<Entry>, KubernetesObject)? {
+        switch self.view() {
+        case .unknown:
+            return nil
+        case .absent:
+            self.logMissing()
+            return nil
+        case .present(let service, let behind):
+            if behind, let applied = self.applied {
+                return (applied, service)
+            }
+            return (Self.streamPorts(of: service), service)
+        }
+    }
+
+    /// The stream port entries of `service`: named `ls-PORT`, to the same target port.
+    static func streamPorts(of service: KubernetesObject) -> Set<Entry> {
+        guard case .array(let ports)? = service["spec"]?["ports"] else { return [] }
+        var entries = Set<Entry>()
+        for entry in ports {
+            guard let port = entry["port"]?.intValue.map({ Int($0) }),
+                entry["name"]?.stringValue == Self.portName(port),
+                entry["targetPort"]?.intValue == Int64(port)
+            else { continue }
+            entries.insert(Entry(port: port, nodePort: entry["nodePort"]?.intValue.map { Int($0) }))
+        }
+        return entries
+    }
+
+    /// On a NodePort or LoadBalancer Service the node port is the stream's port too (the default range lies in the
+    /// NodePort range), so encoders reach the same port on any node.
+    static func pinsNodePort(_ service: KubernetesObject) -> Bool {
+        let type = service["spec"]?["type"]?.stringValue ?? "ClusterIP"
+        return type == "NodePort" || type == "LoadBalancer"
+    }
+
+    private nonisolated func write(_ entries: Set<Entry>) async throws {
         let name = self.configuration.gatewayServiceName
         let namespace = self.configuration.gatewayNamespace
-        let current: KubernetesObject
-        do {
-            current = try await self.client.get(KubernetesObject.self, .services, name: name, namespace: namespace)
-        } catch let error as KubernetesError where error.isNotFound {
-            await self.logMissing()
-            return false
-        }
-        // On a NodePort or LoadBalancer Service the node port is the stream's port too (the default range lies in
-        // the NodePort range), so encoders reach the same port on any node.
-        let type = current["spec"]?["type"]?.stringValue ?? "ClusterIP"
-        let pinNodePort = type == "NodePort" || type == "LoadBalancer"
-        let entries: [JSONValue] = ports.map { port in
-            var entry: JSONValue = [
-                "name": .string(Self.portName(port)),
-                "port": .int(Int64(port)),
-                "targetPort": .int(Int64(port)),
+        let ports: [JSONValue] = entries.sorted { $0.port < $1.port }.map { entry in
+            var port: JSONValue = [
+                "name": .string(Self.portName(entry.port)),
+                "port": .int(Int64(entry.port)),
+                "targetPort": .int(Int64(entry.port)),
                 "protocol": "TCP",
             ]
-            if pinNodePort { entry["nodePort"] = .int(Int64(port)) }
-            return entry
+            if let nodePort = entry.nodePort { port["nodePort"] = .int(Int64(nodePort)) }
+            return port
         }
         let service: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": ["name": .string(name), "namespace": .string(namespace)],
-            "spec": ["ports": .array(entries)],
+            "spec": ["ports": .array(ports)],
         ]
-        _ = try await self.client.apply(
+        let answer = try await self.client.apply(
             service,
             as: KubernetesObject.self,
             .services,
@@ -122,8 +183,8 @@ actor GatewayServiceWriter {
             fieldManager: "\(self.configuration.fieldManager)-gateway-ports",
             force: true
         )
-        self.logger.debug("gateway service ports applied", metadata: ["k8s.ports": "\(ports.count)"])
-        return true
+        self.written(answer)
+        self.logger.debug("gateway service ports applied", metadata: ["k8s.ports": "\(entries.count)"])
     }
 
     private func logMissing() {

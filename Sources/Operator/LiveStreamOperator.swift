@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+public import CoreMetrics
 public import KubernetesClient
 public import KubernetesController
 import LiveStreamModel
@@ -18,31 +19,42 @@ public import ServiceLifecycle
 /// `liverelay operator`: turns every LiveStream into a port, a relay, a Service, an ingress path, a firewall and a
 /// scale-to-zero rule, and keeps them so.
 ///
-/// A ``Controller`` of LiveStreams (watching the relay Deployments it owns, so a relay becoming ready updates the
-/// phase) with one reconcile per stream at a time, any number of streams at once. Run it in a `ServiceGroup`; with
-/// leader election only the holder of the Lease reconciles.
+/// A ``Controller`` of LiveStreams that also watches every child it makes, the Secrets the streams name and the
+/// gateway Service, so a change to any of them (a relay becoming ready, a child deleted by hand, a key Secret
+/// created) reconciles the streams concerned within a moment, and nothing is written or read while nothing changes.
+/// One reconcile per stream at a time, any number of streams at once. Run it in a `ServiceGroup`; with leader
+/// election only the holder of the Lease reconciles.
 public final class LiveStreamOperator: Service, Sendable {
+    /// The prefix of the operator's metric names.
+    public static let metricsPrefix = "liverelay_operator"
+
     public let configuration: OperatorConfiguration
-    private let reconciler: LiveStreamReconciler
+    let reconciler: LiveStreamReconciler
     /// The underlying controller, for its cache and queue.
     public let controller: Controller<KubernetesObject>
 
-    public init(client: KubernetesClient, configuration: OperatorConfiguration, logger: Logger) {
+    /// - Parameter metricsFactory: where the operator's metrics go (reconciles, failures, queue, API requests by
+    ///   verb and code); the global `MetricsSystem.factory` by default.
+    public init(
+        client: KubernetesClient,
+        configuration: OperatorConfiguration,
+        metricsFactory: (any MetricsFactory)? = nil,
+        logger: Logger
+    ) {
         self.configuration = configuration
+        let factory = metricsFactory ?? MetricsSystem.factory
+        let client = client.adding(KubernetesRequestMetrics(prefix: Self.metricsPrefix, factory: factory))
         let reconciler = LiveStreamReconciler(client: client, configuration: configuration, logger: logger)
         self.reconciler = reconciler
+        let (owned, watched) = reconciler.watches()
         self.controller = Controller<KubernetesObject>(
             client: client,
             resource: .liveStreams,
             namespace: configuration.namespace,
-            owns: [
-                OwnedResource(
-                    .deployments,
-                    ownerKind: LiveStreamResource.kind,
-                    labelSelector: RelayChildren.childLabelSelector
-                )
-            ],
+            owns: owned,
+            watches: watched,
             configuration: configuration.controller,
+            metrics: ControllerMetrics(prefix: Self.metricsPrefix, factory: factory),
             logger: logger
         ) { key, object in
             try await reconciler.reconcile(key, object)
@@ -53,9 +65,13 @@ public final class LiveStreamOperator: Service, Sendable {
     /// How many ports are allocated now.
     public var allocatedPorts: Int { self.reconciler.book.allocatedCount }
 
+    /// Liveness and readiness, for `/healthz` and `/readyz` (see ``ControllerHealth``).
+    public var health: ControllerHealth { self.controller.health }
+
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await self.reconciler.watchRelays() }
+            group.addTask { await self.reconciler.relays.run() }
+            group.addTask { await self.reconciler.syncGatewayOnChange() }
             defer { group.cancelAll() }
             try await self.controller.run()
         }

@@ -16,56 +16,76 @@ import LiveStreamModel
 import Logging
 import Synchronization
 
-/// Reconciles one LiveStream: level-based and idempotent, so running it again with nothing changed writes nothing.
+/// Reconciles one LiveStream: level-based and idempotent, so running it again with nothing changed writes nothing
+/// and reads nothing from the API server.
 ///
-/// The order matters. An invalid spec is reported and touches nothing. Then the finalizer (so a delete always
-/// releases the port), the port (recorded in status before any child exists), the gateway Service's port list, the
-/// stream key Secret, the children by server-side apply, the replica count, and last the status.
+/// It reads the stream, its children, the Secrets it names and the gateway Service from the controller's caches
+/// (every one of them watched, so a change to any queues the stream), compares what it wants with what they hold,
+/// and writes only the difference. The steps, in order: the spec (an invalid one is reported and touches nothing);
+/// the finalizer (so a delete always releases the port); the port (recorded in status before any child exists); the
+/// gateway Service's port list; the ingest key (generated when missing) and the targets' keys; the children; the
+/// replica count; the relay's own report; and last the status, computed by ``LiveStreamStatusRules`` from all that.
 final class LiveStreamReconciler: Sendable {
+    /// The cache ids of the watches that are not owned children.
+    static let gatewayServiceCache = "gateway-service"
+
     let client: KubernetesClient
     let configuration: OperatorConfiguration
     let book: PortBook
     let gateway: GatewayServiceWriter
     let events: EventRecorder
-    let keda: KEDAProbe
     let logger: Logger
-    private let controller = Mutex<Controller<KubernetesObject>?>(nil)
-    /// Streams whose relay runs: what the relay last reported (`nil`: not read yet, or unreadable) and since when it
-    /// runs. ``watchRelays()`` keeps one watch on each.
-    private let relays = Mutex<[StreamID: KnownRelay]>([:])
-    /// The streams ``watchRelays()`` watches now.
-    private let watching = Mutex<Set<StreamID>>([])
-    private let watchRequests = AsyncStream.makeStream(of: StreamID.self)
-    /// How long a relay that became ready without a publisher still counts as starting: the gateway connects a
-    /// held publisher once it sees the relay ready, a moment after the operator does.
-    let startingGrace: Duration = .seconds(15)
-
-    struct KnownRelay {
-        var report: RelayStreamReport?
-        var since: ContinuousClock.Instant
-    }
-    private let relayReader: RelayStatusReader
+    let references = SecretReferences()
+    private let controller = ControllerReference()
+    let relays: RelayReports
     /// Keeps the streams' keys for the gateway's shared ingest port, when configured.
     private let keyBook: IngestKeyBookWriter?
-    /// Per stream, the fingerprint of the children last applied by this process, and when.
-    private let applied = Mutex<[StreamID: (fingerprint: Int, at: ContinuousClock.Instant)]>([:])
-    /// How long applied children are trusted before they are applied again (drift repair).
-    let reapplyInterval: Duration = .seconds(300)
+    /// Per stream, what its key book entry was last made from (app and the key Secret's version, or `nil` for no
+    /// entry), so the key is read again only when its Secret changed.
+    private let bookEntries = Mutex<[StreamID: String?]>([:])
+    /// Wakes ``syncGatewayOnChange()`` when the gateway Service changed.
+    private let gatewayChanges = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
     init(client: KubernetesClient, configuration: OperatorConfiguration, logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
-        self.book = PortBook(range: configuration.portRange)
-        self.relayReader = RelayStatusReader(urlTemplate: configuration.relayStatusURL, timeout: .seconds(2))
+        let book = PortBook(range: configuration.portRange)
+        self.book = book
+        let controller = self.controller
+        let queue: @Sendable () -> WorkQueue<ObjectKey>? = { controller.value?.queue }
+        self.relays = RelayReports(
+            reader: RelayStatusReader(urlTemplate: configuration.relayStatusURL, timeout: .seconds(2)),
+            interval: configuration.relayStatusInterval,
+            logger: logger,
+            queue: queue
+        )
         self.keyBook = configuration.ingestKeyBookSecret.map {
             IngestKeyBookWriter(client: client, namespace: configuration.gatewayNamespace, name: $0)
         }
+        let gatewayKey = ObjectKey(namespace: configuration.gatewayNamespace, name: configuration.gatewayServiceName)
         self.gateway = GatewayServiceWriter(
             client: client,
             configuration: configuration,
-            book: self.book,
-            logger: logger
+            book: book,
+            logger: logger,
+            view: {
+                // Nothing is known of the ports before the first reconcile of a term has rebuilt the allocator.
+                guard let controller = controller.value, let streams = controller.reflector,
+                    book.isRebuilt(for: ObjectIdentifier(streams)),
+                    let cache = controller.cache(Self.gatewayServiceCache), cache.hasSynced
+                else { return .unknown }
+                guard let service = cache.get(gatewayKey) else { return .absent }
+                let behind = controller.expectations.isBehind(
+                    .services,
+                    gatewayKey,
+                    cachedVersion: service.metadata.resourceVersion
+                )
+                return .present(service, behind: behind)
+            },
+            written: { service in
+                controller.value?.expectations.expect(.services, written: service)
+            }
         )
         self.events = EventRecorder(
             client: client,
@@ -73,11 +93,70 @@ final class LiveStreamReconciler: Sendable {
             instance: configuration.reportingInstance,
             logger: logger
         )
-        self.keda = KEDAProbe(client: client)
     }
 
     func attach(_ controller: Controller<KubernetesObject>) {
-        self.controller.withLock { $0 = controller }
+        self.controller.value = controller
+    }
+
+    // MARK: - Watches
+
+    /// Every resource the reconcile reads besides LiveStreams, watched so that any change queues the streams it
+    /// concerns: the children (by the operator's labels; Ingresses only when the operator makes them, ScaledObjects
+    /// only while KEDA's CRD is served), every Secret as a key index (see ``SecretIndex``), and the gateway Service.
+    func watches() -> (owned: [OwnedResource], other: [WatchedResource]) {
+        let kind = LiveStreamResource.kind
+        let selector = RelayChildren.childLabelSelector
+        var owned = [
+            OwnedResource(.deployments, ownerKind: kind, labelSelector: selector),
+            OwnedResource(.configMaps, ownerKind: kind, labelSelector: selector),
+            OwnedResource(.services, ownerKind: kind, labelSelector: selector),
+            OwnedResource(.networkPolicies, ownerKind: kind, labelSelector: selector),
+        ]
+        if self.configuration.ingressEnabled {
+            owned.append(OwnedResource(.ingresses, ownerKind: kind, labelSelector: selector))
+        }
+        owned.append(OwnedResource(.scaledObjects, ownerKind: kind, labelSelector: selector, isOptional: true))
+        let references = self.references
+        let changes = self.gatewayChanges.continuation
+        let other = [
+            WatchedResource(
+                id: SecretIndex.id,
+                .secrets,
+                fieldSelector: SecretIndex.fieldSelector,
+                pageSize: 100,
+                transform: SecretIndex.reduce
+            ) { secret in
+                // The streams that name it, and the one that owns it (a generated key).
+                let owners = (secret.metadata.ownerReferences ?? []).filter { $0.kind == kind }.map {
+                    ObjectKey(namespace: secret.metadata.namespace, name: $0.name)
+                }
+                return references.streams(referring: ObjectKey(secret)) + owners
+            },
+            WatchedResource(
+                id: Self.gatewayServiceCache,
+                .services,
+                scope: .namespace(self.configuration.gatewayNamespace),
+                fieldSelector: "metadata.name=\(self.configuration.gatewayServiceName)"
+            ) { _ in
+                changes.yield()
+                return []
+            },
+        ]
+        return (owned, other)
+    }
+
+    /// Syncs the gateway Service's ports whenever it changes (created, edited by hand), until cancelled.
+    func syncGatewayOnChange() async {
+        for await _ in self.gatewayChanges.stream {
+            do {
+                try await self.gateway.sync()
+            } catch {
+                self.logger.warning("gateway service ports not applied; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                self.gatewayChanges.continuation.yield()
+            }
+        }
     }
 
     // MARK: - Entry
@@ -85,14 +164,13 @@ final class LiveStreamReconciler: Sendable {
     func reconcile(_ key: ObjectKey, _ object: KubernetesObject?) async throws -> ReconcileAction {
         var object = object
         if let reflector = try await self.rebuildIfNewTerm() {
-            // The owned Deployments' watch can queue a key before the LiveStreams are listed: read the object
-            // from the synced cache.
+            // An owned object's watch can queue a key before the LiveStreams are listed: read the object from the
+            // synced cache.
             object = reflector.get(key)
         }
         let id = StreamID(namespace: key.namespace, name: key.name)
         guard let object else {
-            self.applied.withLock { $0[id] = nil }
-            self.relays.withLock { _ = $0.removeValue(forKey: id) }
+            self.forget(id)
             // Gone without our finalizer having run (it was removed by hand): free what it held anyway.
             if self.book.release(id) != nil {
                 try await self.gateway.sync()
@@ -104,11 +182,18 @@ final class LiveStreamReconciler: Sendable {
         if object.metadata.deletionTimestamp != nil {
             return try await self.finalize(object, id: id)
         }
+        guard let controller = self.controller.value else { return .done }
+        // A cached stream older than this process's last write of it: the event that brings the write is on its way
+        // and queues the stream again; reconciling the old copy would only write again.
+        if controller.expectations.isBehind(.liveStreams, key, cachedVersion: object.metadata.resourceVersion) {
+            return .deferred(after: controller.expectations.timeout)
+        }
+        let ledger = StatusLedger(Self.status(of: object))
         do {
-            return try await self.reconcileLive(object, id: id)
+            return try await self.reconcileLive(object, id: id, ledger: ledger, controller: controller)
         } catch {
             if !(error is CancellationError) {
-                await self.reportFailure(error, object: object, id: id)
+                await self.reportFailure(error, object: object, id: id, ledger: ledger)
             }
             throw error
         }
@@ -118,9 +203,9 @@ final class LiveStreamReconciler: Sendable {
     /// error (an event comes with the condition, once per new reason), written once while the failure stays the
     /// same. The controller retries with backoff and logs it. When the API server cannot take this write either,
     /// the log is all there is.
-    private func reportFailure(_ error: any Error, object: KubernetesObject, id: StreamID) async {
-        let previous = (try? object["status"].map { try JSONValue.decode(LiveStreamStatus.self, from: $0) }) ?? nil
-        var status = previous ?? LiveStreamStatus()
+    private func reportFailure(_ error: any Error, object: KubernetesObject, id: StreamID, ledger: StatusLedger) async {
+        // Onto the status as this reconcile left it (its port claim included), not as it found it.
+        var status = ledger.written ?? LiveStreamStatus()
         status.setCondition(
             Condition(
                 type: Condition.Kind.ready,
@@ -131,13 +216,13 @@ final class LiveStreamReconciler: Sendable {
                 observedGeneration: object.metadata.generation
             )
         )
-        try? await self.writeStatus(status, previous: previous, object: object, id: id)
+        try? await self.writeStatus(status, ledger: ledger, object: object, id: id)
     }
 
     /// At the first reconcile of a leadership term, once the reflector holds the complete first list, rebuild the
     /// allocator from every recorded port. Returns the synced reflector of the term.
     private func rebuildIfNewTerm() async throws -> Reflector<KubernetesObject>? {
-        guard let reflector = self.controller.withLock({ $0?.reflector }) else { return nil }
+        guard let reflector = self.controller.value?.reflector else { return nil }
         try await reflector.waitForSync()
         let displaced = self.book.rebuild(term: ObjectIdentifier(reflector)) {
             let claims = reflector.list().compactMap { object -> (PortClaimant, Int)? in
@@ -148,6 +233,8 @@ final class LiveStreamReconciler: Sendable {
                 "port allocator rebuilt",
                 metadata: ["k8s.count": "\(reflector.count)", "liverelay.ports": "\(claims.count)"]
             )
+            // The gateway Service's ports can be judged now: drop those of streams deleted meanwhile.
+            self.gatewayChanges.continuation.yield()
             return claims
         }
         for displacement in displaced {
@@ -166,9 +253,13 @@ final class LiveStreamReconciler: Sendable {
         )
     }
 
+    static func status(of object: KubernetesObject) -> LiveStreamStatus? {
+        (try? object["status"].map { try JSONValue.decode(LiveStreamStatus.self, from: $0) }) ?? nil
+    }
+
     /// Streams that wait for a port get another chance when one is freed.
     private func requeueStreamsWithoutPort() {
-        guard let controller = self.controller.withLock({ $0 }), let reflector = controller.reflector,
+        guard let controller = self.controller.value, let reflector = controller.reflector,
             let queue = controller.queue
         else { return }
         for object in reflector.list() where object.metadata.deletionTimestamp == nil {
@@ -179,12 +270,18 @@ final class LiveStreamReconciler: Sendable {
         }
     }
 
+    /// Forgets what this process knows of a stream that is gone or going.
+    private func forget(_ id: StreamID) {
+        self.relays.forget(id)
+        self.references.remove(id)
+        self.bookEntries.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
     // MARK: - Delete
 
     private func finalize(_ object: KubernetesObject, id: StreamID) async throws -> ReconcileAction {
         let finalizers = object.metadata.finalizers ?? []
-        self.applied.withLock { $0[id] = nil }
-        self.relays.withLock { _ = $0.removeValue(forKey: id) }
+        self.forget(id)
         guard finalizers.contains(LiveStreamResource.finalizer) else { return .done }
         let port = self.book.release(id)
         try await self.gateway.sync()
@@ -217,103 +314,32 @@ final class LiveStreamReconciler: Sendable {
 
     // MARK: - Create and update
 
-    private func reconcileLive(_ object: KubernetesObject, id: StreamID) async throws -> ReconcileAction {
+    private func reconcileLive(
+        _ object: KubernetesObject,
+        id: StreamID,
+        ledger: StatusLedger,
+        controller: Controller<KubernetesObject>
+    ) async throws -> ReconcileAction {
         let generation = object.metadata.generation
-        let previous = (try? object["status"].map { try JSONValue.decode(LiveStreamStatus.self, from: $0) }) ?? nil
-        var status = previous ?? LiveStreamStatus()
-        // What the server holds now, after our own writes in this reconcile.
-        var written = previous
-        status.observedGeneration = generation
-        let now = Timestamps.seconds(Date())
-        func condition(_ type: String, _ value: Condition.Status, _ reason: String, _ message: String) {
-            status.setCondition(
-                Condition(
-                    type: type,
-                    status: value,
-                    reason: reason,
-                    message: message,
-                    lastTransitionTime: now,
-                    observedGeneration: generation
-                )
-            )
-        }
+        let timestamp = Timestamps.seconds(Date())
+        let previous = ledger.written
 
-        // 1. A spec the schema could not refuse, refused here: report and touch nothing.
+        // 1. The spec: one the schema could not refuse is refused here, and touches nothing.
         let spec: LiveStreamSpec
-        let problems: [FieldError]
-        do {
-            spec = try JSONValue.decode(LiveStreamSpec.self, from: object["spec"] ?? [:])
-            problems = spec.validate(name: id.name)
-        } catch {
-            spec = LiveStreamSpec()
-            problems = [FieldError(field: "spec", message: "cannot be read: \(error)")]
-        }
-        if let first = problems.first {
-            let more = problems.count > 1 ? " (and \(problems.count - 1) more)" : ""
-            condition(Condition.Kind.ready, .false, "InvalidSpec", "\(first)\(more)")
-            status.phase = .failed
-            try await self.writeStatus(status, previous: previous, object: object, id: id)
+        switch Self.spec(of: object, name: id.name) {
+        case .failure(let invalid):
+            self.references.remove(id)
+            let status = LiveStreamStatusRules.invalidSpec(
+                invalid.problems,
+                previous: previous,
+                generation: generation,
+                timestamp: timestamp
+            )
+            try await self.writeStatus(status, ledger: ledger, object: object, id: id)
             return .done
+        case .success(let valid):
+            spec = valid
         }
-
-        // 2. The finalizer, before anything that must be undone at delete.
-        try await self.ensureFinalizer(object, id: id)
-
-        // 3. The port, recorded in status before any child exists.
-        let outcome = self.book.allocate(
-            for: Self.claimant(object),
-            requested: spec.ingest.port,
-            recorded: previous?.port
-        )
-        let port: Int
-        switch outcome {
-        case .allocated(let allocated, let displaced):
-            port = allocated
-            if let displaced {
-                await self.events.record(
-                    .warning,
-                    regarding: object,
-                    reason: "PortReassigned",
-                    action: "AllocatePort",
-                    note: "\(displaced); the stream now has port \(allocated)"
-                )
-            }
-            condition(
-                Condition.Kind.portAllocated,
-                .true,
-                "Allocated",
-                "port \(allocated) from the range \(self.book.range)"
-            )
-        case .failed(let error, let held):
-            condition(Condition.Kind.portAllocated, .false, error.reason, error.description)
-            guard let held else {
-                condition(Condition.Kind.ready, .false, "PortUnavailable", error.description)
-                status.phase = .failed
-                try await self.writeStatus(status, previous: previous, object: object, id: id)
-                if case .exhausted = error { return .requeue(after: .seconds(60)) }
-                return .done
-            }
-            // A refused change of a fixed port keeps the stream on the port it has.
-            port = held
-        }
-        status.port = port
-        status.ingestURL = self.configuration.ingestURL(port: port, app: spec.ingest.app)
-        if previous?.port != port {
-            try await self.writeStatus(status, previous: written, object: object, id: id)
-            written = status
-            await self.events.record(
-                .normal,
-                regarding: object,
-                reason: "PortAllocated",
-                action: "AllocatePort",
-                note: "Publish to \(status.ingestURL ?? "")"
-            )
-        }
-
-        // 4. The stream's port on the gateway Service.
-        try await self.gateway.ensure(port: port)
-
-        // 5. Secrets: generate a missing stream key; report missing target keys.
         let children = RelayChildren(
             namespace: id.namespace,
             name: id.name,
@@ -321,101 +347,49 @@ final class LiveStreamReconciler: Sendable {
             spec: spec,
             configuration: self.configuration
         )
-        let manager = self.configuration.fieldManager
-        func apply(_ value: JSONValue, _ resource: KubernetesResource) async throws -> KubernetesObject {
-            try await self.client.apply(
-                value,
-                as: KubernetesObject.self,
-                resource,
-                name: children.childName,
-                namespace: id.namespace,
-                fieldManager: manager,
-                force: true
-            )
-        }
-        let kedaInstalled = await self.keda.installed(namespace: id.namespace)
-        // What this process applied last for the stream: unchanged and recent, the children other than the
-        // Deployment (whose status gives the phase) are not applied again; a resync every `reapplyInterval`
-        // repairs drift in them.
-        var hasher = Hasher()
-        hasher.combine(children.configMap)
-        hasher.combine(children.service)
-        hasher.combine(children.networkPolicy)
-        hasher.combine(children.ingress)
-        hasher.combine(kedaInstalled ? children.scaledObject : nil)
-        let fingerprint = hasher.finalize()
-        var notReady: [String] = []
-        let upToDate = self.applied.withLock { applied in
-            guard let last = applied[id] else { return false }
-            return last.fingerprint == fingerprint && ContinuousClock.now - last.at < self.reapplyInterval
-        }
-        if !upToDate {
-            // 5. Secrets: generate a missing stream key; report missing target keys.
-            if spec.ingest.webhook == nil {
-                let (reason, message, key) = try await self.ensureStreamKey(children, object: object)
-                condition(Condition.Kind.streamKey, key != nil ? .true : .false, reason, message)
-                if let key {
-                    try await self.keyBook?.set(id, app: spec.ingest.app, key: key)
-                } else {
-                    notReady.append(message)
-                    try await self.keyBook?.remove(id)
-                }
-            } else {
-                condition(Condition.Kind.streamKey, .true, "Webhook", "publishers are authorized by the webhook")
-                // Nothing for the shared port to find it by: reachable on its own port.
-                try await self.keyBook?.remove(id)
-            }
-            for (index, target) in spec.targets.enumerated() {
-                guard let ref = target.streamKeySecretRef, target.enabled else { continue }
-                if try await self.secretKeyMissing(ref, namespace: id.namespace) {
-                    notReady.append(
-                        "spec.targets[\(index)].streamKeySecretRef: Secret \(ref.name) with key \(ref.key) not found"
-                    )
-                }
-            }
+        self.references.set(id, names: Set(children.secretNames))
 
-            // 6. The children.
-            _ = try await apply(children.configMap, .configMaps)
-            _ = try await apply(children.service, .services)
-            _ = try await apply(children.networkPolicy, .networkPolicies)
-            if let ingress = children.ingress {
-                _ = try await apply(ingress, .ingresses)
-            } else if self.configuration.ingressEnabled {
-                try await self.deleteIfPresent(.ingresses, name: children.childName, namespace: id.namespace)
-            }
-            if let invalid = children.sourceRanges.invalid.first {
-                self.logger.warning(
-                    "invalid allowed source range left out of the NetworkPolicy",
-                    metadata: ["k8s.name": "\(id)", "liverelay.range": "\(invalid)"]
-                )
-            }
-            if kedaInstalled {
-                _ = try await apply(children.scaledObject, .scaledObjects)
-            }
-        }
-        try await self.createDeploymentIfAbsent(children, kedaInstalled: kedaInstalled)
-        let deployment = try await apply(children.deployment, .deployments)
+        // 2. The finalizer, before anything that must be undone at delete.
+        try await self.ensureFinalizer(object, id: id, controller: controller)
 
-        // 7. Autoscaling and the replica count.
-        if kedaInstalled {
-            condition(
-                Condition.Kind.autoscaling,
-                .true,
-                spec.suspend ? "Paused" : "ScaledObjectReady",
-                spec.suspend
-                    ? "KEDA holds the relay at 0 replicas while the stream is suspended"
-                    : "KEDA scales the relay from \(spec.scaling.minReplicas) to 1 on the gateway's connection count; "
-                        + "idle after \(spec.scaling.idleSeconds)s"
-            )
-        } else {
-            condition(
-                Condition.Kind.autoscaling,
-                .false,
-                "KEDANotInstalled",
-                "KEDA (keda.sh/v1alpha1 ScaledObject) is not installed: the relay runs with 1 replica and does not "
-                    + "scale to zero"
-            )
+        // 3. The port, recorded in status before any child exists.
+        let claim: PortClaim
+        switch try await self.claimPort(object, spec: spec, id: id, ledger: ledger, timestamp: timestamp) {
+        case .claimed(let claimed):
+            claim = claimed
+        case .unavailable(let action):
+            return action
         }
+        let written = ledger.written
+        let ingestURL = self.configuration.ingestURL(port: claim.port, app: spec.ingest.app)
+
+        // 4. The stream's port on the gateway Service.
+        try await self.gateway.ensure(port: claim.port)
+
+        // 5. Secrets: generate a missing stream key; find missing target keys.
+        guard let secrets = controller.cache(SecretIndex.id) else { return .done }
+        let streamKey = try await self.ensureStreamKey(
+            children,
+            object: object,
+            secrets: secrets,
+            controller: controller
+        )
+        let missingTargetKeys = Self.missingTargetKeys(spec, namespace: id.namespace, secrets: secrets)
+
+        // 6. The children.
+        let kedaInstalled = controller.cache(KubernetesResource.scaledObjects.plural) != nil
+        guard
+            let deployment = try await self.ensureChildren(
+                children,
+                kedaInstalled: kedaInstalled,
+                controller: controller
+            )
+        else {
+            // Created by this process a moment ago and not in the cache yet: its event queues the stream again.
+            return .deferred(after: controller.expectations.timeout)
+        }
+
+        // 7. The replica count.
         let replicas = try await self.ensureReplicas(
             children,
             suspended: spec.suspend,
@@ -423,58 +397,44 @@ final class LiveStreamReconciler: Sendable {
             deployment: deployment
         )
 
-        // 8. Status.
+        // 8. What the running relay says.
+        let readyReplicas = Int(deployment["status"]?["readyReplicas"]?.intValue ?? 0)
+        var relay: RelayObservation?
+        if LiveStreamStatusRules.relayRuns(
+            spec: spec,
+            streamKey: streamKey,
+            missingTargetKeys: missingTargetKeys,
+            readyReplicas: readyReplicas
+        ) {
+            relay = await self.relays.observe(id)
+        } else {
+            self.relays.forget(id)
+        }
+
+        // 9. The status.
+        var previewURL: String?
         if spec.preview.enabled, let base = self.configuration.effectivePreviewURLBase {
-            status.previewURL = "\(base)\(children.previewPath)/index.m3u8"
-        } else {
-            status.previewURL = nil
+            previewURL = "\(base)\(children.previewPath)/index.m3u8"
         }
-        let readyReplicas = deployment["status"]?["readyReplicas"]?.intValue ?? 0
-        // A running relay is asked what it sees; ``pollRelays()`` asks again and reconciles when the answer changes.
-        let relayRunning = readyReplicas > 0 && !spec.suspend && notReady.isEmpty
-        if !relayRunning {
-            self.relays.withLock { _ = $0.removeValue(forKey: id) }
-        }
-        status.targets = nil
-        var requeue: Duration?
-        if spec.suspend {
-            status.phase = .suspended
-            condition(
-                Condition.Kind.ready,
-                .false,
-                "Suspended",
-                "spec.suspend is set: the relay is at 0 replicas and the gateway refuses connections"
-            )
-        } else if !notReady.isEmpty {
-            status.phase = .failed
-            condition(Condition.Kind.ready, .false, "SecretMissing", notReady.joined(separator: "; "))
-        } else {
-            if relayRunning {
-                let (report, since) = await self.relayReport(id)
-                if let report {
-                    status.phase = report.live ? .live : .idle
-                    status.targets = report.targets
-                } else {
-                    // Not known now: keep what was last seen rather than flap.
-                    status.phase = written?.phase == .live ? .live : .idle
-                    status.targets = written?.targets
-                }
-                // Ready, and the held publisher not through yet: still starting, for a while.
-                let starting = since + self.startingGrace - ContinuousClock.now
-                if status.phase == .idle, written?.phase == .starting, starting > .zero {
-                    status.phase = .starting
-                    requeue = starting
-                }
-            } else {
-                status.phase = replicas > 0 ? .starting : .idle
-            }
-            condition(
-                Condition.Kind.ready,
-                .true,
-                "Configured",
-                "the relay is configured; publish to \(status.ingestURL ?? "")"
-            )
-        }
+        let observation = LiveStreamObservation(
+            generation: generation,
+            spec: spec,
+            port: claim,
+            ingestURL: ingestURL,
+            previewURL: previewURL,
+            streamKey: streamKey,
+            missingTargetKeys: missingTargetKeys,
+            kedaInstalled: kedaInstalled,
+            replicas: replicas,
+            readyReplicas: readyReplicas,
+            relay: relay
+        )
+        let (status, requeue) = LiveStreamStatusRules.status(
+            of: observation,
+            previous: written,
+            now: .now,
+            timestamp: timestamp
+        )
         if written?.phase != status.phase, status.phase == .suspended || written?.phase == .suspended {
             await self.events.record(
                 .normal,
@@ -486,109 +446,36 @@ final class LiveStreamReconciler: Sendable {
                     : "The stream is back online"
             )
         }
-        try await self.writeStatus(status, previous: written, object: object, id: id)
-        if !upToDate {
-            // Missing Secrets are not watched: look again soon, and do not skip the check meanwhile.
-            guard notReady.isEmpty else { return .requeue(after: .seconds(30)) }
-            self.applied.withLock { $0[id] = (fingerprint, ContinuousClock.now) }
-        }
+        try await self.writeStatus(status, ledger: ledger, object: object, id: id)
         return requeue.map { .requeue(after: $0) } ?? .done
-    }
-
-    // MARK: - Running relays
-
-    /// What the stream's running relay says, and since when it runs (in this process's view): as its watch last
-    /// read it, or, for a relay not known yet, read now, and then watched (see ``watchRelays()``).
-    private func relayReport(_ id: StreamID) async -> (RelayStreamReport?, since: ContinuousClock.Instant) {
-        if let known = self.relays.withLock({ $0[id] }), known.report != nil {
-            return (known.report, known.since)
-        }
-        let report: RelayStreamReport?
-        do {
-            report = try await self.relayReader.read(id)
-        } catch {
-            self.logger.debug("Cannot read the relay's status", metadata: ["k8s.name": "\(id)", "error": "\(error)"])
-            report = nil
-        }
-        let since = self.relays.withLock { relays in
-            let since = relays[id]?.since ?? .now
-            relays[id] = KnownRelay(report: report, since: since)
-            return since
-        }
-        self.watchRequests.continuation.yield(id)
-        return (report, since)
-    }
-
-    /// Keeps one watch on each running relay (``watch(_:)``): the relay answers when what it says in a LiveStream's
-    /// terms changes (a publisher came or went, a target changed state), and the stream is reconciled then, within
-    /// a fraction of a second, with no request to the API server while nothing changes. Only the leader watches:
-    /// a standby forgets the relays it knew, and the next leader learns them from its reconciles.
-    func watchRelays() async {
-        await withDiscardingTaskGroup { group in
-            for await id in self.watchRequests.stream {
-                guard self.watching.withLock({ $0.insert(id).inserted }) else { continue }
-                group.addTask { await self.watch(id) }
-            }
-        }
-    }
-
-    /// Watches one relay while the stream's relay runs and this process leads.
-    private func watch(_ id: StreamID) async {
-        let reader = self.relayReader
-        var tag = self.relays.withLock { $0[id]?.report?.entityTag }
-        var failures = 0
-        while !Task.isCancelled {
-            guard let queue = self.controller.withLock({ $0?.queue }) else {
-                self.relays.withLock { $0.removeAll() }
-                break
-            }
-            guard self.relays.withLock({ $0[id] != nil }) else { break }
-            do {
-                guard
-                    let (report, newTag) = try await reader.read(
-                        id,
-                        changedFrom: tag,
-                        wait: self.configuration.relayStatusInterval
-                    )
-                else { continue }
-                failures = 0
-                tag = newTag ?? report.entityTag
-                // The reconcile it queues uses this report. A stream whose relay stopped meanwhile is gone from the
-                // map, and stays gone.
-                let changed = self.relays.withLock { relays in
-                    guard var known = relays[id], known.report != report else { return false }
-                    known.report = report
-                    relays[id] = known
-                    return true
-                }
-                if changed {
-                    queue.add(ObjectKey(namespace: id.namespace, name: id.name))
-                }
-            } catch {
-                // Unreadable now (restarting, or not reachable yet): keep what was last seen rather than flap.
-                failures += 1
-                let delay = Duration.milliseconds(min(10_000, 250 << min(failures, 6)))
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    break
-                }
-            }
-        }
-        self.watching.withLock { _ = $0.remove(id) }
-        // Running again since the loop looked: watched again.
-        if self.relays.withLock({ $0[id] != nil }) {
-            self.watchRequests.continuation.yield(id)
-        }
     }
 
     // MARK: - Steps
 
-    private func ensureFinalizer(_ object: KubernetesObject, id: StreamID) async throws {
+    struct InvalidSpec: Error {
+        var problems: [FieldError]
+    }
+
+    /// The stream's spec, or what is wrong with it.
+    static func spec(of object: KubernetesObject, name: String) -> Result<LiveStreamSpec, InvalidSpec> {
+        do {
+            let spec = try JSONValue.decode(LiveStreamSpec.self, from: object["spec"] ?? [:])
+            let problems = spec.validate(name: name)
+            return problems.isEmpty ? .success(spec) : .failure(InvalidSpec(problems: problems))
+        } catch {
+            return .failure(InvalidSpec(problems: [FieldError(field: "spec", message: "cannot be read: \(error)")]))
+        }
+    }
+
+    private func ensureFinalizer(
+        _ object: KubernetesObject,
+        id: StreamID,
+        controller: Controller<KubernetesObject>
+    ) async throws {
         var finalizers = object.metadata.finalizers ?? []
         guard !finalizers.contains(LiveStreamResource.finalizer) else { return }
         finalizers.append(LiveStreamResource.finalizer)
-        _ = try await self.client.patch(
+        let patched = try await self.client.patch(
             KubernetesObject.self,
             .liveStreams,
             name: id.name,
@@ -600,110 +487,320 @@ final class LiveStreamReconciler: Sendable {
                 ]
             ]
         )
+        controller.expectations.expect(.liveStreams, written: patched)
     }
 
-    /// Creates the ingest key's Secret when it is missing. Returns the StreamKey condition, and the key when there is
-    /// one (never logged: it goes to the ``IngestKeyBook`` only).
+    private enum PortStep {
+        /// The stream holds a port (recorded in status).
+        case claimed(PortClaim)
+        /// No port: the status says so; the reconcile ends with this.
+        case unavailable(ReconcileAction)
+    }
+
+    /// Allocates the stream's port and, when it is new, records it in status (the claim) with an event.
+    private func claimPort(
+        _ object: KubernetesObject,
+        spec: LiveStreamSpec,
+        id: StreamID,
+        ledger: StatusLedger,
+        timestamp: String
+    ) async throws -> PortStep {
+        let previous = ledger.written
+        let outcome = self.book.allocate(
+            for: Self.claimant(object),
+            requested: spec.ingest.port,
+            recorded: previous?.port
+        )
+        let claim: PortClaim
+        switch outcome {
+        case .allocated(let port, let displaced):
+            if let displaced {
+                await self.events.record(
+                    .warning,
+                    regarding: object,
+                    reason: "PortReassigned",
+                    action: "AllocatePort",
+                    note: "\(displaced); the stream now has port \(port)"
+                )
+            }
+            claim = PortClaim(
+                port: port,
+                status: .true,
+                reason: "Allocated",
+                message: "port \(port) from the range \(self.book.range)"
+            )
+        case .failed(let error, let held):
+            guard let held else {
+                let status = LiveStreamStatusRules.portUnavailable(
+                    error,
+                    previous: previous,
+                    generation: object.metadata.generation,
+                    timestamp: timestamp
+                )
+                try await self.writeStatus(status, ledger: ledger, object: object, id: id)
+                if case .exhausted = error { return .unavailable(.requeue(after: .seconds(60))) }
+                return .unavailable(.done)
+            }
+            // A refused change of a fixed port keeps the stream on the port it has.
+            claim = PortClaim(port: held, status: .false, reason: error.reason, message: error.description)
+        }
+        guard previous?.port != claim.port else { return .claimed(claim) }
+        let ingestURL = self.configuration.ingestURL(port: claim.port, app: spec.ingest.app)
+        let status = LiveStreamStatusRules.claim(
+            claim,
+            ingestURL: ingestURL,
+            previous: previous,
+            generation: object.metadata.generation,
+            timestamp: timestamp
+        )
+        try await self.writeStatus(status, ledger: ledger, object: object, id: id)
+        await self.events.record(
+            .normal,
+            regarding: object,
+            reason: "PortAllocated",
+            action: "AllocatePort",
+            note: "Publish to \(ingestURL)"
+        )
+        return .claimed(claim)
+    }
+
+    /// Creates the ingest key's Secret when the index has none, and keeps the key book entry. The index knows which
+    /// Secrets exist with which keys; a key itself is read only for the key book (never logged: it goes there only),
+    /// once per version of its Secret.
     private func ensureStreamKey(
         _ children: RelayChildren,
-        object: KubernetesObject
-    ) async throws -> (reason: String, message: String, key: String?) {
+        object: KubernetesObject,
+        secrets: Reflector<KubernetesObject>,
+        controller: Controller<KubernetesObject>
+    ) async throws -> StreamKeyObservation {
+        let id = StreamID(namespace: children.namespace, name: children.name)
+        guard children.spec.ingest.webhook == nil else {
+            // Nothing for the shared port to find it by: reachable on its own port.
+            try await self.setBookEntry(id, from: nil)
+            return .webhook
+        }
         let selector = children.streamKeySecret
+        let key = ObjectKey(namespace: children.namespace, name: selector.name)
+        if let secret = secrets.get(key) {
+            guard SecretIndex.has(secret, key: selector.key) else {
+                try await self.setBookEntry(id, from: nil)
+                return .missing("Secret \(selector.name) has no key \(selector.key)")
+            }
+            try await self.setBookEntry(id, from: (secret, selector, children.spec.ingest.app))
+            let generated = secret.metadata.ownerReferences?.contains { $0.uid == children.uid } == true
+            return .found(secret: selector.name, generated: generated)
+        }
+        if controller.expectations.isBehind(.secrets, key, cachedVersion: nil) {
+            // Generated by this process a moment ago; the index shows it soon.
+            return .found(secret: selector.name, generated: true)
+        }
+        let generated = StreamKey.generate()
+        let secret = try JSONValue.decode(
+            KubernetesObject.self,
+            from: children.generatedStreamKeySecret(key: generated)
+        )
+        let created: KubernetesObject
         do {
+            created = try await self.client.create(secret, .secrets, namespace: children.namespace)
+        } catch let error as KubernetesError where error.isConflict {
+            // Made by another worker or a person meanwhile: theirs stands, and its event queues the stream again.
+            return .found(secret: selector.name, generated: false)
+        }
+        controller.expectations.expect(.secrets, written: created)
+        await self.events.record(
+            .normal,
+            regarding: object,
+            reason: "StreamKeyGenerated",
+            action: "CreateSecret",
+            note: "Generated a stream key in Secret \(selector.name), key \(selector.key)"
+        )
+        // The key book gets the key as it gets any: when the index shows the Secret (its event queues the stream).
+        return .found(secret: selector.name, generated: true)
+    }
+
+    private static func bookSource(app: String, secret: KubernetesObject) -> String {
+        "\(app) \(secret.metadata.uid ?? "") \(secret.metadata.resourceVersion ?? "")"
+    }
+
+    /// Makes the stream's key book entry hold the key of `source` (none when `nil`), unless it was last made from
+    /// the same Secret version. Reads the key (one GET) only then.
+    private func setBookEntry(
+        _ id: StreamID,
+        from source: (secret: KubernetesObject, selector: LiveStreamSpec.SecretKeySelector, app: String)?
+    ) async throws {
+        guard let keyBook = self.keyBook else { return }
+        let wanted = source.map { Self.bookSource(app: $0.app, secret: $0.secret) }
+        if let known = self.bookEntries.withLock({ $0[id] }), known == wanted { return }
+        if let source {
             let secret = try await self.client.get(
                 KubernetesObject.self,
                 .secrets,
-                name: selector.name,
-                namespace: children.namespace
+                name: source.selector.name,
+                namespace: id.namespace
             )
             // As the relay reads the mounted file: without the line breaks around it.
             let key =
-                (secret["data"]?[selector.key]?.stringValue.flatMap { Data(base64Encoded: $0) }
-                .map { String(decoding: $0, as: UTF8.self) } ?? secret["stringData"]?[selector.key]?.stringValue)?
+                (secret["data"]?[source.selector.key]?.stringValue.flatMap { Data(base64Encoded: $0) }
+                .map { String(decoding: $0, as: UTF8.self) } ?? secret["stringData"]?[source.selector.key]?.stringValue)?
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let key else {
-                return ("KeyMissing", "Secret \(selector.name) has no key \(selector.key)", nil)
+            if let key {
+                try await keyBook.set(id, app: source.app, key: key)
+            } else {
+                try await keyBook.remove(id)
             }
-            let generated = secret.metadata.ownerReferences?.contains { $0.uid == children.uid } == true
-            return (generated ? "Generated" : "Found", "the stream key is in Secret \(selector.name)", key)
-        } catch let error as KubernetesError where error.isNotFound {
-            let generated = StreamKey.generate()
-            let secret = try JSONValue.decode(
-                KubernetesObject.self,
-                from: children.generatedStreamKeySecret(key: generated)
-            )
-            do {
-                _ = try await self.client.create(secret, .secrets, namespace: children.namespace)
-            } catch let error as KubernetesError where error.isConflict {
-                // Made by another worker or a person meanwhile: theirs stands.
-                return try await self.ensureStreamKey(children, object: object)
-            }
-            await self.events.record(
-                .normal,
-                regarding: object,
-                reason: "StreamKeyGenerated",
-                action: "CreateSecret",
-                note: "Generated a stream key in Secret \(selector.name), key \(selector.key)"
-            )
-            return ("Generated", "the stream key is in Secret \(selector.name)", generated)
+        } else {
+            try await keyBook.remove(id)
         }
+        self.bookEntries.withLock { $0[id] = .some(wanted) }
     }
 
-    private func secretKeyMissing(_ ref: LiveStreamSpec.SecretKeySelector, namespace: String) async throws -> Bool {
-        do {
-            let secret = try await self.client.get(
-                KubernetesObject.self,
-                .secrets,
-                name: ref.name,
-                namespace: namespace
-            )
-            return secret["data"]?[ref.key] == nil && secret["stringData"]?[ref.key] == nil
-        } catch let error as KubernetesError where error.isNotFound {
-            return true
+    /// One message per enabled target whose key Secret, or key, the index does not have.
+    static func missingTargetKeys(
+        _ spec: LiveStreamSpec,
+        namespace: String,
+        secrets: Reflector<KubernetesObject>
+    ) -> [String] {
+        var missing: [String] = []
+        for (index, target) in spec.targets.enumerated() {
+            guard let ref = target.streamKeySecretRef, target.enabled else { continue }
+            let secret = secrets.get(ObjectKey(namespace: namespace, name: ref.name))
+            if secret.map({ SecretIndex.has($0, key: ref.key) }) != true {
+                missing.append(
+                    "spec.targets[\(index)].streamKeySecretRef: Secret \(ref.name) with key \(ref.key) not found"
+                )
+            }
         }
+        return missing
     }
 
-    /// Creates the relay Deployment, the one time `spec.replicas` is written: 0 when KEDA scales it (or the stream
-    /// is suspended), so no relay starts before a publisher comes; `minReplicas`, at least 1, without KEDA.
+    /// Makes every child as desired, writing only those that differ from the cache: the ConfigMap, Service and
+    /// NetworkPolicy, the Ingress (or its deletion), the ScaledObject with KEDA, and last the Deployment, which it
+    /// returns (`nil`: created by this process a moment ago, not in the cache yet).
+    private func ensureChildren(
+        _ children: RelayChildren,
+        kedaInstalled: Bool,
+        controller: Controller<KubernetesObject>
+    ) async throws -> KubernetesObject? {
+        var desired = [
+            DesiredChild(.configMaps, children.configMap),
+            DesiredChild(.services, children.service),
+            DesiredChild(.networkPolicies, children.networkPolicy),
+        ]
+        if let ingress = children.ingress {
+            desired.append(DesiredChild(.ingresses, ingress))
+        } else if self.configuration.ingressEnabled {
+            try await self.deleteIfPresent(.ingresses, children, controller: controller)
+        }
+        if kedaInstalled {
+            desired.append(DesiredChild(.scaledObjects, children.scaledObject))
+        }
+        for child in desired {
+            let written = try await self.ensure(child, controller: controller)
+            if written, child.resource == .networkPolicies, let invalid = children.sourceRanges.invalid.first {
+                self.logger.warning(
+                    "invalid allowed source range left out of the NetworkPolicy",
+                    metadata: ["k8s.name": "\(children.namespace)/\(children.name)", "liverelay.range": "\(invalid)"]
+                )
+            }
+        }
+        return try await self.ensureDeployment(children, kedaInstalled: kedaInstalled, controller: controller)
+    }
+
+    /// Applies `child` unless the cache shows it as desired (or shows an older copy of this process's own write of
+    /// it). Returns whether it wrote.
+    @discardableResult
+    private func ensure(_ child: DesiredChild, controller: Controller<KubernetesObject>) async throws -> Bool {
+        let key = ObjectKey(namespace: child.namespace, name: child.name)
+        let cached = controller.ownedCache(child.resource)?.get(key)
+        if let cached, child.isSatisfied(by: cached) { return false }
+        let pending = controller.expectations.pendingWrite(
+            child.resource,
+            key,
+            cachedVersion: cached?.metadata.resourceVersion
+        )
+        if pending == .some(child.hash) { return false }
+        let answer = try await self.apply(child)
+        controller.expectations.expect(child.resource, written: answer, note: child.hash)
+        return true
+    }
+
+    private func apply(_ child: DesiredChild) async throws -> KubernetesObject {
+        try await self.client.apply(
+            child.object,
+            as: KubernetesObject.self,
+            child.resource,
+            name: child.name,
+            namespace: child.namespace,
+            fieldManager: self.configuration.fieldManager,
+            force: true
+        )
+    }
+
+    /// The relay Deployment as desired. Created (POST) when absent, the one time `spec.replicas` is written: 0 when
+    /// KEDA scales it (or the stream is suspended), so no relay starts before a publisher comes; `minReplicas`, at
+    /// least 1, without KEDA.
     ///
     /// A create, not an apply: the applies that follow leave `spec.replicas` out, and server-side apply removes a
     /// field its manager stops applying. The create's `Update` entry in `managedFields` keeps it, and KEDA (or the
-    /// gateway, through the scale subresource) then owns the count. Absent means absent from the owned Deployments'
-    /// cache; a create that meets one made meanwhile (409) leaves it to the apply.
-    private func createDeploymentIfAbsent(_ children: RelayChildren, kedaInstalled: Bool) async throws {
-        let key = ObjectKey(namespace: children.namespace, name: children.childName)
-        guard let cache = self.controller.withLock({ $0?.ownedCache(.deployments) }), cache.get(key) == nil else {
-            return
-        }
-        let replicas =
-            children.spec.suspend
-            ? 0 : kedaInstalled ? children.spec.scaling.minReplicas : max(1, children.spec.scaling.minReplicas)
-        let deployment = try JSONValue.decode(
-            KubernetesObject.self,
-            from: children.deployment(replicas: replicas)
+    /// gateway, through the scale subresource) then owns the count. A create that meets one made meanwhile (409)
+    /// applies instead.
+    private func ensureDeployment(
+        _ children: RelayChildren,
+        kedaInstalled: Bool,
+        controller: Controller<KubernetesObject>
+    ) async throws -> KubernetesObject? {
+        let child = DesiredChild(.deployments, children.deployment)
+        let key = ObjectKey(namespace: child.namespace, name: child.name)
+        let cached = controller.ownedCache(.deployments)?.get(key)
+        if let cached, child.isSatisfied(by: cached) { return cached }
+        let pending = controller.expectations.pendingWrite(
+            .deployments,
+            key,
+            cachedVersion: cached?.metadata.resourceVersion
         )
-        do {
-            _ = try await self.client.create(
-                deployment,
-                .deployments,
-                namespace: children.namespace,
-                fieldManager: self.configuration.fieldManager
-            )
-            self.logger.debug(
-                "relay deployment created",
-                metadata: [
-                    "k8s.name": "\(children.namespace)/\(children.childName)", "liverelay.replicas": "\(replicas)",
-                ]
-            )
-        } catch let error as KubernetesError where error.isConflict {
-            // Made by another worker or a person meanwhile: the apply takes it from here.
+        if pending == .some(child.hash) { return cached }
+        let answer: KubernetesObject
+        if cached == nil {
+            let replicas =
+                children.spec.suspend
+                ? 0 : kedaInstalled ? children.spec.scaling.minReplicas : max(1, children.spec.scaling.minReplicas)
+            var body = children.deployment(replicas: replicas)
+            body["metadata"] = child.object["metadata"]
+            do {
+                answer = try await self.client.create(
+                    try JSONValue.decode(KubernetesObject.self, from: body),
+                    .deployments,
+                    namespace: children.namespace,
+                    fieldManager: self.configuration.fieldManager
+                )
+                self.logger.debug(
+                    "relay deployment created",
+                    metadata: ["k8s.name": "\(key)", "liverelay.replicas": "\(replicas)"]
+                )
+            } catch let error as KubernetesError where error.isConflict {
+                answer = try await self.apply(child)
+            }
+        } else {
+            answer = try await self.apply(child)
         }
+        controller.expectations.expect(.deployments, written: answer, note: child.hash)
+        return answer
     }
 
-    private func deleteIfPresent(_ resource: KubernetesResource, name: String, namespace: String) async throws {
+    /// Deletes the child of `resource` when the cache has it.
+    private func deleteIfPresent(
+        _ resource: KubernetesResource,
+        _ children: RelayChildren,
+        controller: Controller<KubernetesObject>
+    ) async throws {
+        let key = ObjectKey(namespace: children.namespace, name: children.childName)
+        guard let cached = controller.ownedCache(resource)?.get(key),
+            !controller.expectations.isBehind(resource, key, cachedVersion: cached.metadata.resourceVersion)
+        else { return }
         do {
-            try await self.client.delete(resource, name: name, namespace: namespace)
+            try await self.client.delete(resource, name: key.name, namespace: key.namespace)
         } catch let error as KubernetesError where error.isNotFound {}
+        controller.expectations.expectDeletion(resource, key)
     }
 
     /// With KEDA the ScaledObject owns the count, a suspended stream's too (its paused-replicas annotation holds it
@@ -741,26 +838,30 @@ final class LiveStreamReconciler: Sendable {
         return wanted
     }
 
-    /// Writes `status` if it differs from `previous`, as a merge patch (absent fields become `null`, so they are
-    /// removed). Emits an event for a condition that turned bad.
+    /// Writes `status` if it differs from the ledger's (what the server holds), as a merge patch (absent fields
+    /// become `null`, so they are removed), and records it in the ledger. Emits an event for a condition that turned
+    /// bad.
     private func writeStatus(
         _ status: LiveStreamStatus,
-        previous: LiveStreamStatus?,
+        ledger: StatusLedger,
         object: KubernetesObject,
         id: StreamID
     ) async throws {
+        let previous = ledger.written
         guard status != previous else { return }
         var body = try JSONValue.encode(status)
         for key in ["phase", "port", "ingestURL", "previewURL"] where body[key] == nil {
             body[key] = .null
         }
-        _ = try await self.client.patchStatus(
+        let written = try await self.client.patchStatus(
             KubernetesObject.self,
             .liveStreams,
             name: id.name,
             namespace: id.namespace,
             mergePatch: ["status": body]
         )
+        ledger.written = status
+        self.controller.value?.expectations.expect(.liveStreams, written: written)
         for condition in status.conditions ?? [] where condition.status == .false {
             let before = previous?.condition(condition.type)
             guard before?.status != .false || before?.reason != condition.reason else { continue }
@@ -778,36 +879,22 @@ final class LiveStreamReconciler: Sendable {
     }
 }
 
-/// Whether KEDA's ScaledObject resource exists, asked at most every `interval`.
-final class KEDAProbe: Sendable {
-    private let client: KubernetesClient
-    private let interval: Duration
-    private let state = Mutex<(installed: Bool, at: ContinuousClock.Instant)?>(nil)
+/// The status the server holds for the stream being reconciled: as the reconcile found it, then as it wrote it. One
+/// reconcile's, in one task.
+final class StatusLedger {
+    var written: LiveStreamStatus?
 
-    init(client: KubernetesClient, interval: Duration = .seconds(30)) {
-        self.client = client
-        self.interval = interval
+    init(_ written: LiveStreamStatus?) {
+        self.written = written
     }
+}
 
-    func installed(namespace: String) async -> Bool {
-        if let cached = self.state.withLock({ $0 }), ContinuousClock.now - cached.at < self.interval {
-            return cached.installed
-        }
-        let installed: Bool
-        do {
-            _ = try await self.client.list(
-                KubernetesObject.self,
-                .scaledObjects,
-                namespace: namespace,
-                options: ListOptions(limit: 1)
-            )
-            installed = true
-        } catch let error as KubernetesError where error.isNotFound {
-            installed = false
-        } catch {
-            return self.state.withLock { $0?.installed } ?? false
-        }
-        self.state.withLock { $0 = (installed, ContinuousClock.now) }
-        return installed
+/// The controller a reconciler works for, set once it exists (it is made with the reconciler's closure).
+private final class ControllerReference: Sendable {
+    private let controller = Mutex<Controller<KubernetesObject>?>(nil)
+
+    var value: Controller<KubernetesObject>? {
+        get { self.controller.withLock { $0 } }
+        set { self.controller.withLock { $0 = newValue } }
     }
 }

@@ -63,6 +63,12 @@ final class PortBook: Sendable {
         }
     }
 
+    /// Whether the allocator holds the recorded ports of `term`: until then it knows none of them, and what it says
+    /// must not be written anywhere (the gateway Service would lose every port).
+    func isRebuilt(for term: ObjectIdentifier) -> Bool {
+        self.state.withLock { $0.term == term }
+    }
+
     /// The port of `claimant`: the one it holds; else `requested` (its fixed `spec.ingest.port`, 0 for any); else,
     /// for any port, the one it recorded earlier (`recorded`) if that is still free, else the next free one.
     func allocate(for claimant: PortClaimant, requested: Int, recorded: Int?) -> Outcome {

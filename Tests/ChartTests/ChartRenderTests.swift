@@ -68,10 +68,11 @@ let chartCases: [ChartCase] = [
         #expect(chart.flag("liverelay-operator", "--namespace") == nil)
         #expect(chart.arguments("liverelay-operator").contains("--enable-leader-election"))
         let operatorRules = rules(chart, "ClusterRole", "liverelay-operator")
-        #expect(grants(operatorRules, "scaledobjects") == ["list", "create", "patch"])
+        #expect(grants(operatorRules, "scaledobjects") == ["list", "watch", "create", "patch"])
         #expect(grants(operatorRules, "ingresses").isEmpty)
         #expect(grants(operatorRules, "livestreams/finalizers") == ["update"])
-        #expect(grants(operatorRules, "secrets") == ["get", "create"])
+        // Watched into a key index; a key is read (get) only for the shared ingest port.
+        #expect(grants(operatorRules, "secrets") == ["list", "watch", "create"])
         let gatewayRules = rules(chart, "ClusterRole", "liverelay-gateway")
         #expect(grants(gatewayRules, "deployments/scale") == ["get", "update"])
         #expect(grants(gatewayRules, "livestreams") == ["list", "watch"])
@@ -166,7 +167,8 @@ let chartCases: [ChartCase] = [
         #expect(chart.flag("liverelay-operator", "--ingress-host") == "live.example.com")
         #expect(chart.flag("liverelay-operator", "--preview-url-base") == "https://cdn.example.com")
         #expect(
-            grants(rules(chart, "ClusterRole", "liverelay-operator"), "ingresses") == ["create", "patch", "delete"]
+            grants(rules(chart, "ClusterRole", "liverelay-operator"), "ingresses")
+                == ["list", "watch", "create", "patch", "delete"]
         )
     },
     ChartCase("ingress class without host makes no Ingress", ["ingress.className=nginx"]) { chart in
@@ -199,6 +201,10 @@ let chartCases: [ChartCase] = [
         #expect(gateway.allSatisfy { $0["resourceNames"] == ["liverelay-ingest-keys"] })
         #expect(grants(rules(chart, "ClusterRole", "liverelay-gateway"), "secrets").isEmpty)
         #expect(grants(rules(chart, "Role", "liverelay-operator"), "secrets") == ["create", "get", "patch"])
+        // The streams' keys are read for the book.
+        #expect(
+            grants(rules(chart, "ClusterRole", "liverelay-operator"), "secrets") == ["list", "watch", "create", "get"]
+        )
     },
     ChartCase("no shared ingest port by default", []) { chart in
         #expect(chart.flag("liverelay-gateway", "--shared-port") == nil)
