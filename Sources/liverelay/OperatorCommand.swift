@@ -15,7 +15,9 @@ import KubernetesClient
 import KubernetesController
 import LiveStreamModel
 import Logging
+import Metrics
 import Operator
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -119,6 +121,9 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "HOST:PORT of the HTTP endpoints: /metrics (Prometheus), /healthz and /readyz.")
+    var httpListen: String = "0.0.0.0:8081"
+
     func validate() throws {
         var configuration = OperatorConfiguration()
         do {
@@ -137,6 +142,7 @@ struct OperatorCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
+        _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
     }
 
     func podLabels() throws -> [String: String] {
@@ -206,6 +212,8 @@ struct OperatorCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "liverelay.operator")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let environment = ProcessInfo.processInfo.environment
         // Unique per process: the pod's name (from the downward API or the hostname) and a random suffix.
         let pod = environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
@@ -214,9 +222,18 @@ struct OperatorCommand: AsyncParsableCommand {
         let kubernetes = try self.kubernetesConfiguration()
         try await withKubernetesClient(configuration: kubernetes, logger: logger) { client in
             let liveStreamOperator = LiveStreamOperator(client: client, configuration: configuration, logger: logger)
+            let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            let http = makeOperatorHTTPApplication(
+                health: { liveStreamOperator.health },
+                registry: registry,
+                host: host,
+                port: port,
+                logger: Logger(label: "liverelay.http")
+            )
+            // HTTP first so it stops last: probes and a last scrape still answer while the operator stops.
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: liveStreamOperator)],
+                    services: [.init(service: http), .init(service: liveStreamOperator)],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )
@@ -227,6 +244,7 @@ struct OperatorCommand: AsyncParsableCommand {
                     "k8s.namespace": "\(self.namespace ?? "all")",
                     "liverelay.port-range": "\(self.portRange)",
                     "k8s.leader-election": "\(self.leaderElection)",
+                    "liverelay.http-listen": "\(self.httpListen)",
                 ]
             )
             try await group.run()

@@ -407,6 +407,30 @@ struct ChartRenderTests {
         #expect(OperatorConfiguration.defaultRelayImage == "\(repository):\(appVersion)")
     }
 
+    @Test("the operator serves /metrics, /healthz and /readyz on its port, probed, with Prometheus annotations")
+    func operatorEndpoints() async throws {
+        for (sets, annotated) in [
+            ([String](), true), (["operator.httpPort=9090", "operator.prometheusAnnotations=false"], false),
+        ] {
+            try await withRenderedChart(sets, lint: false) { chart in
+                let port: Int64 = annotated ? 8081 : 9090
+                #expect(chart.flag("liverelay-operator", "--http-listen") == "0.0.0.0:\(port)")
+                let container = try #require(chart.container("liverelay-operator"))
+                let http = container["ports"]?.arrayValue?.first { $0["name"] == "http" }
+                #expect(http?["containerPort"]?.intValue == port)
+                #expect(container[path: ["livenessProbe", "httpGet", "path"]] == "/healthz")
+                #expect(container[path: ["livenessProbe", "httpGet", "port"]] == "http")
+                #expect(container[path: ["readinessProbe", "httpGet", "path"]] == "/readyz")
+                #expect(container[path: ["readinessProbe", "httpGet", "port"]] == "http")
+                let annotations = chart.object("Deployment", "liverelay-operator")?[
+                    path: ["spec", "template", "metadata", "annotations"]
+                ]
+                #expect((annotations?["prometheus.io/port"] == .string("\(port)")) == annotated)
+                #expect((annotations?["prometheus.io/scrape"] == "true") == annotated)
+            }
+        }
+    }
+
     @Test(
         "values that cannot work fail the render with a message that names them",
         arguments: [

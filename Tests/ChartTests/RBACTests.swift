@@ -245,7 +245,7 @@ func operatorConfiguration(_ arguments: [String], identity: String) throws -> Op
         case "--disable-leader-election": leaderElection = false
         case "--lease-name": leaseName = value
         case "--lease-namespace": leaseNamespace = value
-        case "--log-level": break
+        case "--log-level", "--http-listen": break
         case "--ingest-key-book": configuration.ingestKeyBookSecret = value
         default: Issue.record("the chart passes \(argument), which this test does not know")
         }
