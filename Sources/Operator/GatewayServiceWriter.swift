@@ -24,9 +24,10 @@ enum GatewayServiceView: Sendable {
 
 /// The single writer of the gateway Service's stream ports.
 ///
-/// One field manager owns the whole list of stream ports and applies it whole, from the ``PortBook``; concurrent
-/// workers call ``sync()`` and share one apply: while one is in flight the others wait, and the first of them then
-/// applies everything that changed meanwhile. Server-side apply merges `spec.ports` by port and protocol, so the
+/// One field manager owns the whole list of stream ports and applies it whole, from the ``PortBook``. A stream's
+/// reconcile asks ``isExposed(_:)`` and, when not, has the reconciler's gateway loop call ``sync()``; callers of
+/// ``sync()`` share one apply: while one is in flight the others wait, and the first of them then applies everything
+/// that changed meanwhile, so a thousand new streams cost a few applies, not a thousand. Server-side apply merges `spec.ports` by port and protocol, so the
 /// ports the gateway's chart declares (HTTP, 1935) are left alone.
 ///
 /// It reads the Service from the operator's watch of it (``view``), never from the API server: a sync that finds
@@ -75,19 +76,16 @@ actor GatewayServiceWriter {
     /// Makes the gateway Service list exactly the allocated ports; returns once a write that began after this call
     /// has succeeded (or nothing needed writing). A missing gateway Service is logged once and skipped.
     func sync() async throws {
-        try await self.sync(unlessListed: nil)
+        try await self.syncNow()
     }
 
-    /// As ``sync()``, but returns at once when `port` is already on the Service: the common case of a reconcile
-    /// that finds its stream as it left it, which must not wait behind other streams' writes.
-    func ensure(port: Int) async throws {
-        try await self.sync(unlessListed: port)
+    /// Whether `port` is on the Service as it should be, or there is no Service to put it on (nothing to wait for).
+    func isExposed(_ port: Int) -> Bool {
+        guard let (current, service) = self.current() else { return true }
+        return current.contains(Entry(port: port, nodePort: Self.pinsNodePort(service) ? port : nil))
     }
 
-    private func sync(unlessListed port: Int?) async throws {
-        if let port, let (current, _) = self.current(), current.contains(where: { $0.port == port }) {
-            return
-        }
+    private func syncNow() async throws {
         // A write in flight may have read the ports before this call's change: wait for it to end.
         if let running = self.running {
             _ = try? await running.value
@@ -127,6 +125,7 @@ actor GatewayServiceWriter {
             self.logMissing()
             return nil
         case .present(let service, let behind):
+            self.missingLogged = false
             if behind, let applied = self.applied {
                 return (applied, service)
             }

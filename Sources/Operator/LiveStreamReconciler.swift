@@ -28,6 +28,8 @@ import Synchronization
 final class LiveStreamReconciler: Sendable {
     /// The cache ids of the watches that are not owned children.
     static let gatewayServiceCache = "gateway-service"
+    /// How long the gateway loop waits after a request for more before it applies.
+    static let gatewayGathering: Duration = .milliseconds(200)
 
     let client: KubernetesClient
     let configuration: OperatorConfiguration
@@ -36,6 +38,8 @@ final class LiveStreamReconciler: Sendable {
     let events: EventRecorder
     let logger: Logger
     let references = SecretReferences()
+    /// Streams whose port is not on the gateway Service yet.
+    let portWaiters = PortWaiters()
     private let controller = ControllerReference()
     let relays: RelayReports
     /// Keeps the streams' keys for the gateway's shared ingest port, when configured.
@@ -118,6 +122,7 @@ final class LiveStreamReconciler: Sendable {
         }
         owned.append(OwnedResource(.scaledObjects, ownerKind: kind, labelSelector: selector, isOptional: true))
         let references = self.references
+        let waiters = self.portWaiters
         let changes = self.gatewayChanges.continuation
         let other = [
             WatchedResource(
@@ -138,21 +143,36 @@ final class LiveStreamReconciler: Sendable {
                 .services,
                 scope: .namespace(self.configuration.gatewayNamespace),
                 fieldSelector: "metadata.name=\(self.configuration.gatewayServiceName)"
-            ) { _ in
+            ) { service in
                 changes.yield()
-                return []
+                // The streams whose port it lists now.
+                return waiters.satisfied(by: GatewayServiceWriter.streamPorts(of: service).map(\.port))
             },
         ]
         return (owned, other)
     }
 
     /// Syncs the gateway Service's ports whenever it changes (created, edited by hand), until cancelled.
+    ///
+    /// Streams waiting for their port ask for a sync through the same signal; while one apply is in flight the
+    /// signals of every stream that asked meanwhile fold into the next one.
     func syncGatewayOnChange() async {
+        var lastError: String?
         for await _ in self.gatewayChanges.stream {
+            // Gather: the streams created with this one ask within moments, and one apply takes them all.
+            try? await Task.sleep(for: Self.gatewayGathering)
             do {
                 try await self.gateway.sync()
+                lastError = nil
             } catch {
-                self.logger.warning("gateway service ports not applied; retrying", metadata: ["error": "\(error)"])
+                // A warning when the failure is new; the same one again only at debug level.
+                let message = "\(error)"
+                self.logger.log(
+                    level: message == lastError ? .debug : .warning,
+                    "gateway service ports not applied; retrying",
+                    metadata: ["error": "\(message)"]
+                )
+                lastError = message
                 try? await Task.sleep(for: .seconds(1))
                 self.gatewayChanges.continuation.yield()
             }
@@ -273,6 +293,7 @@ final class LiveStreamReconciler: Sendable {
     /// Forgets what this process knows of a stream that is gone or going.
     private func forget(_ id: StreamID) {
         self.relays.forget(id)
+        self.portWaiters.forget(id)
         self.references.remove(id)
         self.bookEntries.withLock { _ = $0.removeValue(forKey: id) }
     }
@@ -363,8 +384,16 @@ final class LiveStreamReconciler: Sendable {
         let written = ledger.written
         let ingestURL = self.configuration.ingestURL(port: claim.port, app: spec.ingest.app)
 
-        // 4. The stream's port on the gateway Service.
-        try await self.gateway.ensure(port: claim.port)
+        // 4. The stream's port on the gateway Service: asked for here, and written by the gateway loop with every
+        // port asked for meanwhile (one apply for many streams, not one per stream, each carrying every port). The
+        // stream is Ready once its port is there; the Service's event queues it then.
+        self.portWaiters.wait(id, port: claim.port)
+        let exposed = await self.gateway.isExposed(claim.port)
+        if exposed {
+            self.portWaiters.forget(id)
+        } else {
+            self.gatewayChanges.continuation.yield()
+        }
 
         // 5. Secrets: generate a missing stream key; find missing target keys.
         guard let secrets = controller.cache(SecretIndex.id) else { return .done }
@@ -411,7 +440,10 @@ final class LiveStreamReconciler: Sendable {
             self.relays.forget(id)
         }
 
-        // 9. The status.
+        // 9. The status, once the port is exposed.
+        guard exposed else {
+            return .deferred(after: controller.expectations.timeout)
+        }
         var previewURL: String?
         if spec.preview.enabled, let base = self.configuration.effectivePreviewURLBase {
             previewURL = "\(base)\(children.previewPath)/index.m3u8"
@@ -875,6 +907,29 @@ final class LiveStreamReconciler: Sendable {
                 action: "Reconcile",
                 note: condition.message
             )
+        }
+    }
+}
+
+/// The streams waiting for their port to be on the gateway Service.
+final class PortWaiters: Sendable {
+    private let waiting = Mutex<[StreamID: Int]>([:])
+
+    func wait(_ stream: StreamID, port: Int) {
+        self.waiting.withLock { $0[stream] = port }
+    }
+
+    func forget(_ stream: StreamID) {
+        self.waiting.withLock { _ = $0.removeValue(forKey: stream) }
+    }
+
+    /// Removes and returns the streams waiting for one of `ports`.
+    func satisfied(by ports: some Sequence<Int>) -> [ObjectKey] {
+        let listed = Set(ports)
+        return self.waiting.withLock { waiting in
+            let done = waiting.filter { listed.contains($0.value) }
+            for stream in done.keys { waiting[stream] = nil }
+            return done.keys.map { ObjectKey(namespace: $0.namespace, name: $0.name) }
         }
     }
 }
