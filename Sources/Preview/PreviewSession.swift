@@ -707,7 +707,8 @@ final class PrivateTemporaryDirectory: Sendable {
             if let made {
                 return .success(made)
             }
-            var template = Array((NSTemporaryDirectory() + "liverelay-preview-XXXXXX").utf8CString)
+            let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+            var template = Array((base + "liverelay-preview-XXXXXX").utf8CString)
             let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
             guard created != nil else {
                 let reason = String(cString: strerror(errno))

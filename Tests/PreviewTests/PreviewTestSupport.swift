@@ -268,8 +268,9 @@ func withTemporaryDirectory<Result>(
     return try await body(path)
 }
 
-/// Saves the PNG frame a page report carries to `name` in the artifacts directory (`LIVERELAY_ARTIFACTS`, or the
-/// temporary directory), and returns the path.
+/// Saves the PNG frame a page report carries to `name` in the artifacts directory (`LIVERELAY_ARTIFACTS`, or
+/// `liverelay-test-artifacts-UID` in the temporary directory: a file of a fixed name there belongs to whichever user
+/// ran the tests first), and returns the path.
 func saveFrame(_ report: PageReport, name: String) throws -> String? {
     guard let frame = report.frame, let comma = frame.png.firstIndex(of: ",") else {
         return nil
@@ -278,7 +279,13 @@ func saveFrame(_ report: PageReport, name: String) throws -> String? {
         return nil
     }
     let directory =
-        ProcessInfo.processInfo.environment["LIVERELAY_ARTIFACTS"] ?? FileManager.default.temporaryDirectory.path
+        ProcessInfo.processInfo.environment["LIVERELAY_ARTIFACTS"]
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("liverelay-test-artifacts-\(getuid())").path
+    try FileManager.default.createDirectory(
+        atPath: directory,
+        withIntermediateDirectories: true,
+        attributes: [.posixPermissions: 0o700]
+    )
     let path = directory + "/\(name).png"
     try data.write(to: URL(fileURLWithPath: path))
     return path

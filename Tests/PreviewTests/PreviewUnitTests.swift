@@ -126,7 +126,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: second)
         }
         #expect(first != second)
-        #expect(first.hasPrefix(NSTemporaryDirectory() + "liverelay-preview-"))
+        #expect(URL(fileURLWithPath: first).lastPathComponent.hasPrefix("liverelay-preview-"))
         for path in [first, second] {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? Int) == 0o700, "\(path): \(attributes)")
