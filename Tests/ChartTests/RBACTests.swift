@@ -381,11 +381,12 @@ struct RBACTests {
         // blockOwnerDeletion is written, never requested by the operator itself.
         let admissionOnly: Set<String> = ["liverelay.io/livestreams/finalizers:update"]
         // The chart cannot know whether KEDA will be in the cluster: with KEDA the ScaledObject owns the replica
-        // count (the operator never writes the scale); without, the operator does and applies no ScaledObject.
+        // count (the operator never writes the scale); without, the operator does, and only lists ScaledObjects to learn
+        // when KEDA comes.
         let otherMode: Set<String> =
             kedaInstalled
             ? ["apps/deployments/scale:get", "apps/deployments/scale:update"]
-            : ["keda.sh/scaledobjects:create", "keda.sh/scaledobjects:patch"]
+            : ["keda.sh/scaledobjects:create", "keda.sh/scaledobjects:patch", "keda.sh/scaledobjects:watch"]
         let operatorUnused = operatorRBAC.authorizer.grants.subtracting(operatorRBAC.used).subtracting(admissionOnly)
             .subtracting(otherMode)
         #expect(operatorUnused.isEmpty, "granted to the operator but never used: \(operatorUnused.sorted())")
@@ -445,6 +446,18 @@ struct RBACTests {
         try await eventually("the relay woken by the gateway") {
             await activator.activate(StreamID(namespace: "default", name: "alice"))
             return deployment()?[path: ["spec", "replicas"]]?.intValue == 1
+        }
+
+        // A Deployment edited by hand is restored: the operator watches it and applies its own fields again.
+        _ = try await admin.patch(
+            KubernetesObject.self,
+            .deployments,
+            name: "ls-alice",
+            namespace: "default",
+            mergePatch: ["spec": ["revisionHistoryLimit": 9]]
+        )
+        try await eventually("the hand-edited Deployment restored") {
+            deployment()?[path: ["spec", "revisionHistoryLimit"]]?.intValue == 3
         }
 
         // Preview off: the Ingress is deleted. Suspended: the ScaledObject is paused at zero replicas (KEDA owns the

@@ -352,7 +352,11 @@ struct OperatorFlowTests {
                             try await client.liveStream("phase", namespace: ns).phase == "Live"
                         }
                         let took = ContinuousClock.now - live
-                        #expect(took < .seconds(1), "Live \(took) after the relay took the publisher")
+                        // Unloaded, this is a tenth of a second or two (the relay answers the operator's long poll at
+                        // once). The bound leaves room for a CI machine running every suite on two cores, and still
+                        // fails any path that waits for a read of the relay (25 s here).
+                        print("phase: Live \(took) after the relay took the publisher")
+                        #expect(took < .seconds(2), "Live \(took) after the relay took the publisher")
                         _ = await ffmpeg.waitForExit()
                         try await eventually("the relay has no publisher", timeout: .seconds(20)) {
                             try await relay.streamState() != "live"
@@ -362,7 +366,8 @@ struct OperatorFlowTests {
                             try await client.liveStream("phase", namespace: ns).phase == "Idle"
                         }
                         let idleAfter = ContinuousClock.now - ended
-                        #expect(idleAfter < .seconds(2), "Idle \(idleAfter) after the publisher left")
+                        print("phase: Idle \(idleAfter) after the publisher left")
+                        #expect(idleAfter < .seconds(3), "Idle \(idleAfter) after the publisher left")
                     }
                 }
             }
