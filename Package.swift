@@ -409,6 +409,23 @@ let package = Package(
             path: "Benchmarks/RelayBench",
             swiftSettings: swiftSettings
         ),
+        // The operator at scale: LiveStreams created at once, time to Ready, requests per stream, memory, quiet.
+        .executableTarget(
+            name: "liverelay-operator-bench",
+            dependencies: [
+                "KubernetesClient",
+                "KubernetesTestServer",
+                "LiveStreamModel",
+                "Operator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/OperatorBench",
+            swiftSettings: swiftSettings
+        ),
         // Real peers for tests: nginx-rtmp (with a TLS front), ffmpeg, ffprobe, started and stopped per test.
         .target(
             name: "PeerTestSupport",
