@@ -243,6 +243,7 @@ let package = Package(
         .testTarget(
             name: "OperatorTests",
             dependencies: [
+                "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
                 "Gateway",
@@ -368,6 +369,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesClientTests",
             dependencies: [
+                "KubernetesTestSupport",
                 "KubernetesClient",
                 "KubernetesTestServer",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -379,6 +381,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesControllerTests",
             dependencies: [
+                "KubernetesTestSupport",
                 "KubernetesController",
                 "KubernetesClient",
                 "KubernetesTestServer",
@@ -430,6 +433,19 @@ let package = Package(
         .target(
             name: "PeerTestSupport",
             path: "Tests/PeerTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // One cluster per Kubernetes test: a namespace of its own on the in-process test server or on the cluster of
+        // LIVERELAY_TEST_KUBECONFIG, with the CRDs it needs installed, removed afterwards.
+        .target(
+            name: "KubernetesTestSupport",
+            dependencies: [
+                "KubernetesClient",
+                "KubernetesTestServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Tests/KubernetesTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,6 +12,7 @@
 import Foundation
 import KubernetesClient
 import KubernetesTestServer
+import KubernetesTestSupport
 import Testing
 
 func configMap(_ name: String, data: [String: String], labels: [String: String]? = nil) -> KubernetesObject {
@@ -27,7 +28,8 @@ func configMap(_ name: String, data: [String: String], labels: [String: String]?
 struct TestServerClientTests {
     @Test("create, get, update with conflict, merge patch, apply, list pages, delete")
     func crud() async throws {
-        try await withTestCluster { client, _ in
+        try await withTestCluster { cluster in
+            let client = cluster.client
             let name = uniqueName("crud")
             let label = uniqueName("run")
             let created = try await client.create(
@@ -110,7 +112,8 @@ struct TestServerClientTests {
 
     @Test("status and scale subresources")
     func subresources() async throws {
-        try await withTestCluster { client, _ in
+        try await withTestCluster { cluster in
+            let client = cluster.client
             let name = uniqueName("deploy")
             let deployment = KubernetesObject(
                 apiVersion: "apps/v1",
@@ -150,7 +153,8 @@ struct TestServerClientTests {
 
     @Test("watch from a version sees later changes; retries after injected 503s")
     func watchAndRetry() async throws {
-        try await withTestCluster { client, server in
+        try await withTestCluster { cluster in
+            let (client, server) = (cluster.client, cluster.server)
             let name = uniqueName("watch")
             let created = try await client.create(configMap(name, data: ["v": "0"]), .configMaps)
             // GET is idempotent: retried through the injected 503s.
@@ -158,6 +162,7 @@ struct TestServerClientTests {
             _ = try await client.get(KubernetesObject.self, .configMaps, name: name)
             // A merge patch is not: the 503 reaches the caller.
             server?.failNextRequests(count: 1, status: 503, retryAfter: 0)
+            cluster.notExercised("retries through injected 503s, and a 503 reaching a merge patch")
             if server != nil {
                 await #expect(throws: KubernetesError.self) {
                     _ = try await client.patch(
@@ -188,17 +193,24 @@ struct TestServerClientTests {
         }
     }
 
-    @Test("TLS with the server's CA and a bearer token from the kubeconfig")
+    @Test(
+        "TLS with the server's CA and a bearer token from the kubeconfig",
+        .disabled(if: isRealCluster, "configures the in-process server's TLS and token; a real cluster has its own")
+    )
     func tls() async throws {
-        guard ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"] == nil else { return }
-        try await withTestCluster(tls: true, bearerToken: "s3cret") { client, server in
+        try await withTestCluster(tls: true, bearerToken: "s3cret") { cluster in
+            let client = cluster.client
+            let server = try #require(cluster.server)
             let name = uniqueName("tls")
             _ = try await client.create(configMap(name, data: [:]), .configMaps)
             let fetched = try await client.get(KubernetesObject.self, .configMaps, name: name)
             #expect(fetched.metadata.name == name)
 
             // The same server without the token: 401, decoded.
-            var anonymous = try KubernetesConfiguration.kubeconfig(yaml: server!.kubeconfig(), baseDirectory: "/")
+            var anonymous = try KubernetesConfiguration.kubeconfig(
+                yaml: server.kubeconfig(namespace: cluster.namespace),
+                baseDirectory: "/"
+            )
             anonymous.credentials = .none
             try await withKubernetesClient(configuration: anonymous) { client in
                 let error = await #expect(throws: KubernetesError.self) {

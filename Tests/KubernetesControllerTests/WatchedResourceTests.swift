@@ -13,6 +13,7 @@ import Foundation
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
+import KubernetesTestSupport
 import Logging
 import Prometheus
 import ServiceLifecycleTestKit
@@ -120,6 +121,7 @@ func sample(_ text: String, _ name: String, _ labels: [String: String] = [:]) ->
 struct WatchedResourceTests {
     func controller(
         _ client: KubernetesClient,
+        namespace: String,
         label: String,
         watches: [WatchedResource],
         configuration: ControllerConfiguration? = nil,
@@ -134,7 +136,7 @@ struct WatchedResourceTests {
         let controller = Controller<KubernetesObject>(
             client: client,
             resource: .configMaps,
-            namespace: "default",
+            namespace: namespace,
             watches: watches,
             configuration: configuration
                 ?? ControllerConfiguration(resyncPeriod: nil, listWatch: fastOptions(label: label)),
@@ -156,7 +158,8 @@ struct WatchedResourceTests {
         "changes of a watched resource queue the keys it names, its transform reduces what is cached, and workers start only once a dozen caches have synced"
     )
     func watchedResources() async throws {
-        try await withTestCluster { client, server in
+        try await withTestCluster { cluster in
+            let (client, server) = (cluster.client, cluster.server)
             let label = uniqueName("watched")
             let parent = uniqueName("parent")
             let log = ReconcileLog()
@@ -181,7 +184,13 @@ struct WatchedResourceTests {
             let watches =
                 [secrets]
                 + others.map { WatchedResource(id: $0.plural, $0, labelSelector: "run=\(label)", keys: parentKey) }
-            let controller = self.controller(client, label: label, watches: watches, log: log) { key, _ in
+            let controller = self.controller(
+                client,
+                namespace: cluster.namespace,
+                label: label,
+                watches: watches,
+                log: log
+            ) { key, _ in
                 // A read in every reconcile: it needs a connection besides the watches'.
                 _ = try await client.list(
                     KubernetesObject.self,
@@ -191,11 +200,18 @@ struct WatchedResourceTests {
                 )
                 return .done
             }
-            _ = try await client.create(configMap(parent, label: label, value: "1"), .configMaps)
+            _ = try await client.create(
+                configMap(parent, namespace: cluster.namespace, label: label, value: "1"),
+                .configMaps
+            )
             // Some first lists fail and are retried: no reconcile may run before every cache has its list.
-            if let server { server.failNextRequests(count: 4) }
+            if let server {
+                server.failNextRequests(count: 4)
+            } else {
+                cluster.notExercised("first lists failing and retried (injected into the in-process server)")
+            }
             let (task, trigger) = await start(controller)
-            let key = ObjectKey(namespace: "default", name: parent)
+            let key = ObjectKey(namespace: cluster.namespace, name: parent)
             try await eventually("the ConfigMap reconciled") { log.count(key) >= 1 }
             let before = log.count(key)
 
@@ -206,7 +222,7 @@ struct WatchedResourceTests {
                     kind: "Secret",
                     metadata: ObjectMeta(
                         name: secretName,
-                        namespace: "default",
+                        namespace: cluster.namespace,
                         labels: ["run": label, "parent": parent]
                     ),
                     fields: ["data": ["key": "c2VjcmV0"]]
@@ -215,7 +231,7 @@ struct WatchedResourceTests {
             )
             try await eventually("the Secret's parent reconciled again") { log.count(key) > before }
             let cached = try #require(
-                controller.cache("secrets")?.get(ObjectKey(namespace: "default", name: secretName))
+                controller.cache("secrets")?.get(ObjectKey(namespace: cluster.namespace, name: secretName))
             )
             #expect(cached["data"] == nil, "the transform keeps values out of the cache")
             #expect(controller.cache("pods") != nil)
@@ -225,18 +241,23 @@ struct WatchedResourceTests {
 
             trigger.triggerGracefulShutdown()
             try await task.value
-            try await client.delete(.secrets, name: secretName, namespace: "default")
-            try await client.delete(.configMaps, name: parent, namespace: "default")
+            try await client.delete(.secrets, name: secretName, namespace: cluster.namespace)
+            try await client.delete(.configMaps, name: parent, namespace: cluster.namespace)
         }
     }
 
     @Test(
-        "an optional resource not served: its cache is nil and workers run; once served it is watched, every key queued"
+        "an optional resource not served: its cache is nil and workers run; once served it is watched, every key queued",
+        .disabled(
+            if: isRealCluster,
+            "installs a CRD into the in-process server; one never to be deleted on a real cluster"
+        )
     )
     func optionalResource() async throws {
-        try await withTestCluster { client, server in
-            // Installs a CRD: the in-process server only.
-            guard let server else { return }
+        try await withTestCluster { cluster in
+            let client = cluster.client
+            // Installs a CRD during the test, which must not be served before: the in-process server only.
+            let server = try #require(cluster.server)
             let label = uniqueName("optional")
             let parent = uniqueName("parent")
             let log = ReconcileLog()
@@ -244,14 +265,18 @@ struct WatchedResourceTests {
             configuration.absentResourceRetry = .milliseconds(200)
             let controller = self.controller(
                 client,
+                namespace: cluster.namespace,
                 label: label,
                 watches: [WatchedResource(id: "widgets", .widgets, isOptional: true, keys: parentKey)],
                 configuration: configuration,
                 log: log
             )
-            _ = try await client.create(configMap(parent, label: label, value: "1"), .configMaps)
+            _ = try await client.create(
+                configMap(parent, namespace: cluster.namespace, label: label, value: "1"),
+                .configMaps
+            )
             let (task, trigger) = await start(controller)
-            let key = ObjectKey(namespace: "default", name: parent)
+            let key = ObjectKey(namespace: cluster.namespace, name: parent)
             try await eventually("reconciled without the widgets") { log.count(key) >= 1 }
             #expect(controller.cache("widgets") == nil)
             #expect(controller.health.isReady, "\(controller.health)")
@@ -265,7 +290,7 @@ struct WatchedResourceTests {
                 KubernetesObject(
                     apiVersion: "example.com/v1",
                     kind: "Widget",
-                    metadata: ObjectMeta(name: "w", namespace: "default", labels: ["parent": parent])
+                    metadata: ObjectMeta(name: "w", namespace: cluster.namespace, labels: ["parent": parent])
                 ),
                 .widgets
             )
@@ -277,16 +302,19 @@ struct WatchedResourceTests {
     }
 
     @Test(
-        "health: ready once every cache synced; a watch that cannot reach the server for the stall timeout is not live"
+        "health: ready once every cache synced; a watch that cannot reach the server for the stall timeout is not live",
+        .disabled(if: isRealCluster, "refuses connections of the in-process server: not on a real cluster")
     )
     func health() async throws {
-        try await withTestCluster { client, server in
-            guard let server else { return }
+        try await withTestCluster { cluster in
+            let client = cluster.client
+            let server = try #require(cluster.server)
             let label = uniqueName("health")
             var configuration = ControllerConfiguration(resyncPeriod: nil, listWatch: fastOptions(label: label))
             configuration.stallTimeout = .seconds(1)
             let controller = self.controller(
                 client,
+                namespace: cluster.namespace,
                 label: label,
                 watches: [WatchedResource(id: "secrets", .secrets, labelSelector: "run=\(label)", keys: parentKey)],
                 configuration: configuration,
@@ -313,15 +341,16 @@ struct WatchedResourceTests {
         "metrics: reconciles by result, failures by reason, duration and queue latency, depth, requests by verb and code"
     )
     func metrics() async throws {
-        try await withTestCluster { client, _ in
+        try await withTestCluster { cluster in
             let registry = PrometheusCollectorRegistry()
             let factory = PrometheusMetricsFactory(registry: registry)
             let label = uniqueName("metrics")
             let name = uniqueName("parent")
-            let client = client.adding(KubernetesRequestMetrics(prefix: "test", factory: factory))
+            let client = cluster.client.adding(KubernetesRequestMetrics(prefix: "test", factory: factory))
             let attempts = Mutex(0)
             let controller = self.controller(
                 client,
+                namespace: cluster.namespace,
                 label: label,
                 watches: [],
                 metrics: ControllerMetrics(prefix: "test", factory: factory),
@@ -334,7 +363,10 @@ struct WatchedResourceTests {
                 switch attempt {
                 case 1:
                     // Creating what exists: 409 AlreadyExists.
-                    _ = try await client.create(configMap(key.name, label: label, value: "again"), .configMaps)
+                    _ = try await client.create(
+                        configMap(key.name, namespace: cluster.namespace, label: label, value: "again"),
+                        .configMaps
+                    )
                     return .done
                 case 2:
                     return .requeue(after: .milliseconds(10))
@@ -342,7 +374,10 @@ struct WatchedResourceTests {
                     return .done
                 }
             }
-            _ = try await client.create(configMap(name, label: label, value: "1"), .configMaps)
+            _ = try await client.create(
+                configMap(name, namespace: cluster.namespace, label: label, value: "1"),
+                .configMaps
+            )
             let (task, trigger) = await start(controller)
             try await eventually("failed, requeued and done") { attempts.withLock { $0 } >= 3 }
             let text = scrape(registry)
@@ -381,7 +416,7 @@ struct WatchedResourceTests {
             trigger.triggerGracefulShutdown()
             try await task.value
             #expect(sample(scrape(registry), "test_leader") == 0)
-            try await client.delete(.configMaps, name: name, namespace: "default")
+            try await client.delete(.configMaps, name: name, namespace: cluster.namespace)
         }
     }
 }

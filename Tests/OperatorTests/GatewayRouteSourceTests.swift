@@ -12,6 +12,7 @@
 import Foundation
 import Gateway
 import KubernetesClient
+import KubernetesTestSupport
 import LiveStreamModel
 import Operator
 import ServiceLifecycle
@@ -53,7 +54,7 @@ struct GatewayRouteSourceTests {
         arguments: [false, true]
     )
     func routes(sendsProxyHeader: Bool) async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             let client = cluster.client
             let ns = cluster.namespace
             let routes = GatewayRoutes()
@@ -127,7 +128,7 @@ struct GatewayRouteSourceTests {
         "the operator keeps every stream's key in the key book and the gateway's routes carry it: a generated key, a key the user gave, a changed app, a webhook stream (none), a delete"
     )
     func ingestKeyBook() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             var configuration = try testConfiguration(cluster)
             configuration.ingestKeyBookSecret = "liverelay-ingest-keys"
@@ -231,7 +232,7 @@ struct GatewayRouteSourceTests {
 
     @Test("the activator scales a relay at zero to one, leaves a running one alone, and never throws")
     func activator() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             let client = cluster.client
             let ns = cluster.namespace
             let deployment = KubernetesObject(

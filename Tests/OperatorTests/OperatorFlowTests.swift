@@ -12,6 +12,7 @@
 import Foundation
 import KubernetesClient
 import KubernetesTestServer
+import KubernetesTestSupport
 import LiveStreamModel
 import Operator
 import PeerTestSupport
@@ -40,9 +41,15 @@ struct OperatorFlowTests {
     }
 
     private func lifecycle(relay: RelayChildProcess) async throws {
-        try await withTestCluster { cluster in
-            try await createGatewayService(cluster)
-            let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(200))
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            // A NodePort gateway on a real cluster too, to see node ports pinned to stream ports there; its range is
+            // a random window of ten so that another run on the cluster rarely holds the same node ports.
+            try await createGatewayService(cluster, type: "NodePort")
+            var configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(200))
+            if cluster.isReal {
+                let first = 31000 + 10 * Int.random(in: 0..<100)
+                configuration.portRange = try PortRange(first...(first + 9))
+            }
             try await withOperator(cluster, configuration: configuration) { _ in
                 let client = cluster.client
                 let ns = cluster.namespace
@@ -233,7 +240,7 @@ struct OperatorFlowTests {
 
     @Test("with KEDA: a ScaledObject per stream, paused at 0 while suspended; valid against KEDA's schema")
     func keda() async throws {
-        try await withTestCluster(keda: true) { cluster in
+        try await withTestCluster(crds: [.liveStream], keda: true) { cluster in
             try await createGatewayService(cluster)
             try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
                 let client = cluster.client
@@ -320,7 +327,7 @@ struct OperatorFlowTests {
         let closed = try freeTCPPort()
         let target = (name: "yt", url: "rtmp://127.0.0.1:\(closed)/live/phase")
         try await RelayChildProcess.with(targets: [target]) { relay in
-            try await withTestCluster { cluster in
+            try await withTestCluster(crds: [.liveStream]) { cluster in
                 try await createGatewayService(cluster)
                 // A watch waits 25 s for a change: only the relay's answer to it can make the phase follow in time.
                 let configuration = try testConfiguration(cluster, readingRelay: relay, every: .seconds(25))
@@ -379,7 +386,7 @@ struct OperatorFlowTests {
         let closed = try freeTCPPort()
         let target = (name: "yt", url: "rtmp://127.0.0.1:\(closed)/live/quiet")
         try await RelayChildProcess.with(targets: [target]) { relay in
-            try await withTestCluster { cluster in
+            try await withTestCluster(crds: [.liveStream]) { cluster in
                 try await createGatewayService(cluster)
                 let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
                 let counter = RequestCounter()
@@ -414,7 +421,7 @@ struct OperatorFlowTests {
 
     @Test("an invalid spec the schema cannot catch gets Ready=False naming the field, and nothing else")
     func invalidSpec() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
                 let client = cluster.client
@@ -443,7 +450,7 @@ struct OperatorFlowTests {
 
     @Test("fixed ports are honoured or refused; exhaustion is a condition; a freed port goes to a waiting stream")
     func fixedPortsAndExhaustion() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let configuration = try testConfiguration(cluster, portRange: 31000...31002)
             try await withOperator(cluster, configuration: configuration) { _ in
@@ -504,7 +511,7 @@ struct OperatorFlowTests {
 
     @Test("two streams recorded on one port: the older keeps it, the newer moves, with an event")
     func conflictAtStart() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let client = cluster.client
             let ns = cluster.namespace
@@ -543,7 +550,7 @@ struct OperatorFlowTests {
 
     @Test("a delete while the operator is down still releases the port at the next start")
     func deleteWhileDown() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let client = cluster.client
             let ns = cluster.namespace

@@ -12,6 +12,7 @@
 import Foundation
 import KubernetesClient
 import KubernetesController
+import KubernetesTestSupport
 import LiveStreamModel
 import Operator
 import Synchronization
@@ -90,7 +91,7 @@ struct OperatorLevelTests {
 
     @Test("a child deleted or edited by hand is restored within seconds; so is a deleted generated key")
     func childrenRestored() async throws {
-        try await withTestCluster(keda: true) { cluster in
+        try await withTestCluster(crds: [.liveStream], keda: true) { cluster in
             try await createGatewayService(cluster)
             try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
                 let client = cluster.client
@@ -163,7 +164,7 @@ struct OperatorLevelTests {
 
     @Test("a target key Secret that appears, loses its key, or gets it back requeues its stream at once")
     func referencedSecrets() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
                 let client = cluster.client
@@ -218,7 +219,7 @@ struct OperatorLevelTests {
 
     @Test("the gateway Service created after the streams gets their ports at once; ports removed by hand come back")
     func gatewayServiceWatched() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             let counter = VerbCounter()
             try await withOperator(cluster, configuration: try testConfiguration(cluster), middlewares: [counter]) {
                 running in

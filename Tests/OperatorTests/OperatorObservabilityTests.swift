@@ -13,6 +13,7 @@ import AsyncHTTPClient
 import Foundation
 import KubernetesClient
 import KubernetesController
+import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import Metrics
@@ -108,7 +109,7 @@ func httpGet(_ port: Int, _ path: String) async throws -> (status: Int, body: St
 struct OperatorObservabilityTests {
     @Test("/healthz, /readyz and /metrics: ready once synced, metrics of reconciles, the queue and API requests")
     func endpoints() async throws {
-        try await withTestCluster(keda: true) { cluster in
+        try await withTestCluster(crds: [.liveStream], keda: true) { cluster in
             try await createGatewayService(cluster)
             let registry = PrometheusCollectorRegistry()
             let instance = LiveStreamOperator(
@@ -180,7 +181,7 @@ struct OperatorObservabilityTests {
         "a failing reconcile: one warning (not one per retry), Ready=False ReconcileFailed, a Warning event, a failure metric; then recovery"
     )
     func failureShown() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let registry = PrometheusCollectorRegistry()
             let logs = LogLines()

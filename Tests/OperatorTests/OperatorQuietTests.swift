@@ -12,6 +12,7 @@
 import Foundation
 import KubernetesClient
 import KubernetesController
+import KubernetesTestSupport
 import LiveStreamModel
 import Operator
 import Testing
@@ -52,7 +53,7 @@ struct OperatorQuietTests {
 
     @Test("after the streams are Ready: a resync, relay status changes and a restart write nothing, read nothing")
     func quietAtRest() async throws {
-        try await withTestCluster(keda: true) { cluster in
+        try await withTestCluster(crds: [.liveStream], keda: true) { cluster in
             try await createGatewayService(cluster)
             let counter = VerbCounter()
             let configuration = try testConfiguration(cluster)

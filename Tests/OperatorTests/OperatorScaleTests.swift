@@ -11,6 +11,7 @@
 
 import Foundation
 import KubernetesClient
+import KubernetesTestSupport
 import LiveStreamModel
 import Operator
 import Testing
@@ -44,7 +45,7 @@ struct OperatorScaleTests {
 
     @Test("an operator killed in the middle of reconciles, then restarted, never gives a port twice")
     func restartMidFlight() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let configuration = try testConfiguration(cluster, workers: 4)
             let names = (0..<80).map { String(format: "r-%03d", $0) }
@@ -70,7 +71,7 @@ struct OperatorScaleTests {
 
     @Test("500 LiveStreams created at once get 500 distinct ports")
     func fiveHundred() async throws {
-        try await withTestCluster { cluster in
+        try await withTestCluster(crds: [.liveStream]) { cluster in
             try await createGatewayService(cluster)
             let configuration = try testConfiguration(cluster, workers: 8)
             let names = (0..<500).map { String(format: "s-%03d", $0) }

@@ -14,6 +14,7 @@ import Foundation
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
+import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import NIOCore
@@ -27,11 +28,10 @@ import Testing
 enum Paths {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    static let crd = repository.appendingPathComponent("crds/livestream.yaml").path
+    static let crd = TestSupportPaths.liveStreamCRD
     static let examples = repository.appendingPathComponent("examples/kubernetes").path
     static let validator = repository.appendingPathComponent("tools/validate-manifests.py").path
-    static let kedaCRD = repository.deletingLastPathComponent()
-        .appendingPathComponent("shared/schemas/keda.sh_scaledobjects.yaml").path
+    static let kedaCRD = TestSupportPaths.kedaCRD
 }
 
 let kubectlPath: String? = {
@@ -43,57 +43,6 @@ let python3Path: String? = {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
     return path.split(separator: ":").map { "\($0)/python3" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }()
-
-var isRealCluster: Bool {
-    !(ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"] ?? "").isEmpty
-}
-
-/// A cluster for one test: the in-process test server with the LiveStream CRD (and, if asked, KEDA's), or the
-/// cluster of `LIVERELAY_TEST_KUBECONFIG`, where the CRDs must already be installed.
-struct TestCluster: Sendable {
-    let client: KubernetesClient
-    let server: KubernetesTestServer?
-    let kubeconfig: String
-    let namespace: String
-}
-
-func withTestCluster<T>(
-    keda: Bool = false,
-    _ body: (TestCluster) async throws -> T
-) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("operator-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let kubeconfig = directory.appendingPathComponent("kubeconfig").path
-    if let path = ProcessInfo.processInfo.environment["LIVERELAY_TEST_KUBECONFIG"], !path.isEmpty {
-        let configuration = try KubernetesConfiguration.kubeconfig(path: path)
-        return try await withKubernetesClient(configuration: configuration) { client in
-            try await body(TestCluster(client: client, server: nil, kubeconfig: path, namespace: client.namespace))
-        }
-    }
-    var logger = Logger(label: "kube-test-server")
-    logger.logLevel = .warning
-    return try await withKubernetesTestServer(
-        configuration: .init(bookmarkInterval: .milliseconds(500)),
-        logger: logger
-    ) { server in
-        try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
-        if keda {
-            try server.installCRD(yaml: String(contentsOfFile: Paths.kedaCRD, encoding: .utf8))
-        }
-        try server.writeKubeconfig(to: kubeconfig)
-        var configuration = try KubernetesConfiguration.kubeconfig(yaml: server.kubeconfig(), baseDirectory: "/")
-        configuration.retry.defaultDelay = .milliseconds(20)
-        return try await withKubernetesClient(configuration: configuration) { client in
-            try await body(TestCluster(client: client, server: server, kubeconfig: kubeconfig, namespace: "default"))
-        }
-    }
-}
-
-/// A name no other test (or earlier run on a real cluster) uses.
-func uniqueName(_ prefix: String) -> String {
-    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
-}
 
 var quietLogger: Logger {
     var logger = Logger(label: "operator-test")
@@ -143,8 +92,11 @@ func testConfiguration(
     return configuration
 }
 
-/// Creates the gateway Service the operator adds stream ports to (the Helm chart's job in a cluster).
-func createGatewayService(_ cluster: TestCluster, type: String = "NodePort") async throws {
+/// Creates the gateway Service the operator adds stream ports to (the Helm chart's job in a cluster): by default a
+/// NodePort Service on the in-process server, and a ClusterIP one on a real cluster, where node ports are taken
+/// cluster-wide and the operators of tests running in parallel, each in its own namespace, would give the same ones.
+func createGatewayService(_ cluster: TestCluster, type: String? = nil) async throws {
+    let type = type ?? (cluster.isReal ? "ClusterIP" : "NodePort")
     let service = KubernetesObject(
         apiVersion: "v1",
         kind: "Service",
