@@ -114,6 +114,32 @@ func createGatewayService(_ cluster: TestCluster, type: String? = nil) async thr
     } catch let error as KubernetesError where error.isConflict {}
 }
 
+/// Whether the operator reconciling `stream` sees KEDA served, as its `Autoscaling` condition says, once it has
+/// one: the operator learns it when it starts, and a test that asked for no KEDA may still meet one (a real KEDA, or
+/// the CRD another test installed on the same cluster). Where KEDA was served before the test began, it must.
+func operatorSeesKEDA(_ cluster: TestCluster, _ stream: String) async throws -> Bool {
+    var reason: String?
+    try await eventually("\(stream) has an Autoscaling condition") {
+        reason = try await cluster.client.liveStream(stream, namespace: cluster.namespace)
+            .condition("Autoscaling")?["reason"]?.stringValue
+        return reason != nil
+    }
+    let sees = reason != "KEDANotInstalled"
+    if cluster.kedaServed { #expect(sees, "KEDA was served before the operator started") }
+    if sees {
+        try await eventually("the ScaledObject of \(stream), since the operator sees KEDA") {
+            _ = try await cluster.client.get(
+                KubernetesObject.self,
+                .scaledObjects,
+                name: RelayChildren.childName(stream),
+                namespace: cluster.namespace
+            )
+            return true
+        }
+    }
+    return sees
+}
+
 /// A running operator, stopped by ``stop()`` (graceful) or ``kill()`` (cancelled, as a crash would).
 struct RunningOperator {
     let instance: LiveStreamOperator
