@@ -341,26 +341,87 @@ final class LiveStreamReconciler: Sendable {
         ledger: StatusLedger,
         controller: Controller<KubernetesObject>
     ) async throws -> ReconcileAction {
-        let generation = object.metadata.generation
         let timestamp = Timestamps.seconds(Date())
-        let previous = ledger.written
-
         // 1. The spec: one the schema could not refuse is refused here, and touches nothing.
-        let spec: LiveStreamSpec
+        guard let spec = try await self.validSpec(object, id: id, ledger: ledger, timestamp: timestamp) else {
+            return .done
+        }
+        let children = self.children(of: object, id: id, spec: spec)
+        // 2. The finalizer, before anything that must be undone at delete.
+        try await self.ensureFinalizer(object, id: id, controller: controller)
+        // 3. The port, recorded in status before any child exists.
+        let claim: PortClaim
+        switch try await self.claimPort(object, spec: spec, id: id, ledger: ledger, timestamp: timestamp) {
+        case .claimed(let claimed): claim = claimed
+        case .unavailable(let action): return action
+        }
+        let claimed = ledger.written
+        // 4. The stream's port on the gateway Service.
+        let exposed = await self.requestGatewayPort(id, port: claim.port)
+        // 5. Secrets: generate a missing stream key; find missing target keys.
+        guard let keys = try await self.observeKeys(children, object: object, controller: controller) else {
+            return .done
+        }
+        // 6. The children and 7. the replica count.
+        guard let workload = try await self.ensureWorkload(children, controller: controller) else {
+            // Created by this process a moment ago and not in the cache yet: its event queues the stream again.
+            return .deferred(after: controller.expectations.timeout)
+        }
+        // 8. What the running relay says.
+        let relay = await self.observeRelay(id, spec: spec, keys: keys, readyReplicas: workload.readyReplicas)
+        // 9. The status, once the port is exposed.
+        guard exposed else { return .deferred(after: controller.expectations.timeout) }
+        let observation = LiveStreamObservation(
+            generation: object.metadata.generation,
+            spec: spec,
+            port: claim,
+            ingestURL: self.configuration.ingestURL(port: claim.port, app: spec.ingest.app),
+            previewURL: self.previewURL(spec, children: children),
+            streamKey: keys.streamKey,
+            missingTargetKeys: keys.missingTargetKeys,
+            kedaInstalled: workload.kedaInstalled,
+            replicas: workload.replicas,
+            readyReplicas: workload.readyReplicas,
+            relay: relay
+        )
+        return try await self.writeObservedStatus(
+            observation,
+            claimed: claimed,
+            object: object,
+            id: id,
+            ledger: ledger,
+            timestamp: timestamp
+        )
+    }
+
+    // MARK: - Steps
+
+    /// The stream's spec when it is valid; otherwise writes `Ready=False InvalidSpec`, forgets the Secrets it named,
+    /// and returns `nil`.
+    private func validSpec(
+        _ object: KubernetesObject,
+        id: StreamID,
+        ledger: StatusLedger,
+        timestamp: String
+    ) async throws -> LiveStreamSpec? {
         switch Self.spec(of: object, name: id.name) {
+        case .success(let spec):
+            return spec
         case .failure(let invalid):
             self.references.remove(id)
             let status = LiveStreamStatusRules.invalidSpec(
                 invalid.problems,
-                previous: previous,
-                generation: generation,
+                previous: ledger.written,
+                generation: object.metadata.generation,
                 timestamp: timestamp
             )
             try await self.writeStatus(status, ledger: ledger, object: object, id: id)
-            return .done
-        case .success(let valid):
-            spec = valid
+            return nil
         }
+    }
+
+    /// The stream's children as desired, and the Secrets they name noted (a change of one queues the stream).
+    private func children(of object: KubernetesObject, id: StreamID, spec: LiveStreamSpec) -> RelayChildren {
         let children = RelayChildren(
             namespace: id.namespace,
             name: id.name,
@@ -369,111 +430,102 @@ final class LiveStreamReconciler: Sendable {
             configuration: self.configuration
         )
         self.references.set(id, names: Set(children.secretNames))
+        return children
+    }
 
-        // 2. The finalizer, before anything that must be undone at delete.
-        try await self.ensureFinalizer(object, id: id, controller: controller)
+    /// What step 5 found of the stream's keys.
+    struct Keys {
+        var streamKey: StreamKeyObservation
+        /// One message per enabled target whose key Secret (or key) is missing.
+        var missingTargetKeys: [String]
+    }
 
-        // 3. The port, recorded in status before any child exists.
-        let claim: PortClaim
-        switch try await self.claimPort(object, spec: spec, id: id, ledger: ledger, timestamp: timestamp) {
-        case .claimed(let claimed):
-            claim = claimed
-        case .unavailable(let action):
-            return action
-        }
-        let written = ledger.written
-        let ingestURL = self.configuration.ingestURL(port: claim.port, app: spec.ingest.app)
-
-        // 4. The stream's port on the gateway Service: asked for here, and written by the gateway loop with every
-        // port asked for meanwhile (one apply for many streams, not one per stream, each carrying every port). The
-        // stream is Ready once its port is there; the Service's event queues it then.
-        self.portWaiters.wait(id, port: claim.port)
-        let exposed = await self.gateway.isExposed(claim.port)
-        if exposed {
-            self.portWaiters.forget(id)
-        } else {
-            self.gatewayChanges.continuation.yield()
-        }
-
-        // 5. Secrets: generate a missing stream key; find missing target keys.
-        guard let secrets = controller.cache(SecretIndex.id) else { return .done }
+    /// Generates a missing stream key (``ensureStreamKey(_:object:secrets:controller:)``) and finds missing target
+    /// keys, from the Secret index; `nil` without the index (not leading).
+    private func observeKeys(
+        _ children: RelayChildren,
+        object: KubernetesObject,
+        controller: Controller<KubernetesObject>
+    ) async throws -> Keys? {
+        guard let secrets = controller.cache(SecretIndex.id) else { return nil }
         let streamKey = try await self.ensureStreamKey(
             children,
             object: object,
             secrets: secrets,
             controller: controller
         )
-        let missingTargetKeys = Self.missingTargetKeys(spec, namespace: id.namespace, secrets: secrets)
+        let missing = Self.missingTargetKeys(children.spec, namespace: children.namespace, secrets: secrets)
+        return Keys(streamKey: streamKey, missingTargetKeys: missing)
+    }
 
-        // 6. The children.
-        let kedaInstalled = controller.cache(KubernetesResource.scaledObjects.plural) != nil
-        guard
-            let deployment = try await self.ensureChildren(
-                children,
-                kedaInstalled: kedaInstalled,
-                controller: controller
-            )
-        else {
-            // Created by this process a moment ago and not in the cache yet: its event queues the stream again.
-            return .deferred(after: controller.expectations.timeout)
-        }
-
-        // 7. The replica count.
-        let replicas = try await self.ensureReplicas(
-            children,
-            suspended: spec.suspend,
-            kedaInstalled: kedaInstalled,
-            deployment: deployment
-        )
-
-        // 8. What the running relay says.
-        let readyReplicas = Int(deployment["status"]?["readyReplicas"]?.intValue ?? 0)
-        var relay: RelayObservation?
-        if LiveStreamStatusRules.relayRuns(
-            spec: spec,
-            streamKey: streamKey,
-            missingTargetKeys: missingTargetKeys,
-            readyReplicas: readyReplicas
-        ) {
-            relay = await self.relays.observe(id)
+    /// Asks for the stream's port on the gateway Service and returns whether it is there already.
+    ///
+    /// The gateway loop writes it with every port asked for meanwhile (one apply for many streams, not one per
+    /// stream, each carrying every port). The stream is Ready once its port is there; the Service's event queues it
+    /// then.
+    private func requestGatewayPort(_ id: StreamID, port: Int) async -> Bool {
+        self.portWaiters.wait(id, port: port)
+        let exposed = await self.gateway.isExposed(port)
+        if exposed {
+            self.portWaiters.forget(id)
         } else {
-            self.relays.forget(id)
+            self.gatewayChanges.continuation.yield()
         }
+        return exposed
+    }
 
-        // 9. The status, once the port is exposed.
-        guard exposed else {
-            return .deferred(after: controller.expectations.timeout)
-        }
-        var previewURL: String?
-        if spec.preview.enabled, let base = self.configuration.effectivePreviewURLBase {
-            previewURL = "\(base)\(children.previewPath)/index.m3u8"
-        }
-        let observation = LiveStreamObservation(
-            generation: generation,
+    /// The running relay's report, when ``LiveStreamStatusRules/relayRuns(spec:streamKey:missingTargetKeys:readyReplicas:)``;
+    /// otherwise forgets it (and stops reading it).
+    private func observeRelay(
+        _ id: StreamID,
+        spec: LiveStreamSpec,
+        keys: Keys,
+        readyReplicas: Int
+    ) async -> RelayObservation? {
+        let runs = LiveStreamStatusRules.relayRuns(
             spec: spec,
-            port: claim,
-            ingestURL: ingestURL,
-            previewURL: previewURL,
-            streamKey: streamKey,
-            missingTargetKeys: missingTargetKeys,
-            kedaInstalled: kedaInstalled,
-            replicas: replicas,
-            readyReplicas: readyReplicas,
-            relay: relay
+            streamKey: keys.streamKey,
+            missingTargetKeys: keys.missingTargetKeys,
+            readyReplicas: readyReplicas
         )
+        guard runs else {
+            self.relays.forget(id)
+            return nil
+        }
+        return await self.relays.observe(id)
+    }
+
+    /// The preview's URL, when the preview is on and reachable from outside.
+    private func previewURL(_ spec: LiveStreamSpec, children: RelayChildren) -> String? {
+        guard spec.preview.enabled, let base = self.configuration.effectivePreviewURLBase else { return nil }
+        return "\(base)\(children.previewPath)/index.m3u8"
+    }
+
+    /// Computes the status from `observation` (``LiveStreamStatusRules``) onto the status as the port claim left it,
+    /// records an event when the stream is suspended or resumed, writes the status when it differs, and says when to
+    /// look again.
+    private func writeObservedStatus(
+        _ observation: LiveStreamObservation,
+        claimed: LiveStreamStatus?,
+        object: KubernetesObject,
+        id: StreamID,
+        ledger: StatusLedger,
+        timestamp: String
+    ) async throws -> ReconcileAction {
         let (status, requeue) = LiveStreamStatusRules.status(
             of: observation,
-            previous: written,
+            previous: claimed,
             now: .now,
             timestamp: timestamp
         )
-        if written?.phase != status.phase, status.phase == .suspended || written?.phase == .suspended {
+        if claimed?.phase != status.phase, status.phase == .suspended || claimed?.phase == .suspended {
+            let suspended = observation.spec.suspend
             await self.events.record(
                 .normal,
                 regarding: object,
-                reason: spec.suspend ? "Suspended" : "Resumed",
+                reason: suspended ? "Suspended" : "Resumed",
                 action: "Scale",
-                note: spec.suspend
+                note: suspended
                     ? "The stream is offline: the relay is at 0 replicas and the gateway refuses connections"
                     : "The stream is back online"
             )
@@ -481,8 +533,6 @@ final class LiveStreamReconciler: Sendable {
         try await self.writeStatus(status, ledger: ledger, object: object, id: id)
         return requeue.map { .requeue(after: $0) } ?? .done
     }
-
-    // MARK: - Steps
 
     struct InvalidSpec: Error {
         var problems: [FieldError]
@@ -577,11 +627,24 @@ final class LiveStreamReconciler: Sendable {
             claim = PortClaim(port: held, status: .false, reason: error.reason, message: error.description)
         }
         guard previous?.port != claim.port else { return .claimed(claim) }
+        try await self.recordClaim(claim, object: object, spec: spec, id: id, ledger: ledger, timestamp: timestamp)
+        return .claimed(claim)
+    }
+
+    /// Records a stream's new port in status (the claim, before any child exists), with a `PortAllocated` event.
+    private func recordClaim(
+        _ claim: PortClaim,
+        object: KubernetesObject,
+        spec: LiveStreamSpec,
+        id: StreamID,
+        ledger: StatusLedger,
+        timestamp: String
+    ) async throws {
         let ingestURL = self.configuration.ingestURL(port: claim.port, app: spec.ingest.app)
         let status = LiveStreamStatusRules.claim(
             claim,
             ingestURL: ingestURL,
-            previous: previous,
+            previous: ledger.written,
             generation: object.metadata.generation,
             timestamp: timestamp
         )
@@ -593,7 +656,6 @@ final class LiveStreamReconciler: Sendable {
             action: "AllocatePort",
             note: "Publish to \(ingestURL)"
         )
-        return .claimed(claim)
     }
 
     /// Creates the ingest key's Secret when the index has none, and keeps the key book entry. The index knows which
@@ -703,6 +765,42 @@ final class LiveStreamReconciler: Sendable {
             }
         }
         return missing
+    }
+
+    /// What the relay's workload is after steps 6 and 7.
+    struct Workload {
+        var kedaInstalled: Bool
+        /// The replica count the Deployment asks for.
+        var replicas: Int
+        var readyReplicas: Int
+    }
+
+    /// Makes every child as desired (``ensureChildren(_:kedaInstalled:controller:)``) and the replica count
+    /// (``ensureReplicas(_:suspended:kedaInstalled:deployment:)``); `nil` when the Deployment was created by this
+    /// process a moment ago and is not in the cache yet.
+    private func ensureWorkload(
+        _ children: RelayChildren,
+        controller: Controller<KubernetesObject>
+    ) async throws -> Workload? {
+        let kedaInstalled = controller.cache(KubernetesResource.scaledObjects.plural) != nil
+        guard
+            let deployment = try await self.ensureChildren(
+                children,
+                kedaInstalled: kedaInstalled,
+                controller: controller
+            )
+        else { return nil }
+        let replicas = try await self.ensureReplicas(
+            children,
+            suspended: children.spec.suspend,
+            kedaInstalled: kedaInstalled,
+            deployment: deployment
+        )
+        return Workload(
+            kedaInstalled: kedaInstalled,
+            replicas: replicas,
+            readyReplicas: Int(deployment["status"]?["readyReplicas"]?.intValue ?? 0)
+        )
     }
 
     /// Makes every child as desired, writing only those that differ from the cache: the ConfigMap, Service and
