@@ -19,6 +19,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Operator
+import Synchronization
 
 /// The operator at scale: N LiveStreams created at once, the time until every one is Ready, the API requests per
 /// stream by verb, the operator's resident memory at rest, and what it asks of the API server in a quiet minute.
@@ -57,6 +58,12 @@ struct OperatorBench: AsyncParsableCommand {
 
     @Option(help: "Where the operator's HTTP endpoints listen.")
     var operatorHTTP = "127.0.0.1:18081"
+
+    @Flag(help: "Create no gateway Service (as on a cluster without the gateway installed).")
+    var noGatewayService = false
+
+    @Option(help: "Seconds to wait at most for the operator to settle (nothing queued, no request for 5 s).")
+    var settleTimeout = 300
 
     func run() async throws {
         var logger = Logger(label: "operator-bench")
@@ -98,6 +105,9 @@ struct OperatorBench: AsyncParsableCommand {
                 let crd = repository.deletingLastPathComponent().appendingPathComponent(
                     "shared/schemas/keda.sh_scaledobjects.yaml"
                 )
+                guard FileManager.default.fileExists(atPath: crd.path) else {
+                    throw ValidationError("--keda needs KEDA's ScaledObject CRD at \(crd.path)")
+                }
                 try server.installCRD(yaml: String(contentsOf: crd, encoding: .utf8))
             }
             let kubeconfig = directory.appendingPathComponent("kubeconfig").path
@@ -125,7 +135,33 @@ struct OperatorBench: AsyncParsableCommand {
         cleanUp: Bool
     ) async throws {
         let prefix = "bench-\(UInt32.random(in: 0...UInt32.max) % 100_000)"
-        try await self.createGatewayService(client, namespace: namespace)
+        // The gateway Service's port list is one Service for every stream, applied by the operator with the child
+        // Services' verb and resource: its changes are counted apart, from a watch of it.
+        let gatewayChanges = Counter()
+        let gatewayWatch: Task<Void, Never>?
+        if self.noGatewayService {
+            gatewayWatch = nil
+        } else {
+            let service = try await self.createGatewayService(client, namespace: namespace)
+            let stream = try await client.watch(
+                KubernetesObject.self,
+                .services,
+                namespace: namespace,
+                options: WatchOptions(
+                    resourceVersion: service.metadata.resourceVersion,
+                    fieldSelector: "metadata.name=liverelay-gateway",
+                    timeoutSeconds: 86_400
+                )
+            )
+            gatewayWatch = Task {
+                do {
+                    for try await event in stream {
+                        if case .modified = event { gatewayChanges.add() }
+                    }
+                } catch {}
+            }
+        }
+        defer { gatewayWatch?.cancel() }
         let operatorProcess = Process()
         operatorProcess.executableURL = URL(fileURLWithPath: executable)
         operatorProcess.arguments = [
@@ -148,6 +184,7 @@ struct OperatorBench: AsyncParsableCommand {
         }
         let rssStart = ProcStatus.rssMiB(pid) ?? 0
         let before = try await OperatorMetrics.scrape(metricsURL)
+        let cpuStart = ProcStatus.cpuSeconds(pid) ?? 0
 
         // All at once.
         let names = (0..<self.streams).map { String(format: "\(prefix)-%05d", $0) }
@@ -165,25 +202,30 @@ struct OperatorBench: AsyncParsableCommand {
             }
         }
         let created = ContinuousClock.now - start
-        var ready = 0
-        try await waitFor("every stream Ready", timeout: .seconds(3600), interval: .milliseconds(250)) {
-            ready = try await self.readyCount(client, namespace: namespace, prefix: prefix)
-            return ready == names.count
+        // A list of every stream each second (not faster: the test server shares the machine with the operator).
+        try await waitFor("every stream Ready", timeout: .seconds(3600), interval: .seconds(1)) {
+            try await self.readyCount(client, namespace: namespace, prefix: prefix) == names.count
         }
         let allReady = ContinuousClock.now - start
         let afterReady = try await OperatorMetrics.scrape(metricsURL)
 
-        // Settled: nothing queued, and no request for five seconds.
+        // Settled: nothing queued, and no request for five seconds; an operator that never stops asking is reported
+        // as such after the settle timeout, and measured from there.
         var previous = afterReady
         var still = 0
-        while still < 5 {
+        let settleDeadline = ContinuousClock.now + .seconds(self.settleTimeout)
+        while still < 5 && ContinuousClock.now < settleDeadline {
             try await Task.sleep(for: .seconds(1))
             let now = try await OperatorMetrics.scrape(metricsURL)
             still = now.requests == previous.requests && now.depth == 0 ? still + 1 : 0
             previous = now
         }
+        let didSettle = still >= 5
+        let settledAfter = ContinuousClock.now - start
         let settled = previous
+        let gatewayAtSettle = gatewayChanges.value
         let rssAtRest = ProcStatus.rssMiB(pid) ?? 0
+        let rssPeak = ProcStatus.peakRSSMiB(pid) ?? 0
         let cpuBefore = ProcStatus.cpuSeconds(pid) ?? 0
 
         // The quiet window.
@@ -191,6 +233,7 @@ struct OperatorBench: AsyncParsableCommand {
         let quiet = try await OperatorMetrics.scrape(metricsURL)
         let cpuQuiet = (ProcStatus.cpuSeconds(pid) ?? 0) - cpuBefore
         let rssAfterQuiet = ProcStatus.rssMiB(pid) ?? 0
+        let gatewayInWindow = gatewayChanges.value - gatewayAtSettle
 
         let creation = settled.requests.subtracting(before.requests)
         let window = quiet.requests.subtracting(settled.requests)
@@ -202,10 +245,13 @@ struct OperatorBench: AsyncParsableCommand {
             )
         }
         var report = """
-            liverelay-operator-bench: \(names.count) LiveStreams created at once on \(place)
+            liverelay-operator-bench: \(names.count) LiveStreams created at once on \(place)\
+            \(self.noGatewayService ? ", no gateway Service" : "")
               operator: \(self.workers) workers, no leader election, its own process (pid \(pid))
               created (\(self.concurrency) in flight):   \(seconds(created))
-              every stream Ready after:        \(seconds(allReady))
+              every stream Ready after:        \(seconds(allReady)) (polled each second)
+              \(didSettle ? "settled" : "NOT settled (still asking or queued)") after: \(seconds(settledAfter)); \
+            operator CPU from the first create: \(String(format: "%.1f", cpuBefore - cpuStart)) s
               API requests per stream, creation until settled (verb resource: count/stream):
 
             """
@@ -220,12 +266,20 @@ struct OperatorBench: AsyncParsableCommand {
             "reads (get, list)".padding(toLength: 32, withPad: " ", startingAt: 0),
             Double(creation.reads) / n
         )
+        if !self.noGatewayService {
+            report += String(
+                format: "    of the service applies, gateway Service port-list changes: %d (%.3f/stream)\n",
+                gatewayAtSettle,
+                Double(gatewayAtSettle) / n
+            )
+        }
         report += """
               operator resident memory: \(String(format: "%.1f", rssStart)) MiB before, \
-            \(String(format: "%.1f", rssAtRest)) MiB at rest with \(names.count) streams, \
-            \(String(format: "%.1f", rssAfterQuiet)) MiB after the quiet window
+            \(String(format: "%.1f", rssAtRest)) MiB at rest with \(names.count) streams (peak \
+            \(String(format: "%.1f", rssPeak)) MiB), \(String(format: "%.1f", rssAfterQuiet)) MiB after the quiet window
               quiet window of \(self.quietSeconds) s: \(window.writes) writes, \(window.reads) reads (get, list), \
-            \(window.watches) watch requests; \(String(format: "%.2f", cpuQuiet)) s CPU
+            \(window.watches) watch requests; \(String(format: "%.2f", cpuQuiet)) s CPU\
+            \(self.noGatewayService ? "" : "; \(gatewayInWindow) gateway Service changes")
             """
         if !window.byVerbAndResource.isEmpty {
             report += "\n    in the window: \(window.byVerbAndResource.sorted(by: { $0.key < $1.key }))"
@@ -274,7 +328,7 @@ struct OperatorBench: AsyncParsableCommand {
     }
 
     /// The gateway Service the operator adds stream ports to (the chart's, in a cluster).
-    func createGatewayService(_ client: KubernetesClient, namespace: String) async throws {
+    func createGatewayService(_ client: KubernetesClient, namespace: String) async throws -> KubernetesObject {
         let service = KubernetesObject(
             apiVersion: "v1",
             kind: "Service",
@@ -288,8 +342,15 @@ struct OperatorBench: AsyncParsableCommand {
             ]
         )
         do {
-            _ = try await client.create(service, .services, namespace: namespace)
-        } catch let error as KubernetesError where error.isConflict {}
+            return try await client.create(service, .services, namespace: namespace)
+        } catch let error as KubernetesError where error.isConflict {
+            return try await client.get(
+                KubernetesObject.self,
+                .services,
+                name: "liverelay-gateway",
+                namespace: namespace
+            )
+        }
     }
 }
 
@@ -354,12 +415,26 @@ struct OperatorMetrics {
     }
 }
 
+/// A count shared between tasks.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { self.count.withLock { $0 += 1 } }
+    var value: Int { self.count.withLock { $0 } }
+}
+
 /// Resident memory and CPU time of a process, from `/proc` (Linux).
 enum ProcStatus {
-    static func rssMiB(_ pid: Int32) -> Double? {
+    /// `VmRSS`: resident now.
+    static func rssMiB(_ pid: Int32) -> Double? { self.kibField("VmRSS:", pid).map { $0 / 1024 } }
+
+    /// `VmHWM`: the most ever resident.
+    static func peakRSSMiB(_ pid: Int32) -> Double? { self.kibField("VmHWM:", pid).map { $0 / 1024 } }
+
+    /// A `kB` line of `/proc/PID/status` (`VmRSS:\t   1234 kB`).
+    static func kibField(_ name: String, _ pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Double($0) }.map { $0 / 1024 }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return line.dropFirst(name.count).split(whereSeparator: \.isWhitespace).first.flatMap { Double($0) }
         }
         return nil
     }
