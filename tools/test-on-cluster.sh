@@ -16,27 +16,31 @@
 # CRD only if it asks for KEDA and none is served, and deletes its namespace afterwards; CRDs are never deleted.
 # Tests that inject faults into the in-process server skip those steps and say so ("[real cluster] ...").
 #
-# Usage: tools/test-on-cluster.sh [--scratch-path DIR] [--no-build] KUBECONFIG [test arguments...]
+# Usage: tools/test-on-cluster.sh [--scratch-path DIR] [--no-build] [--filter REGEX] KUBECONFIG [test arguments...]
 #   --scratch-path DIR  SwiftPM's build directory (default .build)
 #   --no-build          run what DIR already holds
-# The test arguments go to the test runner, e.g. --filter 'OperatorScaleTests' to run fewer.
+#   --filter REGEX      only the tests of those suites whose name also matches REGEX (e.g. OperatorScaleTests)
+# The test arguments go to the test runner as they are.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$root/.build
 build=true
+only=""
 while [ $# -gt 0 ]; do
     case $1 in
         --scratch-path) scratch=$2; shift 2 ;;
         --no-build) build=false; shift ;;
-        -h | --help) sed -n '13,22p' "$0"; exit 0 ;;
+        --filter) only=$2; shift 2 ;;
+        -h | --help) sed -n '13,23p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "test-on-cluster.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
     esac
 done
 if [ $# -lt 1 ]; then
-    echo "Usage: tools/test-on-cluster.sh [--scratch-path DIR] [--no-build] KUBECONFIG [test arguments...]" >&2
+    echo "Usage: tools/test-on-cluster.sh [--scratch-path DIR] [--no-build] [--filter REGEX] KUBECONFIG" \
+        "[test arguments...]" >&2
     exit 2
 fi
 kubeconfig=$1
@@ -50,8 +54,10 @@ case $kubeconfig in
     *) kubeconfig=$(pwd)/$kubeconfig ;;
 esac
 
-# The four suites: every test of the targets that hold them (their unit tests need no cluster and run too).
+# The four suites: every test of the targets that hold them (their unit tests need no cluster and run too). The
+# runner's own --filter options add to each other, so a narrower choice is made part of this one.
 filter='^(KubernetesClientTests|KubernetesControllerTests|OperatorTests)\.'
+[ -z "$only" ] || filter="$filter.*($only)"
 
 if [ "$build" = true ]; then
     swift build --package-path "$root" --scratch-path "$scratch" --build-tests
