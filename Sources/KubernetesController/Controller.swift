@@ -377,7 +377,15 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             )
         }
         let byID = Dictionary(caches.map { ($0.watched.id, $0) }, uniquingKeysWith: { first, _ in first })
-        self.expectations.reset()
+        let resource = self.resource
+        self.expectations.reset { written, key in
+            var versions = [String?]()
+            if written == resource { versions.append(reflector.get(key)?.metadata.resourceVersion) }
+            for cache in caches where cache.watched.resource == written {
+                versions.append(cache.reflector.get(key)?.metadata.resourceVersion)
+            }
+            return versions
+        }
         self.current.withLock { $0 = Term(reflector: reflector, queue: queue, caches: byID) }
         self.metrics?.leading.record(1)
         defer {

@@ -20,7 +20,17 @@ import Synchronization
 /// of one object arrive in order), the object counts as *behind* and the reconcile trusts its own write. The event
 /// that brings the version queues the owner again anyway. An expectation lapses after `timeout`, so a watch that
 /// relisted past the version (a 410) cannot hold an object back for longer than that.
+///
+/// The watch event of a write can arrive before the write's answer does. An expectation recorded after its event
+/// would then never be fulfilled, and once someone else changed the object the cache's newer copy would look like
+/// an older one: the reconcile would trust its own stale write and leave a hand edit in place until the
+/// expectation lapsed. So recording looks at the caches first (``CachedVersions``), under the same lock as
+/// ``observe(_:_:)``, which runs after the cache is updated: a write the caches show already expects nothing.
 public final class WriteExpectations: Sendable {
+    /// The `resourceVersion` of the object `key` of `resource` in every cache that holds that resource: `nil` for
+    /// a cache without the object; no element when no cache holds the resource.
+    public typealias CachedVersions = @Sendable (_ resource: KubernetesResource, _ key: ObjectKey) -> [String?]
+
     /// One object of one resource.
     public struct ID: Hashable, Sendable {
         public var resource: String
@@ -39,8 +49,13 @@ public final class WriteExpectations: Sendable {
         var at: ContinuousClock.Instant
     }
 
+    private struct State {
+        var expected: [ID: Expectation] = [:]
+        var cachedVersions: CachedVersions = { _, _ in [] }
+    }
+
     public let timeout: Duration
-    private let expected = Mutex<[ID: Expectation]>([:])
+    private let state = Mutex(State())
 
     public init(timeout: Duration = .seconds(10)) {
         self.timeout = timeout
@@ -50,14 +65,28 @@ public final class WriteExpectations: Sendable {
     /// it wrote (a hash, say) for ``pendingWrite(_:_:cachedVersion:)``.
     public func expect(_ resource: KubernetesResource, written object: some KubernetesAPIObject, note: String? = nil) {
         guard let version = object.metadata.resourceVersion else { return }
-        self.expected.withLock {
-            $0[ID(resource, ObjectKey(object))] = Expectation(resourceVersion: version, note: note, at: .now)
+        let key = ObjectKey(object)
+        self.state.withLock { state in
+            let id = ID(resource, key)
+            if state.cachedVersions(resource, key).contains(version) {
+                state.expected[id] = nil
+            } else {
+                state.expected[id] = Expectation(resourceVersion: version, note: note, at: .now)
+            }
         }
     }
 
     /// Records that this controller deleted the object.
     public func expectDeletion(_ resource: KubernetesResource, _ key: ObjectKey) {
-        self.expected.withLock { $0[ID(resource, key)] = Expectation(resourceVersion: nil, note: nil, at: .now) }
+        self.state.withLock { state in
+            let id = ID(resource, key)
+            let cached = state.cachedVersions(resource, key)
+            if !cached.isEmpty, cached.allSatisfy({ $0 == nil }) {
+                state.expected[id] = nil
+            } else {
+                state.expected[id] = Expectation(resourceVersion: nil, note: nil, at: .now)
+            }
+        }
     }
 
     /// What a cache delivered (from its change stream): fulfils the expectation it matches.
@@ -72,9 +101,9 @@ public final class WriteExpectations: Sendable {
             id = ID(resource, ObjectKey(object))
             version = nil
         }
-        self.expected.withLock { expected in
-            guard let expectation = expected[id], expectation.resourceVersion == version else { return }
-            expected[id] = nil
+        self.state.withLock { state in
+            guard let expectation = state.expected[id], expectation.resourceVersion == version else { return }
+            state.expected[id] = nil
         }
     }
 
@@ -93,21 +122,25 @@ public final class WriteExpectations: Sendable {
         cachedVersion version: String?
     ) -> String?? {
         let id = ID(resource, key)
-        return self.expected.withLock { expected -> String?? in
-            guard let expectation = expected[id] else { return nil }
+        return self.state.withLock { state -> String?? in
+            guard let expectation = state.expected[id] else { return nil }
             if expectation.resourceVersion == version || ContinuousClock.now - expectation.at >= self.timeout {
-                expected[id] = nil
+                state.expected[id] = nil
                 return nil
             }
             return .some(expectation.note)
         }
     }
 
-    /// Forgets every expectation (a new leadership term starts with fresh caches).
-    public func reset() {
-        self.expected.withLock { $0.removeAll() }
+    /// Forgets every expectation (a new leadership term starts with fresh caches) and reads the caches of the new
+    /// term through `cachedVersions`.
+    public func reset(cachedVersions: @escaping CachedVersions = { _, _ in [] }) {
+        self.state.withLock { state in
+            state.expected.removeAll()
+            state.cachedVersions = cachedVersions
+        }
     }
 
     /// Expectations not fulfilled yet, for tests.
-    public var count: Int { self.expected.withLock { $0.count } }
+    public var count: Int { self.state.withLock { $0.expected.count } }
 }

@@ -474,6 +474,43 @@ struct ControllerPartsTests {
         #expect(lapsing.count == 0)
     }
 
+    @Test("write expectations: a write whose event came before its answer expects nothing, so a later edit shows")
+    func expectationsAfterTheirEvent() throws {
+        let expectations = WriteExpectations(timeout: .seconds(60))
+        let key = ObjectKey(namespace: "ns", name: "a")
+        // What the caches hold: the event of version 7 was delivered (and observed) before the write answered.
+        let cached = Mutex<String?>("7")
+        expectations.reset { resource, _ in resource == .configMaps ? [nil, cached.withLock { $0 }] : [] }
+        var written = KubernetesObject(
+            apiVersion: "v1",
+            kind: "ConfigMap",
+            metadata: ObjectMeta(name: "a", namespace: "ns")
+        )
+        written.metadata.resourceVersion = "7"
+        expectations.expect(.configMaps, written: written, note: "hash")
+        #expect(expectations.count == 0, "the caches show the write already")
+        // Someone edits it: the cache's version 8 is newer, not older, than the write.
+        cached.withLock { $0 = "8" }
+        #expect(expectations.pendingWrite(.configMaps, key, cachedVersion: "8") == nil)
+
+        // Not delivered yet: expected, and fulfilled by its event as before.
+        written.metadata.resourceVersion = "9"
+        expectations.expect(.configMaps, written: written, note: "hash")
+        #expect(expectations.pendingWrite(.configMaps, key, cachedVersion: "8") == .some("hash"))
+        cached.withLock { $0 = "9" }
+        expectations.observe(.configMaps, .upserted(written))
+        #expect(expectations.count == 0)
+
+        // A deletion the caches show already (every cache of the resource without the object) expects nothing.
+        cached.withLock { $0 = nil }
+        expectations.expectDeletion(.configMaps, key)
+        #expect(expectations.count == 0)
+        // One the cache has not shown yet is expected until it does.
+        cached.withLock { $0 = "9" }
+        expectations.expectDeletion(.configMaps, key)
+        #expect(expectations.isBehind(.configMaps, key, cachedVersion: "9"))
+    }
+
     @Test(
         "requests are counted by their RBAC verb and resource",
         arguments: [
