@@ -716,7 +716,10 @@ final class PrivateTemporaryDirectory: Sendable {
                     .io("cannot create a directory for the preview in \(NSTemporaryDirectory()): \(reason)")
                 )
             }
-            let path = String(cString: template)
+            let path = String(
+                decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                as: UTF8.self
+            )
             made = path
             return .success(path)
         }

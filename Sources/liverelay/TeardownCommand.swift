@@ -12,6 +12,7 @@
 import ArgumentParser
 import Foundation
 import KubernetesClient
+import LiveStreamModel
 import Logging
 import Operator
 
