@@ -72,6 +72,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
+                "TimeSupport",
                 "RTMP",
                 "Media",
                 "Preview",
@@ -132,6 +133,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
+                "TimeSupport",
                 "IngestTLS",
                 "LiveStreamModel",
                 "RTMP",
@@ -191,6 +193,7 @@ let package = Package(
         .target(
             name: "Preview",
             dependencies: [
+                "TimeSupport",
                 "CFFmpeg",
                 "Media",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -223,6 +226,7 @@ let package = Package(
         .target(
             name: "Operator",
             dependencies: [
+                "TimeSupport",
                 "LiveStreamModel",
                 "Gateway",
                 "KubernetesClient",
@@ -303,6 +307,7 @@ let package = Package(
         .target(
             name: "KubernetesClient",
             dependencies: [
+                "TimeSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -317,6 +322,7 @@ let package = Package(
         .target(
             name: "KubernetesController",
             dependencies: [
+                "TimeSupport",
                 "KubernetesClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -427,6 +433,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/OperatorBench",
+            swiftSettings: swiftSettings
+        ),
+        // Time as numbers other APIs take, in one place: Duration to nanoseconds, milliseconds, seconds.
+        .target(
+            name: "TimeSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TimeSupportTests",
+            dependencies: ["TimeSupport"],
             swiftSettings: swiftSettings
         ),
         // Real peers for tests: nginx-rtmp (with a TLS front), ffmpeg, ffprobe, started and stopped per test.

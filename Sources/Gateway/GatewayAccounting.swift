@@ -12,6 +12,7 @@
 import CoreMetrics
 import LiveStreamModel
 import Synchronization
+import TimeSupport
 
 /// One stream's traffic through the gateway, as ``Gateway/statistics(for:)`` reports it.
 public struct GatewayStreamStatistics: Hashable, Sendable {
@@ -192,8 +193,7 @@ final class GatewayAccounting: Sendable {
             state.heldTotal -= 1
             entry.holdTime += duration
             entry.heldGauge.record(entry.held)
-            let (seconds, attoseconds) = duration.components
-            entry.holdTimer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            entry.holdTimer.recordNanoseconds(duration.inNanoseconds)
         }
     }
 

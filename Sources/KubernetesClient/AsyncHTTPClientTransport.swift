@@ -13,6 +13,7 @@ public import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import TimeSupport
 
 /// The real transport: AsyncHTTPClient, with the cluster's CA and client certificate.
 ///
@@ -51,7 +52,7 @@ public struct AsyncHTTPClientTransport: KubernetesTransport {
         }
         var httpConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
         httpConfiguration.timeout = HTTPClient.Configuration.Timeout(
-            connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000)
+            connect: TimeAmount(configuration.connectTimeout)
         )
         // Over HTTP/1.1 every watch holds a connection for as long as it runs (HTTP/2, which an API server speaks
         // over TLS, multiplexes them). AsyncHTTPClient's default of 8 per host would leave a controller that watches
@@ -81,7 +82,7 @@ public struct AsyncHTTPClientTransport: KubernetesTransport {
         // Watches run until the server ends them (`timeoutSeconds`) or the caller cancels.
         let isWatch = request.queryValue("watch") == "true"
         let timeout: TimeAmount =
-            isWatch ? .hours(24 * 365) : .nanoseconds(Int64(self.requestTimeout / .nanoseconds(1)))
+            isWatch ? .hours(24 * 365) : TimeAmount(self.requestTimeout)
         let response: HTTPClientResponse
         do {
             response = try await self.client.execute(httpRequest, timeout: timeout)

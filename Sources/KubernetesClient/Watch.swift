@@ -13,6 +13,7 @@ import Foundation
 import Logging
 public import NIOCore
 import NIOFoundationCompat
+import TimeSupport
 
 /// Splits a byte stream into lines (`\n`-terminated) holding at most `maximumLineLength` bytes of one line.
 ///
@@ -208,14 +209,10 @@ public struct Backoff: Sendable, Hashable {
     public func delay(failures: Int, jitter: Double = Double.random(in: 0.8...1.2)) -> Duration {
         let exponent = Double(max(0, failures - 1))
         let seconds = min(
-            Self.seconds(self.initial) * pow(self.multiplier, exponent),
-            Self.seconds(self.maximum)
+            self.initial.inSeconds * pow(self.multiplier, exponent),
+            self.maximum.inSeconds
         )
         return .nanoseconds(Int64(seconds * jitter * 1e9))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

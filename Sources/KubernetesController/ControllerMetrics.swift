@@ -11,6 +11,7 @@
 
 public import CoreMetrics
 public import KubernetesClient
+import TimeSupport
 
 /// A controller's metrics, made through an injected `MetricsFactory` (swift-prometheus' in production, a test
 /// factory in tests), named `<prefix>_...`:
@@ -60,7 +61,7 @@ public struct ControllerMetrics: Sendable {
         case .requeue: self.requeued.increment()
         case .deferred: self.deferred.increment()
         }
-        self.duration.recordNanoseconds(duration.nanoseconds)
+        self.duration.recordNanoseconds(duration.inNanoseconds)
     }
 
     func failed(_ error: any Error, after duration: Duration) {
@@ -70,7 +71,7 @@ public struct ControllerMetrics: Sendable {
             dimensions: [("reason", Self.reason(of: error))],
             factory: self.factory
         ).increment()
-        self.duration.recordNanoseconds(duration.nanoseconds)
+        self.duration.recordNanoseconds(duration.inNanoseconds)
     }
 
     /// A label value for `error` from a small, fixed set: never a name, a message or anything a user wrote.
@@ -173,12 +174,5 @@ public struct KubernetesRequestMetrics: KubernetesMiddleware {
         case .delete: verb = hasName ? "delete" : "deletecollection"
         }
         return (verb, resource)
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -11,6 +11,7 @@
 
 import CoreMetrics
 import Synchronization
+import TimeSupport
 
 /// A work queue for N concurrent workers: a ``WorkQueueStateMachine`` in a `Mutex`, on the continuous clock.
 ///
@@ -78,7 +79,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             case .process(let key):
                 if let metrics = self.metrics {
                     metrics.depth.record(depth)
-                    if let waited { metrics.latency.recordNanoseconds(waited.nanoseconds) }
+                    if let waited { metrics.latency.recordNanoseconds(waited.inNanoseconds) }
                 }
                 return key
             case .shutDown:

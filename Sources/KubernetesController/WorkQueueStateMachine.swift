@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import TimeSupport
+
 /// Tuning of a ``WorkQueueStateMachine``: client-go's default controller rate limiter.
 public struct WorkQueueConfiguration: Sendable, Hashable {
     /// The delay after a key's first failure; it doubles with every further failure.
@@ -214,8 +216,8 @@ where Instant.Duration == Duration {
     }
 
     func backoff(failures: Int) -> Duration {
-        let base = Self.seconds(self.configuration.baseDelay)
-        let maximum = Self.seconds(self.configuration.maxDelay)
+        let base = self.configuration.baseDelay.inSeconds
+        let maximum = self.configuration.maxDelay.inSeconds
         let exponent = min(failures - 1, 62)
         let seconds = min(base * Double(sign: .plus, exponent: exponent, significand: 1), maximum)
         return Self.duration(seconds)
@@ -226,7 +228,7 @@ where Instant.Duration == Duration {
         let rate = self.configuration.queriesPerSecond
         guard rate > 0 else { return .zero }
         if let last = self.lastRefill {
-            let elapsed = Self.seconds(last.duration(to: now))
+            let elapsed = last.duration(to: now).inSeconds
             if elapsed > 0 {
                 self.tokens = min(Double(self.configuration.burst), self.tokens + elapsed * rate)
                 self.lastRefill = now
@@ -236,10 +238,6 @@ where Instant.Duration == Duration {
         }
         self.tokens -= 1
         return self.tokens >= 0 ? .zero : Self.duration(-self.tokens / rate)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func duration(_ seconds: Double) -> Duration {

@@ -15,6 +15,7 @@ import LiveStreamModel
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import TimeSupport
 
 /// Reads a running relay's ``RelayStreamReport`` through its Service.
 struct RelayStatusReader: Sendable {
@@ -47,7 +48,7 @@ struct RelayStatusReader: Sendable {
         changedFrom tag: String?,
         wait: Duration
     ) async throws -> (report: RelayStreamReport, tag: String?)? {
-        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        let seconds = wait.inSeconds
         var url = self.url(of: stream)
         var request = HTTPClientRequest(url: url)
         if let tag, seconds > 0 {

@@ -13,6 +13,7 @@ import Foundation
 public import Logging
 public import NIOCore
 import Synchronization
+import TimeSupport
 
 /// How the relay packages a stream's preview.
 public struct PreviewConfiguration: Hashable, Sendable {
@@ -30,8 +31,7 @@ public struct PreviewConfiguration: Hashable, Sendable {
     public var fragmentDuration: Duration = .milliseconds(250)
 
     var fragmentMilliseconds: Int64 {
-        let components = self.fragmentDuration.components
-        return max(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000, 1)
+        max(self.fragmentDuration.inMilliseconds, 1)
     }
     /// How many bytes of media may wait for the preview thread; past it the preview drops media up to the next
     /// keyframe (the relay's pushes are never affected).

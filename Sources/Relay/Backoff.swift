@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import TimeSupport
+
 /// Exponential backoff with jitter for reconnecting to a target.
 ///
 /// The delay before attempt `n` (counting from 1) is drawn uniformly from `[d/2, d]` where
@@ -34,7 +36,7 @@ public struct Backoff: Hashable, Sendable {
         if nominal > self.maximum || nominal < self.initial {
             nominal = self.maximum
         }
-        let upper = nominal.nanoseconds
+        let upper = nominal.inNanoseconds
         let lower = upper / 2
         // In whole milliseconds, plenty for a reconnect, so the log says "retry in 4.68 seconds", not
         // "4.680184145 seconds"; in nanoseconds only if the range holds no whole millisecond.
@@ -53,13 +55,5 @@ public struct Backoff: Hashable, Sendable {
     /// Records a success: the next failure starts from the initial delay again.
     public mutating func reset() {
         self.attempts = 0
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds, for APIs that take an integer (NIO's `TimeAmount`, random ranges).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -63,7 +63,7 @@ final class PushSessionHandler {
         // The handshake, connect, createStream and publish must be done in time.
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let timeout = self.setupTimeout
-        self.setupTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+        self.setupTimer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             let (handler, context) = loopBound.value
             handler.fail(RTMPError.timeout("no accepted publish within \(timeout)"), context: context)
         }

@@ -18,6 +18,7 @@ import NIOPosix
 import NIOSSL
 import RTMP
 import Synchronization
+import TimeSupport
 
 /// What a push target is doing, for logs, stats and (later) status.
 public enum PushTargetState: Hashable, Sendable, CustomStringConvertible {
@@ -385,12 +386,6 @@ extension PushTarget {
             return "\(error)"
         }
         return String(cString: strerror(error.errnoCode))
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        self = .nanoseconds(duration.nanoseconds)
     }
 }
 

@@ -13,6 +13,7 @@ import Logging
 import NIOCore
 import Preview
 import Synchronization
+import TimeSupport
 
 /// One configured stream, across its publish sessions: its configuration (which a reload can change), its current
 /// publisher and fan-out, and what to report about it.
@@ -150,7 +151,7 @@ final class StreamHub: Sendable {
             app: configuration.app,
             state: publisher == nil ? "idle" : "live",
             publisher: publisher.map {
-                .init(remoteAddress: $0.remoteAddress, liveSeconds: Self.seconds(now - $0.since))
+                .init(remoteAddress: $0.remoteAddress, liveSeconds: (now - $0.since).inSeconds)
             },
             ingest: ingest.map { ingest in
                 let rates = ingest.rates
@@ -165,7 +166,7 @@ final class StreamHub: Sendable {
                     frameRate: rates.frameRate,
                     declaredFrameRate: ingest.declaredFrameRate,
                     bitrate: rates.bitrate,
-                    keyframeIntervalSeconds: ingest.keyframeInterval.map(Self.seconds),
+                    keyframeIntervalSeconds: ingest.keyframeInterval.map(\.inSeconds),
                     audioCodec: ingest.audioCodec,
                     audioSampleRate: ingest.audioSampleRate,
                     audioChannels: ingest.audioChannels
@@ -194,7 +195,7 @@ final class StreamHub: Sendable {
                     state: state,
                     enabled: target.enabled,
                     attempt: attempt,
-                    nextRetrySeconds: statistics?.nextRetry.map { max(0, Self.seconds($0 - now)) },
+                    nextRetrySeconds: statistics?.nextRetry.map { max(0, ($0 - now).inSeconds) },
                     lastError: statistics?.lastError,
                     connections: statistics?.connections ?? 0,
                     bytesSent: statistics?.bytesSent ?? 0,
@@ -204,10 +205,5 @@ final class StreamHub: Sendable {
                 )
             }
         )
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
