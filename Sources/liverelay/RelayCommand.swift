@@ -154,10 +154,14 @@ struct RelayCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil else {
+        guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil || self.webhook != nil else {
             throw ValidationError(
-                "Give the publishers' stream key with --stream-key-file or --stream-key-env (or --config)."
+                "Give the publishers' stream key with --stream-key-file or --stream-key-env, or authorize them with"
+                    + " --webhook URL (or --config)."
             )
+        }
+        guard self.webhook == nil || (self.streamKeyFile == nil && self.streamKeyEnv == nil) else {
+            throw ValidationError("--webhook authorizes publishers instead of a stream key: give one or the other.")
         }
         guard self.maxConnections >= 1 else {
             throw ValidationError("--max-connections must be at least 1, got \(self.maxConnections).")

@@ -323,6 +323,53 @@ struct RelayProductionTests {
         }
     }
 
+    @Test("`liverelay relay --webhook URL` starts on flags alone and admits whom the webhook admits")
+    func webhookOnFlagsAlone() async throws {
+        let names = Mutex<[String]>([])
+        let router = Router()
+        router.post("auth") { request, context -> HTTPResponse.Status in
+            struct Call: Decodable { var name: String }
+            let call = try await request.decode(as: Call.self, context: context)
+            names.withLock { $0.append(call.name) }
+            return call.name.hasPrefix("admit-") ? .noContent : .forbidden
+        }
+        let (hookPorts, hookPort) = AsyncStream<Int>.makeStream()
+        let hook = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { hookPort.yield($0.localAddress?.port ?? 0) }
+        )
+        try await withNginxRTMP(applications: ["target"]) { nginx in
+            let targetKey = makeTestKey("t")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await hook.runService() }
+                var ports = hookPorts.makeAsyncIterator()
+                let port = try #require(await ports.next())
+                try await RelayChildProcess.with(
+                    targets: [("nginx", nginx.url(app: "target") + "/" + targetKey)],
+                    webhook: "http://127.0.0.1:\(port)/auth"
+                ) { relay in
+                    let base = "rtmp://127.0.0.1:\(relay.rtmpPort)/live/"
+                    let refused = try await FFmpeg.withPublisher(to: base + "refuse-me", duration: 2) {
+                        await $0.waitForExit()
+                    }
+                    #expect(!refused.succeeded)
+                    let admitted = try await FFmpeg.withPublisher(to: base + "admit-me", duration: 3) {
+                        await $0.waitForExit()
+                    }
+                    #expect(admitted.succeeded, "ffmpeg: \(admitted)")
+                    try await nginx.waitForPublishEnded(app: "target", stream: targetKey, timeout: .seconds(20))
+                }
+                group.cancelAll()
+            }
+            #expect(names.withLock { $0 } == ["refuse-me", "admit-me"])
+            try await RelayEndToEndTests.expectComplete(
+                nginx.recordingPath(app: "target", stream: targetKey),
+                seconds: 3
+            )
+        }
+    }
+
     @Test("Ingest is measured (codec, size, frame rate, bitrate, keyframe interval) and a broken rule is reported")
     func ingestChecks() async throws {
         var configuration = RelayConfiguration(streamKey: Secret(makeTestKey("i")))

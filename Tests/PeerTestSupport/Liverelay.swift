@@ -37,9 +37,11 @@ public struct RelayChildProcess: Sendable {
         var httpPort: Int
     }
 
-    /// Runs the relay for the duration of `body`, then stops it (SIGTERM) and waits for it to exit.
+    /// Runs the relay for the duration of `body`, then stops it (SIGTERM) and waits for it to exit. Publishers give
+    /// `streamKey`, or, with `webhook`, any name the webhook admits (`publishURL` then names `streamKey`).
     public static func with<Result>(
         targets: [(name: String, url: String)],
+        webhook: String? = nil,
         extraArguments: [String] = [],
         _ body: (RelayChildProcess) async throws -> Result
     ) async throws -> Result {
@@ -51,8 +53,9 @@ public struct RelayChildProcess: Sendable {
         try Data(key.utf8).write(to: URL(fileURLWithPath: keyFile))
         var arguments = [
             "relay", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--announce", "--app", "live",
-            "--stream-key-file", keyFile, "--log-level", "warning",
+            "--log-level", "warning",
         ]
+        arguments += webhook.map { ["--webhook", $0] } ?? ["--stream-key-file", keyFile]
         for target in targets {
             arguments += ["--target", "\(target.name)=\(target.url)"]
         }
