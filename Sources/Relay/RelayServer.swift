@@ -405,6 +405,9 @@ public final class RelayServer: Service, Sendable {
             case .unpublished(let messages):
                 logger.info("Publisher ended the stream")
                 try? await Self.withIngestTap(of: connection.channel) { $0.detach() }
+                // The stream is free and reported idle now, not when the encoder gets round to closing the
+                // connection (OBS keeps it open a while; a client may keep it open for good).
+                live?.hub.release(connection.id)
                 live?.fanOut.finish()
                 try? await outbound.write(contentsOf: messages)
             case .close(let messages, let error):
