@@ -192,6 +192,33 @@ struct ServerSessionTests {
         #expect(try decodeCommand(messages[0]).arguments.first?["code"]?.stringValue == "NetStream.Unpublish.Success")
     }
 
+    @Test("An answer to authorize that comes after the session moved on sends nothing and never traps")
+    func lateAuthorizationAnswer() throws {
+        // Accepted twice: the second finds the session publishing, not authorizing.
+        var (session, _) = try self.authorizing()
+        #expect(!session.publishAccepted().isEmpty)
+        #expect(session.publishAccepted().isEmpty)
+        #expect(session.publishRefused(description: "late").isEmpty)
+        // The refusal closed the session: media no longer passes.
+        let video = RTMPMessage(
+            chunkStreamID: 6,
+            timestamp: 0,
+            type: .video,
+            messageStreamID: 1,
+            payload: ByteBuffer(bytes: [0x17, 0])
+        )
+        guard case .none = session.received(video) else {
+            Issue.record("media passed after a late refusal")
+            return
+        }
+
+        // Closed while authorizing (the publisher asked to publish again on the same connection, say).
+        var (closing, _) = try self.authorizing()
+        _ = closing.publishRefused(description: "Invalid stream key.")
+        #expect(closing.publishAccepted().isEmpty)
+        #expect(closing.publishRefused(description: "again").isEmpty)
+    }
+
     @Test("play is refused: the relay takes publishers only")
     func play() {
         var session = self.connected()

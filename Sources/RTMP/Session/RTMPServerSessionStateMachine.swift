@@ -255,9 +255,12 @@ public struct RTMPServerSessionStateMachine: Sendable {
     }
 
     /// The stream key was accepted: start publishing.
+    ///
+    /// The answer to an ``Action/authorize(_:)`` comes after an await (a webhook, a takeover), so the session may
+    /// have moved on meanwhile (closed, say): then there is nothing to send, and the session stays as it is.
     public mutating func publishAccepted() -> [RTMPMessage] {
         guard case .authorizing(let app, let tcURL, let request, _) = self.state else {
-            preconditionFailure("publishAccepted() without a pending publish: \(self.state)")
+            return []
         }
         self.state = .publishing(app: app, tcURL: tcURL, request: request)
         return [
@@ -278,7 +281,9 @@ public struct RTMPServerSessionStateMachine: Sendable {
         description: String
     ) -> [RTMPMessage] {
         guard case .authorizing(_, _, let request, _) = self.state else {
-            preconditionFailure("publishRefused() without a pending publish: \(self.state)")
+            // No publish pending (see publishAccepted()): nothing to answer; the caller closes anyway.
+            self.state = .closed
+            return []
         }
         self.state = .closed
         return [Self.onStatus(streamID: request.messageStreamID, level: "error", code: code, description: description)]
