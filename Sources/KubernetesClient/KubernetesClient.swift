@@ -393,15 +393,6 @@ extension KubernetesClient {
         return try await self.perform(T.self, KubernetesRequest(method: .get, path: path))
     }
 
-    /// Replaces the status subresource (PUT); only `status` changes, whatever else `object` carries.
-    public func updateStatus<T: KubernetesAPIObject>(
-        _ object: T,
-        _ resource: KubernetesResource,
-        namespace: String? = nil
-    ) async throws -> T {
-        try await self.update(object, resource, namespace: namespace, subresource: "status")
-    }
-
     /// Merge-patches the status subresource.
     public func patchStatus<T: KubernetesAPIObject>(
         _ type: T.Type = T.self,

@@ -50,8 +50,5 @@ public struct PreviewError: Error, Hashable, Sendable, CustomStringConvertible {
         Self(.io, message)
     }
 
-    /// Whether the stream's codec is the reason (rather than a failure of libavformat or the disk).
-    public var isUnsupportedCodec: Bool { self.code == .unsupportedCodec }
-
     public var description: String { self.message }
 }

@@ -57,8 +57,10 @@ public struct RTMPMessageType: RawRepresentable, Hashable, Sendable, CustomStrin
 
 /// One complete RTMP message, reassembled from its chunks.
 ///
-/// The payload is a slice of the buffer it was read from: relaying a message to many peers shares that storage
-/// and copies nothing.
+/// The decoder copies each payload out of the read buffer once, into a buffer of the payload's size (see
+/// ``RTMPChunkDecoder``: a slice would pin the whole read buffer while a GOP cache holds the message). From then on
+/// the payload is shared, not copied: every target that relays the message holds the same storage, and only the
+/// chunk encoding each target writes is its own.
 public struct RTMPMessage: Hashable, Sendable {
     /// The chunk stream the message travelled on (2 to 65599). Protocol control uses 2; the encoder keeps each
     /// chunk stream's previous header to compress the next one.

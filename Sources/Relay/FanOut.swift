@@ -237,7 +237,7 @@ final class FanOut: Sendable {
                 state.joining.insert(ObjectIdentifier(target))
                 if live {
                     // Joining a live stream: start at the latest keyframe.
-                    target.queue.restart(from: seed, disconnect: nil)
+                    target.queue.restart(from: seed)
                 }
                 state.targets.append(target)
                 started.append(target)

@@ -157,7 +157,7 @@ final class PushTarget: Sendable {
                     "Target restarts from the GOP cache",
                     metadata: ["relay.target.seed_messages": "\(seed.messages.count { !$0.kind.isHeader })"]
                 )
-                self.queue.restart(from: seed, disconnect: nil)
+                self.queue.restart(from: seed)
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now

@@ -79,10 +79,6 @@ struct TargetQueueStateMachine {
         self.limits = limits
     }
 
-    init(maxBytes: Int) {
-        self.init(limits: Limits(maxBytes: maxBytes, maxDuration: .seconds(3600), maxBehind: .seconds(3600)))
-    }
-
     /// Takes one message from the publisher.
     mutating func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) -> EnqueueResult {
         guard !self.finished else {
@@ -303,10 +299,6 @@ final class TargetQueue: Sendable {
         self.state = Mutex(State(machine: TargetQueueStateMachine(limits: limits)))
     }
 
-    convenience init(maxBytes: Int) {
-        self.init(limits: .init(maxBytes: maxBytes, maxDuration: .seconds(3600), maxBehind: .seconds(3600)))
-    }
-
     /// Called by the publisher's read loop; never blocks beyond the lock.
     func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
         let call = self.state.withLock { state -> (@Sendable () -> Void)? in
@@ -354,13 +346,10 @@ final class TargetQueue: Sendable {
         }
     }
 
-    /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe, and
-    /// remembers how to close that connection if it falls too far behind.
-    func restart(from seed: GOPSeed, disconnect: (@Sendable () -> Void)?) {
-        self.state.withLock { state in
-            state.machine.restart(seed: seed.messages, upTo: seed.upTo)
-            state.disconnect = disconnect
-        }
+    /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe. The
+    /// connection says how to close it if it falls too far behind with ``setDisconnect(_:)``.
+    func restart(from seed: GOPSeed) {
+        self.state.withLock { $0.machine.restart(seed: seed.messages, upTo: seed.upTo) }
     }
 
     /// See ``TargetQueueStateMachine/park()``.

@@ -124,7 +124,7 @@ struct RequestBodyTests {
                 )
                 gadget = try await client.get(KubernetesObject.self, Self.gadgets, name: "g")
                 gadget["status"] = ["url": "rtmp://relay/live"]
-                _ = try await client.updateStatus(gadget, Self.gadgets)
+                _ = try await client.update(gadget, Self.gadgets, subresource: "status")
                 let status: JSONValue = [
                     "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": ["name": "g"],
                     "status": ["a/b": "c/d"],

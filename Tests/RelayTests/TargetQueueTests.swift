@@ -56,6 +56,13 @@ private func drain(_ machine: inout TargetQueueStateMachine) -> [(RTMPMessageTyp
     return result
 }
 
+extension TargetQueueStateMachine {
+    /// A queue bounded by bytes alone: the time limits far beyond any test.
+    init(maxBytes: Int) {
+        self.init(limits: Limits(maxBytes: maxBytes, maxDuration: .seconds(3600), maxBehind: .seconds(3600)))
+    }
+}
+
 @Suite("Target queue")
 struct TargetQueueTests {
     @Test("A fresh target gets everything from the start of the publish, in order")
@@ -368,7 +375,7 @@ struct TargetQueueTests {
 
     @Test("The consumer is woken once per burst, takes what is queued, and finish wakes it with the end")
     func wakerHandOff() {
-        let queue = TargetQueue(maxBytes: 1000)
+        let queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1000).limits)
         let wakes = Atomic(0)
         queue.setWaker { wakes.add(1, ordering: .relaxed) }
         // Woken at once when it becomes the consumer, in case something is queued already.

@@ -56,7 +56,6 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     public typealias InboundOut = RTMPMessage
 
     /// The largest message header plus basic header plus extended timestamp: 3 + 11 + 4 bytes.
-    private static let maxHeaderLength = 18
 
     private struct ChunkStream: Sendable {
         var timestamp: UInt32 = 0
