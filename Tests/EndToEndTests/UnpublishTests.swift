@@ -86,7 +86,9 @@ struct UnpublishTests {
     @Test("FCUnpublish frees the stream at once: reported idle, and the next publisher is let in, connection open")
     func unpublishFreesTheStream() async throws {
         // Without takeover, a second publisher is refused while one holds the stream.
-        try await withRelay(targets: [], configure: { $0.publisherTakeover = false }) { relay in
+        try await withRelay(targets: []) {
+            $0.publisherTakeover = false
+        } _: { relay in
             try await InProcessPublisher.publishing(port: relay.port, key: relay.streamKey) { session in
                 _ = try await relay.logs.waitFor("the publish") { $0.contains("Publisher is live") }
                 #expect(try await relay.streamStatus().publisher != nil)
