@@ -16,7 +16,7 @@ import Testing
 
 @testable import Relay
 
-private func relayMessage(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 10) -> RelayMessage {
+func relayMessage(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 10) -> RelayMessage {
     let type: RTMPMessageType
     // The first bytes are what an FLV tag body starts with, so the queue can tell headers from frames.
     let prefix: [UInt8]
