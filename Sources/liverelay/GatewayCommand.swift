@@ -91,8 +91,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Seconds proxied connections may go on after SIGTERM.")
     var shutdownGrace: Double = 30
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Logging")
+    var log: LogOptions
 
     func validate() throws {
         if let port = self.sharedPort, !(1...65535).contains(port) {
@@ -112,18 +112,11 @@ struct GatewayCommand: AsyncParsableCommand {
         guard (1...65535).contains(self.relayPort) else {
             throw ValidationError("--relay-port must be a port, 1 to 65535.")
         }
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
-        }
         _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
-            return handler
-        }
+        self.log.bootstrap()
         let logger = Logger(label: "liverelay.gateway")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

@@ -67,7 +67,7 @@ struct LocalCommand: AsyncParsableCommand {
     var relayExecutable: String?
 
     @Option(help: "Log level of the relays.")
-    var relayLogLevel: String = "notice"
+    var relayLogLevel: Logger.Level = .notice
 
     @Option(help: "Seconds a connection is held while its relay starts, before it is refused.")
     var holdTimeout: Double = 30
@@ -75,8 +75,8 @@ struct LocalCommand: AsyncParsableCommand {
     @Option(help: "Connections held at once for one stream.")
     var maxHeldPerStream: Int = 16
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "notice"
+    @OptionGroup(title: "Logging")
+    var log: LogOptions
 
     func validate() throws {
         do {
@@ -95,17 +95,10 @@ struct LocalCommand: AsyncParsableCommand {
         guard self.holdTimeout > 0, self.maxHeldPerStream >= 0 else {
             throw ValidationError("--hold-timeout must be above 0 and --max-held-per-stream at least 0.")
         }
-        for level in [self.logLevel, self.relayLogLevel] where Logger.Level(rawValue: level) == nil {
-            throw ValidationError("log levels are trace, debug, info, notice, warning, error, critical; got \(level).")
-        }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .notice
-            return handler
-        }
+        self.log.bootstrap(defaultLevel: .notice)
         let logger = Logger(label: "liverelay.local")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -122,7 +115,7 @@ struct LocalCommand: AsyncParsableCommand {
                 tls: self.tls.configuration
             ),
             relayExecutable: self.relayExecutable ?? Self.currentExecutable(),
-            relayArguments: ["--log-level", self.relayLogLevel],
+            relayArguments: ["--log-level", self.relayLogLevel.rawValue],
             stateDirectory: self.stateDir ?? Self.defaultStateDirectory()
         )
         // A file that cannot be used is the user's first problem: say so plainly, before anything listens.

@@ -118,8 +118,8 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(help: "The Lease's namespace (default: the client's namespace).")
     var leaseNamespace: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Logging")
+    var log: LogOptions
 
     @Option(help: "HOST:PORT of the HTTP endpoints: /metrics (Prometheus), /healthz and /readyz.")
     var httpListen: String = "0.0.0.0:8081"
@@ -139,9 +139,6 @@ struct OperatorCommand: AsyncParsableCommand {
         }
         _ = try self.podLabels()
         _ = try self.proxyRanges()
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
-        }
         _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
     }
 
@@ -206,11 +203,7 @@ struct OperatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
-            return handler
-        }
+        self.log.bootstrap()
         let logger = Logger(label: "liverelay.operator")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

@@ -150,8 +150,8 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Exit when this process (the supervisor) is gone.", visibility: .hidden))
     var parentPid: Int32?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Logging")
+    var log: LogOptions
 
     func validate() throws {
         guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil || self.webhook != nil else {
@@ -172,17 +172,10 @@ struct RelayCommand: AsyncParsableCommand {
         _ = try self.listenAddress()
         _ = try self.controlRanges()
         _ = try self.proxyRanges()
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
-        }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
-            return handler
-        }
+        self.log.bootstrap()
         let logger = Logger(label: "liverelay.relay")
         let configuration: RelayConfiguration
         do {

@@ -47,8 +47,8 @@ struct TeardownCommand: AsyncParsableCommand {
     @Option(help: "Seconds deleted LiveStreams are given to be released by the operator.")
     var timeout = 120
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Logging")
+    var log: LogOptions
 
     func validate() throws {
         guard LiveStreamTeardown.Mode(rawValue: self.streams) != nil else {
@@ -57,17 +57,10 @@ struct TeardownCommand: AsyncParsableCommand {
         guard self.timeout >= 0 else {
             throw ValidationError("--timeout must be 0 or more seconds.")
         }
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
-        }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
-            return handler
-        }
+        self.log.bootstrap()
         let logger = Logger(label: "liverelay.teardown")
         let kubernetes: KubernetesConfiguration
         if self.inCluster {
