@@ -35,11 +35,11 @@ import Synchronization
 /// Run it in a `ServiceGroup`. Graceful shutdown stops accepting, lets live publishers go on for
 /// ``RelayConfiguration/shutdownGrace``, then ends their streams so every target gets a clean unpublish.
 public final class RelayServer: Service, Sendable {
-    private let configuration: RelayConfiguration
+    let configuration: RelayConfiguration
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let onServerRunning: @Sendable (SocketAddress) async -> Void
-    private let sslContext: NIOSSLContext?
+    let sslContext: NIOSSLContext?
     /// The certificate for `rtmps://` publishers, if the configuration gives one.
     private let certificate: IngestCertificate?
     private let metrics: RelayMetrics
@@ -278,26 +278,27 @@ public final class RelayServer: Service, Sendable {
         for hub in self.hubs.withLock({ $0 }) {
             applications.insert(hub.configuration.app)
         }
-        var session = RTMPServerSessionStateMachine(configuration: .init(applications: applications))
-        var live: (hub: StreamHub, fanOut: FanOut)?
+        let setup = RTMPServerSessionStateMachine(configuration: .init(applications: applications))
+        var live: PublisherSession.Live?
         do {
             try await connection.executeThenClose { inbound, outbound in
+                var publisher = PublisherSession(
+                    relay: self,
+                    connection: (id, channel, client),
+                    outbound: outbound,
+                    session: setup,
+                    setupTimeout: setupTimeout,
+                    logger: logger
+                )
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     var failure: (any Error)?
                     do {
-                        try await self.serve(
-                            inbound: inbound,
-                            outbound: outbound,
-                            session: &session,
-                            live: &live,
-                            connection: (id, channel, client),
-                            setupTimeout: setupTimeout,
-                            group: &group,
-                            logger: &logger
-                        )
+                        try await publisher.serve(inbound, tasks: &group)
                     } catch {
                         failure = error
                     }
+                    live = publisher.live
+                    logger = publisher.logger
                     // Whatever ended the publish, the targets send what they hold and unpublish, for at most the
                     // drain timeout; a target still backing off is stopped.
                     if let live {
@@ -325,101 +326,8 @@ public final class RelayServer: Service, Sendable {
         }
     }
 
-    /// The publisher's read loop: commands answered, the publisher authorized, media handed to the fan-out.
-    /// Returns when the connection should close.
-    private func serve(
-        inbound: NIOAsyncChannelInboundStream<RTMPMessage>,
-        outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>,
-        session: inout RTMPServerSessionStateMachine,
-        live: inout (hub: StreamHub, fanOut: FanOut)?,
-        connection: (id: UInt64, channel: any Channel, client: ClientAddress),
-        setupTimeout: Scheduled<Void>,
-        group: inout ThrowingTaskGroup<Void, any Error>,
-        logger: inout Logger
-    ) async throws {
-        for try await message in inbound {
-            switch session.received(message) {
-            case .none:
-                break
-            case .send(let messages):
-                try await outbound.write(contentsOf: messages)
-            case .media:
-                // Sent before the publish was accepted (the tap publishes everything after): dropped, as the
-                // session drops all media before acceptance.
-                break
-            case .authorize(let request):
-                let hub: StreamHub
-                // The encoder, also behind the gateway (whose PROXY header, the first bytes, was read by now).
-                let client = connection.client.address
-                logger[metadataKey: "rtmp.remote"] = "\(client.displayed)"
-                // The webhook gets its IP address alone, as nginx-rtmp's `on_publish` (`addr`) and SRS's hooks
-                // (`ip`) send it: what an allowlist or a geo lookup needs.
-                switch await self.authorize(request, client: client?.ipAddress ?? "", logger: logger) {
-                case .refused(let description):
-                    try await outbound.write(contentsOf: session.publishRefused(description: description))
-                    return
-                case .accepted(let accepted):
-                    hub = accepted
-                }
-                logger[metadataKey: "relay.stream"] = "\(hub.name)"
-                let fanOut = FanOut(
-                    stream: hub.configuration,
-                    relay: self.configuration,
-                    sslContext: self.sslContext,
-                    // The targets' connections live on the publisher's event loop, beside the media path: the
-                    // queue wakes a target's writer without crossing threads.
-                    eventLoopGroup: connection.channel.eventLoop,
-                    metrics: hub.metrics,
-                    logger: logger
-                )
-                let publisher = StreamHub.Publisher(
-                    id: connection.id,
-                    channel: connection.channel,
-                    remoteAddress: client.displayed,
-                    since: .now,
-                    fanOut: fanOut,
-                    released: OneShotEvent()
-                )
-                guard
-                    await hub.claim(publisher, takeover: self.configuration.publisherTakeover, logger: logger)
-                        == .claimed
-                else {
-                    logger.notice("Publish refused: the stream already has a publisher")
-                    try await outbound.write(
-                        contentsOf: session.publishRefused(description: "The stream is already being published.")
-                    )
-                    return
-                }
-                setupTimeout.cancel()
-                if hub.configuration.previewEnabled {
-                    fanOut.attachPreview(hub.preview.startSession(logger: logger))
-                }
-                live = (hub, fanOut)
-                group.addTask { await fanOut.run() }
-                // From here the publisher's media go to the fan-out on its event loop, before it hears that the
-                // publish started.
-                let streamID = request.messageStreamID
-                try await Self.withIngestTap(of: connection.channel) { $0.attach(fanOut, messageStreamID: streamID) }
-                try await outbound.write(contentsOf: session.publishAccepted())
-                logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
-            case .unpublished(let messages):
-                logger.info("Publisher ended the stream")
-                try? await Self.withIngestTap(of: connection.channel) { $0.detach() }
-                // The stream is free and reported idle now, not when the encoder gets round to closing the
-                // connection (OBS keeps it open a while; a client may keep it open for good).
-                live?.hub.release(connection.id)
-                live?.fanOut.finish()
-                try? await outbound.write(contentsOf: messages)
-            case .close(let messages, let error):
-                try? await outbound.write(contentsOf: messages)
-                logger.notice("Closing connection", metadata: ["error": "\(error)"])
-                return
-            }
-        }
-    }
-
     /// Runs `body` with the connection's ``IngestTap``, on the connection's event loop.
-    private static func withIngestTap(
+    static func withIngestTap(
         of channel: any Channel,
         _ body: @escaping @Sendable (IngestTap) -> Void
     ) async throws {
@@ -430,7 +338,7 @@ public final class RelayServer: Service, Sendable {
 
     // MARK: Authorization
 
-    private enum Authorization {
+    enum Authorization {
         case accepted(StreamHub)
         /// Refused, with the description the encoder shows (never the key).
         case refused(String)
@@ -438,7 +346,7 @@ public final class RelayServer: Service, Sendable {
 
     /// Finds the stream a publisher asks for: by app, then by key (each candidate compared in constant time), or by
     /// the app's webhook.
-    private func authorize(_ request: RTMPPublishRequest, client: String, logger: Logger) async -> Authorization {
+    func authorize(_ request: RTMPPublishRequest, client: String, logger: Logger) async -> Authorization {
         let candidates = self.hubs.withLock { $0.filter { $0.configuration.app == request.app } }
         var matched: StreamHub?
         for hub in candidates {
