@@ -247,6 +247,7 @@ let package = Package(
         .testTarget(
             name: "OperatorTests",
             dependencies: [
+                "TimeSupport",
                 "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
@@ -272,6 +273,7 @@ let package = Package(
         .testTarget(
             name: "ChartTests",
             dependencies: [
+                "TimeSupport",
                 "Operator",
                 "LiveStreamModel",
                 "Gateway",
@@ -289,6 +291,7 @@ let package = Package(
         .target(
             name: "LocalRuntime",
             dependencies: [
+                "TimeSupport",
                 "LiveStreamModel",
                 "Gateway",
                 "Preview",
@@ -375,6 +378,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesClientTests",
             dependencies: [
+                "TimeSupport",
                 "KubernetesTestSupport",
                 "KubernetesClient",
                 "KubernetesTestServer",
@@ -387,6 +391,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesControllerTests",
             dependencies: [
+                "TimeSupport",
                 "KubernetesTestSupport",
                 "KubernetesController",
                 "KubernetesClient",

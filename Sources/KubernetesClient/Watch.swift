@@ -13,7 +13,7 @@ import Foundation
 import Logging
 public import NIOCore
 import NIOFoundationCompat
-import TimeSupport
+public import TimeSupport
 
 /// Splits a byte stream into lines (`\n`-terminated) holding at most `maximumLineLength` bytes of one line.
 ///
@@ -193,29 +193,6 @@ extension KubernetesClient {
     }
 }
 
-/// Capped exponential backoff with jitter.
-public struct Backoff: Sendable, Hashable {
-    public var initial: Duration
-    public var maximum: Duration
-    public var multiplier: Double
-
-    public init(initial: Duration = .milliseconds(200), maximum: Duration = .seconds(30), multiplier: Double = 2) {
-        self.initial = initial
-        self.maximum = maximum
-        self.multiplier = multiplier
-    }
-
-    /// The delay before attempt `failures + 1`, given `failures` consecutive failures (≥ 1).
-    public func delay(failures: Int, jitter: Double = Double.random(in: 0.8...1.2)) -> Duration {
-        let exponent = Double(max(0, failures - 1))
-        let seconds = min(
-            self.initial.inSeconds * pow(self.multiplier, exponent),
-            self.maximum.inSeconds
-        )
-        return .nanoseconds(Int64(seconds * jitter * 1e9))
-    }
-}
-
 /// Options of ``KubernetesClient/listWatch(_:_:namespace:allNamespaces:options:)``.
 public struct ListWatchOptions: Sendable {
     public var labelSelector: String?
@@ -287,7 +264,7 @@ public struct ListWatchSequence<Object: KubernetesAPIObject>: AsyncSequence, Sen
                 if what == "list", let code = error.statusCode, [401, 403, 404].contains(code) { throw error }
             }
             self.failures += 1
-            let delay = self.sequence.options.backoff.delay(failures: self.failures)
+            let delay = self.sequence.options.backoff.delay(afterFailures: self.failures)
             self.logger.debug(
                 "k8s \(what) failed, retrying",
                 metadata: [

@@ -216,11 +216,8 @@ where Instant.Duration == Duration {
     }
 
     func backoff(failures: Int) -> Duration {
-        let base = self.configuration.baseDelay.inSeconds
-        let maximum = self.configuration.maxDelay.inSeconds
-        let exponent = min(failures - 1, 62)
-        let seconds = min(base * Double(sign: .plus, exponent: exponent, significand: 1), maximum)
-        return Self.duration(seconds)
+        Backoff(initial: self.configuration.baseDelay, maximum: self.configuration.maxDelay, jitter: .none)
+            .nominalDelay(afterFailures: failures)
     }
 
     /// Takes one token from the bucket; returns how long the caller must wait for it (zero if one was there).

@@ -18,6 +18,7 @@ import NIOCore
 import NIOHTTP1
 public import ServiceLifecycle
 import Synchronization
+import TimeSupport
 
 /// Local mode: the streams of one YAML file, each on its own port behind the in-process gateway, each with a
 /// `liverelay relay` child process that runs only while someone streams.
@@ -742,9 +743,12 @@ actor LocalController {
             || ContinuousClock.now - managed.lastActivity < .seconds(managed.stream.spec.scaling.idleSeconds)
         if needed {
             // At once the first time (an encoder is probably reconnecting now), then 0.5 s, 1 s, 2 s, ...
-            let delay: Duration =
-                managed.crashes <= 1
-                ? .zero : min(self.configuration.maxRestartDelay, .milliseconds(250 << min(managed.crashes - 1, 10)))
+            let backoff = Backoff(
+                initial: .milliseconds(500),
+                maximum: self.configuration.maxRestartDelay,
+                jitter: .none
+            )
+            let delay = managed.crashes <= 1 ? .zero : backoff.nominalDelay(afterFailures: managed.crashes - 1)
             let task = Task {
                 try? await Task.sleep(for: delay)
                 self.restart(id, generation: generation)

@@ -100,7 +100,7 @@ final class PushTarget: Sendable {
         self.sendBufferBytes = relay.targetSendBufferBytes
         self.maxBehind = relay.targetMaxBehind
         self.drainTimeout = relay.drainTimeout
-        self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum)
+        self.backoff = Backoff(initial: relay.reconnectInitial, maximum: relay.reconnectMaximum, jitter: .equal)
         self.metrics = metrics
         self.seed = seed
         self.pushingChanged = pushingChanged

@@ -20,6 +20,7 @@ import Operator
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TimeSupport
 
 /// What a request asks for, in RBAC's terms.
 struct RequestAttributes: Hashable, Sendable, CustomStringConvertible {

@@ -14,6 +14,7 @@ import KubernetesClient
 import NIOCore
 import Synchronization
 import Testing
+import TimeSupport
 
 /// A watch line for a ConfigMap-like object.
 func eventLine(_ type: String, name: String, resourceVersion: String, data: String = "x") -> String {

@@ -19,6 +19,7 @@ import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Synchronization
 import Testing
+import TimeSupport
 
 /// What reconciles saw: per key the last reconciled resourceVersion (`"deleted"` when the object was gone), and
 /// every reconcile's interval per controller.

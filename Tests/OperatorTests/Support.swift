@@ -23,6 +23,7 @@ import PeerTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TimeSupport
 
 /// Paths of the repository and of the shared schemas beside it.
 enum Paths {

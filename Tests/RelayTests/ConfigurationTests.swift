@@ -81,42 +81,6 @@ struct SecretTests {
     }
 }
 
-@Suite("Reconnect backoff")
-struct BackoffTests {
-    @Test("Delays double from the initial one up to the maximum, with jitter in the upper half")
-    func doubling() {
-        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(8))
-        var generator = SystemRandomNumberGenerator()
-        let nominal: [Duration] = [
-            .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8),
-        ]
-        for expected in nominal {
-            let delay = backoff.nextDelay(using: &generator)
-            #expect(delay >= expected / 2 && delay <= expected, "\(delay) outside [\(expected / 2), \(expected)]")
-        }
-        #expect(backoff.attempts == nominal.count)
-        for _ in 0..<100 {
-            #expect(backoff.nextDelay(using: &generator) <= .seconds(8))
-        }
-        backoff.reset()
-        #expect(backoff.nextDelay(using: &generator) <= .milliseconds(500))
-    }
-
-    @Test("Delays are whole milliseconds, so a log reads 4.68 seconds, unless the range holds none")
-    func wholeMilliseconds() {
-        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<20 {
-            let delay = backoff.nextDelay(using: &generator)
-            #expect(delay.components.attoseconds % 1_000_000_000_000_000 == 0, "\(delay)")
-        }
-        // 0.9 µs to 1.8 µs holds no whole millisecond: still inside the range.
-        var tiny = Backoff(initial: .nanoseconds(1800), maximum: .nanoseconds(1800))
-        let delay = tiny.nextDelay(using: &generator)
-        #expect(delay >= .nanoseconds(900) && delay <= .nanoseconds(1800), "\(delay)")
-    }
-}
-
 @Suite("Relay configuration")
 struct RelayConfigurationTests {
     private func temporaryDirectory() throws -> URL {
