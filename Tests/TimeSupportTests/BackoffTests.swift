@@ -12,18 +12,6 @@
 import Testing
 import TimeSupport
 
-/// A generator that gives the same numbers every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Backoff, the one retry policy")
 struct BackoffTests {
     @Test("nominal delays double from the initial one up to the maximum, and stay there")
@@ -34,7 +22,7 @@ struct BackoffTests {
         ]
         #expect((1...6).map { backoff.nominalDelay(afterFailures: $0) } == expected)
         #expect(backoff.nominalDelay(afterFailures: 10_000) == .seconds(8), "a huge count saturates at the cap")
-        var generator = SplitMix64(state: 1)
+        var generator = SystemRandomNumberGenerator()
         #expect(backoff.delay(afterFailures: 3, using: &generator) == .seconds(2), "no jitter: exact")
         // The work queue's: 5 ms doubling to 1000 s (client-go's defaults).
         let queue = Backoff(initial: .milliseconds(5), maximum: .seconds(1000), jitter: .none)
@@ -49,7 +37,7 @@ struct BackoffTests {
     @Test("equal jitter: in the upper half of the nominal delay, whole milliseconds when the range holds one")
     func equalJitter() {
         var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(8), jitter: .equal)
-        var generator = SplitMix64(state: 7)
+        var generator = SystemRandomNumberGenerator()
         let nominal: [Duration] = [
             .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8),
         ]
@@ -71,7 +59,7 @@ struct BackoffTests {
     @Test("factor jitter spreads around the nominal delay within its range, and does spread")
     func factorJitter() {
         let backoff = Backoff(initial: .seconds(1), maximum: .seconds(30), jitter: .factor(0.8...1.2))
-        var generator = SplitMix64(state: 42)
+        var generator = SystemRandomNumberGenerator()
         var seen = Set<Duration>()
         for _ in 0..<200 {
             let delay = backoff.delay(afterFailures: 2, using: &generator)
