@@ -18,7 +18,9 @@
 # test server, or against LIVERELAY_TEST_KUBECONFIG's cluster.
 #
 # Everything happens in a namespace of its own (conformance-XXXXX), deleted at the end; the LiveStream CRD
-# (crds/livestream.yaml) is applied when the cluster lacks it, and then deleted again. Needs kubectl 1.26 or later
+# (crds/livestream.yaml) is applied when the cluster lacks it and left installed: deleting a CRD deletes every
+# object of it in every namespace, those of tests running beside this one and of a real user's streams alike (the
+# test suite never deletes it either). Needs kubectl 1.26 or later
 # (status writes with --subresource, --validate=strict) and curl (a raw apply body, through kubectl proxy).
 #
 # Usage: tools/conformance.sh [--kubeconfig FILE] [--namespace NAME] [--expect FILE]
@@ -58,13 +60,9 @@ fi
 
 work=$(mktemp -d)
 proxy_pid=""
-installed_crd=false
 cleanup() {
     [[ -n $proxy_pid ]] && kill "$proxy_pid" 2> /dev/null
     k delete namespace "$namespace" "$namespace-typed" --ignore-not-found --wait=false > /dev/null 2>&1
-    if [[ $installed_crd == true ]]; then
-        k delete crd livestreams.liverelay.io --ignore-not-found --wait=false > /dev/null 2>&1
-    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -110,7 +108,6 @@ if ! k create namespace "$namespace" > "$work/out" 2>&1; then
 fi
 if ! k get crd livestreams.liverelay.io > /dev/null 2>&1; then
     k apply --server-side -f "$root/crds/livestream.yaml" > /dev/null || exit 1
-    installed_crd=true
 fi
 k wait --for=condition=Established crd/livestreams.liverelay.io --timeout=60s > /dev/null || exit 1
 
