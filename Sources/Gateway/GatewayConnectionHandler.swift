@@ -134,11 +134,11 @@ final class GatewayConnectionHandler {
     }
 
     /// Why a held connection has no route to wait for any more: suspended (Go Offline), or removed.
-    private func whyNoRoute() -> IngestRefusal {
+    private func whyNoRoute() -> GatewayRefusal {
         if self.gateway.routes.route(for: self.route.stream)?.suspended == true {
             return .suspended
         }
-        return .relayUnavailable("the route was removed while the connection was held")
+        return .routeRemoved(whileHeld: true)
     }
 
     private func holdTimedOut() {
@@ -154,20 +154,16 @@ final class GatewayConnectionHandler {
         case .idle, .handshaking, .proxied, .closed:
             return
         }
-        self.refuse("hold timeout: the relay was not ready within \(self.gateway.configuration.holdTimeout)")
+        self.refuse(.holdTimeout(self.gateway.configuration.holdTimeout, connectError: nil))
     }
 
-    private func refuse(_ reason: String) {
-        self.refuse(.relayUnavailable(reason))
-    }
-
-    private func refuse(_ refusal: IngestRefusal) {
+    private func refuse(_ refusal: GatewayRefusal) {
         self.abandonRelayHandshake()
         self.phase = .closed
-        self.gateway.logRefusal(refusal.reason, stream: self.route.stream, logger: self.logger)
+        self.gateway.logRefusal(refusal, stream: self.route.stream, logger: self.logger)
         if let front = self.front {
             // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
-            front.sendRefusal(refusal.reason)
+            front.sendRefusal(refusal)
             self.context?.close(promise: nil)
         } else if let context = self.context, context.channel.isActive {
             self.answerInRTMP(refusal, context: context)
@@ -177,7 +173,7 @@ final class GatewayConnectionHandler {
     /// On a stream's own port the client is an encoder that sent its handshake and waits: the gateway answers it
     /// in RTMP from here (the handshake, `connect`, `createStream`) and refuses its publish with the reason, which
     /// the encoder shows, instead of a bare close.
-    private func answerInRTMP(_ refusal: IngestRefusal, context: ChannelHandlerContext) {
+    private func answerInRTMP(_ refusal: GatewayRefusal, context: ChannelHandlerContext) {
         do {
             try context.pipeline.syncOperations.addHandlers(
                 [
@@ -268,14 +264,12 @@ final class GatewayConnectionHandler {
             return
         }
         guard !self.holdExpired else {
-            self.refuse(
-                "hold timeout: the relay was not reachable within \(self.gateway.configuration.holdTimeout): \(error)"
-            )
+            self.refuse(.holdTimeout(self.gateway.configuration.holdTimeout, connectError: "\(error)"))
             return
         }
         if self.heldSince == nil {
-            if let reason = self.gateway.hold(self.route.stream) {
-                self.refuse("cannot connect to the relay (\(error)) and cannot hold the connection: \(reason)")
+            if let refusal = self.gateway.hold(self.route.stream) {
+                self.refuse(.upstreamUnreachable(error: "\(error)", cannotHold: refusal))
                 return
             }
             self.heldSince = .now()
@@ -355,7 +349,7 @@ final class GatewayConnectionHandler {
             self.gateway.registerLive(context.channel, stream: self.route.stream) { bound.value.end(description: $0) }
         } catch {
             upstream.close(promise: nil)
-            self.refuse("cannot set up the proxy: \(error)")
+            self.refuse(.proxySetupFailed(error: "\(error)"))
             return
         }
         self.proxied(context: context, heldSince: heldSince)
@@ -409,15 +403,13 @@ final class GatewayConnectionHandler {
             ])
         } catch {
             upstream.close(promise: nil)
-            self.refuse("cannot set up the proxy: \(error)")
+            self.refuse(.proxySetupFailed(error: "\(error)"))
             return
         }
         let timeout = context.eventLoop.assumeIsolated().scheduleTask(
             in: TimeAmount(self.gateway.configuration.connectTimeout)
         ) {
-            self.refuse(
-                "the relay did not complete the RTMP handshake within \(self.gateway.configuration.connectTimeout)"
-            )
+            self.refuse(.relayHandshakeTimeout(self.gateway.configuration.connectTimeout))
         }
         self.phase = .handshaking(upstream: upstream, timeout: timeout)
     }
@@ -444,7 +436,7 @@ final class GatewayConnectionHandler {
                 }
             }
         } catch {
-            self.refuse("cannot set up the proxy: \(error)")
+            self.refuse(.proxySetupFailed(error: "\(error)"))
             return
         }
         self.proxied(context: context, heldSince: heldSince)
@@ -512,8 +504,7 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             // up, which happens when its route is removed or the gateway stops. Say so, and give back its hold.
             self.refuse(
                 self.gateway.routes.route(for: self.route.stream) == nil
-                    ? "the route was removed before the connection was set up"
-                    : "the gateway is shutting down"
+                    ? .routeRemoved(whileHeld: false) : .shuttingDown
             )
         }
         self.releaseHold()
