@@ -326,6 +326,7 @@ public final class Gateway: Service, Sendable {
                 gateway: self,
                 route: route,
                 held: held,
+                now: channel.eventLoop.now,
                 logger: logger
             ),
         ])

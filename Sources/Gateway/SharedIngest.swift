@@ -223,6 +223,7 @@ final class SharedIngestHandler {
                 gateway: self.gateway,
                 route: route,
                 held: held,
+                now: context.eventLoop.now,
                 logger: self.logger,
                 front: self,
                 preface: capture.take()
