@@ -61,7 +61,7 @@ final class GatewayConnectionHandler {
         /// The relay's connection until the splice completes, and whether it takes a PROXY header.
         var upstream: (channel: any Channel, sendsProxyHeader: Bool)?
         /// Shared ingest port: the glue pair waiting for the relay's handshake.
-        var glue: (client: GlueHandler, upstream: GlueHandler, bytesIn: GatewayAccounting.ByteMeter)?
+        var glue: (client: GlueHandler, upstream: OneWayGlueHandler, bytesIn: GatewayAccounting.ByteMeter)?
     }
 
     private let gateway: Gateway
@@ -333,7 +333,7 @@ final class GatewayConnectionHandler {
             }
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
-            self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
+            self.replay(to: upstream, through: upstreamGlue.writeRaw, counting: meters.bytesIn)
             try context.pipeline.syncOperations.addHandlers(framer, clientGlue)
             let bound = NIOLoopBound(framer, eventLoop: context.eventLoop)
             self.gateway.registerLive(context.channel, stream: self.route.stream) { bound.value.end(description: $0) }
@@ -352,10 +352,9 @@ final class GatewayConnectionHandler {
         }
         let sendsProxyHeader = self.pending.upstream?.sendsProxyHeader == true
         let meters = self.goLive(context: context, releasingHold: heldFor)
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(
+        let (clientGlue, upstreamGlue) = OneWayGlueHandler.matchedPair(
             inbound: meters.bytesIn,
-            outbound: meters.bytesOut,
-            upstreamReadsGoOn: true
+            outbound: meters.bytesOut
         )
         self.pending.glue = (clientGlue, upstreamGlue, meters.bytesIn)
         let answers = RelayAnswerHandler(
@@ -387,7 +386,7 @@ final class GatewayConnectionHandler {
         }
         self.pending.relayHandshakeTimer?.cancel()
         self.pending.relayHandshakeTimer = nil
-        self.replay(to: upstream, through: glue.upstream, counting: glue.bytesIn)
+        self.replay(to: upstream, through: glue.upstream.writeRaw, counting: glue.bytesIn)
         do {
             // In front of the client's RTMP handler, which from now on only encodes what the relay says (and behind
             // the TLS server of an rtmps:// client).
@@ -408,12 +407,12 @@ final class GatewayConnectionHandler {
     /// the client's end of input if it came.
     private func replay(
         to upstream: any Channel,
-        through glue: GlueHandler,
+        through writeRaw: (ByteBuffer) -> Void,
         counting meter: GatewayAccounting.ByteMeter
     ) {
         let bytes = self.input.bytes
         for buffer in self.input.take() {
-            glue.writeRaw(buffer)
+            writeRaw(buffer)
         }
         upstream.flush()
         meter.add(bytes)
