@@ -279,14 +279,14 @@ public final class Gateway: Service, Sendable {
         logger[metadataKey: "gateway.port"] = "\(listenPort)"
         logger[metadataKey: "gateway.remote"] = "\(channel.remoteAddress.displayed)"
 
-        func close(_ reason: String, stream: StreamID?) throws {
-            self.logRefusal(reason, stream: stream, logger: logger)
+        func close(_ refusal: GatewayRefusal, stream: StreamID?) throws {
+            self.logRefusal(refusal, stream: stream, logger: logger)
             try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
         }
         // Refused in RTMP: the encoder gets its handshake and connect answered, then the reason as the answer to its
         // publish, which ffmpeg and OBS show; a connection reset would tell it nothing.
-        func refuse(_ refusal: IngestRefusal, stream: StreamID?) throws {
-            self.logRefusal(refusal.reason, stream: stream, logger: logger)
+        func refuse(_ refusal: GatewayRefusal, stream: StreamID?) throws {
+            self.logRefusal(refusal, stream: stream, logger: logger)
             try channel.pipeline.syncOperations.addHandlers([
                 self.sniffer(stream: stream, logger: logger),
                 RTMPConnectionHandler(role: .server),
@@ -310,19 +310,25 @@ public final class Gateway: Service, Sendable {
             return try refuse(.sourceRange, stream: route.stream)
         }
         guard self.register(channel) else {
-            return try close("the gateway is shutting down", stream: route.stream)
+            return try close(.shuttingDown, stream: route.stream)
         }
 
         var held = false
         if route.upstream == nil {
-            if let reason = self.hold(route.stream) {
-                return try refuse(.relayUnavailable(reason), stream: route.stream)
+            if let refusal = self.hold(route.stream) {
+                return try refuse(refusal, stream: route.stream)
             }
             held = true
         }
         try channel.pipeline.syncOperations.addHandlers([
             self.sniffer(stream: route.stream, logger: logger),
-            GatewayConnectionHandler(gateway: self, route: route, held: held, logger: logger),
+            GatewayConnectionHandler(
+                gateway: self,
+                route: route,
+                held: held,
+                now: channel.eventLoop.now,
+                logger: logger
+            ),
         ])
     }
 
@@ -331,10 +337,10 @@ public final class Gateway: Service, Sendable {
     private func admitShared(
         _ channel: any Channel,
         logger: Logger,
-        refuse: (String, StreamID?) throws -> Void
+        refuse: (GatewayRefusal, StreamID?) throws -> Void
     ) throws {
         guard self.register(channel) else {
-            return try refuse("the gateway is shutting down", nil)
+            return try refuse(.shuttingDown, nil)
         }
         let handlers: [any ChannelHandler] = [
             self.sniffer(stream: nil, logger: logger),
@@ -351,8 +357,8 @@ public final class Gateway: Service, Sendable {
             certificate: self.certificate,
             logger: logger,
             noCertificateHint: "publish with rtmp://, or give the gateway one (--tls-cert, --tls-key)"
-        ) { reason in
-            self.logRefusal(reason, stream: stream, logger: logger)
+        ) { refusal in
+            self.logRefusal(.tls(refusal), stream: stream, logger: logger)
         }
     }
 
@@ -415,16 +421,16 @@ public final class Gateway: Service, Sendable {
 
     /// Counts a connection as held for `stream` if the limits allow, and asks the activator to wake the relay for the
     /// first one (beside the listeners, never on an event loop). Returns why the connection cannot be held, if so.
-    func hold(_ stream: StreamID) -> String? {
+    func hold(_ stream: StreamID) -> GatewayRefusal? {
         switch self.accounting.hold(
             stream,
             maxPerStream: self.configuration.maxHeldPerStream,
             maxTotal: self.configuration.maxHeldTotal
         ) {
         case .perStreamLimit:
-            return "held-per-stream limit (\(self.configuration.maxHeldPerStream)) reached"
+            return .heldPerStreamLimit(self.configuration.maxHeldPerStream)
         case .totalLimit:
-            return "held-total limit (\(self.configuration.maxHeldTotal)) reached"
+            return .heldTotalLimit(self.configuration.maxHeldTotal)
         case .held(let activate):
             if activate {
                 self.activations.continuation.yield(stream)
@@ -433,30 +439,14 @@ public final class Gateway: Service, Sendable {
         }
     }
 
-    func logRefusal(_ reason: String, stream: StreamID?, logger: Logger) {
-        self.accounting.refused(stream, reason: Self.reasonLabel(reason))
+    /// Logs a refusal with its reason (never a key) and counts it under its label.
+    func logRefusal(_ refusal: GatewayRefusal, stream: StreamID?, logger: Logger) {
+        self.accounting.refused(stream, reason: refusal.metricLabel)
+        let reason = refusal.reason
         logger.notice(
             "Connection refused: \(reason)",
             metadata: ["gateway.reason": "\(reason)", "gateway.stream": "\(stream.map { "\($0)" } ?? "-")"]
         )
-    }
-
-    /// A bounded label for the refusal metric: the reason without its numbers and details.
-    private static func reasonLabel(_ reason: String) -> String {
-        if reason.hasPrefix("hold timeout") { return "hold_timeout" }
-        if reason.hasPrefix("held-per-stream") { return "held_per_stream_limit" }
-        if reason.hasPrefix("held-total") { return "held_total_limit" }
-        if reason.hasPrefix("source address") { return "source_range" }
-        if reason.hasPrefix("the stream is suspended") { return "suspended" }
-        if reason.hasPrefix("no route") { return "no_route" }
-        if reason.hasPrefix("unknown stream key") { return "unknown_key" }
-        if reason.hasPrefix("RTMP") { return "rtmp_error" }
-        if reason.hasPrefix("cannot connect") { return "upstream_unreachable" }
-        if reason.hasPrefix("the route was removed") { return "route_removed" }
-        if reason.hasPrefix("the gateway is shutting down") { return "shutting_down" }
-        if reason.hasPrefix("TLS handshake failed") { return "tls_handshake" }
-        if reason.hasPrefix("TLS client") { return "tls_without_certificate" }
-        return "other"
     }
 
     // MARK: Shutdown

@@ -14,6 +14,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RTMP
+import TimeSupport
 
 /// The first handler of every admitted connection: holds the client until its stream's relay is ready, connects
 /// to the relay, replays what the client sent meanwhile, then hands the two channels to a ``GlueHandler`` pair and
@@ -23,42 +24,60 @@ import RTMP
 /// is in flight and are replayed the same way. Reading stops once ``GatewayConfiguration/holdBufferSize`` bytes are
 /// buffered, so a held client is throttled by TCP instead of costing memory; an RTMP client sends its 1,537-byte
 /// C0+C1 and then waits for the server anyway.
+///
+/// What to do when (hold, retry, timeouts, refusal) is ``GatewayConnectionStateMachine``'s to decide; this handler
+/// feeds it the channel's events with the event loop's time, and performs the actions it returns.
 final class GatewayConnectionHandler {
-    private enum Phase {
-        case idle
-        case waiting(waitID: UInt64)
-        /// The route had an upstream but connecting to it failed (a relay restarting, or a stale route): held, and
-        /// trying again after a short delay.
-        case retrying(Scheduled<Void>)
-        case connecting
-        /// Shared ingest port: connected, the RTMP handshake with the relay under way (the client's bytes are
-        /// replayed when it completes).
-        case handshaking(upstream: any Channel, timeout: Scheduled<Void>)
-        case proxied
-        case closed
+    /// What the client sent before the splice, and how its reads stand.
+    private struct Input {
+        var buffers: [ByteBuffer]
+        var bytes: Int
+        /// A read held back because the buffer is full.
+        var pendingRead = false
+        /// The client ended its input; the relay gets the end after the bytes.
+        var closed = false
+
+        init(_ buffers: [ByteBuffer]) {
+            self.buffers = buffers
+            self.bytes = buffers.reduce(0) { $0 + $1.readableBytes }
+        }
+
+        /// The buffered bytes, which the input keeps no more.
+        mutating func take() -> [ByteBuffer] {
+            defer {
+                self.buffers = []
+                self.bytes = 0
+            }
+            return self.buffers
+        }
+    }
+
+    /// What the handler has scheduled or opened for the machine's current state, ended together.
+    private struct Pending {
+        var routeWait: UInt64?
+        var holdTimer: Scheduled<Void>?
+        var retryTimer: Scheduled<Void>?
+        var relayHandshakeTimer: Scheduled<Void>?
+        /// The relay's connection until the splice completes, and whether it takes a PROXY header.
+        var upstream: (channel: any Channel, sendsProxyHeader: Bool)?
+        /// Shared ingest port: the glue pair waiting for the relay's handshake.
+        var glue: (client: GlueHandler, upstream: OneWayGlueHandler, bytesIn: GatewayAccounting.ByteMeter)?
     }
 
     private let gateway: Gateway
     private let route: GatewayRoute
     private var logger: Logger
-    private var phase = Phase.idle
+    private var machine: GatewayConnectionStateMachine
     private var context: ChannelHandlerContext?
-
-    private var buffered: [ByteBuffer] = []
-    private var bufferedBytes = 0
-    private var pendingRead = false
-    private var inputClosed = false
-
-    /// Set while the connection counts as held; cleared exactly once, when it is proxied or closes.
-    private var heldSince: NIODeadline?
-    private var holdTimeout: Scheduled<Void>?
-    private var failedConnects = 0
-    private var holdExpired = false
+    private var input: Input
+    private var pending = Pending()
 
     /// The RTMP server that routed a connection of the shared ingest port, or `nil` on a stream's own port.
     private let front: SharedIngestHandler?
 
     /// - Parameters:
+    ///   - held: whether the gateway counted the connection as held when it admitted it.
+    ///   - now: when it did; the hold timeout runs from then.
     ///   - front: for a connection of the shared ingest port, the handler that answered the encoder until its
     ///     publish; the relay then gets an RTMP handshake of the gateway's own before `preface`.
     ///   - preface: what the client sent before this handler was added (on the shared port, everything after the
@@ -67,6 +86,7 @@ final class GatewayConnectionHandler {
         gateway: Gateway,
         route: GatewayRoute,
         held: Bool,
+        now: NIODeadline,
         logger: Logger,
         front: SharedIngestHandler? = nil,
         preface: [ByteBuffer] = []
@@ -74,100 +94,162 @@ final class GatewayConnectionHandler {
         self.gateway = gateway
         self.route = route
         self.logger = logger
-        self.heldSince = held ? .now() : nil
+        self.machine = GatewayConnectionStateMachine(
+            configuration: .init(gateway.configuration, relayHandshake: front != nil),
+            heldSince: held ? now : nil
+        )
         self.front = front
-        self.buffered = preface
-        self.bufferedBytes = preface.reduce(0) { $0 + $1.readableBytes }
+        self.input = Input(preface)
     }
 
-    /// Proxies at once, or holds until the relay is ready.
-    private func begin(context: ChannelHandlerContext) {
-        if let upstream = self.route.upstream {
+    /// The event loop's time, which an `EmbeddedEventLoop` lets a test advance.
+    private var now: NIODeadline {
+        self.context?.eventLoop.now ?? .now()
+    }
+
+    // MARK: Actions
+
+    private func run(_ action: GatewayConnectionStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .startHolding(let holdTimer):
+            self.scheduleHoldTimer(at: holdTimer)
+            self.waitForRoute()
+            self.logger.info("Holding connection until the relay is ready")
+        case .waitForRoute:
+            self.waitForRoute()
+        case .connect(let upstream):
             self.connect(to: upstream)
-        } else {
-            self.startHolding(context: context)
+        case .requestHold:
+            self.run(self.machine.holdDecided(self.gateway.hold(self.route.stream), now: self.now))
+        case .scheduleRetry(let deadline, let delay, let error, let holdTimer):
+            self.scheduleRetry(at: deadline, delay: delay, error: error, holdTimer: holdTimer)
+        case .splice(let held):
+            self.splice(releasingHold: held)
+        case .spliceWithRelayHandshake(let held, let timeout):
+            self.spliceRTMP(releasingHold: held, timeout: timeout)
+        case .completeRelayHandshake:
+            self.completeRelayHandshake()
+        case .proxied(let heldFor):
+            self.proxied(heldFor: heldFor)
+        case .closeUpstream:
+            self.endPending(closingUpstream: true)
+        case .refuse(let refusal, let held):
+            self.refuse(refusal, releasingHold: held)
+        case .clientLeft(let wasHeld, let held):
+            self.endPending(closingUpstream: true)
+            self.releaseHold(held)
+            if wasHeld {
+                self.logger.info("Held client disconnected before the relay was ready")
+            }
         }
     }
 
-    private func startHolding(context: ChannelHandlerContext) {
-        self.startHoldTimer(on: context.eventLoop)
-        self.waitForUpstream(on: context.eventLoop)
-        self.logger.info("Holding connection until the relay is ready")
+    private func schedule(at deadline: NIODeadline, _ event: @escaping () -> Void) -> Scheduled<Void>? {
+        self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline, event)
     }
 
     /// The hold timeout runs from the first moment the connection is held, however many waits and retries follow.
-    private func startHoldTimer(on loop: any EventLoop) {
-        guard self.holdTimeout == nil else {
-            return
-        }
-        self.holdTimeout = loop.assumeIsolated().scheduleTask(in: TimeAmount(self.gateway.configuration.holdTimeout)) {
-            self.holdTimedOut()
+    private func scheduleHoldTimer(at deadline: NIODeadline) {
+        self.pending.holdTimer = self.schedule(at: deadline) {
+            self.run(self.machine.holdTimerFired(now: self.now))
         }
     }
 
-    private func waitForUpstream(on loop: any EventLoop) {
+    private func waitForRoute() {
+        guard let loop = self.context?.eventLoop else {
+            return
+        }
         let bound = NIOLoopBound(self, eventLoop: loop)
         // The callback runs on whichever thread updated the routes; hop to our loop. `execute` also makes a
-        // callback that runs at once (route became ready just now) safe to run after `phase` is set below.
-        let waitID = self.gateway.routes.wait(for: self.route.stream) { route in
+        // callback that runs at once (route became ready just now) safe to run after the wait's ID is kept below.
+        self.pending.routeWait = self.gateway.routes.wait(for: self.route.stream) { route in
             loop.execute { bound.value.routeDecided(route) }
         }
-        self.phase = .waiting(waitID: waitID)
     }
 
     private func routeDecided(_ route: GatewayRoute?) {
-        guard case .waiting = self.phase else {
-            return
-        }
-        guard let route, let upstream = route.upstream else {
-            self.refuse(self.whyNoRoute())
-            return
-        }
-        // The ranges may have changed while the client waited; the new route is the one that decides.
-        guard let remote = self.context?.channel.remoteAddress,
-            route.allowedSourceRanges.contains(where: { $0.contains(remote) })
-        else {
-            self.refuse(.sourceRange)
-            return
-        }
-        self.connect(to: upstream)
+        self.pending.routeWait = nil
+        let action = self.machine.routeDecided(
+            route,
+            current: self.gateway.routes.route(for: self.route.stream),
+            client: self.context?.channel.remoteAddress,
+            now: self.now
+        )
+        self.run(action)
     }
 
-    /// Why a held connection has no route to wait for any more: suspended (Go Offline), or removed.
-    private func whyNoRoute() -> IngestRefusal {
-        if self.gateway.routes.route(for: self.route.stream)?.suspended == true {
-            return .suspended
+    private func scheduleRetry(at deadline: NIODeadline, delay: Duration, error: String, holdTimer: NIODeadline?) {
+        if let holdTimer {
+            self.scheduleHoldTimer(at: holdTimer)
         }
-        return .relayUnavailable("the route was removed while the connection was held")
+        self.logger.info(
+            "Cannot connect to the relay: holding the connection and retrying",
+            metadata: ["error": "\(error)", "gateway.retry_ms": "\(delay.inMilliseconds)"]
+        )
+        self.pending.retryTimer = self.schedule(at: deadline) {
+            self.pending.retryTimer = nil
+            self.run(
+                self.machine.retryTimerFired(route: self.gateway.routes.route(for: self.route.stream), now: self.now)
+            )
+        }
     }
 
-    private func holdTimedOut() {
-        switch self.phase {
-        case .waiting(let waitID):
-            self.gateway.routes.cancelWait(waitID)
-        case .retrying(let retry):
-            retry.cancel()
-        case .connecting:
-            // The connect timeout decides this attempt; if it fails, there is no other.
-            self.holdExpired = true
-            return
-        case .idle, .handshaking, .proxied, .closed:
+    private func connect(to upstream: GatewayRoute.Upstream) {
+        guard let context = self.context else {
             return
         }
-        self.refuse("hold timeout: the relay was not ready within \(self.gateway.configuration.holdTimeout)")
+        self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
+        // Same event loop as the client: the glue handlers call into each other directly.
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(TimeAmount(self.gateway.configuration.connectTimeout))
+            .connect(host: upstream.host, port: upstream.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.pending.upstream = (channel, upstream.sendsProxyHeader)
+                    self.run(self.machine.connectSucceeded(now: self.now))
+                case .failure(let error):
+                    self.run(self.machine.connectFailed(error: "\(error)", now: self.now))
+                }
+            }
     }
 
-    private func refuse(_ reason: String) {
-        self.refuse(.relayUnavailable(reason))
+    /// Ends what is pending: the route wait, the timers, and with `closingUpstream` a relay connection that is not
+    /// spliced yet.
+    private func endPending(closingUpstream: Bool) {
+        if let wait = self.pending.routeWait {
+            self.gateway.routes.cancelWait(wait)
+        }
+        self.pending.holdTimer?.cancel()
+        self.pending.retryTimer?.cancel()
+        self.pending.relayHandshakeTimer?.cancel()
+        if closingUpstream {
+            self.pending.upstream?.channel.close(promise: nil)
+        }
+        self.pending = Pending()
     }
 
-    private func refuse(_ refusal: IngestRefusal) {
-        self.abandonRelayHandshake()
-        self.phase = .closed
-        self.gateway.logRefusal(refusal.reason, stream: self.route.stream, logger: self.logger)
+    /// The connection no longer counts as held, after `heldFor` (if it did).
+    private func releaseHold(_ heldFor: Duration?) {
+        self.pending.holdTimer?.cancel()
+        self.pending.holdTimer = nil
+        if let heldFor {
+            self.gateway.accounting.release(self.route.stream, heldFor: heldFor)
+        }
+    }
+
+    private func refuse(_ refusal: GatewayRefusal, releasingHold heldFor: Duration?) {
+        self.endPending(closingUpstream: true)
+        self.releaseHold(heldFor)
+        self.gateway.logRefusal(refusal, stream: self.route.stream, logger: self.logger)
         if let front = self.front {
             // An encoder on the shared port has sent its publish and waits for the answer: it shows this one.
-            front.sendRefusal(refusal.reason)
+            front.sendRefusal(refusal)
             self.context?.close(promise: nil)
         } else if let context = self.context, context.channel.isActive {
             self.answerInRTMP(refusal, context: context)
@@ -177,7 +259,7 @@ final class GatewayConnectionHandler {
     /// On a stream's own port the client is an encoder that sent its handshake and waits: the gateway answers it
     /// in RTMP from here (the handshake, `connect`, `createStream`) and refuses its publish with the reason, which
     /// the encoder shows, instead of a bare close.
-    private func answerInRTMP(_ refusal: IngestRefusal, context: ChannelHandlerContext) {
+    private func answerInRTMP(_ refusal: GatewayRefusal, context: ChannelHandlerContext) {
         do {
             try context.pipeline.syncOperations.addHandlers(
                 [
@@ -191,134 +273,36 @@ final class GatewayConnectionHandler {
             return
         }
         // What the client sent while it was held, its handshake first, now goes to the RTMP server.
-        let buffered = self.buffered
-        self.buffered = []
-        self.bufferedBytes = 0
-        for buffer in buffered {
+        let pendingRead = self.input.pendingRead
+        for buffer in self.input.take() {
             context.fireChannelRead(NIOAny(buffer))
         }
         context.fireChannelReadComplete()
+        self.stepOut(context: context, pendingRead: pendingRead)
+    }
+
+    /// Removes this handler; a read it held back because the buffer was full is now for what follows to decide.
+    private func stepOut(context: ChannelHandlerContext, pendingRead: Bool) {
         let channel = context.channel
-        let pendingRead = self.pendingRead
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         if pendingRead {
             channel.read()
         }
     }
 
-    /// Ends the handshake with the relay of a shared-port connection, if one is under way.
-    private func abandonRelayHandshake() {
-        if case .handshaking(let upstream, let timeout) = self.phase {
-            timeout.cancel()
-            upstream.close(promise: nil)
-        }
-    }
-
-    private func releaseHold() {
-        guard let heldSince = self.heldSince else {
-            return
-        }
-        self.heldSince = nil
-        self.holdTimeout?.cancel()
-        self.holdTimeout = nil
-        let held = NIODeadline.now() - heldSince
-        self.gateway.accounting.release(self.route.stream, heldFor: .nanoseconds(held.nanoseconds))
-    }
-
-    private func connect(to upstream: GatewayRoute.Upstream) {
-        guard let context = self.context else {
-            return
-        }
-        self.phase = .connecting
-        self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
-        // Same event loop as the client: the glue handlers call into each other directly.
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(TimeAmount(self.gateway.configuration.connectTimeout))
-            .connect(host: upstream.host, port: upstream.port)
-            .assumeIsolated()
-            .whenComplete { result in
-                self.connected(result, to: upstream)
-            }
-    }
-
-    private func connected(_ result: Result<any Channel, any Error>, to endpoint: GatewayRoute.Upstream) {
-        switch result {
-        case .failure(let error):
-            guard case .connecting = self.phase else {
-                return
-            }
-            self.upstreamFailed(error)
-        case .success(let upstream):
-            guard case .connecting = self.phase, let context = self.context else {
-                // The client left while we connected.
-                upstream.close(promise: nil)
-                return
-            }
-            self.splice(upstream, sendingProxyHeader: endpoint.sendsProxyHeader, context: context)
-        }
-    }
-
-    /// A relay that the route calls ready did not take the connection: it is restarting (local mode restarts a
-    /// crashed relay; a pod is replaced) or the route is stale. The client is not refused for that: it is held like
-    /// any client of a relay that is not ready, and the route is looked up again after a short, growing delay.
-    private func upstreamFailed(_ error: any Error) {
-        guard let context = self.context else {
-            return
-        }
-        guard !self.holdExpired else {
-            self.refuse(
-                "hold timeout: the relay was not reachable within \(self.gateway.configuration.holdTimeout): \(error)"
-            )
-            return
-        }
-        if self.heldSince == nil {
-            if let reason = self.gateway.hold(self.route.stream) {
-                self.refuse("cannot connect to the relay (\(error)) and cannot hold the connection: \(reason)")
-                return
-            }
-            self.heldSince = .now()
-            self.startHoldTimer(on: context.eventLoop)
-        }
-        self.failedConnects += 1
-        // 50 ms, 100 ms, ... up to 1 s: a restarting relay is back within a second or two.
-        let delay = TimeAmount.milliseconds(min(1000, 50 << min(self.failedConnects - 1, 5)))
-        self.logger.info(
-            "Cannot connect to the relay: holding the connection and retrying",
-            metadata: ["error": "\(error)", "gateway.retry_ms": "\(delay.nanoseconds / 1_000_000)"]
-        )
-        let retry = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            self.retryRoute()
-        }
-        self.phase = .retrying(retry)
-    }
-
-    private func retryRoute() {
-        guard case .retrying = self.phase, let context = self.context else {
-            return
-        }
-        guard let route = self.gateway.routes.route(for: self.route.stream), !route.suspended else {
-            self.refuse(self.whyNoRoute())
-            return
-        }
-        if let upstream = route.upstream {
-            self.connect(to: upstream)
-        } else {
-            self.waitForUpstream(on: context.eventLoop)
-        }
-    }
+    // MARK: Splicing
 
     /// Counts the connection as live for its stream from now until it closes, and no longer as held.
     private func goLive(
-        context: ChannelHandlerContext
+        context: ChannelHandlerContext,
+        releasingHold heldFor: Duration?
     ) -> (bytesIn: GatewayAccounting.ByteMeter, bytesOut: GatewayAccounting.ByteMeter) {
         let stream = self.route.stream
         let accounting = self.gateway.accounting
         // Live before no longer held: a reader of the counts in between sees the connection twice, never not at all
         // (a stream that is going live would read as idle).
         let meters = accounting.goLive(stream)
-        self.releaseHold()
+        self.releaseHold(heldFor)
         context.channel.closeFuture.whenComplete { _ in accounting.endLive(stream) }
         return meters
     }
@@ -331,112 +315,82 @@ final class GatewayConnectionHandler {
         }
     }
 
-    private func splice(_ upstream: any Channel, sendingProxyHeader: Bool, context: ChannelHandlerContext) {
-        if let front = self.front {
-            return self.spliceRTMP(upstream, sendingProxyHeader: sendingProxyHeader, context: context, front: front)
+    private func splice(releasingHold heldFor: Duration?) {
+        guard let context = self.context, let upstream = self.pending.upstream?.channel else {
+            return
         }
-        let heldSince = self.heldSince
-        let meters = self.goLive(context: context)
+        let sendsProxyHeader = self.pending.upstream?.sendsProxyHeader == true
+        let meters = self.goLive(context: context, releasingHold: heldFor)
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(inbound: meters.bytesIn, outbound: meters.bytesOut)
         let framer = RelayOutputFramer(logger: self.logger)
-        if let first = self.buffered.first(where: { $0.readableBytes > 0 }) {
+        if let first = self.input.buffers.first(where: { $0.readableBytes > 0 }) {
             framer.clientStarted(with: first.getInteger(at: first.readerIndex, as: UInt8.self)!)
         }
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
-            if sendingProxyHeader {
+            if sendsProxyHeader {
                 self.writeProxyHeader(to: upstream, context: context)
             }
             // Replay first: nothing the client sent may overtake these bytes, and nothing can, because the client
             // glue is added only below, in this same event-loop tick.
-            self.replay(to: upstream, through: upstreamGlue, counting: meters.bytesIn)
+            self.replay(to: upstream, through: upstreamGlue.writeRaw, counting: meters.bytesIn)
             try context.pipeline.syncOperations.addHandlers(framer, clientGlue)
             let bound = NIOLoopBound(framer, eventLoop: context.eventLoop)
             self.gateway.registerLive(context.channel, stream: self.route.stream) { bound.value.end(description: $0) }
         } catch {
-            upstream.close(promise: nil)
-            self.refuse("cannot set up the proxy: \(error)")
-            return
+            return self.run(self.machine.spliceFailed(error: "\(error)", now: self.now))
         }
-        self.proxied(context: context, heldSince: heldSince)
+        self.run(self.machine.spliced(now: self.now))
     }
 
     /// The shared ingest port: an RTMP handshake of the gateway's own with the relay, then the client's bytes
     /// replayed as they came (see ``SharedIngestHandler``). The client keeps being buffered until the handshake
-    /// completes, in ``relayHandshaken(clientGlue:upstreamGlue:counting:since:)``.
-    private func spliceRTMP(
-        _ upstream: any Channel,
-        sendingProxyHeader: Bool,
-        context: ChannelHandlerContext,
-        front: SharedIngestHandler
-    ) {
-        let heldSince = self.heldSince
-        let meters = self.goLive(context: context)
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(
+    /// completes, in ``completeRelayHandshake()``.
+    private func spliceRTMP(releasingHold heldFor: Duration?, timeout: NIODeadline) {
+        guard let context = self.context, let front = self.front, let upstream = self.pending.upstream?.channel else {
+            return
+        }
+        let sendsProxyHeader = self.pending.upstream?.sendsProxyHeader == true
+        let meters = self.goLive(context: context, releasingHold: heldFor)
+        let (clientGlue, upstreamGlue) = OneWayGlueHandler.matchedPair(
             inbound: meters.bytesIn,
-            outbound: meters.bytesOut,
-            upstreamReadsGoOn: true
+            outbound: meters.bytesOut
         )
+        self.pending.glue = (clientGlue, upstreamGlue, meters.bytesIn)
         let answers = RelayAnswerHandler(
             front: front,
-            handshaken: { [self] in
-                self.relayHandshaken(
-                    clientGlue: clientGlue,
-                    upstreamGlue: upstreamGlue,
-                    counting: meters.bytesIn,
-                    since: heldSince
-                )
-            },
-            failed: { [self] reason in
-                switch self.phase {
-                case .handshaking, .proxied:
-                    // Proxied too, the encoder still waits for the answer to its publish: it hears why before the
-                    // glue closes its connection.
-                    self.refuse(reason)
-                case .idle, .waiting, .retrying, .connecting, .closed:
-                    // Refused already (which closed the relay's connection).
-                    break
-                }
-            }
+            handshaken: { [self] in self.run(self.machine.relayHandshakeCompleted()) },
+            failed: { [self] refusal in self.run(self.machine.relayFailed(refusal, now: self.now)) }
         )
         do {
             // The header first, then the handshake, which the client-role handler starts as it is added.
-            if sendingProxyHeader {
+            if sendsProxyHeader {
                 self.writeProxyHeader(to: upstream, context: context)
             }
             try upstream.pipeline.syncOperations.addHandlers([
                 upstreamGlue, RTMPConnectionHandler(role: .client, passesAcknowledgements: true), answers,
             ])
         } catch {
-            upstream.close(promise: nil)
-            self.refuse("cannot set up the proxy: \(error)")
-            return
+            return self.run(self.machine.spliceFailed(error: "\(error)", now: self.now))
         }
-        let timeout = context.eventLoop.assumeIsolated().scheduleTask(
-            in: TimeAmount(self.gateway.configuration.connectTimeout)
-        ) {
-            self.refuse(
-                "the relay did not complete the RTMP handshake within \(self.gateway.configuration.connectTimeout)"
-            )
+        self.pending.relayHandshakeTimer = self.schedule(at: timeout) {
+            self.run(self.machine.relayHandshakeTimerFired(now: self.now))
         }
-        self.phase = .handshaking(upstream: upstream, timeout: timeout)
     }
 
-    private func relayHandshaken(
-        clientGlue: GlueHandler,
-        upstreamGlue: GlueHandler,
-        counting bytesIn: GatewayAccounting.ByteMeter,
-        since heldSince: NIODeadline?
-    ) {
-        guard case .handshaking(let upstream, let timeout) = self.phase, let context = self.context else {
+    private func completeRelayHandshake() {
+        guard let context = self.context, let upstream = self.pending.upstream?.channel,
+            let glue = self.pending.glue
+        else {
             return
         }
-        timeout.cancel()
-        self.replay(to: upstream, through: upstreamGlue, counting: bytesIn)
+        self.pending.relayHandshakeTimer?.cancel()
+        self.pending.relayHandshakeTimer = nil
+        self.replay(to: upstream, through: glue.upstream.writeRaw, counting: glue.bytesIn)
         do {
             // In front of the client's RTMP handler, which from now on only encodes what the relay says (and behind
             // the TLS server of an rtmps:// client).
-            try context.pipeline.syncOperations.addHandler(clientGlue, position: .after(self))
+            try context.pipeline.syncOperations.addHandler(glue.client, position: .after(self))
             if let front = self.front {
                 let bound = NIOLoopBound(front, eventLoop: context.eventLoop)
                 self.gateway.registerLive(context.channel, stream: self.route.stream) {
@@ -444,49 +398,44 @@ final class GatewayConnectionHandler {
                 }
             }
         } catch {
-            self.refuse("cannot set up the proxy: \(error)")
-            return
+            return self.run(self.machine.spliceFailed(error: "\(error)", now: self.now))
         }
-        self.proxied(context: context, heldSince: heldSince)
+        self.run(self.machine.spliced(now: self.now))
     }
 
     /// Sends the relay what the client sent so far, below any handler of the relay's pipeline after the glue, then
     /// the client's end of input if it came.
     private func replay(
         to upstream: any Channel,
-        through glue: GlueHandler,
+        through writeRaw: (ByteBuffer) -> Void,
         counting meter: GatewayAccounting.ByteMeter
     ) {
-        for buffer in self.buffered {
-            glue.writeRaw(buffer)
+        let bytes = self.input.bytes
+        for buffer in self.input.take() {
+            writeRaw(buffer)
         }
         upstream.flush()
-        meter.add(self.bufferedBytes)
-        self.buffered = []
-        self.bufferedBytes = 0
-        if self.inputClosed {
+        meter.add(bytes)
+        if self.input.closed {
             upstream.close(mode: .output, promise: nil)
         }
     }
 
-    private func proxied(context: ChannelHandlerContext, heldSince: NIODeadline?) {
-        self.phase = .proxied
-        let channel = context.channel
-        let pendingRead = self.pendingRead
-        if let heldSince {
-            let held = NIODeadline.now() - heldSince
+    private func proxied(heldFor: Duration?) {
+        // The relay's connection is the glue's now.
+        self.endPending(closingUpstream: false)
+        guard let context = self.context else {
+            return
+        }
+        if let heldFor {
             self.logger.info(
                 "Relay ready: proxying the held connection",
-                metadata: ["gateway.held_ms": "\(held.nanoseconds / 1_000_000)"]
+                metadata: ["gateway.held_ms": "\(heldFor.inMilliseconds)"]
             )
         } else {
             self.logger.debug("Proxying")
         }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        // A read we held back because the buffer was full is now the glue's to decide.
-        if pendingRead {
-            channel.read()
-        }
+        self.stepOut(context: context, pendingRead: self.input.pendingRead)
     }
 }
 
@@ -501,51 +450,30 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.context = context
         // On the shared ingest port the connection is active already, and routed only now.
         if self.front != nil, context.channel.isActive {
-            self.begin(context: context)
+            self.run(self.machine.start(upstream: self.route.upstream, now: self.now))
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        if case .idle = self.phase {
-            // Closed before it became active: NIO closes a connection whose listener closed while it was being set
-            // up, which happens when its route is removed or the gateway stops. Say so, and give back its hold.
-            self.refuse(
-                self.gateway.routes.route(for: self.route.stream) == nil
-                    ? "the route was removed before the connection was set up"
-                    : "the gateway is shutting down"
-            )
-        }
-        self.releaseHold()
+        let routeExists = self.gateway.routes.route(for: self.route.stream) != nil
+        self.run(self.machine.handlerRemoved(routeExists: routeExists, now: context.eventLoop.now))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.begin(context: context)
+        self.run(self.machine.start(upstream: self.route.upstream, now: self.now))
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        switch self.phase {
-        case .waiting(let waitID):
-            self.gateway.routes.cancelWait(waitID)
-            self.logger.info("Held client disconnected before the relay was ready")
-        case .retrying(let retry):
-            retry.cancel()
-            self.logger.info("Held client disconnected before the relay was ready")
-        case .handshaking:
-            self.abandonRelayHandshake()
-        case .idle, .connecting, .proxied, .closed:
-            break
-        }
-        self.phase = .closed
-        self.releaseHold()
+        self.run(self.machine.channelInactive(now: self.now))
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = Self.unwrapInboundIn(data)
-        self.bufferedBytes += buffer.readableBytes
-        self.buffered.append(buffer)
+        self.input.bytes += buffer.readableBytes
+        self.input.buffers.append(buffer)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {}
@@ -556,12 +484,9 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             // the client sent, as soon as there is a relay (a TCP proxy forwards a half-close; dropping the
             // connection here would lose what it sent). A client that left for good is held no longer than the
             // hold timeout, and a write from the relay then finds it gone.
-            self.inputClosed = true
-            switch self.phase {
-            case .waiting, .retrying:
+            self.input.closed = true
+            if self.machine.isHeld {
                 self.logger.debug("Held client ended its input: kept until the relay is ready")
-            case .idle, .connecting, .handshaking, .proxied, .closed:
-                break
             }
         }
         context.fireUserInboundEventTriggered(event)
@@ -573,8 +498,8 @@ extension GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.bufferedBytes >= self.gateway.configuration.holdBufferSize {
-            self.pendingRead = true
+        if self.input.bytes >= self.gateway.configuration.holdBufferSize {
+            self.input.pendingRead = true
         } else {
             context.read()
         }

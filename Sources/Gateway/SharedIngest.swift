@@ -79,33 +79,6 @@ final class IngestCapture: ChannelInboundHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension IngestCapture: Sendable {}
 
-/// Why the gateway refuses a publish: what its log says (never a key) and what the encoder is told, as the answer to
-/// its publish (ffmpeg prints it; OBS shows it).
-struct IngestRefusal: Sendable {
-    var reason: String
-    var description: String
-
-    static let noRoute = IngestRefusal(
-        reason: "no route for this port",
-        description: "No stream is published on this port."
-    )
-    static let suspended = IngestRefusal(
-        reason: "the stream is suspended",
-        description: "The stream is offline: it is suspended."
-    )
-    static let sourceRange = IngestRefusal(
-        reason: "source address outside allowedSourceRanges",
-        description: "The stream does not take publishers from this address."
-    )
-    /// Never the key itself: the application is enough to tell a typo in it from a wrong key.
-    static func unknownKey(app: String) -> IngestRefusal {
-        IngestRefusal(reason: "unknown stream key for application \(app)", description: "No stream has this key.")
-    }
-    static func relayUnavailable(_ reason: String) -> IngestRefusal {
-        IngestRefusal(reason: reason, description: "The stream's relay is not available: \(reason).")
-    }
-}
-
 /// The RTMP server of the shared ingest port, up to `publish`: answers `connect`, `releaseStream`, `FCPublish` and
 /// `createStream` as the relay would (the same session state machine), finds the stream's route by the published
 /// application and key, and puts a ``GatewayConnectionHandler`` in front of the pipeline with the bytes the encoder
@@ -130,11 +103,11 @@ final class SharedIngestHandler {
     private var setupTimer: Scheduled<Void>?
     /// Set for a connection the gateway refused (and logged) when it came, on any port: it is answered in RTMP
     /// only to tell the encoder why, at its publish.
-    private let refusal: IngestRefusal?
+    private let refusal: GatewayRefusal?
     /// The publish's message stream, once routed.
     private var publishStreamID: UInt32 = 1
 
-    init(gateway: Gateway, logger: Logger, refusal: IngestRefusal? = nil) {
+    init(gateway: Gateway, logger: Logger, refusal: GatewayRefusal? = nil) {
         self.gateway = gateway
         self.logger = logger
         self.refusal = refusal
@@ -178,8 +151,8 @@ final class SharedIngestHandler {
     }
 
     /// The publish will not go through: tells the encoder why (an `onStatus` error, which encoders show), unless
-    /// the relay answered already. The caller logs the reason and closes the connection.
-    func sendRefusal(_ reason: String) {
+    /// the relay answered already. The caller logs the refusal and closes the connection.
+    func sendRefusal(_ refusal: GatewayRefusal) {
         guard let context = self.context else {
             return
         }
@@ -187,7 +160,7 @@ final class SharedIngestHandler {
         case .routed:
             self.phase = .closed
             self.send(
-                self.session.publishRefused(description: IngestRefusal.relayUnavailable(reason).description),
+                self.session.publishRefused(description: refusal.encoderMessage),
                 context: context
             )
         case .negotiating, .answered, .closed:
@@ -216,7 +189,7 @@ final class SharedIngestHandler {
         if let refusal = self.refusal {
             // Logged when the connection came.
             self.phase = .closed
-            self.send(self.session.publishRefused(description: refusal.description), context: context)
+            self.send(self.session.publishRefused(description: refusal.encoderMessage), context: context)
             context.close(promise: nil)
             return
         }
@@ -236,8 +209,8 @@ final class SharedIngestHandler {
         }
         var held = false
         if route.upstream == nil {
-            if let reason = self.gateway.hold(route.stream) {
-                return self.refuse(.relayUnavailable(reason), stream: route.stream, context: context)
+            if let refusal = self.gateway.hold(route.stream) {
+                return self.refuse(refusal, stream: route.stream, context: context)
             }
             held = true
         }
@@ -250,6 +223,7 @@ final class SharedIngestHandler {
                 gateway: self.gateway,
                 route: route,
                 held: held,
+                now: context.eventLoop.now,
                 logger: self.logger,
                 front: self,
                 preface: capture.take()
@@ -264,10 +238,10 @@ final class SharedIngestHandler {
         }
     }
 
-    private func refuse(_ refusal: IngestRefusal, stream: StreamID?, context: ChannelHandlerContext) {
-        self.gateway.logRefusal(refusal.reason, stream: stream, logger: self.logger)
+    private func refuse(_ refusal: GatewayRefusal, stream: StreamID?, context: ChannelHandlerContext) {
+        self.gateway.logRefusal(refusal, stream: stream, logger: self.logger)
         self.phase = .closed
-        self.send(self.session.publishRefused(description: refusal.description), context: context)
+        self.send(self.session.publishRefused(description: refusal.encoderMessage), context: context)
         context.close(promise: nil)
     }
 
@@ -300,11 +274,7 @@ extension SharedIngestHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            self.gateway.logRefusal(
-                "RTMP client did not publish within \(timeout) of connecting",
-                stream: nil,
-                logger: self.logger
-            )
+            self.gateway.logRefusal(.setupTimeout(timeout), stream: nil, logger: self.logger)
             context.close(promise: nil)
         }
     }
@@ -335,7 +305,7 @@ extension SharedIngestHandler: ChannelInboundHandler {
         // The decoder's or the capture's: a client that does not speak RTMP, or broke it, before it was routed.
         if case .negotiating = self.phase, self.refusal == nil {
             self.phase = .closed
-            self.gateway.logRefusal("RTMP error before publish: \(error)", stream: nil, logger: self.logger)
+            self.gateway.logRefusal(.clientProtocolError(error: "\(error)"), stream: nil, logger: self.logger)
         } else {
             self.logger.debug("Client connection failed", metadata: ["error": "\(error)"])
         }
@@ -354,14 +324,14 @@ final class RelayAnswerHandler: ChannelInboundHandler {
 
     private let front: SharedIngestHandler
     private let handshaken: () -> Void
-    private let failed: (String) -> Void
+    private let failed: (GatewayRefusal) -> Void
     private var answered = false
 
     /// - Parameters:
     ///   - handshaken: called once the handshake with the relay completed.
-    ///   - failed: called with the reason when the relay closes or breaks the protocol before it answered the
+    ///   - failed: called with the refusal when the relay closes or breaks the protocol before it answered the
     ///     publish.
-    init(front: SharedIngestHandler, handshaken: @escaping () -> Void, failed: @escaping (String) -> Void) {
+    init(front: SharedIngestHandler, handshaken: @escaping () -> Void, failed: @escaping (GatewayRefusal) -> Void) {
         self.front = front
         self.handshaken = handshaken
         self.failed = failed
@@ -392,7 +362,7 @@ final class RelayAnswerHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if !self.answered {
             self.answered = true
-            self.failed("the relay closed the connection before answering the publish")
+            self.failed(.relayClosed)
         }
         context.fireChannelInactive()
     }
@@ -400,7 +370,7 @@ final class RelayAnswerHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !self.answered {
             self.answered = true
-            self.failed("RTMP error from the relay: \(error)")
+            self.failed(.relayProtocolError(error: "\(error)"))
         }
         context.close(promise: nil)
     }

@@ -221,6 +221,21 @@ public final class IngestCertificate: Sendable {
     }
 }
 
+/// Why ``TLSSniffer`` refuses a connection; its description is the reason a server logs.
+public enum TLSRefusal: Hashable, Sendable, CustomStringConvertible {
+    /// A TLS client, and the server has no certificate; `hint` says how to give it one.
+    case noCertificate(hint: String)
+    /// The TLS handshake failed, with the TLS server's error.
+    case handshakeFailed(error: String)
+
+    public var description: String {
+        switch self {
+        case .noCertificate(let hint): "TLS client (rtmps://) but no certificate: \(hint)"
+        case .handshakeFailed(let error): "TLS handshake failed: \(error)"
+        }
+    }
+}
+
 /// First on every connection of a server that takes `rtmps://`: looks at the client's first byte and, for a TLS
 /// client, puts a TLS server with the certificate after itself; for anything else it just leaves. Either way the
 /// first read goes on to what follows, and this handler is gone after it.
@@ -235,7 +250,7 @@ public final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
     static let tlsHandshakeRecord: UInt8 = 22
 
     private let certificate: IngestCertificate?
-    private let refuse: (String) -> Void
+    private let refuse: (TLSRefusal) -> Void
     private let logger: Logger
     private let noCertificateHint: String
 
@@ -247,7 +262,7 @@ public final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
         certificate: IngestCertificate?,
         logger: Logger,
         noCertificateHint: String,
-        refuse: @escaping (String) -> Void
+        refuse: @escaping (TLSRefusal) -> Void
     ) {
         self.certificate = certificate
         self.logger = logger
@@ -264,7 +279,7 @@ public final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard let certificate = self.certificate else {
-            self.refuse("TLS client (rtmps://) but no certificate: \(self.noCertificateHint)")
+            self.refuse(.noCertificate(hint: self.noCertificateHint))
             context.close(promise: nil)
             return
         }
@@ -292,11 +307,11 @@ final class TLSHandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let refuse: (String) -> Void
+    private let refuse: (TLSRefusal) -> Void
     private let logger: Logger
     private var failed = false
 
-    init(refuse: @escaping (String) -> Void, logger: Logger) {
+    init(refuse: @escaping (TLSRefusal) -> Void, logger: Logger) {
         self.refuse = refuse
         self.logger = logger
     }
@@ -315,7 +330,7 @@ final class TLSHandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         self.failed = true
-        self.refuse("TLS handshake failed: \(error)")
+        self.refuse(.handshakeFailed(error: "\(error)"))
         context.close(promise: nil)
     }
 }

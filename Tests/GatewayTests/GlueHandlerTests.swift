@@ -109,4 +109,40 @@ struct GlueHandlerTests {
         #expect(!pair.client.isActive)
         #expect(pair.upstreamCloses.modes.first == .output)
     }
+
+    @Test("One way: the relay's bytes go up its own pipeline, the client's to the relay, and the relay reads first")
+    func oneWay() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop)
+        let upstream = EmbeddedChannel(loop: loop)
+        let upstreamReads = ReadRecorder()
+        let bytesIn = GatewayAccounting.ByteMeter()
+        let bytesOut = GatewayAccounting.ByteMeter()
+        let (clientGlue, upstreamGlue) = OneWayGlueHandler.matchedPair(inbound: bytesIn, outbound: bytesOut)
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1935)
+        try upstream.pipeline.syncOperations.addHandler(upstreamReads)
+        try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+        try upstream.connect(to: address).wait()
+
+        // The client's half is not in place yet: the relay's side reads anyway (the gateway's RTMP handshake with
+        // the relay comes first), and what it reads goes on up the relay's pipeline.
+        upstream.read()
+        #expect(upstreamReads.reads == 1)
+        try upstream.writeInbound(ByteBuffer(string: "S0S1S2"))
+        #expect(try upstream.readInbound(as: ByteBuffer.self) == ByteBuffer(string: "S0S1S2"))
+
+        try client.pipeline.syncOperations.addHandler(clientGlue)
+        try client.connect(to: address).wait()
+        try client.writeInbound(ByteBuffer(string: "publish"))
+        #expect(try upstream.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "publish"))
+        try upstream.writeInbound(ByteBuffer(string: "onStatus"))
+        #expect(try upstream.readInbound(as: ByteBuffer.self) == ByteBuffer(string: "onStatus"))
+        #expect(try client.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(bytesIn.value == 7)
+        #expect(bytesOut.value == 14)
+
+        // The relay hangs up: the client is closed too.
+        try upstream.close().wait()
+        #expect(!client.isActive)
+    }
 }
