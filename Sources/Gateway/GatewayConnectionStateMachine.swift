@@ -11,6 +11,7 @@
 
 import LiveStreamModel
 import NIOCore
+import TimeSupport
 
 /// What happens to an admitted connection before it is proxied: hold, retry, timeouts and refusal, as events in and
 /// actions out, for ``GatewayConnectionHandler`` to perform.
@@ -143,8 +144,10 @@ struct GatewayConnectionStateMachine {
     /// within a second or two. No jitter: the clients of one relay that fail together are few, and the relay's
     /// listener takes them in one accept loop.
     static func retryDelay(afterFailures failures: Int) -> Duration {
-        .milliseconds(min(1000, 50 << min(max(failures, 1) - 1, 5)))
+        Self.retryBackoff.nominalDelay(afterFailures: failures)
     }
+
+    private static let retryBackoff = Backoff(initial: .milliseconds(50), maximum: .seconds(1), jitter: .none)
 
     // MARK: Events
 
