@@ -99,59 +99,12 @@ public final class RelayServer: Service, Sendable {
 
     // MARK: Serving
 
+    /// An accepted connection, its pipeline set up, and the client it serves (behind the gateway: whom the PROXY
+    /// header names).
+    private typealias Accepted = (connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>, client: ClientAddress)
+
     public func run() async throws {
-        let limits = self.configuration.chunkLimits
-        let idle = TimeAmount(self.configuration.publisherIdleTimeout)
-        let proxies = self.configuration.proxyProtocolFrom
-        let logger = self.logger
-        let certificate = self.certificate
-        let server = try await ServerBootstrap(group: self.eventLoopGroup)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Each connection keeps its receive buffer; NIO's default grows it to 64 KiB, which at 50 streams is
-            // more than all else a stream holds. 8 KiB reads cost a 3 Mbit/s stream about 50 reads a second.
-            .childChannelOption(
-                .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 8192)
-            )
-            .bind(host: self.configuration.host, port: self.configuration.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Set here rather than as a child channel option: a failing child option is an error of the
-                    // listener, which would end the relay. One connection without TCP_NODELAY only adds latency.
-                    do {
-                        try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
-                    } catch {
-                        logger.warning("Cannot set TCP_NODELAY on a connection", metadata: ["error": "\(error)"])
-                    }
-                    // Behind the gateway, the client is whom its PROXY header names.
-                    let client = ClientAddress(peer: channel.remoteAddress)
-                    if let peer = channel.remoteAddress, proxies.contains(where: { $0.contains(peer) }) {
-                        try channel.pipeline.syncOperations.addHandler(ProxyHeaderReader(client: client))
-                    }
-                    // After the PROXY header (which the gateway sends in the clear), TLS if the client speaks it.
-                    try channel.pipeline.syncOperations.addHandler(
-                        TLSSniffer(
-                            certificate: certificate,
-                            logger: logger,
-                            noCertificateHint: "publish with rtmp://, or give the relay one (--tls-cert, --tls-key)"
-                        ) { reason in
-                            logger.notice(
-                                "Connection refused: \(reason)",
-                                metadata: ["rtmp.remote": "\(client.address.displayed)"]
-                            )
-                        }
-                    )
-                    // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into
-                    // an error with the reason); a TLS handshake that stalls as well.
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                    try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .server, limits: limits))
-                    try channel.pipeline.syncOperations.addHandler(IngestTap())
-                    let connection = try NIOAsyncChannel<RTMPMessage, RTMPMessage>(
-                        wrappingChannelSynchronously: channel
-                    )
-                    return (connection, client)
-                }
-            }
+        let server = try await self.bind()
         guard let address = server.channel.localAddress else {
             throw RelayConfigurationError.invalid("the server socket has no local address")
         }
@@ -170,40 +123,9 @@ public final class RelayServer: Service, Sendable {
                 self.logger.info("Relay takes rtmps://", metadata: ["tls.certificate": "\(certificate.summary)"])
                 group.addTask { await certificate.keepCurrent(logger: self.logger) }
             }
-            group.addTask {
-                // After SIGTERM: live publishers have the grace period, then their streams are ended.
-                try? await gracefulShutdown()
-                guard !Task.isCancelled else {
-                    return
-                }
-                if !(await self.drained.wait(timeout: self.configuration.shutdownGrace)) {
-                    let open = self.connections.withLock { Array($0.channels.values) }
-                    self.logger.notice(
-                        "Shutdown grace period over: ending the remaining streams",
-                        metadata: ["relay.connections": "\(open.count)"]
-                    )
-                    for channel in open {
-                        channel.close(promise: nil)
-                    }
-                }
-            }
+            group.addTask { await self.endRemainingAfterGrace() }
             try await withGracefulShutdownHandler {
-                try await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { connections in
-                        for try await (connection, client) in inbound {
-                            guard let id = self.admit(connection.channel) else {
-                                // Closed through the async channel, which finishes its writer: NIO traps when an
-                                // unfinished one is dropped, so closing the bare channel would end the relay.
-                                connections.addTask { try? await connection.executeThenClose { _, _ in } }
-                                continue
-                            }
-                            connections.addTask {
-                                defer { self.dismiss(id) }
-                                await self.handle(connection, client: client, id: id)
-                            }
-                        }
-                    }
-                }
+                try await self.accept(from: server)
             } onGracefulShutdown: {
                 self.logger.info("Relay stops accepting connections")
                 let empty = self.connections.withLock { state in
@@ -217,6 +139,96 @@ public final class RelayServer: Service, Sendable {
                 server.channel.close(promise: nil)
             }
             group.cancelAll()
+        }
+    }
+
+    /// Binds the listener; each accepted connection gets its pipeline (``makePipeline(_:)``).
+    private func bind() async throws -> NIOAsyncChannel<Accepted, Never> {
+        try await ServerBootstrap(group: self.eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Each connection keeps its receive buffer; NIO's default grows it to 64 KiB, which at 50 streams is
+            // more than all else a stream holds. 8 KiB reads cost a 3 Mbit/s stream about 50 reads a second.
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 8192)
+            )
+            .bind(host: self.configuration.host, port: self.configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture { try self.makePipeline(channel) }
+            }
+    }
+
+    /// A connection's handlers: the PROXY header from a trusted proxy, TLS if the client speaks it, the idle
+    /// timeout, RTMP, and the tap that hands media to the fan-out.
+    private func makePipeline(_ channel: any Channel) throws -> Accepted {
+        let logger = self.logger
+        // Set here rather than as a child channel option: a failing child option is an error of the listener,
+        // which would end the relay. One connection without TCP_NODELAY only adds latency.
+        do {
+            try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        } catch {
+            logger.warning("Cannot set TCP_NODELAY on a connection", metadata: ["error": "\(error)"])
+        }
+        // Behind the gateway, the client is whom its PROXY header names.
+        let client = ClientAddress(peer: channel.remoteAddress)
+        let pipeline = channel.pipeline.syncOperations
+        if let peer = channel.remoteAddress, self.configuration.proxyProtocolFrom.contains(where: { $0.contains(peer) })
+        {
+            try pipeline.addHandler(ProxyHeaderReader(client: client))
+        }
+        // After the PROXY header (which the gateway sends in the clear), TLS if the client speaks it.
+        try pipeline.addHandler(
+            TLSSniffer(
+                certificate: self.certificate,
+                logger: logger,
+                noCertificateHint: "publish with rtmp://, or give the relay one (--tls-cert, --tls-key)"
+            ) { reason in
+                logger.notice("Connection refused: \(reason)", metadata: ["rtmp.remote": "\(client.address.displayed)"])
+            }
+        )
+        // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into an error with
+        // the reason); a TLS handshake that stalls as well.
+        try pipeline.addHandler(IdleStateHandler(readTimeout: TimeAmount(self.configuration.publisherIdleTimeout)))
+        try pipeline.addHandler(RTMPConnectionHandler(role: .server, limits: self.configuration.chunkLimits))
+        try pipeline.addHandler(IngestTap())
+        return (try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel), client)
+    }
+
+    /// Serves every connection the listener accepts, each in its own task, until the listener closes.
+    private func accept(from server: NIOAsyncChannel<Accepted, Never>) async throws {
+        try await server.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { connections in
+                for try await (connection, client) in inbound {
+                    guard let id = self.admit(connection.channel) else {
+                        // Closed through the async channel, which finishes its writer: NIO traps when an unfinished
+                        // one is dropped, so closing the bare channel would end the relay.
+                        connections.addTask { try? await connection.executeThenClose { _, _ in } }
+                        continue
+                    }
+                    connections.addTask {
+                        defer { self.dismiss(id) }
+                        await self.handle(connection, client: client, id: id)
+                    }
+                }
+            }
+        }
+    }
+
+    /// After SIGTERM: live publishers have the grace period, then their streams are ended.
+    private func endRemainingAfterGrace() async {
+        try? await gracefulShutdown()
+        guard !Task.isCancelled else {
+            return
+        }
+        if !(await self.drained.wait(timeout: self.configuration.shutdownGrace)) {
+            let open = self.connections.withLock { Array($0.channels.values) }
+            self.logger.notice(
+                "Shutdown grace period over: ending the remaining streams",
+                metadata: ["relay.connections": "\(open.count)"]
+            )
+            for channel in open {
+                channel.close(promise: nil)
+            }
         }
     }
 
