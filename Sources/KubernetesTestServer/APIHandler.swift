@@ -183,142 +183,191 @@ struct APIHandler: HTTPResponder {
             else { throw APIError.pathNotFound(path) }
             subresource = sub
         }
-        let store = self.server.store
-        let limit = store.historyLimit
-        let strict = query["fieldValidation"] == "Strict"
-        let dryRun = query["dryRun"] == "All"
-        let asTable = accept.contains("as=Table")
-        // Who a write is recorded as in managedFields: `fieldManager`, else the user agent's product name.
-        let userAgentManager = Self.manager(fromUserAgent: userAgent)
-        let manager = query["fieldManager"] ?? userAgentManager
         if let fieldManager = query["fieldManager"] {
             let options = ["POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"][method]
             if let options { try Self.validate(fieldManager: fieldManager, options: options) }
         }
-
+        let request = ResourceRequest(
+            type: type,
+            namespace: namespace,
+            subresource: subresource,
+            query: query,
+            contentType: contentType,
+            asTable: accept.contains("as=Table"),
+            userAgentManager: Self.manager(fromUserAgent: userAgent),
+            body: body
+        )
         switch (method, name) {
-        case ("GET", nil):
-            let options = try query.listOptions(namespace: namespace)
-            if query.bool("watch") {
-                return self.server.watch(type, options: options, query: query, asTable: asTable)
-            }
-            let (all, version) = try store.withState { state throws(APIError) in
-                (state.list(type, options: options), state.resourceVersion)
-            }
-            let page = try Page(all, limit: query["limit"], continueToken: query["continue"])
-            var metadata: JSON = ["resourceVersion": .string(String(version))]
-            if let token = page.continueToken {
-                metadata["continue"] = .string(token)
-                metadata["remainingItemCount"] = .int(Int64(page.remaining))
-            }
-            if asTable {
-                var table = Table.make(type, items: page.items, resourceVersion: version)
-                table["metadata"] = metadata
-                return Self.jsonResponse(table)
-            }
-            return Self.jsonResponse([
-                "kind": .string("\(type.kind)List"),
-                "apiVersion": .string(type.groupVersion),
-                "metadata": metadata,
-                "items": .array(page.items.map { self.present($0, type) }),
-            ])
-        case ("GET", let name?):
-            let object = try store.withState { state throws(APIError) in
-                try state.get(type, namespace: namespace, name: name)
-            }
-            if subresource == .scale { return Self.jsonResponse(Scale.make(from: object, type: type)) }
-            if asTable, subresource == nil {
-                return Self.jsonResponse(Table.make(type, items: [object], resourceVersion: nil))
-            }
-            return Self.jsonResponse(self.present(object, type))
-        case ("POST", nil):
-            let object = try parse(body, contentType: contentType)
-            let created = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
-                try state.create(
-                    type,
-                    namespace: namespace,
-                    object: object,
-                    limit: limit,
-                    ownership: .update(manager: manager)
-                )
-            }
-            return Self.jsonResponse(self.present(created, type), status: .created)
-        case ("PUT", let name?):
-            let object = try parse(body, contentType: contentType)
-            let updated = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
-                try state.update(
-                    type,
-                    namespace: namespace,
-                    name: name,
-                    body: object,
-                    subresource: subresource,
-                    limit: limit,
-                    requireResourceVersion: subresource != .scale,
-                    manager: manager
-                )
-            }
-            if subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: type)) }
-            return Self.jsonResponse(self.present(updated, type))
-        case ("PATCH", let name?):
-            let (patched, created) = try store.write(strict: strict, dryRun: dryRun) { state throws(APIError) in
-                try state.patch(
-                    type,
-                    namespace: namespace,
-                    name: name,
-                    body: body,
-                    contentType: contentType,
-                    subresource: subresource,
-                    fieldManager: query["fieldManager"],
-                    userAgentManager: userAgentManager,
-                    force: query["force"].map { $0 == "true" || $0 == "1" },
-                    limit: limit
-                )
-            }
-            if subresource == .scale { return Self.jsonResponse(Scale.make(from: patched, type: type)) }
-            return Self.jsonResponse(self.present(patched, type), status: created ? .created : .ok)
-        case ("DELETE", let name?):
-            let options = body.isEmpty ? JSON.object([:]) : try parse(body, contentType: "application/json")
-            let policy = query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
-            let deleted = try store.write(strict: false, dryRun: dryRun) { state throws(APIError) in
-                if let precondition = options[path: ["preconditions", "resourceVersion"]]?.stringValue {
-                    let current = try state.get(type, namespace: namespace, name: name)
-                    if current[path: ["metadata", "resourceVersion"]]?.stringValue != precondition {
-                        throw APIError.conflict(type, name: name)
-                    }
-                }
-                if let precondition = options[path: ["preconditions", "uid"]]?.stringValue {
-                    let current = try state.get(type, namespace: namespace, name: name)
-                    if current[path: ["metadata", "uid"]]?.stringValue != precondition {
-                        throw APIError.conflict(type, name: name)
-                    }
-                }
-                return try state.delete(
-                    type,
-                    namespace: namespace,
-                    name: name,
-                    cascade: policy != "Orphan",
-                    limit: limit
-                )
-            }
-            return Self.jsonResponse(self.present(deleted, type))
-        case ("DELETE", nil):
-            let options = try query.listOptions(namespace: namespace)
-            let deleted = try store.write(strict: false, dryRun: dryRun) { state throws(APIError) in
-                state.list(type, options: options).compactMap { object in
-                    let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
-                    let itemNamespace = object[path: ["metadata", "namespace"]]?.stringValue
-                    return try? state.delete(type, namespace: itemNamespace, name: name, cascade: true, limit: limit)
-                }
-            }
-            return Self.jsonResponse([
-                "kind": .string("\(type.kind)List"),
-                "apiVersion": .string(type.groupVersion),
-                "metadata": [:],
-                "items": .array(deleted.map { self.present($0, type) }),
-            ])
-        default:
-            throw APIError.methodNotAllowed(method)
+        case ("GET", nil): return try self.list(request)
+        case ("GET", let name?): return try self.get(request, name: name)
+        case ("POST", nil): return try self.create(request)
+        case ("PUT", let name?): return try self.update(request, name: name)
+        case ("PATCH", let name?): return try self.patch(request, name: name)
+        case ("DELETE", let name?): return try self.delete(request, name: name)
+        case ("DELETE", nil): return try self.deleteCollection(request)
+        default: throw APIError.methodNotAllowed(method)
         }
+    }
+
+    /// What a request on a resource path says, parsed from its path, query and headers.
+    private struct ResourceRequest {
+        var type: ResourceType
+        var namespace: String?
+        var subresource: Subresource?
+        var query: Query
+        var contentType: String
+        var asTable: Bool
+        /// Who a write is recorded as in managedFields without `fieldManager`: the user agent's product name.
+        var userAgentManager: String
+        var body: Data
+
+        var manager: String { self.query["fieldManager"] ?? self.userAgentManager }
+        var strict: Bool { self.query["fieldValidation"] == "Strict" }
+        var dryRun: Bool { self.query["dryRun"] == "All" }
+    }
+
+    private func list(_ request: ResourceRequest) throws -> Response {
+        let type = request.type
+        let options = try request.query.listOptions(namespace: request.namespace)
+        if request.query.bool("watch") {
+            return self.server.watch(type, options: options, query: request.query, asTable: request.asTable)
+        }
+        let (all, version) = try self.server.store.withState { state throws(APIError) in
+            (state.list(type, options: options), state.resourceVersion)
+        }
+        let page = try Page(all, limit: request.query["limit"], continueToken: request.query["continue"])
+        var metadata: JSON = ["resourceVersion": .string(String(version))]
+        if let token = page.continueToken {
+            metadata["continue"] = .string(token)
+            metadata["remainingItemCount"] = .int(Int64(page.remaining))
+        }
+        if request.asTable {
+            var table = Table.make(type, items: page.items, resourceVersion: version)
+            table["metadata"] = metadata
+            return Self.jsonResponse(table)
+        }
+        return Self.jsonResponse([
+            "kind": .string("\(type.kind)List"),
+            "apiVersion": .string(type.groupVersion),
+            "metadata": metadata,
+            "items": .array(page.items.map { self.present($0, type) }),
+        ])
+    }
+
+    private func get(_ request: ResourceRequest, name: String) throws -> Response {
+        let object = try self.server.store.withState { state throws(APIError) in
+            try state.get(request.type, namespace: request.namespace, name: name)
+        }
+        if request.subresource == .scale { return Self.jsonResponse(Scale.make(from: object, type: request.type)) }
+        if request.asTable, request.subresource == nil {
+            return Self.jsonResponse(Table.make(request.type, items: [object], resourceVersion: nil))
+        }
+        return Self.jsonResponse(self.present(object, request.type))
+    }
+
+    private func create(_ request: ResourceRequest) throws -> Response {
+        let object = try parse(request.body, contentType: request.contentType)
+        let store = self.server.store
+        let created = try store.write(strict: request.strict, dryRun: request.dryRun) { state throws(APIError) in
+            try state.create(
+                request.type,
+                namespace: request.namespace,
+                object: object,
+                limit: store.historyLimit,
+                ownership: .update(manager: request.manager)
+            )
+        }
+        return Self.jsonResponse(self.present(created, request.type), status: .created)
+    }
+
+    private func update(_ request: ResourceRequest, name: String) throws -> Response {
+        let object = try parse(request.body, contentType: request.contentType)
+        let store = self.server.store
+        let updated = try store.write(strict: request.strict, dryRun: request.dryRun) { state throws(APIError) in
+            try state.update(
+                request.type,
+                namespace: request.namespace,
+                name: name,
+                body: object,
+                subresource: request.subresource,
+                limit: store.historyLimit,
+                requireResourceVersion: request.subresource != .scale,
+                manager: request.manager
+            )
+        }
+        if request.subresource == .scale { return Self.jsonResponse(Scale.make(from: updated, type: request.type)) }
+        return Self.jsonResponse(self.present(updated, request.type))
+    }
+
+    private func patch(_ request: ResourceRequest, name: String) throws -> Response {
+        let store = self.server.store
+        let (patched, created) = try store.write(strict: request.strict, dryRun: request.dryRun) {
+            state throws(APIError) in
+            try state.patch(
+                request.type,
+                namespace: request.namespace,
+                name: name,
+                body: request.body,
+                contentType: request.contentType,
+                subresource: request.subresource,
+                fieldManager: request.query["fieldManager"],
+                userAgentManager: request.userAgentManager,
+                force: request.query["force"].map { $0 == "true" || $0 == "1" },
+                limit: store.historyLimit
+            )
+        }
+        if request.subresource == .scale { return Self.jsonResponse(Scale.make(from: patched, type: request.type)) }
+        return Self.jsonResponse(self.present(patched, request.type), status: created ? .created : .ok)
+    }
+
+    private func delete(_ request: ResourceRequest, name: String) throws -> Response {
+        let (type, namespace) = (request.type, request.namespace)
+        let options =
+            request.body.isEmpty ? JSON.object([:]) : try parse(request.body, contentType: "application/json")
+        let policy = request.query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
+        let store = self.server.store
+        let deleted = try store.write(strict: false, dryRun: request.dryRun) { state throws(APIError) in
+            for field in ["resourceVersion", "uid"] {
+                guard let precondition = options[path: ["preconditions", field]]?.stringValue else { continue }
+                let current = try state.get(type, namespace: namespace, name: name)
+                if current[path: ["metadata", field]]?.stringValue != precondition {
+                    throw APIError.conflict(type, name: name)
+                }
+            }
+            return try state.delete(
+                type,
+                namespace: namespace,
+                name: name,
+                cascade: policy != "Orphan",
+                limit: store.historyLimit
+            )
+        }
+        return Self.jsonResponse(self.present(deleted, type))
+    }
+
+    private func deleteCollection(_ request: ResourceRequest) throws -> Response {
+        let type = request.type
+        let options = try request.query.listOptions(namespace: request.namespace)
+        let store = self.server.store
+        let deleted = try store.write(strict: false, dryRun: request.dryRun) { state throws(APIError) in
+            state.list(type, options: options).compactMap { object in
+                let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+                let namespace = object[path: ["metadata", "namespace"]]?.stringValue
+                return try? state.delete(
+                    type,
+                    namespace: namespace,
+                    name: name,
+                    cascade: true,
+                    limit: store.historyLimit
+                )
+            }
+        }
+        return Self.jsonResponse([
+            "kind": .string("\(type.kind)List"),
+            "apiVersion": .string(type.groupVersion),
+            "metadata": [:],
+            "items": .array(deleted.map { self.present($0, type) }),
+        ])
     }
 
     /// `prefixFromUserAgent`: what comes before the first `/` of the user agent, printable characters only, at most
