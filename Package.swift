@@ -432,6 +432,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "LocalRuntimeTests",
+            dependencies: ["LocalRuntime", "Gateway", "LiveStreamModel", "TimeSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TimeSupportTests",
             dependencies: ["TimeSupport"],
             swiftSettings: swiftSettings

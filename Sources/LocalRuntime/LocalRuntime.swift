@@ -178,29 +178,12 @@ private struct LocalActivator: GatewayActivator {
 }
 
 /// The state of every stream and its relay; all changes go through this actor, one at a time.
+///
+/// The decisions are pure units of their own: each relay's life in ``RelaySupervisor``, the gateway's routes in
+/// ``LocalRoutes``, each stream's phase and targets in ``LocalStreamStatus``. This actor performs them: it spawns and
+/// signals the processes, runs the timers, publishes the routes and emits the events.
 actor LocalController {
-    private enum Relay {
-        case stopped
-        /// Waiting to restart after a crash.
-        case restarting(Task<Void, Never>)
-        case starting(RelayProcess)
-        case ready(RelayProcess, rtmpPort: Int, httpPort: Int)
-        case stopping(RelayProcess, reason: String, then: AfterStop)
-
-        var process: RelayProcess? {
-            switch self {
-            case .starting(let process), .ready(let process, _, _), .stopping(let process, _, _): process
-            case .stopped, .restarting: nil
-            }
-        }
-    }
-
-    /// What to do once a relay that was asked to stop has exited.
-    private enum AfterStop {
-        case nothing
-        case startAgain
-        case forget
-    }
+    private typealias Supervisor = RelaySupervisor<RelayProcess>
 
     private struct Managed {
         var stream: LiveStream
@@ -214,14 +197,22 @@ actor LocalController {
         var keySource: String = ""
         /// The stream key, for the gateway's shared ingest port; `nil` for a stream authorized by webhook.
         var ingestKey: GatewayRoute.IngestKey?
-        var relay: Relay = .stopped
-        var lastActivity: ContinuousClock.Instant
-        var crashes = 0
-        var readySince: ContinuousClock.Instant?
-        var phase: LiveStreamStatus.Phase?
-        /// Each target's state as last reported (``LocalEvent/targetChanged(_:_:)``) by the running relay; a relay
-        /// that becomes ready starts with none.
-        var targets: [String: LiveStreamStatus.TargetStatus] = [:]
+        var supervisor: Supervisor
+        /// The timer of ``RelaySupervisor/Action/crashed(_:_:restartAfter:)``, while the supervisor is restarting.
+        var restartTimer: Task<Void, Never>?
+        var status = LocalStreamStatus()
+
+        var routeInput: LocalRoutes.Stream {
+            LocalRoutes.Stream(
+                id: self.stream.id,
+                port: self.port,
+                problem: self.problem,
+                allowedSourceRanges: self.ranges,
+                suspended: self.stream.spec.suspend,
+                ingestKey: self.ingestKey,
+                relayRTMPPort: self.supervisor.readyPorts?.rtmpPort
+            )
+        }
     }
 
     private let configuration: LocalConfiguration
@@ -327,8 +318,8 @@ actor LocalController {
         guard managed.problem == nil, let port = managed.port else {
             return .refused(.cannotRun(managed.problem ?? "no port"))
         }
-        if case .ready(_, _, let httpPort) = managed.relay {
-            return .relay(httpPort: httpPort)
+        if let ports = managed.supervisor.readyPorts {
+            return .relay(httpPort: ports.httpPort)
         }
         return .notRunning(ingestURL: self.ingestURL(managed.stream, port: port))
     }
@@ -339,8 +330,8 @@ actor LocalController {
                 id: managed.stream.id,
                 port: managed.port,
                 ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) },
-                phase: managed.phase ?? .idle,
-                relayPID: managed.relay.process?.pid,
+                phase: managed.status.phase ?? .idle,
+                relayPID: managed.supervisor.relay?.pid,
                 problem: managed.problem
             )
         }.sorted { $0.id.description < $1.id.description }
@@ -375,7 +366,11 @@ actor LocalController {
     private func add(_ stream: LiveStream, file: StreamFile) {
         self.sequence += 1
         let claimant = PortClaimant(stream: stream.id, createdAt: String(format: "%09d", self.sequence))
-        var managed = Managed(stream: stream, claimant: claimant, lastActivity: .now)
+        var managed = Managed(
+            stream: stream,
+            claimant: claimant,
+            supervisor: Supervisor(configuration: self.supervisorConfiguration, now: .now)
+        )
         self.prepare(&managed, file: file)
         self.streams[stream.id] = managed
         if let port = managed.port, managed.problem == nil {
@@ -393,7 +388,7 @@ actor LocalController {
         var managed = existing
         managed.stream = stream
         self.prepare(&managed, file: file)
-        let restart = managed.relayConfig != existing.relayConfig && existing.relay.process != nil
+        let restart = managed.relayConfig != existing.relayConfig && existing.supervisor.relay != nil
         let changed = managed.stream != existing.stream || managed.relayConfig != existing.relayConfig
         self.streams[stream.id] = managed
         guard changed else {
@@ -418,12 +413,10 @@ actor LocalController {
             return
         }
         self.allocator.release(id)
-        if managed.relay.process != nil {
+        if managed.supervisor.relay != nil {
             self.stop(id, reason: "removed", then: .forget)
         } else {
-            if case .restarting(let task) = managed.relay {
-                task.cancel()
-            }
+            managed.restartTimer?.cancel()
             self.streams[id] = nil
         }
         self.emit(.streamRemoved(id))
@@ -562,28 +555,7 @@ actor LocalController {
     // MARK: Routes and phases
 
     private func publishRoutes() {
-        var routes: [GatewayRoute] = []
-        for managed in self.streams.values {
-            guard let port = managed.port, managed.problem == nil else {
-                continue
-            }
-            var upstream: GatewayRoute.Upstream?
-            if case .ready(_, let rtmpPort, _) = managed.relay {
-                // The relay reads the gateway's PROXY header (see `start(_:)`), so it knows the encoder's address.
-                upstream = .init(host: "127.0.0.1", port: rtmpPort, sendsProxyHeader: true)
-            }
-            routes.append(
-                GatewayRoute(
-                    stream: managed.stream.id,
-                    listenPort: port,
-                    upstream: upstream,
-                    allowedSourceRanges: managed.ranges,
-                    suspended: managed.stream.spec.suspend,
-                    ingestKey: managed.ingestKey
-                )
-            )
-        }
-        self.routes.update(routes)
+        self.routes.update(LocalRoutes.routes(for: self.streams.values.map(\.routeInput)))
     }
 
     private func connections(_ id: StreamID) -> (live: Int, held: Int) {
@@ -594,21 +566,14 @@ actor LocalController {
         for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
             guard var managed = self.streams[id] else { continue }
             let (live, held) = self.connections(id)
-            let phase: LiveStreamStatus.Phase
-            if managed.problem != nil {
-                phase = .failed
-            } else if managed.stream.spec.suspend {
-                phase = .suspended
-            } else {
-                switch managed.relay {
-                // Ready with a held connection that is being handed over: still starting, not idle in between.
-                case .ready: phase = live > 0 ? .live : held > 0 ? .starting : .idle
-                case .starting, .restarting: phase = .starting
-                case .stopped, .stopping: phase = held > 0 ? .starting : .idle
-                }
-            }
-            if managed.phase != phase {
-                managed.phase = phase
+            let changed = managed.status.update(
+                problem: managed.problem,
+                suspended: managed.stream.spec.suspend,
+                relay: managed.supervisor.stage,
+                live: live,
+                held: held
+            )
+            if let phase = changed {
                 self.streams[id] = managed
                 self.emit(.phaseChanged(id, phase))
             }
@@ -617,39 +582,118 @@ actor LocalController {
 
     // MARK: Relays
 
+    private var supervisorConfiguration: Supervisor.Configuration {
+        Supervisor.Configuration(maxRestartDelay: self.configuration.maxRestartDelay)
+    }
+
+    /// Whether someone needs the stream's relay now, for its supervisor.
+    private func demand(_ managed: Managed) -> Supervisor.Demand {
+        let (live, held) = self.connections(managed.stream.id)
+        return Supervisor.Demand(
+            alwaysOn: managed.stream.spec.scaling.minReplicas > 0,
+            idleSeconds: managed.stream.spec.scaling.idleSeconds,
+            connections: live + held
+        )
+    }
+
+    /// Gives one event to the stream's relay supervisor and performs what it asks; returns that.
+    @discardableResult
+    private func supervise(_ id: StreamID, _ event: (inout Supervisor) -> Supervisor.Action) -> Supervisor.Action {
+        guard var managed = self.streams[id] else {
+            return .none
+        }
+        let action = event(&managed.supervisor)
+        if managed.supervisor.stage != .restarting {
+            // An economy: a restart timer that fires late is ignored.
+            managed.restartTimer?.cancel()
+            managed.restartTimer = nil
+        }
+        self.streams[id] = managed
+        self.perform(action, for: id)
+        return action
+    }
+
+    private func perform(_ action: Supervisor.Action, for id: StreamID) {
+        switch action {
+        case .none:
+            break
+        case .spawn:
+            self.spawn(id)
+        case .started(let process):
+            self.emit(.relayStarting(id, pid: process.pid))
+        case .ready(let process, let ports):
+            self.streams[id]?.status.relayReady()
+            self.emit(.relayReady(id, pid: process.pid, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort))
+            self.publishRoutes()
+            self.updatePhases()
+        case .terminate(let process):
+            process.terminate()
+            self.startStopTimer(id, process)
+        case .kill(let process):
+            self.logger.warning("\(id): relay did not stop within \(self.configuration.relayStopTimeout): killing it")
+            process.forceKill()
+        case .stopped(let reason, let then):
+            self.emit(.relayStopped(id, reason: reason))
+            switch then {
+            case .nothing: break
+            case .startAgain: self.spawn(id)
+            case .forget: self.streams[id] = nil
+            }
+            self.publishRoutes()
+            self.updatePhases()
+        case .crashed(let process, let exit, let delay):
+            if let delay {
+                self.startRestartTimer(id, process, delay: delay)
+            }
+            self.emit(.relayCrashed(id, exit: exit.description, restartIn: delay))
+            self.publishRoutes()
+            self.updatePhases()
+        case .forget:
+            self.streams[id] = nil
+        }
+    }
+
+    /// Reports ``RelaySupervisor/stopTimerFired(generation:)`` after the stop timeout.
+    private func startStopTimer(_ id: StreamID, _ process: RelayProcess) {
+        let timeout = self.configuration.relayStopTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            self.supervise(id) { $0.stopTimerFired(generation: process.generation) }
+        }
+    }
+
+    /// Reports ``RelaySupervisor/restartTimerFired(generation:)`` after `delay`, unless cancelled first.
+    private func startRestartTimer(_ id: StreamID, _ crashed: RelayProcess, delay: Duration) {
+        self.streams[id]?.restartTimer = Task {
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return
+            }
+            self.supervise(id) { $0.restartTimerFired(generation: crashed.generation) }
+        }
+    }
+
     /// The gateway holds a connection for `id`: start its relay unless it is on its way.
     func activate(_ id: StreamID) {
-        guard var managed = self.streams[id], managed.problem == nil, !managed.stream.spec.suspend else {
+        guard let managed = self.streams[id], managed.problem == nil, !managed.stream.spec.suspend else {
             return
         }
-        managed.lastActivity = .now
-        self.streams[id] = managed
-        switch managed.relay {
-        case .stopped:
-            self.start(id)
-        case .restarting(let task):
-            // Someone is waiting: do not wait out a crash delay.
-            task.cancel()
-            self.start(id)
-        case .stopping(let process, let reason, _):
-            managed.relay = .stopping(process, reason: reason, then: .startAgain)
-            self.streams[id] = managed
-        case .starting, .ready:
-            break
-        }
+        self.supervise(id) { $0.activated(now: .now) }
         self.updatePhases()
     }
 
     private func startIfAlwaysOn(_ id: StreamID) {
         guard let managed = self.streams[id], managed.problem == nil, !managed.stream.spec.suspend,
-            managed.stream.spec.scaling.minReplicas > 0, case .stopped = managed.relay
+            managed.stream.spec.scaling.minReplicas > 0
         else {
             return
         }
-        self.start(id)
+        self.supervise(id) { $0.startRequested() }
     }
 
-    private func start(_ id: StreamID) {
+    /// Starts the relay process the supervisor asked for (``RelaySupervisor/Action/spawn``) and reports the outcome.
+    private func spawn(_ id: StreamID) {
         guard var managed = self.streams[id] else {
             return
         }
@@ -659,9 +703,7 @@ actor LocalController {
         do {
             try writePrivateFile(path, contents: managed.relayConfig)
         } catch {
-            self.fail(&managed, "cannot write the relay's configuration: \(error)")
-            self.streams[id] = managed
-            self.publishRoutes()
+            self.spawnFailed(&managed, "cannot write the relay's configuration: \(error)")
             return
         }
         let arguments =
@@ -683,135 +725,43 @@ actor LocalController {
                     Task { await self.exited(id, generation: generation, exit: exit) }
                 }
             )
-            managed.relay = .starting(process)
-            self.streams[id] = managed
-            self.emit(.relayStarting(id, pid: process.pid))
+            self.supervise(id) { $0.relayStarted(process) }
         } catch {
-            self.fail(&managed, "cannot start \(self.configuration.relayExecutable): \(error)")
-            self.streams[id] = managed
-            self.publishRoutes()
+            self.spawnFailed(&managed, "cannot start \(self.configuration.relayExecutable): \(error)")
+            return
         }
         self.updatePhases()
     }
 
-    private func announced(_ id: StreamID, generation: UInt64, ports: RelayProcess.Ports) {
-        guard var managed = self.streams[id], case .starting(let process) = managed.relay,
-            process.generation == generation
-        else {
-            return
-        }
-        managed.relay = .ready(process, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort)
-        managed.targets = [:]
-        managed.readySince = .now
-        managed.lastActivity = .now
-        self.streams[id] = managed
-        self.emit(.relayReady(id, pid: process.pid, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort))
+    private func spawnFailed(_ managed: inout Managed, _ reason: String) {
+        self.fail(&managed, reason)
+        managed.supervisor.spawnFailed()
+        self.streams[managed.stream.id] = managed
         self.publishRoutes()
         self.updatePhases()
+    }
+
+    private func announced(_ id: StreamID, generation: UInt64, ports: RelayProcess.Ports) {
+        self.supervise(id) { $0.announced(generation: generation, ports: ports, now: .now) }
     }
 
     private func exited(_ id: StreamID, generation: UInt64, exit: RelayExit) {
         defer {
             self.exitWaiters.removeValue(forKey: generation)?.resume()
         }
-        guard var managed = self.streams[id], let process = managed.relay.process, process.generation == generation
-        else {
+        guard let managed = self.streams[id] else {
             return
         }
-        if case .stopping(_, let reason, let then) = managed.relay {
-            managed.relay = .stopped
-            self.streams[id] = managed
-            self.emit(.relayStopped(id, reason: reason))
-            switch then {
-            case .nothing: break
-            case .startAgain: self.start(id)
-            case .forget: self.streams[id] = nil
-            }
-            self.publishRoutes()
-            self.updatePhases()
+        let demand = self.demand(managed)
+        self.supervise(id) { $0.exited(generation: generation, exit: exit, demand: demand, now: .now) }
+    }
+
+    private func stop(_ id: StreamID, reason: String, then: Supervisor.AfterStop) {
+        guard self.streams[id] != nil else {
             return
         }
-        // It ended on its own: a crash, or a relay that could not start (its log says why).
-        if let readySince = managed.readySince, ContinuousClock.now - readySince > .seconds(30) {
-            managed.crashes = 0
-        }
-        managed.crashes += 1
-        managed.readySince = nil
-        let (live, held) = self.connections(id)
-        let needed =
-            managed.stream.spec.scaling.minReplicas > 0 || live + held > 0
-            || ContinuousClock.now - managed.lastActivity < .seconds(managed.stream.spec.scaling.idleSeconds)
-        if needed {
-            // At once the first time (an encoder is probably reconnecting now), then 0.5 s, 1 s, 2 s, ...
-            let backoff = Backoff(
-                initial: .milliseconds(500),
-                maximum: self.configuration.maxRestartDelay,
-                jitter: .none
-            )
-            let delay = managed.crashes <= 1 ? .zero : backoff.nominalDelay(afterFailures: managed.crashes - 1)
-            let task = Task {
-                try? await Task.sleep(for: delay)
-                self.restart(id, generation: generation)
-            }
-            managed.relay = .restarting(task)
-            self.streams[id] = managed
-            self.emit(.relayCrashed(id, exit: exit.description, restartIn: delay))
-        } else {
-            managed.relay = .stopped
-            self.streams[id] = managed
-            self.emit(.relayCrashed(id, exit: exit.description, restartIn: nil))
-        }
+        self.supervise(id) { $0.stopRequested(reason: reason, then: then) }
         self.publishRoutes()
-        self.updatePhases()
-    }
-
-    private func restart(_ id: StreamID, generation: UInt64) {
-        guard let managed = self.streams[id], case .restarting = managed.relay else {
-            return
-        }
-        self.start(id)
-    }
-
-    private func stop(_ id: StreamID, reason: String, then: AfterStop) {
-        guard var managed = self.streams[id] else {
-            return
-        }
-        switch managed.relay {
-        case .starting(let process), .ready(let process, _, _):
-            managed.relay = .stopping(process, reason: reason, then: then)
-            self.streams[id] = managed
-            process.terminate()
-            let timeout = self.configuration.relayStopTimeout
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.killIfStillStopping(id, generation: process.generation)
-            }
-        case .stopping(let process, _, _):
-            managed.relay = .stopping(process, reason: reason, then: then)
-            self.streams[id] = managed
-        case .restarting(let task):
-            task.cancel()
-            managed.relay = .stopped
-            self.streams[id] = managed
-            if case .forget = then {
-                self.streams[id] = nil
-            }
-        case .stopped:
-            if case .forget = then {
-                self.streams[id] = nil
-            }
-        }
-        self.publishRoutes()
-    }
-
-    private func killIfStillStopping(_ id: StreamID, generation: UInt64) {
-        guard let managed = self.streams[id], case .stopping(let process, _, _) = managed.relay,
-            process.generation == generation
-        else {
-            return
-        }
-        self.logger.warning("\(id): relay did not stop within \(self.configuration.relayStopTimeout): killing it")
-        process.forceKill()
     }
 
     /// A relay that is ready, and so answers `/api/v1/stream`.
@@ -823,36 +773,22 @@ actor LocalController {
 
     func readyRelays() -> [ReadyRelay] {
         self.streams.compactMap { id, managed in
-            guard case .ready(let process, _, let httpPort) = managed.relay else {
+            guard let process = managed.supervisor.relay, let ports = managed.supervisor.readyPorts else {
                 return nil
             }
-            return ReadyRelay(stream: id, generation: process.generation, httpPort: httpPort)
+            return ReadyRelay(stream: id, generation: process.generation, httpPort: ports.httpPort)
         }
     }
 
-    /// Reports the targets whose state or error changed since the last read of the same relay. `Connecting` is
-    /// passed over, so a target that keeps failing with the same error is reported once, not at every retry; so
-    /// are `Idle` and `Stopped` (no publisher: the stream's phase says so), which forget the last state, so that the
-    /// next publish reports its targets again.
+    /// Reports the targets whose state or error changed since the last read of the same relay
+    /// (``LocalStreamStatus/targetsRead(_:)``).
     func targetsRead(_ relay: ReadyRelay, report: RelayStreamReport) {
         // A read of a relay that has stopped (or was replaced) since says nothing about the current one.
-        guard var managed = self.streams[relay.stream], managed.relay.process?.generation == relay.generation else {
+        guard var managed = self.streams[relay.stream], managed.supervisor.relay?.generation == relay.generation
+        else {
             return
         }
-        var changed: [LiveStreamStatus.TargetStatus] = []
-        for target in report.targets {
-            switch target.state {
-            case "Connecting":
-                continue
-            case "Idle", "Stopped":
-                managed.targets[target.name] = nil
-            default:
-                if managed.targets[target.name] != target {
-                    managed.targets[target.name] = target
-                    changed.append(target)
-                }
-            }
-        }
+        let changed = managed.status.targetsRead(report.targets)
         self.streams[relay.stream] = managed
         for target in changed {
             self.emit(.targetChanged(relay.stream, target))
@@ -862,20 +798,14 @@ actor LocalController {
     /// Runs every poll interval: notes activity, stops relays idle for their `idleSeconds`, updates phases.
     func tick() {
         let now = ContinuousClock.now
+        var stopped = false
         for id in Array(self.streams.keys) {
-            guard var managed = self.streams[id] else { continue }
-            let (live, held) = self.connections(id)
-            if live + held > 0 {
-                managed.lastActivity = now
-                self.streams[id] = managed
-                continue
-            }
-            guard case .ready = managed.relay, managed.stream.spec.scaling.minReplicas == 0,
-                now - managed.lastActivity >= .seconds(managed.stream.spec.scaling.idleSeconds)
-            else {
-                continue
-            }
-            self.stop(id, reason: "idle for \(managed.stream.spec.scaling.idleSeconds) s", then: .nothing)
+            guard let managed = self.streams[id] else { continue }
+            let demand = self.demand(managed)
+            stopped = self.supervise(id) { $0.tick(demand, now: now) } != .none || stopped
+        }
+        if stopped {
+            self.publishRoutes()
         }
         self.updatePhases()
     }
@@ -884,7 +814,7 @@ actor LocalController {
     func shutdown() async {
         var waiting: [UInt64] = []
         for (id, managed) in self.streams {
-            if let process = managed.relay.process {
+            if let process = managed.supervisor.relay {
                 waiting.append(process.generation)
             }
             self.stop(id, reason: "shutdown", then: .forget)
@@ -892,7 +822,7 @@ actor LocalController {
         for generation in waiting {
             await withCheckedContinuation { continuation in
                 // The exit may have been handled already while we were not waiting.
-                if self.streams.values.contains(where: { $0.relay.process?.generation == generation }) {
+                if self.streams.values.contains(where: { $0.supervisor.relay?.generation == generation }) {
                     self.exitWaiters[generation] = continuation
                 } else {
                     continuation.resume()

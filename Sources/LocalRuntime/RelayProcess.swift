@@ -132,3 +132,14 @@ private final class AnnounceReader: Sendable {
         }
     }
 }
+
+/// A process is itself: two handles are equal when they are the same handle.
+extension RelayProcess: SupervisedRelay {
+    static func == (lhs: RelayProcess, rhs: RelayProcess) -> Bool {
+        lhs === rhs
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(ObjectIdentifier(self))
+    }
+}
