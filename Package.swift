@@ -491,6 +491,7 @@ let package = Package(
             name: "RelayTests",
             dependencies: [
                 "Relay",
+                "LiveStreamModel",
                 "RTMP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -300,13 +300,13 @@ struct SecretDocument: Decodable {
 
     func value(_ key: String) throws(RelayConfigurationError) -> Secret? {
         if let text = self.stringData?[key] {
-            return Secret(text.trimmingCharacters(in: .newlines))
+            return Secret(StreamKey.normalized(text))
         }
         if let encoded = self.data?[key] {
             guard let decoded = Data(base64Encoded: encoded), let text = String(data: decoded, encoding: .utf8) else {
                 throw .invalid("Secret \(self.metadata.name), key \(key): data is not base64-encoded UTF-8")
             }
-            return Secret(text.trimmingCharacters(in: .newlines))
+            return Secret(StreamKey.normalized(text))
         }
         return nil
     }
@@ -465,7 +465,8 @@ extension RelayConfiguration {
     }
 }
 
-/// Reads a secret from a file, trimming whitespace and newlines around it (as `echo key > file` writes it).
+/// Reads a secret from a file, without the whitespace and line breaks around it (``StreamKey/normalized(_:)``; as
+/// `echo key > file` writes it).
 public func readSecretFile(_ path: String, what: String) throws(RelayConfigurationError) -> Secret {
     let text: String
     do {
@@ -473,7 +474,7 @@ public func readSecretFile(_ path: String, what: String) throws(RelayConfigurati
     } catch {
         throw .invalid("cannot read the \(what) from \(path): \(error.localizedDescription)")
     }
-    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let trimmed = StreamKey.normalized(text)
     guard !trimmed.isEmpty else {
         throw .invalid("the \(what) in \(path) is empty")
     }

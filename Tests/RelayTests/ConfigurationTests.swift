@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import LiveStreamModel
 import Testing
 
 @testable import Relay
@@ -181,6 +182,42 @@ struct RelayConfigurationTests {
         } throws: { error in
             "\(error)".contains("Secret nope, key streamKey")
         }
+    }
+
+    @Test("A stream key in a Secret or a file is read without the whitespace and line breaks around it")
+    func keyNormalization() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (ingest, target) = ("ingest-\(UUID().uuidString)", "target-\(UUID().uuidString)")
+        let folder = directory.appendingPathComponent("files")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try " \(target) \r\n".write(to: folder.appendingPathComponent("target"), atomically: true, encoding: .utf8)
+        let encoded = Data("\(target)\t\n".utf8).base64EncodedString()
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { ingest: "\(ingest) \\n" }
+            data: { target: \(encoded) }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: one }
+            spec:
+              ingest: { streamKeySecretRef: { name: keys, key: ingest } }
+              targets:
+                - { name: a, url: "rtmp://h/app", streamKeySecretRef: { name: keys, key: target } }
+                - { name: b, url: "rtmp://h/app", streamKeySecretRef: { name: files, key: target } }
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: directory.path)
+        #expect(StreamKey.normalized("\(ingest) \n") == ingest)
+        #expect(streams[0].authorization == .key(Secret(ingest)))
+        guard case .key(let secret) = streams[0].authorization else {
+            Issue.record("the stream has no key")
+            return
+        }
+        #expect(secret.matches(ingest) && !secret.matches(ingest + " "))
+        #expect(streams[0].targets.map(\.streamKey) == [Secret(target), Secret(target)])
     }
 
     @Test("Duplicate target names and targets without a stream name are refused")
