@@ -171,16 +171,44 @@ struct RelayConfigurationTests {
     func missingSecret() throws {
         let directory = try self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("spec.yaml")
-        try "ingest: { streamKeySecretRef: { name: nope, key: streamKey } }\n".write(
-            to: file,
-            atomically: true,
-            encoding: .utf8
-        )
+        let file = directory.appendingPathComponent("stream.yaml")
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice }
+            spec: { ingest: { streamKeySecretRef: { name: nope, key: streamKey } } }
+            """
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
         #expect {
             _ = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.path)
         } throws: { error in
-            "\(error)".contains("Secret nope, key streamKey")
+            "\(error)".contains("spec.ingest.streamKeySecretRef: Secret nope, key streamKey")
+        }
+    }
+
+    @Test("Without a key Secret reference the key is where the operator and local mode default it")
+    func defaultKeySecret() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = "default-\(UUID().uuidString)"
+        let folder = directory.appendingPathComponent("alice-stream-key")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "\(key)\n".write(to: folder.appendingPathComponent("streamKey"), atomically: true, encoding: .utf8)
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice }
+            spec: {}
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: directory.path)
+        #expect(streams.map(\.name) == ["alice"])
+        #expect(streams[0].app == LiveStreamSpec.Ingest.defaultApp)
+        #expect(streams[0].authorization == .key(Secret(key)))
+        #expect(streams[0].previewEnabled)
+        #expect {
+            _ = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        } throws: { error in
+            "\(error)".contains("spec.ingest.streamKeySecretRef, defaulted: Secret alice-stream-key, key streamKey")
         }
     }
 
@@ -218,6 +246,38 @@ struct RelayConfigurationTests {
         }
         #expect(secret.matches(ingest) && !secret.matches(ingest + " "))
         #expect(streams[0].targets.map(\.streamKey) == [Secret(target), Secret(target)])
+    }
+
+    @Test(
+        "The relay refuses what local mode and the operator refuse, naming the document and the field",
+        arguments: [
+            (
+                "kind: LiveStream\nmetadata: { name: a }\nspec: {}\n",
+                "test.yaml, document 1: apiVersion must be liverelay.io/v1alpha1"
+            ),
+            ("ingest: { app: live }\n", "test.yaml, document 1: no kind"),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: a }\n"
+                    + "spec: { targets: [{ name: t, url: \"http://h/app\" }] }\n",
+                "LiveStream a is invalid: spec.targets[0].url: must be a URL starting with rtmp:// or rtmps://"
+            ),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: a }\n"
+                    + "spec: { ingest: { port: \"x\" } }\n",
+                "test.yaml, document 1: spec.ingest.port: expected an integer"
+            ),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: Bad_Name }\nspec: {}\n",
+                "LiveStream Bad_Name is invalid: metadata.name"
+            ),
+        ]
+    )
+    func sameValidation(yaml: String, message: String) {
+        #expect {
+            _ = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        } throws: { error in
+            "\(error)".contains(message)
+        }
     }
 
     @Test("Duplicate target names and targets without a stream name are refused")
@@ -286,10 +346,12 @@ struct RelayConfigurationTests {
     @Test("A Secret reference to a key the Secret lacks names both, and no value")
     func secretWithoutKey() {
         let yaml = """
+            apiVersion: v1
             kind: Secret
             metadata: { name: keys }
             stringData: { one: first-key }
             ---
+            apiVersion: liverelay.io/v1alpha1
             kind: LiveStream
             metadata: { name: one }
             spec: { ingest: { streamKeySecretRef: { name: keys, key: missing } } }
