@@ -77,6 +77,7 @@ let package = Package(
                 "Media",
                 "Preview",
                 "LiveStreamModel",
+                "IngestNetworking",
                 "IngestTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -128,11 +129,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the ports that take encoders share, in the gateway and in the relay: the PROXY protocol header the gateway
+        // writes and the relay reads, and socket addresses as logs and stats show them.
+        .target(
+            name: "IngestNetworking",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IngestNetworkingTests",
+            dependencies: [
+                "IngestNetworking",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Always-on gateway: listeners per stream port, hold-and-activate, TCP proxy, connection accounting.
         .target(
             name: "Gateway",
             dependencies: [
                 "TimeSupport",
+                "IngestNetworking",
                 "IngestTLS",
                 "LiveStreamModel",
                 "RTMP",
@@ -165,7 +184,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The LiveStream resource as a domain: spec, status, validation, port allocation, YAML documents. Shared by the
-        // operator, the gateway and local mode; knows no Kubernetes API.
+        // operator, the gateway, local mode and the relay; knows no Kubernetes API. NIOCore for IPRange's addresses.
         .target(
             name: "LiveStreamModel",
             dependencies: [

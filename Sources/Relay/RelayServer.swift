@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 public import CoreMetrics
 import Foundation
+import IngestNetworking
 import IngestTLS
 import LiveStreamModel
 public import Logging
