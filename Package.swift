@@ -77,6 +77,7 @@ let package = Package(
                 "Media",
                 "Preview",
                 "LiveStreamModel",
+                "RelayAPI",
                 "IngestNetworking",
                 "IngestTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -214,6 +215,7 @@ let package = Package(
                 "TimeSupport",
                 "CFFmpeg",
                 "Media",
+                "RelayAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -225,6 +227,7 @@ let package = Package(
             dependencies: [
                 "Preview",
                 "Relay",
+                "RelayAPI",
                 "Media",
                 "RTMP",
                 "PeerTestSupport",
@@ -246,6 +249,7 @@ let package = Package(
             dependencies: [
                 "TimeSupport",
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "KubernetesClient",
                 "KubernetesController",
@@ -268,6 +272,7 @@ let package = Package(
                 "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "KubernetesClient",
                 "KubernetesController",
@@ -308,6 +313,7 @@ let package = Package(
             name: "LocalRuntime",
             dependencies: [
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "Preview",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -453,6 +459,18 @@ let package = Package(
             path: "Benchmarks/OperatorBench",
             swiftSettings: swiftSettings
         ),
+        // The JSON of the relay's HTTP API, one type for the relay that serves it and for its readers (the operator, local
+        // mode, tests), and the report a reader makes of it in a LiveStream's terms.
+        .target(
+            name: "RelayAPI",
+            dependencies: ["LiveStreamModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayAPITests",
+            dependencies: ["RelayAPI", "LiveStreamModel"],
+            swiftSettings: swiftSettings
+        ),
         // Time as numbers other APIs take, in one place: Duration to nanoseconds, milliseconds, seconds.
         .target(
             name: "TimeSupport",
@@ -524,6 +542,7 @@ let package = Package(
             dependencies: [
                 "IngestTLS",
                 "Relay",
+                "RelayAPI",
                 "LocalRuntime",
                 "Gateway",
                 "LiveStreamModel",

@@ -16,6 +16,7 @@ public import LiveStreamModel
 public import Logging
 import NIOCore
 import NIOHTTP1
+import RelayAPI
 public import ServiceLifecycle
 import Synchronization
 

@@ -22,6 +22,7 @@ import NIOPosix
 import NIOSSL
 public import Preview
 import RTMP
+public import RelayAPI
 public import ServiceLifecycle
 import Synchronization
 

@@ -18,6 +18,7 @@ import NIOCore
 import NIOHTTP1
 import PeerTestSupport
 import Relay
+import RelayAPI
 import ServiceLifecycle
 import Synchronization
 import Testing
