@@ -77,6 +77,8 @@ let package = Package(
                 "Media",
                 "Preview",
                 "LiveStreamModel",
+                "RelayAPI",
+                "IngestNetworking",
                 "IngestTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,7 +86,6 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -128,11 +129,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the ports that take encoders share, in the gateway and in the relay: the PROXY protocol header the gateway
+        // writes and the relay reads, and socket addresses as logs and stats show them.
+        .target(
+            name: "IngestNetworking",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IngestNetworkingTests",
+            dependencies: [
+                "IngestNetworking",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Always-on gateway: listeners per stream port, hold-and-activate, TCP proxy, connection accounting.
         .target(
             name: "Gateway",
             dependencies: [
                 "TimeSupport",
+                "IngestNetworking",
                 "IngestTLS",
                 "LiveStreamModel",
                 "RTMP",
@@ -165,7 +184,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The LiveStream resource as a domain: spec, status, validation, port allocation, YAML documents. Shared by the
-        // operator, the gateway and local mode; knows no Kubernetes API.
+        // operator, the gateway, local mode and the relay; knows no Kubernetes API. NIOCore for IPRange's addresses.
         .target(
             name: "LiveStreamModel",
             dependencies: [
@@ -195,6 +214,7 @@ let package = Package(
                 "TimeSupport",
                 "CFFmpeg",
                 "Media",
+                "RelayAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -206,6 +226,7 @@ let package = Package(
             dependencies: [
                 "Preview",
                 "Relay",
+                "RelayAPI",
                 "PeerTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -224,6 +245,7 @@ let package = Package(
             dependencies: [
                 "TimeSupport",
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "KubernetesClient",
                 "KubernetesController",
@@ -246,6 +268,7 @@ let package = Package(
                 "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "KubernetesClient",
                 "KubernetesController",
@@ -285,6 +308,7 @@ let package = Package(
             dependencies: [
                 "TimeSupport",
                 "LiveStreamModel",
+                "RelayAPI",
                 "Gateway",
                 "Preview",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -426,6 +450,18 @@ let package = Package(
             path: "Benchmarks/OperatorBench",
             swiftSettings: swiftSettings
         ),
+        // The JSON of the relay's HTTP API, one type for the relay that serves it and for its readers (the operator, local
+        // mode, tests), and the report a reader makes of it in a LiveStream's terms.
+        .target(
+            name: "RelayAPI",
+            dependencies: ["LiveStreamModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayAPITests",
+            dependencies: ["RelayAPI", "LiveStreamModel"],
+            swiftSettings: swiftSettings
+        ),
         // Time as numbers other APIs take, in one place: Duration to nanoseconds, milliseconds, seconds.
         .target(
             name: "TimeSupport",
@@ -487,6 +523,7 @@ let package = Package(
             name: "RelayTests",
             dependencies: [
                 "Relay",
+                "LiveStreamModel",
                 "RTMP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -501,6 +538,7 @@ let package = Package(
             dependencies: [
                 "IngestTLS",
                 "Relay",
+                "RelayAPI",
                 "LocalRuntime",
                 "Gateway",
                 "LiveStreamModel",

@@ -175,14 +175,15 @@ for n in $stream_counts; do
     for i in $(seq "$n"); do
         [[ $i -eq 1 ]] || echo "---"
         printf 'apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: s%s }\n' "$i"
-        printf 'spec:\n  ingest: { app: live, streamKeyFile: %s }\n' "$dir/keys/s$i"
+        # The key is the file $dir/keys/s$i: the Secret "keys", key "s$i", under --secrets-dir "$dir".
+        printf 'spec:\n  ingest: { app: live, streamKeySecretRef: { name: keys, key: s%s } }\n' "$i"
         printf '  targets: [ { name: sink, url: "%s/r-%s-%s" } ]\n  preview: { enabled: false }\n' "$sink" "$tag" "$i"
     done >"$dir/relay.yaml"
     for i in $(seq "$n"); do
         echo "rtmp://127.0.0.1:$relay_port/live/$(cat "$dir/keys/s$i") $sink/r-$tag-$i"
     done >"$dir/liverelay.txt"
     "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen none --config "$dir/relay.yaml" \
-        --log-level warning &
+        --secrets-dir "$dir" --log-level warning &
     relay_pid=$!
     pids+=("$relay_pid")
     wait_for_port "$relay_port"

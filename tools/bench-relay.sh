@@ -145,7 +145,8 @@ relay_path() {
             echo "kind: LiveStream"
             echo "metadata: { name: s$i }"
             echo "spec:"
-            echo "  ingest: { app: live, streamKeyFile: $dir/keys/s$i }"
+            # The key is the file $dir/keys/s$i: the Secret "keys", key "s$i", under --secrets-dir "$dir".
+            echo "  ingest: { app: live, streamKeySecretRef: { name: keys, key: s$i } }"
             # nginx-rtmp's push path packages no preview either; tools/bench-preview.sh measures the preview.
             echo "  preview: { enabled: false }"
             echo "  targets:"
@@ -158,7 +159,7 @@ relay_path() {
         echo
     done >"$dir/$label.txt"
     "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
-        --log-level warning "$@" \
+        --secrets-dir "$dir" --log-level warning "$@" \
         ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!
     pids+=("$relay_pid")

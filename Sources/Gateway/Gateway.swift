@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 public import CoreMetrics
+import IngestNetworking
 public import IngestTLS
 public import LiveStreamModel
 public import Logging

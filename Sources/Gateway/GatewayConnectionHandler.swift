@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import IngestNetworking
 import LiveStreamModel
 import Logging
 import NIOCore

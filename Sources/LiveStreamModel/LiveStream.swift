@@ -62,7 +62,8 @@ public struct SecretDocument: Hashable, Sendable, CustomStringConvertible {
         self.values = values
     }
 
-    /// The value of `key`, without a trailing newline (as `echo key | kubectl create secret --from-file` leaves it).
+    /// The value of `key`, without the whitespace and line breaks around it (``StreamKey/normalized(_:)``), as
+    /// `echo key | kubectl create secret --from-file` leaves one.
     public func value(_ key: String) -> String? { self.values[key] }
 
     public var keys: [String] { self.values.keys.sorted() }
@@ -200,7 +201,7 @@ public struct StreamFile: Sendable {
                 else {
                     throw fail("Secret \(name): data.\(key.string ?? "?") is not base64-encoded UTF-8")
                 }
-                values[key] = text.trimmingCharacters(in: .newlines)
+                values[key] = StreamKey.normalized(text)
             }
         }
         if let stringData = node["stringData"]?.mapping {
@@ -208,7 +209,7 @@ public struct StreamFile: Sendable {
                 guard let key = key.string, let text = value.string else {
                     throw fail("Secret \(name): every stringData value must be a string")
                 }
-                values[key] = text.trimmingCharacters(in: .newlines)
+                values[key] = StreamKey.normalized(text)
             }
         }
         return SecretDocument(name: name, namespace: namespace, values: values)

@@ -39,7 +39,10 @@ public struct LiveStreamSpec: Codable, Hashable, Sendable {
     /// An HTTP endpoint that decides whether a publish is allowed, instead of a stream key Secret.
     public struct Webhook: Codable, Hashable, Sendable {
         public var url: String
+        /// How long the relay waits for the answer; ``defaultTimeoutSeconds`` when absent.
         public var timeoutSeconds: Double?
+
+        public static let defaultTimeoutSeconds = 3.0
 
         public init(url: String, timeoutSeconds: Double? = nil) {
             self.url = url

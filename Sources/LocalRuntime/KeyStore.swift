@@ -32,7 +32,7 @@ struct KeyStore {
         else {
             return nil
         }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = StreamKey.normalized(text)
         return trimmed.isEmpty ? nil : trimmed
     }
 

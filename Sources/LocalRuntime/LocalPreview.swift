@@ -18,6 +18,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Preview
+import RelayAPI
 
 /// Where a request for a stream's preview goes now.
 enum LocalPreviewTarget: Sendable, Hashable {

@@ -16,6 +16,7 @@ public import LiveStreamModel
 public import Logging
 import NIOCore
 import NIOHTTP1
+import RelayAPI
 public import ServiceLifecycle
 import Synchronization
 import TimeSupport
@@ -440,10 +441,8 @@ actor LocalController {
             let (config, keySource, key) = try self.relayConfiguration(for: stream, file: file)
             managed.relayConfig = config
             managed.keySource = keySource
-            // As the relay reads it: without the line breaks around it.
-            managed.ingestKey = key.map {
-                GatewayRoute.IngestKey(app: stream.spec.ingest.app, key: $0.trimmingCharacters(in: .newlines))
-            }
+            // Normalized where it was read (`StreamKey.normalized`), as the relay reads it.
+            managed.ingestKey = key.map { GatewayRoute.IngestKey(app: stream.spec.ingest.app, key: $0) }
         } catch {
             self.fail(&managed, error.message)
         }

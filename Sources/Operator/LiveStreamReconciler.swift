@@ -732,11 +732,11 @@ final class LiveStreamReconciler: Sendable {
                 name: source.selector.name,
                 namespace: id.namespace
             )
-            // As the relay reads the mounted file: without the line breaks around it.
+            // As the relay reads the mounted file and local mode the Secret: `StreamKey.normalized`.
             let key =
                 (secret["data"]?[source.selector.key]?.stringValue.flatMap { Data(base64Encoded: $0) }
-                .map { String(decoding: $0, as: UTF8.self) } ?? secret["stringData"]?[source.selector.key]?.stringValue)?
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+                .map { String(decoding: $0, as: UTF8.self) } ?? secret["stringData"]?[source.selector.key]?.stringValue)
+                .map(StreamKey.normalized)
             if let key {
                 try await keyBook.set(id, app: source.app, key: key)
             } else {

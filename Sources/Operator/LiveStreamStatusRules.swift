@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import LiveStreamModel
+import RelayAPI
 
 /// The port a stream holds after its allocation step, with the `PortAllocated` condition to show.
 struct PortClaim: Sendable, Hashable {

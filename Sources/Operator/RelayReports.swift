@@ -12,6 +12,7 @@
 import KubernetesController
 import LiveStreamModel
 import Logging
+import RelayAPI
 import Synchronization
 
 /// What the running relays say, read from the relays themselves (not the API server), one long-polling watch per

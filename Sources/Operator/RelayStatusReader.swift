@@ -15,6 +15,7 @@ import LiveStreamModel
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import RelayAPI
 import TimeSupport
 
 /// Reads a running relay's ``RelayStreamReport`` through its Service.

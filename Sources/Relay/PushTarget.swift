@@ -39,6 +39,22 @@ public enum PushTargetState: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension PushTargetState {
+    /// The state as `StreamStatus.Target.state` reports it.
+    var name: String {
+        switch self {
+        case .connecting: "connecting"
+        case .pushing: "pushing"
+        case .backingOff: "backingOff"
+        case .stopped: "stopped"
+        case .disabled: "disabled"
+        }
+    }
+
+    /// Every ``name``, and `idle` (a target of a stream without a publisher).
+    static let allNames = ["connecting", "pushing", "backingOff", "stopped", "disabled", "idle"]
+}
+
 /// What the relay knows about one target's connection, for stats and metrics.
 struct PushTargetStatistics: Sendable, Hashable {
     var state: PushTargetState = .connecting(attempt: 1)

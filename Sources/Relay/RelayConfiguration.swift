@@ -14,7 +14,6 @@ public import IngestTLS
 public import LiveStreamModel
 public import Preview
 public import RTMP
-import Yams
 
 /// A configuration the relay refuses, with a message that says what to fix. It never contains a key.
 public struct RelayConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -243,194 +242,109 @@ public struct RelayConfiguration: Sendable {
 
 // MARK: - YAML: LiveStreams and Secrets, as applied to a cluster
 
-/// The part of a `LiveStream` that the relay reads. Secret references resolve to `Secret` documents in the same
-/// file first, then to files under a directory laid out as Kubernetes mounts Secrets (`<dir>/<secret>/<key>`), so
-/// the same YAML runs in a cluster, in a pod and on a laptop.
-struct LiveStreamDocument: Decodable {
-    struct Metadata: Decodable {
-        var name: String?
-    }
-    struct SecretKeyRef: Decodable {
-        var name: String
-        var key: String
-    }
-    struct Webhook: Decodable {
-        var url: String
-        var timeoutSeconds: Double?
-    }
-    struct Ingest: Decodable {
-        var app: String?
-        var port: Int?
-        var streamKeySecretRef: SecretKeyRef?
-        /// Extension for running without Secrets: a file that holds the key.
-        var streamKeyFile: String?
-        var webhook: Webhook?
-    }
-    struct Target: Decodable {
-        var name: String
-        var url: String
-        var streamKeySecretRef: SecretKeyRef?
-        var streamKeyFile: String?
-        var enabled: Bool?
-    }
-    struct Rules: Decodable {
-        var maxKeyframeIntervalSeconds: Double?
-    }
-    struct Preview: Decodable {
-        var enabled: Bool?
-    }
-    struct Spec: Decodable {
-        var ingest: Ingest?
-        var targets: [Target]?
-        var rules: Rules?
-        var preview: Preview?
-    }
-    var kind: String?
-    var metadata: Metadata?
-    var spec: Spec?
-}
-
-/// A Kubernetes Secret document: `stringData` as text, `data` as base64.
-struct SecretDocument: Decodable {
-    struct Metadata: Decodable { var name: String }
-    var kind: String
-    var metadata: Metadata
-    var data: [String: String]?
-    var stringData: [String: String]?
-
-    func value(_ key: String) throws(RelayConfigurationError) -> Secret? {
-        if let text = self.stringData?[key] {
-            return Secret(text.trimmingCharacters(in: .newlines))
-        }
-        if let encoded = self.data?[key] {
-            guard let decoded = Data(base64Encoded: encoded), let text = String(data: decoded, encoding: .utf8) else {
-                throw .invalid("Secret \(self.metadata.name), key \(key): data is not base64-encoded UTF-8")
-            }
-            return Secret(text.trimmingCharacters(in: .newlines))
-        }
-        return nil
-    }
-}
-
 extension RelayConfiguration {
-    /// Reads the streams from YAML: one or many `LiveStream` documents (or one bare `spec`), and the `Secret`
-    /// documents they reference, separated by `---`.
+    /// Reads the streams from YAML: one or many `LiveStream` documents and the `Secret` documents they reference,
+    /// separated by `---`, exactly as they would be applied to a cluster.
+    ///
+    /// The documents are decoded and validated by LiveStreamModel's ``StreamFile``, as local mode and the operator
+    /// decode and validate them: the same defaults (the ingest key in the Secret `<name>-stream-key`, key `streamKey`,
+    /// when `spec.ingest.streamKeySecretRef` is absent) and the same errors, naming the document and the field. A
+    /// Secret reference resolves to a `Secret` document of the stream's namespace in the same text first, then to a
+    /// file under `secretsDirectory` laid out as Kubernetes mounts Secrets (`<dir>/<secret>/<key>`), so the same YAML
+    /// runs in a cluster, in a pod and on a laptop. Keys are read with ``StreamKey/normalized(_:)``, as everywhere.
     public static func streams(
         yaml text: String,
         source: String,
         secretsDirectory: String
     ) throws(RelayConfigurationError) -> [StreamConfiguration] {
-        let documents: [Yams.Node]
+        let file: StreamFile
         do {
-            documents = try Array(Yams.compose_all(yaml: text))
+            file = try StreamFile.parse(yaml: text, source: source)
         } catch {
-            throw .invalid("\(source) is not valid YAML: \(error)")
+            throw .invalid(error.description)
         }
-        var secrets: [String: SecretDocument] = [:]
-        var liveStreams: [(index: Int, document: LiveStreamDocument)] = []
-        for (index, node) in documents.enumerated() {
-            let kind = node["kind"]?.string
-            do {
-                switch kind {
-                case "Secret":
-                    let secret = try YAMLDecoder().decode(SecretDocument.self, from: node)
-                    secrets[secret.metadata.name] = secret
-                case "LiveStream":
-                    liveStreams.append((index, try YAMLDecoder().decode(LiveStreamDocument.self, from: node)))
-                case nil:
-                    // A bare spec, as `liverelay relay --config` took it first.
-                    let spec = try YAMLDecoder().decode(LiveStreamDocument.Spec.self, from: node)
-                    liveStreams.append((index, LiveStreamDocument(kind: nil, metadata: nil, spec: spec)))
-                default:
-                    continue
-                }
-            } catch {
-                throw .invalid("\(source), document \(index + 1) (\(kind ?? "spec")): \(Self.describe(error))")
-            }
-        }
-        guard !liveStreams.isEmpty else {
+        guard !file.liveStreams.isEmpty else {
             throw .invalid("\(source) holds no LiveStream")
         }
+        var streams: [StreamConfiguration] = []
+        for stream in file.liveStreams {
+            streams.append(try Self.stream(stream, in: file, source: source, secretsDirectory: secretsDirectory))
+        }
+        return streams
+    }
+
+    /// One validated LiveStream as the relay serves it, its Secret references resolved.
+    private static func stream(
+        _ stream: LiveStream,
+        in file: StreamFile,
+        source: String,
+        secretsDirectory: String
+    ) throws(RelayConfigurationError) -> StreamConfiguration {
+        let name = stream.metadata.name
+        let spec = stream.spec
 
         func resolve(
-            _ ref: LiveStreamDocument.SecretKeyRef?,
-            file: String?,
+            _ ref: LiveStreamSpec.SecretKeySelector,
+            field: String,
             what: String
-        ) throws(RelayConfigurationError) -> Secret? {
-            if let file {
-                return try readSecretFile(file, what: what)
-            }
-            guard let ref else {
-                return nil
-            }
-            if let secret = secrets[ref.name] {
-                guard let value = try secret.value(ref.key) else {
-                    throw .invalid("the \(what): Secret \(ref.name) in \(source) has no key \(ref.key)")
+        ) throws(RelayConfigurationError) -> Secret {
+            let what = "\(what) of stream '\(name)'"
+            if let secret = file.secret(ref.name, namespace: stream.id.namespace) {
+                guard let value = secret.value(ref.key) else {
+                    throw .invalid("the \(what) (\(field)): Secret \(ref.name) in \(source) has no key \(ref.key)")
                 }
-                return value
+                guard !value.isEmpty else {
+                    throw .invalid("the \(what) (\(field)): Secret \(ref.name), key \(ref.key), in \(source) is empty")
+                }
+                return Secret(value)
             }
             let path = URL(fileURLWithPath: secretsDirectory).appendingPathComponent(ref.name)
                 .appendingPathComponent(ref.key).path
-            return try readSecretFile(path, what: "\(what) (Secret \(ref.name), key \(ref.key))")
+            return try readSecretFile(path, what: "\(what) (\(field): Secret \(ref.name), key \(ref.key))")
         }
 
-        var streams: [StreamConfiguration] = []
-        for (index, document) in liveStreams {
-            let name = document.metadata?.name ?? (liveStreams.count == 1 ? "default" : "stream-\(index + 1)")
-            let spec = document.spec
-            let authorization: StreamAuthorization
-            if let webhook = spec?.ingest?.webhook {
-                authorization = .webhook(
-                    url: webhook.url,
-                    timeout: .milliseconds(Int64((webhook.timeoutSeconds ?? 3) * 1000))
-                )
-            } else if let key = try resolve(
-                spec?.ingest?.streamKeySecretRef,
-                file: spec?.ingest?.streamKeyFile,
-                what: "ingest stream key of stream '\(name)'"
-            ) {
-                authorization = .key(key)
-            } else {
-                throw .invalid(
-                    "stream '\(name)' in \(source) has no ingest.streamKeySecretRef, ingest.streamKeyFile or ingest.webhook"
+        let authorization: StreamAuthorization
+        if let webhook = spec.ingest.webhook {
+            let seconds = webhook.timeoutSeconds ?? LiveStreamSpec.Webhook.defaultTimeoutSeconds
+            authorization = .webhook(url: webhook.url, timeout: .milliseconds(Int64(seconds * 1000)))
+        } else {
+            let ref = spec.streamKeySecret(streamName: name)
+            // Absent, the reference defaults as the operator and local mode default it.
+            let field = "spec.ingest.streamKeySecretRef" + (spec.ingest.streamKeySecretRef == nil ? ", defaulted" : "")
+            authorization = .key(try resolve(ref, field: field, what: "ingest stream key"))
+        }
+        var targets: [PushTargetConfiguration] = []
+        for (index, target) in spec.targets.enumerated() {
+            let field = "spec.targets[\(index)]"
+            let url: RTMPURL
+            do {
+                url = try RTMPURL(parsing: target.url)
+            } catch {
+                throw .invalid("stream '\(name)', target '\(target.name)' (\(field).url): \(error)")
+            }
+            var key: Secret?
+            if let ref = target.streamKeySecretRef {
+                key = try resolve(
+                    ref,
+                    field: "\(field).streamKeySecretRef",
+                    what: "stream key of target '\(target.name)'"
                 )
             }
-            var targets: [PushTargetConfiguration] = []
-            for target in spec?.targets ?? [] {
-                let url: RTMPURL
-                do {
-                    url = try RTMPURL(parsing: target.url)
-                } catch {
-                    throw .invalid("stream '\(name)', target '\(target.name)': \(error)")
-                }
-                targets.append(
-                    PushTargetConfiguration(
-                        name: target.name,
-                        url: url,
-                        streamKey: try resolve(
-                            target.streamKeySecretRef,
-                            file: target.streamKeyFile,
-                            what: "stream key of target '\(target.name)' of stream '\(name)'"
-                        ),
-                        enabled: target.enabled ?? true
-                    )
-                )
-            }
-            let rules = IngestRules(
-                maxKeyframeInterval: spec?.rules?.maxKeyframeIntervalSeconds.map { .milliseconds(Int64($0 * 1000)) }
-            )
-            streams.append(
-                StreamConfiguration(
-                    name: name,
-                    app: spec?.ingest?.app ?? "live",
-                    authorization: authorization,
-                    targets: targets,
-                    rules: rules,
-                    previewEnabled: spec?.preview?.enabled ?? true
-                )
+            targets.append(
+                PushTargetConfiguration(name: target.name, url: url, streamKey: key, enabled: target.enabled)
             )
         }
-        return streams
+        let rules = IngestRules(
+            maxKeyframeInterval: spec.rules?.maxKeyframeIntervalSeconds.map { .milliseconds(Int64($0 * 1000)) }
+        )
+        return StreamConfiguration(
+            name: name,
+            app: spec.ingest.app,
+            authorization: authorization,
+            targets: targets,
+            rules: rules,
+            previewEnabled: spec.preview.enabled
+        )
     }
 
     /// Reads a YAML file of LiveStreams (see ``streams(yaml:source:secretsDirectory:)``) into a configuration.
@@ -452,20 +366,10 @@ extension RelayConfiguration {
         try configuration.validate()
         return configuration
     }
-
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.keyNotFound(let key, let context) = error {
-            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-            return "missing field \(path)"
-        }
-        if case DecodingError.typeMismatch(_, let context) = error {
-            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-        }
-        return "\(error)"
-    }
 }
 
-/// Reads a secret from a file, trimming whitespace and newlines around it (as `echo key > file` writes it).
+/// Reads a secret from a file, without the whitespace and line breaks around it (``StreamKey/normalized(_:)``; as
+/// `echo key > file` writes it).
 public func readSecretFile(_ path: String, what: String) throws(RelayConfigurationError) -> Secret {
     let text: String
     do {
@@ -473,7 +377,7 @@ public func readSecretFile(_ path: String, what: String) throws(RelayConfigurati
     } catch {
         throw .invalid("cannot read the \(what) from \(path): \(error.localizedDescription)")
     }
-    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let trimmed = StreamKey.normalized(text)
     guard !trimmed.isEmpty else {
         throw .invalid("the \(what) in \(path) is empty")
     }

@@ -16,6 +16,7 @@ public import Logging
 public import NIOCore
 import Preview
 public import Prometheus
+import RelayAPI
 
 /// The relay's HTTP endpoints, on Hummingbird:
 ///
@@ -146,7 +147,7 @@ private func watchable(
         case .found(let value): current = value
         }
         let body = try jsonData(current)
-        let tag = try RelayStreamReport(json: body).entityTag
+        let tag = RelayStreamReport(current).entityTag
         guard let known, known == tag else {
             var response = jsonResponse(body)
             response.headers[.eTag] = tag

@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 public import CoreMetrics
 import Foundation
+import IngestNetworking
 import IngestTLS
 import LiveStreamModel
 public import Logging
@@ -21,6 +22,7 @@ import NIOPosix
 import NIOSSL
 public import Preview
 import RTMP
+public import RelayAPI
 public import ServiceLifecycle
 import Synchronization
 

@@ -12,6 +12,7 @@
 import Logging
 import NIOCore
 import Preview
+import RelayAPI
 import Synchronization
 import TimeSupport
 

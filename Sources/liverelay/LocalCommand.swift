@@ -190,7 +190,7 @@ private struct Console: Service {
     private func print(_ event: LocalEvent) {
         var line = "liverelay local: \(event)"
         if case .keyGenerated(_, _, let path) = event,
-            let key = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let key = (try? String(contentsOfFile: path, encoding: .utf8)).map(StreamKey.normalized)
         {
             // The one place a key is shown: the terminal of the person who runs local mode, when it is made.
             line += "\n    stream key (shown once): \(key)"

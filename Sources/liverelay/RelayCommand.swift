@@ -101,7 +101,7 @@ struct RelayCommand: AsyncParsableCommand {
     var webhook: String?
 
     @Option(help: "Seconds the webhook has to answer; slower means refused.")
-    var webhookTimeout: Double = 3
+    var webhookTimeout: Double = LiveStreamSpec.Webhook.defaultTimeoutSeconds
 
     @Option(help: "Warn when the incoming keyframe interval exceeds this many seconds (AWS IVS requires 2).")
     var maxKeyframeInterval: Double?

@@ -21,6 +21,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import PeerTestSupport
 import Prometheus
+import RelayAPI
 import ServiceLifecycle
 import Testing
 
@@ -28,11 +29,6 @@ import Testing
 /// it: one address for a stream across relay starts, whether a relay runs or not.
 @Suite("Local mode's preview address", .serialized, .timeLimit(.minutes(3)))
 struct LocalPreviewTests {
-    private struct Status: Decodable {
-        var state: String
-        var error: String?
-    }
-
     private struct HTTPAnswer {
         var status: Int
         var contentType: String?
@@ -50,25 +46,17 @@ struct LocalPreviewTests {
         )
     }
 
-    /// The part of a relay's `/api/v1/stream` this test reads.
-    private struct RelayStream: Decodable {
-        struct Publisher: Decodable {
-            var remoteAddress: String
-        }
-        var publisher: Publisher
-    }
-
-    private static func status(_ base: String) async throws -> Status {
+    private static func status(_ base: String) async throws -> PreviewStatus {
         let answer = try await Self.get(base + "status")
         guard answer.status == 200 else {
             throw TestFailure("GET \(base)status answered \(answer.status): \(answer.text)")
         }
-        return try JSONDecoder().decode(Status.self, from: answer.body)
+        return try JSONDecoder().decode(PreviewStatus.self, from: answer.body)
     }
 
     /// Polls the preview's status (the page does the same; nothing else tells when the preview went live).
     private static func waitForState(_ state: String, at base: String) async throws {
-        var last: Status?
+        var last: PreviewStatus?
         for _ in 0..<150 {
             last = try await Self.status(base)
             if last?.state == state {
@@ -165,8 +153,9 @@ struct LocalPreviewTests {
                         if case .relayReady(_, _, _, let relayHTTP) = ready {
                             // The relay names the encoder, not the gateway: the gateway's PROXY header told it.
                             let relay = try await Self.get("http://127.0.0.1:\(relayHTTP)/api/v1/stream")
-                            let publisher = try JSONDecoder().decode(RelayStream.self, from: Data(relay.text.utf8))
-                                .publisher.remoteAddress
+                            let publisher = try #require(
+                                try JSONDecoder().decode(StreamStatus.self, from: Data(relay.text.utf8)).publisher
+                            ).remoteAddress
                             #expect(
                                 local.logs.lines.contains { $0.contains("gateway.remote=\(publisher)") },
                                 "the relay reports \(publisher), which is not the client the gateway served"

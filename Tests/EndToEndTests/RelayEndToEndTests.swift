@@ -15,6 +15,7 @@ import NIOCore
 import NIOPosix
 import PeerTestSupport
 import Relay
+import RelayAPI
 import Testing
 
 /// The relay between real peers: ffmpeg publishes, nginx-rtmp receives (directly and behind a TLS front), ffprobe

@@ -18,6 +18,7 @@ import NIOCore
 import NIOHTTP1
 import PeerTestSupport
 import Relay
+import RelayAPI
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -432,10 +433,12 @@ struct RelayProductionTests {
             let (ingest, firstKey, secondKey) = (makeTestKey("i"), makeTestKey("f"), makeTestKey("s"))
             func yaml(_ targets: [(String, String, String)]) -> String {
                 """
+                apiVersion: v1
                 kind: Secret
                 metadata: { name: keys }
                 stringData: { ingest: \(ingest), first: \(firstKey), second: \(secondKey) }
                 ---
+                apiVersion: liverelay.io/v1alpha1
                 kind: LiveStream
                 metadata: { name: show }
                 spec:

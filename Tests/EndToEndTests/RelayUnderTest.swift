@@ -20,6 +20,7 @@ import NIOHTTP1
 import PeerTestSupport
 import Prometheus
 import Relay
+import RelayAPI
 import ServiceLifecycle
 import Synchronization
 import Testing

@@ -14,6 +14,7 @@ import NIOPosix
 import PeerTestSupport
 import RTMP
 import Relay
+import RelayAPI
 import Testing
 
 /// An RTMP publisher in the test's process, driven message by message: what ffmpeg cannot do, such as ending the

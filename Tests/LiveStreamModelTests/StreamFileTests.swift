@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import Foundation
 import LiveStreamModel
 import Testing
 
@@ -135,6 +136,28 @@ struct StreamFileTests {
         let keys = (0..<100).map { _ in StreamKey.generate() }
         #expect(Set(keys).count == 100)
         #expect(keys.allSatisfy { $0.count == 64 && $0.allSatisfy(\.isHexDigit) })
+    }
+
+    @Test("A stream key is read without the whitespace and line breaks around it, from stringData and data alike")
+    func streamKeyNormalization() throws {
+        #expect(StreamKey.normalized("key\n") == "key")
+        #expect(StreamKey.normalized("key \r\n") == "key")
+        #expect(StreamKey.normalized("\tkey\t") == "key")
+        #expect(StreamKey.normalized("a key") == "a key", "inside a key, whitespace is the key's")
+        #expect(StreamKey.normalized(" \n") == "")
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { plain: "key-one \\n", clean: key-two }
+            data: { encoded: \(Data("key-three\t\n".utf8).base64EncodedString()) }
+            """
+        let secret = try #require(
+            try StreamFile.parse(yaml: yaml, source: "keys.yaml").secret("keys", namespace: "default")
+        )
+        #expect(secret.value("plain") == "key-one")
+        #expect(secret.value("clean") == "key-two")
+        #expect(secret.value("encoded") == "key-three")
     }
 
     @Test("setCondition moves lastTransitionTime only when the status changes")

@@ -145,14 +145,15 @@ struct GatewayRouteSourceTests {
                 )
                 try await Self.running(source) {
 
-                    // A key the user gave, with the line break `kubectl create secret --from-file` keeps.
+                    // A key the user gave, with the line break `kubectl create secret --from-file` keeps and a space
+                    // an editor left: found by the key alone, as the relay reads it (`StreamKey.normalized`).
                     let given = "test-key-\(UInt64.random(in: 0...UInt64.max))"
                     _ = try await client.create(
                         KubernetesObject(
                             apiVersion: "v1",
                             kind: "Secret",
                             metadata: ObjectMeta(name: "gina-key", namespace: ns),
-                            fields: ["data": ["streamKey": .string(Data((given + "\n").utf8).base64EncodedString())]]
+                            fields: ["data": ["streamKey": .string(Data((given + " \n").utf8).base64EncodedString())]]
                         ),
                         .secrets,
                         namespace: ns
@@ -177,6 +178,7 @@ struct GatewayRouteSourceTests {
                             && routes.route(for: ivan) != nil
                     }
                     #expect(routes.route(forIngest: .init(app: "live", key: given))?.stream == gina)
+                    #expect(routes.route(forIngest: .init(app: "live", key: given + " ")) == nil)
                     #expect(routes.route(for: ivan)?.ingestKey == nil, "a webhook stream has no key to be found by")
                     // The generated key is the one in hank's Secret, which the relay reads.
                     let hankKey = try await client.get(

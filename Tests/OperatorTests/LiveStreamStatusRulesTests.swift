@@ -13,6 +13,7 @@ import Foundation
 import KubernetesClient
 import KubernetesController
 import LiveStreamModel
+import RelayAPI
 import Testing
 
 @testable import Operator

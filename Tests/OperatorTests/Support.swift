@@ -20,6 +20,7 @@ import Logging
 import NIOCore
 import Operator
 import PeerTestSupport
+import RelayAPI
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -321,13 +322,12 @@ final class RequestCounter: KubernetesMiddleware {
 
 extension RelayChildProcess {
     /// The relay's own word on its stream (`live` while a publisher is connected), read from its HTTP endpoint.
-    func streamState() async throws -> String? {
+    func streamState() async throws -> String {
         let response = try await HTTPClient.shared.execute(
             HTTPClientRequest(url: "http://127.0.0.1:\(self.httpPort)/api/v1/stream"),
             timeout: .seconds(5)
         )
         let body = try await response.body.collect(upTo: 1 << 20)
-        let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
-        return object?["state"] as? String
+        return try JSONDecoder().decode(StreamStatus.self, from: Data(body.readableBytesView)).state
     }
 }

@@ -17,6 +17,7 @@ import NIOHTTP1
 import PeerTestSupport
 import Preview
 import Relay
+import RelayAPI
 import Testing
 
 /// The live preview against real peers: ffmpeg publishes, ffprobe and ffmpeg read the HLS, headless Chromium plays

@@ -19,6 +19,7 @@ import NIOHTTP1
 import PeerTestSupport
 import Preview
 import Relay
+import RelayAPI
 import ServiceLifecycle
 import Synchronization
 import Testing

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import LiveStreamModel
 import Testing
 
 @testable import Relay
@@ -134,16 +135,112 @@ struct RelayConfigurationTests {
     func missingSecret() throws {
         let directory = try self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("spec.yaml")
-        try "ingest: { streamKeySecretRef: { name: nope, key: streamKey } }\n".write(
-            to: file,
-            atomically: true,
-            encoding: .utf8
-        )
+        let file = directory.appendingPathComponent("stream.yaml")
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice }
+            spec: { ingest: { streamKeySecretRef: { name: nope, key: streamKey } } }
+            """
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
         #expect {
             _ = try RelayConfiguration.load(yamlFile: file.path, secretsDirectory: directory.path)
         } throws: { error in
-            "\(error)".contains("Secret nope, key streamKey")
+            "\(error)".contains("spec.ingest.streamKeySecretRef: Secret nope, key streamKey")
+        }
+    }
+
+    @Test("Without a key Secret reference the key is where the operator and local mode default it")
+    func defaultKeySecret() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = "default-\(UUID().uuidString)"
+        let folder = directory.appendingPathComponent("alice-stream-key")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "\(key)\n".write(to: folder.appendingPathComponent("streamKey"), atomically: true, encoding: .utf8)
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice }
+            spec: {}
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: directory.path)
+        #expect(streams.map(\.name) == ["alice"])
+        #expect(streams[0].app == LiveStreamSpec.Ingest.defaultApp)
+        #expect(streams[0].authorization == .key(Secret(key)))
+        #expect(streams[0].previewEnabled)
+        #expect {
+            _ = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        } throws: { error in
+            "\(error)".contains("spec.ingest.streamKeySecretRef, defaulted: Secret alice-stream-key, key streamKey")
+        }
+    }
+
+    @Test("A stream key in a Secret or a file is read without the whitespace and line breaks around it")
+    func keyNormalization() throws {
+        let directory = try self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (ingest, target) = ("ingest-\(UUID().uuidString)", "target-\(UUID().uuidString)")
+        let folder = directory.appendingPathComponent("files")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try " \(target) \r\n".write(to: folder.appendingPathComponent("target"), atomically: true, encoding: .utf8)
+        let encoded = Data("\(target)\t\n".utf8).base64EncodedString()
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: keys }
+            stringData: { ingest: "\(ingest) \\n" }
+            data: { target: \(encoded) }
+            ---
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: one }
+            spec:
+              ingest: { streamKeySecretRef: { name: keys, key: ingest } }
+              targets:
+                - { name: a, url: "rtmp://h/app", streamKeySecretRef: { name: keys, key: target } }
+                - { name: b, url: "rtmp://h/app", streamKeySecretRef: { name: files, key: target } }
+            """
+        let streams = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: directory.path)
+        #expect(StreamKey.normalized("\(ingest) \n") == ingest)
+        #expect(streams[0].authorization == .key(Secret(ingest)))
+        guard case .key(let secret) = streams[0].authorization else {
+            Issue.record("the stream has no key")
+            return
+        }
+        #expect(secret.matches(ingest) && !secret.matches(ingest + " "))
+        #expect(streams[0].targets.map(\.streamKey) == [Secret(target), Secret(target)])
+    }
+
+    @Test(
+        "The relay refuses what local mode and the operator refuse, naming the document and the field",
+        arguments: [
+            (
+                "kind: LiveStream\nmetadata: { name: a }\nspec: {}\n",
+                "test.yaml, document 1: apiVersion must be liverelay.io/v1alpha1"
+            ),
+            ("ingest: { app: live }\n", "test.yaml, document 1: no kind"),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: a }\n"
+                    + "spec: { targets: [{ name: t, url: \"http://h/app\" }] }\n",
+                "LiveStream a is invalid: spec.targets[0].url: must be a URL starting with rtmp:// or rtmps://"
+            ),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: a }\n"
+                    + "spec: { ingest: { port: \"x\" } }\n",
+                "test.yaml, document 1: spec.ingest.port: expected an integer"
+            ),
+            (
+                "apiVersion: liverelay.io/v1alpha1\nkind: LiveStream\nmetadata: { name: Bad_Name }\nspec: {}\n",
+                "LiveStream Bad_Name is invalid: metadata.name"
+            ),
+        ]
+    )
+    func sameValidation(yaml: String, message: String) {
+        #expect {
+            _ = try RelayConfiguration.streams(yaml: yaml, source: "test.yaml", secretsDirectory: "/nonexistent")
+        } throws: { error in
+            "\(error)".contains(message)
         }
     }
 
@@ -213,10 +310,12 @@ struct RelayConfigurationTests {
     @Test("A Secret reference to a key the Secret lacks names both, and no value")
     func secretWithoutKey() {
         let yaml = """
+            apiVersion: v1
             kind: Secret
             metadata: { name: keys }
             stringData: { one: first-key }
             ---
+            apiVersion: liverelay.io/v1alpha1
             kind: LiveStream
             metadata: { name: one }
             spec: { ingest: { streamKeySecretRef: { name: keys, key: missing } } }

@@ -10,9 +10,10 @@
 //===----------------------------------------------------------------------===//
 
 public import Foundation
+public import LiveStreamModel
 
-/// What a running relay's `GET /api/v1/stream` says about its stream, in the terms of a LiveStream's status: the
-/// operator writes it into `status`, and local mode prints each target's changes.
+/// What a running relay's `GET /api/v1/stream` (a ``StreamStatus``) says about its stream, in the terms of a
+/// LiveStream's status: the operator writes it into `status`, and local mode prints each target's changes.
 public struct RelayStreamReport: Sendable, Hashable {
     /// A publisher is connected.
     public var live: Bool
@@ -24,17 +25,21 @@ public struct RelayStreamReport: Sendable, Hashable {
         self.targets = targets
     }
 
-    /// Reads the relay's JSON; only the fields used here are required.
-    public init(json: Data) throws {
-        let stream = try JSONDecoder().decode(Stream.self, from: json)
-        self.live = stream.state == "live"
-        self.targets = stream.targets.map { target in
+    /// What `status` says, without its counters.
+    public init(_ status: StreamStatus) {
+        self.live = status.state == "live"
+        self.targets = status.targets.map { target in
             LiveStreamStatus.TargetStatus(
                 name: target.name,
                 state: target.state.prefix(1).uppercased() + target.state.dropFirst(),
                 lastError: target.lastError
             )
         }.sorted { $0.name < $1.name }
+    }
+
+    /// Reads the relay's JSON, a ``StreamStatus``.
+    public init(json: Data) throws {
+        self.init(try JSONDecoder().decode(StreamStatus.self, from: json))
     }
 
     /// A validator of the report (an HTTP entity tag, quoted): equal reports have equal tags, in every process. The
@@ -51,16 +56,5 @@ public struct RelayStreamReport: Sendable, Hashable {
         }
         let hex = String(hash, radix: 16)
         return "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
-    }
-
-    /// The part of the relay's stream JSON the report uses.
-    private struct Stream: Decodable {
-        struct Target: Decodable {
-            var name: String
-            var state: String
-            var lastError: String?
-        }
-        var state: String
-        var targets: [Target]
     }
 }

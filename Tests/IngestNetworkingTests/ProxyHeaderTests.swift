@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-import LiveStreamModel
+import IngestNetworking
 import NIOCore
 import Testing
 
