@@ -272,6 +272,7 @@ let package = Package(
         .testTarget(
             name: "ChartTests",
             dependencies: [
+                "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
                 "Gateway",

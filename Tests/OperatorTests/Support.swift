@@ -189,23 +189,6 @@ func withOperator<T>(
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes: for state in the API server, where there is no event to
-/// await from the test.
-func eventually(
-    _ what: @autoclosure () -> String = "condition",
-    timeout: Duration = .seconds(30),
-    interval: Duration = .milliseconds(50),
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: interval)
-    }
-    Issue.record("timed out waiting for \(what())")
-    throw CancellationError()
-}
-
 /// Runs `kubectl ARGS` against the cluster to completion.
 func kubectl(
     _ cluster: TestCluster,
