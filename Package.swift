@@ -247,6 +247,7 @@ let package = Package(
         .testTarget(
             name: "OperatorTests",
             dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",

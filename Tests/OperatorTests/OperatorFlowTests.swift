@@ -409,7 +409,11 @@ struct OperatorFlowTests {
         try await RelayChildProcess.with(targets: [target]) { relay in
             try await withTestCluster(crds: [.liveStream]) { cluster in
                 try await createGatewayService(cluster)
-                let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
+                // The operator reads the relay through a front that counts the reads.
+                var configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
+                let front = try await RelayFront.start(relay)
+                defer { front.stop() }
+                configuration.relayStatusURL = "http://127.0.0.1:\(front.port)/api/v1/stream"
                 let counter = RequestCounter()
                 try await withOperator(cluster, configuration: configuration, middlewares: [counter]) { _ in
                     let client = cluster.client
@@ -427,12 +431,16 @@ struct OperatorFlowTests {
                         let status = try await client.liveStream("quiet", namespace: ns)["status"]
                         return status?["phase"] == "Idle" && status?["targets"] == [["name": "yt", "state": "Idle"]]
                     }
-                    // About twenty reads of the relay, none with anything new. The reconcile that the status write
-                    // itself triggers may still apply once (and write the same status again from a stale cache),
-                    // and under the whole suite's load one more settling write may fall in the window (4 were seen
-                    // once); re-reconciling at each read would apply the Deployment about twenty times.
+                    // Twenty reads of the relay, none with anything new, however long they take on a loaded
+                    // machine. The reconcile that the status write itself triggers may still apply once (and write
+                    // the same status again from a stale cache), and under the whole suite's load one more settling
+                    // write may fall in the window (4 were seen once); re-reconciling at each read would apply the
+                    // Deployment twenty times.
                     counter.start()
-                    try await Task.sleep(for: .seconds(2))
+                    let readsBefore = front.reads
+                    try await eventually("twenty reads of the relay", interval: .milliseconds(20)) {
+                        front.reads >= readsBefore + 20
+                    }
                     let writes = counter.requests.filter { !$0.hasPrefix("get ") && !$0.contains("/leases/") }
                     #expect(writes.count <= 5, "the operator kept writing while nothing changed: \(writes)")
                 }
