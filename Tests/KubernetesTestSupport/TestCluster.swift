@@ -327,12 +327,8 @@ private func install(_ crd: TestCRD, client: KubernetesClient) async throws {
     }
     // kube-apiserver serves a resource a moment after its CRD is Established (its handlers are installed
     // asynchronously); there is no event for that, so this asks until it is.
-    let deadline = ContinuousClock.now + .seconds(30)
-    while try await !isServed(crd, client: client) {
-        guard ContinuousClock.now < deadline else {
-            throw TestClusterError("\(crd.name) is Established but not served after 30 s")
-        }
-        try await Task.sleep(for: .milliseconds(100))
+    try await eventually("\(crd.name), Established, to be served", interval: .milliseconds(100)) {
+        try await isServed(crd, client: client)
     }
 }
 
