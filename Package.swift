@@ -265,6 +265,7 @@ let package = Package(
             name: "OperatorTests",
             dependencies: [
                 "TimeSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
@@ -289,6 +290,7 @@ let package = Package(
             name: "ChartTests",
             dependencies: [
                 "TimeSupport",
+                "KubernetesTestSupport",
                 "Operator",
                 "LiveStreamModel",
                 "Gateway",

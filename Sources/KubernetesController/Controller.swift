@@ -243,8 +243,13 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     /// Not started (`nil`), running (`true`), stopped (`false`).
     private let running = Mutex<Bool?>(nil)
     private let failures = FailureLog()
+    private let clock: ErasedClock
 
     /// A controller of `resource` in `namespace` (all namespaces when `nil`).
+    ///
+    /// `clock` is what its timers run on: leader election, the work queue's delays and backoff, resync and the
+    /// retries of absent resources. Tests give a manual clock to check that timing without waiting for it; the
+    /// metrics and ``health`` measure real time on the continuous clock whatever this is.
     public init(
         client: KubernetesClient,
         resource: KubernetesResource,
@@ -253,9 +258,11 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         watches: [WatchedResource] = [],
         configuration: ControllerConfiguration = ControllerConfiguration(),
         metrics: ControllerMetrics? = nil,
+        clock: some Clock<Duration> = ContinuousClock(),
         logger: Logger,
         reconcile: @escaping Reconcile
     ) {
+        self.clock = ErasedClock(clock)
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -333,7 +340,12 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             try await self.lead(elector: nil)
             return
         }
-        let elector = LeaderElector(client: self.client, configuration: election, logger: self.logger)
+        let elector = LeaderElector(
+            client: self.client,
+            configuration: election,
+            clock: self.clock,
+            logger: self.logger
+        )
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown {
@@ -354,7 +366,11 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             namespace: self.namespace,
             options: self.configuration.listWatch
         )
-        let queue = WorkQueue<ObjectKey>(configuration: self.configuration.queue, metrics: self.metrics?.queue)
+        let queue = WorkQueue<ObjectKey>(
+            configuration: self.configuration.queue,
+            metrics: self.metrics?.queue,
+            clock: self.clock
+        )
         let caches = self.watched.map { watched in
             var options = self.configuration.listWatch
             options.labelSelector = watched.labelSelector
@@ -422,7 +438,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                     if let period = self.configuration.resyncPeriod {
                         feeders.addTask {
                             while true {
-                                try await Task.sleep(for: period)
+                                try await self.clock.sleep(for: period)
                                 for key in reflector.keys { queue.add(key) }
                             }
                         }
@@ -493,7 +509,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
                     )
                     for key in primary.keys { queue.add(key) }
                 }
-                try await Task.sleep(for: self.configuration.absentResourceRetry)
+                try await self.clock.sleep(for: self.configuration.absentResourceRetry)
             }
         }
     }

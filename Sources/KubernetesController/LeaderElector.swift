@@ -52,10 +52,15 @@ public struct LeaderElectionConfiguration: Sendable, Hashable {
 /// record (holder and renew time) has not changed for `leaseDuration` since we first saw it, so clock skew between
 /// nodes does not matter. A new candidate therefore waits one full `leaseDuration` before it takes over a lease
 /// whose holder died.
+///
+/// All of its timing (when it saw a record, when it last renewed, how long it sleeps between attempts) is on the
+/// clock it is given: the continuous clock in production, a manual one in tests that check the timing without
+/// waiting for it. The lease's `acquireTime` and `renewTime` are wall-clock times for people and other tools, and
+/// judge nothing.
 public final class LeaderElector: Sendable {
     private struct Observation {
         var record: Lease.Spec
-        var at: ContinuousClock.Instant
+        var at: ErasedClock.Instant
     }
 
     public let configuration: LeaderElectionConfiguration
@@ -63,12 +68,20 @@ public final class LeaderElector: Sendable {
     private let observed = Mutex<Observation?>(nil)
     /// When the last successful acquire or renewal was sent; `nil` while we do not hold the lease. Leadership ends
     /// `renewDeadline` after it.
-    private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
+    private let lastRenewal = Mutex<ErasedClock.Instant?>(nil)
+    private let clock: ErasedClock
     private let logger: Logger
 
-    public init(client: KubernetesClient, configuration: LeaderElectionConfiguration, logger: Logger) {
+    /// An elector that judges expiry and its own deadline on `clock`.
+    public init(
+        client: KubernetesClient,
+        configuration: LeaderElectionConfiguration,
+        clock: some Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) {
         self.client = client
         self.configuration = configuration
+        self.clock = ErasedClock(clock)
         self.logger = logger
     }
 
@@ -80,13 +93,13 @@ public final class LeaderElector: Sendable {
     /// to run: on a starved machine that loop can wake late, but no reconcile starts after the deadline anyway,
     /// so another candidate (which waits the longer `leaseDuration`) never overlaps with us.
     public var isLeading: Bool {
-        self.lastRenewal.withLock { last in last.map { ContinuousClock.now < $0 + self.configuration.renewDeadline } }
-            ?? false
+        let now = self.clock.now
+        return self.lastRenewal.withLock { last in last.map { now < $0 + self.configuration.renewDeadline } } ?? false
     }
 
     /// One attempt to take or renew the lease. Returns whether we hold it now.
     public func tryAcquireOrRenew() async throws -> Bool {
-        let now = ContinuousClock.now
+        let now = self.clock.now
         let timestamp = Self.microTime(Date())
         let durationSeconds = Int(self.configuration.leaseDuration.components.seconds.clamped(to: 1...Int64(Int32.max)))
         let lease: Lease
@@ -120,7 +133,7 @@ public final class LeaderElector: Sendable {
         let holder = lease.spec.holderIdentity ?? ""
         let isOurs = holder == self.configuration.identity
         if !isOurs && !holder.isEmpty {
-            let observedAt = self.observed.withLock { observed -> ContinuousClock.Instant in
+            let observedAt = self.observed.withLock { observed -> ErasedClock.Instant in
                 if let observed, observed.record == lease.spec {
                     return observed.at
                 }
@@ -165,7 +178,7 @@ public final class LeaderElector: Sendable {
     public func acquire() async throws {
         while true {
             try Task.checkCancellation()
-            let start = ContinuousClock.now
+            let start = self.clock.now
             do {
                 if try await self.tryAcquireOrRenew() {
                     self.lastRenewal.withLock { $0 = start }
@@ -176,7 +189,7 @@ public final class LeaderElector: Sendable {
             } catch {
                 self.logger.debug("k8s leader election: acquire failed", metadata: ["error": "\(error)"])
             }
-            try await Task.sleep(for: self.configuration.retryPeriod)
+            try await self.clock.sleep(for: self.configuration.retryPeriod)
         }
     }
 
@@ -185,13 +198,13 @@ public final class LeaderElector: Sendable {
     public func holdLease() async throws {
         defer { self.lastRenewal.withLock { $0 = nil } }
         while true {
-            try await Task.sleep(for: self.configuration.retryPeriod)
-            let deadline = (self.lastRenewal.withLock { $0 } ?? .now) + self.configuration.renewDeadline
-            let start = ContinuousClock.now
+            try await self.clock.sleep(for: self.configuration.retryPeriod)
+            let start = self.clock.now
+            let deadline = (self.lastRenewal.withLock { $0 } ?? start) + self.configuration.renewDeadline
             let renewed: Bool?
             do {
                 // A hung request must not keep us leading past the deadline: race it against the deadline.
-                renewed = try await Self.withDeadline(deadline) { try await self.tryAcquireOrRenew() }
+                renewed = try await self.withDeadline(deadline) { try await self.tryAcquireOrRenew() }
             } catch let error as CancellationError {
                 throw error
             } catch {
@@ -206,7 +219,7 @@ public final class LeaderElector: Sendable {
                 self.logger.info("k8s leader election: lease taken by another holder, stepping down")
                 return
             case nil:
-                if ContinuousClock.now >= deadline {
+                if self.clock.now >= deadline {
                     self.logger.info("k8s leader election: renew deadline passed, stepping down")
                     return
                 }
@@ -215,14 +228,14 @@ public final class LeaderElector: Sendable {
     }
 
     /// The result of `operation`, or `nil` when `deadline` comes first (the operation is then cancelled).
-    static func withDeadline<T: Sendable>(
-        _ deadline: ContinuousClock.Instant,
+    private func withDeadline<T: Sendable>(
+        _ deadline: ErasedClock.Instant,
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T? {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await operation() }
             group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
+                try await self.clock.sleep(until: deadline)
                 return nil
             }
             defer { group.cancelAll() }

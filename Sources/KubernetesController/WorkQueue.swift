@@ -13,14 +13,15 @@ import CoreMetrics
 import Synchronization
 import TimeSupport
 
-/// A work queue for N concurrent workers: a ``WorkQueueStateMachine`` in a `Mutex`, on the continuous clock.
+/// A work queue for N concurrent workers: a ``WorkQueueStateMachine`` in a `Mutex`, on a clock (the continuous
+/// clock unless a test gives a manual one).
 ///
 /// Workers call ``next()`` and suspend when nothing is ready. Every change wakes all suspended workers, who ask the
 /// state machine again; with a handful of workers this is cheaper than tracking who should get what. A worker
 /// that waits for a delayed key also sleeps until that key's deadline.
 public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     private struct State {
-        var machine: WorkQueueStateMachine<Key, ContinuousClock.Instant>
+        var machine: WorkQueueStateMachine<Key, ErasedClock.Instant>
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
         var generation: UInt64 = 0
@@ -28,22 +29,32 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
 
     private let state: Mutex<State>
     private let metrics: WorkQueueMetrics?
+    private let clock: ErasedClock
 
-    public init(configuration: WorkQueueConfiguration = WorkQueueConfiguration(), metrics: WorkQueueMetrics? = nil) {
+    /// A queue whose delays and waiting times are measured on `clock`.
+    public init(
+        configuration: WorkQueueConfiguration = WorkQueueConfiguration(),
+        metrics: WorkQueueMetrics? = nil,
+        clock: some Clock<Duration> = ContinuousClock()
+    ) {
         self.state = Mutex(State(machine: WorkQueueStateMachine(configuration: configuration)))
         self.metrics = metrics
+        self.clock = ErasedClock(clock)
     }
 
     public func add(_ key: Key) {
-        self.change { $0.add(key, now: .now) }
+        let now = self.clock.now
+        self.change { $0.add(key, now: now) }
     }
 
     public func add(_ key: Key, after delay: Duration) {
-        self.change { $0.add(key, after: delay, now: .now) }
+        let now = self.clock.now
+        self.change { $0.add(key, after: delay, now: now) }
     }
 
     public func addRateLimited(_ key: Key) {
-        self.change { $0.addRateLimited(key, now: .now) }
+        let now = self.clock.now
+        self.change { $0.addRateLimited(key, now: now) }
     }
 
     public func forget(_ key: Key) {
@@ -51,7 +62,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     }
 
     public func done(_ key: Key) {
-        self.change { $0.done(key, now: .now) }
+        let now = self.clock.now
+        self.change { $0.done(key, now: now) }
     }
 
     public func shutDown() {
@@ -59,6 +71,11 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             $0.shutDown()
             return true
         }
+    }
+
+    /// Whether ``shutDown()`` was called.
+    public var isShutDown: Bool {
+        self.state.withLock { $0.machine.isShutDown }
     }
 
     /// Keys ready, in flight and delayed, for metrics and tests.
@@ -70,9 +87,10 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func next() async -> Key? {
         while true {
             if Task.isCancelled { return nil }
+            let now = self.clock.now
             let (action, waited, depth, generation, id) = self.state.withLock { state in
                 state.nextWaiterID += 1
-                let (action, waited) = state.machine.take(now: .now)
+                let (action, waited) = state.machine.take(now: now)
                 return (action, waited, state.machine.count, state.generation, state.nextWaiterID)
             }
             switch action {
@@ -90,7 +108,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    private func change(_ body: (inout WorkQueueStateMachine<Key, ContinuousClock.Instant>) -> Bool) {
+    private func change(_ body: (inout WorkQueueStateMachine<Key, ErasedClock.Instant>) -> Bool) {
         let (waiters, depth) = self.state.withLock { state -> ([CheckedContinuation<Void, Never>], Int?) in
             guard body(&state.machine) else { return ([], nil) }
             state.generation &+= 1
@@ -108,13 +126,13 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         waiter?.resume()
     }
 
-    private func suspend(id: UInt64, generation: UInt64, deadline: ContinuousClock.Instant?) async {
+    private func suspend(id: UInt64, generation: UInt64, deadline: ErasedClock.Instant?) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = self.state.withLock { state -> Bool in
                     // Something changed since the worker looked, its deadline passed, or it was cancelled: look again.
                     if state.generation != generation || Task.isCancelled { return true }
-                    if let deadline, deadline <= .now { return true }
+                    if let deadline, deadline <= self.clock.now { return true }
                     state.waiters[id] = continuation
                     return false
                 }
@@ -125,7 +143,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    private func wait(id: UInt64, generation: UInt64, deadline: ContinuousClock.Instant?) async {
+    private func wait(id: UInt64, generation: UInt64, deadline: ErasedClock.Instant?) async {
         guard let deadline else {
             await self.suspend(id: id, generation: generation, deadline: nil)
             return
@@ -133,7 +151,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.suspend(id: id, generation: generation, deadline: deadline) }
             group.addTask {
-                try? await Task.sleep(until: deadline, clock: .continuous)
+                try? await self.clock.sleep(until: deadline)
                 self.wake(id: id)
             }
             await group.next()

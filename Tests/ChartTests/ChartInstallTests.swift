@@ -11,6 +11,7 @@
 
 import Foundation
 import KubernetesTestServer
+import KubernetesTestSupport
 import Logging
 import PeerTestSupport
 import Testing
@@ -18,22 +19,6 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Polls `condition` until it holds or `timeout` passes: for state in the API server or in another process, where
-/// the test has no event to await.
-func eventually(
-    _ what: @autoclosure () -> String,
-    timeout: Duration = .seconds(30),
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("timed out waiting for \(what())")
-    throw CancellationError()
-}
 
 /// A TCP connection to 127.0.0.1:`port`, as an encoder opens one; closed by ``close()``.
 struct TestConnection {

@@ -14,6 +14,7 @@ import Gateway
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
+import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import Operator
@@ -287,12 +288,7 @@ struct RBACTests {
             ["ingress.className=nginx", "ingress.host=live.example.com", "ingestHost=rtmp.example.com"]
             + (sharedPort ? ["gateway.sharedPort.enabled=true"] : [])
         try await withRenderedChart(sets, crds: false, lint: false) { chart in
-            var logger = Logger(label: "kube-test-server")
-            logger.logLevel = .warning
-            try await withKubernetesTestServer(
-                configuration: .init(bookmarkInterval: .milliseconds(500)),
-                logger: logger
-            ) { server in
+            try await withTestServer { server, admin in
                 try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
                 if kedaInstalled {
                     try server.installCRD(yaml: String(contentsOfFile: Paths.kedaCRD, encoding: .utf8))
@@ -301,14 +297,7 @@ struct RBACTests {
                     "apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "liverelay-system"],
                 ])
                 for object in chart.objects { _ = try server.apply(object) }
-                var configuration = try KubernetesConfiguration.kubeconfig(
-                    yaml: server.kubeconfig(),
-                    baseDirectory: "/"
-                )
-                configuration.retry.defaultDelay = .milliseconds(20)
-                try await withKubernetesClient(configuration: configuration) { admin in
-                    try await Self.exercise(chart: chart, server: server, admin: admin, kedaInstalled: kedaInstalled)
-                }
+                try await Self.exercise(chart: chart, server: server, admin: admin, kedaInstalled: kedaInstalled)
             }
         }
     }

@@ -13,6 +13,7 @@ import Foundation
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
+import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import Operator
@@ -35,22 +36,13 @@ struct TeardownTests {
     @Test("deletes every LiveStream while the operator runs, releases what a stopped one left, keeps on release")
     func teardown() async throws {
         try await withRenderedChart(crds: false, lint: false) { chart in
-            var logger = Logger(label: "kube-test-server")
-            logger.logLevel = .warning
-            try await withKubernetesTestServer(logger: logger) { server in
+            try await withTestServer { server, admin in
                 try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
                 _ = try server.apply([
                     "apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "liverelay-system"],
                 ])
                 for object in chart.objects { _ = try server.apply(object) }
-                var configuration = try KubernetesConfiguration.kubeconfig(
-                    yaml: server.kubeconfig(),
-                    baseDirectory: "/"
-                )
-                configuration.retry.defaultDelay = .milliseconds(20)
-                try await withKubernetesClient(configuration: configuration) { admin in
-                    try await Self.exercise(chart: chart, server: server, admin: admin)
-                }
+                try await Self.exercise(chart: chart, server: server, admin: admin)
             }
         }
     }

@@ -23,11 +23,22 @@ import TimeSupport
 
 /// What reconciles saw: per key the last reconciled resourceVersion (`"deleted"` when the object was gone), and
 /// every reconcile's interval per controller.
+///
+/// Intervals are in real time, to tell whether two reconciles ran at once; with a `clock` (the controllers' manual
+/// clock) each also says when it started on that clock, to judge the controllers' timing.
 final class ReconcileRecorder: Sendable {
     struct Interval: Sendable {
         var controller: String
         var start: ContinuousClock.Instant
         var end: ContinuousClock.Instant
+        /// When it started on the recorder's clock, if it has one.
+        var started: ManualClock.Instant?
+    }
+
+    private let clock: ManualClock?
+
+    init(clock: ManualClock? = nil) {
+        self.clock = clock
     }
 
     private let state = Mutex<
@@ -43,12 +54,18 @@ final class ReconcileRecorder: Sendable {
         }
     }
 
-    func end(_ key: ObjectKey, controller: String, object: KubernetesObject?, start: ContinuousClock.Instant) {
+    func end(
+        _ key: ObjectKey,
+        controller: String,
+        object: KubernetesObject?,
+        start: ContinuousClock.Instant,
+        started: ManualClock.Instant?
+    ) {
         let now = ContinuousClock.now
         self.state.withLock {
             $0.active[key, default: 1] -= 1
             $0.last[key] = object?.metadata.resourceVersion ?? "deleted"
-            $0.intervals.append(Interval(controller: controller, start: start, end: now))
+            $0.intervals.append(Interval(controller: controller, start: start, end: now, started: started))
         }
     }
 
@@ -63,29 +80,13 @@ final class ReconcileRecorder: Sendable {
     ) -> @Sendable (ObjectKey, KubernetesObject?) async throws -> ReconcileAction {
         { key, object in
             let start = ContinuousClock.now
+            let started = self.clock?.now
             self.begin(key)
-            defer { self.end(key, controller: controller, object: object, start: start) }
+            defer { self.end(key, controller: controller, object: object, start: start, started: started) }
             if delay > .zero { try await Task.sleep(for: delay) }
             return .done
         }
     }
-}
-
-/// Polls `condition` until it holds or `timeout` passes; a throwing check counts as not holding. For waiting on another process's state (the API server's),
-/// where there is no event to await.
-func eventually(
-    _ what: @autoclosure () -> String = "condition",
-    timeout: Duration = .seconds(30),
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        // The server may be refusing connections on purpose: an error means "not yet".
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out waiting for \(what())")
-    throw CancellationError()
 }
 
 /// The server's current view: key → resourceVersion of every ConfigMap with the label.
@@ -245,7 +246,16 @@ struct ControllerTests {
                         json(configMap(name, namespace: cluster.namespace, label: label, value: "during-refusal"))
                     )
                 }
-                try await Task.sleep(for: .seconds(2))
+                // The controller's watch is cut and its reconnects are refused until the server serves again.
+                try await eventually("the server serves again") {
+                    _ = try await client.list(
+                        KubernetesObject.self,
+                        .configMaps,
+                        namespace: cluster.namespace,
+                        options: ListOptions(limit: 1)
+                    )
+                    return true
+                }
             }
             for name in names.suffix(15) {
                 try await client.delete(.configMaps, name: name)
@@ -274,6 +284,12 @@ struct ControllerTests {
             let label = uniqueName("run")
             let lease = uniqueName("lease")
             let recorder = ReconcileRecorder()
+            // Every controller's timers run on this clock, which moves only when the test moves it: the takeovers
+            // are judged on it, exactly, however slow the machine is.
+            let clock = ManualClock()
+            // Few retry periods to a lease's expiry: each is a request of the standby's, slow on a loaded machine.
+            let leaseDuration = Duration.seconds(4)
+            let retryPeriod = Duration.milliseconds(500)
             func makeController(_ identity: String) -> Controller<KubernetesObject> {
                 Controller<KubernetesObject>(
                     client: client,
@@ -286,67 +302,106 @@ struct ControllerTests {
                         leaderElection: LeaderElectionConfiguration(
                             leaseName: lease,
                             identity: identity,
-                            // Long enough that a takeover which waited for expiry is told apart from one that did
-                            // not, even on a loaded machine where a graceful shutdown takes a second.
-                            leaseDuration: .seconds(4),
-                            renewDeadline: .milliseconds(2500),
-                            retryPeriod: .milliseconds(100)
+                            leaseDuration: leaseDuration,
+                            renewDeadline: .seconds(2),
+                            retryPeriod: retryPeriod
                         )
                     ),
+                    clock: clock,
                     logger: quietLogger,
                     reconcile: recorder.reconcile(controller: identity, delay: .milliseconds(5))
                 )
             }
+            let controllers = ["a", "b", "c"].map { ($0, makeController($0)) }
+                .reduce(into: [String: Controller<KubernetesObject>]()) { $0[$1.0] = $1.1 }
             for index in 0..<5 {
                 _ = try await client.create(
                     configMap("\(label)-\(index)", namespace: cluster.namespace, label: label, value: "0"),
                     .configMaps
                 )
             }
-            var running = [
-                "a": await start(makeController("a")),
-                "b": await start(makeController("b")),
-            ]
+            let runningA = await start(controllers["a"]!)
+            let runningB = await start(controllers["b"]!)
+            let running = ["a": runningA, "b": runningB]
             func leader() -> String? {
                 recorder.intervals.max { $0.end < $1.end }?.controller
             }
-            try await eventually("a first leader") { leader() != nil }
+            // The first to ask creates the Lease and leads; its first reconciles need no time to pass. The clock
+            // moves only while nobody leads and both sleep between attempts (a request failed on a loaded machine).
+            try await eventually("a first leader", interval: .milliseconds(5)) {
+                if leader() != nil { return true }
+                let leading = controllers.values.contains { $0.health.isLeading }
+                if !leading && clock.sleepers >= 2 { clock.advance(by: retryPeriod) }
+                return false
+            }
             let first = leader()!
+            let standby = first == "a" ? "b" : "a"
 
-            // Kill the first leader (no graceful release): the other takes over once the lease expires.
+            // Kill the first leader: its requests are cancelled with it, so it cannot release the lease.
+            let killed = clock.now
             running[first]!.task.cancel()
             _ = try? await running[first]!.task.value
-            running[first] = nil
-            try await eventually("takeover after a kill", timeout: .seconds(10)) {
-                leader() != nil && leader() != first
+            let held = try await client.get(Lease.self, .leases, name: lease, namespace: cluster.namespace)
+            let holder = held.spec.holderIdentity ?? "nobody"
+            #expect(holder == first, "a killed leader released its lease")
+            // The standby is the only one left that sleeps on the clock: move it a retry period at a time, each
+            // time once the standby sleeps between two attempts, so that it sees every retry period pass.
+            let next = controllers[standby]!
+            try await eventually("takeover after a kill", timeout: .seconds(60), interval: .milliseconds(5)) {
+                if next.health.isLeading { return true }
+                if clock.sleepers > 0 { clock.advance(by: retryPeriod) }
+                return false
             }
-            let second = leader()!
+            let takeover = clock.now
+            let waited = takeover - killed
+            #expect(waited >= leaseDuration, "took over \(waited) after a kill, before expiry")
+            #expect(waited <= leaseDuration + retryPeriod, "took over \(waited) after a kill")
+            try await eventually("the standby reconciles") { leader() == standby }
 
             // A third candidate joins; the second leader shuts down gracefully and releases the lease.
-            running["c"] = await start(makeController("c"))
-            try await Task.sleep(for: .milliseconds(300))
-            let stopped = ContinuousClock.now
-            running[second]!.trigger.triggerGracefulShutdown()
-            try await running[second]!.task.value
-            running[second] = nil
-            try await eventually("takeover after a release", timeout: .seconds(10)) { leader() == "c" }
-            let takeover = recorder.intervals.filter { $0.controller == "c" }.map(\.start).min()!
-            #expect(takeover - stopped < .seconds(3), "a released lease is taken without waiting for expiry (4 s)")
+            let runningC = await start(controllers["c"]!)
+            running[standby]!.trigger.triggerGracefulShutdown()
+            try await running[standby]!.task.value
+            let untilReleaseTaken = try await Self.takeOverReleasedLease(
+                controllers["c"]!,
+                clock: clock,
+                retryPeriod: retryPeriod
+            )
+            #expect(untilReleaseTaken < leaseDuration, "a released lease is taken without waiting for it to expire")
+            try await eventually("c reconciles") { leader() == "c" }
 
-            for (_, controller) in running {
-                controller.trigger.triggerGracefulShutdown()
-                try await controller.task.value
-            }
+            runningC.trigger.triggerGracefulShutdown()
+            try await runningC.task.value
 
-            let intervals = recorder.intervals
-            for (i, x) in intervals.enumerated() {
-                for y in intervals[(i + 1)...] where x.controller != y.controller {
-                    #expect(x.end <= y.start || y.end <= x.start, "\(x.controller) and \(y.controller) overlapped")
-                }
-            }
-            #expect(Set(intervals.map(\.controller)).count == 3)
+            Self.expectNoOverlap(recorder.intervals)
+            #expect(Set(recorder.intervals.map(\.controller)).count == 3)
             for index in 0..<5 { try await client.delete(.configMaps, name: "\(label)-\(index)") }
         }
+    }
+
+    /// Expects no two reconciles of different controllers to have run at the same time.
+    static func expectNoOverlap(_ intervals: [ReconcileRecorder.Interval]) {
+        for (i, x) in intervals.enumerated() {
+            for y in intervals[(i + 1)...] where x.controller != y.controller {
+                #expect(x.end <= y.start || y.end <= x.start, "\(x.controller) and \(y.controller) overlapped")
+            }
+        }
+    }
+
+    /// Lets `candidate`, alone on `clock`, take a released lease, moving the clock a retry period each time it sleeps
+    /// between two attempts; returns how far the clock moved. One retry period does, unless a request failed.
+    static func takeOverReleasedLease(
+        _ candidate: Controller<KubernetesObject>,
+        clock: ManualClock,
+        retryPeriod: Duration
+    ) async throws -> Duration {
+        let released = clock.now
+        try await eventually("takeover after a release", timeout: .seconds(60), interval: .milliseconds(5)) {
+            if candidate.health.isLeading { return true }
+            if clock.sleepers > 0 { clock.advance(by: retryPeriod) }
+            return false
+        }
+        return clock.now - released
     }
 
     @Test(
@@ -358,7 +413,10 @@ struct ControllerTests {
             let client = cluster.client
             let server = try #require(cluster.server)
             let label = uniqueName("run")
-            let recorder = ReconcileRecorder()
+            let clock = ManualClock()
+            let recorder = ReconcileRecorder(clock: clock)
+            let renewDeadline = Duration.seconds(2)
+            let step = Duration.milliseconds(50)
             let controller = Controller<KubernetesObject>(
                 client: client,
                 resource: .configMaps,
@@ -366,17 +424,17 @@ struct ControllerTests {
                 configuration: ControllerConfiguration(
                     workers: 1,
                     // Resync reconciles from the cache every 50 ms, without the API server: only leadership stops it.
-                    resyncPeriod: .milliseconds(50),
+                    resyncPeriod: step,
                     listWatch: fastOptions(label: label),
                     leaderElection: LeaderElectionConfiguration(
                         leaseName: uniqueName("lease"),
                         identity: "solo",
-                        // A renewal deadline a loaded CI machine meets; the refusal below is twice as long.
                         leaseDuration: .seconds(3),
-                        renewDeadline: .seconds(2),
+                        renewDeadline: renewDeadline,
                         retryPeriod: .milliseconds(100)
                     )
                 ),
+                clock: clock,
                 logger: quietLogger,
                 reconcile: recorder.reconcile(controller: "solo")
             )
@@ -385,22 +443,36 @@ struct ControllerTests {
                 .configMaps
             )
             let (task, trigger) = await start(controller)
-            try await eventually("leading") { !recorder.intervals.isEmpty }
+            // The clock moves only while the controller sleeps between attempts to take the lease (a request
+            // failed on a loaded machine); from the lease taken to the refusal below it stands still.
+            try await eventually("leading", interval: .milliseconds(5)) {
+                if !recorder.intervals.isEmpty { return true }
+                if !controller.health.isLeading && clock.sleepers > 0 { clock.advance(by: .milliseconds(100)) }
+                return false
+            }
 
-            let refusedAt = ContinuousClock.now
-            server.refuseConnections(for: .seconds(4))
-            try await Task.sleep(for: .seconds(4))
-            let refusalEnded = ContinuousClock.now
-            // The last successful renewal was sent before the refusal, so from renewDeadline after it no reconcile
-            // may start: the workers check the lease on the clock before each one, however late the renewal loop
-            // runs. The slack covers only a worker preempted between that check and the reconcile's first line.
-            let quietFrom = refusedAt + .seconds(2) + .milliseconds(200)
-            let during = recorder.intervals.filter { $0.start > quietFrom && $0.start < refusalEnded }
-            #expect(during.isEmpty, "reconciled \(during.count) times without the lease")
+            // The clock has not moved since the lease was taken: the last successful renewal is no later than this.
+            let refusedAt = clock.now
+            server.refuseConnections(for: .seconds(600))
+            try await eventually("the term ended, 4 s on the clock after the refusal", interval: .milliseconds(20)) {
+                clock.advance(by: step)
+                return clock.now >= refusedAt + .seconds(4) && controller.reflector == nil
+            }
+            let refusalEnded = clock.now
+            // From renewDeadline after the last renewal no reconcile may start: the workers check the lease on the
+            // clock before each one. One step of slack: the test may move the clock between that check and the
+            // reconcile's first line.
+            let quietFrom = refusedAt + renewDeadline + step
+            let started = recorder.intervals.compactMap(\.started)
+            #expect(started.contains { $0 > refusedAt && $0 < quietFrom }, "resync reconciled while leading")
+            let during = started.filter { $0 > quietFrom && $0 <= refusalEnded }
+            #expect(during.isEmpty, "reconciled \(during.count) times without the lease: \(during)")
             #expect(controller.reflector == nil, "no term is running while not leading")
 
-            try await eventually("leading again", timeout: .seconds(10)) {
-                recorder.intervals.contains { $0.start > refusalEnded }
+            server.refuseConnections(for: .zero)
+            try await eventually("leading again", interval: .milliseconds(20)) {
+                clock.advance(by: step)
+                return recorder.intervals.contains { ($0.started ?? refusalEnded) > refusalEnded }
             }
             trigger.triggerGracefulShutdown()
             try await task.value
@@ -469,7 +541,11 @@ struct ControllerTests {
             let client = cluster.client
             let label = uniqueName("run")
             let (started, startedContinuation) = AsyncStream<Void>.makeStream()
+            let (proceed, proceedContinuation) = AsyncStream<Void>.makeStream()
             let finished = Mutex(false)
+            let stoppedBeforeFinishing = Mutex(false)
+            // Filled in below, before the one reconcile can run.
+            let controllerBox = Mutex<Controller<KubernetesObject>?>(nil)
             let controller = Controller<KubernetesObject>(
                 client: client,
                 resource: .configMaps,
@@ -478,10 +554,17 @@ struct ControllerTests {
                 logger: quietLogger
             ) { _, _ in
                 startedContinuation.yield()
-                try await Task.sleep(for: .milliseconds(300))
+                // The work in progress: it goes on until the test says, after shutdown has begun.
+                var iterator = proceed.makeAsyncIterator()
+                await iterator.next()
+                // A shutdown that cancelled the reconcile instead of letting it finish fails the test.
+                try Task.checkCancellation()
+                let running = controllerBox.withLock { $0 }?.health.isRunning ?? false
+                stoppedBeforeFinishing.withLock { $0 = !running }
                 finished.withLock { $0 = true }
                 return .done
             }
+            controllerBox.withLock { $0 = controller }
             let (task, trigger) = await start(controller)
             _ = try await client.create(
                 configMap("\(label)-x", namespace: cluster.namespace, label: label, value: "0"),
@@ -490,8 +573,12 @@ struct ControllerTests {
             var iterator = started.makeAsyncIterator()
             await iterator.next()
             trigger.triggerGracefulShutdown()
+            // Shutdown has begun when the term's queue is shut down; the controller now waits only for the worker.
+            try await eventually("the queue shut down") { controller.queue?.isShutDown == true }
+            proceedContinuation.yield()
             try await task.value
             #expect(finished.withLock { $0 })
+            #expect(!stoppedBeforeFinishing.withLock { $0 }, "the controller stopped before its reconcile finished")
             try await client.delete(.configMaps, name: "\(label)-x")
         }
     }

@@ -13,6 +13,7 @@ import Foundation
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
+import KubernetesTestSupport
 import Logging
 import ServiceLifecycleTestKit
 import Synchronization
@@ -88,7 +89,7 @@ struct KubernetesBenchmark {
                 var done = allDone.makeAsyncIterator()
 
                 let start = ContinuousClock.now
-                while controller.reflector == nil { try await Task.sleep(for: .milliseconds(1)) }
+                try await eventually("the first term", interval: .milliseconds(1)) { controller.reflector != nil }
                 try await controller.reflector!.waitForSync()
                 let synced = ContinuousClock.now - start
                 let rssSynced = residentMemoryMiB() ?? 0

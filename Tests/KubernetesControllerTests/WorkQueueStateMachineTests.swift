@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import KubernetesController
+import KubernetesTestSupport
 import Testing
 
 /// A hand-driven instant: tests say what time it is.
@@ -184,21 +185,31 @@ struct WorkQueueStateMachineTests {
 
 @Suite("WorkQueue")
 struct WorkQueueTests {
-    @Test("workers wake for added and delayed keys, and stop at shutdown")
+    @Test("workers wake for added and delayed keys, not before a delay has passed, and stop at shutdown")
     func wakeAndStop() async throws {
-        let queue = WorkQueue<String>()
+        let clock = ManualClock()
+        let queue = WorkQueue<String>(clock: clock)
+        let (taken, takenContinuation) = AsyncStream<String>.makeStream()
         try await withThrowingTaskGroup(of: [String].self) { group in
             group.addTask {
                 var seen: [String] = []
                 while let key = await queue.next() {
                     seen.append(key)
+                    takenContinuation.yield(key)
                     queue.done(key)
                 }
                 return seen
             }
+            var keys = taken.makeAsyncIterator()
             queue.add("a")
+            #expect(await keys.next() == "a")
             queue.add("b", after: .milliseconds(20))
-            try await Task.sleep(for: .milliseconds(100))
+            // The worker sleeps on the clock until b's deadline; short of it, b stays delayed.
+            await clock.waitForSleepers()
+            clock.advance(by: .milliseconds(19))
+            #expect(queue.counts.delayed == 1)
+            clock.advance(by: .milliseconds(1))
+            #expect(await keys.next() == "b")
             queue.shutDown()
             let seen = try await group.next()
             #expect(seen == ["a", "b"])

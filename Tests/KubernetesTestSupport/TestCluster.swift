@@ -147,28 +147,44 @@ public func withTestCluster<T>(
             )
         }
     }
+    return try await withTestServer(
+        configuration: .init(tls: tls, bearerToken: bearerToken, bookmarkInterval: .milliseconds(500)),
+        namespace: namespace
+    ) { server, client in
+        try server.writeKubeconfig(to: kubeconfig, namespace: namespace)
+        return try await inNamespace(
+            client: client,
+            server: server,
+            kubeconfig: kubeconfig,
+            namespace: namespace,
+            crds: crds,
+            keda: keda,
+            body
+        )
+    }
+}
+
+/// Runs `body` with an in-process test server and a client of it whose default namespace is `namespace`: what
+/// ``withTestCluster(crds:keda:tls:bearerToken:_:)`` runs on, for tests that need the whole server rather than a
+/// namespace of their own (a chart's cluster-scoped objects and its release namespace).
+///
+/// The server logs warnings only, and the client retries a refused or throttled request after 20 ms instead of its
+/// production default, so that fault tests do not wait.
+public func withTestServer<T>(
+    configuration: KubernetesTestServer.Configuration = .init(bookmarkInterval: .milliseconds(500)),
+    namespace: String = "default",
+    _ body: (KubernetesTestServer, KubernetesClient) async throws -> T
+) async throws -> T {
     var logger = Logger(label: "kube-test-server")
     logger.logLevel = .warning
-    return try await withKubernetesTestServer(
-        configuration: .init(tls: tls, bearerToken: bearerToken, bookmarkInterval: .milliseconds(500)),
-        logger: logger
-    ) { server in
-        try server.writeKubeconfig(to: kubeconfig, namespace: namespace)
-        var configuration = try KubernetesConfiguration.kubeconfig(
+    return try await withKubernetesTestServer(configuration: configuration, logger: logger) { server in
+        var clientConfiguration = try KubernetesConfiguration.kubeconfig(
             yaml: server.kubeconfig(namespace: namespace),
             baseDirectory: "/"
         )
-        configuration.retry.defaultDelay = .milliseconds(20)
-        return try await withKubernetesClient(configuration: configuration) { client in
-            try await inNamespace(
-                client: client,
-                server: server,
-                kubeconfig: kubeconfig,
-                namespace: namespace,
-                crds: crds,
-                keda: keda,
-                body
-            )
+        clientConfiguration.retry.defaultDelay = .milliseconds(20)
+        return try await withKubernetesClient(configuration: clientConfiguration) { client in
+            try await body(server, client)
         }
     }
 }
@@ -311,12 +327,8 @@ private func install(_ crd: TestCRD, client: KubernetesClient) async throws {
     }
     // kube-apiserver serves a resource a moment after its CRD is Established (its handlers are installed
     // asynchronously); there is no event for that, so this asks until it is.
-    let deadline = ContinuousClock.now + .seconds(30)
-    while try await !isServed(crd, client: client) {
-        guard ContinuousClock.now < deadline else {
-            throw TestClusterError("\(crd.name) is Established but not served after 30 s")
-        }
-        try await Task.sleep(for: .milliseconds(100))
+    try await eventually("\(crd.name), Established, to be served", interval: .milliseconds(100)) {
+        try await isServed(crd, client: client)
     }
 }
 

@@ -337,7 +337,7 @@ struct OperatorFlowTests {
         }
     }
 
-    @Test("the phase follows the relay within a second: Starting holds while the publisher is held, then Live, Idle")
+    @Test("the phase follows the relay at once, not at its next read: Starting while the publisher is held, Live, Idle")
     func phaseFollowsTheRelay() async throws {
         let closed = try freeTCPPort()
         let target = (name: "yt", url: "rtmp://127.0.0.1:\(closed)/live/phase")
@@ -345,7 +345,8 @@ struct OperatorFlowTests {
             try await withTestCluster(crds: [.liveStream]) { cluster in
                 try await createGatewayService(cluster)
                 // A watch waits 25 s for a change: only the relay's answer to it can make the phase follow in time.
-                let configuration = try testConfiguration(cluster, readingRelay: relay, every: .seconds(25))
+                let readInterval = Duration.seconds(25)
+                let configuration = try testConfiguration(cluster, readingRelay: relay, every: readInterval)
                 try await withOperator(cluster, configuration: configuration) { _ in
                     let client = cluster.client
                     let ns = cluster.namespace
@@ -381,10 +382,10 @@ struct OperatorFlowTests {
                         }
                         let took = ContinuousClock.now - live
                         // Unloaded, this is a tenth of a second or two (the relay answers the operator's long poll at
-                        // once). The bound leaves room for a CI machine running every suite on two cores, and still
-                        // fails any path that waits for a read of the relay (25 s here).
+                        // once); on two cores running every suite it was seen above 2 s. A fifth of the read interval
+                        // leaves room for that, and still fails any path that waits for a read of the relay.
                         print("phase: Live \(took) after the relay took the publisher")
-                        #expect(took < .seconds(2), "Live \(took) after the relay took the publisher")
+                        #expect(took < readInterval / 5, "Live \(took) after the relay took the publisher")
                         _ = await ffmpeg.waitForExit()
                         try await eventually("the relay has no publisher", timeout: .seconds(20)) {
                             try await relay.streamState() != "live"
@@ -395,7 +396,7 @@ struct OperatorFlowTests {
                         }
                         let idleAfter = ContinuousClock.now - ended
                         print("phase: Idle \(idleAfter) after the publisher left")
-                        #expect(idleAfter < .seconds(3), "Idle \(idleAfter) after the publisher left")
+                        #expect(idleAfter < readInterval / 5, "Idle \(idleAfter) after the publisher left")
                     }
                 }
             }
@@ -409,7 +410,11 @@ struct OperatorFlowTests {
         try await RelayChildProcess.with(targets: [target]) { relay in
             try await withTestCluster(crds: [.liveStream]) { cluster in
                 try await createGatewayService(cluster)
-                let configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
+                // The operator reads the relay through a front that counts the reads.
+                var configuration = try testConfiguration(cluster, readingRelay: relay, every: .milliseconds(100))
+                let front = try await RelayFront.start(relay)
+                defer { front.stop() }
+                configuration.relayStatusURL = "http://127.0.0.1:\(front.port)/api/v1/stream"
                 let counter = RequestCounter()
                 try await withOperator(cluster, configuration: configuration, middlewares: [counter]) { _ in
                     let client = cluster.client
@@ -427,12 +432,16 @@ struct OperatorFlowTests {
                         let status = try await client.liveStream("quiet", namespace: ns)["status"]
                         return status?["phase"] == "Idle" && status?["targets"] == [["name": "yt", "state": "Idle"]]
                     }
-                    // About twenty reads of the relay, none with anything new. The reconcile that the status write
-                    // itself triggers may still apply once (and write the same status again from a stale cache),
-                    // and under the whole suite's load one more settling write may fall in the window (4 were seen
-                    // once); re-reconciling at each read would apply the Deployment about twenty times.
+                    // Twenty reads of the relay, none with anything new, however long they take on a loaded
+                    // machine. The reconcile that the status write itself triggers may still apply once (and write
+                    // the same status again from a stale cache), and under the whole suite's load one more settling
+                    // write may fall in the window (4 were seen once); re-reconciling at each read would apply the
+                    // Deployment twenty times.
                     counter.start()
-                    try await Task.sleep(for: .seconds(2))
+                    let readsBefore = front.reads
+                    try await eventually("twenty reads of the relay", interval: .milliseconds(20)) {
+                        front.reads >= readsBefore + 20
+                    }
                     let writes = counter.requests.filter { !$0.hasPrefix("get ") && !$0.contains("/leases/") }
                     #expect(writes.count <= 5, "the operator kept writing while nothing changed: \(writes)")
                 }

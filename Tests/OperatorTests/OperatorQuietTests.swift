@@ -91,20 +91,23 @@ struct OperatorQuietTests {
                 // would change it (nothing the operator must act on).
                 counter.start()
                 try await resyncAndDrain(running)
+                var patched: [ObjectKey: String] = [:]
                 for name in names {
-                    _ = try await cluster.client.patchStatus(
+                    let deployment = try await cluster.client.patchStatus(
                         KubernetesObject.self,
                         .deployments,
                         name: RelayChildren.childName(name),
                         namespace: cluster.namespace,
                         mergePatch: ["status": ["observedGeneration": 1, "replicas": 0]]
                     )
+                    patched[ObjectKey(deployment)] = deployment.metadata.resourceVersion
                 }
-                try await eventually("the status events handled") {
-                    (running.instance.controller.queue?.counts.queued ?? 1) == 0
-                        && (running.instance.controller.queue?.counts.inFlight ?? 1) == 0
+                // Every status event has reached the operator's cache, which queues the owner as it takes the event;
+                // then the queue drains.
+                try await eventually("the status events in the operator's cache") {
+                    guard let cache = running.instance.controller.ownedCache(.deployments) else { return false }
+                    return patched.allSatisfy { cache.get($0.key)?.metadata.resourceVersion == $0.value }
                 }
-                try await Task.sleep(for: .milliseconds(500))
                 try await waitUntilIdle(running)
                 let atRest = counter.requests.filter { !$0.path.contains("/leases/") }
                 let writes = atRest.filter(\.isWrite)

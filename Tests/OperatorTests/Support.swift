@@ -11,6 +11,7 @@
 
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
 import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
@@ -18,6 +19,7 @@ import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import NIOCore
+import NIOHTTP1
 import Operator
 import PeerTestSupport
 import RelayAPI
@@ -191,23 +193,6 @@ func withOperator<T>(
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes: for state in the API server, where there is no event to
-/// await from the test.
-func eventually(
-    _ what: @autoclosure () -> String = "condition",
-    timeout: Duration = .seconds(30),
-    interval: Duration = .milliseconds(50),
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: interval)
-    }
-    Issue.record("timed out waiting for \(what())")
-    throw CancellationError()
-}
-
 /// Runs `kubectl ARGS` against the cluster to completion.
 func kubectl(
     _ cluster: TestCluster,
@@ -329,5 +314,65 @@ extension RelayChildProcess {
         )
         let body = try await response.body.collect(upTo: 1 << 20)
         return try JSONDecoder().decode(StreamStatus.self, from: Data(body.readableBytesView)).state
+    }
+}
+
+/// An HTTP front of a relay's status endpoint (`/api/v1/stream`, its long polls included) on a port of its own: the
+/// operator reads the relay through it, and it counts the reads, so a test can wait for so many reads instead of for
+/// the time they should take.
+final class RelayFront: Sendable {
+    let port: Int
+    private let counter: Counter
+    private let task: Task<Void, any Error>
+
+    private init(port: Int, counter: Counter, task: Task<Void, any Error>) {
+        self.port = port
+        self.counter = counter
+        self.task = task
+    }
+
+    /// The reads of the relay so far.
+    var reads: Int { self.counter.count.withLock { $0 } }
+
+    static func start(_ relay: RelayChildProcess) async throws -> RelayFront {
+        let counter = Counter()
+        let router = Router()
+        router.get("api/v1/stream") { request, _ -> Response in
+            counter.increment()
+            var forwarded = HTTPClientRequest(url: "http://127.0.0.1:\(relay.httpPort)\(request.uri)")
+            if let tag = request.headers[.ifNoneMatch] { forwarded.headers.add(name: "If-None-Match", value: tag) }
+            let response = try await HTTPClient.shared.execute(forwarded, timeout: .seconds(60))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            var headers = HTTPFields()
+            if let tag = response.headers.first(name: "ETag") { headers[.eTag] = tag }
+            return Response(
+                status: HTTPResponse.Status(code: Int(response.status.code)),
+                headers: headers,
+                body: ResponseBody(byteBuffer: body)
+            )
+        }
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { portContinuation.yield($0.localAddress?.port ?? 0) },
+            logger: Logger(label: "relay-front") { _ in SwiftLogNoOpLogHandler() }
+        )
+        let task = Task { try await application.runService() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port != 0 else {
+            task.cancel()
+            throw CancellationError()
+        }
+        return RelayFront(port: port, counter: counter, task: task)
+    }
+
+    func stop() {
+        self.task.cancel()
+    }
+
+    private final class Counter: Sendable {
+        let count = Mutex(0)
+        func increment() { self.count.withLock { $0 += 1 } }
     }
 }
