@@ -154,24 +154,45 @@ struct RelayCommand: AsyncParsableCommand {
     var log: LogOptions
 
     func validate() throws {
-        guard self.config != nil || self.streamKeyFile != nil || self.streamKeyEnv != nil || self.webhook != nil else {
-            throw ValidationError(
-                "Give the publishers' stream key with --stream-key-file or --stream-key-env, or authorize them with"
-                    + " --webhook URL (or --config)."
-            )
+        do {
+            try self.commandLine.validate()
+        } catch {
+            throw ValidationError(error.message)
         }
-        guard self.webhook == nil || (self.streamKeyFile == nil && self.streamKeyEnv == nil) else {
-            throw ValidationError("--webhook authorizes publishers instead of a stream key: give one or the other.")
-        }
-        guard self.maxConnections >= 1 else {
-            throw ValidationError("--max-connections must be at least 1, got \(self.maxConnections).")
-        }
-        guard self.reconnectMin > 0, self.reconnectMax >= self.reconnectMin else {
-            throw ValidationError("--reconnect-min must be above 0 and at most --reconnect-max.")
-        }
-        _ = try self.listenAddress()
-        _ = try self.controlRanges()
-        _ = try self.proxyRanges()
+        _ = try Self.ranges(self.controlFrom, flag: "--control-from")
+    }
+
+    /// The flags as the Relay module takes them; it decides what they mean (``RelayCommandLine``).
+    var commandLine: RelayCommandLine {
+        var line = RelayCommandLine()
+        line.listen = self.listen
+        line.app = self.app
+        line.streamKeyFile = self.streamKeyFile
+        line.streamKeyEnvironment = self.streamKeyEnv
+        line.webhook = self.webhook
+        line.webhookTimeout = .seconds(self.webhookTimeout)
+        line.targets = self.targets
+        line.targetKeyFiles = self.targetKeyFiles
+        line.targetKeyEnvironment = self.targetKeyEnvironment
+        line.config = self.config
+        line.secretsDirectory = self.secretsDir
+        line.caFile = self.caFile
+        line.tls = self.tls.configuration
+        line.reconnectInitial = .seconds(self.reconnectMin)
+        line.reconnectMaximum = .seconds(self.reconnectMax)
+        line.targetQueueBytes = self.targetQueueBytes
+        line.targetQueueDuration = .seconds(self.targetQueueSeconds)
+        line.targetMaxBehind = .seconds(self.targetMaxBehind)
+        line.targetSendBufferBytes = self.targetSendBuffer
+        line.gopCache = self.gopCache
+        line.gopCacheBytes = self.gopCacheBytes
+        line.publisherTakeover = self.takeover
+        line.publisherIdleTimeout = .seconds(self.publisherIdleTimeout)
+        line.maxConnections = self.maxConnections
+        line.shutdownGrace = .seconds(self.shutdownGrace)
+        line.proxyProtocolFrom = self.proxyProtocolFrom
+        line.maxKeyframeInterval = self.maxKeyframeInterval.map { .seconds($0) }
+        return line
     }
 
     func run() async throws {
@@ -179,7 +200,7 @@ struct RelayCommand: AsyncParsableCommand {
         let logger = Logger(label: "liverelay.relay")
         let configuration: RelayConfiguration
         do {
-            configuration = try self.makeConfiguration()
+            configuration = try self.commandLine.makeConfiguration()
         } catch let error as RelayConfigurationError {
             throw ValidationError(error.message)
         }
@@ -198,7 +219,7 @@ struct RelayCommand: AsyncParsableCommand {
                 registry: registry,
                 host: host,
                 port: port,
-                controlFrom: try self.controlRanges(),
+                controlFrom: try Self.ranges(self.controlFrom, flag: "--control-from"),
                 logger: Logger(label: "liverelay.http"),
                 onServerRunning: { announcer.http($0) }
             )
@@ -226,156 +247,21 @@ struct RelayCommand: AsyncParsableCommand {
         try await group.run()
     }
 
-    func listenAddress() throws -> (host: String, port: Int) {
-        try Self.hostAndPort(self.listen, flag: "--listen")
-    }
-
-    func controlRanges() throws -> [IPRange] {
-        try Self.ranges(self.controlFrom, flag: "--control-from")
-    }
-
-    func proxyRanges() throws -> [IPRange] {
-        try Self.ranges(self.proxyProtocolFrom, flag: "--proxy-protocol-from")
-    }
-
     /// Comma-separated CIDR ranges (or bare addresses); an error names the flag.
     static func ranges(_ value: String, flag: String) throws -> [IPRange] {
         do {
-            return try value.split(separator: ",").map {
-                try IPRange(String($0).trimmingCharacters(in: .whitespaces))
-            }
+            return try RelayCommandLine.ranges(value, flag: flag)
         } catch {
-            throw ValidationError("\(flag): \(error)")
+            throw ValidationError(error.message)
         }
     }
 
+    /// `HOST:PORT`; an error names the flag.
     static func hostAndPort(_ value: String, flag: String) throws -> (host: String, port: Int) {
-        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
-            (0...65535).contains(port)
-        else {
-            throw ValidationError("\(flag) must be HOST:PORT, for example 0.0.0.0:1935.")
-        }
-        var host = String(value[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = String(host.dropFirst().dropLast())
-        }
-        return (host.isEmpty ? "0.0.0.0" : host, port)
-    }
-
-    func makeConfiguration() throws -> RelayConfiguration {
-        let (host, port) = try self.listenAddress()
-        let overrides: (inout RelayConfiguration) throws -> Void = { configuration in
-            configuration.host = host
-            configuration.port = port
-            configuration.caFile = self.caFile
-            configuration.reconnectInitial = .milliseconds(Int64(self.reconnectMin * 1000))
-            configuration.reconnectMaximum = .milliseconds(Int64(self.reconnectMax * 1000))
-            configuration.targetQueueBytes = self.targetQueueBytes
-            configuration.targetQueueDuration = .milliseconds(Int64(self.targetQueueSeconds * 1000))
-            configuration.targetMaxBehind = .milliseconds(Int64(self.targetMaxBehind * 1000))
-            configuration.targetSendBufferBytes = self.targetSendBuffer > 0 ? self.targetSendBuffer : nil
-            guard let gopCache = GOPCachePolicy(rawValue: self.gopCache) else {
-                throw ValidationError("--gop-cache must be always, joining or off, not '\(self.gopCache)'")
-            }
-            configuration.gopCache = gopCache
-            configuration.gopCacheBytes = self.gopCacheBytes
-            configuration.publisherTakeover = self.takeover
-            configuration.publisherIdleTimeout = .milliseconds(Int64(self.publisherIdleTimeout * 1000))
-            configuration.maxConnections = self.maxConnections
-            configuration.shutdownGrace = .milliseconds(Int64(self.shutdownGrace * 1000))
-            configuration.proxyProtocolFrom = try self.proxyRanges()
-            configuration.tls = self.tls.configuration
-            // Stream flags apply to the one stream of a flag-only relay, or to every stream of a config file.
-            let key = try self.ingestKey()
-            let targets = try self.commandLineTargets()
-            for index in configuration.streams.indices {
-                if let app = self.app { configuration.streams[index].app = app }
-                if let key { configuration.streams[index].authorization = .key(key) }
-                if let webhook = self.webhook {
-                    configuration.streams[index].authorization = .webhook(
-                        url: webhook,
-                        timeout: .milliseconds(Int64(self.webhookTimeout * 1000))
-                    )
-                }
-                configuration.streams[index].targets += targets
-                if let seconds = self.maxKeyframeInterval {
-                    configuration.streams[index].rules.maxKeyframeInterval = .milliseconds(Int64(seconds * 1000))
-                }
-            }
-        }
-        if let config = self.config {
-            return try RelayConfiguration.load(
-                yamlFile: config,
-                secretsDirectory: self.secretsDir,
-                overrides: overrides
-            )
-        }
-        var configuration = RelayConfiguration(streamKey: Secret(""))
-        try overrides(&configuration)
-        try configuration.validate()
-        return configuration
-    }
-
-    private func ingestKey() throws -> Secret? {
-        if let file = self.streamKeyFile {
-            return try readSecretFile(file, what: "ingest stream key")
-        }
-        if let variable = self.streamKeyEnv {
-            guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-                throw RelayConfigurationError(
-                    message: "environment variable \(variable) (the ingest stream key) is not set"
-                )
-            }
-            return Secret(value)
-        }
-        return nil
-    }
-
-    private func commandLineTargets() throws -> [PushTargetConfiguration] {
-        func pairs(_ values: [String], _ flag: String) throws -> [String: String] {
-            var result: [String: String] = [:]
-            for value in values {
-                guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
-                    throw RelayConfigurationError(
-                        message: "\(flag) takes NAME=VALUE, got '\(value.prefix(while: { $0 != "=" }))...'"
-                    )
-                }
-                result[String(value[..<equals])] = String(value[value.index(after: equals)...])
-            }
-            return result
-        }
-        let urls = try self.targets.map { value -> (String, String) in
-            guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
-                throw RelayConfigurationError(
-                    message: "--target takes NAME=URL, for example youtube=rtmp://a.rtmp.youtube.com/live2"
-                )
-            }
-            return (String(value[..<equals]), String(value[value.index(after: equals)...]))
-        }
-        let keyFiles = try pairs(self.targetKeyFiles, "--target-key-file")
-        let keyVariables = try pairs(self.targetKeyEnvironment, "--target-key-env")
-        for name in Set(keyFiles.keys).union(keyVariables.keys) where !urls.contains(where: { $0.0 == name }) {
-            throw RelayConfigurationError(
-                message: "a key is given for target '\(name)', but there is no --target \(name)=URL"
-            )
-        }
-        return try urls.map { name, url in
-            var key: Secret?
-            if let file = keyFiles[name] {
-                key = try readSecretFile(file, what: "stream key of target '\(name)'")
-            } else if let variable = keyVariables[name] {
-                guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-                    throw RelayConfigurationError(
-                        message: "environment variable \(variable) (stream key of target '\(name)') is not set"
-                    )
-                }
-                key = Secret(value)
-            }
-            do {
-                return PushTargetConfiguration(name: name, url: try RTMPURL(parsing: url), streamKey: key)
-            } catch {
-                throw RelayConfigurationError(message: "target '\(name)': \(error)")
-            }
+        do {
+            return try RelayCommandLine.hostAndPort(value, flag: flag)
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 }
