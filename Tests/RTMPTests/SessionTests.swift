@@ -48,6 +48,15 @@ private let connect = command(
     ]
 )
 
+/// A video message on message stream 1, the stream a publish in these tests is given.
+private let videoOnStreamOne = RTMPMessage(
+    chunkStreamID: 6,
+    timestamp: 0,
+    type: .video,
+    messageStreamID: 1,
+    payload: ByteBuffer(bytes: [0x17, 0])
+)
+
 @Suite("Server session (publisher side)")
 struct ServerSessionTests {
     private func connected() -> RTMPServerSessionStateMachine {
@@ -142,13 +151,7 @@ struct ServerSessionTests {
     @Test("Media before the publish is accepted is dropped; after, it passes on its stream only")
     func mediaGate() throws {
         var (session, _) = try self.authorizing()
-        let video = RTMPMessage(
-            chunkStreamID: 6,
-            timestamp: 0,
-            type: .video,
-            messageStreamID: 1,
-            payload: ByteBuffer(bytes: [0x17, 0])
-        )
+        let video = videoOnStreamOne
         guard case .none = session.received(video) else {
             Issue.record("media passed before authorization")
             return
@@ -200,13 +203,7 @@ struct ServerSessionTests {
         #expect(session.publishAccepted().isEmpty)
         #expect(session.publishRefused(description: "late").isEmpty)
         // The refusal closed the session: media no longer passes.
-        let video = RTMPMessage(
-            chunkStreamID: 6,
-            timestamp: 0,
-            type: .video,
-            messageStreamID: 1,
-            payload: ByteBuffer(bytes: [0x17, 0])
-        )
+        let video = videoOnStreamOne
         guard case .none = session.received(video) else {
             Issue.record("media passed after a late refusal")
             return
