@@ -404,6 +404,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesControllerTests",
             dependencies: [
+                "PeerTestSupport",
                 "TimeSupport",
                 "KubernetesTestSupport",
                 "KubernetesController",
@@ -490,6 +491,7 @@ let package = Package(
         .target(
             name: "KubernetesTestSupport",
             dependencies: [
+                "PeerTestSupport",
                 "KubernetesClient",
                 "KubernetesTestServer",
                 .product(name: "Logging", package: "swift-log"),

@@ -18,6 +18,7 @@ import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import Operator
+import PeerTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing

@@ -17,6 +17,7 @@ import KubernetesTestSupport
 import LiveStreamModel
 import Logging
 import Operator
+import PeerTestSupport
 import ServiceLifecycle
 import Testing
 

@@ -13,6 +13,7 @@ import KubernetesClient
 import KubernetesController
 import KubernetesTestServer
 import KubernetesTestSupport
+import PeerTestSupport
 import Synchronization
 import Testing
 

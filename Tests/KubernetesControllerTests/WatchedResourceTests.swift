@@ -15,6 +15,7 @@ import KubernetesController
 import KubernetesTestServer
 import KubernetesTestSupport
 import Logging
+import PeerTestSupport
 import Prometheus
 import ServiceLifecycleTestKit
 import Synchronization

@@ -13,6 +13,7 @@ public import Foundation
 public import KubernetesClient
 public import KubernetesTestServer
 import Logging
+import PeerTestSupport
 import Yams
 
 /// The kubeconfig of `LIVERELAY_TEST_KUBECONFIG`, when it names one: the Kubernetes tests then run against that

@@ -15,6 +15,7 @@ import KubernetesClient
 import KubernetesTestSupport
 import LiveStreamModel
 import Operator
+import PeerTestSupport
 import ServiceLifecycle
 import Testing
 

@@ -15,6 +15,7 @@ import KubernetesController
 import KubernetesTestSupport
 import LiveStreamModel
 import Operator
+import PeerTestSupport
 import Synchronization
 import Testing
 

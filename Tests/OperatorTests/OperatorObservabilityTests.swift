@@ -20,6 +20,7 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import Operator
+import PeerTestSupport
 import Prometheus
 import ServiceLifecycle
 import Synchronization

@@ -15,6 +15,7 @@ import KubernetesController
 import KubernetesTestSupport
 import LiveStreamModel
 import Operator
+import PeerTestSupport
 import Testing
 
 /// Quiet at rest: once its streams are Ready the operator writes nothing and reads nothing per stream, whatever

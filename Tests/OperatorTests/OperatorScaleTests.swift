@@ -14,6 +14,7 @@ import KubernetesClient
 import KubernetesTestSupport
 import LiveStreamModel
 import Operator
+import PeerTestSupport
 import Testing
 
 @Suite("Operator at scale and across restarts", .timeLimit(.minutes(4)))

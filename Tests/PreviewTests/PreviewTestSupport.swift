@@ -29,27 +29,6 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Polls `condition` every 100 ms until it returns a value, for at most `timeout`.
-func eventually<T: Sendable>(
-    _ what: String,
-    timeout: Duration = .seconds(30),
-    _ condition: () async throws -> T?
-) async throws -> T {
-    let deadline = ContinuousClock.now + timeout
-    var lastError: (any Error)?
-    while ContinuousClock.now < deadline {
-        do {
-            if let value = try await condition() {
-                return value
-            }
-        } catch {
-            lastError = error
-        }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    throw TestFailure("timed out after \(timeout) waiting for \(what)\(lastError.map { ": \($0)" } ?? "")")
-}
-
 /// The relay's log lines, kept for assertions.
 final class LogLines: Sendable {
     private let lines = Mutex<[String]>([])

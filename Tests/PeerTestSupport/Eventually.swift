@@ -21,11 +21,24 @@ public func eventually(
     interval: Duration = .milliseconds(50),
     _ condition: () async throws -> Bool
 ) async throws {
+    let _: Bool = try await eventually(what(), timeout: timeout, interval: interval) {
+        try await condition() ? true : nil
+    }
+}
+
+/// Polls `produce` every `interval` until it gives a value, and returns that; throws ``EventuallyTimeout`` once
+/// `timeout` has passed. As ``eventually(_:timeout:interval:_:)``, for a check that finds something.
+public func eventually<Value>(
+    _ what: @autoclosure () -> String = "a value",
+    timeout: Duration = .seconds(30),
+    interval: Duration = .milliseconds(50),
+    _ produce: () async throws -> Value?
+) async throws -> Value {
     let deadline = ContinuousClock.now + timeout
     var lastError: (any Error)?
     while true {
         do {
-            if try await condition() { return }
+            if let value = try await produce() { return value }
             lastError = nil
         } catch {
             lastError = error
