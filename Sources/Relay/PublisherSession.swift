@@ -137,7 +137,7 @@ struct PublisherSession {
         // From here the publisher's media go to the fan-out on its event loop, before it hears that the publish
         // started.
         let streamID = request.messageStreamID
-        try await RelayServer.withIngestTap(of: self.channel) { $0.attach(fanOut, messageStreamID: streamID) }
+        try await self.withIngestTap { $0.attach(fanOut, messageStreamID: streamID) }
         try await self.outbound.write(contentsOf: self.session.publishAccepted())
         self.logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
         return true
@@ -146,11 +146,19 @@ struct PublisherSession {
     /// The publisher ended its stream (`FCUnpublish`, `deleteStream`) and may keep the connection open.
     private mutating func unpublished(answer messages: [RTMPMessage]) async {
         self.logger.info("Publisher ended the stream")
-        try? await RelayServer.withIngestTap(of: self.channel) { $0.detach() }
+        try? await self.withIngestTap { $0.detach() }
         // The stream is free and reported idle now, not when the encoder gets round to closing the connection (OBS
         // keeps it open a while; a client may keep it open for good).
         self.live?.hub.release(self.id)
         self.live?.fanOut.finish()
         try? await self.outbound.write(contentsOf: messages)
+    }
+
+    /// Runs `body` with the connection's ``IngestTap``, on the connection's event loop.
+    private func withIngestTap(_ body: @escaping @Sendable (IngestTap) -> Void) async throws {
+        let channel = self.channel
+        try await channel.eventLoop.submit {
+            body(try channel.pipeline.syncOperations.handler(type: IngestTap.self))
+        }.get()
     }
 }

@@ -340,16 +340,6 @@ public final class RelayServer: Service, Sendable {
         }
     }
 
-    /// Runs `body` with the connection's ``IngestTap``, on the connection's event loop.
-    static func withIngestTap(
-        of channel: any Channel,
-        _ body: @escaping @Sendable (IngestTap) -> Void
-    ) async throws {
-        try await channel.eventLoop.submit {
-            body(try channel.pipeline.syncOperations.handler(type: IngestTap.self))
-        }.get()
-    }
-
     // MARK: Authorization
 
     enum Authorization {
