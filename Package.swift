@@ -98,6 +98,7 @@ let package = Package(
         .executableTarget(
             name: "liverelay",
             dependencies: [
+                "TimeSupport",
                 "Relay",
                 "Gateway",
                 "IngestTLS",

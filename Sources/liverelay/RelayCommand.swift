@@ -19,7 +19,11 @@ import Prometheus
 import Relay
 import ServiceLifecycle
 import Synchronization
+import TimeSupport
 import UnixSignals
+
+/// The Relay module's defaults of every flag: the help shows them, and there is one place to change them.
+private let defaults = RelayCommandLine()
 
 struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +41,7 @@ struct RelayCommand: AsyncParsableCommand {
     )
 
     @Option(help: "Address to listen on for publishers, HOST:PORT (port 0 picks a free one).")
-    var listen: String = "0.0.0.0:1935"
+    var listen: String = defaults.listen
 
     @Option(help: "The application publishers connect to: rtmp://HOST:PORT/<app>/<key>.")
     var app: String?
@@ -61,7 +65,7 @@ struct RelayCommand: AsyncParsableCommand {
     var config: String?
 
     @Option(help: "Where Secrets named in --config are mounted, as <dir>/<secret>/<key>.")
-    var secretsDir: String = "/var/run/secrets/liverelay"
+    var secretsDir: String = defaults.secretsDirectory
 
     @Option(help: "PEM file of extra certificate authorities to trust for rtmps:// targets.")
     var caFile: String?
@@ -70,13 +74,13 @@ struct RelayCommand: AsyncParsableCommand {
     var tls: IngestTLSOptions
 
     @Option(help: "First reconnect delay for a failed target, in seconds (doubles up to --reconnect-max).")
-    var reconnectMin: Double = 0.5
+    var reconnectMin: Double = defaults.reconnectInitial.inSeconds
 
     @Option(help: "Longest reconnect delay for a failed target, in seconds.")
-    var reconnectMax: Double = 30
+    var reconnectMax: Double = defaults.reconnectMaximum.inSeconds
 
     @Option(help: "Bytes a target may fall behind before it restarts at the next keyframe.")
-    var targetQueueBytes: Int = 16 << 20
+    var targetQueueBytes: Int = defaults.targetQueueBytes
 
     @Option(help: "HTTP address for /metrics, /healthz, /readyz and the stream API, HOST:PORT, or 'none'.")
     var httpListen: String = "0.0.0.0:8080"
@@ -95,37 +99,37 @@ struct RelayCommand: AsyncParsableCommand {
             client it names is the publisher's address in logs, stats and the webhook. None by default.
             """
     )
-    var proxyProtocolFrom: String = ""
+    var proxyProtocolFrom: String = defaults.proxyProtocolFrom
 
     @Option(help: "Authorize publishers with this webhook (POST, 2xx admits) instead of a key.")
     var webhook: String?
 
     @Option(help: "Seconds the webhook has to answer; slower means refused.")
-    var webhookTimeout: Double = LiveStreamSpec.Webhook.defaultTimeoutSeconds
+    var webhookTimeout: Double = defaults.webhookTimeout.inSeconds
 
     @Option(help: "Warn when the incoming keyframe interval exceeds this many seconds (AWS IVS requires 2).")
     var maxKeyframeInterval: Double?
 
     @Flag(inversion: .prefixedNo, help: "Let a new publisher with a valid key take over a stream that has one.")
-    var takeover = true
+    var takeover = defaults.publisherTakeover
 
     @Option(help: "Seconds of silence after which a publisher is dropped.")
-    var publisherIdleTimeout: Double = 10
+    var publisherIdleTimeout: Double = defaults.publisherIdleTimeout.inSeconds
 
     @Option(help: "Connections served at once, publishers and clients not yet publishing; more are refused and logged.")
-    var maxConnections: Int = 256
+    var maxConnections: Int = defaults.maxConnections
 
     @Option(help: "Seconds a live publisher may go on after SIGTERM before the relay ends its stream.")
-    var shutdownGrace: Double = 30
+    var shutdownGrace: Double = defaults.shutdownGrace.inSeconds
 
     @Option(help: "Seconds of media a target may fall behind before its video is dropped to the next keyframe.")
-    var targetQueueSeconds: Double = 10
+    var targetQueueSeconds: Double = defaults.targetQueueDuration.inSeconds
 
     @Option(help: "Seconds a target may stay behind before it is disconnected and restarted.")
-    var targetMaxBehind: Double = 20
+    var targetMaxBehind: Double = defaults.targetMaxBehind.inSeconds
 
     @Option(help: "Kernel send buffer of each target connection, in bytes (0: the system's autotuning).")
-    var targetSendBuffer: Int = 512 << 10
+    var targetSendBuffer: Int = defaults.targetSendBufferBytes
 
     @Option(
         help: ArgumentHelp(
@@ -134,10 +138,10 @@ struct RelayCommand: AsyncParsableCommand {
             valueName: "policy"
         )
     )
-    var gopCache: String = GOPCachePolicy.joining.rawValue
+    var gopCache: String = defaults.gopCache
 
     @Option(help: "Most bytes of one stream's GOP cache; a larger GOP is not cached.")
-    var gopCacheBytes: Int = 16 << 20
+    var gopCacheBytes: Int = defaults.gopCacheBytes
 
     @Flag(
         help: ArgumentHelp(
