@@ -234,10 +234,6 @@ where Instant.Duration == Duration {
             self.lastRefill = now
         }
         self.tokens -= 1
-        return self.tokens >= 0 ? .zero : Self.duration(-self.tokens / rate)
-    }
-
-    static func duration(_ seconds: Double) -> Duration {
-        .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
+        return self.tokens >= 0 ? .zero : Duration(secondsRoundedUp: -self.tokens / rate)
     }
 }

@@ -50,7 +50,7 @@ public struct Backoff: Sendable, Hashable {
     public func nominalDelay(afterFailures failures: Int) -> Duration {
         let exponent = Double(max(0, failures - 1))
         let seconds = min(self.initial.inSeconds * power(self.multiplier, exponent), self.maximum.inSeconds)
-        return Self.duration(seconds: seconds)
+        return Duration(secondsRoundedUp: seconds)
     }
 
     /// The delay before the next attempt after `failures` consecutive failures (1 or more), jitter applied.
@@ -68,7 +68,7 @@ public struct Backoff: Sendable, Hashable {
             }
             return .milliseconds(Int64.random(in: lowerMilliseconds...upperMilliseconds, using: &generator))
         case .factor(let range):
-            return Self.duration(seconds: nominal.inSeconds * Double.random(in: range, using: &generator))
+            return Duration(secondsRoundedUp: nominal.inSeconds * Double.random(in: range, using: &generator))
         }
     }
 
@@ -93,13 +93,6 @@ public struct Backoff: Sendable, Hashable {
     /// Records a success: the next failure starts from the initial delay again.
     public mutating func reset() {
         self.attempts = 0
-    }
-
-    /// Whole nanoseconds, rounded up (a delay is never shorter than asked), saturating.
-    private static func duration(seconds: Double) -> Duration {
-        let nanoseconds = (seconds * 1e9).rounded(.up)
-        guard nanoseconds < 9.2e18 else { return .nanoseconds(Int64.max) }
-        return .nanoseconds(Int64(max(0, nanoseconds)))
     }
 }
 

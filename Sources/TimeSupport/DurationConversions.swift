@@ -34,6 +34,17 @@ extension Duration {
         self.inNanoseconds / 1_000_000
     }
 
+    /// `seconds` in whole nanoseconds, rounded up (a delay computed in seconds is never shorter than computed),
+    /// saturating; a negative or NaN count is zero.
+    public init(secondsRoundedUp seconds: Double) {
+        let nanoseconds = (seconds * 1e9).rounded(.up)
+        if nanoseconds >= 9.2e18 {
+            self = .nanoseconds(Int64.max)
+        } else {
+            self = .nanoseconds(nanoseconds > 0 ? Int64(nanoseconds) : 0)
+        }
+    }
+
     /// Seconds as a floating-point number.
     public var inSeconds: Double {
         let (seconds, attoseconds) = self.components

@@ -30,4 +30,13 @@ struct DurationConversionsTests {
         #expect(Duration.seconds(Int64.min / 2).inNanoseconds == .min)
         #expect(Duration.zero.inNanoseconds == 0)
     }
+
+    @Test("seconds computed as a number become a Duration never shorter than them, and never trap")
+    func secondsRoundedUp() {
+        #expect(Duration(secondsRoundedUp: 0.25) == .milliseconds(250))
+        #expect(Duration(secondsRoundedUp: 1e-10) == .nanoseconds(1), "a fraction of a nanosecond rounds up")
+        #expect(Duration(secondsRoundedUp: -3) == .zero)
+        #expect(Duration(secondsRoundedUp: .nan) == .zero)
+        #expect(Duration(secondsRoundedUp: .infinity) == .nanoseconds(Int64.max))
+    }
 }
