@@ -63,6 +63,14 @@ if [ "$build" = true ]; then
     swift build --package-path "$root" --scratch-path "$scratch" --build-tests
 fi
 
+# The Python modules some of these tests run (tools/validate-manifests.py) are where tools/test.sh installs them: its
+# virtual environment's python3 comes first, as in tools/test.sh.
+venv=${LIVERELAY_PYTHON_VENV:-$root/.build-python}
+if [ -x "$venv/bin/python3" ]; then
+    PATH=$venv/bin:$PATH
+    export PATH
+fi
+
 status=0
 bundle=$scratch/debug/liverelayPackageTests.xctest
 if [ -f "$bundle" ] && [ -x "$bundle" ]; then
