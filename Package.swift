@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "Operator", targets: ["Operator"]),
         .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
+        .library(name: "Console", targets: ["Console"]),
         .library(name: "Preview", targets: ["Preview"]),
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "KubernetesController", targets: ["KubernetesController"]),
@@ -48,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
         // RTMP wire protocol: handshake, chunk stream codec, AMF0, messages, connection state machines.
@@ -98,6 +101,7 @@ let package = Package(
         .executableTarget(
             name: "liverelay",
             dependencies: [
+                "Console",
                 "TimeSupport",
                 "Relay",
                 "Gateway",
@@ -305,6 +309,49 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The console: users, sessions, the JSON API with server-sent events, the single-page app (embedded), the
+        // store protocols a stream store and a user store implement, and the local user store and streams file editor.
+        .target(
+            name: "Console",
+            dependencies: [
+                "LiveStreamModel",
+                "RelayAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [
+                .embedInCode("Resources/index.html"),
+                .embedInCode("Resources/app.js"),
+                .embedInCode("Resources/app.css"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The console against its store seams (HummingbirdTesting), and in headless Chromium against local mode.
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: [
+                "Console",
+                "LiveStreamModel",
+                "LocalRuntime",
+                "Gateway",
+                "RelayAPI",
+                "PeerTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Local mode: LiveStreamModel onto local processes, behind the in-process gateway.
         .target(
             name: "LocalRuntime",
@@ -314,6 +361,7 @@ let package = Package(
                 "RelayAPI",
                 "Gateway",
                 "Preview",
+                "Console",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

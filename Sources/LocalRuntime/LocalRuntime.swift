@@ -10,13 +10,14 @@
 //===----------------------------------------------------------------------===//
 
 import AsyncHTTPClient
+public import Console
 import Foundation
 public import Gateway
 public import LiveStreamModel
 public import Logging
 import NIOCore
 import NIOHTTP1
-import RelayAPI
+public import RelayAPI
 public import ServiceLifecycle
 import Synchronization
 import TimeSupport
@@ -63,7 +64,7 @@ public final class LocalRuntime: Service, Sendable {
     /// of local mode sees that the stream reaches its targets, or why not, without reading the relays' logs.
     private func readTargets() async {
         let relays = await self.controller.readyRelays()
-        await withTaskGroup(of: (LocalController.ReadyRelay, RelayStreamReport?).self) { group in
+        await withTaskGroup(of: (LocalController.ReadyRelay, StreamStatus?).self) { group in
             for relay in relays {
                 group.addTask {
                     do {
@@ -75,16 +76,16 @@ public final class LocalRuntime: Service, Sendable {
                         guard response.status == .ok else {
                             return (relay, nil)
                         }
-                        return (relay, try RelayStreamReport(json: Data(body.readableBytesView)))
+                        return (relay, try JSONDecoder().decode(StreamStatus.self, from: Data(body.readableBytesView)))
                     } catch {
                         // Starting or stopping: the next poll reads it again.
                         return (relay, nil)
                     }
                 }
             }
-            for await (relay, report) in group {
-                if let report {
-                    await self.controller.targetsRead(relay, report: report)
+            for await (relay, status) in group {
+                if let status {
+                    await self.controller.relayRead(relay, status: status)
                 }
             }
         }
@@ -99,6 +100,19 @@ public final class LocalRuntime: Service, Sendable {
     public func snapshot() async -> [LocalStreamState] {
         await self.controller.snapshot()
     }
+
+    /// The stream's state now, with the last report of its running relay (`nil` while none runs).
+    public func state(of id: StreamID) async -> (state: LocalStreamState, relay: StreamStatus?)? {
+        await self.controller.state(of: id)
+    }
+
+    /// The stream key local mode generated and keeps in the state directory for a Secret missing from the file.
+    public func storedKey(namespace: String, secret: String, key: String) -> String? {
+        KeyStore(directory: self.configuration.stateDirectory).read(namespace: namespace, secret: secret, key: key)
+    }
+
+    /// What changed, for the console: a stream added, changed or removed, its phase, its relay's report.
+    public var consoleChanges: Broadcast<ConsoleStreamChange> { self.controller.consoleChanges }
 
     /// Local mode's HTTP listener is bound to `host` (as given to it, a wildcard included) and `port`: each stream's
     /// preview address is announced (``LocalEvent/previewAvailable(_:url:)``), now and for streams added later.
@@ -202,6 +216,8 @@ actor LocalController {
         /// The timer of ``RelaySupervisor/Action/crashed(_:_:restartAfter:)``, while the supervisor is restarting.
         var restartTimer: Task<Void, Never>?
         var status = LocalStreamStatus()
+        /// The running relay's last report (`GET /api/v1/stream`); `nil` while no relay is ready.
+        var relayStatus: StreamStatus?
 
         var routeInput: LocalRoutes.Stream {
             LocalRoutes.Stream(
@@ -221,6 +237,7 @@ actor LocalController {
     private let logger: Logger
     private let keyStore: KeyStore
     nonisolated let gateway = Mutex<Gateway?>(nil)
+    nonisolated let consoleChanges = Broadcast<ConsoleStreamChange>(bufferSize: 256)
     private var streams: [StreamID: Managed] = [:]
     private var sequence = 0
     private var generation: UInt64 = 0
@@ -278,6 +295,16 @@ actor LocalController {
         for subscriber in self.subscribers.withLock({ Array($0.continuations.values) }) {
             subscriber.yield(event)
         }
+        switch event {
+        case .streamRemoved(let id):
+            self.consoleChanges.yield(.removed(id))
+        case .streamAdded(let id, _, _), .streamChanged(let id, _, _), .streamFailed(let id, _),
+            .phaseChanged(let id, _), .relayReady(let id, _, _, _), .relayStopped(let id, _),
+            .relayCrashed(let id, _, _), .targetChanged(let id, _), .previewAvailable(let id, _):
+            self.consoleChanges.yield(.changed(id))
+        case .keyGenerated, .relayStarting, .listening, .sharedIngest, .reloadFailed, .reloaded:
+            break
+        }
     }
 
     // MARK: Previews
@@ -326,16 +353,25 @@ actor LocalController {
     }
 
     func snapshot() -> [LocalStreamState] {
-        self.streams.values.map { managed in
-            LocalStreamState(
-                id: managed.stream.id,
-                port: managed.port,
-                ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) },
-                phase: managed.status.phase ?? .idle,
-                relayPID: managed.supervisor.relay?.pid,
-                problem: managed.problem
-            )
-        }.sorted { $0.id.description < $1.id.description }
+        self.streams.values.map(self.state).sorted { $0.id.description < $1.id.description }
+    }
+
+    func state(of id: StreamID) -> (state: LocalStreamState, relay: StreamStatus?)? {
+        guard let managed = self.streams[id] else {
+            return nil
+        }
+        return (self.state(managed), managed.supervisor.readyPorts == nil ? nil : managed.relayStatus)
+    }
+
+    private func state(_ managed: Managed) -> LocalStreamState {
+        LocalStreamState(
+            id: managed.stream.id,
+            port: managed.port,
+            ingestURL: managed.port.map { self.ingestURL(managed.stream, port: $0) },
+            phase: managed.status.phase ?? .idle,
+            relayPID: managed.supervisor.relay?.pid,
+            problem: managed.problem
+        )
     }
 
     // MARK: The file
@@ -389,7 +425,24 @@ actor LocalController {
         var managed = existing
         managed.stream = stream
         self.prepare(&managed, file: file)
-        let restart = managed.relayConfig != existing.relayConfig && existing.supervisor.relay != nil
+        // Targets alone (a switch, a new target key) the running relay takes from its configuration file in place,
+        // at the next keyframe, without touching the publisher or the other targets; anything else restarts it.
+        var before = existing.stream.spec
+        var after = stream.spec
+        before.targets = []
+        after.targets = []
+        let targetsOnly =
+            before == after && managed.ingestKey == existing.ingestKey && managed.problem == nil
+            && existing.problem == nil && managed.port == existing.port
+        var restart = managed.relayConfig != existing.relayConfig && existing.supervisor.relay != nil
+        if restart, targetsOnly {
+            do {
+                try writePrivateFile(self.relayConfigPath(stream.id), contents: managed.relayConfig)
+                restart = false
+            } catch {
+                self.logger.warning("\(stream.id): cannot rewrite the relay's configuration, restarting it: \(error)")
+            }
+        }
         let changed = managed.stream != existing.stream || managed.relayConfig != existing.relayConfig
         self.streams[stream.id] = managed
         guard changed else {
@@ -622,6 +675,7 @@ actor LocalController {
             self.emit(.relayStarting(id, pid: process.pid))
         case .ready(let process, let ports):
             self.streams[id]?.status.relayReady()
+            self.streams[id]?.relayStatus = nil
             self.emit(.relayReady(id, pid: process.pid, rtmpPort: ports.rtmpPort, httpPort: ports.httpPort))
             self.publishRoutes()
             self.updatePhases()
@@ -698,7 +752,7 @@ actor LocalController {
         }
         self.generation += 1
         let generation = self.generation
-        let path = "\(self.configuration.stateDirectory)/run/\(id.namespace)-\(id.name).yaml"
+        let path = self.relayConfigPath(id)
         do {
             try writePrivateFile(path, contents: managed.relayConfig)
         } catch {
@@ -730,6 +784,11 @@ actor LocalController {
             return
         }
         self.updatePhases()
+    }
+
+    /// Where the relay of `id` reads its configuration (and, while it runs, reloads it from).
+    private func relayConfigPath(_ id: StreamID) -> String {
+        "\(self.configuration.stateDirectory)/run/\(id.namespace)-\(id.name).yaml"
     }
 
     private func spawnFailed(_ managed: inout Managed, _ reason: String) {
@@ -781,11 +840,16 @@ actor LocalController {
 
     /// Reports the targets whose state or error changed since the last read of the same relay
     /// (``LocalStreamStatus/targetsRead(_:)``).
-    func targetsRead(_ relay: ReadyRelay, report: RelayStreamReport) {
+    func relayRead(_ relay: ReadyRelay, status: StreamStatus) {
         // A read of a relay that has stopped (or was replaced) since says nothing about the current one.
         guard var managed = self.streams[relay.stream], managed.supervisor.relay?.generation == relay.generation
         else {
             return
+        }
+        let report = RelayStreamReport(status)
+        if managed.relayStatus != status {
+            managed.relayStatus = status
+            self.consoleChanges.yield(.changed(relay.stream))
         }
         let changed = managed.status.targetsRead(report.targets)
         self.streams[relay.stream] = managed

@@ -1,0 +1,262 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import LiveStreamModel
+import RelayAPI
+
+// The JSON the browser and the server exchange. Requests are decoded strictly: an unknown field, a wrong type or
+// a missing field is a 400 naming the field, before anything is changed.
+
+/// Any key, to list the keys an object has.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        self.stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Throws for the first key of this object that `Keys` does not list.
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        let known = Set(Keys.allCases.map(\.stringValue))
+        if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: self.codingPath + [unknown], debugDescription: "unknown field")
+            )
+        }
+    }
+}
+
+struct SignInRequest: Decodable {
+    var username: String
+    var password: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case username, password
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.username = try container.decode(String.self, forKey: .username)
+        self.password = try container.decode(String.self, forKey: .password)
+    }
+}
+
+struct SettingsRequest: Decodable {
+    var oneLiveAtATime: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case oneLiveAtATime
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.oneLiveAtATime = try container.decode(Bool.self, forKey: .oneLiveAtATime)
+    }
+}
+
+struct LiveRequest: Decodable {
+    var live: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case live
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.live = try container.decode(Bool.self, forKey: .live)
+    }
+}
+
+struct TargetSwitchRequest: Decodable {
+    var enabled: Bool
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case enabled
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.enabled = try container.decode(Bool.self, forKey: .enabled)
+    }
+}
+
+/// A stream as the edit form sends it, to create one (`namespace` optional: the user's own) or to change one
+/// (`name` different from the current one renames it).
+struct StreamEditRequest: Decodable {
+    struct Target: Decodable {
+        var name: String
+        var url: String
+        var enabled: Bool
+        /// A new key; absent or empty keeps the key the target of this name has.
+        var key: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, url, enabled, key
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.name = try container.decode(String.self, forKey: .name)
+            self.url = try container.decode(String.self, forKey: .url)
+            self.enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+            self.key = try container.decodeIfPresent(String.self, forKey: .key)
+        }
+    }
+
+    var namespace: String?
+    var name: String
+    var app: String?
+    var preview: Bool?
+    var targets: [Target]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case namespace, name, app, preview, targets
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.app = try container.decodeIfPresent(String.self, forKey: .app)
+        self.preview = try container.decodeIfPresent(Bool.self, forKey: .preview)
+        self.targets = try container.decodeIfPresent([Target].self, forKey: .targets) ?? []
+    }
+}
+
+struct SessionView: Encodable {
+    var user: String
+    var admin: Bool
+    var namespace: String
+    var csrfToken: String
+    var oneLiveAtATime: Bool
+}
+
+/// A stream as the page shows it. Never a key: only whether a target has one.
+struct StreamView: Encodable {
+    struct Target: Encodable {
+        var name: String
+        var url: String
+        var enabled: Bool
+        var hasKey: Bool
+        /// The relay's state, lower camel case (`pushing`, `backingOff`, `disabled`, `connecting`, `idle`,
+        /// `stopped`); `nil` when no relay reports it.
+        var state: String?
+        var lastError: String?
+        var nextRetrySeconds: Double?
+        var attempt: Int?
+    }
+
+    struct Stats: Encodable {
+        var bitrate: Double
+        var frameRate: Double
+        var width: Int?
+        var height: Int?
+        var videoCodec: String?
+        var audioCodec: String?
+        var keyframeIntervalSeconds: Double?
+        var liveSeconds: Double?
+    }
+
+    struct Warning: Encodable {
+        var rule: String
+        var message: String
+    }
+
+    var namespace: String
+    var name: String
+    var phase: String
+    var suspended: Bool
+    var app: String
+    var preview: Bool
+    var ingestURL: String?
+    var previewURL: String?
+    var conditions: [String]
+    var targets: [Target]
+    var stats: Stats?
+    var warnings: [Warning]
+
+    init(_ stream: ConsoleStream) {
+        let resource = stream.resource
+        let status = resource.status
+        self.namespace = resource.id.namespace
+        self.name = resource.id.name
+        self.phase = (status?.phase ?? (resource.spec.suspend ? .suspended : .idle)).rawValue
+        self.suspended = resource.spec.suspend
+        self.app = resource.spec.ingest.app
+        self.preview = resource.spec.preview.enabled
+        self.ingestURL = status?.ingestURL
+        self.previewURL = resource.spec.preview.enabled ? status?.previewURL : nil
+        self.conditions = (status?.conditions ?? []).filter { $0.status != .true && $0.type == "Ready" }.map(\.message)
+        let relayTargets = Dictionary(
+            (stream.relay?.targets ?? []).map { ($0.name, $0) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        let statusTargets = Dictionary(
+            (status?.targets ?? []).map { ($0.name, $0) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        self.targets = resource.spec.targets.map { target in
+            var view = Target(
+                name: target.name,
+                url: target.url,
+                enabled: target.enabled,
+                hasKey: target.streamKeySecretRef != nil
+            )
+            if let relay = relayTargets[target.name] {
+                view.state = relay.state
+                view.lastError = relay.lastError
+                view.nextRetrySeconds = relay.nextRetrySeconds
+                view.attempt = relay.attempt
+            } else if let reported = statusTargets[target.name] {
+                view.state = reported.state.prefix(1).lowercased() + reported.state.dropFirst()
+                view.lastError = reported.lastError
+            } else if !target.enabled {
+                view.state = "disabled"
+            }
+            return view
+        }
+        if let relay = stream.relay, relay.state == "live", let ingest = relay.ingest {
+            self.stats = Stats(
+                bitrate: ingest.bitrate,
+                frameRate: ingest.frameRate,
+                width: ingest.width,
+                height: ingest.height,
+                videoCodec: ingest.videoCodec,
+                audioCodec: ingest.audioCodec,
+                keyframeIntervalSeconds: ingest.keyframeIntervalSeconds,
+                liveSeconds: relay.publisher?.liveSeconds
+            )
+        }
+        self.warnings = (stream.relay?.warnings ?? []).map { Warning(rule: $0.rule, message: $0.message) }
+    }
+}
+
+struct FieldErrorView: Encodable {
+    var field: String
+    var message: String
+}
+
+struct ErrorView: Encodable {
+    var error: String
+    var fields: [FieldErrorView]?
+}
