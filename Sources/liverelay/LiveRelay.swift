@@ -19,7 +19,8 @@ struct LiveRelay: AsyncParsableCommand {
         abstract: "Live-stream relays: one publisher in, every target out; per stream, scaled to zero when idle.",
         version: OperatorConfiguration.version,
         subcommands: [
-            LocalCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self, TeardownCommand.self,
+            LocalCommand.self, ConsoleCommand.self, RelayCommand.self, GatewayCommand.self, OperatorCommand.self,
+            TeardownCommand.self,
         ]
     )
 }

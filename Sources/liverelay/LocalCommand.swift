@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
+import Console
 import Foundation
 import Gateway
 import LiveStreamModel
@@ -75,6 +76,17 @@ struct LocalCommand: AsyncParsableCommand {
     @Option(help: "Connections held at once for one stream.")
     var maxHeldPerStream: Int = 16
 
+    @Option(
+        help: ArgumentHelp(
+            "The password of the console's first admin, 'admin', made when the state directory has no console user.",
+            discussion: "Without it a password is generated and printed once. Later: liverelay console users passwd."
+        )
+    )
+    var consoleAdminPassword: String?
+
+    @Flag(help: "Mark the console's session cookie Secure (browsers reach --http-listen through HTTPS).")
+    var consoleSecureCookies = false
+
     @OptionGroup(title: "Logging")
     var log: LogOptions
 
@@ -130,11 +142,29 @@ struct LocalCommand: AsyncParsableCommand {
         } catch let error as GatewayError where error.code == .invalidCertificate {
             throw ValidationError("cannot use the certificate for rtmps://: \(error.message)")
         }
-        let console = Console(runtime: runtime)
+        let printer = EventPrinter(runtime: runtime)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var consoleServer: ConsoleServer?
         if self.httpListen != "none" {
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            let users = LocalUserStore(stateDirectory: configuration.stateDirectory)
+            if let admin = try await users.ensureFirstAdmin(password: self.consoleAdminPassword) {
+                var line = "liverelay local: console user \(admin.name) created (admin; \(users.path))"
+                if let password = admin.generatedPassword {
+                    // The one place the password is shown: the terminal of the person who runs local mode.
+                    line += "\n    password (shown once): \(password)"
+                }
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+            let server = ConsoleServer(
+                configuration: .init(secureCookies: self.consoleSecureCookies),
+                users: users,
+                streams: LocalConsoleStreamStore(runtime: runtime),
+                logger: Logger(label: "liverelay.console")
+            )
+            consoleServer = server
+            let advertised = self.advertiseHost
             services.append(
                 .init(
                     service: makeGatewayHTTPApplication(
@@ -143,13 +173,25 @@ struct LocalCommand: AsyncParsableCommand {
                         host: host,
                         port: port,
                         logger: Logger(label: "liverelay.http"),
-                        routes: { runtime.addPreviewRoutes(to: $0) },
-                        onServerRunning: { await runtime.httpListening(host: host, port: $0) }
+                        routes: {
+                            runtime.addPreviewRoutes(to: $0)
+                            server.addRoutes(to: $0)
+                        },
+                        onServerRunning: { bound in
+                            await runtime.httpListening(host: host, port: bound)
+                            let wildcard = host.isEmpty || host == "0.0.0.0" || host == "::"
+                            let shown = wildcard ? advertised : host
+                            let url = "http://\(shown.contains(":") ? "[\(shown)]" : shown):\(bound)/"
+                            FileHandle.standardOutput.write(Data("liverelay local: console \(url)\n".utf8))
+                        }
                     )
                 )
             )
         }
-        services.append(.init(service: console))
+        services.append(.init(service: printer))
+        if let consoleServer {
+            services.append(.init(service: consoleServer))
+        }
         services.append(.init(service: runtime))
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -171,7 +213,7 @@ struct LocalCommand: AsyncParsableCommand {
 }
 
 /// Prints what local mode does, one line per event, to standard output; a generated key is printed here, once.
-private struct Console: Service {
+private struct EventPrinter: Service {
     let runtime: LocalRuntime
 
     func run() async throws {
