@@ -24,12 +24,14 @@ public enum Chromium {
     }
 
     /// The command-line arguments to open `url` headless, with a fresh profile in `profileDirectory`, muted
-    /// autoplay allowed, no sandbox (tests run as root in containers) and no GPU.
+    /// autoplay allowed, no sandbox (tests run as root in containers) and no GPU. The DevTools WebSocket (on an
+    /// ephemeral port of 127.0.0.1) takes any Origin, since WebSocket clients send one that Chromium refuses otherwise.
     static func arguments(url: String, profileDirectory: String) -> [String] {
         [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
             "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
             "--user-data-dir=\(profileDirectory)", "--window-size=1280,800", url,
         ]
     }
