@@ -251,8 +251,10 @@ public final class ConsoleServer: Service, Sendable {
                 throw ConsoleHTTPError(.forbidden, "missing or wrong CSRF token (X-CSRF-Token)")
             }
         }
-        guard let user = try await self.storeCall({ try await self.users.user(named: session.user) }) else {
-            // Removed since: the session ends with it.
+        guard let user = try await self.storeCall({ try await self.users.user(named: session.user) }),
+            user.passwordHash == session.credential
+        else {
+            // Removed, or given a new password, since: the session ends with it.
             self.sessions.withLock { $0.end(user: session.user) }
             throw ConsoleHTTPError(.unauthorized, "sign in first")
         }
@@ -296,7 +298,9 @@ public final class ConsoleServer: Service, Sendable {
             throw ConsoleHTTPError(.unauthorized, "wrong user name or password")
         }
         self.throttle.withLock { $0.succeeded(user: name) }
-        let (token, session) = self.sessions.withLock { $0.start(user: user.name, now: self.now()) }
+        let (token, session) = self.sessions.withLock {
+            $0.start(user: user.name, credential: user.passwordHash, now: self.now())
+        }
         self.logger.info("Console sign-in", metadata: ["console.user": "\(user.name)", "console.remote": "\(address)"])
         var response = try Self.json(self.sessionView(.init(user: user, token: token, session: session)))
         response.setCookie(

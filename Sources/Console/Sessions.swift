@@ -18,6 +18,8 @@ public struct ConsoleSessions: Sendable {
     public struct Session: Hashable, Sendable {
         public var user: String
         public var csrfToken: String
+        /// The user's password hash at sign-in: a new password (`liverelay console users passwd`) ends the session.
+        var credential: String
         var created: ContinuousClock.Instant
         var lastUsed: ContinuousClock.Instant
     }
@@ -38,8 +40,13 @@ public struct ConsoleSessions: Sendable {
         self.maxSessions = maxSessions
     }
 
-    /// Starts a session for `user`; returns its token (for the cookie) and the session.
-    public mutating func start(user: String, now: ContinuousClock.Instant) -> (token: String, session: Session) {
+    /// Starts a session for `user`, whose password hash is `credential`; returns its token (for the cookie) and the
+    /// session.
+    public mutating func start(
+        user: String,
+        credential: String = "",
+        now: ContinuousClock.Instant
+    ) -> (token: String, session: Session) {
         self.expire(now: now)
         if self.sessions.count >= self.maxSessions,
             let oldest = self.sessions.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key
@@ -47,7 +54,13 @@ public struct ConsoleSessions: Sendable {
             self.sessions[oldest] = nil
         }
         let token = randomToken()
-        let session = Session(user: user, csrfToken: randomToken(), created: now, lastUsed: now)
+        let session = Session(
+            user: user,
+            csrfToken: randomToken(),
+            credential: credential,
+            created: now,
+            lastUsed: now
+        )
         self.sessions[token] = session
         return (token, session)
     }

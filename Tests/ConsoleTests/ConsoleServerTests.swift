@@ -234,6 +234,16 @@ struct ConsoleServerTests {
                 headers: idle.headers(changing: false, json: false)
             )
             #expect(expired.status == .unauthorized)
+
+            // A new password ends the sessions signed in with the old one.
+            let before = try await signIn(client, "alice")
+            try await fixture.users.setPassword(name: "alice", password: "changed", cost: 4)
+            let stale = try await client.execute(
+                uri: "/api/session",
+                method: .get,
+                headers: before.headers(changing: false, json: false)
+            )
+            #expect(stale.status == .unauthorized)
         }
     }
 
