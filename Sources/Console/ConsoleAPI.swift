@@ -126,10 +126,12 @@ struct StreamEditRequest: Decodable {
     var name: String
     var app: String?
     var preview: Bool?
+    /// `spec.rules.maxKeyframeIntervalSeconds`: absent keeps it, `null` removes it.
+    var maxKeyframeIntervalSeconds: Double??
     var targets: [Target]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case namespace, name, app, preview, targets
+        case namespace, name, app, preview, maxKeyframeIntervalSeconds, targets
     }
 
     init(from decoder: any Decoder) throws {
@@ -139,6 +141,11 @@ struct StreamEditRequest: Decodable {
         self.name = try container.decode(String.self, forKey: .name)
         self.app = try container.decodeIfPresent(String.self, forKey: .app)
         self.preview = try container.decodeIfPresent(Bool.self, forKey: .preview)
+        if container.contains(.maxKeyframeIntervalSeconds) {
+            self.maxKeyframeIntervalSeconds = .some(
+                try container.decodeIfPresent(Double.self, forKey: .maxKeyframeIntervalSeconds)
+            )
+        }
         self.targets = try container.decodeIfPresent([Target].self, forKey: .targets) ?? []
     }
 }
@@ -188,6 +195,7 @@ struct StreamView: Encodable {
     var suspended: Bool
     var app: String
     var preview: Bool
+    var maxKeyframeIntervalSeconds: Double?
     var ingestURL: String?
     var previewURL: String?
     var conditions: [String]
@@ -204,6 +212,7 @@ struct StreamView: Encodable {
         self.suspended = resource.spec.suspend
         self.app = resource.spec.ingest.app
         self.preview = resource.spec.preview.enabled
+        self.maxKeyframeIntervalSeconds = resource.spec.rules?.maxKeyframeIntervalSeconds
         self.ingestURL = status?.ingestURL
         self.previewURL = resource.spec.preview.enabled ? status?.previewURL : nil
         self.conditions = (status?.conditions ?? []).filter { $0.status != .true && $0.type == "Ready" }.map(\.message)

@@ -369,6 +369,9 @@ public final class ConsoleServer: Service, Sendable {
         if let preview = edit.preview {
             spec.preview.enabled = preview
         }
+        if let interval = edit.maxKeyframeIntervalSeconds {
+            spec.rules = interval.map { LiveStreamSpec.Rules(maxKeyframeIntervalSeconds: $0) }
+        }
         var secrets: [SecretDocument] = []
         var errors: [FieldError] = []
         spec.targets = edit.targets.enumerated().map { index, target in

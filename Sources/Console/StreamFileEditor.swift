@@ -140,7 +140,14 @@ public struct StreamFileEditor: Sendable {
 
     private mutating func set(_ document: Document) {
         if let index = self.documents.firstIndex(where: { $0.kind == document.kind }) {
-            self.documents[index] = document
+            // The comment lines that head the document it replaces stay above it.
+            let heading = self.documents[index].text.split(separator: "\n", omittingEmptySubsequences: false)
+                .prefix { $0.hasPrefix("#") || $0.trimmingCharacters(in: .whitespaces).isEmpty }
+            var replacement = document
+            if heading.contains(where: { $0.hasPrefix("#") }) {
+                replacement.text = heading.joined(separator: "\n") + "\n" + document.text
+            }
+            self.documents[index] = replacement
         } else {
             // After the last document with content, so a trailing `---` stays trailing.
             if let last = self.documents.last, last.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,

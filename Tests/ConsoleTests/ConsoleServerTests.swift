@@ -382,6 +382,12 @@ struct ConsoleServerTests {
             let fields = try #require(try object(invalid)["fields"] as? [[String: String]])
             #expect(fields.map { $0["field"] } == ["metadata.name", "spec.targets[0].url"])
             #expect(fields.last?["message"] == "must be a URL starting with rtmp:// or rtmps://")
+            let rule = try await post(#"{"name":"x","maxKeyframeIntervalSeconds":0,"targets":[]}"#)
+            #expect(rule.status == .unprocessableContent)
+            #expect(
+                (try object(rule)["fields"] as? [[String: String]])?.first?["field"]
+                    == "spec.rules.maxKeyframeIntervalSeconds"
+            )
             #expect(fixture.file == before)
         }
     }
@@ -401,6 +407,15 @@ struct ConsoleServerTests {
             #expect(created.status == .created)
             #expect(!String(buffer: created.body).contains("target-key-secret"))
             #expect(try object(created)["suspended"] as? Bool == true)
+            let withRule = try await client.execute(
+                uri: "/api/streams/alice/show",
+                method: .put,
+                headers: alice.headers(),
+                body: json(
+                    #"{"name":"show","maxKeyframeIntervalSeconds":2,"targets":[{"name":"one","url":"rtmp://127.0.0.1:1/one"}]}"#
+                )
+            )
+            #expect(try object(withRule)["maxKeyframeIntervalSeconds"] as? Double == 2)
             var file = try StreamFile.parse(yaml: fixture.file, source: "test")
             #expect(file.secret("second-yt-key", namespace: "alice")?.value("key") == "target-key-secret")
             // The other documents, and the comment, are kept.

@@ -102,6 +102,9 @@ struct ConsoleStateTests {
         stream.spec.targets = [.init(name: "t", url: "http://nope")]
         try editor.setStream(stream)
         #expect(throws: StreamFileError.self) { try editor.validated() }
+        // A replaced document keeps the comment lines above it.
+        try editor.setSecret("keep", namespace: "default", values: ["k": "w"])
+        #expect(editor.text.hasPrefix("# top comment\n"))
         editor.removeStream(stream.id)
         #expect(try editor.validated().liveStreams.isEmpty)
         #expect(try editor.validated().secrets.count == 1)

@@ -355,6 +355,7 @@ function openEditor(view) {
   $("#editor-title").textContent = view ? `Edit ${view.name}` : "New stream";
   $("#edit-name").value = view ? view.name : "";
   $("#edit-app").value = view ? view.app : "live";
+  $("#edit-keyframe").value = view && view.maxKeyframeIntervalSeconds != null ? view.maxKeyframeIntervalSeconds : "";
   $("#edit-targets").replaceChildren();
   for (const target of view ? view.targets : []) addTargetRow(target);
   $("#delete-stream").hidden = !view;
@@ -397,6 +398,7 @@ $("#edit-form").addEventListener("submit", async (event) => {
   const body = {
     name: $("#edit-name").value.trim(),
     app: $("#edit-app").value.trim(),
+    maxKeyframeIntervalSeconds: $("#edit-keyframe").value === "" ? null : Number($("#edit-keyframe").value),
     targets: [...$("#edit-targets").children].map((row) => {
       const target = {
         name: $(".t-name", row).value.trim(),
