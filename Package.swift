@@ -34,6 +34,7 @@ let package = Package(
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "KubernetesController", targets: ["KubernetesController"]),
         .library(name: "KubernetesTestServer", targets: ["KubernetesTestServer"]),
+        .library(name: "ConsoleCluster", targets: ["ConsoleCluster"]),
         .executable(name: "kube-test-server", targets: ["kube-test-server"]),
     ],
     dependencies: [
@@ -320,6 +321,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The web console's cluster side: streams (LiveStreams and their Secrets, one watch for every browser) and
+        // users (bcrypt hashes in a Secret) through the Kubernetes API. The Console module adapts it to its stores.
+        .target(
+            name: "ConsoleCluster",
+            dependencies: [
+                "LiveStreamModel",
+                "KubernetesClient",
+                "KubernetesController",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
