@@ -337,6 +337,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "ConsoleClusterTests",
+            dependencies: [
+                "ConsoleCluster",
+                "LiveStreamModel",
+                "KubernetesClient",
+                "KubernetesController",
+                "KubernetesTestServer",
+                "KubernetesTestSupport",
+                "PeerTestSupport",
+                "TimeSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Kubernetes REST client: transport seam, kubeconfig and in-cluster auth, typed CRUD, watch, apply.
         .target(
             name: "KubernetesClient",
