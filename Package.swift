@@ -291,6 +291,7 @@ let package = Package(
         .testTarget(
             name: "ChartTests",
             dependencies: [
+                "ConsoleCluster",
                 "TimeSupport",
                 "KubernetesTestSupport",
                 "Operator",
