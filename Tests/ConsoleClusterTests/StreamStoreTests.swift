@@ -349,4 +349,47 @@ struct StreamStoreTests {
             #expect(try await bobChanges.next() == nil)
         }
     }
+
+    @Test("a slow subscriber gets each stream's latest state once, nothing piled up; live views are limited")
+    func slowSubscriberAndLimit() async throws {
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            let store = makeStore(cluster.client, maxSubscribers: 2)
+            let alice = ConsoleViewer(username: "alice", namespace: cluster.namespace)
+            let stream = try await makeStore(cluster.client).create(draft("show"), for: alice)
+            var slow = store.changes(for: alice).makeAsyncIterator()
+            try await running(store) {
+                try await store.waitForSync()
+                var fast = store.changes(for: alice).makeAsyncIterator()
+                // A third live view is refused, saying why.
+                var refused = store.changes(for: alice).makeAsyncIterator()
+                let error = try await #require(throws: ConsoleStoreError.self) { _ = try await refused.next() }
+                #expect(error.code == .unavailable)
+
+                for phase in ["Starting", "Live", "Idle", "Live"] {
+                    _ = try await cluster.client.patchStatus(
+                        KubernetesObject.self,
+                        KubernetesStreamStore.liveStreams,
+                        name: "show",
+                        namespace: cluster.namespace,
+                        mergePatch: ["status": ["phase": .string(phase), "port": .int(Int64(31000 + phase.count))]]
+                    )
+                }
+                // The fast view follows (it, too, may skip states it was not there to read).
+                while true {
+                    guard case .upserted(let latest)? = try await fast.next() else { continue }
+                    if latest.status?.phase == .live, latest.status?.port == 31004 { break }
+                }
+            }
+            // The slow view, read only now: the stream once, as it is last, then the end.
+            let change = try await slow.next()
+            guard case .upserted(let latest)? = change else {
+                Issue.record("expected the stream, got \(String(describing: change))")
+                return
+            }
+            #expect(latest.id == stream.id)
+            #expect(latest.status?.phase == .live)
+            #expect(latest.status?.port == 31004)
+            #expect(try await slow.next() == nil)
+        }
+    }
 }

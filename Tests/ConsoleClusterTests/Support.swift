@@ -27,10 +27,15 @@ var quietLogger: Logger {
 }
 
 /// A store on the test cluster with a fast watch.
-func makeStore(_ client: KubernetesClient, watchNamespace: String? = nil) -> KubernetesStreamStore {
+func makeStore(
+    _ client: KubernetesClient,
+    watchNamespace: String? = nil,
+    maxSubscribers: Int = 1024
+) -> KubernetesStreamStore {
     KubernetesStreamStore(
         client: client,
         watchNamespace: watchNamespace,
+        maxSubscribers: maxSubscribers,
         listWatch: ListWatchOptions(
             watchTimeoutSeconds: 60,
             backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(400))
