@@ -100,6 +100,33 @@ struct StreamStoreTests {
             let now = try #require(try await store.stream(id, for: alice))
             #expect(now.spec.targets.map(\.name) == ["twitch"])
             #expect(now.spec.targets.first?.enabled == false)
+
+            // A field of another manager in a whole edit: refused with its message, and the new key it carried
+            // is not left behind. (GitOps takes its fields back by force, as Argo CD and Flux do.)
+            _ = try await cluster.client.apply(
+                document,
+                as: KubernetesObject.self,
+                KubernetesStreamStore.liveStreams,
+                name: "gitops",
+                namespace: cluster.namespace,
+                fieldManager: "gitops-tool",
+                force: true
+            )
+            var moved = draft("gitops", targets: ["twitch"])
+            moved.spec.targets[0].url = "rtmp://moved.example.com/app"
+            moved.targetKeys = ["twitch": .set("twitch-key")]
+            let urlError = try await #require(throws: ConsoleStoreError.self) {
+                _ = try await store.update(id, with: moved, for: alice)
+            }
+            #expect(urlError.code == .conflict)
+            #expect(urlError.conflicts.contains { $0.field.contains("url") && $0.message.contains("gitops-tool") })
+            let keySecrets = try await cluster.client.list(
+                KubernetesObject.self,
+                .secrets,
+                namespace: cluster.namespace,
+                options: ListOptions(labelSelector: "liverelay.io/stream=gitops")
+            )
+            #expect(keySecrets.items.isEmpty)
         }
     }
 
@@ -390,6 +417,41 @@ struct StreamStoreTests {
             #expect(latest.status?.phase == .live)
             #expect(latest.status?.port == 31004)
             #expect(try await slow.next() == nil)
+        }
+    }
+
+    @Test("no key reaches the log, at trace level, of the store or of its Kubernetes client")
+    func keysNeverLogged() async throws {
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            let lines = LogLines()
+            let client = KubernetesClient(
+                transport: ForwardingTransport(client: cluster.client),
+                namespace: cluster.namespace,
+                logger: lines.logger("client")
+            )
+            let store = KubernetesStreamStore(client: client, logger: lines.logger("store"))
+            let alice = ConsoleViewer(username: "alice", namespace: cluster.namespace)
+            var new = draft("show", targets: ["yt", "bad"])
+            new.targetKeys = ["yt": .set("first-target-key-0001")]
+            let created = try await store.create(new, for: alice)
+            new.targetKeys = ["yt": .set("second-target-key-0002")]
+            new.spec.targets[1].url = "ftp://bad"
+            new.targetKeys["bad"] = .set("refused-target-key-0003")
+            _ = try? await store.update(created.id, with: new, for: alice)
+            new.spec.targets[1].url = "rtmp://good.example.com/app"
+            _ = try await store.update(created.id, with: new, for: alice)
+            #expect(try await store.rotateStreamKey(created.id, for: alice))
+            let ingestKey = try #require(try await store.revealStreamKey(created.id, for: alice))
+            #expect(try await store.rotateStreamKey(created.id, for: alice))
+            let rotated = try #require(try await store.revealStreamKey(created.id, for: alice))
+
+            let logged = lines.all
+            #expect(logged.contains { $0.contains("Stream key revealed") })
+            for key in [
+                "first-target-key-0001", "second-target-key-0002", "refused-target-key-0003", ingestKey, rotated,
+            ] {
+                #expect(!logged.contains { $0.contains(key) }, "a key in the log")
+            }
         }
     }
 }

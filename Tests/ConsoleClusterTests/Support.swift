@@ -107,3 +107,46 @@ final class RequestCounter: KubernetesMiddleware {
         return try await next(request, body)
     }
 }
+
+/// Every line logged through ``logger``, at every level, metadata included.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var all: [String] { self.lines.withLock { $0 } }
+
+    func append(_ line: String) {
+        self.lines.withLock { $0.append(line) }
+    }
+
+    func logger(_ label: String) -> Logger {
+        Logger(label: label) { _ in RecordingLogHandler(lines: self) }
+    }
+}
+
+struct RecordingLogHandler: LogHandler {
+    let lines: LogLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        self.lines.append("\(event.level) \(event.message) \(rendered)")
+    }
+}
+
+/// Sends through another client (its authentication and retries), so a client with another logger or middleware
+/// can share it.
+struct ForwardingTransport: KubernetesTransport {
+    let client: KubernetesClient
+
+    func send(_ request: KubernetesRequest, body: KubernetesBody?) async throws -> (KubernetesResponse, KubernetesBody)
+    {
+        try await self.client.send(request, body: body)
+    }
+}
