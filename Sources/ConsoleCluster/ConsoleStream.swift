@@ -86,6 +86,28 @@ public struct ConsoleStream: Sendable, Hashable {
     public var isOnline: Bool { !self.spec.suspend }
 }
 
+/// The JSON a browser gets: `namespace`, `name`, `displayName`, `resourceVersion`, `generation`,
+/// `creationTimestamp`, `deletionTimestamp`, `spec` (Secret names, never values) and `status`.
+extension ConsoleStream: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case namespace, name, displayName, resourceVersion, generation, creationTimestamp, deletionTimestamp, spec
+        case status
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id.namespace, forKey: .namespace)
+        try container.encode(self.id.name, forKey: .name)
+        try container.encodeIfPresent(self.displayName, forKey: .displayName)
+        try container.encodeIfPresent(self.resourceVersion, forKey: .resourceVersion)
+        try container.encodeIfPresent(self.generation, forKey: .generation)
+        try container.encodeIfPresent(self.creationTimestamp, forKey: .creationTimestamp)
+        try container.encodeIfPresent(self.deletionTimestamp, forKey: .deletionTimestamp)
+        try container.encode(self.spec, forKey: .spec)
+        try container.encodeIfPresent(self.status, forKey: .status)
+    }
+}
+
 /// What an edit does with one target's stream key.
 ///
 /// The value of ``set(_:)`` is a secret: ``description`` never shows it.

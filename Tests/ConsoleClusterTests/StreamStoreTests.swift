@@ -279,12 +279,15 @@ struct StreamStoreTests {
             )
             #expect(secret.metadata.ownerReferences?.first?.uid == created.uid)
 
-            // Nothing the store returns holds the key, however it is printed.
+            // Nothing the store returns holds the key, however it is printed or encoded for a browser.
             let listed = try await store.streams(for: alice)
             let read = try #require(try await store.stream(created.id, for: alice))
+            let json = String(decoding: try JSONEncoder().encode(listed), as: UTF8.self)
+            #expect(json.contains("\"displayName\":\"My show\""))
+            #expect(json.contains(ref.name))
             for text in [
                 String(reflecting: created), String(reflecting: listed), String(reflecting: read),
-                "\(new)", "\(TargetKeyChange.set(key))",
+                "\(new)", "\(TargetKeyChange.set(key))", json,
             ] {
                 #expect(!text.contains(key))
             }
