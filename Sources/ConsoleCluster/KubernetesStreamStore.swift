@@ -200,16 +200,26 @@ public final class KubernetesStreamStore: Service, Sendable {
             throw ConsoleStoreError.alreadyExists("a stream named \(draft.name) exists already")
         }
         // Keys first, so the LiveStream never names a Secret that is not there; owned by the stream once it is.
-        try await self.writeKeys(plan.keys, stream: id, owner: nil)
+        // (A stream of that name made by another writer since the check above is not overwritten: a field it owns
+        // with another value makes the apply fail with a conflict.)
         let applied: KubernetesObject
         do {
+            try await self.writeKeys(plan.keys, stream: id, owner: nil)
             applied = try await self.apply(plan, id: id, resourceVersion: nil, force: false)
         } catch {
             await self.deleteSecrets(plan.keys.map(\.secret), namespace: namespace)
             throw error
         }
         if let uid = applied.metadata.uid {
-            try await self.writeKeys(plan.keys, stream: id, owner: uid)
+            do {
+                try await self.writeKeys(plan.keys, stream: id, owner: uid)
+            } catch {
+                // The stream and its keys are there and work; only their deletion with the stream is missing.
+                self.logger.warning(
+                    "Could not make the stream the owner of its target key Secrets",
+                    metadata: ["console.stream": "\(id)", "error": "\(error)"]
+                )
+            }
         }
         self.logger.info(
             "Stream created",
@@ -242,9 +252,9 @@ public final class KubernetesStreamStore: Service, Sendable {
             let current = Self.stream(from: object)
         else { return nil }
         let plan = try Self.plan(draft, current: current)
-        try await self.writeKeys(plan.keys, stream: id, owner: current.uid)
         let applied: KubernetesObject
         do {
+            try await self.writeKeys(plan.keys, stream: id, owner: current.uid)
             applied = try await self.apply(plan, id: id, resourceVersion: expectedResourceVersion, force: force)
         } catch {
             await self.deleteSecrets(plan.keys.map(\.secret), namespace: id.namespace)
