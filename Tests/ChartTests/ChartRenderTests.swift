@@ -394,8 +394,12 @@ let chartCases: [ChartCase] = [
         }
         #expect(Set(keyBindings.compactMap { $0[path: ["metadata", "namespace"]]?.stringValue }) == ["alice", "bob"])
     },
-    ChartCase("the console for one stream namespace", ["console.enabled=true", "streamNamespace=streams"]) { chart in
+    ChartCase(
+        "the console for one stream namespace, HTTPS in front",
+        ["console.enabled=true", "streamNamespace=streams", "console.secureCookies=true"]
+    ) { chart in
         #expect(chart.flag("liverelay-console", "--namespace") == "streams")
+        #expect(chart.arguments("liverelay-console").contains("--secure-cookies"))
         #expect(chart.object("ClusterRoleBinding", "liverelay-console") == nil)
         #expect(chart.object("ClusterRoleBinding", "liverelay-console-keys") == nil)
         let bindings = chart.objects("RoleBinding").filter {
