@@ -362,14 +362,19 @@ public final class KubernetesStreamStore: Service, Sendable {
     }
 
     /// Writes a new generated key into the stream's ingest key Secret (the one the operator generated, or
-    /// `spec.ingest.streamKeySecretRef`), creating it when absent. The operator's key book and the gateway's shared
-    /// port follow at once (the Secret's change requeues the stream); a relay reads its key when it starts.
+    /// `spec.ingest.streamKeySecretRef`), creating it, owned by the stream, when absent. The operator's key book and
+    /// the gateway's shared port follow at once (the Secret's change requeues the stream); a relay reads its key when
+    /// it starts.
+    ///
+    /// A Secret the stream does not own (made with kubectl or by GitOps, and named by the stream) is another
+    /// writer's: rotating it is refused with ``ConsoleStoreError/Code/conflict`` unless `force` (after the person
+    /// confirmed), since that writer would put its key back.
     ///
     /// The new key is not returned: the owner reveals it with ``revealStreamKey(_:for:)``.
     ///
     /// - Returns: whether there was such a stream `viewer` may see.
     /// - Throws: ``ConsoleStoreError/Code/noStreamKey`` when a webhook authorizes the stream's publishers.
-    public func rotateStreamKey(_ id: StreamID, for viewer: ConsoleViewer) async throws -> Bool {
+    public func rotateStreamKey(_ id: StreamID, force: Bool = false, for viewer: ConsoleViewer) async throws -> Bool {
         guard let object = try await self.object(id, for: viewer), let stream = Self.stream(from: object) else {
             return false
         }
@@ -378,13 +383,33 @@ public final class KubernetesStreamStore: Service, Sendable {
         }
         let selector = stream.spec.streamKeySecret(streamName: id.name)
         let encoded = JSONValue.string(Data(StreamKey.generate().utf8).base64EncodedString())
+        let what = "stream key of \(id.name)"
         do {
+            let secret = try await self.client.get(
+                KubernetesObject.self,
+                .secrets,
+                name: selector.name,
+                namespace: id.namespace
+            )
+            let owned = secret.metadata.ownerReferences?.contains { $0.uid == stream.uid } == true
+            guard owned || force else {
+                throw ConsoleStoreError(
+                    code: .conflict,
+                    message: "\(what): Secret \(selector.name) is not the stream's own; change the key where the "
+                        + "Secret is managed, or replace it here anyway",
+                    conflicts: [FieldConflict(field: ".data.\(selector.key)", message: "Secret \(selector.name)")]
+                )
+            }
+            // The version read is a precondition: a key changed meanwhile is not silently written over.
             _ = try await self.client.patch(
                 KubernetesObject.self,
                 .secrets,
                 name: selector.name,
                 namespace: id.namespace,
-                mergePatch: ["data": .object([selector.key: encoded])]
+                mergePatch: [
+                    "metadata": ["resourceVersion": .string(secret.metadata.resourceVersion ?? "")],
+                    "data": .object([selector.key: encoded]),
+                ]
             )
         } catch let error as KubernetesError where error.isNotFound {
             // Not generated yet: make it as the operator would, owned by the stream.
@@ -399,10 +424,10 @@ public final class KubernetesStreamStore: Service, Sendable {
             do {
                 _ = try await self.client.create(secret, .secrets, fieldManager: Self.fieldManager)
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: "stream key of \(id.name)")
+                throw ConsoleStoreError.from(error, writing: what)
             }
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "stream key of \(id.name)")
+            throw ConsoleStoreError.from(error, writing: what)
         }
         self.logger.info(
             "Stream key rotated",

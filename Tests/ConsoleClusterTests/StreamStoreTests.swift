@@ -251,6 +251,42 @@ struct StreamStoreTests {
             )
             #expect(generated.metadata.ownerReferences?.first?.uid == fresh.uid)
             #expect(try await store.revealStreamKey(fresh.id, for: alice)?.count == 64)
+
+            // A key Secret someone else made (kubectl, GitOps) is theirs: rotating it is refused unless forced.
+            var mine = draft("byhand")
+            mine.spec.ingest.streamKeySecretRef = .init(name: "hand-made", key: "key")
+            let byHand = try await store.create(mine, for: alice)
+            #expect(byHand.spec.ingest.streamKeySecretRef == nil)  // a person does not pick the key's Secret here
+            let document: JSONValue = [
+                "apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream",
+                "metadata": ["name": "byhand", "namespace": .string(cluster.namespace)],
+                "spec": ["ingest": ["streamKeySecretRef": ["name": "hand-made", "key": "key"]]],
+            ]
+            _ = try await cluster.client.apply(
+                document,
+                as: KubernetesObject.self,
+                KubernetesStreamStore.liveStreams,
+                name: "byhand",
+                namespace: cluster.namespace,
+                fieldManager: "kubectl"
+            )
+            _ = try await cluster.client.create(
+                KubernetesObject(
+                    apiVersion: "v1",
+                    kind: "Secret",
+                    metadata: ObjectMeta(name: "hand-made", namespace: cluster.namespace),
+                    fields: ["data": ["key": .string(Data("hand-made-key".utf8).base64EncodedString())]]
+                ),
+                .secrets
+            )
+            let refused = try await #require(throws: ConsoleStoreError.self) {
+                _ = try await store.rotateStreamKey(byHand.id, for: alice)
+            }
+            #expect(refused.code == .conflict)
+            #expect(refused.message.contains("hand-made"))
+            #expect(try await store.revealStreamKey(byHand.id, for: alice) == "hand-made-key")
+            #expect(try await store.rotateStreamKey(byHand.id, force: true, for: alice))
+            #expect(try await store.revealStreamKey(byHand.id, for: alice)?.count == 64)
         }
     }
 
