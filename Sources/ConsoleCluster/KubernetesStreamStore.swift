@@ -38,8 +38,9 @@ public import ServiceLifecycle
 /// key into a new Secret, applied before the LiveStream that names it; the Secret it replaces is deleted once the
 /// LiveStream is applied, so a refused edit changes no key. The ingest key is the operator's Secret
 /// (`spec.ingest.streamKeySecretRef`, default `<stream>-stream-key`/`streamKey`), which the operator generates for a
-/// new stream; ``rotateStreamKey(_:for:)`` writes a new value into it. No key is ever returned, logged or put in an
-/// error, except by ``revealStreamKey(_:for:)`` to the owner.
+/// new stream; ``rotateStreamKey(_:force:for:)`` writes a new value into it (into a Secret the stream does not own
+/// only with `force`). No key is ever returned, logged or put in an error, except by ``revealStreamKey(_:for:)`` to
+/// the owner.
 ///
 /// **Live updates.** ``run()`` (a `Service`) lists and watches LiveStreams once, with the project's `Reflector`,
 /// and ``changes(for:)`` hands each change to every subscriber that may see it: every browser's updates come from
