@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "KubernetesController", targets: ["KubernetesController"]),
         .library(name: "KubernetesTestServer", targets: ["KubernetesTestServer"]),
+        .library(name: "ConsoleCluster", targets: ["ConsoleCluster"]),
         .executable(name: "kube-test-server", targets: ["kube-test-server"]),
     ],
     dependencies: [
@@ -294,6 +295,7 @@ let package = Package(
         .testTarget(
             name: "ChartTests",
             dependencies: [
+                "ConsoleCluster",
                 "TimeSupport",
                 "KubernetesTestSupport",
                 "Operator",
@@ -368,6 +370,35 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The web console's cluster side: streams (LiveStreams and their Secrets, one watch for every browser) and
+        // users (bcrypt hashes in a Secret) through the Kubernetes API. The Console module adapts it to its stores.
+        .target(
+            name: "ConsoleCluster",
+            dependencies: [
+                "LiveStreamModel",
+                "KubernetesClient",
+                "KubernetesController",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsoleClusterTests",
+            dependencies: [
+                "ConsoleCluster",
+                "LiveStreamModel",
+                "KubernetesClient",
+                "KubernetesController",
+                "KubernetesTestServer",
+                "KubernetesTestSupport",
+                "PeerTestSupport",
+                "TimeSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

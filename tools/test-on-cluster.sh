@@ -10,10 +10,11 @@
 #
 #===----------------------------------------------------------------------===//
 #
-# Runs the Kubernetes tests (the client, controller, operator and gateway-route suites) against the cluster of
-# KUBECONFIG instead of the in-process test server, in parallel as CI runs them. Each test makes a namespace of its
-# own (lrt-XXXXXXXX, labelled liverelay.io/test=true), applies the LiveStream CRD server-side, KEDA's ScaledObject
-# CRD only if it asks for KEDA and none is served, and deletes its namespace afterwards; CRDs are never deleted.
+# Runs the Kubernetes tests (the client, controller, operator, gateway-route and console-store suites) against the
+# cluster of KUBECONFIG instead of the in-process test server, in parallel as CI runs them. Each test makes a
+# namespace of its own (lrt-XXXXXXXX, labelled liverelay.io/test=true), applies the LiveStream CRD server-side, KEDA's
+# ScaledObject CRD only if it asks for KEDA and none is served, and deletes its namespace afterwards; CRDs are never
+# deleted.
 # Tests that inject faults into the in-process server skip those steps and say so ("[real cluster] ...").
 #
 # Usage: tools/test-on-cluster.sh [--scratch-path DIR] [--no-build] [--filter REGEX] KUBECONFIG [test arguments...]
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --scratch-path) scratch=$2; shift 2 ;;
         --no-build) build=false; shift ;;
         --filter) only=$2; shift 2 ;;
-        -h | --help) sed -n '13,23p' "$0"; exit 0 ;;
+        -h | --help) sed -n '13,24p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "test-on-cluster.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -54,9 +55,9 @@ case $kubeconfig in
     *) kubeconfig=$(pwd)/$kubeconfig ;;
 esac
 
-# The four suites: every test of the targets that hold them (their unit tests need no cluster and run too). The
+# The suites: every test of the targets that hold them (their unit tests need no cluster and run too). The
 # runner's own --filter options add to each other, so a narrower choice is made part of this one.
-filter='^(KubernetesClientTests|KubernetesControllerTests|OperatorTests)\.'
+filter='^(KubernetesClientTests|KubernetesControllerTests|OperatorTests|ConsoleClusterTests)\.'
 [ -z "$only" ] || filter="$filter.*($only)"
 
 if [ "$build" = true ]; then

@@ -312,6 +312,102 @@ let chartCases: [ChartCase] = [
         #expect(chart.arguments("liverelay-gateway").contains("--send-proxy-header"))
         #expect(chart.flag("liverelay-operator", "--relay-proxy-protocol-from") == "10.244.0.0/16,fd00:10:244::/56")
     },
+    ChartCase("no console by default", []) { chart in
+        #expect(chart.object("Deployment", "liverelay-console") == nil)
+        #expect(chart.objects.allSatisfy { $0[path: ["metadata", "name"]]?.stringValue?.contains("console") != true })
+    },
+    ChartCase("the console", ["console.enabled=true"]) { chart in
+        #expect(
+            chart.arguments("liverelay-console") == [
+                "console", "--in-cluster", "--users-secret=liverelay-system/liverelay-console-users",
+                "--http-listen=0.0.0.0:8082", "--log-level=info",
+            ]
+        )
+        let pod = chart.object("Deployment", "liverelay-console")?[path: ["spec", "template", "spec"]]
+        #expect(pod?["serviceAccountName"] == "liverelay-console")
+        #expect(pod?[path: ["securityContext", "runAsUser"]] == .int(65532))
+        #expect(pod?[path: ["securityContext", "runAsNonRoot"]] == true)
+        let container = chart.container("liverelay-console")
+        #expect(container?[path: ["securityContext", "readOnlyRootFilesystem"]] == true)
+        #expect(container?[path: ["securityContext", "allowPrivilegeEscalation"]] == false)
+        #expect(container?[path: ["securityContext", "capabilities", "drop"]] == ["ALL"])
+        #expect(container?[path: ["livenessProbe", "httpGet", "path"]] == "/healthz")
+        #expect(container?[path: ["readinessProbe", "httpGet", "path"]] == "/readyz")
+        #expect(container?["ports"] == [["name": "http", "containerPort": 8082, "protocol": "TCP"]])
+        let annotations = chart.object("Deployment", "liverelay-console")?[
+            path: ["spec", "template", "metadata", "annotations"]
+        ]
+        #expect(annotations?["prometheus.io/port"] == "8082")
+        #expect(annotations?["prometheus.io/path"] == "/metrics")
+        let service = chart.object("Service", "liverelay-console")
+        #expect(service?[path: ["spec", "type"]] == "ClusterIP")
+        #expect(
+            service?[path: ["spec", "ports"]] == [
+                ["name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"]
+            ]
+        )
+        // The users' Secret: made empty (helm upgrade never resets it) and kept on uninstall.
+        let users = chart.object("Secret", "liverelay-console-users")
+        #expect(users?[path: ["metadata", "annotations", "helm.sh/resource-policy"]] == "keep")
+        #expect(users?["data"] == nil)
+        #expect(chart.object("Ingress", "liverelay-console") == nil)
+        #expect(chart.object("ServiceAccount", "liverelay-console") != nil)
+        // Streams everywhere, their key Secrets without list or watch, the users' Secret by name.
+        #expect(
+            grants(rules(chart, "ClusterRole", "liverelay-console"), "livestreams")
+                == ["get", "list", "watch", "create", "patch", "delete"]
+        )
+        #expect(grants(rules(chart, "ClusterRole", "liverelay-console"), "secrets").isEmpty)
+        #expect(
+            grants(rules(chart, "ClusterRole", "liverelay-console-keys"), "secrets") == [
+                "get", "create", "patch", "delete",
+            ]
+        )
+        #expect(chart.object("ClusterRoleBinding", "liverelay-console-keys") != nil)
+        let usersRole = rules(chart, "Role", "liverelay-console")
+        #expect(grants(usersRole, "secrets") == ["get", "update"])
+        #expect(usersRole.allSatisfy { $0["resourceNames"] == ["liverelay-console-users"] })
+        #expect(chart.notes.contains("port-forward service/liverelay-console 8082:80"))
+    },
+    ChartCase(
+        "the console behind an Ingress with TLS, a trusted proxy, key Secrets in the users' namespaces only",
+        [
+            "console.enabled=true", "console.ingress.enabled=true", "console.ingress.className=nginx",
+            "console.ingress.host=console.example.com", "console.ingress.tls.secretName=console-tls",
+            "console.userNamespaces={alice,bob}", "console.trustedProxy.sourceRanges={10.0.0.0/8}",
+            "console.usersSecret=people", "console.httpPort=9000",
+        ]
+    ) { chart in
+        let arguments = chart.arguments("liverelay-console")
+        #expect(arguments.contains("--secure-cookies"))
+        #expect(arguments.contains("--trusted-proxy-range=10.0.0.0/8"))
+        #expect(arguments.contains("--trusted-proxy-user-header=X-Forwarded-User"))
+        #expect(chart.flag("liverelay-console", "--users-secret") == "liverelay-system/people")
+        let ingress = chart.object("Ingress", "liverelay-console")
+        #expect(ingress?[path: ["spec", "ingressClassName"]] == "nginx")
+        #expect(ingress?[path: ["spec", "tls"]] == [["hosts": ["console.example.com"], "secretName": "console-tls"]])
+        #expect(rules(chart, "Role", "liverelay-console").allSatisfy { $0["resourceNames"] == ["people"] })
+        #expect(chart.notes.contains("https://console.example.com/"))
+        #expect(chart.object("ClusterRoleBinding", "liverelay-console-keys") == nil)
+        let keyBindings = chart.objects("RoleBinding").filter {
+            $0[path: ["metadata", "name"]] == "liverelay-console-keys"
+        }
+        #expect(Set(keyBindings.compactMap { $0[path: ["metadata", "namespace"]]?.stringValue }) == ["alice", "bob"])
+    },
+    ChartCase(
+        "the console for one stream namespace, HTTPS in front",
+        ["console.enabled=true", "streamNamespace=streams", "console.secureCookies=true"]
+    ) { chart in
+        #expect(chart.flag("liverelay-console", "--namespace") == "streams")
+        #expect(chart.arguments("liverelay-console").contains("--secure-cookies"))
+        #expect(chart.object("ClusterRoleBinding", "liverelay-console") == nil)
+        #expect(chart.object("ClusterRoleBinding", "liverelay-console-keys") == nil)
+        let bindings = chart.objects("RoleBinding").filter {
+            $0[path: ["metadata", "namespace"]] == "streams"
+                && $0[path: ["metadata", "name"]]?.stringValue?.hasPrefix("liverelay-console") == true
+        }
+        #expect(bindings.count == 2)
+    },
     ChartCase("another release name", release: "streaming", []) { chart in
         #expect(chart.object("Service", "streaming-liverelay-gateway") != nil)
         #expect(chart.object("Deployment", "streaming-liverelay-operator") != nil)
@@ -376,7 +472,9 @@ struct ChartRenderTests {
         for binding in chart.objects("ClusterRoleBinding") + chart.objects("RoleBinding") {
             let subject = binding["subjects"]?.arrayValue?.first
             let roleName = binding[path: ["roleRef", "name"]]?.stringValue ?? ""
-            let deployment = roleName.hasSuffix("-operator") ? operatorName : gatewayName
+            let deployment =
+                roleName.hasSuffix("-operator")
+                ? operatorName : roleName.hasPrefix("\(fullname)-console") ? "\(fullname)-console" : gatewayName
             let account = chart.object("Deployment", deployment)?[path: [
                 "spec", "template", "spec", "serviceAccountName",
             ]]
@@ -438,6 +536,8 @@ struct ChartRenderTests {
             ("gateway.service.type=Ingress", "gateway/service/type"),
             // The PROXY protocol without the gateway pods' ranges: refused by the template, saying what is missing.
             ("gateway.proxyProtocol.enabled=true", "gateway.proxyProtocol.trustedRanges"),
+            // The console's Ingress without a host.
+            ("console.ingress.enabled=true", "console.ingress.host"),
         ]
     )
     func invalidValues(set: String, message: String) async throws {

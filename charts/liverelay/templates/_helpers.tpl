@@ -66,3 +66,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "liverelay.ingressEnabled" -}}
 {{- if and .Values.ingress.className .Values.ingress.host -}}true{{- end -}}
 {{- end -}}
+
+{{- define "liverelay.consoleName" -}}
+{{- printf "%s-console" (include "liverelay.fullname" .) -}}
+{{- end -}}
+
+{{/* The Secret of console users (bcrypt hashes), in the release's namespace. */}}
+{{- define "liverelay.consoleUsersSecret" -}}
+{{- default (printf "%s-console-users" (include "liverelay.fullname" .)) .Values.console.usersSecret -}}
+{{- end -}}
+
+{{- define "liverelay.consoleServiceAccount" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "liverelay.consoleName" .) .Values.serviceAccount.consoleName -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.consoleName -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "liverelay.consoleSelector" -}}
+app.kubernetes.io/name: liverelay-console
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
