@@ -103,6 +103,7 @@ let package = Package(
             name: "liverelay",
             dependencies: [
                 "Console",
+                "ConsoleCluster",
                 "TimeSupport",
                 "Relay",
                 "Gateway",
@@ -378,17 +379,22 @@ let package = Package(
         .target(
             name: "ConsoleCluster",
             dependencies: [
+                "Console",
                 "LiveStreamModel",
                 "KubernetesClient",
                 "KubernetesController",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ConsoleClusterTests",
             dependencies: [
+                "Console",
                 "ConsoleCluster",
                 "LiveStreamModel",
                 "KubernetesClient",
@@ -399,6 +405,10 @@ let package = Package(
                 "TimeSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

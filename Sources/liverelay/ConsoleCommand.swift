@@ -11,27 +11,167 @@
 
 import ArgumentParser
 import Console
+import ConsoleCluster
 import Foundation
+import KubernetesClient
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
 
-/// `liverelay console`: the console's users. (The console itself runs inside `liverelay local`, at `/` of its HTTP
-/// listener.)
+/// `liverelay console`: the web console in a cluster, and its users (in a cluster or in local mode).
 struct ConsoleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "console",
-        abstract: "The web console: manage its users.",
+        abstract: "The web console: serve it in a cluster, and manage its users.",
         discussion: """
-            In local mode the console is served at / of the --http-listen address of `liverelay local`, which \
-            prints its URL; its users are kept in console-users.json in the state directory, as bcrypt hashes.
+            In a cluster `liverelay console` (serve) runs the console against the Kubernetes API: the users in \
+            one Secret (--users-secret NAMESPACE/NAME, bcrypt hashes), each user's streams the LiveStreams of the \
+            user's namespace. In local mode the console is served at / of the --http-listen address of \
+            `liverelay local`, which prints its URL; its users are kept in console-users.json in the state \
+            directory. `liverelay console users ...` manages either: with --users-secret the cluster's, else \
+            local mode's.
             """,
-        subcommands: [Users.self]
+        subcommands: [Serve.self, Users.self],
+        defaultSubcommand: Serve.self
     )
 
+    /// How to reach the cluster: the operator's options.
+    struct ClusterOptions: ParsableArguments {
+        @Option(help: "The kubeconfig to use (default: in-cluster when in a pod, else $KUBECONFIG or ~/.kube/config).")
+        var kubeconfig: String?
+
+        @Option(help: "The kubeconfig context to use.")
+        var context: String?
+
+        @Flag(help: "Use the pod's service account, and fail outside a pod.")
+        var inCluster = false
+
+        func kubernetesConfiguration() throws -> KubernetesConfiguration {
+            if self.inCluster {
+                return try .inCluster()
+            }
+            if self.kubeconfig != nil || self.context != nil {
+                return try .kubeconfig(path: self.kubeconfig, context: self.context)
+            }
+            return try .automatic()
+        }
+    }
+
+    /// `NAMESPACE/NAME` of the Secret of users.
+    static func usersSecret(_ value: String) throws -> (namespace: String, name: String) {
+        let parts = value.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw ValidationError("--users-secret must be NAMESPACE/NAME, not '\(value)'.")
+        }
+        return (parts[0], parts[1])
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the console in a cluster (the chart's console Deployment runs this)."
+        )
+
+        @OptionGroup var cluster: ClusterOptions
+
+        @Option(help: "Serve the LiveStreams of this namespace only (default: every namespace).")
+        var namespace: String?
+
+        @Option(help: "NAMESPACE/NAME of the Secret that holds the console's users (key users.json).")
+        var usersSecret: String
+
+        @Option(help: "HOST:PORT of the console, with /healthz, /readyz and /metrics.")
+        var httpListen = "0.0.0.0:8082"
+
+        @Flag(help: "Mark the session cookie Secure (browsers reach the console through HTTPS).")
+        var secureCookies = false
+
+        @OptionGroup var log: LogOptions
+
+        func validate() throws {
+            _ = try ConsoleCommand.usersSecret(self.usersSecret)
+            _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+        }
+
+        func run() async throws {
+            self.log.bootstrap()
+            let logger = Logger(label: "liverelay.console")
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let users = try ConsoleCommand.usersSecret(self.usersSecret)
+            let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            let kubernetes = try self.cluster.kubernetesConfiguration()
+            try await withKubernetesClient(configuration: kubernetes, logger: logger) { client in
+                let console = ClusterConsole(
+                    client: client,
+                    configuration: .init(
+                        streamNamespace: self.namespace,
+                        usersNamespace: users.namespace,
+                        usersSecret: users.name,
+                        server: .init(secureCookies: self.secureCookies)
+                    ),
+                    logger: logger
+                )
+                let http = console.httpApplication(
+                    registry: registry,
+                    host: host,
+                    port: port,
+                    logger: Logger(label: "liverelay.http"),
+                    onServerRunning: { bound in
+                        logger.info("console listening", metadata: ["liverelay.http-listen": "\(host):\(bound)"])
+                    }
+                )
+                // HTTP first so it stops last: probes and a last scrape still answer while the console stops.
+                let services: [ServiceGroupConfiguration.ServiceConfiguration] =
+                    [.init(service: http)] + console.services.map { .init(service: $0) }
+                let group = ServiceGroup(
+                    configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                )
+                logger.info(
+                    "console starting",
+                    metadata: [
+                        "k8s.namespace": "\(self.namespace ?? "all")",
+                        "console.users-secret": "\(self.usersSecret)",
+                    ]
+                )
+                try await group.run()
+            }
+        }
+    }
+
+    /// Where the users are: the cluster's Secret with --users-secret, else local mode's state directory.
     struct StateOptions: ParsableArguments {
         @Option(help: "Local mode's state directory (default: $XDG_STATE_HOME/liverelay).")
         var stateDir: String?
 
-        var store: LocalUserStore {
-            LocalUserStore(stateDirectory: self.stateDir ?? LocalCommand.defaultStateDirectory())
+        @Option(help: "NAMESPACE/NAME of the console's Secret of users in a cluster (instead of local mode's).")
+        var usersSecret: String?
+
+        @OptionGroup var cluster: ClusterOptions
+
+        func validate() throws {
+            if let secret = self.usersSecret {
+                _ = try ConsoleCommand.usersSecret(secret)
+                if self.stateDir != nil {
+                    throw ValidationError("--state-dir is local mode's, --users-secret a cluster's: give one.")
+                }
+            }
+        }
+
+        /// Runs `body` with the store of users this command changes.
+        func withStore<Result>(_ body: (any ConsoleUserStore) async throws -> Result) async throws -> Result {
+            guard let secret = self.usersSecret else {
+                return try await body(LocalUserStore(stateDirectory: self.stateDir ?? LocalCommand.defaultStateDirectory()))
+            }
+            let (namespace, name) = try ConsoleCommand.usersSecret(secret)
+            return try await withKubernetesClient(configuration: try self.cluster.kubernetesConfiguration()) { client in
+                try await body(
+                    ClusterConsoleUserStore(
+                        store: KubernetesUserStore(client: client, namespace: namespace, secretName: name)
+                    )
+                )
+            }
         }
     }
 
@@ -97,8 +237,8 @@ struct ConsoleCommand: AsyncParsableCommand {
                 namespace: self.namespace ?? self.name
             )
             do {
-                try await self.state.store.add(user)
-            } catch let error as ConsoleStoreError {
+                try await self.state.withStore { try await $0.add(user) }
+            } catch let error as Console.ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("user \(user.name) added (namespace \(user.namespace)\(user.admin ? ", admin" : ""))")
@@ -118,8 +258,8 @@ struct ConsoleCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                try await self.state.store.remove(named: self.name)
-            } catch let error as ConsoleStoreError {
+                try await self.state.withStore { try await $0.remove(named: self.name) }
+            } catch let error as Console.ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("user \(self.name) removed")
@@ -140,8 +280,8 @@ struct ConsoleCommand: AsyncParsableCommand {
         func run() async throws {
             let (password, generated) = try self.passwordOptions.password()
             do {
-                try await self.state.store.setPassword(name: self.name, password: password)
-            } catch let error as ConsoleStoreError {
+                try await self.state.withStore { try await $0.setPassword(name: self.name, password: password) }
+            } catch let error as Console.ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("password of \(self.name) changed")
@@ -157,7 +297,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            for user in try await self.state.store.users() {
+            for user in try await self.state.withStore({ try await $0.users() }) {
                 print("\(user.name)\tnamespace \(user.namespace)\(user.admin ? "\tadmin" : "")")
             }
         }
