@@ -15,7 +15,8 @@ public import LiveStreamModel
 public import Logging
 import Synchronization
 
-/// A console user as stored: name, bcrypt hash, admin flag and the namespace whose streams are theirs.
+/// A console user as stored: name, bcrypt hash, admin flag, the namespace whose streams are theirs, and their
+/// settings.
 ///
 /// The hash is made and checked by the Console module (hummingbird-auth's bcrypt); this store keeps it as the
 /// string it is given. ``description`` never shows it.
@@ -25,12 +26,35 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
     public var passwordHash: String
     public var isAdmin: Bool
     public var namespace: String
+    /// "One stream live at a time": going live with one stream takes the user's others offline (on unless the user
+    /// turned it off; a record stored without it has it on).
+    public var oneLiveAtATime: Bool
 
-    public init(name: String, passwordHash: String, isAdmin: Bool = false, namespace: String) {
+    public init(
+        name: String,
+        passwordHash: String,
+        isAdmin: Bool = false,
+        namespace: String,
+        oneLiveAtATime: Bool = true
+    ) {
         self.name = name
         self.passwordHash = passwordHash
         self.isAdmin = isAdmin
         self.namespace = namespace
+        self.oneLiveAtATime = oneLiveAtATime
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, passwordHash, isAdmin, namespace, oneLiveAtATime
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.passwordHash = try container.decode(String.self, forKey: .passwordHash)
+        self.isAdmin = try container.decodeIfPresent(Bool.self, forKey: .isAdmin) ?? false
+        self.namespace = try container.decode(String.self, forKey: .namespace)
+        self.oneLiveAtATime = try container.decodeIfPresent(Bool.self, forKey: .oneLiveAtATime) ?? true
     }
 
     /// The viewer the stream store acts for when this user is signed in.
@@ -44,6 +68,8 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
 
     /// The longest user name taken.
     public static let maxNameLength = 64
+    /// The most users one Secret takes (a Secret holds at most 1 MiB; a user takes some 200 bytes).
+    public static let maxUsers = 2000
 
     /// Every problem with this record: a name of 1 to 64 letters, digits, `.`, `_`, `-` or `@`; a namespace that is
     /// a DNS label; a hash that looks like bcrypt's (`$2a$`, `$2b$` or `$2y$`, 60 characters).
@@ -75,15 +101,15 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
 }
 
 /// Console users in one Secret of the console's namespace, key `users.json`: a JSON array of
-/// ``ConsoleUserRecord``s, so that every change is one compare-and-swap of one object.
+/// ``ConsoleUserRecord``s (at most ``ConsoleUserRecord/maxUsers``), so that every change is one compare-and-swap of
+/// one object.
 ///
 /// Changes read the Secret, change the list and write it back with its `resourceVersion` (a PUT): a concurrent
 /// change (another console replica, `liverelay console users add`) makes the write fail with 409, and the change is
 /// made again on what is there now, up to ``maxAttempts`` times. No change is lost and no lock is needed.
 ///
 /// Reads are cached for ``cacheTTL`` (every sign-in reads a user; the console's own changes refresh the cache at
-/// once): a user removed or changed by another replica is seen within that time. A Secret holds at most 1 MiB, some
-/// 5,000 users.
+/// once): a user removed or changed by another replica is seen within that time.
 ///
 /// RBAC: `get` and `update` on this one Secret (`resourceNames`); `create` only if the store must make it (the
 /// chart makes it, empty).
@@ -151,6 +177,11 @@ public final class KubernetesUserStore: Sendable {
             guard !users.contains(where: { $0.name == user.name }) else {
                 throw ConsoleStoreError.alreadyExists("a user named \(user.name) exists already")
             }
+            guard users.count < ConsoleUserRecord.maxUsers else {
+                throw ConsoleStoreError.invalid([
+                    FieldError(field: "name", message: "at most \(ConsoleUserRecord.maxUsers) users")
+                ])
+            }
             users.append(user)
         }
         self.logger.info("Console user added", metadata: ["console.user": "\(user)"])
@@ -168,7 +199,7 @@ public final class KubernetesUserStore: Sendable {
         return found
     }
 
-    /// Changes the user `name` with `body` (a new hash, the admin flag, the namespace; not the name).
+    /// Changes the user `name` with `body` (a new hash, the admin flag, the namespace, a setting; not the name).
     ///
     /// - Returns: the user as stored.
     /// - Throws: ``ConsoleStoreError/Code/notFound`` when there is no such user, ``ConsoleStoreError/Code/invalid``

@@ -57,6 +57,13 @@ struct UserStoreTests {
 
             let changed = try await store.setPasswordHash(bcryptShaped("b"), for: "alice")
             #expect(changed.passwordHash == bcryptShaped("b"))
+            #expect(changed.oneLiveAtATime)
+            let setting = try await store.update(named: "alice") { $0.oneLiveAtATime = false }
+            #expect(setting.oneLiveAtATime == false)
+            #expect(try await store.user(named: "alice")?.oneLiveAtATime == false)
+            // A record stored before the setting existed has it on.
+            let old = #"{"name":"old","passwordHash":"x","isAdmin":false,"namespace":"n"}"#
+            #expect(try JSONDecoder().decode(ConsoleUserRecord.self, from: Data(old.utf8)).oneLiveAtATime)
             let missing = try await #require(throws: ConsoleStoreError.self) {
                 try await store.setPasswordHash(bcryptShaped("c"), for: "nobody")
             }
