@@ -38,7 +38,7 @@ struct StreamStoreTests {
             #expect(try await store.rotateStreamKey(id, for: bob) == false)
             #expect(try await store.revealStreamKey(id, for: bob) == nil)
             #expect(try await store.delete(id, for: bob) == false)
-            await #expect(throws: ConsoleStoreError.self) {
+            await #expect(throws: ClusterStoreError.self) {
                 _ = try await store.create(draft("intruder"), in: cluster.namespace, for: bob)
             }
 
@@ -76,7 +76,7 @@ struct StreamStoreTests {
                 fieldManager: "gitops-tool"
             )
             let id = StreamID(namespace: cluster.namespace, name: "gitops")
-            let error = try await #require(throws: ConsoleStoreError.self) {
+            let error = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.setLive(id, live: true, for: alice)
             }
             #expect(error.code == .conflict)
@@ -93,7 +93,7 @@ struct StreamStoreTests {
             _ = try await store.setTargetEnabled(id, target: "twitch", enabled: false, for: alice)
             var edit = draft("gitops", targets: ["twitch", "youtube"])
             edit.spec.targets[0].url = "rtmp://live.twitch.tv/app"
-            let staleError = try await #require(throws: ConsoleStoreError.self) {
+            let staleError = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(id, with: edit, expectedResourceVersion: stale.resourceVersion, for: alice)
             }
             #expect(staleError.code == .stale)
@@ -115,7 +115,7 @@ struct StreamStoreTests {
             var moved = draft("gitops", targets: ["twitch"])
             moved.spec.targets[0].url = "rtmp://moved.example.com/app"
             moved.targetKeys = ["twitch": .set("twitch-key")]
-            let urlError = try await #require(throws: ConsoleStoreError.self) {
+            let urlError = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(id, with: moved, for: alice)
             }
             #expect(urlError.code == .conflict)
@@ -145,7 +145,7 @@ struct StreamStoreTests {
             var edit = draft("show", targets: ["youtube", "bad"])
             edit.spec.targets[1].url = "http://not-rtmp.example.com/live"
             edit.targetKeys = ["bad": .set("a-new-key-that-must-not-be-stored"), "missing": .set("x")]
-            let error = try await #require(throws: ConsoleStoreError.self) {
+            let error = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(created.id, with: edit, for: alice)
             }
             #expect(error.code == .invalid)
@@ -163,7 +163,7 @@ struct StreamStoreTests {
             #expect(secretsAfter == secretsBefore)
 
             // A new stream that is invalid is not created at all.
-            let badName = try await #require(throws: ConsoleStoreError.self) {
+            let badName = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.create(draft("Not_A_Name"), for: alice)
             }
             #expect(badName.fieldErrors.map(\.field) == ["metadata.name"])
@@ -279,7 +279,7 @@ struct StreamStoreTests {
                 ),
                 .secrets
             )
-            let refused = try await #require(throws: ConsoleStoreError.self) {
+            let refused = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.rotateStreamKey(byHand.id, for: alice)
             }
             #expect(refused.code == .conflict)
@@ -428,7 +428,7 @@ struct StreamStoreTests {
                 var fast = store.changes(for: alice).makeAsyncIterator()
                 // A third live view is refused, saying why.
                 var refused = store.changes(for: alice).makeAsyncIterator()
-                let error = try await #require(throws: ConsoleStoreError.self) { _ = try await refused.next() }
+                let error = try await #require(throws: ClusterStoreError.self) { _ = try await refused.next() }
                 #expect(error.code == .unavailable)
 
                 for phase in ["Starting", "Live", "Idle", "Live"] {
