@@ -132,8 +132,12 @@ public enum TargetKeyChange: Sendable, Hashable, CustomStringConvertible {
 ///
 /// The store fills in what a person does not edit: the ingest key's Secret (`spec.ingest.streamKeySecretRef`) and
 /// webhook are kept as they are (the operator generates the key of a new stream), and each target's
-/// `streamKeySecretRef` follows from ``targetKeys`` and ``renamedTargets``. On an update, `spec.suspend` is kept as
-/// it is: Go Live and Go Offline are ``KubernetesStreamStore/setLive(_:live:oneLiveAtATime:force:for:)``.
+/// `streamKeySecretRef` follows from ``targetKeys``: a new key goes to a new Secret; a kept key stays in the Secret
+/// the target's `streamKeySecretRef` names when that is one of the stream's targets' Secrets now (so a target
+/// renamed in a spec as read keeps its key), else in the Secret of the target of the same name, or of its name
+/// in ``renamedTargets``; any other Secret name is dropped, so an edit cannot point a target at an arbitrary
+/// Secret. On an update, `spec.suspend` is kept as it is: Go Live and Go Offline are
+/// ``KubernetesStreamStore/setLive(_:live:oneLiveAtATime:force:for:)``.
 public struct StreamDraft: Sendable, Hashable, CustomStringConvertible {
     /// The LiveStream's name (a DNS label of at most 60 characters); an update must name the stream it updates.
     public var name: String

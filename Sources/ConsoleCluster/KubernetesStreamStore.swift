@@ -562,11 +562,17 @@ public final class KubernetesStreamStore: Service, Sendable {
         }
         var keys: [Plan.Key] = []
         var kept = Set<String>()
+        let currentRefs = Set((current?.spec.targets ?? []).compactMap(\.streamKeySecretRef))
         for index in spec.targets.indices {
             let name = spec.targets[index].name
             let previous = current?.spec.targets.first { $0.name == (draft.renamedTargets[name] ?? name) }
             switch draft.targetKeys[name] ?? .keep {
             case .keep:
+                // The Secret the draft names, if it is one of the stream's targets' now (a target renamed as read
+                // keeps its key); else the key of the target of that name (or of its name before a rename).
+                if let ref = spec.targets[index].streamKeySecretRef, currentRefs.contains(ref) {
+                    break
+                }
                 spec.targets[index].streamKeySecretRef = previous?.streamKeySecretRef
             case .remove:
                 spec.targets[index].streamKeySecretRef = nil

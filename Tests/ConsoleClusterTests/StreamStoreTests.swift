@@ -340,6 +340,17 @@ struct StreamStoreTests {
                 )
             )
             #expect(afterRename.spec.targets.first?.streamKeySecretRef == ref)
+            // A rename in a spec as read (the target carries its Secret) keeps the key too; a Secret that is not
+            // one of the stream's is not taken.
+            var asRead = StreamDraft(name: "show", spec: afterRename.spec)
+            asRead.spec.targets[0].name = "youtube"
+            asRead.spec.targets[1].streamKeySecretRef = .init(name: "someone-elses", key: "key")
+            let renamedAsRead = try #require(try await store.update(created.id, with: asRead, for: alice))
+            #expect(renamedAsRead.spec.targets.map(\.name) == ["youtube", "twitch"])
+            #expect(renamedAsRead.spec.targets[0].streamKeySecretRef == ref)
+            #expect(renamedAsRead.spec.targets[1].streamKeySecretRef == nil)
+            renamed.renamedTargets = ["yt": "youtube"]
+            _ = try #require(try await store.update(created.id, with: renamed, for: alice))
             var rekeyed = renamed
             rekeyed.renamedTargets = [:]
             rekeyed.targetKeys = ["yt": .set("another-key")]
