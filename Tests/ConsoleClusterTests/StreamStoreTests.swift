@@ -385,6 +385,8 @@ struct StreamStoreTests {
             var bobChanges = store.changes(for: bob).makeAsyncIterator()
             try await running(store) {
                 try await store.waitForSync()
+                // The watch starts right after the list.
+                try await eventually("the store's watch to start") { counter.watches >= 1 }
                 let watches = counter.watches
                 var aliceChanges = store.changes(for: alice).makeAsyncIterator()
                 var secondView = store.changes(for: alice).makeAsyncIterator()
@@ -414,7 +416,6 @@ struct StreamStoreTests {
                 }
                 // Three views, one watch.
                 #expect(counter.watches == watches)
-                #expect(watches >= 1)
 
                 #expect(try await writer.delete(existing.id, for: alice))
                 while true {
