@@ -269,6 +269,104 @@ public final class KubernetesStreamStore: Service, Sendable {
         return try Self.required(Self.stream(from: applied), id)
     }
 
+    /// Gives the stream `id` another name in its namespace: a new LiveStream `name` with the same spec (its ingest
+    /// key's Secret named explicitly, so the key stays) and display name, the Secrets the old one owned (its ingest
+    /// key, its targets' keys) handed to the new one, then the old one deleted. A LiveStream's name cannot change,
+    /// so this is the only way; the new stream gets a port of its own (the old one's is released with it).
+    ///
+    /// - Returns: the new stream, or `nil` when `id` does not exist or `viewer` may not see it.
+    /// - Throws: ``ClusterStoreError/Code/invalid`` for a bad name, ``ClusterStoreError/Code/alreadyExists`` when
+    ///   it is taken. When a step fails, the new stream is deleted again and the old one is left as it was.
+    public func rename(_ id: StreamID, to name: String, for viewer: ConsoleViewer) async throws -> ClusterStream? {
+        guard let object = try await self.object(id, for: viewer), let old = Self.stream(from: object),
+            let oldUID = old.uid
+        else { return nil }
+        let newID = StreamID(namespace: id.namespace, name: name)
+        var spec = old.spec
+        if spec.ingest.webhook == nil {
+            spec.ingest.streamKeySecretRef = old.spec.streamKeySecret(streamName: id.name)
+        }
+        let errors = spec.validate(name: name)
+        guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
+        if try await self.object(newID, for: viewer) != nil {
+            throw ClusterStoreError.alreadyExists("a stream named \(name) exists already")
+        }
+        let plan = Plan(spec: spec, displayName: old.displayName, keys: [], replacedSecrets: [])
+        let applied = try await self.apply(plan, id: newID, resourceVersion: nil, force: false)
+        do {
+            guard let newUID = applied.metadata.uid else {
+                throw ClusterStoreError(code: .unavailable, message: "the new stream \(name) has no uid")
+            }
+            var secrets = spec.targets.compactMap(\.streamKeySecretRef).map(\.name)
+            if let ingest = spec.ingest.streamKeySecretRef { secrets.append(ingest.name) }
+            for secret in Set(secrets).sorted() {
+                try await self.handOver(
+                    secret,
+                    namespace: id.namespace,
+                    from: oldUID,
+                    to: Self.ownerReference(newID, uid: newUID)
+                )
+            }
+            try await self.client.delete(
+                Self.liveStreams,
+                name: id.name,
+                namespace: id.namespace,
+                propagationPolicy: .background
+            )
+        } catch {
+            do {
+                try await self.client.delete(Self.liveStreams, name: name, namespace: id.namespace)
+            } catch {
+                self.logger.warning(
+                    "Could not delete the new stream of a failed rename",
+                    metadata: ["console.stream": "\(newID)", "error": "\(error)"]
+                )
+            }
+            if let error = error as? KubernetesError {
+                throw ClusterStoreError.from(error, writing: "renaming stream \(id.name)")
+            }
+            throw error
+        }
+        self.logger.info(
+            "Stream renamed",
+            metadata: ["console.user": "\(viewer.username)", "console.stream": "\(id)", "console.to": "\(name)"]
+        )
+        return try Self.required(Self.stream(from: applied), newID)
+    }
+
+    /// Makes `owner` the owner of Secret `name` instead of the stream `oldUID`, if that one owns it (a Secret the
+    /// old stream does not own is left alone; one not there yet is the operator's to make).
+    private func handOver(
+        _ name: String,
+        namespace: String,
+        from oldUID: String,
+        to owner: OwnerReference
+    )
+        async throws
+    {
+        let secret: KubernetesObject
+        do {
+            secret = try await self.client.get(KubernetesObject.self, .secrets, name: name, namespace: namespace)
+        } catch let error as KubernetesError where error.isNotFound {
+            return
+        }
+        let owners = secret.metadata.ownerReferences ?? []
+        guard owners.contains(where: { $0.uid == oldUID }) else { return }
+        let kept = owners.filter { $0.uid != oldUID }.map(\.json)
+        _ = try await self.client.patch(
+            KubernetesObject.self,
+            .secrets,
+            name: name,
+            namespace: namespace,
+            mergePatch: [
+                "metadata": [
+                    "resourceVersion": .string(secret.metadata.resourceVersion ?? ""),
+                    "ownerReferences": .array(kept + [owner.json]),
+                ]
+            ]
+        )
+    }
+
     /// Deletes the stream `id` (its relay, routes and the Secrets it owns go with it).
     ///
     /// - Returns: whether there was such a stream `viewer` may see.
@@ -790,11 +888,14 @@ public final class KubernetesStreamStore: Service, Sendable {
 
 extension OwnerReference {
     fileprivate var json: JSONValue {
-        [
+        var json: JSONValue = [
             "apiVersion": .string(self.apiVersion),
             "kind": .string(self.kind),
             "name": .string(self.name),
             "uid": .string(self.uid),
         ]
+        if let controller = self.controller { json["controller"] = .bool(controller) }
+        if let block = self.blockOwnerDeletion { json["blockOwnerDeletion"] = .bool(block) }
+        return json
     }
 }

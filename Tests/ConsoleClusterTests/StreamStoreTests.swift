@@ -505,4 +505,53 @@ struct StreamStoreTests {
             }
         }
     }
+
+    @Test("a rename makes a stream of the new name with the same spec and keys, and removes the old one")
+    func rename() async throws {
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            let store = makeStore(cluster.client)
+            let alice = ConsoleViewer(username: "alice", namespace: cluster.namespace)
+            let bob = ConsoleViewer(username: "bob", namespace: "\(cluster.namespace)-bob")
+            var new = draft("show", targets: ["yt"])
+            new.targetKeys = ["yt": .set("the-target-key")]
+            new.displayName = "The show"
+            let old = try await store.create(new, for: alice)
+            #expect(try await store.rotateStreamKey(old.id, for: alice))  // the ingest key, owned by the stream
+            let ingestKey = try #require(try await store.revealStreamKey(old.id, for: alice))
+
+            #expect(try await store.rename(old.id, to: "tv", for: bob) == nil)
+            let taken = try await store.create(draft("taken"), for: alice)
+            let error = try await #require(throws: ClusterStoreError.self) {
+                _ = try await store.rename(old.id, to: taken.id.name, for: alice)
+            }
+            #expect(error.code == .alreadyExists)
+            let badName = try await #require(throws: ClusterStoreError.self) {
+                _ = try await store.rename(old.id, to: "Bad_Name", for: alice)
+            }
+            #expect(badName.code == .invalid)
+
+            let renamed = try #require(try await store.rename(old.id, to: "tv", for: alice))
+            #expect(renamed.id == StreamID(namespace: cluster.namespace, name: "tv"))
+            #expect(renamed.displayName == "The show")
+            #expect(renamed.spec.targets == old.spec.targets)
+            #expect(renamed.spec.ingest.streamKeySecretRef == .init(name: "show-stream-key", key: "streamKey"))
+            #expect(try await store.stream(old.id, for: alice) == nil)
+            #expect(try await store.revealStreamKey(renamed.id, for: alice) == ingestKey)
+            // The keys are the new stream's now, and stay when the old one is gone.
+            let targetSecret = try #require(renamed.spec.targets.first?.streamKeySecretRef?.name)
+            for name in [targetSecret, "show-stream-key"] {
+                let secret = try await cluster.client.get(
+                    KubernetesObject.self,
+                    .secrets,
+                    name: name,
+                    namespace: cluster.namespace
+                )
+                #expect(secret.metadata.ownerReferences?.map(\.uid) == [try #require(renamed.uid)])
+            }
+            #expect(
+                try await secretValue(cluster.client, targetSecret, key: "streamKey", namespace: cluster.namespace)
+                    == "the-target-key"
+            )
+        }
+    }
 }
