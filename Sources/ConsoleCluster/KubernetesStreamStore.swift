@@ -27,10 +27,10 @@ public import ServiceLifecycle
 /// **Writes.** The LiveStream is written by server-side apply with field manager ``fieldManager``, the whole spec
 /// each time (server-side apply takes what a manager sends as all it wants, so a partial apply would drop the rest).
 /// An edit based on a version the caller read carries it as `metadata.resourceVersion`, so one made on a stale page
-/// fails (``ConsoleStoreError/Code/stale``) instead of overwriting a newer edit; Go Live, Go Offline and a target's
+/// fails (``ClusterStoreError/Code/stale``) instead of overwriting a newer edit; Go Live, Go Offline and a target's
 /// switch read the latest version and retry on a stale one, since they mean "set this" whatever else changed. A
 /// field that another manager (kubectl, GitOps) owns with another value makes the apply fail with
-/// ``ConsoleStoreError/Code/conflict``, carrying the API server's message and fields; only `force: true`, which the
+/// ``ClusterStoreError/Code/conflict``, carrying the API server's message and fields; only `force: true`, which the
 /// console passes after asking the person, takes such fields over. Nothing is written before LiveStreamModel's
 /// validation (the same as the CRD's and local mode's) passes.
 ///
@@ -77,7 +77,7 @@ public final class KubernetesStreamStore: Service, Sendable {
     ///   - watchNamespace: the one namespace whose streams the console serves (the chart's `streamNamespace`), or
     ///     `nil` for every namespace (one watch of them all).
     ///   - maxSubscribers: live views (``changes(for:)``) at once; one more is refused with
-    ///     ``ConsoleStoreError/Code/unavailable``.
+    ///     ``ClusterStoreError/Code/unavailable``.
     ///   - listWatch: the watch's settings (page size, timeouts, backoff, largest event).
     public init(
         client: KubernetesClient,
@@ -134,7 +134,7 @@ public final class KubernetesStreamStore: Service, Sendable {
 
     /// The changes to the streams `viewer` may see: first the streams the watch knows now, then every change.
     ///
-    /// The sequence ends when the store stops; it throws ``ConsoleStoreError/Code/unavailable`` on the first
+    /// The sequence ends when the store stops; it throws ``ClusterStoreError/Code/unavailable`` on the first
     /// `next()` when ``init(client:watchNamespace:maxSubscribers:listWatch:logger:)``'s `maxSubscribers` are
     /// subscribed already.
     public func changes(for viewer: ConsoleViewer) -> StreamChanges {
@@ -148,7 +148,7 @@ public final class KubernetesStreamStore: Service, Sendable {
 
     /// The streams of `viewer`: those in the viewer's namespace, or in every namespace for an admin; by namespace
     /// and name.
-    public func streams(for viewer: ConsoleViewer) async throws -> [ConsoleStream] {
+    public func streams(for viewer: ConsoleViewer) async throws -> [ClusterStream] {
         let items: [KubernetesObject]
         do {
             if viewer.isAdmin {
@@ -168,13 +168,13 @@ public final class KubernetesStreamStore: Service, Sendable {
                 ).items
             }
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "listing streams")
+            throw ClusterStoreError.from(error, writing: "listing streams")
         }
         return items.compactMap(Self.stream(from:)).sorted { $0.id.description < $1.id.description }
     }
 
     /// The stream `id`, or `nil` when it does not exist or `viewer` may not see it.
-    public func stream(_ id: StreamID, for viewer: ConsoleViewer) async throws -> ConsoleStream? {
+    public func stream(_ id: StreamID, for viewer: ConsoleViewer) async throws -> ClusterStream? {
         guard let object = try await self.object(id, for: viewer) else { return nil }
         return Self.stream(from: object)
     }
@@ -184,21 +184,21 @@ public final class KubernetesStreamStore: Service, Sendable {
     /// Creates a stream in `namespace` (default: the viewer's own; another one only for an admin), with the keys
     /// of `draft.targetKeys`. The operator then generates its ingest key.
     ///
-    /// - Throws: ``ConsoleStoreError`` — ``ConsoleStoreError/Code/invalid`` (with field errors; nothing written),
-    ///   ``ConsoleStoreError/Code/alreadyExists``, ``ConsoleStoreError/Code/forbidden`` for another's namespace.
+    /// - Throws: ``ClusterStoreError`` — ``ClusterStoreError/Code/invalid`` (with field errors; nothing written),
+    ///   ``ClusterStoreError/Code/alreadyExists``, ``ClusterStoreError/Code/forbidden`` for another's namespace.
     public func create(
         _ draft: StreamDraft,
         in namespace: String? = nil,
         for viewer: ConsoleViewer
-    ) async throws -> ConsoleStream {
+    ) async throws -> ClusterStream {
         let namespace = namespace ?? viewer.namespace
         let id = StreamID(namespace: namespace, name: draft.name)
         guard viewer.canAccess(namespace: namespace), self.serves(namespace) else {
-            throw ConsoleStoreError.forbidden("you cannot create streams in namespace \(namespace)")
+            throw ClusterStoreError.forbidden("you cannot create streams in namespace \(namespace)")
         }
         let plan = try Self.plan(draft, current: nil)
         if try await self.object(id, for: viewer) != nil {
-            throw ConsoleStoreError.alreadyExists("a stream named \(draft.name) exists already")
+            throw ClusterStoreError.alreadyExists("a stream named \(draft.name) exists already")
         }
         // Keys first, so the LiveStream never names a Secret that is not there; owned by the stream once it is.
         // (A stream of that name made by another writer since the check above is not overwritten: a field it owns
@@ -232,10 +232,10 @@ public final class KubernetesStreamStore: Service, Sendable {
     /// Replaces the spec of the stream `id` with `draft`'s (see ``StreamDraft`` for what is kept).
     ///
     /// - Parameters:
-    ///   - expectedResourceVersion: the ``ConsoleStream/resourceVersion`` the edit was made on; the write fails
-    ///     with ``ConsoleStoreError/Code/stale`` if the stream changed since. `nil` writes over whatever is there.
+    ///   - expectedResourceVersion: the ``ClusterStream/resourceVersion`` the edit was made on; the write fails
+    ///     with ``ClusterStoreError/Code/stale`` if the stream changed since. `nil` writes over whatever is there.
     ///   - force: take over fields another manager owns (after the person confirmed a
-    ///     ``ConsoleStoreError/Code/conflict``).
+    ///     ``ClusterStoreError/Code/conflict``).
     /// - Returns: the stream as written, or `nil` when it does not exist or `viewer` may not see it.
     public func update(
         _ id: StreamID,
@@ -243,9 +243,9 @@ public final class KubernetesStreamStore: Service, Sendable {
         expectedResourceVersion: String? = nil,
         force: Bool = false,
         for viewer: ConsoleViewer
-    ) async throws -> ConsoleStream? {
+    ) async throws -> ClusterStream? {
         guard draft.name == id.name else {
-            throw ConsoleStoreError.invalid([
+            throw ClusterStoreError.invalid([
                 FieldError(field: "metadata.name", message: "a stream's name cannot change (it is \(id.name))")
             ])
         }
@@ -269,6 +269,104 @@ public final class KubernetesStreamStore: Service, Sendable {
         return try Self.required(Self.stream(from: applied), id)
     }
 
+    /// Gives the stream `id` another name in its namespace: a new LiveStream `name` with the same spec (its ingest
+    /// key's Secret named explicitly, so the key stays) and display name, the Secrets the old one owned (its ingest
+    /// key, its targets' keys) handed to the new one, then the old one deleted. A LiveStream's name cannot change,
+    /// so this is the only way; the new stream gets a port of its own (the old one's is released with it).
+    ///
+    /// - Returns: the new stream, or `nil` when `id` does not exist or `viewer` may not see it.
+    /// - Throws: ``ClusterStoreError/Code/invalid`` for a bad name, ``ClusterStoreError/Code/alreadyExists`` when
+    ///   it is taken. When a step fails, the new stream is deleted again and the old one is left as it was.
+    public func rename(_ id: StreamID, to name: String, for viewer: ConsoleViewer) async throws -> ClusterStream? {
+        guard let object = try await self.object(id, for: viewer), let old = Self.stream(from: object),
+            let oldUID = old.uid
+        else { return nil }
+        let newID = StreamID(namespace: id.namespace, name: name)
+        var spec = old.spec
+        if spec.ingest.webhook == nil {
+            spec.ingest.streamKeySecretRef = old.spec.streamKeySecret(streamName: id.name)
+        }
+        let errors = spec.validate(name: name)
+        guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
+        if try await self.object(newID, for: viewer) != nil {
+            throw ClusterStoreError.alreadyExists("a stream named \(name) exists already")
+        }
+        let plan = Plan(spec: spec, displayName: old.displayName, keys: [], replacedSecrets: [])
+        let applied = try await self.apply(plan, id: newID, resourceVersion: nil, force: false)
+        do {
+            guard let newUID = applied.metadata.uid else {
+                throw ClusterStoreError(code: .unavailable, message: "the new stream \(name) has no uid")
+            }
+            var secrets = spec.targets.compactMap(\.streamKeySecretRef).map(\.name)
+            if let ingest = spec.ingest.streamKeySecretRef { secrets.append(ingest.name) }
+            for secret in Set(secrets).sorted() {
+                try await self.handOver(
+                    secret,
+                    namespace: id.namespace,
+                    from: oldUID,
+                    to: Self.ownerReference(newID, uid: newUID)
+                )
+            }
+            try await self.client.delete(
+                Self.liveStreams,
+                name: id.name,
+                namespace: id.namespace,
+                propagationPolicy: .background
+            )
+        } catch {
+            do {
+                try await self.client.delete(Self.liveStreams, name: name, namespace: id.namespace)
+            } catch {
+                self.logger.warning(
+                    "Could not delete the new stream of a failed rename",
+                    metadata: ["console.stream": "\(newID)", "error": "\(error)"]
+                )
+            }
+            if let error = error as? KubernetesError {
+                throw ClusterStoreError.from(error, writing: "renaming stream \(id.name)")
+            }
+            throw error
+        }
+        self.logger.info(
+            "Stream renamed",
+            metadata: ["console.user": "\(viewer.username)", "console.stream": "\(id)", "console.to": "\(name)"]
+        )
+        return try Self.required(Self.stream(from: applied), newID)
+    }
+
+    /// Makes `owner` the owner of Secret `name` instead of the stream `oldUID`, if that one owns it (a Secret the
+    /// old stream does not own is left alone; one not there yet is the operator's to make).
+    private func handOver(
+        _ name: String,
+        namespace: String,
+        from oldUID: String,
+        to owner: OwnerReference
+    )
+        async throws
+    {
+        let secret: KubernetesObject
+        do {
+            secret = try await self.client.get(KubernetesObject.self, .secrets, name: name, namespace: namespace)
+        } catch let error as KubernetesError where error.isNotFound {
+            return
+        }
+        let owners = secret.metadata.ownerReferences ?? []
+        guard owners.contains(where: { $0.uid == oldUID }) else { return }
+        let kept = owners.filter { $0.uid != oldUID }.map(\.json)
+        _ = try await self.client.patch(
+            KubernetesObject.self,
+            .secrets,
+            name: name,
+            namespace: namespace,
+            mergePatch: [
+                "metadata": [
+                    "resourceVersion": .string(secret.metadata.resourceVersion ?? ""),
+                    "ownerReferences": .array(kept + [owner.json]),
+                ]
+            ]
+        )
+    }
+
     /// Deletes the stream `id` (its relay, routes and the Secrets it owns go with it).
     ///
     /// - Returns: whether there was such a stream `viewer` may see.
@@ -289,7 +387,7 @@ public final class KubernetesStreamStore: Service, Sendable {
         } catch let error as KubernetesError where error.isNotFound {
             return false
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "deleting stream \(id.name)")
+            throw ClusterStoreError.from(error, writing: "deleting stream \(id.name)")
         }
         self.logger.info(
             "Stream deleted",
@@ -323,7 +421,7 @@ public final class KubernetesStreamStore: Service, Sendable {
                     namespace: id.namespace
                 ).items
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: "listing streams")
+                throw ClusterStoreError.from(error, writing: "listing streams")
             }
             for other in others.compactMap(Self.stream(from:)) where other.id != id && !other.spec.suspend {
                 if try await self.modify(other.id, force: force, { $0.suspend = true }) != nil {
@@ -345,18 +443,18 @@ public final class KubernetesStreamStore: Service, Sendable {
     /// Turns one target on or off; a live relay follows at the target's next keyframe, the others untouched.
     ///
     /// - Returns: the stream as written, or `nil` when it does not exist or `viewer` may not see it.
-    /// - Throws: ``ConsoleStoreError/Code/notFound`` when the stream has no target `target`.
+    /// - Throws: ``ClusterStoreError/Code/notFound`` when the stream has no target `target`.
     public func setTargetEnabled(
         _ id: StreamID,
         target: String,
         enabled: Bool,
         force: Bool = false,
         for viewer: ConsoleViewer
-    ) async throws -> ConsoleStream? {
+    ) async throws -> ClusterStream? {
         guard try await self.object(id, for: viewer) != nil else { return nil }
         return try await self.modify(id, force: force) { spec in
             guard let index = spec.targets.firstIndex(where: { $0.name == target }) else {
-                throw ConsoleStoreError.notFound("stream \(id.name) has no target \(target)")
+                throw ClusterStoreError.notFound("stream \(id.name) has no target \(target)")
             }
             spec.targets[index].enabled = enabled
         }
@@ -368,19 +466,19 @@ public final class KubernetesStreamStore: Service, Sendable {
     /// it starts.
     ///
     /// A Secret the stream does not own (made with kubectl or by GitOps, and named by the stream) is another
-    /// writer's: rotating it is refused with ``ConsoleStoreError/Code/conflict`` unless `force` (after the person
+    /// writer's: rotating it is refused with ``ClusterStoreError/Code/conflict`` unless `force` (after the person
     /// confirmed), since that writer would put its key back.
     ///
     /// The new key is not returned: the owner reveals it with ``revealStreamKey(_:for:)``.
     ///
     /// - Returns: whether there was such a stream `viewer` may see.
-    /// - Throws: ``ConsoleStoreError/Code/noStreamKey`` when a webhook authorizes the stream's publishers.
+    /// - Throws: ``ClusterStoreError/Code/noStreamKey`` when a webhook authorizes the stream's publishers.
     public func rotateStreamKey(_ id: StreamID, force: Bool = false, for viewer: ConsoleViewer) async throws -> Bool {
         guard let object = try await self.object(id, for: viewer), let stream = Self.stream(from: object) else {
             return false
         }
         guard stream.spec.ingest.webhook == nil else {
-            throw ConsoleStoreError.noStreamKey("a webhook authorizes publishers of \(id.name); it has no key")
+            throw ClusterStoreError.noStreamKey("a webhook authorizes publishers of \(id.name); it has no key")
         }
         let selector = stream.spec.streamKeySecret(streamName: id.name)
         let encoded = JSONValue.string(Data(StreamKey.generate().utf8).base64EncodedString())
@@ -394,7 +492,7 @@ public final class KubernetesStreamStore: Service, Sendable {
             )
             let owned = secret.metadata.ownerReferences?.contains { $0.uid == stream.uid } == true
             guard owned || force else {
-                throw ConsoleStoreError(
+                throw ClusterStoreError(
                     code: .conflict,
                     message: "\(what): Secret \(selector.name) is not the stream's own; change the key where the "
                         + "Secret is managed, or replace it here anyway",
@@ -425,10 +523,10 @@ public final class KubernetesStreamStore: Service, Sendable {
             do {
                 _ = try await self.client.create(secret, .secrets, fieldManager: Self.fieldManager)
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: what)
+                throw ClusterStoreError.from(error, writing: what)
             }
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: what)
+            throw ClusterStoreError.from(error, writing: what)
         }
         self.logger.info(
             "Stream key rotated",
@@ -440,14 +538,14 @@ public final class KubernetesStreamStore: Service, Sendable {
     /// The stream's ingest key, for its owner's explicit reveal; `nil` when the stream does not exist or is not
     /// `viewer`'s own (an admin reveals only the keys of their own namespace).
     ///
-    /// - Throws: ``ConsoleStoreError/Code/noStreamKey`` when a webhook authorizes publishers, or the operator has
+    /// - Throws: ``ClusterStoreError/Code/noStreamKey`` when a webhook authorizes publishers, or the operator has
     ///   not generated the key yet.
     public func revealStreamKey(_ id: StreamID, for viewer: ConsoleViewer) async throws -> String? {
         guard viewer.owns(id), let object = try await self.object(id, for: viewer),
             let stream = Self.stream(from: object)
         else { return nil }
         guard stream.spec.ingest.webhook == nil else {
-            throw ConsoleStoreError.noStreamKey("a webhook authorizes publishers of \(id.name); it has no key")
+            throw ClusterStoreError.noStreamKey("a webhook authorizes publishers of \(id.name); it has no key")
         }
         let selector = stream.spec.streamKeySecret(streamName: id.name)
         let secret: KubernetesObject
@@ -459,12 +557,12 @@ public final class KubernetesStreamStore: Service, Sendable {
                 namespace: id.namespace
             )
         } catch let error as KubernetesError where error.isNotFound {
-            throw ConsoleStoreError.noStreamKey("the stream key of \(id.name) has not been generated yet")
+            throw ClusterStoreError.noStreamKey("the stream key of \(id.name) has not been generated yet")
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "stream key of \(id.name)")
+            throw ClusterStoreError.from(error, writing: "stream key of \(id.name)")
         }
         guard let value = Self.secretValue(secret, key: selector.key) else {
-            throw ConsoleStoreError.noStreamKey("Secret \(selector.name) has no key \(selector.key)")
+            throw ClusterStoreError.noStreamKey("Secret \(selector.name) has no key \(selector.key)")
         }
         self.logger.info(
             "Stream key revealed",
@@ -493,7 +591,7 @@ public final class KubernetesStreamStore: Service, Sendable {
         } catch let error as KubernetesError where error.isNotFound {
             return nil
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "reading stream \(id.name)")
+            throw ClusterStoreError.from(error, writing: "reading stream \(id.name)")
         }
     }
 
@@ -502,7 +600,7 @@ public final class KubernetesStreamStore: Service, Sendable {
         _ id: StreamID,
         force: Bool,
         _ change: (inout LiveStreamSpec) throws -> Void
-    ) async throws -> ConsoleStream? {
+    ) async throws -> ClusterStream? {
         var attempt = 0
         while true {
             attempt += 1
@@ -517,18 +615,18 @@ public final class KubernetesStreamStore: Service, Sendable {
             } catch let error as KubernetesError where error.isNotFound {
                 return nil
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: "reading stream \(id.name)")
+                throw ClusterStoreError.from(error, writing: "reading stream \(id.name)")
             }
             guard let current = Self.stream(from: object) else { return nil }
             var spec = current.spec
             try change(&spec)
             let errors = spec.validate(name: id.name)
-            guard errors.isEmpty else { throw ConsoleStoreError.invalid(errors) }
+            guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
             let plan = Plan(spec: spec, displayName: current.displayName, keys: [], replacedSecrets: [])
             do {
                 let applied = try await self.apply(plan, id: id, resourceVersion: current.resourceVersion, force: force)
                 return try Self.required(Self.stream(from: applied), id)
-            } catch let error as ConsoleStoreError where error.code == .stale && attempt < self.maxAttempts {
+            } catch let error as ClusterStoreError where error.code == .stale && attempt < self.maxAttempts {
                 continue
             }
         }
@@ -547,9 +645,9 @@ public final class KubernetesStreamStore: Service, Sendable {
         var replacedSecrets: [String]
     }
 
-    /// Checks `draft` and works out what to write; throws ``ConsoleStoreError/Code/invalid`` with every field
+    /// Checks `draft` and works out what to write; throws ``ClusterStoreError/Code/invalid`` with every field
     /// error, before anything is written.
-    static func plan(_ draft: StreamDraft, current: ConsoleStream?) throws -> Plan {
+    static func plan(_ draft: StreamDraft, current: ClusterStream?) throws -> Plan {
         var errors: [FieldError] = []
         var spec = draft.spec
         spec.ingest.streamKeySecretRef = current?.spec.ingest.streamKeySecretRef
@@ -562,11 +660,17 @@ public final class KubernetesStreamStore: Service, Sendable {
         }
         var keys: [Plan.Key] = []
         var kept = Set<String>()
+        let currentRefs = Set((current?.spec.targets ?? []).compactMap(\.streamKeySecretRef))
         for index in spec.targets.indices {
             let name = spec.targets[index].name
             let previous = current?.spec.targets.first { $0.name == (draft.renamedTargets[name] ?? name) }
             switch draft.targetKeys[name] ?? .keep {
             case .keep:
+                // The Secret the draft names, if it is one of the stream's targets' now (a target renamed as read
+                // keeps its key); else the key of the target of that name (or of its name before a rename).
+                if let ref = spec.targets[index].streamKeySecretRef, currentRefs.contains(ref) {
+                    break
+                }
                 spec.targets[index].streamKeySecretRef = previous?.streamKeySecretRef
             case .remove:
                 spec.targets[index].streamKeySecretRef = nil
@@ -604,7 +708,7 @@ public final class KubernetesStreamStore: Service, Sendable {
             }
         }
         errors = spec.validate(name: draft.name) + errors
-        guard errors.isEmpty else { throw ConsoleStoreError.invalid(errors) }
+        guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
 
         // The console's own target Secrets this edit no longer names.
         let prefix = "\(draft.name)-target-"
@@ -673,7 +777,7 @@ public final class KubernetesStreamStore: Service, Sendable {
                 force: force
             )
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "stream \(id.name)")
+            throw ClusterStoreError.from(error, writing: "stream \(id.name)")
         }
     }
 
@@ -709,7 +813,7 @@ public final class KubernetesStreamStore: Service, Sendable {
                     fieldManager: Self.fieldManager
                 )
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: "target key of stream \(id.name)")
+                throw ClusterStoreError.from(error, writing: "target key of stream \(id.name)")
             }
         }
     }
@@ -739,9 +843,9 @@ public final class KubernetesStreamStore: Service, Sendable {
         )
     }
 
-    private static func required(_ stream: ConsoleStream?, _ id: StreamID) throws -> ConsoleStream {
+    private static func required(_ stream: ClusterStream?, _ id: StreamID) throws -> ClusterStream {
         guard let stream else {
-            throw ConsoleStoreError(
+            throw ClusterStoreError(
                 code: .unavailable,
                 message: "the API server's answer for \(id.name) is not a LiveStream"
             )
@@ -758,7 +862,7 @@ public final class KubernetesStreamStore: Service, Sendable {
     }
 
     /// A LiveStream object as the console shows it; `nil` for one whose spec does not decode.
-    static func stream(from object: KubernetesObject) -> ConsoleStream? {
+    static func stream(from object: KubernetesObject) -> ClusterStream? {
         guard let name = object.metadata.name else { return nil }
         let decoder = JSONDecoder()
         let encoder = JSONEncoder()
@@ -768,7 +872,7 @@ public final class KubernetesStreamStore: Service, Sendable {
         }
         guard let spec = decode(LiveStreamSpec.self, object["spec"] ?? [:]) else { return nil }
         let status = object["status"].flatMap { decode(LiveStreamStatus.self, $0) }
-        return ConsoleStream(
+        return ClusterStream(
             id: StreamID(namespace: object.metadata.namespace ?? "", name: name),
             uid: object.metadata.uid,
             resourceVersion: object.metadata.resourceVersion,
@@ -784,11 +888,14 @@ public final class KubernetesStreamStore: Service, Sendable {
 
 extension OwnerReference {
     fileprivate var json: JSONValue {
-        [
+        var json: JSONValue = [
             "apiVersion": .string(self.apiVersion),
             "kind": .string(self.kind),
             "name": .string(self.name),
             "uid": .string(self.uid),
         ]
+        if let controller = self.controller { json["controller"] = .bool(controller) }
+        if let block = self.blockOwnerDeletion { json["blockOwnerDeletion"] = .bool(block) }
+        return json
     }
 }

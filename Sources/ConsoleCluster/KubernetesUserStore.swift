@@ -15,7 +15,8 @@ public import LiveStreamModel
 public import Logging
 import Synchronization
 
-/// A console user as stored: name, bcrypt hash, admin flag and the namespace whose streams are theirs.
+/// A console user as stored: name, bcrypt hash, admin flag, the namespace whose streams are theirs, and their
+/// settings.
 ///
 /// The hash is made and checked by the Console module (hummingbird-auth's bcrypt); this store keeps it as the
 /// string it is given. ``description`` never shows it.
@@ -25,12 +26,37 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
     public var passwordHash: String
     public var isAdmin: Bool
     public var namespace: String
+    /// "One stream live at a time": going live with one stream takes the user's others offline (on unless the user
+    /// turned it off; a record stored without it has it on).
+    public var oneLiveAtATime: Bool
 
-    public init(name: String, passwordHash: String, isAdmin: Bool = false, namespace: String) {
+    public init(
+        name: String,
+        passwordHash: String,
+        isAdmin: Bool = false,
+        namespace: String,
+        oneLiveAtATime: Bool = true
+    ) {
         self.name = name
         self.passwordHash = passwordHash
         self.isAdmin = isAdmin
         self.namespace = namespace
+        self.oneLiveAtATime = oneLiveAtATime
+    }
+
+    /// The same JSON as the Console module's `ConsoleUser` (local mode's `console-users.json`).
+    private enum CodingKeys: String, CodingKey {
+        case name, passwordHash, namespace, oneLiveAtATime
+        case isAdmin = "admin"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.passwordHash = try container.decode(String.self, forKey: .passwordHash)
+        self.isAdmin = try container.decodeIfPresent(Bool.self, forKey: .isAdmin) ?? false
+        self.namespace = try container.decode(String.self, forKey: .namespace)
+        self.oneLiveAtATime = try container.decodeIfPresent(Bool.self, forKey: .oneLiveAtATime) ?? true
     }
 
     /// The viewer the stream store acts for when this user is signed in.
@@ -44,6 +70,8 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
 
     /// The longest user name taken.
     public static let maxNameLength = 64
+    /// The most users one Secret takes (a Secret holds at most 1 MiB; a user takes some 200 bytes).
+    public static let maxUsers = 2000
 
     /// Every problem with this record: a name of 1 to 64 letters, digits, `.`, `_`, `-` or `@`; a namespace that is
     /// a DNS label; a hash that looks like bcrypt's (`$2a$`, `$2b$` or `$2y$`, 60 characters).
@@ -74,16 +102,16 @@ public struct ConsoleUserRecord: Codable, Sendable, Hashable, CustomStringConver
     }
 }
 
-/// Console users in one Secret of the console's namespace, key `users.json`: a JSON array of
-/// ``ConsoleUserRecord``s, so that every change is one compare-and-swap of one object.
+/// Console users in one Secret of the console's namespace, key `users.json`: `{"users": [...]}` of
+/// ``ConsoleUserRecord``s (at most ``ConsoleUserRecord/maxUsers``), the document local mode keeps in
+/// `console-users.json`, so that every change is one compare-and-swap of one object.
 ///
 /// Changes read the Secret, change the list and write it back with its `resourceVersion` (a PUT): a concurrent
 /// change (another console replica, `liverelay console users add`) makes the write fail with 409, and the change is
 /// made again on what is there now, up to ``maxAttempts`` times. No change is lost and no lock is needed.
 ///
 /// Reads are cached for ``cacheTTL`` (every sign-in reads a user; the console's own changes refresh the cache at
-/// once): a user removed or changed by another replica is seen within that time. A Secret holds at most 1 MiB, some
-/// 5,000 users.
+/// once): a user removed or changed by another replica is seen within that time.
 ///
 /// RBAC: `get` and `update` on this one Secret (`resourceNames`); `create` only if the store must make it (the
 /// chart makes it, empty).
@@ -142,14 +170,19 @@ public final class KubernetesUserStore: Sendable {
 
     /// Adds `user`.
     ///
-    /// - Throws: ``ConsoleStoreError/Code/invalid`` for a bad name, namespace or hash,
-    ///   ``ConsoleStoreError/Code/alreadyExists`` when the name is taken.
+    /// - Throws: ``ClusterStoreError/Code/invalid`` for a bad name, namespace or hash,
+    ///   ``ClusterStoreError/Code/alreadyExists`` when the name is taken.
     public func add(_ user: ConsoleUserRecord) async throws {
         let errors = user.validate()
-        guard errors.isEmpty else { throw ConsoleStoreError.invalid(errors) }
+        guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
         try await self.change { users in
             guard !users.contains(where: { $0.name == user.name }) else {
-                throw ConsoleStoreError.alreadyExists("a user named \(user.name) exists already")
+                throw ClusterStoreError.alreadyExists("a user named \(user.name) exists already")
+            }
+            guard users.count < ConsoleUserRecord.maxUsers else {
+                throw ClusterStoreError.invalid([
+                    FieldError(field: "name", message: "at most \(ConsoleUserRecord.maxUsers) users")
+                ])
             }
             users.append(user)
         }
@@ -168,10 +201,10 @@ public final class KubernetesUserStore: Sendable {
         return found
     }
 
-    /// Changes the user `name` with `body` (a new hash, the admin flag, the namespace; not the name).
+    /// Changes the user `name` with `body` (a new hash, the admin flag, the namespace, a setting; not the name).
     ///
     /// - Returns: the user as stored.
-    /// - Throws: ``ConsoleStoreError/Code/notFound`` when there is no such user, ``ConsoleStoreError/Code/invalid``
+    /// - Throws: ``ClusterStoreError/Code/notFound`` when there is no such user, ``ClusterStoreError/Code/invalid``
     ///   when the result is invalid.
     @discardableResult
     public func update(
@@ -181,17 +214,17 @@ public final class KubernetesUserStore: Sendable {
         var result: ConsoleUserRecord?
         try await self.change { users in
             guard let index = users.firstIndex(where: { $0.name == name }) else {
-                throw ConsoleStoreError.notFound("there is no user named \(name)")
+                throw ClusterStoreError.notFound("there is no user named \(name)")
             }
             var user = users[index]
             try body(&user)
             user.name = name
             let errors = user.validate()
-            guard errors.isEmpty else { throw ConsoleStoreError.invalid(errors) }
+            guard errors.isEmpty else { throw ClusterStoreError.invalid(errors) }
             users[index] = user
             result = user
         }
-        guard let result else { throw ConsoleStoreError.notFound("there is no user named \(name)") }
+        guard let result else { throw ClusterStoreError.notFound("there is no user named \(name)") }
         self.logger.info("Console user changed", metadata: ["console.user": "\(result)"])
         return result
     }
@@ -222,7 +255,7 @@ public final class KubernetesUserStore: Sendable {
         } catch let error as KubernetesError where error.isNotFound {
             secret = nil
         } catch let error as KubernetesError {
-            throw ConsoleStoreError.from(error, writing: "reading the console's users")
+            throw ClusterStoreError.from(error, writing: "reading the console's users")
         }
         let users = try secret.map(Self.decode) ?? []
         self.remember(users, resourceVersion: secret?.metadata.resourceVersion)
@@ -254,7 +287,7 @@ public final class KubernetesUserStore: Sendable {
                 )
                 continue
             } catch let error as KubernetesError {
-                throw ConsoleStoreError.from(error, writing: "the console's users")
+                throw ClusterStoreError.from(error, writing: "the console's users")
             }
         }
     }
@@ -264,9 +297,9 @@ public final class KubernetesUserStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let data: Data
         do {
-            data = try encoder.encode(users)
+            data = try encoder.encode(UsersDocument(users: users))
         } catch {
-            throw ConsoleStoreError(code: .unavailable, message: "cannot encode the console's users", cause: error)
+            throw ClusterStoreError(code: .unavailable, message: "cannot encode the console's users", cause: error)
         }
         let encoded = JSONValue.string(data.base64EncodedString())
         if var secret {
@@ -293,18 +326,23 @@ public final class KubernetesUserStore: Sendable {
     private static func decode(_ secret: KubernetesObject) throws -> [ConsoleUserRecord] {
         guard let encoded = secret["data"]?[Self.dataKey]?.stringValue else { return [] }
         guard let data = Data(base64Encoded: encoded) else {
-            throw ConsoleStoreError(code: .unavailable, message: "the console's users are not base64")
+            throw ClusterStoreError(code: .unavailable, message: "the console's users are not base64")
         }
         do {
-            return try JSONDecoder().decode([ConsoleUserRecord].self, from: data)
+            return try JSONDecoder().decode(UsersDocument.self, from: data).users
         } catch {
             // The decoding error would quote the document, hashes and all: say only where.
-            throw ConsoleStoreError(
+            throw ClusterStoreError(
                 code: .unavailable,
-                message: "the console's users (Secret key \(Self.dataKey)) are not a JSON list of users"
+                message: "the console's users (Secret key \(Self.dataKey)) are not {\"users\": [...]}"
             )
         }
     }
+}
+
+/// What the Secret's `users.json` holds.
+struct UsersDocument: Codable {
+    var users: [ConsoleUserRecord]
 }
 
 /// DNS label checks, shared with LiveStreamModel's.

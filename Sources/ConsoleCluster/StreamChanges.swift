@@ -95,7 +95,7 @@ final class ChangeHub: Sendable {
         var subscribers: [Int: Subscriber] = [:]
         /// Every stream as the last change said, under the same lock as the subscribers: a new subscription starts
         /// with exactly what was published before it and gets everything after, nothing lost in between.
-        var streams: [StreamID: ConsoleStream] = [:]
+        var streams: [StreamID: ClusterStream] = [:]
         var nextID = 0
         var stopped = false
     }
@@ -116,7 +116,7 @@ final class ChangeHub: Sendable {
             if state.stopped {
                 subscriber.finished = true
             } else if state.subscribers.count >= self.maxSubscribers {
-                subscriber.failure = ConsoleStoreError(
+                subscriber.failure = ClusterStoreError(
                     code: .unavailable,
                     message: "too many live views at once (at most \(self.maxSubscribers)); try again later"
                 )

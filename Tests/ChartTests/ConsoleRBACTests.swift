@@ -112,8 +112,9 @@ struct ConsoleRBACTests {
             #expect(try await store.rotateStreamKey(created.id, for: alice))  // creates the key Secret
             #expect(try await store.rotateStreamKey(created.id, for: alice))  // writes a new key into it
             #expect(try await store.revealStreamKey(created.id, for: alice)?.count == 64)
-            #expect(try await store.streams(for: root).map(\.id) == [created.id])
-            #expect(try await store.delete(created.id, for: alice))
+            let renamed = try #require(try await store.rename(created.id, to: "tv", for: alice))
+            #expect(try await store.streams(for: root).map(\.id) == [renamed.id])
+            #expect(try await store.delete(renamed.id, for: alice))
             await group.triggerGracefulShutdown()
             try await running.value
         } catch {

@@ -38,7 +38,7 @@ struct StreamStoreTests {
             #expect(try await store.rotateStreamKey(id, for: bob) == false)
             #expect(try await store.revealStreamKey(id, for: bob) == nil)
             #expect(try await store.delete(id, for: bob) == false)
-            await #expect(throws: ConsoleStoreError.self) {
+            await #expect(throws: ClusterStoreError.self) {
                 _ = try await store.create(draft("intruder"), in: cluster.namespace, for: bob)
             }
 
@@ -76,7 +76,7 @@ struct StreamStoreTests {
                 fieldManager: "gitops-tool"
             )
             let id = StreamID(namespace: cluster.namespace, name: "gitops")
-            let error = try await #require(throws: ConsoleStoreError.self) {
+            let error = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.setLive(id, live: true, for: alice)
             }
             #expect(error.code == .conflict)
@@ -93,7 +93,7 @@ struct StreamStoreTests {
             _ = try await store.setTargetEnabled(id, target: "twitch", enabled: false, for: alice)
             var edit = draft("gitops", targets: ["twitch", "youtube"])
             edit.spec.targets[0].url = "rtmp://live.twitch.tv/app"
-            let staleError = try await #require(throws: ConsoleStoreError.self) {
+            let staleError = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(id, with: edit, expectedResourceVersion: stale.resourceVersion, for: alice)
             }
             #expect(staleError.code == .stale)
@@ -115,7 +115,7 @@ struct StreamStoreTests {
             var moved = draft("gitops", targets: ["twitch"])
             moved.spec.targets[0].url = "rtmp://moved.example.com/app"
             moved.targetKeys = ["twitch": .set("twitch-key")]
-            let urlError = try await #require(throws: ConsoleStoreError.self) {
+            let urlError = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(id, with: moved, for: alice)
             }
             #expect(urlError.code == .conflict)
@@ -145,7 +145,7 @@ struct StreamStoreTests {
             var edit = draft("show", targets: ["youtube", "bad"])
             edit.spec.targets[1].url = "http://not-rtmp.example.com/live"
             edit.targetKeys = ["bad": .set("a-new-key-that-must-not-be-stored"), "missing": .set("x")]
-            let error = try await #require(throws: ConsoleStoreError.self) {
+            let error = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.update(created.id, with: edit, for: alice)
             }
             #expect(error.code == .invalid)
@@ -163,7 +163,7 @@ struct StreamStoreTests {
             #expect(secretsAfter == secretsBefore)
 
             // A new stream that is invalid is not created at all.
-            let badName = try await #require(throws: ConsoleStoreError.self) {
+            let badName = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.create(draft("Not_A_Name"), for: alice)
             }
             #expect(badName.fieldErrors.map(\.field) == ["metadata.name"])
@@ -279,7 +279,7 @@ struct StreamStoreTests {
                 ),
                 .secrets
             )
-            let refused = try await #require(throws: ConsoleStoreError.self) {
+            let refused = try await #require(throws: ClusterStoreError.self) {
                 _ = try await store.rotateStreamKey(byHand.id, for: alice)
             }
             #expect(refused.code == .conflict)
@@ -340,6 +340,17 @@ struct StreamStoreTests {
                 )
             )
             #expect(afterRename.spec.targets.first?.streamKeySecretRef == ref)
+            // A rename in a spec as read (the target carries its Secret) keeps the key too; a Secret that is not
+            // one of the stream's is not taken.
+            var asRead = StreamDraft(name: "show", spec: afterRename.spec)
+            asRead.spec.targets[0].name = "youtube"
+            asRead.spec.targets[1].streamKeySecretRef = .init(name: "someone-elses", key: "key")
+            let renamedAsRead = try #require(try await store.update(created.id, with: asRead, for: alice))
+            #expect(renamedAsRead.spec.targets.map(\.name) == ["youtube", "twitch"])
+            #expect(renamedAsRead.spec.targets[0].streamKeySecretRef == ref)
+            #expect(renamedAsRead.spec.targets[1].streamKeySecretRef == nil)
+            renamed.renamedTargets = ["yt": "youtube"]
+            _ = try #require(try await store.update(created.id, with: renamed, for: alice))
             var rekeyed = renamed
             rekeyed.renamedTargets = [:]
             rekeyed.targetKeys = ["yt": .set("another-key")]
@@ -374,6 +385,8 @@ struct StreamStoreTests {
             var bobChanges = store.changes(for: bob).makeAsyncIterator()
             try await running(store) {
                 try await store.waitForSync()
+                // The watch starts right after the list.
+                try await eventually("the store's watch to start") { counter.watches >= 1 }
                 let watches = counter.watches
                 var aliceChanges = store.changes(for: alice).makeAsyncIterator()
                 var secondView = store.changes(for: alice).makeAsyncIterator()
@@ -403,7 +416,6 @@ struct StreamStoreTests {
                 }
                 // Three views, one watch.
                 #expect(counter.watches == watches)
-                #expect(watches >= 1)
 
                 #expect(try await writer.delete(existing.id, for: alice))
                 while true {
@@ -428,7 +440,7 @@ struct StreamStoreTests {
                 var fast = store.changes(for: alice).makeAsyncIterator()
                 // A third live view is refused, saying why.
                 var refused = store.changes(for: alice).makeAsyncIterator()
-                let error = try await #require(throws: ConsoleStoreError.self) { _ = try await refused.next() }
+                let error = try await #require(throws: ClusterStoreError.self) { _ = try await refused.next() }
                 #expect(error.code == .unavailable)
 
                 for phase in ["Starting", "Live", "Idle", "Live"] {
@@ -491,6 +503,55 @@ struct StreamStoreTests {
             ] {
                 #expect(!logged.contains { $0.contains(key) }, "a key in the log")
             }
+        }
+    }
+
+    @Test("a rename makes a stream of the new name with the same spec and keys, and removes the old one")
+    func rename() async throws {
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            let store = makeStore(cluster.client)
+            let alice = ConsoleViewer(username: "alice", namespace: cluster.namespace)
+            let bob = ConsoleViewer(username: "bob", namespace: "\(cluster.namespace)-bob")
+            var new = draft("show", targets: ["yt"])
+            new.targetKeys = ["yt": .set("the-target-key")]
+            new.displayName = "The show"
+            let old = try await store.create(new, for: alice)
+            #expect(try await store.rotateStreamKey(old.id, for: alice))  // the ingest key, owned by the stream
+            let ingestKey = try #require(try await store.revealStreamKey(old.id, for: alice))
+
+            #expect(try await store.rename(old.id, to: "tv", for: bob) == nil)
+            let taken = try await store.create(draft("taken"), for: alice)
+            let error = try await #require(throws: ClusterStoreError.self) {
+                _ = try await store.rename(old.id, to: taken.id.name, for: alice)
+            }
+            #expect(error.code == .alreadyExists)
+            let badName = try await #require(throws: ClusterStoreError.self) {
+                _ = try await store.rename(old.id, to: "Bad_Name", for: alice)
+            }
+            #expect(badName.code == .invalid)
+
+            let renamed = try #require(try await store.rename(old.id, to: "tv", for: alice))
+            #expect(renamed.id == StreamID(namespace: cluster.namespace, name: "tv"))
+            #expect(renamed.displayName == "The show")
+            #expect(renamed.spec.targets == old.spec.targets)
+            #expect(renamed.spec.ingest.streamKeySecretRef == .init(name: "show-stream-key", key: "streamKey"))
+            #expect(try await store.stream(old.id, for: alice) == nil)
+            #expect(try await store.revealStreamKey(renamed.id, for: alice) == ingestKey)
+            // The keys are the new stream's now, and stay when the old one is gone.
+            let targetSecret = try #require(renamed.spec.targets.first?.streamKeySecretRef?.name)
+            for name in [targetSecret, "show-stream-key"] {
+                let secret = try await cluster.client.get(
+                    KubernetesObject.self,
+                    .secrets,
+                    name: name,
+                    namespace: cluster.namespace
+                )
+                #expect(secret.metadata.ownerReferences?.map(\.uid) == [try #require(renamed.uid)])
+            }
+            #expect(
+                try await secretValue(cluster.client, targetSecret, key: "streamKey", namespace: cluster.namespace)
+                    == "the-target-key"
+            )
         }
     }
 }

@@ -46,9 +46,9 @@ struct UserStoreTests {
                     == ConsoleViewer(username: "root", namespace: "ops", isAdmin: true)
             )
 
-            let duplicate = try await #require(throws: ConsoleStoreError.self) { try await store.add(alice) }
+            let duplicate = try await #require(throws: ClusterStoreError.self) { try await store.add(alice) }
             #expect(duplicate.code == .alreadyExists)
-            let invalid = try await #require(throws: ConsoleStoreError.self) {
+            let invalid = try await #require(throws: ClusterStoreError.self) {
                 try await store.add(ConsoleUserRecord(name: "bad name", passwordHash: "hunter2", namespace: "Bad_NS"))
             }
             #expect(invalid.code == .invalid)
@@ -57,7 +57,14 @@ struct UserStoreTests {
 
             let changed = try await store.setPasswordHash(bcryptShaped("b"), for: "alice")
             #expect(changed.passwordHash == bcryptShaped("b"))
-            let missing = try await #require(throws: ConsoleStoreError.self) {
+            #expect(changed.oneLiveAtATime)
+            let setting = try await store.update(named: "alice") { $0.oneLiveAtATime = false }
+            #expect(setting.oneLiveAtATime == false)
+            #expect(try await store.user(named: "alice")?.oneLiveAtATime == false)
+            // A record stored before the setting existed has it on.
+            let old = #"{"name":"old","passwordHash":"x","admin":false,"namespace":"n"}"#
+            #expect(try JSONDecoder().decode(ConsoleUserRecord.self, from: Data(old.utf8)).oneLiveAtATime)
+            let missing = try await #require(throws: ClusterStoreError.self) {
                 try await store.setPasswordHash(bcryptShaped("c"), for: "nobody")
             }
             #expect(missing.code == .notFound)
@@ -72,12 +79,14 @@ struct UserStoreTests {
                 namespace: cluster.namespace
             )
             let encoded = try #require(secret["data"]?["users.json"]?.stringValue)
+            struct Document: Decodable { var users: [ConsoleUserRecord] }
             let stored = try JSONDecoder().decode(
-                [ConsoleUserRecord].self,
+                Document.self,
                 from: try #require(Data(base64Encoded: encoded))
             )
-            #expect(stored.map(\.name) == ["root"])
-            #expect(!"\(stored)".contains(bcryptShaped("r")))
+            #expect(stored.users.map(\.name) == ["root"])
+            #expect(stored.users.first?.isAdmin == true)
+            #expect(!"\(stored.users)".contains(bcryptShaped("r")))
         }
     }
 

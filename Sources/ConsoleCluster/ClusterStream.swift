@@ -47,7 +47,7 @@ public struct ConsoleViewer: Sendable, Hashable, CustomStringConvertible {
 /// The spec names the Secrets that hold the ingest key and each target's key (`streamKeySecretRef`), never their
 /// values; a target whose `streamKeySecretRef` is set has a key. ``resourceVersion`` is what an edit passes back as
 /// `expectedResourceVersion`, so an edit made on a stale page is refused instead of overwriting a newer one.
-public struct ConsoleStream: Sendable, Hashable {
+public struct ClusterStream: Sendable, Hashable {
     public var id: StreamID
     public var uid: String?
     public var resourceVersion: String?
@@ -88,7 +88,7 @@ public struct ConsoleStream: Sendable, Hashable {
 
 /// The JSON a browser gets: `namespace`, `name`, `displayName`, `resourceVersion`, `generation`,
 /// `creationTimestamp`, `deletionTimestamp`, `spec` (Secret names, never values) and `status`.
-extension ConsoleStream: Encodable {
+extension ClusterStream: Encodable {
     private enum CodingKeys: String, CodingKey {
         case namespace, name, displayName, resourceVersion, generation, creationTimestamp, deletionTimestamp, spec
         case status
@@ -132,8 +132,12 @@ public enum TargetKeyChange: Sendable, Hashable, CustomStringConvertible {
 ///
 /// The store fills in what a person does not edit: the ingest key's Secret (`spec.ingest.streamKeySecretRef`) and
 /// webhook are kept as they are (the operator generates the key of a new stream), and each target's
-/// `streamKeySecretRef` follows from ``targetKeys`` and ``renamedTargets``. On an update, `spec.suspend` is kept as
-/// it is: Go Live and Go Offline are ``KubernetesStreamStore/setLive(_:live:oneLiveAtATime:force:for:)``.
+/// `streamKeySecretRef` follows from ``targetKeys``: a new key goes to a new Secret; a kept key stays in the Secret
+/// the target's `streamKeySecretRef` names when that is one of the stream's targets' Secrets now (so a target
+/// renamed in a spec as read keeps its key), else in the Secret of the target of the same name, or of its name
+/// in ``renamedTargets``; any other Secret name is dropped, so an edit cannot point a target at an arbitrary
+/// Secret. On an update, `spec.suspend` is kept as it is: Go Live and Go Offline are
+/// ``KubernetesStreamStore/setLive(_:live:oneLiveAtATime:force:for:)``.
 public struct StreamDraft: Sendable, Hashable, CustomStringConvertible {
     /// The LiveStream's name (a DNS label of at most 60 characters); an update must name the stream it updates.
     public var name: String
@@ -173,7 +177,7 @@ public struct StreamDraft: Sendable, Hashable, CustomStringConvertible {
 /// One change to the streams a viewer sees, from the store's one watch of LiveStreams.
 public enum StreamChange: Sendable, Hashable {
     /// The stream is new, changed, or seen again (a relist, or the snapshot a subscription starts with).
-    case upserted(ConsoleStream)
+    case upserted(ClusterStream)
     /// The stream is gone.
     case deleted(StreamID)
 
@@ -188,11 +192,11 @@ public enum StreamChange: Sendable, Hashable {
 /// What Go Live or Go Offline did.
 public struct GoLiveResult: Sendable, Hashable {
     /// The stream as written.
-    public var stream: ConsoleStream
+    public var stream: ClusterStream
     /// The user's other streams that were taken offline ("one stream live at a time").
     public var suspended: [StreamID]
 
-    public init(stream: ConsoleStream, suspended: [StreamID]) {
+    public init(stream: ClusterStream, suspended: [StreamID]) {
         self.stream = stream
         self.suspended = suspended
     }

@@ -29,7 +29,7 @@ public struct FieldConflict: Sendable, Hashable, CustomStringConvertible {
 
 /// The one error of the console's cluster stores. Its ``message`` is fit to show a person (it never holds a key);
 /// ``code`` says what kind of failure it is.
-public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
+public struct ClusterStoreError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case invalid
@@ -45,10 +45,10 @@ public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
 
-        /// The edit is invalid; ``ConsoleStoreError/fieldErrors`` says where. Nothing was written.
+        /// The edit is invalid; ``ClusterStoreError/fieldErrors`` says where. Nothing was written.
         public static let invalid = Code(.invalid)
         /// Another writer (field manager) owns a field the edit changes, with another value: the server-side apply
-        /// was refused (``ConsoleStoreError/conflicts``). Nothing was written; the same edit with `force` takes the
+        /// was refused (``ClusterStoreError/conflicts``). Nothing was written; the same edit with `force` takes the
         /// fields over.
         public static let conflict = Code(.conflict)
         /// The object changed since the version the edit was based on. Nothing was written; reload and edit again.
@@ -62,7 +62,7 @@ public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
         public static let noStreamKey = Code(.noStreamKey)
         /// The viewer may not do this (create a stream in another user's namespace).
         public static let forbidden = Code(.forbidden)
-        /// The API server refused or could not be reached; ``ConsoleStoreError/cause`` has the client's error.
+        /// The API server refused or could not be reached; ``ClusterStoreError/cause`` has the client's error.
         public static let unavailable = Code(.unavailable)
 
         public var description: String { "\(self.wrapped)" }
@@ -91,7 +91,7 @@ public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = "ConsoleStoreError(\(self.code)): \(self.message)"
+        var text = "ClusterStoreError(\(self.code)): \(self.message)"
         if !self.fieldErrors.isEmpty {
             text += " [" + self.fieldErrors.map(\.description).joined(separator: "; ") + "]"
         }
@@ -99,8 +99,8 @@ public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     @inline(never)
-    static func invalid(_ errors: [FieldError]) -> ConsoleStoreError {
-        ConsoleStoreError(
+    static func invalid(_ errors: [FieldError]) -> ClusterStoreError {
+        ClusterStoreError(
             code: .invalid,
             message: "invalid: " + errors.map(\.description).joined(separator: "; "),
             fieldErrors: errors
@@ -108,56 +108,56 @@ public struct ConsoleStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     @inline(never)
-    static func notFound(_ message: String) -> ConsoleStoreError {
-        ConsoleStoreError(code: .notFound, message: message)
+    static func notFound(_ message: String) -> ClusterStoreError {
+        ClusterStoreError(code: .notFound, message: message)
     }
 
     @inline(never)
-    static func noStreamKey(_ message: String) -> ConsoleStoreError {
-        ConsoleStoreError(code: .noStreamKey, message: message)
+    static func noStreamKey(_ message: String) -> ClusterStoreError {
+        ClusterStoreError(code: .noStreamKey, message: message)
     }
 
     @inline(never)
-    static func forbidden(_ message: String) -> ConsoleStoreError {
-        ConsoleStoreError(code: .forbidden, message: message)
+    static func forbidden(_ message: String) -> ClusterStoreError {
+        ClusterStoreError(code: .forbidden, message: message)
     }
 
     @inline(never)
-    static func alreadyExists(_ message: String) -> ConsoleStoreError {
-        ConsoleStoreError(code: .alreadyExists, message: message)
+    static func alreadyExists(_ message: String) -> ClusterStoreError {
+        ClusterStoreError(code: .alreadyExists, message: message)
     }
 
     /// The API server's answer to a write, as the console says it: a field-manager conflict (409 with
     /// `FieldManagerConflict` causes), a stale `resourceVersion` (409 otherwise), or anything else.
     @inline(never)
-    static func from(_ error: KubernetesError, writing what: String) -> ConsoleStoreError {
+    static func from(_ error: KubernetesError, writing what: String) -> ClusterStoreError {
         guard error.isConflict else {
             if error.status?.reason == "AlreadyExists" {
-                return ConsoleStoreError(code: .alreadyExists, message: "\(what): \(error.message)", cause: error)
+                return ClusterStoreError(code: .alreadyExists, message: "\(what): \(error.message)", cause: error)
             }
             if error.statusCode == 422 || error.statusCode == 400 {
                 // The CRD's schema refused what LiveStreamModel's validation let through: say the server's words.
-                return ConsoleStoreError(
+                return ClusterStoreError(
                     code: .invalid,
                     message: "\(what): \(error.message)",
                     fieldErrors: Self.fieldErrors(of: error.status),
                     cause: error
                 )
             }
-            return ConsoleStoreError(code: .unavailable, message: "\(what): \(error.message)", cause: error)
+            return ClusterStoreError(code: .unavailable, message: "\(what): \(error.message)", cause: error)
         }
         if error.status?.reason == "AlreadyExists" {
-            return ConsoleStoreError(code: .alreadyExists, message: "\(what): \(error.message)", cause: error)
+            return ClusterStoreError(code: .alreadyExists, message: "\(what): \(error.message)", cause: error)
         }
         let conflicts = Self.conflicts(of: error.status)
         if conflicts.isEmpty {
-            return ConsoleStoreError(
+            return ClusterStoreError(
                 code: .stale,
                 message: "\(what): it changed since it was read; reload and edit again (\(error.message))",
                 cause: error
             )
         }
-        return ConsoleStoreError(
+        return ClusterStoreError(
             code: .conflict,
             message: "\(what): \(error.message)",
             conflicts: conflicts,
