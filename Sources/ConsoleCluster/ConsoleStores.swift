@@ -29,11 +29,11 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
         self.store = store
     }
 
-    public func streams(visibleTo user: ConsoleUser) async throws -> [Console.ConsoleStream] {
+    public func streams(visibleTo user: ConsoleUser) async throws -> [ConsoleStream] {
         try await Self.mapping { try await self.store.streams(for: user.viewer).map(Self.consoleStream) }
     }
 
-    public func stream(_ id: StreamID, visibleTo user: ConsoleUser) async throws -> Console.ConsoleStream? {
+    public func stream(_ id: StreamID, visibleTo user: ConsoleUser) async throws -> ConsoleStream? {
         try await Self.mapping { try await self.store.stream(id, for: user.viewer).map(Self.consoleStream) }
     }
 
@@ -54,28 +54,18 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
     ) async throws {
         let draft = StreamDraft(name: id.name, spec: spec, targetKeys: Self.targetKeys(spec, secrets))
         let written = try await Self.mapping { try await self.store.update(id, with: draft, for: user.viewer) }
-        guard written != nil else { throw Console.ConsoleStoreError.notFound("no stream \(id)") }
+        guard written != nil else { throw ConsoleStoreError.notFound("no stream \(id)") }
     }
 
-    /// A LiveStream's name is its identity in a cluster: its children, its port, its key Secret and every reference
-    /// to it carry it. Renaming is refused with the reason rather than done as a delete and a create, which would
-    /// drop a live publisher and hand out a new port.
+    /// A new LiveStream with the same spec and keys, then the old one deleted (the port is allocated anew).
     public func rename(_ id: StreamID, to name: String, by user: ConsoleUser) async throws {
-        guard try await self.stream(id, visibleTo: user) != nil else {
-            throw Console.ConsoleStoreError.notFound("no stream \(id)")
-        }
-        throw Console.ConsoleStoreError.invalid([
-            FieldError(
-                field: "metadata.name",
-                message: "a stream in a cluster keeps its name (it names the LiveStream and its port); "
-                    + "create a new stream instead"
-            )
-        ])
+        let renamed = try await Self.mapping { try await self.store.rename(id, to: name, for: user.viewer) }
+        guard renamed != nil else { throw ConsoleStoreError.notFound("no stream \(id)") }
     }
 
     public func delete(_ id: StreamID, by user: ConsoleUser) async throws {
         let deleted = try await Self.mapping { try await self.store.delete(id, for: user.viewer) }
-        guard deleted else { throw Console.ConsoleStoreError.notFound("no stream \(id)") }
+        guard deleted else { throw ConsoleStoreError.notFound("no stream \(id)") }
     }
 
     /// The console server takes the user's other streams offline itself, first, when the user wants one stream
@@ -84,17 +74,17 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
         let result = try await Self.mapping {
             try await self.store.setLive(id, live: !suspend, oneLiveAtATime: false, for: user.viewer)
         }
-        guard result != nil else { throw Console.ConsoleStoreError.notFound("no stream \(id)") }
+        guard result != nil else { throw ConsoleStoreError.notFound("no stream \(id)") }
     }
 
     public func rotateStreamKey(_ id: StreamID, by user: ConsoleUser) async throws {
         let found = try await Self.mapping { try await self.store.rotateStreamKey(id, for: user.viewer) }
-        guard found else { throw Console.ConsoleStoreError.notFound("no stream \(id)") }
+        guard found else { throw ConsoleStoreError.notFound("no stream \(id)") }
     }
 
     public func revealStreamKey(_ id: StreamID, by user: ConsoleUser) async throws -> String {
         let key = try await Self.mapping { try await self.store.revealStreamKey(id, for: user.viewer) }
-        guard let key else { throw Console.ConsoleStoreError.notFound("no stream \(id)") }
+        guard let key else { throw ConsoleStoreError.notFound("no stream \(id)") }
         return key
     }
 
@@ -121,14 +111,14 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
 
     // MARK: Mapping
 
-    static func consoleStream(_ stream: ConsoleCluster.ConsoleStream) -> Console.ConsoleStream {
+    static func consoleStream(_ stream: ClusterStream) -> ConsoleStream {
         var metadata = LiveStream.Metadata(
             name: stream.id.name,
             namespace: stream.id.namespace,
             creationTimestamp: stream.creationTimestamp
         )
         metadata.generation = stream.generation
-        return Console.ConsoleStream(
+        return ConsoleStream(
             resource: LiveStream(metadata: metadata, spec: stream.spec, status: stream.status)
         )
     }
@@ -151,12 +141,12 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as ConsoleCluster.ConsoleStoreError {
+        } catch let error as ClusterStoreError {
             throw Self.consoleError(error)
         }
     }
 
-    static func consoleError(_ error: ConsoleCluster.ConsoleStoreError) -> Console.ConsoleStoreError {
+    static func consoleError(_ error: ClusterStoreError) -> ConsoleStoreError {
         switch error.code {
         case .invalid: .invalid(error.fieldErrors)
         case .alreadyExists: .alreadyExists(error.message)
@@ -192,7 +182,7 @@ public struct ClusterConsoleUserStore: ConsoleUserStore {
 
     public func remove(named name: String) async throws {
         let removed = try await ClusterConsoleStreamStore.mapping { try await self.store.remove(named: name) }
-        guard removed else { throw Console.ConsoleStoreError.notFound("there is no user named \(name)") }
+        guard removed else { throw ConsoleStoreError.notFound("there is no user named \(name)") }
     }
 
     public func update(_ user: ConsoleUser) async throws {
@@ -208,20 +198,18 @@ public struct ClusterConsoleUserStore: ConsoleUserStore {
             passwordHash: record.passwordHash,
             admin: record.isAdmin,
             namespace: record.namespace,
-            oneLiveAtATime: record.oneLiveAtATime ?? true
+            oneLiveAtATime: record.oneLiveAtATime
         )
     }
 
     static func record(_ user: ConsoleUser) -> ConsoleUserRecord {
-        var record = ConsoleUserRecord(
+        ConsoleUserRecord(
             name: user.name,
             passwordHash: user.passwordHash,
             isAdmin: user.admin,
-            namespace: user.namespace
+            namespace: user.namespace,
+            oneLiveAtATime: user.oneLiveAtATime
         )
-        // Stored only when it differs from the default, so the Secret of users stays as small as it was.
-        record.oneLiveAtATime = user.oneLiveAtATime ? nil : false
-        return record
     }
 }
 

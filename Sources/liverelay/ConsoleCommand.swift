@@ -126,7 +126,11 @@ struct ConsoleCommand: AsyncParsableCommand {
                 let services: [ServiceGroupConfiguration.ServiceConfiguration] =
                     [.init(service: http)] + console.services.map { .init(service: $0) }
                 let group = ServiceGroup(
-                    configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                    configuration: .init(
+                        services: services,
+                        gracefulShutdownSignals: [.sigterm, .sigint],
+                        logger: logger
+                    )
                 )
                 logger.info(
                     "console starting",
@@ -162,7 +166,9 @@ struct ConsoleCommand: AsyncParsableCommand {
         /// Runs `body` with the store of users this command changes.
         func withStore<Result>(_ body: (any ConsoleUserStore) async throws -> Result) async throws -> Result {
             guard let secret = self.usersSecret else {
-                return try await body(LocalUserStore(stateDirectory: self.stateDir ?? LocalCommand.defaultStateDirectory()))
+                return try await body(
+                    LocalUserStore(stateDirectory: self.stateDir ?? LocalCommand.defaultStateDirectory())
+                )
             }
             let (namespace, name) = try ConsoleCommand.usersSecret(secret)
             return try await withKubernetesClient(configuration: try self.cluster.kubernetesConfiguration()) { client in
@@ -238,7 +244,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             )
             do {
                 try await self.state.withStore { try await $0.add(user) }
-            } catch let error as Console.ConsoleStoreError {
+            } catch let error as ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("user \(user.name) added (namespace \(user.namespace)\(user.admin ? ", admin" : ""))")
@@ -259,7 +265,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         func run() async throws {
             do {
                 try await self.state.withStore { try await $0.remove(named: self.name) }
-            } catch let error as Console.ConsoleStoreError {
+            } catch let error as ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("user \(self.name) removed")
@@ -281,7 +287,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             let (password, generated) = try self.passwordOptions.password()
             do {
                 try await self.state.withStore { try await $0.setPassword(name: self.name, password: password) }
-            } catch let error as Console.ConsoleStoreError {
+            } catch let error as ConsoleStoreError {
                 throw ValidationError(error.description)
             }
             print("password of \(self.name) changed")

@@ -60,7 +60,7 @@ struct ClusterConsoleTests {
         return Browser(cookie: String(token), csrf: try #require(body["csrfToken"] as? String))
     }
 
-    @Test("sign in; create with a target key, go live, refuse a rename, delete; another user gets 404")
+    @Test("sign in; create with a target key, go live, rename, delete; another user gets 404")
     func journeyThroughTheAPI() async throws {
         try await withTestCluster(crds: [.liveStream]) { cluster in
             let namespace = cluster.namespace
@@ -87,7 +87,9 @@ struct ClusterConsoleTests {
                     )
                 )
             }
-            let stored = try #require(try await secretValue(cluster.client, "console-users", key: "users.json", namespace: namespace))
+            let stored = try #require(
+                try await secretValue(cluster.client, "console-users", key: "users.json", namespace: namespace)
+            )
             #expect(stored.contains("$2b$") && !stored.contains("alice-password"))
 
             let application = console.httpApplication(
@@ -107,7 +109,8 @@ struct ClusterConsoleTests {
                     method: .post,
                     headers: alice.headers(),
                     body: ByteBuffer(
-                        string: #"{"name":"show","targets":[{"name":"yt","url":"rtmp://127.0.0.1:1/live","key":"target-key-secret"}]}"#
+                        string:
+                            #"{"name":"show","targets":[{"name":"yt","url":"rtmp://127.0.0.1:1/live","key":"target-key-secret"}]}"#
                     )
                 )
                 #expect(created.status == .created, "\(String(buffer: created.body))")
@@ -124,7 +127,11 @@ struct ClusterConsoleTests {
 
                 // Bob is refused as if there were nothing there, in every verb.
                 let bob = try await Self.signIn(client, "bob")
-                let list = try await client.execute(uri: "/api/streams", method: .get, headers: bob.headers(changing: false))
+                let list = try await client.execute(
+                    uri: "/api/streams",
+                    method: .get,
+                    headers: bob.headers(changing: false)
+                )
                 #expect(list.status == .ok)
                 #expect(!String(buffer: list.body).contains("show"))
                 for (method, uri) in [
@@ -154,7 +161,7 @@ struct ClusterConsoleTests {
                 #expect(live.status == .ok, "\(String(buffer: live.body))")
                 #expect(try await console.streams.stream(id, for: owner)?.spec.suspend == false)
 
-                // A LiveStream keeps its name: a rename is refused at the field, and nothing changes.
+                // A rename makes the stream anew under the new name, with its target's key; the old name is gone.
                 let renamed = try await client.execute(
                     uri: "/api/streams/\(namespace)/show",
                     method: .put,
@@ -163,19 +170,25 @@ struct ClusterConsoleTests {
                         string: #"{"name":"renamed","targets":[{"name":"yt","url":"rtmp://127.0.0.1:1/live"}]}"#
                     )
                 )
-                #expect(renamed.status.code == 422, "\(renamed.status)")
-                #expect(String(buffer: renamed.body).contains("metadata.name"))
-                #expect(try await console.streams.stream(id, for: owner) != nil)
+                #expect(renamed.status == .ok, "\(String(buffer: renamed.body))")
+                let newID = StreamID(namespace: namespace, name: "renamed")
+                let moved = try #require(try await console.streams.stream(newID, for: owner))
+                let movedKey = try #require(moved.spec.targets.first?.streamKeySecretRef)
+                #expect(
+                    try await secretValue(cluster.client, movedKey.name, key: movedKey.key, namespace: namespace)
+                        == "target-key-secret"
+                )
+                #expect(try await console.streams.stream(id, for: owner) == nil)
 
                 // Delete removes it from the cluster.
                 let deleted = try await client.execute(
-                    uri: "/api/streams/\(namespace)/show",
+                    uri: "/api/streams/\(namespace)/renamed",
                     method: .delete,
                     headers: alice.headers()
                 )
                 #expect(deleted.status.code < 300, "\(deleted.status)")
                 try await eventually("the LiveStream deleted") {
-                    try await console.streams.stream(id, for: owner) == nil
+                    try await console.streams.stream(newID, for: owner) == nil
                 }
             }
         }
