@@ -69,14 +69,39 @@ public struct ConfigurationReloader: Service {
         }
     }
 
-    /// The file's modification time and size, which change when an editor or a ConfigMap update rewrites it.
-    private func fingerprint() -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: self.path) else {
-            return "missing"
+    /// What a change of the configuration shows in: the file's modification time and size, which change when an
+    /// editor or a ConfigMap update rewrites it, and the contents of the mounted Secrets its streams read keys from.
+    /// Kubelet updates a mounted Secret by swapping the `..data` symlink of its directory, so a key rotated in the
+    /// cluster (the console's "New key") shows in the files' contents, not in the configuration's attributes; the
+    /// relay then reloads, and a stream whose ingest key changed takes only the new one. Hashed in this process
+    /// only: no key is kept or logged.
+    private func fingerprint() -> Int {
+        var hasher = Hasher()
+        let files = FileManager.default
+        if let attributes = try? files.attributesOfItem(atPath: self.path) {
+            hasher.combine((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+            hasher.combine(attributes[.size] as? Int ?? 0)
+        } else {
+            hasher.combine("missing")
         }
-        let date = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "\(date)-\(attributes[.size] ?? 0)"
+        let secrets = (try? files.contentsOfDirectory(atPath: self.secretsDirectory)) ?? []
+        for secret in secrets.sorted().prefix(Self.maxSecrets) where !secret.hasPrefix(".") {
+            let directory = self.secretsDirectory + "/" + secret
+            let keys = (try? files.contentsOfDirectory(atPath: directory)) ?? []
+            for key in keys.sorted().prefix(Self.maxKeysPerSecret) where !key.hasPrefix(".") {
+                hasher.combine(secret)
+                hasher.combine(key)
+                // `contents(atPath:)` follows the key's symlink into the current `..data`; a Secret is at most
+                // 1 MiB, and these are a stream's few keys.
+                hasher.combine(files.contents(atPath: directory + "/" + key))
+            }
+        }
+        return hasher.finalize()
     }
+
+    /// Bounds on what a poll reads of the Secrets directory (the operator mounts one Secret per key reference).
+    static let maxSecrets = 64
+    static let maxKeysPerSecret = 16
 
     func reload(because reason: String) {
         do {

@@ -490,6 +490,67 @@ struct RelayProductionTests {
         }
     }
 
+    @Test("A key Secret rotated as kubelet rotates a mounted one: the relay takes the new key, refuses the old")
+    func mountedKeyRotation() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liverelay-rotate-\(UUID().uuidString)"
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A mounted Secret as kubelet lays it out: the key a symlink into `..data`, itself a symlink to the
+        // current timestamped directory, swapped atomically on an update.
+        let secret = directory.appendingPathComponent("secrets/show-stream-key")
+        @Sendable func mount(_ key: String, version: Int) throws {
+            let data = secret.appendingPathComponent("..v\(version)")
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+            try key.write(to: data.appendingPathComponent("streamKey"), atomically: true, encoding: .utf8)
+            let next = secret.appendingPathComponent("..data_tmp").path
+            try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: "..v\(version)")
+            #expect(rename(next, secret.appendingPathComponent("..data").path) == 0)
+            let link = secret.appendingPathComponent("streamKey").path
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil {
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "..data/streamKey")
+            }
+        }
+        let (old, new) = (makeTestKey("old"), makeTestKey("new"))
+        try mount(old, version: 1)
+        let file = directory.appendingPathComponent("streams.yaml").path
+        try """
+        apiVersion: liverelay.io/v1alpha1
+        kind: LiveStream
+        metadata: { name: show }
+        spec:
+          ingest: { streamKeySecretRef: { name: show-stream-key, key: streamKey } }
+
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let secrets = directory.appendingPathComponent("secrets").path
+        let configuration = try RelayConfiguration.load(yamlFile: file, secretsDirectory: secrets)
+        try await withRelay(
+            configuration: configuration,
+            streamKey: old,
+            extraServices: { server, logger in
+                [
+                    ConfigurationReloader(
+                        path: file,
+                        secretsDirectory: secrets,
+                        relay: server,
+                        logger: logger,
+                        pollInterval: .milliseconds(100)
+                    )
+                ]
+            }
+        ) { relay in
+            let before = try await FFmpeg.publish(to: relay.publishURL(key: old), duration: 1).waitForExit()
+            #expect(before.succeeded, "the first key before the rotation: \(before)")
+            try mount(new, version: 2)
+            _ = try await relay.logs.waitFor("the reload") { $0.contains("Configuration reloaded") }
+            let stale = try await FFmpeg.publish(to: relay.publishURL(key: old), duration: 1).waitForExit()
+            #expect(!stale.succeeded, "the rotated-out key still publishes")
+            let fresh = try await FFmpeg.publish(to: relay.publishURL(key: new), duration: 1).waitForExit()
+            #expect(fresh.succeeded, "the new key: \(fresh)")
+            #expect(!relay.logs.lines.contains { $0.contains(old) || $0.contains(new) })
+        }
+    }
+
     @Test("SIGTERM during a live publish: the relay drains, ends the stream cleanly, and every recording decodes")
     func sigtermDrains() async throws {
         let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
