@@ -524,21 +524,18 @@ struct RelayProductionTests {
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let secrets = directory.appendingPathComponent("secrets").path
         let configuration = try RelayConfiguration.load(yamlFile: file, secretsDirectory: secrets)
-        try await withRelay(
-            configuration: configuration,
-            streamKey: old,
-            extraServices: { server, logger in
-                [
-                    ConfigurationReloader(
-                        path: file,
-                        secretsDirectory: secrets,
-                        relay: server,
-                        logger: logger,
-                        pollInterval: .milliseconds(100)
-                    )
-                ]
-            }
-        ) { relay in
+        let reloader: @Sendable (RelayServer, Logger) -> [any Service] = { server, logger in
+            [
+                ConfigurationReloader(
+                    path: file,
+                    secretsDirectory: secrets,
+                    relay: server,
+                    logger: logger,
+                    pollInterval: .milliseconds(100)
+                )
+            ]
+        }
+        try await withRelay(configuration: configuration, streamKey: old, extraServices: reloader) { relay in
             let before = try await FFmpeg.publish(to: relay.publishURL(key: old), duration: 1).waitForExit()
             #expect(before.succeeded, "the first key before the rotation: \(before)")
             try mount(new, version: 2)
