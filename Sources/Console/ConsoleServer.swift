@@ -11,7 +11,7 @@
 
 import Foundation
 public import Hummingbird
-import LiveStreamModel
+public import LiveStreamModel
 public import Logging
 import NIOCore
 public import ServiceLifecycle
@@ -25,7 +25,24 @@ import Synchronization
 /// session was given (`X-CSRF-Token`); every stream endpoint asks the store for the stream as the signed-in user, so
 /// another user's stream is 404 exactly as a missing one.
 public final class ConsoleServer: Service, Sendable {
+    /// An authenticating proxy in front (oauth2-proxy and the like) that names the signed-in user in a header.
+    public struct TrustedProxy: Sendable {
+        /// The header with the user name (`X-Forwarded-User`, `X-Auth-Request-User`).
+        public var header: String
+        /// Where the proxy connects from; the header is ignored from anywhere else, and wherever the client's
+        /// address is unknown (a request context without ``Hummingbird/RemoteAddressRequestContext``).
+        public var sources: [IPRange]
+
+        public init(header: String, sources: [IPRange]) {
+            self.header = header
+            self.sources = sources
+        }
+    }
+
     public struct Configuration: Sendable {
+        /// Users named by a trusted proxy's header are signed in without a password (`GET /api/session` starts
+        /// their session); `nil` trusts no header.
+        public var trustedProxy: TrustedProxy?
         /// `Secure` on the session cookie: set it when browsers reach the console over HTTPS (a TLS listener or a
         /// TLS-terminating Ingress).
         public var secureCookies: Bool
@@ -44,8 +61,10 @@ public final class ConsoleServer: Service, Sendable {
             sessionIdleTimeout: Duration = .seconds(8 * 3600),
             sessionAbsoluteTimeout: Duration = .seconds(7 * 86400),
             bcryptCost: UInt8 = 12,
-            heartbeatInterval: Duration = .seconds(20)
+            heartbeatInterval: Duration = .seconds(20),
+            trustedProxy: TrustedProxy? = nil
         ) {
+            self.trustedProxy = trustedProxy
             self.secureCookies = secureCookies
             self.maxBodyBytes = maxBodyBytes
             self.sessionIdleTimeout = sessionIdleTimeout
@@ -133,6 +152,9 @@ public final class ConsoleServer: Service, Sendable {
 
         let api = router.group("api")
         api.get("session") { request, context in
+            if let proxied = try await self.proxySignIn(request, context: context) {
+                return proxied
+            }
             let auth = try await self.authenticate(request, context: context, changing: false)
             return try Self.json(self.sessionView(auth))
         }
@@ -245,6 +267,10 @@ public final class ConsoleServer: Service, Sendable {
         else {
             throw ConsoleHTTPError(.unauthorized, "sign in first")
         }
+        if let named = self.proxiedUser(request, context: context), named != session.user {
+            // The proxy signed someone else in since: this session is not theirs.
+            throw ConsoleHTTPError(.unauthorized, "sign in first")
+        }
         if changing {
             let sent = request.headers[Self.csrfHeader] ?? ""
             guard constantTimeEqual(sent, session.csrfToken) else {
@@ -302,6 +328,48 @@ public final class ConsoleServer: Service, Sendable {
             $0.start(user: user.name, credential: user.passwordHash, now: self.now())
         }
         self.logger.info("Console sign-in", metadata: ["console.user": "\(user.name)", "console.remote": "\(address)"])
+        var response = try Self.json(self.sessionView(.init(user: user, token: token, session: session)))
+        response.setCookie(
+            self.cookie(value: token, maxAge: Int(self.configuration.sessionAbsoluteTimeout.components.seconds))
+        )
+        return response
+    }
+
+    /// The user a trusted proxy names, when the request comes from one of its addresses.
+    private func proxiedUser(_ request: Request, context: some RequestContext) -> String? {
+        guard let proxy = self.configuration.trustedProxy,
+            let name = HTTPFields.Element.Name(proxy.header).flatMap({ request.headers[$0] }), !name.isEmpty,
+            let address = (context as? any RemoteAddressRequestContext)?.remoteAddress,
+            proxy.sources.contains(where: { $0.contains(address) })
+        else {
+            return nil
+        }
+        return name
+    }
+
+    /// `GET /api/session` through a trusted proxy: the session of the user it names, started when the request has
+    /// none of theirs. `nil` when no trusted proxy names anyone.
+    private func proxySignIn(_ request: Request, context: some RequestContext) async throws -> Response? {
+        guard let name = self.proxiedUser(request, context: context) else {
+            return nil
+        }
+        if let token = request.cookies[Self.cookieName]?.value,
+            let session = self.sessions.withLock({ $0.use(token, now: self.now()) }), session.user == name,
+            let user = try await self.storeCall({ try await self.users.user(named: name) })
+        {
+            return try Self.json(self.sessionView(.init(user: user, token: token, session: session)))
+        }
+        guard let user = try await self.storeCall({ try await self.users.user(named: name) }) else {
+            self.logger.notice(
+                "Console: the trusted proxy names an unknown user",
+                metadata: ["console.user": "\(name)"]
+            )
+            throw ConsoleHTTPError(.forbidden, "no console user \(name)")
+        }
+        let (token, session) = self.sessions.withLock {
+            $0.start(user: user.name, credential: user.passwordHash, now: self.now())
+        }
+        self.logger.info("Console sign-in through the trusted proxy", metadata: ["console.user": "\(user.name)"])
         var response = try Self.json(self.sessionView(.init(user: user, token: token, session: session)))
         response.setCookie(
             self.cookie(value: token, maxAge: Int(self.configuration.sessionAbsoluteTimeout.components.seconds))

@@ -515,3 +515,46 @@ struct ConsoleServerTests {
         }
     }
 }
+
+@Suite("Console server behind a trusted authenticating proxy")
+struct ConsoleProxyTests {
+    func withProxiedConsole(
+        trusting ranges: [String],
+        _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await ConsoleFixture.with { fixture, _ in
+            let server = ConsoleServer(
+                configuration: .init(
+                    trustedProxy: .init(header: "X-Forwarded-User", sources: try ranges.map { try IPRange($0) })
+                ),
+                users: fixture.users,
+                streams: fixture.server.streams,
+                logger: Logger(label: "console")
+            )
+            let router = Router(context: ConsoleRequestContext.self)
+            server.addRoutes(to: router)
+            // Live: the client's address (127.0.0.1) is real.
+            try await Application(router: router).test(.live) { client in
+                try await body(client)
+            }
+        }
+    }
+
+    @Test("The proxy's header signs the named user in, from the proxy's addresses only")
+    func proxiedSignIn() async throws {
+        let headers: HTTPFields = [HTTPFields.Element.Name("X-Forwarded-User")!: "alice"]
+        try await self.withProxiedConsole(trusting: ["127.0.0.0/8"]) { client in
+            let session = try await client.execute(uri: "/api/session", method: .get, headers: headers)
+            #expect(session.status == .ok)
+            #expect(try object(session)["user"] as? String == "alice")
+            #expect(session.headers[.setCookie]?.contains("HttpOnly") == true)
+            var unknown = HTTPFields()
+            unknown[HTTPFields.Element.Name("X-Forwarded-User")!] = "mallory"
+            #expect(try await client.execute(uri: "/api/session", method: .get, headers: unknown).status == .forbidden)
+        }
+        try await self.withProxiedConsole(trusting: ["10.0.0.0/8"]) { client in
+            let session = try await client.execute(uri: "/api/session", method: .get, headers: headers)
+            #expect(session.status == .unauthorized)
+        }
+    }
+}
