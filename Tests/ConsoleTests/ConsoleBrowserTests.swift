@@ -103,7 +103,7 @@ struct ConsoleBrowserTests {
     /// Where the test saves README screenshots (`LIVERELAY_CONSOLE_SCREENSHOTS=docs`), if anywhere.
     static let screenshotDirectory = ProcessInfo.processInfo.environment["LIVERELAY_CONSOLE_SCREENSHOTS"]
 
-    @Test("Sign in, create a stream with two targets, go live, preview, switch a target, go offline, sign out")
+    @Test("Sign in, create a stream with two targets, go live, preview, switch a target, go offline, new key, sign out")
     func journey() async throws {
         try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
         let directory = FileManager.default.temporaryDirectory
@@ -328,6 +328,36 @@ struct ConsoleBrowserTests {
         let refused = try FFmpeg.publish(to: "\(ingest)/\(key)", duration: 5)
         let refusal = try #require(await refused.waitForExit(timeout: .seconds(30)))
         #expect(!refusal.succeeded)
+
+        // New key: once live again, the old key stops working at once and the new one works.
+        try await Self.click(page, "\(card) .s-live")
+        try await Self.waitFor(
+            page,
+            "the stream idle again",
+            "document.querySelector('\(card) .phase').textContent === 'Idle'"
+        )
+        try await page.run("window.confirm = () => true")  // the page asks before replacing the key
+        try await Self.click(page, "\(card) .s-new-key")
+        try await Self.waitFor(
+            page,
+            "the key hidden after the new one",
+            "document.querySelector('\(card) .s-key').type === 'password'"
+        )
+        try await Self.click(page, "\(card) .s-reveal")
+        let newKey = try await eventually("the new key revealed", timeout: .seconds(30)) { () -> String? in
+            let shown = try await page.evaluate(
+                "document.querySelector('\(card) .s-key').type === 'text' ? document.querySelector('\(card) .s-key').value : ''",
+                as: String.self
+            )
+            return shown.count == 64 && shown != key ? shown : nil
+        }
+        try await eventually("the old key refused", timeout: .seconds(60), interval: .milliseconds(500)) {
+            let old = try FFmpeg.publish(to: "\(ingest)/\(key)", duration: 3)
+            return !(await old.waitForExit(timeout: .seconds(30))?.succeeded ?? true)
+        }
+        let withNewKey = try FFmpeg.publish(to: "\(ingest)/\(newKey)", duration: 2)
+        let accepted = await withNewKey.waitForExit(timeout: .seconds(60))
+        #expect(accepted?.succeeded == true, "\(accepted.map { "\($0)" } ?? "no exit")")
 
         // Sign out: the session no longer works, from the browser or elsewhere.
         let admin = try #require(try await Self.sessionCookie(page))
