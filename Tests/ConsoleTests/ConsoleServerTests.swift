@@ -52,6 +52,7 @@ final class LogCapture: Sendable {
 /// The console's server on a real local store (a streams file in a temporary directory, local mode's runtime not
 /// running), through HummingbirdTesting's router client.
 struct ConsoleFixture: Sendable {
+    let runtime: LocalRuntime
     let directory: String
     let streamsFile: String
     let users: LocalUserStore
@@ -122,6 +123,7 @@ struct ConsoleFixture: Sendable {
         let router = Router()
         server.addRoutes(to: router)
         let fixture = ConsoleFixture(
+            runtime: runtime,
             directory: directory,
             streamsFile: streamsFile,
             users: users,
