@@ -299,7 +299,8 @@ public final class ConsoleServer: Service, Sendable {
             self.logger.notice(
                 "Console sign-in refused: too many failures",
                 metadata: [
-                    "console.user": "\(name)", "console.remote": "\(address)", "console.retry_after": "\(seconds)",
+                    "console.user": "\(name)", "console.remote": "\(address ?? "unknown")",
+                    "console.retry_after": "\(seconds)",
                 ]
             )
             var headers = HTTPFields()
@@ -317,7 +318,7 @@ public final class ConsoleServer: Service, Sendable {
             self.logger.notice(
                 "Console sign-in failed",
                 metadata: [
-                    "console.user": "\(name)", "console.remote": "\(address)",
+                    "console.user": "\(name)", "console.remote": "\(address ?? "unknown")",
                     "console.next_attempt_delay": "\(delay.map { "\($0)" } ?? "none")",
                 ]
             )
@@ -327,7 +328,10 @@ public final class ConsoleServer: Service, Sendable {
         let (token, session) = self.sessions.withLock {
             $0.start(user: user.name, credential: user.passwordHash, now: self.now())
         }
-        self.logger.info("Console sign-in", metadata: ["console.user": "\(user.name)", "console.remote": "\(address)"])
+        self.logger.info(
+            "Console sign-in",
+            metadata: ["console.user": "\(user.name)", "console.remote": "\(address ?? "unknown")"]
+        )
         var response = try Self.json(self.sessionView(.init(user: user, token: token, session: session)))
         response.setCookie(
             self.cookie(value: token, maxAge: Int(self.configuration.sessionAbsoluteTimeout.components.seconds))
@@ -399,8 +403,10 @@ public final class ConsoleServer: Service, Sendable {
         )
     }
 
-    private static func address(of context: some RequestContext) -> String {
-        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress ?? "unknown"
+    /// The client's address, when the request context knows it (``ConsoleRequestContext``); without one, failed
+    /// sign-ins count per name only, so that one client's guesses cannot lock everyone out.
+    private static func address(of context: some RequestContext) -> String? {
+        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
     }
 
     // MARK: Streams

@@ -130,9 +130,10 @@ public struct SignInThrottle: Sendable {
         self.maxRecords = maxRecords
     }
 
-    /// How long the attempt for `user` from `address` must wait still; `nil` when it may go ahead now.
-    public func wait(user: String, address: String, now: ContinuousClock.Instant) -> Duration? {
-        let latest = [Self.key(user: user), Self.key(address: address)]
+    /// How long the attempt for `user` from `address` (`nil` when unknown: the name alone counts) must wait still;
+    /// `nil` when it may go ahead now.
+    public func wait(user: String, address: String?, now: ContinuousClock.Instant) -> Duration? {
+        let latest = Self.keys(user: user, address: address)
             .compactMap { self.records[$0]?.notBefore }
             .max()
         guard let latest, latest > now else {
@@ -143,14 +144,14 @@ public struct SignInThrottle: Sendable {
 
     /// A failed attempt; returns the delay now imposed on the next one, if any.
     @discardableResult
-    public mutating func failed(user: String, address: String, now: ContinuousClock.Instant) -> Duration? {
+    public mutating func failed(user: String, address: String?, now: ContinuousClock.Instant) -> Duration? {
         if self.records.count >= self.maxRecords,
             let oldest = self.records.min(by: { $0.value.notBefore < $1.value.notBefore })?.key
         {
             self.records[oldest] = nil
         }
         var longest: Duration?
-        for key in [Self.key(user: user), Self.key(address: address)] {
+        for key in Self.keys(user: user, address: address) {
             var record = self.records[key] ?? Record(failures: 0, notBefore: now)
             record.failures += 1
             let over = record.failures - self.freeFailures
@@ -174,7 +175,9 @@ public struct SignInThrottle: Sendable {
     }
 
     private static func key(user: String) -> String { "user:" + user }
-    private static func key(address: String) -> String { "address:" + address }
+    private static func keys(user: String, address: String?) -> [String] {
+        [Self.key(user: user)] + (address.map { ["address:" + $0] } ?? [])
+    }
 }
 
 /// 32 bytes from the system's cryptographic generator, as 64 hex digits.

@@ -50,6 +50,12 @@ struct ConsoleStateTests {
         #expect(throttle.wait(user: "a", address: "9.9.9.9", now: now + .seconds(5)) == nil)
         throttle.succeeded(user: "a")
         #expect(throttle.wait(user: "a", address: "9.9.9.9", now: now) == nil)
+        // An unknown address counts for nothing: the name alone.
+        for _ in 0..<3 {
+            throttle.failed(user: "c", address: nil, now: now)
+        }
+        #expect(throttle.wait(user: "c", address: nil, now: now) == .seconds(1))
+        #expect(throttle.wait(user: "d", address: nil, now: now) == nil)
     }
 
     @Test("Users are kept as bcrypt hashes in a 0600 file, replaced atomically")
