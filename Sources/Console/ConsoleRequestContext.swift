@@ -12,7 +12,8 @@
 public import Hummingbird
 public import NIOCore
 
-/// A request context with the client's address, for a server of the console's own (`liverelay console`): the
+/// A request context with the client's address, for a server of the console's own (`liverelay console`; local mode's
+/// listener has the gateway's `GatewayHTTPContext`, which carries it too): the
 /// sign-in throttle counts failures per address with it, and a trusted proxy's header is accepted only from the
 /// proxy's addresses.
 public struct ConsoleRequestContext: RequestContext, RemoteAddressRequestContext {

@@ -403,7 +403,8 @@ public final class ConsoleServer: Service, Sendable {
         )
     }
 
-    /// The client's address, when the request context knows it (``ConsoleRequestContext``); without one, failed
+    /// The client's address, when the request context knows it (``ConsoleRequestContext``, or the gateway's context
+    /// on local mode's listener); without one, failed
     /// sign-ins count per name only, so that one client's guesses cannot lock everyone out.
     private static func address(of context: some RequestContext) -> String? {
         (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress

@@ -13,7 +13,7 @@ package import Foundation
 public import Hummingbird
 import LiveStreamModel
 public import Logging
-import NIOCore
+public import NIOCore
 public import Prometheus
 
 /// The gateway's HTTP endpoints, on Hummingbird:
@@ -33,10 +33,10 @@ public func makeGatewayHTTPApplication(
     host: String,
     port: Int,
     logger: Logger,
-    routes: (Router<BasicRequestContext>) -> Void = { _ in },
+    routes: (Router<GatewayHTTPContext>) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: GatewayHTTPContext.self)
     addGatewayRoutes(to: router, gateway: gateway, registry: registry)
     routes(router)
     return Application(
@@ -49,8 +49,20 @@ public func makeGatewayHTTPApplication(
     )
 }
 
+/// A request to the gateway's HTTP listener, with the client's address: local mode's console counts failed
+/// sign-ins per address with it.
+public struct GatewayHTTPContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
+
 /// The endpoints of ``makeGatewayHTTPApplication(gateway:registry:host:port:logger:routes:onServerRunning:)``.
-func addGatewayRoutes(to router: Router<BasicRequestContext>, gateway: Gateway, registry: PrometheusCollectorRegistry) {
+func addGatewayRoutes(to router: Router<GatewayHTTPContext>, gateway: Gateway, registry: PrometheusCollectorRegistry) {
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         gateway.isReady

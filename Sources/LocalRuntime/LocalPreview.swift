@@ -49,7 +49,7 @@ extension LocalRuntime {
     /// `waiting` (with the ingest URL to publish to) while no relay runs, and the page starts playing by itself once
     /// one does. Every other file (`live.mp4`, `init.mp4`, the HLS playlist and segments) is proxied to the running
     /// relay, streamed as it arrives; without one it is 503 with the reason. CORS as on the relay.
-    public func addPreviewRoutes(to router: Router<BasicRequestContext>) {
+    public func addPreviewRoutes<Context: RequestContext>(to router: Router<Context>) {
         let group = router.group("preview")
             .add(
                 middleware: CORSMiddleware(
@@ -106,7 +106,7 @@ extension LocalRuntime {
     }
 
     /// The stream a preview path names.
-    private static func stream(of context: BasicRequestContext) throws -> StreamID {
+    private static func stream(of context: some RequestContext) throws -> StreamID {
         StreamID(namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
     }
 
