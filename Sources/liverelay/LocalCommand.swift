@@ -87,10 +87,24 @@ struct LocalCommand: AsyncParsableCommand {
     @Flag(help: "Mark the console's session cookie Secure (browsers reach --http-listen through HTTPS).")
     var consoleSecureCookies = false
 
+    @Option(
+        help: ArgumentHelp(
+            "A header in which an authenticating proxy in front (oauth2-proxy, say) names the console user.",
+            discussion: "Taken only from --console-trusted-proxy-from; the named user is signed in without a password."
+        )
+    )
+    var consoleTrustedProxyHeader: String?
+
+    @Option(help: "Comma-separated CIDR blocks the trusted proxy connects from.")
+    var consoleTrustedProxyFrom: String = "127.0.0.0/8,::1/128"
+
     @OptionGroup(title: "Logging")
     var log: LogOptions
 
     func validate() throws {
+        if self.consoleTrustedProxyHeader != nil {
+            _ = try self.trustedProxy()
+        }
         do {
             _ = try PortRange(parsing: self.portRange)
         } catch {
@@ -158,7 +172,7 @@ struct LocalCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
             let server = ConsoleServer(
-                configuration: .init(secureCookies: self.consoleSecureCookies),
+                configuration: .init(secureCookies: self.consoleSecureCookies, trustedProxy: try self.trustedProxy()),
                 users: users,
                 streams: LocalConsoleStreamStore(runtime: runtime),
                 logger: Logger(label: "liverelay.console")
@@ -197,6 +211,25 @@ struct LocalCommand: AsyncParsableCommand {
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
+    }
+
+    /// The console's trusted proxy, from `--console-trusted-proxy-header` and `--console-trusted-proxy-from`.
+    func trustedProxy() throws -> ConsoleServer.TrustedProxy? {
+        guard let header = self.consoleTrustedProxyHeader else {
+            return nil
+        }
+        guard !header.isEmpty, header.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw ValidationError("--console-trusted-proxy-header must be a header name, got \"\(header)\".")
+        }
+        var sources: [IPRange] = []
+        for range in self.consoleTrustedProxyFrom.split(separator: ",") {
+            do {
+                sources.append(try IPRange(String(range.trimmingCharacters(in: .whitespaces))))
+            } catch {
+                throw ValidationError("--console-trusted-proxy-from: \(error.reason) (\"\(range)\")")
+            }
+        }
+        return ConsoleServer.TrustedProxy(header: header, sources: sources)
     }
 
     static func currentExecutable() -> String {
