@@ -9,7 +9,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import PeerTestSupport
 import Testing
 
@@ -58,6 +61,21 @@ struct LocalCommandTests {
                 "no ingest URL printed: \(local.standardOutputSoFar)"
             )
             #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
+
+            // The console is at / of the HTTP listener, printed with its first admin's password (once).
+            #expect(await local.waitForOutput(containing: "liverelay local: console http://127.0.0.1:"))
+            #expect(local.standardOutputSoFar.contains("console user admin created"))
+            #expect(local.standardOutputSoFar.contains("password (shown once): "))
+            let console = try #require(
+                local.standardOutputSoFar.split(separator: "\n").first {
+                    $0.hasPrefix("liverelay local: console http")
+                }?
+                .split(separator: " ").last.map(String.init)
+            )
+            let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: console), timeout: .seconds(10))
+            #expect(page.status == .ok)
+            let html = String(buffer: try await page.body.collect(upTo: 1 << 20))
+            #expect(html.contains("<title>liverelay console</title>"))
 
             // A publisher gets through; the example's target (127.0.0.1:1936) need not exist for that.
             let publish = try FFmpeg.publish(to: "rtmp://127.0.0.1:\(port)/live/\(try Self.exampleKey())", duration: 2)
