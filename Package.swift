@@ -337,6 +337,10 @@ let package = Package(
             name: "ConsoleTests",
             dependencies: [
                 "Console",
+                "ConsoleCluster",
+                "KubernetesClient",
+                "KubernetesTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 "LiveStreamModel",
                 "LocalRuntime",
                 "Gateway",
