@@ -74,7 +74,8 @@ public struct ClusterConsole: Sendable {
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
+        // The client's address: per-address sign-in throttling, and the trusted proxy's source check.
+        let router = Router(context: ConsoleRequestContext.self)
         let streams = self.streams
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in

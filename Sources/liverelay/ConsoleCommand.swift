@@ -14,6 +14,7 @@ import Console
 import ConsoleCluster
 import Foundation
 import KubernetesClient
+import LiveStreamModel
 import Logging
 import Metrics
 import Prometheus
@@ -68,6 +69,28 @@ struct ConsoleCommand: AsyncParsableCommand {
         return (parts[0], parts[1])
     }
 
+    /// A trusted authenticating proxy from its flags (`FLAGS-header`, `FLAGS-from`): `nil` without a header.
+    static func trustedProxy(header: String?, from: String, flags: String) throws -> ConsoleServer.TrustedProxy? {
+        guard let header else {
+            return nil
+        }
+        guard !header.isEmpty, header.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw ValidationError("\(flags)-header must be a header name, got \"\(header)\".")
+        }
+        var sources: [IPRange] = []
+        for range in from.split(separator: ",") {
+            do {
+                sources.append(try IPRange(String(range.trimmingCharacters(in: .whitespaces))))
+            } catch {
+                throw ValidationError("\(flags)-from: \(error.reason) (\"\(range)\")")
+            }
+        }
+        guard !sources.isEmpty else {
+            throw ValidationError("\(flags)-from: give the addresses the proxy connects from.")
+        }
+        return ConsoleServer.TrustedProxy(header: header, sources: sources)
+    }
+
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the console in a cluster (the chart's console Deployment runs this)."
@@ -87,11 +110,31 @@ struct ConsoleCommand: AsyncParsableCommand {
         @Flag(help: "Mark the session cookie Secure (browsers reach the console through HTTPS).")
         var secureCookies = false
 
+        @Option(
+            help: ArgumentHelp(
+                "A header in which an authenticating proxy in front (oauth2-proxy, say) names the console user.",
+                discussion: "Taken only from --trusted-proxy-from; the named user is signed in without a password."
+            )
+        )
+        var trustedProxyHeader: String?
+
+        @Option(help: "Comma-separated CIDR blocks the trusted proxy connects from (with --trusted-proxy-header).")
+        var trustedProxyFrom: String = ""
+
         @OptionGroup var log: LogOptions
 
         func validate() throws {
             _ = try ConsoleCommand.usersSecret(self.usersSecret)
             _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            _ = try self.trustedProxy()
+        }
+
+        func trustedProxy() throws -> ConsoleServer.TrustedProxy? {
+            try ConsoleCommand.trustedProxy(
+                header: self.trustedProxyHeader,
+                from: self.trustedProxyFrom,
+                flags: "--trusted-proxy"
+            )
         }
 
         func run() async throws {
@@ -109,7 +152,7 @@ struct ConsoleCommand: AsyncParsableCommand {
                         streamNamespace: self.namespace,
                         usersNamespace: users.namespace,
                         usersSecret: users.name,
-                        server: .init(secureCookies: self.secureCookies)
+                        server: .init(secureCookies: self.secureCookies, trustedProxy: try self.trustedProxy())
                     ),
                     logger: logger
                 )

@@ -215,21 +215,11 @@ struct LocalCommand: AsyncParsableCommand {
 
     /// The console's trusted proxy, from `--console-trusted-proxy-header` and `--console-trusted-proxy-from`.
     func trustedProxy() throws -> ConsoleServer.TrustedProxy? {
-        guard let header = self.consoleTrustedProxyHeader else {
-            return nil
-        }
-        guard !header.isEmpty, header.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            throw ValidationError("--console-trusted-proxy-header must be a header name, got \"\(header)\".")
-        }
-        var sources: [IPRange] = []
-        for range in self.consoleTrustedProxyFrom.split(separator: ",") {
-            do {
-                sources.append(try IPRange(String(range.trimmingCharacters(in: .whitespaces))))
-            } catch {
-                throw ValidationError("--console-trusted-proxy-from: \(error.reason) (\"\(range)\")")
-            }
-        }
-        return ConsoleServer.TrustedProxy(header: header, sources: sources)
+        try ConsoleCommand.trustedProxy(
+            header: self.consoleTrustedProxyHeader,
+            from: self.consoleTrustedProxyFrom,
+            flags: "--console-trusted-proxy"
+        )
     }
 
     static func currentExecutable() -> String {

@@ -370,17 +370,18 @@ let chartCases: [ChartCase] = [
         #expect(chart.notes.contains("port-forward service/liverelay-console 8082:80"))
     },
     ChartCase(
-        "the console behind an Ingress with TLS, key Secrets in the users' namespaces only",
+        "the console behind an Ingress with TLS, a trusted proxy, key Secrets in the users' namespaces only",
         [
             "console.enabled=true", "console.ingress.enabled=true", "console.ingress.className=nginx",
             "console.ingress.host=console.example.com", "console.ingress.tls.secretName=console-tls",
-            "console.userNamespaces={alice,bob}",
+            "console.userNamespaces={alice,bob}", "console.trustedProxy.sourceRanges={10.0.0.0/8}",
             "console.usersSecret=people", "console.httpPort=9000",
         ]
     ) { chart in
         let arguments = chart.arguments("liverelay-console")
         #expect(arguments.contains("--secure-cookies"))
-        #expect(!arguments.contains { $0.hasPrefix("--trusted-proxy") })
+        #expect(arguments.contains("--trusted-proxy-from=10.0.0.0/8"))
+        #expect(arguments.contains("--trusted-proxy-header=X-Forwarded-User"))
         #expect(chart.flag("liverelay-console", "--users-secret") == "liverelay-system/people")
         let ingress = chart.object("Ingress", "liverelay-console")
         #expect(ingress?[path: ["spec", "ingressClassName"]] == "nginx")

@@ -27,9 +27,13 @@ import Testing
 struct ConsoleBinaryTests {
     /// The console Deployment's arguments, run by the real binary against the test server (the kubeconfig in place
     /// of the pod's service account); the first admin added as the chart's notes say; then signed in over HTTP.
-    @Test("liverelay console with the chart's arguments serves, and the users command's admin signs in")
+    @Test("liverelay console with the chart's arguments serves; the users command's admin signs in, or its proxy")
     func chartArgumentsServe() async throws {
-        try await withRenderedChart(["console.enabled=true"], crds: false, lint: false) { chart in
+        try await withRenderedChart(
+            ["console.enabled=true", "console.trustedProxy.sourceRanges={127.0.0.0/8}"],
+            crds: false,
+            lint: false
+        ) { chart in
             try await withTestServer { server, _ in
                 try server.installCRD(yaml: String(contentsOfFile: Paths.crd, encoding: .utf8))
                 _ = try server.apply([
@@ -84,6 +88,10 @@ struct ConsoleBinaryTests {
                     "--data", #"{"username":"root","password":"not-it"}"#, "\(base)/api/session",
                 ])
                 #expect(wrong == "401")
+                // The trusted proxy's header, from its range (the console sees the client's address): a session.
+                let proxied = try await Self.curl(["-i", "-H", "X-Forwarded-User: root", "\(base)/api/session"])
+                #expect(proxied.hasPrefix("HTTP/1.1 200"), "\(proxied.prefix(200))")
+                #expect(proxied.lowercased().contains("set-cookie: liverelay_session="))
                 console.terminate()
                 let exit = await console.waitForExit()
                 #expect(exit.succeeded, "\(exit)")
