@@ -11,7 +11,6 @@
 
 import AsyncHTTPClient
 public import CoreMetrics
-import Foundation
 import IngestNetworking
 import IngestTLS
 import LiveStreamModel
@@ -25,6 +24,12 @@ import RTMP
 public import RelayAPI
 public import ServiceLifecycle
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The relay: an RTMP server for one or many streams, each with one publisher at a time, re-streamed to every
 /// target of that stream.

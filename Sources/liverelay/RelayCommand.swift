@@ -10,7 +10,6 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
-import Foundation
 import LiveStreamModel
 import Logging
 import Metrics
@@ -21,6 +20,20 @@ import ServiceLifecycle
 import Synchronization
 import TimeSupport
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The Relay module's defaults of every flag: the help shows them, and there is one place to change them.
 private let defaults = RelayCommandLine()
@@ -303,7 +316,9 @@ final class ListenAnnouncer: Sendable {
             return "{\"rtmpPort\":\(rtmp),\"httpPort\":\(ports.http ?? 0)}\n"
         }
         if let line {
-            FileHandle.standardOutput.write(Data(line.utf8))
+            // Standard output is a pipe to the supervisor: flushed at once, not when a buffer fills.
+            print(line, terminator: "")
+            fflush(nil)
         }
     }
 }
