@@ -18,9 +18,11 @@
 #
 # The names are the chart's (values.yaml image.repository and relayImage.repository), TAG its appVersion unless
 # --tag says otherwise, so the chart runs what this builds. The binary is built on this host, release, with the
-# Swift runtime linked statically and no symbols:
+# Swift runtime linked statically, by lld with packed relative relocations, no exported symbols and no symbols
+# (images-common.sh's release_build; BENCHMARKS.md, "Relay memory", says what each saves):
 #
-#   swift build -c release --product liverelay --static-swift-stdlib -Xlinker -s --scratch-path .build-release
+#   swift build -c release --product liverelay --static-swift-stdlib -Xswiftc -use-ld=lld \
+#     -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic -Xlinker -s --scratch-path .build-release
 #
 # or is --binary PATH (built with --static-swift-stdlib; it is stripped here, and refused if it links a Swift
 # runtime library). Each Dockerfile's runtime stage is built with BINARY_FROM=prebuilt on a minimal Debian bookworm
@@ -84,11 +86,10 @@ operator_name="$(operator_repository):$tag"
 # 1. The binary: release, the Swift runtime (and Foundation) linked statically, stripped.
 if [[ -z $binary ]]; then
     need swift "build liverelay" "(the Swift toolchain)"
-    build=(swift build -c release --product liverelay --static-swift-stdlib -Xlinker -s --scratch-path .build-release)
-    log "building liverelay: ${build[*]}"
-    "${build[@]}" > "$state/swift-build.log" 2>&1 \
+    log "building liverelay: $(release_build_command)"
+    release_build > "$state/swift-build.log" 2>&1 \
         || { tail -30 "$state/swift-build.log" >&2; fail "swift build failed"; }
-    binary="$("${build[@]}" --show-bin-path)/liverelay"
+    binary="$(release_build --show-bin-path)/liverelay"
 fi
 make_context "$binary" true
 swift_libraries=("$state/context/swift-lib/"*)

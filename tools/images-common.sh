@@ -13,7 +13,8 @@
 # What tools/build-images.sh and tools/test-images.sh share: the images' names (from the chart), buildah with
 # storage private to .build-images/, the debootstrapped bookworm base (cached), the build context holding the
 # binary, each Dockerfile's runtime stage built from them, and an image's unpacked size. Sourced first: it sets
-# nothing but `script` (the sourcing script's name, for messages), `start` and functions, and needs no tool.
+# nothing but `script` (the sourcing script's name, for messages), `start`, `release_build_arguments` and functions,
+# and needs no tool.
 # shellcheck shell=bash
 
 script=${0##*/}
@@ -31,6 +32,35 @@ log() { echo "$script: [$((SECONDS - start)) s] $*"; }
 fail() {
     echo "$script: $*" >&2
     exit 1
+}
+
+# The release build of the images' binary, one for every script (the Dockerfiles' build stage says the same; what
+# each part saves is in BENCHMARKS.md, "Relay memory"): the Swift runtime and Foundation linked statically (no
+# libswift*.so and no ICU library in the image); linked by lld with relative relocations packed (DT_RELR: the loader
+# reads 26 KiB of them instead of 3 MiB, and every page it reads stays resident), no symbol exported (the static
+# runtime's -export-dynamic put 1.4 MiB of symbol table in memory that nothing looks up), and the functions a relay
+# runs laid out together (each function in a section of its own, Swift's and C's, so that lld can move it), in the
+# order of tools/relay-symbol-order.txt (made by tools/relay-symbol-order.sh: the
+# kernel maps a binary's code 64 KiB at a time, so the same code spread over the whole binary kept three times as
+# much resident); stripped. `release_build [--unstripped] [ARGS]` runs it with ARGS added (--show-bin-path prints
+# where the binary is; --unstripped keeps the symbol table, for a profiler); `release_build_command` prints it.
+release_build_arguments=(-c release --product liverelay --static-swift-stdlib
+    -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld
+    -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic)
+release_build() {
+    local strip_flags=(-Xlinker -s) order=()
+    if [[ ${1:-} == --unstripped ]]; then
+        strip_flags=()
+        shift
+    fi
+    if [[ -f ${root:?}/tools/relay-symbol-order.txt ]]; then
+        order=(-Xlinker "--symbol-ordering-file=$root/tools/relay-symbol-order.txt" -Xlinker --no-warn-symbol-ordering)
+    fi
+    (cd "$root" && swift build "${release_build_arguments[@]}" "${order[@]}" "${strip_flags[@]}" --scratch-path .build-release "$@")
+}
+release_build_command() {
+    echo "swift build ${release_build_arguments[*]} -Xlinker --symbol-ordering-file=tools/relay-symbol-order.txt" \
+        "-Xlinker --no-warn-symbol-ordering -Xlinker -s --scratch-path .build-release"
 }
 
 # Checks root and the tools every image script needs, then sets `root` (the repository, also the working

@@ -9,7 +9,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The streams' ingest keys as the cluster gateway reads them for its shared ingest port: one Secret, kept by the
 /// operator, with an entry per stream that has a key. The gateway may read that Secret alone (RBAC `resourceNames`)

@@ -9,7 +9,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One thing wrong with a `LiveStream`: the field, as a path from the resource's root, and what is wrong with it.
 public struct FieldError: Error, Hashable, Sendable, CustomStringConvertible {

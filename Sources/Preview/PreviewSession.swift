@@ -9,11 +9,25 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
 import Logging
 import Media
 import NIOConcurrencyHelpers
 public import NIOCore
+import NIOPosix
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The preview of one live publish: the relay hands it every audio and video message (never waiting), and a thread
 /// of its own remuxes them with libavformat into fragmented MP4 and HLS.
@@ -32,13 +46,32 @@ public final class PreviewSession: Sendable {
         self.logger = logger
         let queue = self.queue
         let name = "preview-\(stream.name)"
-        let thread = Thread {
-            // Named from inside: Foundation names the OS thread (what `top -H` shows) only for the current thread.
-            Thread.current.name = name
+        // One thread for the session's life, from NIO's thread pool (Foundation's `Thread` is not in
+        // FoundationEssentials): it blocks in libavformat's file writes, which must not run on an event loop. It
+        // exists only while a publish with the preview enabled lasts, and ends with it.
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        thread.submit { state in
+            defer { thread.shutdownGracefully { _ in } }
+            guard case .active = state else {
+                return
+            }
+            Self.nameCurrentThread(name)
             let packager = PreviewPackager(stream: stream, session: id, logger: logger)
             packager.run(queue)
         }
-        thread.start()
+    }
+
+    /// Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it, through the file Linux names it by
+    /// (it keeps 15 bytes). Elsewhere the thread keeps the pool's name.
+    private static func nameCurrentThread(_ name: String) {
+        let file = open("/proc/thread-self/comm", O_WRONLY)
+        guard file >= 0 else {
+            return
+        }
+        defer { close(file) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
     }
 
     /// What the queue needs to know of a message to drop media up to a keyframe and keep decoder configurations.
@@ -707,13 +740,14 @@ final class PrivateTemporaryDirectory: Sendable {
             if let made {
                 return .success(made)
             }
-            let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+            let temporary = FileManager.default.temporaryDirectory.path(percentEncoded: false)
+            let base = temporary.hasSuffix("/") ? temporary : temporary + "/"
             var template = Array((base + "liverelay-preview-XXXXXX").utf8CString)
             let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
             guard created != nil else {
                 let reason = String(cString: strerror(errno))
                 return .failure(
-                    .io("cannot create a directory for the preview in \(NSTemporaryDirectory()): \(reason)")
+                    .io("cannot create a directory for the preview in \(temporary): \(reason)")
                 )
             }
             let path = String(

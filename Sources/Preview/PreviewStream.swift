@@ -9,12 +9,17 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
 public import Logging
 public import NIOCore
 public import RelayAPI
 import Synchronization
 import TimeSupport
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// How the relay packages a stream's preview.
 public struct PreviewConfiguration: Hashable, Sendable {

@@ -9,10 +9,15 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
 public import Logging
 public import ServiceLifecycle
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Reloads the relay's streams from its YAML file on SIGHUP and when the file changes, without touching the
 /// streams and targets that did not change. A file that does not parse is reported and changes nothing.

@@ -51,8 +51,17 @@ public struct RelayCommandLine: Sendable {
     /// `--proxy-protocol-from`: comma-separated CIDR ranges.
     public var proxyProtocolFrom = ""
     public var maxKeyframeInterval: Duration?
+    /// `--event-loops`: the event loops (threads) that serve every connection; nil for ``eventLoopCount(streams:cores:)``.
+    public var eventLoops: Int?
 
     public init() {}
+
+    /// The event loops a relay of `streams` streams runs when `--event-loops` does not say: one per stream, at most one
+    /// per core. A relay in a pod serves one stream, and every loop beyond what its streams can keep busy is an idle
+    /// thread with its own stack and malloc arena.
+    public static func eventLoopCount(streams: Int, cores: Int) -> Int {
+        max(1, min(streams, cores))
+    }
 
     /// Whatever the flags get wrong, before anything is read: each error names its flag.
     public func validate() throws(RelayConfigurationError) {
@@ -78,6 +87,9 @@ public struct RelayCommandLine: Sendable {
         }
         guard GOPCachePolicy(rawValue: self.gopCache) != nil else {
             throw RelayConfigurationError(message: "--gop-cache must be always, joining or off, not '\(self.gopCache)'")
+        }
+        if let eventLoops = self.eventLoops, !(1...1024).contains(eventLoops) {
+            throw RelayConfigurationError(message: "--event-loops must be 1 to 1024, got \(eventLoops).")
         }
         _ = try Self.hostAndPort(self.listen, flag: "--listen")
         _ = try Self.ranges(self.proxyProtocolFrom, flag: "--proxy-protocol-from")

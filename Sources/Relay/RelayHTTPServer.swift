@@ -9,7 +9,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-import Foundation
 public import Hummingbird
 public import LiveStreamModel
 public import Logging
@@ -17,6 +16,12 @@ public import NIOCore
 import Preview
 public import Prometheus
 import RelayAPI
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The relay's HTTP endpoints, on Hummingbird:
 ///

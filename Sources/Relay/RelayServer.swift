@@ -11,7 +11,6 @@
 
 import AsyncHTTPClient
 public import CoreMetrics
-import Foundation
 import IngestNetworking
 import IngestTLS
 import LiveStreamModel
@@ -25,6 +24,12 @@ import RTMP
 public import RelayAPI
 public import ServiceLifecycle
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The relay: an RTMP server for one or many streams, each with one publisher at a time, re-streamed to every
 /// target of that stream.
@@ -41,7 +46,8 @@ public final class RelayServer: Service, Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let onServerRunning: @Sendable (SocketAddress) async -> Void
-    let sslContext: NIOSSLContext?
+    /// The TLS of `rtmps://` targets: a context is made on first use (see ``sslContext``).
+    private let targetTLS: Mutex<TargetTLS>
     /// The certificate for `rtmps://` publishers, if the configuration gives one.
     private let certificate: IngestCertificate?
     private let metrics: RelayMetrics
@@ -91,11 +97,47 @@ public final class RelayServer: Service, Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = configuration.caFile {
             tls.additionalTrustRoots = [.file(caFile)]
+            // A file given on the command line is checked at start, where a mistake in it is the operator's to see.
+            do {
+                self.targetTLS = Mutex(.made(try NIOSSLContext(configuration: tls)))
+            } catch {
+                throw RelayConfigurationError.invalid("cannot set up TLS for rtmps:// targets: \(error)")
+            }
+        } else {
+            self.targetTLS = Mutex(.configured(tls))
         }
-        do {
-            self.sslContext = try NIOSSLContext(configuration: tls)
-        } catch {
-            throw RelayConfigurationError.invalid("cannot set up TLS for rtmps:// targets: \(error)")
+    }
+
+    private enum TargetTLS {
+        case configured(TLSConfiguration)
+        case made(NIOSSLContext?)
+    }
+
+    /// The context of `rtmps://` targets, made when the first publish starts: making one parses every certificate
+    /// authority the system trusts (hundreds of them, about a megabyte of memory), which an idle relay does not need.
+    /// If the system's authorities cannot be read, the relay logs it once and trusts none: every `rtmps://` target
+    /// then fails its handshake with a certificate error, and `rtmp://` targets go on.
+    var sslContext: NIOSSLContext? {
+        self.targetTLS.withLock { state in
+            switch state {
+            case .made(let context):
+                return context
+            case .configured(let tls):
+                let context: NIOSSLContext?
+                do {
+                    context = try NIOSSLContext(configuration: tls)
+                } catch {
+                    self.logger.error(
+                        "Cannot read the trusted certificate authorities for rtmps:// targets",
+                        metadata: ["error.message": "\(error)"]
+                    )
+                    var none = tls
+                    none.trustRoots = .certificates([])
+                    context = try? NIOSSLContext(configuration: none)
+                }
+                state = .made(context)
+                return context
+            }
         }
     }
 

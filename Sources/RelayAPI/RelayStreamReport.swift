@@ -9,8 +9,13 @@
 //
 //===----------------------------------------------------------------------===//
 
-public import Foundation
 public import LiveStreamModel
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 
 /// What a running relay's `GET /api/v1/stream` (a ``StreamStatus``) says about its stream, in the terms of a
 /// LiveStream's status: the operator writes it into `status`, and local mode prints each target's changes.

@@ -10,7 +10,6 @@
 //===----------------------------------------------------------------------===//
 
 import ArgumentParser
-import Foundation
 import LiveStreamModel
 import Logging
 import Metrics
@@ -21,6 +20,20 @@ import ServiceLifecycle
 import Synchronization
 import TimeSupport
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The Relay module's defaults of every flag: the help shows them, and there is one place to change them.
 private let defaults = RelayCommandLine()
@@ -143,6 +156,14 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Most bytes of one stream's GOP cache; a larger GOP is not cached.")
     var gopCacheBytes: Int = defaults.gopCacheBytes
 
+    @Option(
+        help: ArgumentHelp(
+            "Event loops (threads) serving the relay's connections. By default one per stream, at most one per core.",
+            valueName: "count"
+        )
+    )
+    var eventLoops: Int?
+
     @Flag(
         help: ArgumentHelp(
             "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
@@ -196,6 +217,7 @@ struct RelayCommand: AsyncParsableCommand {
         line.shutdownGrace = .seconds(self.shutdownGrace)
         line.proxyProtocolFrom = self.proxyProtocolFrom
         line.maxKeyframeInterval = self.maxKeyframeInterval.map { .seconds($0) }
+        line.eventLoops = self.eventLoops
         return line
     }
 
@@ -208,6 +230,13 @@ struct RelayCommand: AsyncParsableCommand {
         } catch let error as RelayConfigurationError {
             throw ValidationError(error.message)
         }
+        // NIO's shared event loops and blocking pool start on first use, sized by these suggestions, which may be set
+        // once, before that use: the relay, its HTTP server and its webhook client all run on them. A pod's relay
+        // serves one stream, so it runs one loop; nothing in the relay blocks a pool thread for long.
+        NIOSingletons.groupLoopCountSuggestion =
+            self.eventLoops
+            ?? RelayCommandLine.eventLoopCount(streams: configuration.streams.count, cores: System.coreCount)
+        NIOSingletons.blockingPoolThreadCountSuggestion = 1
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let announcer = ListenAnnouncer(enabled: self.announce, expectsHTTP: self.httpListen != "none")
@@ -303,7 +332,9 @@ final class ListenAnnouncer: Sendable {
             return "{\"rtmpPort\":\(rtmp),\"httpPort\":\(ports.http ?? 0)}\n"
         }
         if let line {
-            FileHandle.standardOutput.write(Data(line.utf8))
+            // Standard output is a pipe to the supervisor: flushed at once, not when a buffer fills.
+            print(line, terminator: "")
+            fflush(nil)
         }
     }
 }

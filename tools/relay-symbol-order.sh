@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+#===----------------------------------------------------------------------===//
+#
+# This source file is part of the liverelay open source project
+#
+# Copyright (c) 2026 the liverelay project authors
+# Licensed under Apache License v2.0
+#
+# SPDX-License-Identifier: Apache-2.0
+#
+#===----------------------------------------------------------------------===//
+#
+# Writes tools/relay-symbol-order.txt: the functions a relay in a pod runs, which the images' release build
+# (images-common.sh's release_build) hands lld as --symbol-ordering-file so that they lie together in the binary.
+#
+# Why: Linux maps a binary's code into a process 64 KiB at a time (fault-around), and an idle relay runs 7,692
+# functions, at least 1.4 MiB of code, spread over 315 of the binary's 64 KiB blocks: 19.7 MiB resident for 1.4 MiB
+# run. Laid out together they fill a few megabytes. A function missing from the list (new code) still works; it just lies
+# with the rest. Run this again when the relay's code or its dependencies change much; BENCHMARKS.md ("Relay
+# memory") shows the effect with tools/bench-relay-memory.sh.
+#
+# How: valgrind's callgrind runs the relay (release, unstripped, debug information removed since valgrind cannot
+# read Swift's) through what a pod's relay does: start from a LiveStream file with one target (an nginx-rtmp sink),
+# answer the probes and the API (/healthz, /readyz, /metrics, /api/v1/streams), take a 6 s publish from ffmpeg and
+# push it to the sink, then stop on SIGTERM. Every function of the binary that ran is listed, in the order callgrind
+# first names it.
+#
+# Usage: tools/relay-symbol-order.sh [--binary PATH] [--out FILE]
+#   --binary PATH  an unstripped liverelay (default: built with release_build --unstripped)
+#   --out FILE     default tools/relay-symbol-order.txt
+# Needs: swift (unless --binary), valgrind, ffmpeg, nginx with libnginx-mod-rtmp, curl, binutils. Leaves nothing
+# running.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+binary=""
+out="$root/tools/relay-symbol-order.txt"
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --binary) binary=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h | --help) sed -n '/^# Writes/,/^# running/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+# shellcheck source=tools/images-common.sh
+source "$root/tools/images-common.sh"
+# shellcheck source=tools/bench-common.sh
+source "$root/tools/bench-common.sh"
+log() { echo "relay-symbol-order: $*" >&2; }
+wait_for_builds=0
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+[[ -f $rtmp_module ]] || { log "needs nginx's RTMP module (Debian package libnginx-mod-rtmp)"; exit 1; }
+for tool in valgrind ffmpeg nginx curl strip; do
+    command -v "$tool" >/dev/null || { log "needs $tool"; exit 1; }
+done
+
+if [[ -z $binary ]]; then
+    log "building the release binary with its symbols"
+    release_build --unstripped >&2
+    binary="$(release_build --unstripped --show-bin-path)/liverelay"
+fi
+mkdir -p "$work/bin"
+strip --strip-debug -o "$work/bin/liverelay" "$binary"
+
+sink_port=$(free_port)
+nginx_conf "$work/sink" "$sink_port" <<EOF
+        application live { live on; }
+EOF
+start_nginx "$work/sink"
+wait_for_port "$sink_port"
+
+mkdir -p "$work/relay/secrets/ingest" "$work/relay/secrets/target"
+key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s' "$key" >"$work/relay/secrets/ingest/streamKey"
+printf '%s' "profile-out" >"$work/relay/secrets/target/key"
+cat >"$work/relay/relay.yaml" <<EOF
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata:
+  name: profile
+spec:
+  ingest:
+    app: live
+    streamKeySecretRef: { name: ingest, key: streamKey }
+  targets:
+    - name: sink
+      url: rtmp://127.0.0.1:$sink_port/live
+      streamKeySecretRef: { name: target, key: key }
+  preview: { enabled: false }
+EOF
+relay_port=$(free_port)
+http_port=$(free_port)
+log "running the relay under callgrind (about 50 times slower than it is)"
+valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/callgrind.out" \
+    "$work/bin/liverelay" relay --config "$work/relay/relay.yaml" --secrets-dir "$work/relay/secrets" \
+    --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" --log-level warning \
+    >"$work/relay.log" 2>&1 &
+relay=$!
+pids+=("$relay")
+for _ in $(seq 1200); do
+    curl -fsS "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1 && break
+    kill -0 "$relay" 2>/dev/null || { cat "$work/relay.log" >&2; log "the relay exited"; exit 1; }
+    sleep 0.1
+done
+for path in readyz metrics api/v1/streams; do
+    curl -fsS "http://127.0.0.1:$http_port/$path" >/dev/null
+done
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine \
+    -t 6 -c:v libx264 -preset ultrafast -g 60 -c:a aac -f flv "rtmp://127.0.0.1:$relay_port/live/$key" \
+    >"$work/ffmpeg.log" 2>&1 || { cat "$work/ffmpeg.log" "$work/relay.log" >&2; log "ffmpeg could not publish"; exit 1; }
+for path in healthz api/v1/streams metrics; do
+    curl -fsS "http://127.0.0.1:$http_port/$path" >/dev/null
+done
+stop "$relay"
+[[ -s $work/callgrind.out ]] || { cat "$work/relay.log" >&2; log "callgrind wrote nothing"; exit 1; }
+
+# `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each.
+awk -v binary="$work/bin/liverelay" '
+    /^ob=/ { object = substr($0, 4) }
+    /^fn=/ && object == binary { name = substr($0, 4); if (!(name in seen)) { seen[name] = 1; print name } }
+' "$work/callgrind.out" >"$out"
+log "$(wc -l <"$out") functions in ${out#"$root/"}"
