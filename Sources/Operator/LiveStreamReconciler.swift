@@ -564,7 +564,7 @@ final class LiveStreamReconciler: Sendable {
     /// The stream's spec, or what is wrong with it.
     static func spec(of object: CachedLiveStream, name: String) -> Result<LiveStreamSpec, InvalidSpec> {
         do {
-            let spec = try JSONValue.decode(LiveStreamSpec.self, from: object.spec ?? [:])
+            let spec = try object.readSpec()
             let problems = spec.validate(name: name)
             return problems.isEmpty ? .success(spec) : .failure(InvalidSpec(problems: problems))
         } catch {

@@ -418,3 +418,56 @@ struct GatewayServicePortsTests {
         #expect(LiveStreamReconciler.gatewayGathering(after: .seconds(30)) == .seconds(5))
     }
 }
+
+@Suite("A LiveStream as the operator's cache keeps it")
+struct CachedLiveStreamTests {
+    func decoded(_ json: String) throws -> CachedLiveStream {
+        try JSONDecoder().decode(CachedLiveStream.self, from: Data(json.utf8))
+    }
+
+    @Test("spec and status typed, no labels or annotations, the rest of metadata kept")
+    func typed() throws {
+        let stream = try self.decoded(
+            """
+            {"apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream",
+             "metadata": {"name": "alice", "namespace": "ns", "uid": "u-1", "resourceVersion": "5", "generation": 2,
+               "creationTimestamp": "2026-12-06T00:00:00Z", "finalizers": ["liverelay.io/release-port"],
+               "labels": {"team": "a"},
+               "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\\"spec\\": {}}"}},
+             "spec": {"targets": [{"name": "yt", "url": "rtmp://a.rtmp.youtube.com/live2"}]},
+             "status": {"phase": "Idle", "port": 31000, "observedGeneration": 2,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
+                 "lastTransitionTime": "2026-12-06T00:00:01Z", "observedGeneration": 2}]}}
+            """
+        )
+        #expect(stream.metadata.labels == nil)
+        #expect(stream.metadata.annotations == nil)
+        #expect(stream.metadata.uid == "u-1")
+        #expect(stream.metadata.creationTimestamp == "2026-12-06T00:00:00Z")
+        #expect(stream.metadata.finalizers == [LiveStreamResource.finalizer])
+        #expect(stream.status?.port == 31000)
+        #expect(stream.status?.condition("Ready")?.status == .true)
+        let spec = try stream.readSpec()
+        #expect(spec.targets.map(\.name) == ["yt"])
+        #expect((try? LiveStreamReconciler.spec(of: stream, name: "alice").get())?.targets.count == 1)
+        let again = try JSONDecoder().decode(CachedLiveStream.self, from: JSONEncoder().encode(stream))
+        #expect(again == stream)
+    }
+
+    @Test("a spec that cannot be read is kept and reported; no spec is the defaults")
+    func unreadable() throws {
+        let stream = try self.decoded(#"{"metadata": {"name": "bob"}, "spec": {"targets": "not a list"}}"#)
+        guard case .unreadable = stream.spec else {
+            Issue.record("an unreadable spec was not kept as JSON: \(stream.spec)")
+            return
+        }
+        guard case .failure(let invalid) = LiveStreamReconciler.spec(of: stream, name: "bob") else {
+            Issue.record("an unreadable spec was read")
+            return
+        }
+        #expect(invalid.problems.first?.field == "spec")
+        let empty = try self.decoded(#"{"metadata": {"name": "carol"}}"#)
+        #expect(empty.spec == .absent)
+        #expect(try empty.readSpec() == LiveStreamSpec())
+    }
+}
