@@ -157,7 +157,7 @@ public struct WatchedResource: Sendable {
         case namespace(String)
     }
 
-    /// The cache's name in ``Controller/cache(_:)``.
+    /// The cache's name in ``Controller/cache(_:as:)``.
     public var id: String
     public var resource: KubernetesResource
     public var scope: Scope
@@ -167,7 +167,7 @@ public struct WatchedResource: Sendable {
     public var pageSize: Int?
     /// Whether the API server may not serve the resource (a CRD that may not be installed, or one the controller
     /// may not be allowed to read): a list answered 404 or 403 then means *not served*, not a failure. The
-    /// controller looks again every `absentResourceRetry`, ``Controller/cache(_:)`` is `nil` meanwhile, and every
+    /// controller looks again every `absentResourceRetry`, ``Controller/cache(_:as:)`` is `nil` meanwhile, and every
     /// key is queued again when the resource comes or goes.
     public var isOptional: Bool
     /// Makes the cache of the resource, in the type it caches.
