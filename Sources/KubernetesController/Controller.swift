@@ -85,9 +85,10 @@ public struct OwnedResource: Sendable {
     /// ``WatchedResource/isOptional``.
     public var isOptional: Bool
 
-    /// Reduces each child before it is cached (see ``Reflector``).
-    public var transform: (@Sendable (KubernetesObject) -> KubernetesObject)?
+    /// Makes the watch of the children, in the type they are cached as.
+    private let makeWatched: @Sendable (OwnedResource) -> WatchedResource
 
+    /// Children cached as whole objects, each reduced by `transform` first when given (see ``Reflector``).
     public init(
         _ resource: KubernetesResource,
         ownerKind: String,
@@ -95,36 +96,53 @@ public struct OwnedResource: Sendable {
         isOptional: Bool = false,
         transform: (@Sendable (KubernetesObject) -> KubernetesObject)? = nil
     ) {
+        self.init(
+            resource,
+            caching: KubernetesObject.self,
+            ownerKind: ownerKind,
+            labelSelector: labelSelector,
+            isOptional: isOptional,
+            transform: transform
+        )
+    }
+
+    /// Children cached as `Cached`, decoded from the API server's JSON: ``ObjectSummary`` keeps what a controller
+    /// compares and little more.
+    public init<Cached: KubernetesAPIObject>(
+        _ resource: KubernetesResource,
+        caching: Cached.Type,
+        ownerKind: String,
+        labelSelector: String? = nil,
+        isOptional: Bool = false,
+        transform: (@Sendable (Cached) -> Cached)? = nil
+    ) {
         self.resource = resource
         self.ownerKind = ownerKind
         self.labelSelector = labelSelector
         self.isOptional = isOptional
-        self.transform = transform
+        self.makeWatched = { owned in
+            let kind = owned.ownerKind
+            return WatchedResource(
+                id: owned.resource.plural,
+                owned.resource,
+                caching: Cached.self,
+                labelSelector: owned.labelSelector,
+                isOptional: owned.isOptional,
+                transform: transform
+            ) { child in
+                Self.ownerKeys(of: child, kind: kind)
+            }
+        }
     }
 
     /// The keys of the owners of `child` (same namespace: owners of namespaced objects are in their namespace).
-    func ownerKeys(of child: KubernetesObject) -> [ObjectKey] {
-        Self.ownerKeys(of: child, kind: self.ownerKind)
-    }
-
-    static func ownerKeys(of child: KubernetesObject, kind: String) -> [ObjectKey] {
+    static func ownerKeys(of child: some KubernetesAPIObject, kind: String) -> [ObjectKey] {
         (child.metadata.ownerReferences ?? [])
             .filter { $0.kind == kind }
             .map { ObjectKey(namespace: child.metadata.namespace, name: $0.name) }
     }
 
-    var watched: WatchedResource {
-        let kind = self.ownerKind
-        return WatchedResource(
-            id: self.resource.plural,
-            self.resource,
-            labelSelector: self.labelSelector,
-            isOptional: self.isOptional,
-            transform: self.transform
-        ) { child in
-            Self.ownerKeys(of: child, kind: kind)
-        }
-    }
+    var watched: WatchedResource { self.makeWatched(self) }
 }
 
 /// Any resource whose changes queue some of the controller's keys: owned children (``OwnedResource``), objects the
@@ -139,7 +157,7 @@ public struct WatchedResource: Sendable {
         case namespace(String)
     }
 
-    /// The cache's name in ``Controller/cache(_:)``.
+    /// The cache's name in ``Controller/cache(_:as:)``.
     public var id: String
     public var resource: KubernetesResource
     public var scope: Scope
@@ -149,14 +167,20 @@ public struct WatchedResource: Sendable {
     public var pageSize: Int?
     /// Whether the API server may not serve the resource (a CRD that may not be installed, or one the controller
     /// may not be allowed to read): a list answered 404 or 403 then means *not served*, not a failure. The
-    /// controller looks again every `absentResourceRetry`, ``Controller/cache(_:)`` is `nil` meanwhile, and every
+    /// controller looks again every `absentResourceRetry`, ``Controller/cache(_:as:)`` is `nil` meanwhile, and every
     /// key is queued again when the resource comes or goes.
     public var isOptional: Bool
-    /// Reduces each object before it is cached (see ``Reflector``).
-    public var transform: (@Sendable (KubernetesObject) -> KubernetesObject)?
-    /// The keys a change of `object` queues (it may also note the change, e.g. to wake something else).
-    public var keys: @Sendable (KubernetesObject) -> [ObjectKey]
+    /// Makes the cache of the resource, in the type it caches.
+    let makeCache:
+        @Sendable (
+            _ client: KubernetesClient,
+            _ resource: KubernetesResource,
+            _ namespace: String?,
+            _ options: ListWatchOptions
+        ) -> any WatchCache
 
+    /// Objects cached whole, each reduced by `transform` first when given (see ``Reflector``); a change of one
+    /// queues the keys `keys` names (it may also note the change, e.g. to wake something else).
     public init(
         id: String,
         _ resource: KubernetesResource,
@@ -168,6 +192,34 @@ public struct WatchedResource: Sendable {
         transform: (@Sendable (KubernetesObject) -> KubernetesObject)? = nil,
         keys: @escaping @Sendable (KubernetesObject) -> [ObjectKey]
     ) {
+        self.init(
+            id: id,
+            resource,
+            caching: KubernetesObject.self,
+            scope: scope,
+            labelSelector: labelSelector,
+            fieldSelector: fieldSelector,
+            pageSize: pageSize,
+            isOptional: isOptional,
+            transform: transform,
+            keys: keys
+        )
+    }
+
+    /// Objects cached as `Cached`, decoded straight from the API server's JSON (read them with
+    /// ``Controller/cache(_:as:)``).
+    public init<Cached: KubernetesAPIObject>(
+        id: String,
+        _ resource: KubernetesResource,
+        caching: Cached.Type,
+        scope: Scope = .controller,
+        labelSelector: String? = nil,
+        fieldSelector: String? = nil,
+        pageSize: Int? = nil,
+        isOptional: Bool = false,
+        transform: (@Sendable (Cached) -> Cached)? = nil,
+        keys: @escaping @Sendable (Cached) -> [ObjectKey]
+    ) {
         self.id = id
         self.resource = resource
         self.scope = scope
@@ -175,8 +227,65 @@ public struct WatchedResource: Sendable {
         self.fieldSelector = fieldSelector
         self.pageSize = pageSize
         self.isOptional = isOptional
-        self.transform = transform
-        self.keys = keys
+        self.makeCache = { client, resource, namespace, options in
+            TypedWatchCache(
+                reflector: Reflector<Cached>(
+                    client: client,
+                    resource: resource,
+                    namespace: namespace,
+                    options: options,
+                    transform: transform
+                ),
+                keys: keys
+            )
+        }
+    }
+}
+
+/// The reflector of a watched resource, whatever type it caches, with what the controller does with its changes.
+protocol WatchCache: Sendable {
+    /// The `Reflector<Cached>`.
+    var anyReflector: any Sendable { get }
+    var hasSynced: Bool { get }
+    func madeNoProgress(for duration: Duration, now: ContinuousClock.Instant) -> Bool
+    /// The cached object's `resourceVersion`; `nil` when absent.
+    func resourceVersion(of key: ObjectKey) -> String?
+    /// Runs the reflector: each change is shown to `expectations` and queues the keys it names.
+    func run(
+        expectations: WriteExpectations,
+        queue: WorkQueue<ObjectKey>,
+        onListed: @Sendable () -> Void
+    ) async throws
+}
+
+private struct TypedWatchCache<Cached: KubernetesAPIObject>: WatchCache {
+    let reflector: Reflector<Cached>
+    let keys: @Sendable (Cached) -> [ObjectKey]
+
+    var anyReflector: any Sendable { self.reflector }
+    var hasSynced: Bool { self.reflector.hasSynced }
+
+    func madeNoProgress(for duration: Duration, now: ContinuousClock.Instant) -> Bool {
+        self.reflector.madeNoProgress(for: duration, now: now)
+    }
+
+    func resourceVersion(of key: ObjectKey) -> String? {
+        self.reflector.get(key)?.metadata.resourceVersion
+    }
+
+    func run(
+        expectations: WriteExpectations,
+        queue: WorkQueue<ObjectKey>,
+        onListed: @Sendable () -> Void
+    ) async throws {
+        let resource = self.reflector.resource
+        try await self.reflector.run(
+            onChange: { change in
+                expectations.observe(resource, change)
+                for key in self.keys(change.object) { queue.add(key) }
+            },
+            onListed: onListed
+        )
     }
 }
 
@@ -236,6 +345,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     private let client: KubernetesClient
     private let namespace: String?
     private let watched: [WatchedResource]
+    private let transform: (@Sendable (Object) -> Object)?
     private let reconcile: Reconcile
     private let logger: Logger
     private let metrics: ControllerMetrics?
@@ -250,12 +360,16 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     /// `clock` is what its timers run on: leader election, the work queue's delays and backoff, resync and the
     /// retries of absent resources. Tests give a manual clock to check that timing without waiting for it; the
     /// metrics and ``health`` measure real time on the continuous clock whatever this is.
+    ///
+    /// `transform` reduces each object of `resource` before it is cached (see ``Reflector``): what the reconcile
+    /// gets is what it left.
     public init(
         client: KubernetesClient,
         resource: KubernetesResource,
         namespace: String?,
         owns owned: [OwnedResource] = [],
         watches: [WatchedResource] = [],
+        transform: (@Sendable (Object) -> Object)? = nil,
         configuration: ControllerConfiguration = ControllerConfiguration(),
         metrics: ControllerMetrics? = nil,
         clock: some Clock<Duration> = ContinuousClock(),
@@ -267,6 +381,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         self.resource = resource
         self.namespace = namespace
         self.watched = owned.map(\.watched) + watches
+        self.transform = transform
         self.configuration = configuration
         self.expectations = WriteExpectations(timeout: configuration.expectationTimeout)
         self.metrics = metrics
@@ -287,18 +402,30 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
     /// The work queue of the current leadership term (nil while not leading).
     public var queue: WorkQueue<ObjectKey>? { self.current.withLock { $0?.queue } }
 
-    /// The cache of an owned resource in the current leadership term (nil while not leading, or not owned): what
-    /// a reconcile reads instead of asking the API server whether a child exists.
-    public func ownedCache(_ resource: KubernetesResource) -> Reflector<KubernetesObject>? {
-        self.cache(resource.plural)
+    /// The cache of an owned resource in the current leadership term (nil while not leading, or not owned, or
+    /// cached as another type): what a reconcile reads instead of asking the API server whether a child exists.
+    public func ownedCache<Cached: KubernetesAPIObject>(
+        _ resource: KubernetesResource,
+        as type: Cached.Type
+    ) -> Reflector<Cached>? {
+        self.cache(resource.plural, as: type)
     }
 
     /// The cache of the watched resource `id` in the current leadership term: `nil` while not leading, for an id
-    /// not watched, and for an optional resource the API server does not serve.
-    public func cache(_ id: String) -> Reflector<KubernetesObject>? {
+    /// not watched (or cached as another type), and for an optional resource the API server does not serve.
+    public func cache<Cached: KubernetesAPIObject>(
+        _ id: String,
+        as type: Cached.Type = KubernetesObject.self
+    ) -> Reflector<Cached>? {
         guard let cache = self.current.withLock({ $0?.caches[id] }) else { return nil }
         if cache.watched.isOptional, cache.isServed != true { return nil }
-        return cache.reflector
+        return cache.watch.anyReflector as? Reflector<Cached>
+    }
+
+    /// Whether the watched resource `id` is cached now (see ``cache(_:as:)``), whatever type it caches.
+    public func isCaching(_ id: String) -> Bool {
+        guard let cache = self.current.withLock({ $0?.caches[id] }) else { return false }
+        return !cache.watched.isOptional || cache.isServed == true
     }
 
     /// Liveness and readiness now (see ``ControllerHealth``).
@@ -326,9 +453,9 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             case false?:
                 continue
             case true?:
-                if !cache.reflector.hasSynced { health.unsynced.append(id) }
+                if !cache.watch.hasSynced { health.unsynced.append(id) }
             }
-            if cache.reflector.madeNoProgress(for: timeout, now: now) { health.stalled.append(id) }
+            if cache.watch.madeNoProgress(for: timeout, now: now) { health.stalled.append(id) }
         }
         return health
     }
@@ -364,7 +491,8 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             client: self.client,
             resource: self.resource,
             namespace: self.namespace,
-            options: self.configuration.listWatch
+            options: self.configuration.listWatch,
+            transform: self.transform
         )
         let queue = WorkQueue<ObjectKey>(
             configuration: self.configuration.queue,
@@ -383,13 +511,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             }
             return WatchedCache(
                 watched: watched,
-                reflector: Reflector<KubernetesObject>(
-                    client: self.client,
-                    resource: watched.resource,
-                    namespace: namespace,
-                    options: options,
-                    transform: watched.transform
-                )
+                watch: watched.makeCache(self.client, watched.resource, namespace, options)
             )
         }
         let byID = Dictionary(caches.map { ($0.watched.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -398,7 +520,7 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
             var versions = [String?]()
             if written == resource { versions.append(reflector.get(key)?.metadata.resourceVersion) }
             for cache in caches where cache.watched.resource == written {
-                versions.append(cache.reflector.get(key)?.metadata.resourceVersion)
+                versions.append(cache.watch.resourceVersion(of: key))
             }
             return versions
         }
@@ -484,11 +606,9 @@ public final class Controller<Object: KubernetesAPIObject>: Service, Sendable {
         let watched = cache.watched
         while true {
             do {
-                try await cache.reflector.run(
-                    onChange: { change in
-                        self.expectations.observe(watched.resource, change)
-                        for key in watched.keys(change.object) { queue.add(key) }
-                    },
+                try await cache.watch.run(
+                    expectations: self.expectations,
+                    queue: queue,
                     onListed: {
                         guard cache.markServed() else { return }
                         self.logger.info("k8s resource served now", metadata: ["k8s.resource": "\(watched.resource)"])
@@ -586,12 +706,12 @@ final class WatchedCache: Sendable {
     }
 
     let watched: WatchedResource
-    let reflector: Reflector<KubernetesObject>
+    let watch: any WatchCache
     private let state = Mutex(State())
 
-    init(watched: WatchedResource, reflector: Reflector<KubernetesObject>) {
+    init(watched: WatchedResource, watch: any WatchCache) {
         self.watched = watched
-        self.reflector = reflector
+        self.watch = watch
     }
 
     /// `nil` until the first list was answered (with the objects, or with 404/403 for an optional resource).

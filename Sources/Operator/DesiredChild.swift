@@ -11,6 +11,7 @@
 
 import Foundation
 import KubernetesClient
+import KubernetesController
 
 /// A child as the operator wants it, and the test of whether an observed object already is that: so a reconcile
 /// that finds nothing changed writes nothing.
@@ -47,9 +48,19 @@ struct DesiredChild: Sendable {
     }
 
     /// Whether `observed` is this child as desired: same hash, and every desired field there.
+    ///
+    /// The cache keeps children as summaries (``ObjectSummary``): digests of their fields, compared with the
+    /// desired object's; a field edited, removed or a list lengthened by hand is not as desired.
+    func isSatisfied(by observed: ObjectSummary) -> Bool {
+        guard observed.contains(.string(self.hash), at: ["metadata", "annotations", Self.hashAnnotation]) else {
+            return false
+        }
+        return observed.contains(self.object)
+    }
+
+    /// Whether the whole object `observed` is this child as desired (as its summary is).
     func isSatisfied(by observed: KubernetesObject) -> Bool {
-        guard observed.metadata.annotations?[Self.hashAnnotation] == self.hash else { return false }
-        return Self.contains(observed, self.object)
+        self.isSatisfied(by: ObjectSummary(observed))
     }
 
     static func fingerprint(_ value: JSONValue) -> String {
@@ -63,77 +74,5 @@ struct DesiredChild: Sendable {
         }
         let hex = String(hash, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-
-    /// Whether `observed` holds every field of `desired` (both whole objects).
-    static func contains(_ observed: KubernetesObject, _ desired: JSONValue) -> Bool {
-        guard case .object(let fields) = desired else { return false }
-        for (name, value) in fields {
-            switch name {
-            case "apiVersion", "kind":
-                continue
-            case "metadata":
-                guard Self.contains(observed.metadata, value) else { return false }
-            default:
-                guard let field = observed[name], Self.contains(field, value) else { return false }
-            }
-        }
-        return true
-    }
-
-    /// Whether `observed` holds every field of `desired`: objects by key, lists element by element with the same
-    /// count, scalars equal (numbers by value).
-    static func contains(_ observed: JSONValue, _ desired: JSONValue) -> Bool {
-        switch (observed, desired) {
-        case (.object(let observed), .object(let desired)):
-            return desired.allSatisfy { key, value in
-                observed[key].map { Self.contains($0, value) } ?? false
-            }
-        case (.array(let observed), .array(let desired)):
-            return observed.count == desired.count && zip(observed, desired).allSatisfy { Self.contains($0, $1) }
-        case (.int(let observed), .double(let desired)):
-            return Double(observed) == desired
-        case (.double(let observed), .int(let desired)):
-            return observed == Double(desired)
-        default:
-            return observed == desired
-        }
-    }
-
-    private static func contains(_ metadata: ObjectMeta, _ desired: JSONValue) -> Bool {
-        guard case .object(let fields) = desired else { return false }
-        for (name, value) in fields {
-            switch name {
-            case "name":
-                guard metadata.name == value.stringValue else { return false }
-            case "namespace":
-                guard metadata.namespace == value.stringValue else { return false }
-            case "labels":
-                guard Self.contains(metadata.labels ?? [:], value) else { return false }
-            case "annotations":
-                guard Self.contains(metadata.annotations ?? [:], value) else { return false }
-            case "ownerReferences":
-                guard case .array(let references) = value else { return false }
-                for reference in references {
-                    let found = (metadata.ownerReferences ?? []).contains { owner in
-                        owner.uid == reference["uid"]?.stringValue && owner.kind == reference["kind"]?.stringValue
-                            && owner.name == reference["name"]?.stringValue
-                            && owner.apiVersion == reference["apiVersion"]?.stringValue
-                            && owner.controller == reference["controller"]?.boolValue
-                            && owner.blockOwnerDeletion == reference["blockOwnerDeletion"]?.boolValue
-                    }
-                    guard found else { return false }
-                }
-            default:
-                // A metadata field the operator does not set today: apply rather than guess.
-                return false
-            }
-        }
-        return true
-    }
-
-    private static func contains(_ observed: [String: String], _ desired: JSONValue) -> Bool {
-        guard case .object(let entries) = desired else { return false }
-        return entries.allSatisfy { key, value in observed[key] == value.stringValue }
     }
 }

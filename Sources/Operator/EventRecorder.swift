@@ -30,7 +30,7 @@ struct EventRecorder: Sendable {
 
     func record(
         _ type: EventType,
-        regarding stream: KubernetesObject,
+        regarding stream: some KubernetesAPIObject,
         reason: String,
         action: String,
         note: String

@@ -19,7 +19,90 @@ enum GatewayServiceView: Sendable {
     case unknown
     case absent
     /// The Service; `behind` when the cache has not shown the writer's last apply yet.
-    case present(KubernetesObject, behind: Bool)
+    case present(GatewayServicePorts, behind: Bool)
+}
+
+/// What the operator keeps of the gateway Service: its metadata, its type and its stream ports as a set, decoded
+/// straight from its JSON. With one port per stream the Service is the largest object the operator watches, and it
+/// is read at every stream's reconcile (is my port there yet?): a set answers that at once, where the decoded object
+/// would be a tree of ten thousand port objects walked each time.
+struct GatewayServicePorts: KubernetesAPIObject, Hashable {
+    var metadata: ObjectMeta
+    /// `spec.type` (`ClusterIP` when absent).
+    var type: String
+    /// The stream port entries: named `ls-PORT`, to the same target port.
+    var streamPorts: Set<GatewayServiceWriter.Entry>
+
+    init(metadata: ObjectMeta, type: String = "ClusterIP", streamPorts: Set<GatewayServiceWriter.Entry> = []) {
+        self.metadata = metadata
+        self.type = type
+        self.streamPorts = streamPorts
+    }
+
+    /// On a NodePort or LoadBalancer Service the node port is the stream's port too (the default range lies in the
+    /// NodePort range), so encoders reach the same port on any node.
+    var pinsNodePort: Bool { self.type == "NodePort" || self.type == "LoadBalancer" }
+
+    private struct Spec: Codable {
+        var type: String?
+        var ports: [Port]?
+    }
+
+    private struct Port: Codable {
+        var name: String?
+        var port: Int?
+        /// Only a number is a stream's (a named target port is not).
+        var targetPort: Int?
+        var nodePort: Int?
+
+        init(name: String?, port: Int?, targetPort: Int?, nodePort: Int?) {
+            self.name = name
+            self.port = port
+            self.targetPort = targetPort
+            self.nodePort = nodePort
+        }
+
+        private enum CodingKeys: String, CodingKey { case name, port, targetPort, nodePort }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.name = try container.decodeIfPresent(String.self, forKey: .name)
+            self.port = try container.decodeIfPresent(Int.self, forKey: .port)
+            self.targetPort = try? container.decodeIfPresent(Int.self, forKey: .targetPort)
+            self.nodePort = try container.decodeIfPresent(Int.self, forKey: .nodePort)
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey { case metadata, spec }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        let spec = try container.decodeIfPresent(Spec.self, forKey: .spec)
+        self.type = spec?.type ?? "ClusterIP"
+        var entries = Set<GatewayServiceWriter.Entry>()
+        for entry in spec?.ports ?? [] {
+            guard let port = entry.port, entry.name == GatewayServiceWriter.portName(port), entry.targetPort == port
+            else { continue }
+            entries.insert(GatewayServiceWriter.Entry(port: port, nodePort: entry.nodePort))
+        }
+        self.streamPorts = entries
+    }
+
+    /// Encodes the type and the stream ports (the Service's other ports are not kept).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.metadata, forKey: .metadata)
+        let ports = self.streamPorts.sorted { $0.port < $1.port }.map {
+            Port(
+                name: GatewayServiceWriter.portName($0.port),
+                port: $0.port,
+                targetPort: $0.port,
+                nodePort: $0.nodePort
+            )
+        }
+        try container.encode(Spec(type: self.type, ports: ports), forKey: .spec)
+    }
 }
 
 /// The single writer of the gateway Service's stream ports.
@@ -42,7 +125,7 @@ actor GatewayServiceWriter {
     private let book: PortBook
     private let logger: Logger
     private let view: @Sendable () -> GatewayServiceView
-    private let written: @Sendable (KubernetesObject) -> Void
+    private let written: @Sendable (GatewayServicePorts) -> Void
     /// The ports of the last apply, as they were applied (with node ports pinned or not).
     private var applied: Set<Entry>?
     private var running: Task<Void, any Error>?
@@ -63,7 +146,7 @@ actor GatewayServiceWriter {
         book: PortBook,
         logger: Logger,
         view: @escaping @Sendable () -> GatewayServiceView,
-        written: @escaping @Sendable (KubernetesObject) -> Void
+        written: @escaping @Sendable (GatewayServicePorts) -> Void
     ) {
         self.client = client
         self.configuration = configuration
@@ -82,7 +165,7 @@ actor GatewayServiceWriter {
     /// Whether `port` is on the Service as it should be, or there is no Service to put it on (nothing to wait for).
     func isExposed(_ port: Int) -> Bool {
         guard let (current, service) = self.current() else { return true }
-        return current.contains(Entry(port: port, nodePort: Self.pinsNodePort(service) ? port : nil))
+        return current.contains(Entry(port: port, nodePort: service.pinsNodePort ? port : nil))
     }
 
     private func syncNow() async throws {
@@ -96,7 +179,7 @@ actor GatewayServiceWriter {
             return
         }
         guard let (current, service) = self.current() else { return }
-        let pinNodePort = Self.pinsNodePort(service)
+        let pinNodePort = service.pinsNodePort
         let desired = Set(self.book.allocations.map { Entry(port: $0.port, nodePort: pinNodePort ? $0.port : nil) })
         if desired == current { return }
         // The task runs on this actor (it captures `self`), so it cannot start before `running` is set, and it
@@ -117,7 +200,7 @@ actor GatewayServiceWriter {
 
     /// The stream ports the Service lists now (the last apply's while the cache is behind it), and the Service;
     /// `nil` without a Service (or a cache).
-    private func current() -> (Set<Entry>, KubernetesObject)? {
+    private func current() -> (Set<Entry>, GatewayServicePorts)? {
         switch self.view() {
         case .unknown:
             return nil
@@ -129,29 +212,8 @@ actor GatewayServiceWriter {
             if behind, let applied = self.applied {
                 return (applied, service)
             }
-            return (Self.streamPorts(of: service), service)
+            return (service.streamPorts, service)
         }
-    }
-
-    /// The stream port entries of `service`: named `ls-PORT`, to the same target port.
-    static func streamPorts(of service: KubernetesObject) -> Set<Entry> {
-        guard case .array(let ports)? = service["spec"]?["ports"] else { return [] }
-        var entries = Set<Entry>()
-        for entry in ports {
-            guard let port = entry["port"]?.intValue.map({ Int($0) }),
-                entry["name"]?.stringValue == Self.portName(port),
-                entry["targetPort"]?.intValue == Int64(port)
-            else { continue }
-            entries.insert(Entry(port: port, nodePort: entry["nodePort"]?.intValue.map { Int($0) }))
-        }
-        return entries
-    }
-
-    /// On a NodePort or LoadBalancer Service the node port is the stream's port too (the default range lies in the
-    /// NodePort range), so encoders reach the same port on any node.
-    static func pinsNodePort(_ service: KubernetesObject) -> Bool {
-        let type = service["spec"]?["type"]?.stringValue ?? "ClusterIP"
-        return type == "NodePort" || type == "LoadBalancer"
     }
 
     private nonisolated func write(_ entries: Set<Entry>) async throws {
@@ -175,7 +237,7 @@ actor GatewayServiceWriter {
         ]
         let answer = try await self.client.apply(
             service,
-            as: KubernetesObject.self,
+            as: GatewayServicePorts.self,
             .services,
             name: name,
             namespace: namespace,

@@ -31,7 +31,7 @@ public final class LiveStreamOperator: Service, Sendable {
     public let configuration: OperatorConfiguration
     let reconciler: LiveStreamReconciler
     /// The underlying controller, for its cache and queue.
-    public let controller: Controller<KubernetesObject>
+    public let controller: Controller<CachedLiveStream>
 
     /// - Parameter metricsFactory: where the operator's metrics go (reconciles, failures, queue, API requests by
     ///   verb and code); the global `MetricsSystem.factory` by default.
@@ -47,7 +47,7 @@ public final class LiveStreamOperator: Service, Sendable {
         let reconciler = LiveStreamReconciler(client: client, configuration: configuration, logger: logger)
         self.reconciler = reconciler
         let (owned, watched) = reconciler.watches()
-        self.controller = Controller<KubernetesObject>(
+        self.controller = Controller<CachedLiveStream>(
             client: client,
             resource: .liveStreams,
             namespace: configuration.namespace,

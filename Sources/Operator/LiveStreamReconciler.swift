@@ -28,8 +28,21 @@ import Synchronization
 final class LiveStreamReconciler: Sendable {
     /// The cache ids of the watches that are not owned children.
     static let gatewayServiceCache = "gateway-service"
-    /// How long the gateway loop waits after a request for more before it applies.
+    /// How long the gateway loop waits after a request for more before it applies, at least.
     static let gatewayGathering: Duration = .milliseconds(200)
+    /// How long it waits at most, however long the last apply took.
+    static let gatewayGatheringLimit: Duration = .seconds(5)
+
+    /// How long to gather requests for the next apply of the gateway Service's ports after one that took
+    /// `lastApply`: four times as long (so the gateway Service takes at most a fifth of the time, and of the API
+    /// server's, whatever its size), within ``gatewayGathering`` and ``gatewayGatheringLimit``.
+    ///
+    /// Each apply carries every port: ten thousand streams make a Service of ten thousand ports, and applying it as
+    /// often as with a hundred would cost the API server ten thousand times a hundred entries in a burst of creates.
+    /// Gathering longer when an apply is slow makes each one carry more of the new ports instead.
+    static func gatewayGathering(after lastApply: Duration) -> Duration {
+        min(max(Self.gatewayGathering, lastApply * 4), Self.gatewayGatheringLimit)
+    }
 
     let client: KubernetesClient
     let configuration: OperatorConfiguration
@@ -77,7 +90,8 @@ final class LiveStreamReconciler: Sendable {
                 // Nothing is known of the ports before the first reconcile of a term has rebuilt the allocator.
                 guard let controller = controller.value, let streams = controller.reflector,
                     book.isRebuilt(for: ObjectIdentifier(streams)),
-                    let cache = controller.cache(Self.gatewayServiceCache), cache.hasSynced
+                    let cache = controller.cache(Self.gatewayServiceCache, as: GatewayServicePorts.self),
+                    cache.hasSynced
                 else { return .unknown }
                 guard let service = cache.get(gatewayKey) else { return .absent }
                 let behind = controller.expectations.isBehind(
@@ -99,7 +113,7 @@ final class LiveStreamReconciler: Sendable {
         )
     }
 
-    func attach(_ controller: Controller<KubernetesObject>) {
+    func attach(_ controller: Controller<CachedLiveStream>) {
         self.controller.value = controller
     }
 
@@ -111,16 +125,21 @@ final class LiveStreamReconciler: Sendable {
     func watches() -> (owned: [OwnedResource], other: [WatchedResource]) {
         let kind = LiveStreamResource.kind
         let selector = RelayChildren.childLabelSelector
-        var owned = [
-            OwnedResource(.deployments, ownerKind: kind, labelSelector: selector),
-            OwnedResource(.configMaps, ownerKind: kind, labelSelector: selector),
-            OwnedResource(.services, ownerKind: kind, labelSelector: selector),
-            OwnedResource(.networkPolicies, ownerKind: kind, labelSelector: selector),
-        ]
-        if self.configuration.ingressEnabled {
-            owned.append(OwnedResource(.ingresses, ownerKind: kind, labelSelector: selector))
+        // Children are cached as summaries: what ``DesiredChild`` compares, not the objects.
+        func child(_ resource: KubernetesResource, isOptional: Bool = false) -> OwnedResource {
+            OwnedResource(
+                resource,
+                caching: ObjectSummary.self,
+                ownerKind: kind,
+                labelSelector: selector,
+                isOptional: isOptional
+            )
         }
-        owned.append(OwnedResource(.scaledObjects, ownerKind: kind, labelSelector: selector, isOptional: true))
+        var owned = [child(.deployments), child(.configMaps), child(.services), child(.networkPolicies)]
+        if self.configuration.ingressEnabled {
+            owned.append(child(.ingresses))
+        }
+        owned.append(child(.scaledObjects, isOptional: true))
         let references = self.references
         let waiters = self.portWaiters
         let changes = self.gatewayChanges.continuation
@@ -141,12 +160,13 @@ final class LiveStreamReconciler: Sendable {
             WatchedResource(
                 id: Self.gatewayServiceCache,
                 .services,
+                caching: GatewayServicePorts.self,
                 scope: .namespace(self.configuration.gatewayNamespace),
                 fieldSelector: "metadata.name=\(self.configuration.gatewayServiceName)"
             ) { service in
                 changes.yield()
                 // The streams whose port it lists now.
-                return waiters.satisfied(by: GatewayServiceWriter.streamPorts(of: service).map(\.port))
+                return waiters.satisfied(by: service.streamPorts.map(\.port))
             },
         ]
         return (owned, other)
@@ -158,11 +178,14 @@ final class LiveStreamReconciler: Sendable {
     /// signals of every stream that asked meanwhile fold into the next one.
     func syncGatewayOnChange() async {
         var lastError: String?
+        var gathering = Self.gatewayGathering
         for await _ in self.gatewayChanges.stream {
             // Gather: the streams created with this one ask within moments, and one apply takes them all.
-            try? await Task.sleep(for: Self.gatewayGathering)
+            try? await Task.sleep(for: gathering)
+            let start = ContinuousClock.now
             do {
                 try await self.gateway.sync()
+                gathering = Self.gatewayGathering(after: ContinuousClock.now - start)
                 lastError = nil
             } catch {
                 // A warning when the failure is new; the same one again only at debug level.
@@ -181,7 +204,7 @@ final class LiveStreamReconciler: Sendable {
 
     // MARK: - Entry
 
-    func reconcile(_ key: ObjectKey, _ object: KubernetesObject?) async throws -> ReconcileAction {
+    func reconcile(_ key: ObjectKey, _ object: CachedLiveStream?) async throws -> ReconcileAction {
         var object = object
         if let reflector = try await self.rebuildIfNewTerm() {
             // An owned object's watch can queue a key before the LiveStreams are listed: read the object from the
@@ -223,7 +246,7 @@ final class LiveStreamReconciler: Sendable {
     /// error (an event comes with the condition, once per new reason), written once while the failure stays the
     /// same. The controller retries with backoff and logs it. When the API server cannot take this write either,
     /// the log is all there is.
-    private func reportFailure(_ error: any Error, object: KubernetesObject, id: StreamID, ledger: StatusLedger) async {
+    private func reportFailure(_ error: any Error, object: CachedLiveStream, id: StreamID, ledger: StatusLedger) async {
         // Onto the status as this reconcile left it (its port claim included), not as it found it.
         var status = ledger.written ?? LiveStreamStatus()
         status.setCondition(
@@ -241,12 +264,12 @@ final class LiveStreamReconciler: Sendable {
 
     /// At the first reconcile of a leadership term, once the reflector holds the complete first list, rebuild the
     /// allocator from every recorded port. Returns the synced reflector of the term.
-    private func rebuildIfNewTerm() async throws -> Reflector<KubernetesObject>? {
+    private func rebuildIfNewTerm() async throws -> Reflector<CachedLiveStream>? {
         guard let reflector = self.controller.value?.reflector else { return nil }
         try await reflector.waitForSync()
         let displaced = self.book.rebuild(term: ObjectIdentifier(reflector)) {
             let claims = reflector.list().compactMap { object -> (PortClaimant, Int)? in
-                guard let port = object["status"]?["port"]?.intValue else { return nil }
+                guard let port = object.status?.port else { return nil }
                 return (Self.claimant(object), Int(port))
             }
             self.logger.debug(
@@ -266,15 +289,15 @@ final class LiveStreamReconciler: Sendable {
         return reflector
     }
 
-    static func claimant(_ object: KubernetesObject) -> PortClaimant {
+    static func claimant(_ object: CachedLiveStream) -> PortClaimant {
         PortClaimant(
             stream: StreamID(namespace: object.metadata.namespace ?? "", name: object.metadata.name ?? ""),
             createdAt: object.metadata.creationTimestamp ?? ""
         )
     }
 
-    static func status(of object: KubernetesObject) -> LiveStreamStatus? {
-        (try? object["status"].map { try JSONValue.decode(LiveStreamStatus.self, from: $0) }) ?? nil
+    static func status(of object: CachedLiveStream) -> LiveStreamStatus? {
+        object.status
     }
 
     /// Streams that wait for a port get another chance when one is freed.
@@ -300,7 +323,7 @@ final class LiveStreamReconciler: Sendable {
 
     // MARK: - Delete
 
-    private func finalize(_ object: KubernetesObject, id: StreamID) async throws -> ReconcileAction {
+    private func finalize(_ object: CachedLiveStream, id: StreamID) async throws -> ReconcileAction {
         let finalizers = object.metadata.finalizers ?? []
         self.forget(id)
         guard finalizers.contains(LiveStreamResource.finalizer) else { return .done }
@@ -336,10 +359,10 @@ final class LiveStreamReconciler: Sendable {
     // MARK: - Create and update
 
     private func reconcileLive(
-        _ object: KubernetesObject,
+        _ object: CachedLiveStream,
         id: StreamID,
         ledger: StatusLedger,
-        controller: Controller<KubernetesObject>
+        controller: Controller<CachedLiveStream>
     ) async throws -> ReconcileAction {
         let timestamp = Timestamps.seconds(Date())
         // 1. The spec: one the schema could not refuse is refused here, and touches nothing.
@@ -399,7 +422,7 @@ final class LiveStreamReconciler: Sendable {
     /// The stream's spec when it is valid; otherwise writes `Ready=False InvalidSpec`, forgets the Secrets it named,
     /// and returns `nil`.
     private func validSpec(
-        _ object: KubernetesObject,
+        _ object: CachedLiveStream,
         id: StreamID,
         ledger: StatusLedger,
         timestamp: String
@@ -421,7 +444,7 @@ final class LiveStreamReconciler: Sendable {
     }
 
     /// The stream's children as desired, and the Secrets they name noted (a change of one queues the stream).
-    private func children(of object: KubernetesObject, id: StreamID, spec: LiveStreamSpec) -> RelayChildren {
+    private func children(of object: CachedLiveStream, id: StreamID, spec: LiveStreamSpec) -> RelayChildren {
         let children = RelayChildren(
             namespace: id.namespace,
             name: id.name,
@@ -444,8 +467,8 @@ final class LiveStreamReconciler: Sendable {
     /// keys, from the Secret index; `nil` without the index (not leading).
     private func observeKeys(
         _ children: RelayChildren,
-        object: KubernetesObject,
-        controller: Controller<KubernetesObject>
+        object: CachedLiveStream,
+        controller: Controller<CachedLiveStream>
     ) async throws -> Keys? {
         guard let secrets = controller.cache(SecretIndex.id) else { return nil }
         let streamKey = try await self.ensureStreamKey(
@@ -507,7 +530,7 @@ final class LiveStreamReconciler: Sendable {
     private func writeObservedStatus(
         _ observation: LiveStreamObservation,
         claimed: LiveStreamStatus?,
-        object: KubernetesObject,
+        object: CachedLiveStream,
         id: StreamID,
         ledger: StatusLedger,
         timestamp: String
@@ -539,9 +562,9 @@ final class LiveStreamReconciler: Sendable {
     }
 
     /// The stream's spec, or what is wrong with it.
-    static func spec(of object: KubernetesObject, name: String) -> Result<LiveStreamSpec, InvalidSpec> {
+    static func spec(of object: CachedLiveStream, name: String) -> Result<LiveStreamSpec, InvalidSpec> {
         do {
-            let spec = try JSONValue.decode(LiveStreamSpec.self, from: object["spec"] ?? [:])
+            let spec = try object.readSpec()
             let problems = spec.validate(name: name)
             return problems.isEmpty ? .success(spec) : .failure(InvalidSpec(problems: problems))
         } catch {
@@ -550,9 +573,9 @@ final class LiveStreamReconciler: Sendable {
     }
 
     private func ensureFinalizer(
-        _ object: KubernetesObject,
+        _ object: CachedLiveStream,
         id: StreamID,
-        controller: Controller<KubernetesObject>
+        controller: Controller<CachedLiveStream>
     ) async throws {
         var finalizers = object.metadata.finalizers ?? []
         guard !finalizers.contains(LiveStreamResource.finalizer) else { return }
@@ -581,7 +604,7 @@ final class LiveStreamReconciler: Sendable {
 
     /// Allocates the stream's port and, when it is new, records it in status (the claim) with an event.
     private func claimPort(
-        _ object: KubernetesObject,
+        _ object: CachedLiveStream,
         spec: LiveStreamSpec,
         id: StreamID,
         ledger: StatusLedger,
@@ -634,7 +657,7 @@ final class LiveStreamReconciler: Sendable {
     /// Records a stream's new port in status (the claim, before any child exists), with a `PortAllocated` event.
     private func recordClaim(
         _ claim: PortClaim,
-        object: KubernetesObject,
+        object: CachedLiveStream,
         spec: LiveStreamSpec,
         id: StreamID,
         ledger: StatusLedger,
@@ -663,9 +686,9 @@ final class LiveStreamReconciler: Sendable {
     /// once per version of its Secret.
     private func ensureStreamKey(
         _ children: RelayChildren,
-        object: KubernetesObject,
+        object: CachedLiveStream,
         secrets: Reflector<KubernetesObject>,
-        controller: Controller<KubernetesObject>
+        controller: Controller<CachedLiveStream>
     ) async throws -> StreamKeyObservation {
         let id = StreamID(namespace: children.namespace, name: children.name)
         guard children.spec.ingest.webhook == nil else {
@@ -780,9 +803,9 @@ final class LiveStreamReconciler: Sendable {
     /// process a moment ago and is not in the cache yet.
     private func ensureWorkload(
         _ children: RelayChildren,
-        controller: Controller<KubernetesObject>
+        controller: Controller<CachedLiveStream>
     ) async throws -> Workload? {
-        let kedaInstalled = controller.cache(KubernetesResource.scaledObjects.plural) != nil
+        let kedaInstalled = controller.isCaching(KubernetesResource.scaledObjects.plural)
         guard
             let deployment = try await self.ensureChildren(
                 children,
@@ -799,7 +822,7 @@ final class LiveStreamReconciler: Sendable {
         return Workload(
             kedaInstalled: kedaInstalled,
             replicas: replicas,
-            readyReplicas: Int(deployment["status"]?["readyReplicas"]?.intValue ?? 0)
+            readyReplicas: Int(deployment.statusCounts["readyReplicas"] ?? 0)
         )
     }
 
@@ -809,8 +832,8 @@ final class LiveStreamReconciler: Sendable {
     private func ensureChildren(
         _ children: RelayChildren,
         kedaInstalled: Bool,
-        controller: Controller<KubernetesObject>
-    ) async throws -> KubernetesObject? {
+        controller: Controller<CachedLiveStream>
+    ) async throws -> ObjectSummary? {
         var desired = [
             DesiredChild(.configMaps, children.configMap),
             DesiredChild(.services, children.service),
@@ -839,9 +862,9 @@ final class LiveStreamReconciler: Sendable {
     /// Applies `child` unless the cache shows it as desired (or shows an older copy of this process's own write of
     /// it). Returns whether it wrote.
     @discardableResult
-    private func ensure(_ child: DesiredChild, controller: Controller<KubernetesObject>) async throws -> Bool {
+    private func ensure(_ child: DesiredChild, controller: Controller<CachedLiveStream>) async throws -> Bool {
         let key = ObjectKey(namespace: child.namespace, name: child.name)
-        let cached = controller.ownedCache(child.resource)?.get(key)
+        let cached = controller.ownedCache(child.resource, as: ObjectSummary.self)?.get(key)
         if let cached, child.isSatisfied(by: cached) { return false }
         let pending = controller.expectations.pendingWrite(
             child.resource,
@@ -877,11 +900,11 @@ final class LiveStreamReconciler: Sendable {
     private func ensureDeployment(
         _ children: RelayChildren,
         kedaInstalled: Bool,
-        controller: Controller<KubernetesObject>
-    ) async throws -> KubernetesObject? {
+        controller: Controller<CachedLiveStream>
+    ) async throws -> ObjectSummary? {
         let child = DesiredChild(.deployments, children.deployment)
         let key = ObjectKey(namespace: child.namespace, name: child.name)
-        let cached = controller.ownedCache(.deployments)?.get(key)
+        let cached = controller.ownedCache(.deployments, as: ObjectSummary.self)?.get(key)
         if let cached, child.isSatisfied(by: cached) { return cached }
         let pending = controller.expectations.pendingWrite(
             .deployments,
@@ -914,17 +937,17 @@ final class LiveStreamReconciler: Sendable {
             answer = try await self.apply(child)
         }
         controller.expectations.expect(.deployments, written: answer, note: child.hash)
-        return answer
+        return ObjectSummary(answer)
     }
 
     /// Deletes the child of `resource` when the cache has it.
     private func deleteIfPresent(
         _ resource: KubernetesResource,
         _ children: RelayChildren,
-        controller: Controller<KubernetesObject>
+        controller: Controller<CachedLiveStream>
     ) async throws {
         let key = ObjectKey(namespace: children.namespace, name: children.childName)
-        guard let cached = controller.ownedCache(resource)?.get(key),
+        guard let cached = controller.ownedCache(resource, as: ObjectSummary.self)?.get(key),
             !controller.expectations.isBehind(resource, key, cachedVersion: cached.metadata.resourceVersion)
         else { return }
         do {
@@ -940,9 +963,9 @@ final class LiveStreamReconciler: Sendable {
         _ children: RelayChildren,
         suspended: Bool,
         kedaInstalled: Bool,
-        deployment: KubernetesObject
+        deployment: ObjectSummary
     ) async throws -> Int {
-        let recorded = deployment["spec"]?["replicas"]?.intValue.map { Int($0) }
+        let recorded = deployment.replicas.map { Int($0) }
         if kedaInstalled {
             return recorded ?? 0
         }
@@ -974,7 +997,7 @@ final class LiveStreamReconciler: Sendable {
     private func writeStatus(
         _ status: LiveStreamStatus,
         ledger: StatusLedger,
-        object: KubernetesObject,
+        object: CachedLiveStream,
         id: StreamID
     ) async throws {
         let previous = ledger.written
@@ -1044,9 +1067,9 @@ final class StatusLedger {
 
 /// The controller a reconciler works for, set once it exists (it is made with the reconciler's closure).
 private final class ControllerReference: Sendable {
-    private let controller = Mutex<Controller<KubernetesObject>?>(nil)
+    private let controller = Mutex<Controller<CachedLiveStream>?>(nil)
 
-    var value: Controller<KubernetesObject>? {
+    var value: Controller<CachedLiveStream>? {
         get { self.controller.withLock { $0 } }
         set { self.controller.withLock { $0 = newValue } }
     }

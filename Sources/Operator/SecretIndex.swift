@@ -36,7 +36,7 @@ enum SecretIndex {
     static let fieldSelector = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
 
     /// What the cache keeps of a Secret: its metadata without annotations (`kubectl apply` copies the whole object,
-    /// values included, into one), and its keys with empty values.
+    /// values included, into one), labels and creation time (never read), and its keys with empty values.
     static func reduce(_ secret: KubernetesObject) -> KubernetesObject {
         var keys: [String: JSONValue] = [:]
         for field in ["data", "stringData"] {
@@ -46,6 +46,8 @@ enum SecretIndex {
         }
         var metadata = secret.metadata
         metadata.annotations = nil
+        metadata.labels = nil
+        metadata.creationTimestamp = nil
         return KubernetesObject(
             apiVersion: secret.apiVersion,
             kind: secret.kind,

@@ -289,6 +289,42 @@ struct DesiredChildTests {
         #expect(!resumed.isSatisfied(by: paused))
     }
 
+    /// `served` as the operator's cache keeps it: decoded from the JSON straight into a summary.
+    func cached(_ served: KubernetesObject) throws -> ObjectSummary {
+        try JSONDecoder().decode(ObjectSummary.self, from: JSONEncoder().encode(served))
+    }
+
+    @Test("every child as the cache keeps it is as desired, and not once a compared field is edited by hand")
+    func cachedChildren() throws {
+        func containers(_ object: inout JSONValue, _ edit: (inout JSONValue) -> Void) {
+            guard case .array(var containers)? = object["spec"]?["template"]?["spec"]?["containers"] else { return }
+            edit(&containers[0])
+            object["spec"]?["template"]?["spec"]?["containers"] = .array(containers)
+        }
+        let cases: [(KubernetesResource, JSONValue, String, (inout JSONValue) -> Void)] = [
+            (.deployments, self.children.deployment, "image", { containers(&$0) { $0["image"] = "evil:1" } }),
+            (
+                .deployments, self.children.deployment, "privilege",
+                { containers(&$0) { $0["securityContext"]?["privileged"] = true } }
+            ),
+            (.deployments, self.children.deployment, "volume mounts", { containers(&$0) { $0["volumeMounts"] = nil } }),
+            (
+                .configMaps, self.children.configMap, "config",
+                { $0["data"]?[RelayChildren.configFile] = "targets: []" }
+            ),
+            (.services, self.children.service, "selector", { $0["spec"]?["selector"] = ["app": "other"] }),
+            (.services, self.children.service, "ports", { $0["spec"]?["ports"] = [] }),
+            (.networkPolicies, self.children.networkPolicy, "ingress", { $0["spec"]?["ingress"] = [] }),
+            (.ingresses, try #require(self.children.ingress), "rules", { $0["spec"]?["rules"] = [] }),
+            (.scaledObjects, self.children.scaledObject, "target", { $0["spec"]?["scaleTargetRef"] = ["name": "x"] }),
+        ]
+        for (resource, object, field, edit) in cases {
+            let desired = DesiredChild(resource, object)
+            #expect(desired.isSatisfied(by: try self.cached(try self.served(desired))), "\(resource)")
+            #expect(!desired.isSatisfied(by: try self.cached(try self.served(desired, edit: edit))), "\(field)")
+        }
+    }
+
     @Test("the hash is stable across processes and key order, and differs with the content")
     func hash() {
         let a: JSONValue = ["b": 1, "a": ["x": "y"]]
@@ -345,5 +381,93 @@ struct DesiredChildTests {
         )
         references.remove(b)
         #expect(references.streams(referring: ObjectKey(namespace: "ns", name: "yt")).isEmpty)
+    }
+}
+
+@Suite("The gateway Service's stream ports")
+struct GatewayServicePortsTests {
+    @Test("decoded straight from the Service: the stream ports as a set, the chart's own ports left out")
+    func decoding() throws {
+        let json = """
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "liverelay-gateway", "namespace": "gw", "resourceVersion": "7"},
+             "spec": {"type": "NodePort", "ports": [
+               {"name": "rtmp", "port": 1935, "targetPort": "rtmp", "protocol": "TCP"},
+               {"name": "http", "port": 8080, "targetPort": 8080},
+               {"name": "ls-31000", "port": 31000, "targetPort": 31000, "nodePort": 31000, "protocol": "TCP"},
+               {"name": "ls-31001", "port": 31001, "targetPort": 31001, "nodePort": 31001},
+               {"name": "ls-31002", "port": 31003, "targetPort": 31003}]}}
+            """
+        let service = try JSONDecoder().decode(GatewayServicePorts.self, from: Data(json.utf8))
+        #expect(service.metadata.resourceVersion == "7")
+        #expect(service.pinsNodePort)
+        #expect(
+            service.streamPorts == [
+                GatewayServiceWriter.Entry(port: 31000, nodePort: 31000),
+                GatewayServiceWriter.Entry(port: 31001, nodePort: 31001),
+            ]
+        )
+        let again = try JSONDecoder().decode(GatewayServicePorts.self, from: JSONEncoder().encode(service))
+        #expect(again == service)
+    }
+
+    @Test("the next apply gathers four times as long as the last one took, within bounds")
+    func gathering() {
+        #expect(LiveStreamReconciler.gatewayGathering(after: .milliseconds(10)) == .milliseconds(200))
+        #expect(LiveStreamReconciler.gatewayGathering(after: .milliseconds(300)) == .milliseconds(1200))
+        #expect(LiveStreamReconciler.gatewayGathering(after: .seconds(30)) == .seconds(5))
+    }
+}
+
+@Suite("A LiveStream as the operator's cache keeps it")
+struct CachedLiveStreamTests {
+    func decoded(_ json: String) throws -> CachedLiveStream {
+        try JSONDecoder().decode(CachedLiveStream.self, from: Data(json.utf8))
+    }
+
+    @Test("spec and status typed, no labels or annotations, the rest of metadata kept")
+    func typed() throws {
+        let stream = try self.decoded(
+            """
+            {"apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream",
+             "metadata": {"name": "alice", "namespace": "ns", "uid": "u-1", "resourceVersion": "5", "generation": 2,
+               "creationTimestamp": "2026-12-06T00:00:00Z", "finalizers": ["liverelay.io/release-port"],
+               "labels": {"team": "a"},
+               "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\\"spec\\": {}}"}},
+             "spec": {"targets": [{"name": "yt", "url": "rtmp://a.rtmp.youtube.com/live2"}]},
+             "status": {"phase": "Idle", "port": 31000, "observedGeneration": 2,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
+                 "lastTransitionTime": "2026-12-06T00:00:01Z", "observedGeneration": 2}]}}
+            """
+        )
+        #expect(stream.metadata.labels == nil)
+        #expect(stream.metadata.annotations == nil)
+        #expect(stream.metadata.uid == "u-1")
+        #expect(stream.metadata.creationTimestamp == "2026-12-06T00:00:00Z")
+        #expect(stream.metadata.finalizers == [LiveStreamResource.finalizer])
+        #expect(stream.status?.port == 31000)
+        #expect(stream.status?.condition("Ready")?.status == .true)
+        let spec = try stream.readSpec()
+        #expect(spec.targets.map(\.name) == ["yt"])
+        #expect((try? LiveStreamReconciler.spec(of: stream, name: "alice").get())?.targets.count == 1)
+        let again = try JSONDecoder().decode(CachedLiveStream.self, from: JSONEncoder().encode(stream))
+        #expect(again == stream)
+    }
+
+    @Test("a spec that cannot be read is kept and reported; no spec is the defaults")
+    func unreadable() throws {
+        let stream = try self.decoded(#"{"metadata": {"name": "bob"}, "spec": {"targets": "not a list"}}"#)
+        guard case .unreadable = stream.spec else {
+            Issue.record("an unreadable spec was not kept as JSON: \(stream.spec)")
+            return
+        }
+        guard case .failure(let invalid) = LiveStreamReconciler.spec(of: stream, name: "bob") else {
+            Issue.record("an unreadable spec was read")
+            return
+        }
+        #expect(invalid.problems.first?.field == "spec")
+        let empty = try self.decoded(#"{"metadata": {"name": "carol"}}"#)
+        #expect(empty.spec == .absent)
+        #expect(try empty.readSpec() == LiveStreamSpec())
     }
 }

@@ -106,7 +106,8 @@ struct OperatorQuietTests {
                 // Every status event has reached the operator's cache, which queues the owner as it takes the event;
                 // then the queue drains.
                 try await eventually("the status events in the operator's cache") {
-                    guard let cache = running.instance.controller.ownedCache(.deployments) else { return false }
+                    guard let cache = running.instance.controller.ownedCache(.deployments, as: ObjectSummary.self)
+                    else { return false }
                     return patched.allSatisfy { cache.get($0.key)?.metadata.resourceVersion == $0.value }
                 }
                 try await waitUntilIdle(running)
