@@ -30,6 +30,9 @@
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
 #                             [--scratch-path DIR] [--relay-args "ARGS"]
 #   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
+#   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
+#                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
+#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc (and openssl for the tls path). Leaves nothing
 # running.
 set -euo pipefail
@@ -122,7 +125,7 @@ path_direct() {
 
 # liverelay: one process, one LiveStream per stream, each with its own random key and F targets.
 path_liverelay() {
-    relay_path liverelay rtmp r
+    relay_path "liverelay$suffix" rtmp "r$suffix" ${read_bytes:+--ingest-read-bytes "$read_bytes"}
 }
 
 # tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).
@@ -178,13 +181,15 @@ path_splice() {
     fi
     for i in $(seq "$n"); do
         ports+=("$(free_port)")
-        printf 'rtmp://127.0.0.1:%s/sink1/s-%s-%s %s/sink1/s-%s-%s\n' "${ports[-1]}" "$tag" "$i" "$sink" "$tag" "$i"
-    done >"$dir/splice.txt"
-    "$bench" splice --upstream "127.0.0.1:$sink_port" --ports "${ports[*]}" &
+        printf 'rtmp://127.0.0.1:%s/sink1/s%s-%s-%s %s/sink1/s%s-%s-%s\n' \
+            "${ports[-1]}" "$suffix" "$tag" "$i" "$sink" "$suffix" "$tag" "$i"
+    done >"$dir/splice$suffix.txt"
+    "$bench" splice --upstream "127.0.0.1:$sink_port" --ports "${ports[*]}" \
+        ${read_bytes:+--read-bytes "$read_bytes"} &
     splice_pid=$!
     pids+=("$splice_pid")
     for port in "${ports[@]}"; do wait_for_port "$port"; done
-    run_bench splice "$dir/splice.txt" "$splice_pid" "$tag" "$note"
+    run_bench "splice$suffix" "$dir/splice$suffix.txt" "$splice_pid" "$tag" "$note"
     stop "$splice_pid"
 }
 
@@ -220,7 +225,15 @@ for scenario in $scenarios; do
     note=$(quiet_note)
     log "scenario $n streams x $f targets ($note)"
     for path in $paths; do
-        "path_$path"
+        # liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher, labelled
+        # liverelay-Nk / splice-Nk, so that read sizes are compared in one run.
+        read_bytes=""
+        suffix=""
+        if [[ $path == *@* ]]; then
+            read_bytes=${path#*@}
+            suffix="-$((read_bytes / 1024))k"
+        fi
+        "path_${path%%@*}"
     done
 done
 

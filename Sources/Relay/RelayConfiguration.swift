@@ -137,6 +137,11 @@ public struct RelayConfiguration: Sendable {
     /// PEM file of extra certificate authorities to trust for `rtmps://` targets, besides the system store.
     public var caFile: String?
     public var chunkLimits: RTMPChunkLimits = .default
+    /// The largest read from a publisher's connection, in bytes: the receive buffer grows to it when reads fill
+    /// it (NIO's adaptive allocator, from 4 KiB) and shrinks after a run of short reads. A 720p30 stream at
+    /// 3 Mbit/s sends about 12 KB a frame and a keyframe ten times that, so at 8 KiB a frame takes two reads and a
+    /// keyframe a dozen.
+    public var ingestReadBytes: Int = 8 << 10
     /// Bytes a target may fall behind before the relay drops its video up to the next keyframe.
     public var targetQueueBytes: Int = 16 << 20
     /// Media time a target may fall behind before the relay drops its video up to the next keyframe.

@@ -149,11 +149,15 @@ public final class RelayServer: Service, Sendable {
         try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Each connection keeps its receive buffer; NIO's default grows it to 64 KiB, which at 50 streams is
-            // more than all else a stream holds. 8 KiB reads cost a 3 Mbit/s stream about 50 reads a second.
+            // Each connection keeps its receive buffer, adapting between 1 KiB and the configured largest read
+            // (``RelayConfiguration/ingestReadBytes``; BENCHMARKS.md has what each size costs).
             .childChannelOption(
                 .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 8192)
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 1024,
+                    initial: min(4096, self.configuration.ingestReadBytes),
+                    maximum: self.configuration.ingestReadBytes
+                )
             )
             .bind(host: self.configuration.host, port: self.configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture { try self.makePipeline(channel) }

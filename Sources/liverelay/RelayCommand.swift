@@ -143,6 +143,9 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Most bytes of one stream's GOP cache; a larger GOP is not cached.")
     var gopCacheBytes: Int = defaults.gopCacheBytes
 
+    @Option(help: "Largest read from a publisher's connection, in bytes (the receive buffer adapts up to it).")
+    var ingestReadBytes: Int = defaults.ingestReadBytes
+
     @Flag(
         help: ArgumentHelp(
             "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
@@ -190,6 +193,7 @@ struct RelayCommand: AsyncParsableCommand {
         line.targetSendBufferBytes = self.targetSendBuffer
         line.gopCache = self.gopCache
         line.gopCacheBytes = self.gopCacheBytes
+        line.ingestReadBytes = self.ingestReadBytes
         line.publisherTakeover = self.takeover
         line.publisherIdleTimeout = .seconds(self.publisherIdleTimeout)
         line.maxConnections = self.maxConnections
