@@ -28,8 +28,9 @@
 #
 # Usage: tools/bench-relay.sh [--out DIR] [--seconds N] [--scenarios "1x1 10x1 50x1 1x5 10x5"]
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
-#                             [--scratch-path DIR] [--relay-args "ARGS"]
+#                             [--scratch-path DIR] [--relay-args "ARGS"] [--relay-bin PATH]
 #   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
+#   --relay-bin   the liverelay binary to measure instead of the one built (another build, for a before/after)
 #   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
 #                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
 #                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"
@@ -48,6 +49,7 @@ skip_build=false
 wait_for_builds=300
 scratch=()
 relay_args=()
+relay_bin=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -58,6 +60,7 @@ while [[ $# -gt 0 ]]; do
         --skip-build) skip_build=true; shift ;;
         --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
         --relay-args) read -r -a relay_args <<<"$2"; shift 2 ;;
+        --relay-bin) relay_bin=$2; shift 2 ;;
         -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -77,7 +80,7 @@ source "$root/tools/bench-common.sh"
 # --- build
 bin=$(release_bin "$skip_build" ${scratch[@]+"${scratch[@]}"})
 bench="$bin/liverelay-bench"
-relay="$bin/liverelay"
+relay=${relay_bin:-$bin/liverelay}
 
 # --- input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k; made once per run.
 input="$work/input.flv"
@@ -95,7 +98,7 @@ mkdir -p "$out"
 rm -f "$out"/*.json
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "liverelay: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "liverelay: ${relay_bin:-$(git describe --always --dirty 2>/dev/null || echo unknown)}"
     echo "nproc: $(nproc)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "memory: $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-)"
