@@ -33,7 +33,8 @@
 #   --relay-bin   the liverelay binary to measure instead of the one built (another build, for a before/after)
 #   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
 #                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
-#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"
+#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"; liverelay-copy[@BYTES] copies
+#                 single-chunk payloads out of the read buffer instead of slicing them
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc (and openssl for the tls path). Leaves nothing
 # running.
 set -euo pipefail
@@ -129,6 +130,12 @@ path_direct() {
 # liverelay: one process, one LiveStream per stream, each with its own random key and F targets.
 path_liverelay() {
     relay_path "liverelay$suffix" rtmp "r$suffix" ${read_bytes:+--ingest-read-bytes "$read_bytes"}
+}
+
+# liverelay-copy: the same, with single-chunk payloads copied out of the read buffer instead of sliced.
+path_liverelay-copy() {
+    relay_path "liverelay-copy$suffix" rtmp "c$suffix" --ingest-copy-payloads \
+        ${read_bytes:+--ingest-read-bytes "$read_bytes"}
 }
 
 # tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).

@@ -46,6 +46,8 @@ public struct RelayCommandLine: Sendable {
     public var gopCacheBytes = 16 << 20
     /// `--ingest-read-bytes`: see ``RelayConfiguration/ingestReadBytes``.
     public var ingestReadBytes = 8 << 10
+    /// `--ingest-copy-payloads` (hidden, for benchmarks): see ``RelayConfiguration/ingestCopiesPayloads``.
+    public var ingestCopiesPayloads = false
     public var publisherTakeover = true
     public var publisherIdleTimeout: Duration = .seconds(10)
     public var maxConnections = 256
@@ -124,6 +126,7 @@ public struct RelayCommandLine: Sendable {
         configuration.gopCache = GOPCachePolicy(rawValue: self.gopCache) ?? .joining
         configuration.gopCacheBytes = self.gopCacheBytes
         configuration.ingestReadBytes = self.ingestReadBytes
+        configuration.ingestCopiesPayloads = self.ingestCopiesPayloads
         configuration.publisherTakeover = self.publisherTakeover
         configuration.publisherIdleTimeout = self.publisherIdleTimeout
         configuration.maxConnections = self.maxConnections

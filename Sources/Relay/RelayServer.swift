@@ -195,7 +195,13 @@ public final class RelayServer: Service, Sendable {
         // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into an error with
         // the reason); a TLS handshake that stalls as well.
         try pipeline.addHandler(IdleStateHandler(readTimeout: TimeAmount(self.configuration.publisherIdleTimeout)))
-        try pipeline.addHandler(RTMPConnectionHandler(role: .server, limits: self.configuration.chunkLimits))
+        try pipeline.addHandler(
+            RTMPConnectionHandler(
+                role: .server,
+                limits: self.configuration.chunkLimits,
+                copiesSingleChunkPayloads: self.configuration.ingestCopiesPayloads
+            )
+        )
         try pipeline.addHandler(IngestTap())
         return (try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel), client)
     }
@@ -434,6 +440,11 @@ public final class RelayServer: Service, Sendable {
     public var isReady: Bool { self.connections.withLock { $0.listening && !$0.draining } }
 
     /// Every stream's status, in configuration order.
+    /// The stream named `name` (for tests that look inside its publish).
+    func hub(named name: String) -> StreamHub? {
+        self.hubs.withLock { $0.first { $0.name == name } }
+    }
+
     public var statuses: [StreamStatus] { self.hubs.withLock { $0 }.map(\.status) }
 
     public func status(stream: String) -> StreamStatus? {

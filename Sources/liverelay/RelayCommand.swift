@@ -148,6 +148,14 @@ struct RelayCommand: AsyncParsableCommand {
 
     @Flag(
         help: ArgumentHelp(
+            "Copy single-chunk ingest payloads instead of slicing them (benchmarks).",
+            visibility: .hidden
+        )
+    )
+    var ingestCopyPayloads = false
+
+    @Flag(
+        help: ArgumentHelp(
             "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
             discussion: "For a supervisor (local mode) that starts the relay on port 0 and must learn where it listens."
         )
@@ -194,6 +202,7 @@ struct RelayCommand: AsyncParsableCommand {
         line.gopCache = self.gopCache
         line.gopCacheBytes = self.gopCacheBytes
         line.ingestReadBytes = self.ingestReadBytes
+        line.ingestCopiesPayloads = self.ingestCopyPayloads
         line.publisherTakeover = self.takeover
         line.publisherIdleTimeout = .seconds(self.publisherIdleTimeout)
         line.maxConnections = self.maxConnections
