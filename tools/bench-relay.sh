@@ -31,6 +31,7 @@
 #                             [--scratch-path DIR] [--relay-args "ARGS"] [--relay-bin PATH]
 #   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
 #   --relay-bin   the liverelay binary to measure instead of the one built (another build, for a before/after)
+#   --baseline-bin  a second liverelay binary, measured as the path "baseline" in the same run (before/after)
 #   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
 #                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
 #                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"; liverelay-copy[@BYTES] copies
@@ -51,6 +52,7 @@ wait_for_builds=300
 scratch=()
 relay_args=()
 relay_bin=""
+baseline_bin=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -62,6 +64,7 @@ while [[ $# -gt 0 ]]; do
         --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
         --relay-args) read -r -a relay_args <<<"$2"; shift 2 ;;
         --relay-bin) relay_bin=$2; shift 2 ;;
+        --baseline-bin) baseline_bin=$2; shift 2 ;;
         -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -138,6 +141,12 @@ path_liverelay-copy() {
         ${read_bytes:+--ingest-read-bytes "$read_bytes"}
 }
 
+# baseline: the same with the relay binary given by --baseline-bin (another build), for a before/after in one run.
+path_baseline() {
+    [[ -n $baseline_bin ]] || { echo "bench-relay: the baseline path needs --baseline-bin" >&2; exit 2; }
+    relay_exec=$baseline_bin relay_path baseline rtmp b
+}
+
 # tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).
 path_tls() {
     make_certificate
@@ -171,7 +180,7 @@ relay_path() {
         for t in $(seq "$f"); do printf ' %s/sink%s/%s-%s-%s' "$sink" "$t" "$prefix" "$tag" "$i"; done
         echo
     done >"$dir/$label.txt"
-    "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
+    "${relay_exec:-$relay}" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
         --secrets-dir "$dir" --log-level warning "$@" \
         ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!

@@ -170,7 +170,9 @@ struct Report: ParsableCommand {
             "| Streams | Fan-out | Path | CPU per stream ÷ nginx | RSS per stream ÷ nginx | p99 latency − nginx (ms) |",
             "|---:|---:|---|---:|---:|---:|",
         ]
-        let variants = Set(results.map(\.label)).filter { $0.hasPrefix("liverelay-") || $0.hasPrefix("splice-") }
+        let variants = Set(results.map(\.label)).filter {
+            $0.hasPrefix("liverelay-") || $0.hasPrefix("splice-") || $0 == "baseline"
+        }
         if !variants.isEmpty {
             for scenario in scenarios {
                 guard let nginx = path("nginx", scenario) else { continue }
