@@ -34,8 +34,8 @@
 #   --baseline-bin  a second liverelay binary, measured as the path "baseline" in the same run (before/after)
 #   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
 #                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
-#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"; liverelay-copy[@BYTES] copies
-#                 single-chunk payloads out of the read buffer instead of slicing them
+#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"; liverelay-slice[@BYTES] slices
+#                 single-chunk payloads out of the read buffer instead of copying them
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc (and openssl for the tls path). Leaves nothing
 # running.
 set -euo pipefail
@@ -135,9 +135,9 @@ path_liverelay() {
     relay_path "liverelay$suffix" rtmp "r$suffix" ${read_bytes:+--ingest-read-bytes "$read_bytes"}
 }
 
-# liverelay-copy: the same, with single-chunk payloads copied out of the read buffer instead of sliced.
-path_liverelay-copy() {
-    relay_path "liverelay-copy$suffix" rtmp "c$suffix" --ingest-copy-payloads \
+# liverelay-slice: the same, with single-chunk payloads sliced out of the read buffer instead of copied.
+path_liverelay-slice() {
+    relay_path "liverelay-slice$suffix" rtmp "c$suffix" --no-ingest-copy-payloads \
         ${read_bytes:+--ingest-read-bytes "$read_bytes"}
 }
 

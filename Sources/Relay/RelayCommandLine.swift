@@ -46,8 +46,8 @@ public struct RelayCommandLine: Sendable {
     public var gopCacheBytes = 16 << 20
     /// `--ingest-read-bytes`: see ``RelayConfiguration/ingestReadBytes``.
     public var ingestReadBytes = 8 << 10
-    /// `--ingest-copy-payloads` (hidden, for benchmarks): see ``RelayConfiguration/ingestCopiesPayloads``.
-    public var ingestCopiesPayloads = false
+    /// `--[no-]ingest-copy-payloads` (hidden, for benchmarks): see ``RelayConfiguration/ingestCopiesPayloads``.
+    public var ingestCopiesPayloads = true
     public var publisherTakeover = true
     public var publisherIdleTimeout: Duration = .seconds(10)
     public var maxConnections = 256

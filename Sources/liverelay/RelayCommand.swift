@@ -147,12 +147,13 @@ struct RelayCommand: AsyncParsableCommand {
     var ingestReadBytes: Int = defaults.ingestReadBytes
 
     @Flag(
+        inversion: .prefixedNo,
         help: ArgumentHelp(
             "Copy single-chunk ingest payloads instead of slicing them (benchmarks).",
             visibility: .hidden
         )
     )
-    var ingestCopyPayloads = false
+    var ingestCopyPayloads = defaults.ingestCopiesPayloads
 
     @Flag(
         help: ArgumentHelp(
