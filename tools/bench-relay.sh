@@ -28,8 +28,14 @@
 #
 # Usage: tools/bench-relay.sh [--out DIR] [--seconds N] [--scenarios "1x1 10x1 50x1 1x5 10x5"]
 #                             [--paths "direct liverelay nginx"] [--wait-for-builds SECONDS] [--skip-build]
-#                             [--scratch-path DIR] [--relay-args "ARGS"]
+#                             [--scratch-path DIR] [--relay-args "ARGS"] [--relay-bin PATH]
 #   --relay-args  extra arguments for `liverelay relay`, e.g. "--gop-cache-bytes 0" (split on spaces)
+#   --relay-bin   the liverelay binary to measure instead of the one built (another build, for a before/after)
+#   --baseline-bin  a second liverelay binary, measured as the path "baseline" in the same run (before/after)
+#   --paths       also liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher
+#                 (the relay's --ingest-read-bytes), labelled liverelay-Nk and splice-Nk, e.g.
+#                 "direct splice@8192 liverelay@8192 liverelay@65536 nginx"; liverelay-slice[@BYTES] slices
+#                 single-chunk payloads out of the read buffer instead of copying them
 # Needs: swift, ffmpeg, nginx with libnginx-mod-rtmp, Linux /proc (and openssl for the tls path). Leaves nothing
 # running.
 set -euo pipefail
@@ -45,6 +51,8 @@ skip_build=false
 wait_for_builds=300
 scratch=()
 relay_args=()
+relay_bin=""
+baseline_bin=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -55,6 +63,8 @@ while [[ $# -gt 0 ]]; do
         --skip-build) skip_build=true; shift ;;
         --scratch-path) scratch=(--scratch-path "$2"); shift 2 ;;
         --relay-args) read -r -a relay_args <<<"$2"; shift 2 ;;
+        --relay-bin) relay_bin=$2; shift 2 ;;
+        --baseline-bin) baseline_bin=$2; shift 2 ;;
         -h | --help) sed -n '/^# liverelay against/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -74,7 +84,7 @@ source "$root/tools/bench-common.sh"
 # --- build
 bin=$(release_bin "$skip_build" ${scratch[@]+"${scratch[@]}"})
 bench="$bin/liverelay-bench"
-relay="$bin/liverelay"
+relay=${relay_bin:-$bin/liverelay}
 
 # --- input: 1280x720 30 fps, ~2.9 Mbit/s H.264 with a keyframe every 2 s, AAC 128k; made once per run.
 input="$work/input.flv"
@@ -92,7 +102,7 @@ mkdir -p "$out"
 rm -f "$out"/*.json
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "liverelay: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "liverelay: ${relay_bin:-$(git describe --always --dirty 2>/dev/null || echo unknown)}"
     echo "nproc: $(nproc)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "memory: $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-)"
@@ -122,7 +132,19 @@ path_direct() {
 
 # liverelay: one process, one LiveStream per stream, each with its own random key and F targets.
 path_liverelay() {
-    relay_path liverelay rtmp r
+    relay_path "liverelay$suffix" rtmp "r$suffix" ${read_bytes:+--ingest-read-bytes "$read_bytes"}
+}
+
+# liverelay-slice: the same, with single-chunk payloads sliced out of the read buffer instead of copied.
+path_liverelay-slice() {
+    relay_path "liverelay-slice$suffix" rtmp "c$suffix" --no-ingest-copy-payloads \
+        ${read_bytes:+--ingest-read-bytes "$read_bytes"}
+}
+
+# baseline: the same with the relay binary given by --baseline-bin (another build), for a before/after in one run.
+path_baseline() {
+    [[ -n $baseline_bin ]] || { echo "bench-relay: the baseline path needs --baseline-bin" >&2; exit 2; }
+    relay_exec=$baseline_bin relay_path baseline rtmp b
 }
 
 # tls: the same, published with rtmps:// to a relay with a certificate (label liverelay-tls).
@@ -158,7 +180,7 @@ relay_path() {
         for t in $(seq "$f"); do printf ' %s/sink%s/%s-%s-%s' "$sink" "$t" "$prefix" "$tag" "$i"; done
         echo
     done >"$dir/$label.txt"
-    "$relay" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
+    "${relay_exec:-$relay}" relay --listen "127.0.0.1:$relay_port" --http-listen 127.0.0.1:0 --config "$dir/relay.yaml" \
         --secrets-dir "$dir" --log-level warning "$@" \
         ${relay_args[@]+"${relay_args[@]}"} &
     relay_pid=$!
@@ -178,13 +200,15 @@ path_splice() {
     fi
     for i in $(seq "$n"); do
         ports+=("$(free_port)")
-        printf 'rtmp://127.0.0.1:%s/sink1/s-%s-%s %s/sink1/s-%s-%s\n' "${ports[-1]}" "$tag" "$i" "$sink" "$tag" "$i"
-    done >"$dir/splice.txt"
-    "$bench" splice --upstream "127.0.0.1:$sink_port" --ports "${ports[*]}" &
+        printf 'rtmp://127.0.0.1:%s/sink1/s%s-%s-%s %s/sink1/s%s-%s-%s\n' \
+            "${ports[-1]}" "$suffix" "$tag" "$i" "$sink" "$suffix" "$tag" "$i"
+    done >"$dir/splice$suffix.txt"
+    "$bench" splice --upstream "127.0.0.1:$sink_port" --ports "${ports[*]}" \
+        ${read_bytes:+--read-bytes "$read_bytes"} &
     splice_pid=$!
     pids+=("$splice_pid")
     for port in "${ports[@]}"; do wait_for_port "$port"; done
-    run_bench splice "$dir/splice.txt" "$splice_pid" "$tag" "$note"
+    run_bench "splice$suffix" "$dir/splice$suffix.txt" "$splice_pid" "$tag" "$note"
     stop "$splice_pid"
 }
 
@@ -220,7 +244,15 @@ for scenario in $scenarios; do
     note=$(quiet_note)
     log "scenario $n streams x $f targets ($note)"
     for path in $paths; do
-        "path_$path"
+        # liverelay@BYTES and splice@BYTES: that path with reads of at most BYTES from each publisher, labelled
+        # liverelay-Nk / splice-Nk, so that read sizes are compared in one run.
+        read_bytes=""
+        suffix=""
+        if [[ $path == *@* ]]; then
+            read_bytes=${path#*@}
+            suffix="-$((read_bytes / 1024))k"
+        fi
+        "path_${path%%@*}"
     done
 done
 

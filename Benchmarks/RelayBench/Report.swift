@@ -164,6 +164,30 @@ struct Report: ParsableCommand {
         if floorLines.count > 3 {
             lines += floorLines
         }
+        // Every path against nginx-rtmp in its scenario, variants (`liverelay-64k`, `splice-8k`: read sizes) included.
+        var variantLines = [
+            "",
+            "| Streams | Fan-out | Path | CPU per stream ÷ nginx | RSS per stream ÷ nginx | p99 latency − nginx (ms) |",
+            "|---:|---:|---|---:|---:|---:|",
+        ]
+        let variants = Set(results.map(\.label)).filter {
+            $0.hasPrefix("liverelay-") || $0.hasPrefix("splice-") || $0 == "baseline"
+        }
+        if !variants.isEmpty {
+            for scenario in scenarios {
+                guard let nginx = path("nginx", scenario) else { continue }
+                for label in ["splice", "liverelay"] + variants.sorted() {
+                    guard let other = path(label, scenario) else { continue }
+                    variantLines.append(
+                        "| \(scenario[0]) | \(scenario[1]) | \(label) "
+                            + "| \(fixed(other.cpuSecondsPerStreamMinute / nginx.cpuSecondsPerStreamMinute, 2)) "
+                            + "| \(fixed(other.rssPerStreamMiB / nginx.rssPerStreamMiB, 2)) "
+                            + "| \(ms(other.p99 - nginx.p99)) |"
+                    )
+                }
+            }
+            lines += variantLines
+        }
         return lines.joined(separator: "\n")
     }
 }

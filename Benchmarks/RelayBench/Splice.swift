@@ -31,6 +31,9 @@ struct Splice: AsyncParsableCommand {
     @Option(help: "Ports to listen on, on 127.0.0.1, separated by spaces or commas: one route each.")
     var ports: String
 
+    @Option(help: "Largest read from a publisher's connection, in bytes (NIO's default, 64 KiB, if not given).")
+    var readBytes: Int?
+
     mutating func run() async throws {
         let parts = self.upstream.split(separator: ":")
         guard parts.count == 2, let upstreamPort = Int(parts[1]) else {
@@ -54,8 +57,10 @@ struct Splice: AsyncParsableCommand {
         )
         var logger = Logger(label: "liverelay-bench.splice")
         logger.logLevel = .warning
+        var configuration = GatewayConfiguration(host: "127.0.0.1", shutdownGrace: .seconds(2))
+        configuration.ingestReadBytes = self.readBytes
         let gateway = try Gateway(
-            configuration: GatewayConfiguration(host: "127.0.0.1", shutdownGrace: .seconds(2)),
+            configuration: configuration,
             routes: routes,
             activator: NoActivator(),
             logger: logger

@@ -260,7 +260,7 @@ public final class Gateway: Service, Sendable {
     }
 
     private func bind(port: Int) async throws -> any Channel {
-        try await ServerBootstrap(group: self.eventLoopGroup)
+        var bootstrap = ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -270,8 +270,13 @@ public final class Gateway: Service, Sendable {
                     try self.admit(channel, listenPort: port)
                 }
             }
-            .bind(host: self.configuration.host, port: port)
-            .get()
+        if let maximum = self.configuration.ingestReadBytes {
+            bootstrap = bootstrap.childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: min(4096, maximum), maximum: maximum)
+            )
+        }
+        return try await bootstrap.bind(host: self.configuration.host, port: port).get()
     }
 
     /// Decides what happens to a new connection and sets up its pipeline; runs on the channel's event loop.

@@ -50,6 +50,9 @@ public struct GatewayConfiguration: Sendable {
     /// The certificate for encoders that publish with `rtmps://`, on every port (stream ports and the shared one),
     /// or `nil` for `rtmp://` only. A TLS client is told apart from an RTMP one by its first byte.
     public var tls: IngestTLSConfiguration?
+    /// The largest read from an encoder's connection, in bytes (NIO's adaptive receive allocator grows up to it), or
+    /// `nil` for NIO's default (64 KiB). For benchmarks that compare the splice with the relay at one read size.
+    public var ingestReadBytes: Int? = nil
 
     public init(
         host: String = "0.0.0.0",

@@ -57,10 +57,10 @@ public struct RTMPMessageType: RawRepresentable, Hashable, Sendable, CustomStrin
 
 /// One complete RTMP message, reassembled from its chunks.
 ///
-/// The decoder copies each payload out of the read buffer once, into a buffer of the payload's size (see
-/// ``RTMPChunkDecoder``: a slice would pin the whole read buffer while a GOP cache holds the message). From then on
-/// the payload is shared, not copied: every target that relays the message holds the same storage, and only the
-/// chunk encoding each target writes is its own.
+/// The decoder slices a payload that arrived in one chunk out of the read buffer and copies one of several chunks
+/// once into a buffer of its own (see ``RTMPChunkDecoder``). From then on the payload is shared, not copied: every
+/// target that relays the message holds the same storage. Whoever keeps a message for long calls
+/// ``compacted()``, so that a small payload does not keep a whole read buffer alive.
 public struct RTMPMessage: Hashable, Sendable {
     /// The chunk stream the message travelled on (2 to 65599). Protocol control uses 2; the encoder keeps each
     /// chunk stream's previous header to compress the next one.
@@ -84,6 +84,20 @@ public struct RTMPMessage: Hashable, Sendable {
         self.type = type
         self.messageStreamID = messageStreamID
         self.payload = payload
+    }
+}
+
+extension RTMPMessage {
+    /// The message with a payload of its own when it is a slice of a much larger buffer (a read buffer), so that
+    /// holding it does not hold that buffer; the message itself otherwise.
+    public func compacted() -> RTMPMessage {
+        let length = self.payload.readableBytes
+        guard self.payload.storageCapacity > 2 * length + 1024 else {
+            return self
+        }
+        var message = self
+        message.payload = ByteBufferAllocator().buffer(buffer: self.payload)
+        return message
     }
 }
 

@@ -78,15 +78,15 @@ struct GOPCache: Sendable {
 
     mutating func record(_ message: RelayMessage) {
         switch message.kind {
-        case .metadata: self.metadata = message
-        case .videoHeader: self.videoHeader = message
-        case .audioHeader: self.audioHeader = message
+        case .metadata: self.metadata = Self.kept(message)
+        case .videoHeader: self.videoHeader = Self.kept(message)
+        case .audioHeader: self.audioHeader = Self.kept(message)
         case .keyframe:
             guard self.isRecording else {
                 return
             }
             self.messages.removeAll(keepingCapacity: true)
-            self.messages.append(message)
+            self.messages.append(Self.kept(message))
             self.bytes = message.message.payload.readableBytes
         case .videoFrame, .audioFrame, .data:
             guard !self.messages.isEmpty else {
@@ -97,9 +97,17 @@ struct GOPCache: Sendable {
                 self.messages.removeAll(keepingCapacity: false)
                 self.bytes = 0
             } else {
-                self.messages.append(message)
+                self.messages.append(Self.kept(message))
             }
         }
+    }
+
+    /// Kept for seconds: with a payload of its own (not a slice pinning a read buffer), and without the chunked copy
+    /// of the payload, which a target that starts from the cache does not need.
+    private static func kept(_ message: RelayMessage) -> RelayMessage {
+        var message = message
+        message.compact()
+        return message
     }
 
     /// The current headers, then the GOP. Without a keyframe yet (an encoder's first frame can come a second or
@@ -113,6 +121,11 @@ struct GOPCache: Sendable {
 /// One live publish, fanned out: every message from the publisher goes to each target's queue, and each target's
 /// connection runs on its own. Targets can be added, removed, enabled and disabled while the publish is live; an
 /// added or re-enabled target starts at the latest keyframe from the GOP cache.
+///
+/// A fan-out lives on one event loop, the publisher's connection's: the per-message path (``publish(_:now:)``), the
+/// targets' queues and their connections all run there, so a message is handed on without a lock or a thread hop.
+/// Its state is loop-bound (`NIOLoopBoundBox`); changes that come from elsewhere (a new configuration, a target's
+/// state) are carried out on the loop. Status readers get a snapshot refreshed once per read (``readComplete()``).
 final class FanOut: Sendable {
     private struct State {
         var targets: [PushTarget] = []
@@ -126,17 +139,30 @@ final class FanOut: Sendable {
         var finished = false
         /// The stream's preview, fed from the publisher's messages like a target (it never makes them wait).
         var preview: PreviewSession?
+        /// Ingest bytes not yet added to the metric (it is updated once per read).
+        var unreportedBytes = 0
+        /// A rule event of this read, logged once per read.
+        var ruleEvent: IngestStatistics.RuleEvent?
 
         /// What a target (re)starting now starts from.
         var seed: GOPSeed { GOPSeed(messages: self.gop.seed, upTo: self.sequence) }
     }
 
-    private let state: Mutex<State>
+    /// What status readers off the loop see.
+    private struct Snapshot {
+        var ingest = IngestStatistics()
+        var targets: [PushTarget] = []
+        var gopCacheBytes = 0
+    }
+
+    /// The publisher's connection's event loop: the fan-out's and every target's.
+    let loop: any EventLoop
+    private let state: NIOLoopBoundBox<State>
+    private let snapshot = Mutex(Snapshot())
     private let starts: AsyncStream<PushTarget>
     private let startsContinuation: AsyncStream<PushTarget>.Continuation
     private let relay: RelayConfiguration
     private let sslContext: NIOSSLContext?
-    private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let metrics: RelayMetrics.Stream
 
@@ -144,49 +170,86 @@ final class FanOut: Sendable {
         stream: StreamConfiguration,
         relay: RelayConfiguration,
         sslContext: NIOSSLContext?,
-        eventLoopGroup: any EventLoopGroup,
+        loop: any EventLoop,
         metrics: RelayMetrics.Stream,
         logger: Logger
     ) {
         self.relay = relay
         self.sslContext = sslContext
-        self.eventLoopGroup = eventLoopGroup
+        self.loop = loop
         self.logger = logger
         self.metrics = metrics
         (self.starts, self.startsContinuation) = AsyncStream.makeStream()
-        self.state = Mutex(State(gop: GOPCache(maxBytes: relay.gopCacheBytes), rules: stream.rules))
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(
+            State(gop: GOPCache(maxBytes: relay.gopCacheBytes), rules: stream.rules),
+            eventLoop: loop
+        )
         // Also applies the GOP cache policy.
         self.setTargets(stream.targets, rules: stream.rules)
     }
 
-    /// Hands a publisher's message to every target. Never suspends: a target that cannot keep up drops its own
-    /// video (see ``TargetQueueStateMachine``).
-    func publish(_ message: RTMPMessage) {
+    /// Runs `body` on the loop: now if called there, else as soon as the loop gets to it (in call order).
+    private func onLoop(_ body: @escaping @Sendable (FanOut) -> Void) {
+        if self.loop.inEventLoop {
+            body(self)
+        } else {
+            self.loop.execute { body(self) }
+        }
+    }
+
+    /// Hands a publisher's message to every target, on the loop. Never suspends: a target that cannot keep up drops
+    /// its own video (see ``TargetQueueStateMachine``). `now` is read once per read, not per message.
+    ///
+    /// A payload larger than a chunk is cut into chunks here, once, at the targets' chunk size: every target sends
+    /// those bytes as they are, after a chunk header of its own (``RTMPChunkedPayload``).
+    func publish(_ message: RTMPMessage, now: ContinuousClock.Instant) {
         var classified = RelayMessage(classifying: message)
-        let (targets, event, preview) = self.state.withLock { state in
+        let chunkStreamID = RelayMessage.chunkStreamID(for: message.type)
+        classified.message.chunkStreamID = chunkStreamID
+        classified.chunked = RTMPChunkedPayload(
+            payload: message.payload,
+            chunkStreamID: chunkStreamID,
+            chunkSize: PushTarget.chunkSize
+        )
+        let targets = self.state.withValue { state in
             state.sequence += 1
             classified.sequence = state.sequence
             state.gop.record(classified)
-            let event = state.ingest.record(classified, rules: state.rules)
-            return (state.targets, event, state.preview)
-        }
-        if let preview {
-            let (payload, timestamp) = (message.payload, message.timestamp)
-            switch classified.kind {
-            case .videoHeader: preview.video(payload, timestamp: timestamp, role: .sequenceHeader)
-            case .keyframe: preview.video(payload, timestamp: timestamp, role: .keyframe)
-            case .videoFrame: preview.video(payload, timestamp: timestamp, role: .frame)
-            case .audioHeader: preview.audio(payload, timestamp: timestamp, role: .sequenceHeader)
-            case .audioFrame: preview.audio(payload, timestamp: timestamp, role: .frame)
-            case .metadata, .data: break
+            if let event = state.ingest.record(classified, rules: state.rules) {
+                state.ruleEvent = event
             }
+            state.unreportedBytes += message.payload.readableBytes
+            if let preview = state.preview {
+                // Queued for the preview's thread for up to a fragment: a payload of its own, not a slice of a read
+                // buffer.
+                let (payload, timestamp) = (message.compacted().payload, message.timestamp)
+                switch classified.kind {
+                case .videoHeader: preview.video(payload, timestamp: timestamp, role: .sequenceHeader)
+                case .keyframe: preview.video(payload, timestamp: timestamp, role: .keyframe)
+                case .videoFrame: preview.video(payload, timestamp: timestamp, role: .frame)
+                case .audioHeader: preview.audio(payload, timestamp: timestamp, role: .sequenceHeader)
+                case .audioFrame: preview.audio(payload, timestamp: timestamp, role: .frame)
+                case .metadata, .data: break
+                }
+            }
+            return state.targets
         }
-        self.metrics.ingestBytes.increment(by: Int64(message.payload.readableBytes))
-        let now = ContinuousClock.now
         for target in targets {
             target.queue.enqueue(classified, now: now)
         }
-        switch event {
+    }
+
+    /// The end of one read from the publisher, on the loop: the metrics, the status snapshot and a rule event are
+    /// brought up to date once per read rather than per message.
+    func readComplete() {
+        let bytes = self.state.value.unreportedBytes
+        guard bytes > 0 else {
+            return
+        }
+        self.state.value.unreportedBytes = 0
+        self.metrics.ingestBytes.increment(by: Int64(bytes))
+        self.publishSnapshot()
+        switch self.state.value.ruleEvent.take() {
         case .broken(let interval, let limit):
             self.metrics.ruleViolations.increment()
             self.logger.warning(
@@ -203,48 +266,64 @@ final class FanOut: Sendable {
         }
     }
 
-    /// Applies a stream's targets: starts new and re-enabled ones, stops removed, disabled and changed ones.
-    func setTargets(_ configurations: [PushTargetConfiguration], rules: IngestRules) {
-        let (started, stopped) = self.state.withLock { state -> ([PushTarget], [PushTarget]) in
-            state.rules = rules
-            guard !state.finished else {
-                return ([], [])
-            }
-            let wanted = configurations.filter(\.enabled)
-            var stopped: [PushTarget] = []
-            state.targets.removeAll { target in
-                let keep = wanted.contains(target.configuration)
-                if !keep {
-                    stopped.append(target)
-                    state.joining.remove(ObjectIdentifier(target))
-                }
-                return !keep
-            }
-            var started: [PushTarget] = []
-            let seed = state.seed
-            let live = state.ingest.messages > 0
-            for configuration in wanted where !state.targets.contains(where: { $0.configuration == configuration }) {
-                let target = PushTarget(
-                    configuration: configuration,
-                    relay: self.relay,
-                    sslContext: configuration.url.useTLS ? self.sslContext : nil,
-                    eventLoopGroup: self.eventLoopGroup,
-                    metrics: self.metrics.target(configuration.name),
-                    logger: self.logger,
-                    seed: { [weak self] in self?.seed ?? GOPSeed() },
-                    pushingChanged: { [weak self] target, pushing in self?.target(target, pushing: pushing) }
-                )
-                state.joining.insert(ObjectIdentifier(target))
-                if live {
-                    // Joining a live stream: start at the latest keyframe.
-                    target.queue.restart(from: seed)
-                }
-                state.targets.append(target)
-                started.append(target)
-            }
-            self.updateGOPCache(&state)
-            return (started, stopped)
+    /// Copies what status readers see out of the loop-bound state; on the loop.
+    private func publishSnapshot() {
+        let state = self.state.value
+        self.snapshot.withLock { snapshot in
+            snapshot.ingest = state.ingest
+            snapshot.targets = state.targets
+            snapshot.gopCacheBytes = state.gop.bytes
         }
+    }
+
+    /// Applies a stream's targets: starts new and re-enabled ones, stops removed, disabled and changed ones. From
+    /// any thread; carried out on the loop.
+    func setTargets(_ configurations: [PushTargetConfiguration], rules: IngestRules) {
+        self.onLoop { $0.setTargetsOnLoop(configurations, rules: rules) }
+    }
+
+    private func setTargetsOnLoop(_ configurations: [PushTargetConfiguration], rules: IngestRules) {
+        self.state.value.rules = rules
+        guard !self.state.value.finished else {
+            return
+        }
+        let wanted = configurations.filter(\.enabled)
+        var stopped: [PushTarget] = []
+        self.state.value.targets.removeAll { target in
+            let keep = wanted.contains(target.configuration)
+            if !keep {
+                stopped.append(target)
+            }
+            return !keep
+        }
+        for target in stopped {
+            self.state.value.joining.remove(ObjectIdentifier(target))
+        }
+        var started: [PushTarget] = []
+        let seed = self.state.value.seed
+        let live = self.state.value.ingest.messages > 0
+        for configuration in wanted
+        where !self.state.value.targets.contains(where: { $0.configuration == configuration }) {
+            let target = PushTarget(
+                configuration: configuration,
+                relay: self.relay,
+                sslContext: configuration.url.useTLS ? self.sslContext : nil,
+                loop: self.loop,
+                metrics: self.metrics.target(configuration.name),
+                logger: self.logger,
+                seed: { [weak self] in self?.state.value.seed ?? GOPSeed() },
+                pushingChanged: { [weak self] target, pushing in self?.target(target, pushing: pushing) }
+            )
+            self.state.value.joining.insert(ObjectIdentifier(target))
+            if live {
+                // Joining a live stream: start at the latest keyframe.
+                target.queue.restart(from: seed)
+            }
+            self.state.value.targets.append(target)
+            started.append(target)
+        }
+        self.updateGOPCache()
+        self.publishSnapshot()
         for target in stopped {
             self.logger.info(
                 "Target stopped by configuration",
@@ -257,72 +336,71 @@ final class FanOut: Sendable {
         }
     }
 
-    var seed: GOPSeed { self.state.withLock { $0.seed } }
-
-    /// Bytes of media the GOP cache holds now (headers not counted).
-    var gopCacheBytes: Int { self.state.withLock { $0.gop.bytes } }
+    /// Bytes of media the GOP cache holds (headers not counted), as of the last read.
+    var gopCacheBytes: Int { self.snapshot.withLock { $0.gopCacheBytes } }
 
     /// A target started or stopped pushing: with ``GOPCachePolicy/joining`` the cache is kept while one is not.
     private func target(_ target: PushTarget, pushing: Bool) {
-        let (changed, recording) = self.state.withLock { state in
+        self.onLoop { fanOut in
             let id = ObjectIdentifier(target)
             if pushing {
-                state.joining.remove(id)
-            } else if state.targets.contains(where: { $0 === target }) {
-                state.joining.insert(id)
+                fanOut.state.value.joining.remove(id)
+            } else if fanOut.state.value.targets.contains(where: { $0 === target }) {
+                fanOut.state.value.joining.insert(id)
             }
-            return (self.updateGOPCache(&state), state.gop.isRecording)
-        }
-        if changed {
-            self.logger.debug(
-                recording
-                    ? "GOP cache on from the next keyframe: a target is joining"
-                    : "GOP cache off and freed: every target is pushing"
-            )
+            if fanOut.updateGOPCache() {
+                fanOut.publishSnapshot()
+                fanOut.logger.debug(
+                    fanOut.state.value.gop.isRecording
+                        ? "GOP cache on from the next keyframe: a target is joining"
+                        : "GOP cache off and freed: every target is pushing"
+                )
+            }
         }
     }
 
-    /// Applies the policy; returns whether the cache started or stopped recording.
+    /// Applies the policy, on the loop; returns whether the cache started or stopped recording.
     @discardableResult
-    private func updateGOPCache(_ state: inout State) -> Bool {
-        let was = state.gop.isRecording
+    private func updateGOPCache() -> Bool {
+        let was = self.state.value.gop.isRecording
         switch self.relay.gopCache {
-        case .always: state.gop.setRecording(true)
-        case .joining: state.gop.setRecording(!state.joining.isEmpty)
-        case .off: state.gop.setRecording(false)
+        case .always: self.state.value.gop.setRecording(true)
+        case .joining: self.state.value.gop.setRecording(!self.state.value.joining.isEmpty)
+        case .off: self.state.value.gop.setRecording(false)
         }
-        return state.gop.isRecording != was
+        return self.state.value.gop.isRecording != was
     }
 
-    var ingest: IngestStatistics { self.state.withLock { $0.ingest } }
+    /// The ingest as of the last read.
+    var ingest: IngestStatistics { self.snapshot.withLock { $0.ingest } }
 
-    var targets: [PushTarget] { self.state.withLock { $0.targets } }
+    /// The targets as of the last change.
+    var targets: [PushTarget] { self.snapshot.withLock { $0.targets } }
 
     /// Feeds the stream's preview from now on.
     func attachPreview(_ preview: PreviewSession) {
-        let finished = self.state.withLock { state in
-            if !state.finished {
-                state.preview = preview
+        self.onLoop { fanOut in
+            if fanOut.state.value.finished {
+                preview.finish()
+            } else {
+                fanOut.state.value.preview = preview
             }
-            return state.finished
-        }
-        if finished {
-            preview.finish()
         }
     }
 
     /// The publisher ended: each target sends what it holds, then unpublishes.
     func finish() {
-        let (targets, preview) = self.state.withLock { state in
-            state.finished = true
-            defer { state.preview = nil }
-            return (state.targets, state.preview)
+        self.onLoop { fanOut in
+            fanOut.readComplete()
+            fanOut.state.value.finished = true
+            let (targets, preview) = (fanOut.state.value.targets, fanOut.state.value.preview)
+            fanOut.state.value.preview = nil
+            preview?.finish()
+            for target in targets {
+                target.stop()
+            }
+            fanOut.startsContinuation.finish()
         }
-        preview?.finish()
-        for target in targets {
-            target.stop()
-        }
-        self.startsContinuation.finish()
     }
 
     /// Runs every target's connection until the publisher ended and they drained (each for at most the drain

@@ -23,6 +23,8 @@ import RTMP
 final class IngestTap {
     private var fanOut: FanOut?
     private var messageStreamID: UInt32 = 0
+    /// The time of the current read, taken at its first media message: the clock is read once per read.
+    private var readTime: ContinuousClock.Instant?
 
     init() {}
 
@@ -50,7 +52,9 @@ extension IngestTap: ChannelInboundHandler {
             switch message.type {
             case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
                 if message.messageStreamID == self.messageStreamID {
-                    fanOut.publish(message)
+                    let now = self.readTime ?? .now
+                    self.readTime = now
+                    fanOut.publish(message, now: now)
                 }
                 return
             default:
@@ -59,5 +63,13 @@ extension IngestTap: ChannelInboundHandler {
             }
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.readTime != nil {
+            self.readTime = nil
+            self.fanOut?.readComplete()
+        }
+        context.fireChannelReadComplete()
     }
 }

@@ -108,7 +108,7 @@ struct PublisherSession {
             sslContext: self.relay.sslContext,
             // The targets' connections live on the publisher's event loop, beside the media path: the queue wakes a
             // target's writer without crossing threads.
-            eventLoopGroup: self.channel.eventLoop,
+            loop: self.channel.eventLoop,
             metrics: hub.metrics,
             logger: self.logger
         )

@@ -69,12 +69,21 @@ struct PushTargetStatistics: Sendable, Hashable {
 
 /// One target of one live publish: connects, publishes, sends what its queue gives it, and reconnects with
 /// backoff while the publisher is live. Its failures are its own: the publisher and other targets never wait.
+///
+/// Its connections and its queue live on the publisher's event loop (`loop`), beside the fan-out: a message reaches
+/// the target's socket without crossing a thread. Its retry loop is a task, which goes to the loop for what it
+/// does with the queue.
 final class PushTarget: Sendable {
+    /// The chunk size of every target connection (sent with Set Chunk Size before `connect`): the fan-out cuts each
+    /// payload into chunks of this size once, for all of them.
+    static let chunkSize = 4096
+
     let configuration: PushTargetConfiguration
     let queue: TargetQueue
     /// Signalled by ``stop()``: the target drains what it holds, unpublishes and ends.
     let stopped = OneShotEvent()
-    private let eventLoopGroup: any EventLoopGroup
+    /// The publisher's connection's event loop: the target's connections and queue live there.
+    let loop: any EventLoop
     private let sslContext: NIOSSLContext?
     private let connectTimeout: Duration
     private let sendBufferBytes: Int?
@@ -85,6 +94,9 @@ final class PushTarget: Sendable {
     private let seed: @Sendable () -> GOPSeed
     private let pushingChanged: @Sendable (PushTarget, Bool) -> Void
     private let statistics = Mutex(PushTargetStatistics())
+    /// Counted per write on the loop, without a lock; ``snapshot`` adds them.
+    private let bytesSent = Atomic<UInt64>(0)
+    private let messagesSent = Atomic<UInt64>(0)
     /// Set when the queue asked to drop the connection because the target stayed behind.
     private let fellBehind = Mutex(false)
     /// The current connection, so that ``abort()`` can close it: a write to a peer that stopped reading ends only
@@ -96,7 +108,7 @@ final class PushTarget: Sendable {
         configuration: PushTargetConfiguration,
         relay: RelayConfiguration,
         sslContext: NIOSSLContext?,
-        eventLoopGroup: any EventLoopGroup,
+        loop: any EventLoop,
         metrics: RelayMetrics.Target,
         logger: Logger,
         seed: @escaping @Sendable () -> GOPSeed,
@@ -108,9 +120,10 @@ final class PushTarget: Sendable {
                 maxBytes: relay.targetQueueBytes,
                 maxDuration: relay.targetQueueDuration,
                 maxBehind: relay.targetMaxBehind
-            )
+            ),
+            loop: loop
         )
-        self.eventLoopGroup = eventLoopGroup
+        self.loop = loop
         self.sslContext = sslContext
         self.connectTimeout = relay.targetConnectTimeout
         self.sendBufferBytes = relay.targetSendBufferBytes
@@ -136,7 +149,7 @@ final class PushTarget: Sendable {
         self.stopped.signal()
         // Drained, or out of time: a target stuck writing to a peer that stopped reading only notices when its
         // connection closes.
-        self.eventLoopGroup.next().scheduleTask(in: TimeAmount(self.drainTimeout)) { [self] in
+        self.loop.scheduleTask(in: TimeAmount(self.drainTimeout)) { [self] in
             self.abort()
         }
     }
@@ -151,7 +164,20 @@ final class PushTarget: Sendable {
         }?.close(promise: nil)
     }
 
-    var snapshot: PushTargetStatistics { self.statistics.withLock { $0 } }
+    var snapshot: PushTargetStatistics {
+        var snapshot = self.statistics.withLock { $0 }
+        snapshot.bytesSent = self.bytesSent.load(ordering: .relaxed)
+        snapshot.messagesSent = self.messagesSent.load(ordering: .relaxed)
+        return snapshot
+    }
+
+    /// The channel of the current connection, if any (for tests that check where it runs).
+    var channel: (any Channel)? { self.connection.withLock { $0.channel } }
+
+    /// Runs `body` on the loop, where the queue lives, and waits for it.
+    private func onLoop(_ body: @escaping @Sendable (PushTarget) -> Void) async {
+        try? await self.loop.submit { body(self) }.get()
+    }
 
     /// Pushes until the publisher ends (and the queue is drained), the target is stopped, or the task is cancelled.
     func run() async {
@@ -165,15 +191,17 @@ final class PushTarget: Sendable {
             attempt += 1
             self.fellBehind.withLock { $0 = false }
             if attempt > 1 {
-                // A new connection starts at the latest keyframe, with the stream's headers. The queue takes
-                // messages again before the seed is taken, so none falls between the seed and the restart.
-                self.queue.unpark()
-                let seed = self.seed()
-                self.logger.debug(
-                    "Target restarts from the GOP cache",
-                    metadata: ["relay.target.seed_messages": "\(seed.messages.count { !$0.kind.isHeader })"]
-                )
-                self.queue.restart(from: seed)
+                // A new connection starts at the latest keyframe, with the stream's headers, taken on the loop
+                // between two messages of the publisher.
+                await self.onLoop { target in
+                    target.queue.unpark()
+                    let seed = target.seed()
+                    target.logger.debug(
+                        "Target restarts from the GOP cache",
+                        metadata: ["relay.target.seed_messages": "\(seed.messages.count { !$0.kind.isHeader })"]
+                    )
+                    target.queue.restart(from: seed)
+                }
             }
             self.setState(.connecting(attempt: backoff.attempts + 1))
             let started = ContinuousClock.now
@@ -201,7 +229,7 @@ final class PushTarget: Sendable {
                     }
                 }
                 // Nothing queued now could be sent: the next connection starts from the GOP cache.
-                self.queue.park()
+                await self.onLoop { $0.queue.park() }
                 let delay = backoff.nextDelay()
                 self.metrics.reconnects.increment()
                 self.setState(.backingOff(attempt: backoff.attempts, delay: delay))
@@ -269,13 +297,15 @@ final class PushTarget: Sendable {
     }
 
     private func pushOnce(_ url: RTMPURL, tlsFailure: NIOLockedValueBox<(any Error)?>) async throws {
-        let loop = self.eventLoopGroup.next()
+        let loop = self.loop
         let ended = loop.makePromise(of: Void.self)
-        let configuration = RTMPPublishClientStateMachine.Configuration(
+        var publish = RTMPPublishClientStateMachine.Configuration(
             app: url.app,
             tcURL: url.tcURL,
             streamName: self.configuration.streamName ?? ""
         )
+        publish.chunkSize = UInt32(Self.chunkSize)
+        let configuration = publish
         let makeSession: @Sendable () -> PushSessionHandler = { [self] in
             PushSessionHandler(
                 configuration: configuration,
@@ -288,10 +318,8 @@ final class PushTarget: Sendable {
                 },
                 sent: { [self] bytes, messages in
                     self.metrics.sentBytes.increment(by: Int64(bytes))
-                    self.statistics.withLock {
-                        $0.bytesSent += UInt64(bytes)
-                        $0.messagesSent += UInt64(messages)
-                    }
+                    self.bytesSent.add(UInt64(bytes), ordering: .relaxed)
+                    self.messagesSent.add(UInt64(messages), ordering: .relaxed)
                 }
             )
         }
@@ -311,11 +339,13 @@ final class PushTarget: Sendable {
             channel.close(promise: nil)
         }
         // When the target stays behind too long, the queue closes this connection.
-        self.queue.setDisconnect { [self] in
-            self.fellBehind.withLock { $0 = true }
-            channel.close(promise: nil)
+        await self.onLoop { target in
+            target.queue.setDisconnect { [target] in
+                target.fellBehind.withLock { $0 = true }
+                channel.close(promise: nil)
+            }
         }
-        defer { self.queue.setDisconnect(nil) }
+        defer { loop.execute { self.queue.setDisconnect(nil) } }
         do {
             try await withTaskCancellationHandler {
                 try await ended.futureResult.get()

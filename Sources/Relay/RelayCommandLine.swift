@@ -44,6 +44,10 @@ public struct RelayCommandLine: Sendable {
     public var targetSendBufferBytes = 512 << 10
     public var gopCache = GOPCachePolicy.joining.rawValue
     public var gopCacheBytes = 16 << 20
+    /// `--ingest-read-bytes`: see ``RelayConfiguration/ingestReadBytes``.
+    public var ingestReadBytes = 8 << 10
+    /// `--[no-]ingest-copy-payloads` (hidden, for benchmarks): see ``RelayConfiguration/ingestCopiesPayloads``.
+    public var ingestCopiesPayloads = true
     public var publisherTakeover = true
     public var publisherIdleTimeout: Duration = .seconds(10)
     public var maxConnections = 256
@@ -91,6 +95,11 @@ public struct RelayCommandLine: Sendable {
         if let eventLoops = self.eventLoops, !(1...1024).contains(eventLoops) {
             throw RelayConfigurationError(message: "--event-loops must be 1 to 1024, got \(eventLoops).")
         }
+        guard (1024...(1 << 20)).contains(self.ingestReadBytes) else {
+            throw RelayConfigurationError(
+                message: "--ingest-read-bytes must be from 1024 to 1048576, got \(self.ingestReadBytes)."
+            )
+        }
         _ = try Self.hostAndPort(self.listen, flag: "--listen")
         _ = try Self.ranges(self.proxyProtocolFrom, flag: "--proxy-protocol-from")
     }
@@ -128,6 +137,8 @@ public struct RelayCommandLine: Sendable {
         configuration.targetSendBufferBytes = self.targetSendBufferBytes > 0 ? self.targetSendBufferBytes : nil
         configuration.gopCache = GOPCachePolicy(rawValue: self.gopCache) ?? .joining
         configuration.gopCacheBytes = self.gopCacheBytes
+        configuration.ingestReadBytes = self.ingestReadBytes
+        configuration.ingestCopiesPayloads = self.ingestCopiesPayloads
         configuration.publisherTakeover = self.publisherTakeover
         configuration.publisherIdleTimeout = self.publisherIdleTimeout
         configuration.maxConnections = self.maxConnections

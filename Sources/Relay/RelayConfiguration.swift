@@ -137,6 +137,16 @@ public struct RelayConfiguration: Sendable {
     /// PEM file of extra certificate authorities to trust for `rtmps://` targets, besides the system store.
     public var caFile: String?
     public var chunkLimits: RTMPChunkLimits = .default
+    /// The largest read from a publisher's connection, in bytes: the receive buffer grows to it when reads fill
+    /// it (NIO's adaptive allocator, from 4 KiB) and shrinks after a run of short reads. A 720p30 stream at
+    /// 3 Mbit/s sends about 12 KB a frame and a keyframe ten times that, so at 8 KiB a frame takes two reads and a
+    /// keyframe a dozen.
+    public var ingestReadBytes: Int = 8 << 10
+    /// Whether an ingest message that arrives in one chunk is copied out of the read buffer rather than sliced.
+    /// Copied by default: in a side-by-side run (BENCHMARKS.md, run H) slices saved no CPU that the run could tell
+    /// from noise, and cost 0.19 against 0.12 MiB per stream at 50 streams (the receive buffer pool of each
+    /// connection grows while slices of earlier reads are still queued).
+    public var ingestCopiesPayloads = true
     /// Bytes a target may fall behind before the relay drops its video up to the next keyframe.
     public var targetQueueBytes: Int = 16 << 20
     /// Media time a target may fall behind before the relay drops its video up to the next keyframe.

@@ -36,6 +36,9 @@ public struct RelayMessage: Sendable {
     /// The message's place in its publish, from 1 (0: not from a publish): lets a target that restarts from the
     /// GOP cache tell the messages its seed covers from those that came after it.
     public var sequence: UInt64 = 0
+    /// The payload cut into chunks once for every target (see ``RTMPChunkedPayload``), when the fan-out did; a
+    /// target whose connection cannot use it encodes the payload itself.
+    public var chunked: RTMPChunkedPayload?
 
     public init(message: RTMPMessage, kind: Kind) {
         self.message = message
@@ -59,6 +62,22 @@ public struct RelayMessage: Sendable {
             }
         default:
             self.kind = Self.isMetadata(message) ? .metadata : .data
+        }
+    }
+
+    /// Makes the message fit to be held for long (the GOP cache, a target that fell behind): a payload of its own
+    /// rather than a slice of a read buffer, and no chunked copy of it.
+    public mutating func compact() {
+        self.message = self.message.compacted()
+        self.chunked = nil
+    }
+
+    /// The chunk stream a target sends a message of `type` on: those ffmpeg, OBS and nginx-rtmp use.
+    public static func chunkStreamID(for type: RTMPMessageType) -> UInt32 {
+        switch type {
+        case .audio: RTMPChunkStreamID.audio
+        case .video: RTMPChunkStreamID.video
+        default: RTMPChunkStreamID.data
         }
     }
 

@@ -191,11 +191,15 @@ public final class RelayServer: Service, Sendable {
         try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Each connection keeps its receive buffer; NIO's default grows it to 64 KiB, which at 50 streams is
-            // more than all else a stream holds. 8 KiB reads cost a 3 Mbit/s stream about 50 reads a second.
+            // Each connection keeps its receive buffer, adapting between 1 KiB and the configured largest read
+            // (``RelayConfiguration/ingestReadBytes``; BENCHMARKS.md has what each size costs).
             .childChannelOption(
                 .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 8192)
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 1024,
+                    initial: min(4096, self.configuration.ingestReadBytes),
+                    maximum: self.configuration.ingestReadBytes
+                )
             )
             .bind(host: self.configuration.host, port: self.configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture { try self.makePipeline(channel) }
@@ -233,7 +237,13 @@ public final class RelayServer: Service, Sendable {
         // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into an error with
         // the reason); a TLS handshake that stalls as well.
         try pipeline.addHandler(IdleStateHandler(readTimeout: TimeAmount(self.configuration.publisherIdleTimeout)))
-        try pipeline.addHandler(RTMPConnectionHandler(role: .server, limits: self.configuration.chunkLimits))
+        try pipeline.addHandler(
+            RTMPConnectionHandler(
+                role: .server,
+                limits: self.configuration.chunkLimits,
+                copiesSingleChunkPayloads: self.configuration.ingestCopiesPayloads
+            )
+        )
         try pipeline.addHandler(IngestTap())
         return (try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel), client)
     }
@@ -472,6 +482,11 @@ public final class RelayServer: Service, Sendable {
     public var isReady: Bool { self.connections.withLock { $0.listening && !$0.draining } }
 
     /// Every stream's status, in configuration order.
+    /// The stream named `name` (for tests that look inside its publish).
+    func hub(named name: String) -> StreamHub? {
+        self.hubs.withLock { $0.first { $0.name == name } }
+    }
+
     public var statuses: [StreamStatus] { self.hubs.withLock { $0 }.map(\.status) }
 
     public func status(stream: String) -> StreamStatus? {

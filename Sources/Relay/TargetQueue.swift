@@ -200,12 +200,20 @@ struct TargetQueueStateMachine {
         }
     }
 
+    /// Beyond this many queued messages the target is not keeping up within a read or two, and what it holds may
+    /// stay for seconds: messages are compacted as they are queued (see ``RelayMessage/compact()``).
+    static let compactAfter = 64
+
     private mutating func append(_ message: RelayMessage) {
+        var message = message
+        if self.items.count >= Self.compactAfter {
+            message.compact()
+        }
         self.items.append(message)
         self.bytes += message.message.payload.readableBytes
     }
 
-    mutating func pop() -> RTMPMessage? {
+    mutating func pop() -> RelayMessage? {
         guard let next = self.items.popFirst() else {
             // The consumer asks for more than there is: it has caught up.
             self.behindSince = nil
@@ -215,7 +223,7 @@ struct TargetQueueStateMachine {
         if self.behindSince != nil, self.items.isEmpty {
             self.behindSince = nil
         }
-        return next.message
+        return next
     }
 
     /// The target (re)connects: forget what it held and start it from `seed` (the current GOP, beginning with a
@@ -276,9 +284,11 @@ extension RelayMessage.Kind {
     }
 }
 
-/// The queue between the publisher and one target's connection: a ``TargetQueueStateMachine`` under a lock, and
-/// its one consumer, a ``TargetWriter`` on the connection's event loop that the queue wakes with one call per burst
-/// (see ``setWaker(_:)``) and that takes what is queued with ``take(limit:into:)``.
+/// The queue between the publisher and one target's connection: a ``TargetQueueStateMachine`` on the event loop
+/// that the publisher's connection, the fan-out and the target's connection share, and its one consumer, a
+/// ``TargetWriter`` that the queue wakes with one call per burst (see ``setWaker(_:)``) and that takes what is queued
+/// with ``take(limit:into:)``. No lock: the state is loop-bound, and what readers elsewhere see (``statistics``,
+/// ``isFinished``) is kept in atomics.
 ///
 /// A hand-written queue rather than an `AsyncStream` because dropping must be GOP-aware (an `AsyncStream`'s
 /// `bufferingNewest` drops single messages and leaves an undecodable stream) and because the producer, the
@@ -286,23 +296,50 @@ extension RelayMessage.Kind {
 final class TargetQueue: Sendable {
     private struct State {
         var machine: TargetQueueStateMachine
-        /// Wakes an event-loop consumer; called once, then not again until the consumer has emptied the queue.
+        /// Wakes the consumer; called once, then not again until the consumer has emptied the queue.
         var waker: (@Sendable () -> Void)?
         var wakePending = false
         /// Closes the target's current connection when it stayed behind too long.
         var disconnect: (@Sendable () -> Void)?
     }
 
-    private let state: Mutex<State>
+    /// The event loop of the publisher's connection, the fan-out and the target's connections.
+    let loop: any EventLoop
+    private let state: NIOLoopBoundBox<State>
+    private let finished = Atomic(false)
+    private let queuedBytes = Atomic(0)
+    private let queuedMessages = Atomic(0)
+    private let droppedMessages = Atomic(0)
+    private let overflows = Atomic(0)
+    private let behind = Atomic(false)
 
-    init(limits: TargetQueueStateMachine.Limits) {
-        self.state = Mutex(State(machine: TargetQueueStateMachine(limits: limits)))
+    init(limits: TargetQueueStateMachine.Limits, loop: any EventLoop) {
+        self.loop = loop
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(
+            State(machine: TargetQueueStateMachine(limits: limits)),
+            eventLoop: loop
+        )
     }
 
-    /// Called by the publisher's read loop; never blocks beyond the lock.
+    /// Copies what readers off the loop see; on the loop, after every change.
+    private func publish(_ machine: TargetQueueStateMachine) {
+        self.queuedBytes.store(machine.bytes, ordering: .relaxed)
+        self.queuedMessages.store(machine.items.count, ordering: .relaxed)
+        self.droppedMessages.store(machine.droppedMessages, ordering: .relaxed)
+        self.overflows.store(machine.overflows, ordering: .relaxed)
+        self.behind.store(machine.behindSince != nil, ordering: .relaxed)
+        if machine.finished {
+            // Never back to false: ``finish()`` sets it before the loop gets to the machine.
+            self.finished.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Called by the publisher's read loop, on the loop; never blocks.
     func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
-        let call = self.state.withLock { state -> (@Sendable () -> Void)? in
-            switch state.machine.enqueue(message, now: now) {
+        let call = self.state.withValue { state -> (@Sendable () -> Void)? in
+            let result = state.machine.enqueue(message, now: now)
+            self.publish(state.machine)
+            switch result {
             case .none:
                 return nil
             case .disconnect:
@@ -318,23 +355,22 @@ final class TargetQueue: Sendable {
         call?()
     }
 
-    /// Makes an event-loop consumer the queue's consumer (or, with nil, none): `waker` is called, outside the lock,
-    /// when there is something to take and the consumer has not been woken since it last emptied the queue, and when
-    /// the queue finishes. It is also called at once, in case something is queued already.
+    /// Makes an event-loop consumer the queue's consumer (or, with nil, none), on the loop: `waker` is called when
+    /// there is something to take and the consumer has not been woken since it last emptied the queue, and when the
+    /// queue finishes. It is also called at once, in case something is queued already.
     func setWaker(_ waker: (@Sendable () -> Void)?) {
-        let wakeNow = self.state.withLock { state -> (@Sendable () -> Void)? in
+        self.state.withValue { state in
             state.waker = waker
             state.wakePending = waker != nil
-            return waker
         }
-        wakeNow?()
+        waker?()
     }
 
-    /// Takes up to `limit` messages for the event-loop consumer. `emptied` says the queue has nothing more, so the
+    /// Takes up to `limit` messages for the consumer, on the loop. `emptied` says the queue has nothing more, so the
     /// next message wakes the consumer again; otherwise the consumer comes back by itself (it stopped at `limit` or
     /// because its connection is not writable). `finished`: the publisher ended and everything was taken.
-    func take(limit: Int, into batch: inout [RTMPMessage]) -> (emptied: Bool, finished: Bool) {
-        self.state.withLock { state in
+    func take(limit: Int, into batch: inout [RelayMessage]) -> (emptied: Bool, finished: Bool) {
+        self.state.withValue { state in
             while batch.count < limit, let message = state.machine.pop() {
                 batch.append(message)
             }
@@ -342,32 +378,47 @@ final class TargetQueue: Sendable {
             if emptied {
                 state.wakePending = false
             }
+            self.publish(state.machine)
             return (emptied, emptied && state.machine.finished)
         }
     }
 
-    /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe. The
-    /// connection says how to close it if it falls too far behind with ``setDisconnect(_:)``.
+    /// Starts the target over for a new connection, from `seed` (the current GOP) or at the next keyframe; on the
+    /// loop. The connection says how to close it if it falls too far behind with ``setDisconnect(_:)``.
     func restart(from seed: GOPSeed) {
-        self.state.withLock { $0.machine.restart(seed: seed.messages, upTo: seed.upTo) }
+        self.state.withValue { state in
+            state.machine.restart(seed: seed.messages, upTo: seed.upTo)
+            self.publish(state.machine)
+        }
     }
 
-    /// See ``TargetQueueStateMachine/park()``.
+    /// See ``TargetQueueStateMachine/park()``; on the loop.
     func park() {
-        self.state.withLock { $0.machine.park() }
+        self.state.withValue { state in
+            state.machine.park()
+            self.publish(state.machine)
+        }
     }
 
-    /// See ``TargetQueueStateMachine/unpark()``.
+    /// See ``TargetQueueStateMachine/unpark()``; on the loop.
     func unpark() {
-        self.state.withLock { $0.machine.unpark() }
+        self.state.value.machine.unpark()
     }
 
+    /// On the loop.
     func setDisconnect(_ disconnect: (@Sendable () -> Void)?) {
-        self.state.withLock { $0.disconnect = disconnect }
+        self.state.value.disconnect = disconnect
     }
 
+    /// The publisher ended: the consumer gets what is queued, then the end. From any thread; takes effect at once
+    /// for ``isFinished`` and on the loop for the rest.
     func finish() {
-        let wake = self.state.withLock { state -> (@Sendable () -> Void)? in
+        self.finished.store(true, ordering: .relaxed)
+        guard self.loop.inEventLoop else {
+            self.loop.execute { self.finish() }
+            return
+        }
+        let wake = self.state.withValue { state -> (@Sendable () -> Void)? in
             state.machine.finish()
             state.disconnect = nil
             // The consumer learns of the end from `take`; wake it unless it is awake already.
@@ -381,7 +432,7 @@ final class TargetQueue: Sendable {
     }
 
     var isFinished: Bool {
-        self.state.withLock { $0.machine.finished }
+        self.finished.load(ordering: .relaxed)
     }
 
     struct Statistics: Sendable, Hashable {
@@ -392,15 +443,14 @@ final class TargetQueue: Sendable {
         var behind: Bool
     }
 
+    /// As of the queue's last change; from any thread.
     var statistics: Statistics {
-        self.state.withLock { state in
-            Statistics(
-                queuedBytes: state.machine.bytes,
-                queuedMessages: state.machine.items.count,
-                droppedMessages: state.machine.droppedMessages,
-                overflows: state.machine.overflows,
-                behind: state.machine.behindSince != nil
-            )
-        }
+        Statistics(
+            queuedBytes: self.queuedBytes.load(ordering: .relaxed),
+            queuedMessages: self.queuedMessages.load(ordering: .relaxed),
+            droppedMessages: self.droppedMessages.load(ordering: .relaxed),
+            overflows: self.overflows.load(ordering: .relaxed),
+            behind: self.behind.load(ordering: .relaxed)
+        )
     }
 }

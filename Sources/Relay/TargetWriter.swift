@@ -19,8 +19,9 @@ import RTMP
 /// queue, not the socket buffer, decides what a slow target drops. No task runs per message: the target's
 /// ``PushSessionHandler`` puts the writer in the pipeline when the target accepts the publish.
 ///
-/// Each pass is encoded into one buffer by the connection's ``RTMPConnectionHandler`` directly
-/// (``RTMPConnectionHandler/write(_:context:)``): one pending write per pass, and no pipeline hop per message.
+/// Each pass is encoded by the connection's ``RTMPConnectionHandler`` directly (``RTMPConnectionHandler/write(_:context:)``):
+/// the chunk headers into one buffer, the payloads the fan-out cut into chunks once shared with every other target,
+/// one flush per pass, and no pipeline hop per message.
 ///
 /// Timestamps are rebased to start at 0 on each connection, and messages are put on the publish stream and on the
 /// chunk streams encoders use (audio, video, data).
@@ -39,7 +40,8 @@ final class TargetWriter {
     private let rtmp: (handler: RTMPConnectionHandler, context: ChannelHandlerContext)
     private var context: ChannelHandlerContext?
     private var base: UInt32?
-    private var batch: [RTMPMessage] = []
+    private var batch: [RelayMessage] = []
+    private var encoded: [RTMPConnectionHandler.BatchMessage] = []
     private var completed = false
 
     /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes or
@@ -82,11 +84,7 @@ final class TargetWriter {
         let offset = Int32(bitPattern: message.timestamp &- origin)
         message.timestamp = offset > 0 ? UInt32(offset) : 0
         message.messageStreamID = self.streamID
-        switch message.type {
-        case .audio: message.chunkStreamID = RTMPChunkStreamID.audio
-        case .video: message.chunkStreamID = RTMPChunkStreamID.video
-        default: message.chunkStreamID = RTMPChunkStreamID.data
-        }
+        message.chunkStreamID = RelayMessage.chunkStreamID(for: message.type)
     }
 
     private func drain() {
@@ -97,24 +95,28 @@ final class TargetWriter {
         while context.channel.isWritable {
             let (emptied, finished) = self.queue.take(limit: Self.batchLimit, into: &self.batch)
             var bytes = 0
-            for index in self.batch.indices {
-                self.place(&self.batch[index])
-                bytes += self.batch[index].payload.readableBytes
+            for item in self.batch {
+                var message = item.message
+                self.place(&message)
+                bytes += message.payload.readableBytes
+                self.encoded.append((message, item.chunked))
             }
-            if !self.batch.isEmpty {
+            if !self.encoded.isEmpty {
                 do {
-                    try self.rtmp.handler.write(self.batch, context: self.rtmp.context)
+                    try self.rtmp.handler.write(self.encoded, context: self.rtmp.context)
                 } catch {
                     self.complete(.failure(error))
                     context.close(promise: nil)
                     return
                 }
                 wrote = true
-                self.sent(bytes, self.batch.count)
+                self.sent(bytes, self.encoded.count)
             }
             let count = self.batch.count
-            // The payloads are in the encoded buffer now; the queue's messages need not live until the next pass.
+            // The payloads are written (or in the pending writes) now: the batch need not hold them until the next
+            // pass.
             self.batch.removeAll(keepingCapacity: true)
+            self.encoded.removeAll(keepingCapacity: true)
             if finished {
                 context.flush()
                 self.complete(.success(()))

@@ -164,6 +164,18 @@ struct RelayCommand: AsyncParsableCommand {
     )
     var eventLoops: Int?
 
+    @Option(help: "Largest read from a publisher's connection, in bytes (the receive buffer adapts up to it).")
+    var ingestReadBytes: Int = defaults.ingestReadBytes
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Copy single-chunk ingest payloads instead of slicing them (benchmarks).",
+            visibility: .hidden
+        )
+    )
+    var ingestCopyPayloads = defaults.ingestCopiesPayloads
+
     @Flag(
         help: ArgumentHelp(
             "Print one JSON line to standard output when the RTMP and HTTP listeners are up, with their ports.",
@@ -211,6 +223,8 @@ struct RelayCommand: AsyncParsableCommand {
         line.targetSendBufferBytes = self.targetSendBuffer
         line.gopCache = self.gopCache
         line.gopCacheBytes = self.gopCacheBytes
+        line.ingestReadBytes = self.ingestReadBytes
+        line.ingestCopiesPayloads = self.ingestCopyPayloads
         line.publisherTakeover = self.takeover
         line.publisherIdleTimeout = .seconds(self.publisherIdleTimeout)
         line.maxConnections = self.maxConnections

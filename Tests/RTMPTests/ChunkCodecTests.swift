@@ -157,6 +157,99 @@ struct ChunkEncoderTests {
     private var hexBody = hex("000000 000000 08 00000000")
 }
 
+@Suite("A payload chunked once for many connections")
+struct ChunkedPayloadTests {
+    /// Encodes `messages` in full with one encoder, and as header + shared chunked payload with another, and
+    /// returns both byte streams.
+    private func both(
+        _ messages: [RTMPMessage],
+        chunkSize: Int
+    ) throws -> (full: ByteBuffer, shared: ByteBuffer, used: Int) {
+        var full = RTMPChunkEncoder()
+        var shared = RTMPChunkEncoder()
+        var setup = ByteBuffer()
+        if chunkSize != 128 {
+            try full.encode(data: RTMPControlMessage.setChunkSize(UInt32(chunkSize)).message, out: &setup)
+            try shared.encode(data: RTMPControlMessage.setChunkSize(UInt32(chunkSize)).message, out: &setup)
+        }
+        var fullBytes = ByteBuffer()
+        var sharedBytes = ByteBuffer()
+        var used = 0
+        for message in messages {
+            try full.encode(data: message, out: &fullBytes)
+            let chunked = RTMPChunkedPayload(
+                payload: message.payload,
+                chunkStreamID: message.chunkStreamID,
+                chunkSize: chunkSize
+            )
+            if try shared.encodeHeader(of: message, chunked: chunked, out: &sharedBytes) {
+                sharedBytes.writeImmutableBuffer(chunked.bytes)
+                used += 1
+            } else {
+                try shared.encode(data: message, out: &sharedBytes)
+            }
+        }
+        return (fullBytes, sharedBytes, used)
+    }
+
+    @Test(
+        "header + shared chunks are byte for byte the full encoding, for every header format and chunk stream id width",
+        arguments: [2, 63, 64, 319, 320, 65599],
+        [128, 4096]
+    )
+    func sameBytes(chunkStreamID: UInt32, chunkSize: Int) throws {
+        let messages = [
+            message(cs: chunkStreamID, ts: 0, payload: [UInt8](repeating: 1, count: 9000)),
+            message(cs: chunkStreamID, ts: 33, payload: [UInt8](repeating: 2, count: 9000)),
+            message(cs: chunkStreamID, ts: 66, payload: [UInt8](repeating: 3, count: 9000)),
+            message(cs: chunkStreamID, ts: 100, payload: [UInt8](repeating: 4, count: 100)),
+            message(cs: chunkStreamID, ts: 90, payload: [UInt8](repeating: 5, count: chunkSize)),
+            message(cs: chunkStreamID, ts: 91, payload: [UInt8](repeating: 6, count: chunkSize + 1)),
+            message(cs: chunkStreamID, ts: 91, payload: []),
+        ]
+        let (full, shared, used) = try self.both(messages, chunkSize: chunkSize)
+        #expect(used == messages.count)
+        #expect(full == shared)
+        var decoder = RTMPChunkDecoder()
+        var setup = ByteBuffer()
+        if chunkSize != 128 {
+            var encoder = RTMPChunkEncoder()
+            try encoder.encode(data: RTMPControlMessage.setChunkSize(UInt32(chunkSize)).message, out: &setup)
+        }
+        #expect(try decodeAll(setup + shared, decoder: &decoder).dropFirst(chunkSize != 128 ? 1 : 0) == messages[...])
+    }
+
+    @Test("another chunk size, another chunk stream or an extended timestamp on continuations: encoded in full")
+    func fallsBack() throws {
+        var encoder = RTMPChunkEncoder()
+        var out = ByteBuffer()
+        let long = message(cs: 6, ts: 0, payload: [UInt8](repeating: 1, count: 300))
+        let at4096 = RTMPChunkedPayload(payload: long.payload, chunkStreamID: 6, chunkSize: 4096)
+        #expect(try !encoder.encodeHeader(of: long, chunked: at4096, out: &out))
+        let onCS4 = RTMPChunkedPayload(payload: long.payload, chunkStreamID: 4, chunkSize: 128)
+        #expect(try !encoder.encodeHeader(of: long, chunked: onCS4, out: &out))
+        let extended = message(cs: 6, ts: 0x0100_0000, payload: [UInt8](repeating: 1, count: 300))
+        let chunked = RTMPChunkedPayload(payload: extended.payload, chunkStreamID: 6, chunkSize: 128)
+        #expect(try !encoder.encodeHeader(of: extended, chunked: chunked, out: &out))
+        #expect(out.readableBytes == 0, "wrote something it then refused")
+        // A single chunk carries its extended timestamp in its one header: shared.
+        let short = message(cs: 6, ts: 0x0100_0000, payload: [UInt8](repeating: 1, count: 100))
+        let one = RTMPChunkedPayload(payload: short.payload, chunkStreamID: 6, chunkSize: 128)
+        #expect(try encoder.encodeHeader(of: short, chunked: one, out: &out))
+        #expect(out.readableBytes == 16)
+    }
+
+    @Test("a payload that fits in one chunk is used as it is, not copied")
+    func oneChunkNotCopied() {
+        let payload = ByteBuffer(bytes: [UInt8](repeating: 7, count: 4096))
+        let chunked = RTMPChunkedPayload(payload: payload, chunkStreamID: 6, chunkSize: 4096)
+        #expect(chunked.bytes == payload)
+        payload.withUnsafeReadableBytes { payload in
+            chunked.bytes.withUnsafeReadableBytes { #expect($0.baseAddress == payload.baseAddress) }
+        }
+    }
+}
+
 @Suite("RTMP chunk decoder")
 struct ChunkDecoderTests {
     @Test(
@@ -264,19 +357,29 @@ struct ChunkDecoderTests {
     private var hexAbort = hex("02 000000 000004 02 00000000 00000006")
     private var hexFreshVideo = hex("06 000000 000001 09 01000000 17")
 
-    @Test("A single-chunk message is copied out of the read buffer, which it would otherwise keep alive")
-    func singleChunkCopied() throws {
-        let bytes = hex("06 000000 000003 09 01000000 170100")
+    @Test("A single-chunk message is a slice of the read buffer, no copy; compacted() gives it storage of its own")
+    func singleChunkSliced() throws {
+        var bytes = ByteBufferAllocator().buffer(capacity: 64 << 10)
+        bytes.writeImmutableBuffer(hex("06 000000 000003 09 01000000 170100"))
         var decoder = RTMPChunkDecoder()
         var buffer = bytes
         let decoded = try #require(try decoder.decode(buffer: &buffer))
         #expect(decoded.payload == ByteBuffer(bytes: [0x17, 0x01, 0x00]))
-        decoded.payload.withUnsafeReadableBytes { payload in
-            bytes.withUnsafeReadableBytes { input in
-                let start = input.baseAddress!
-                #expect(!(start..<start + input.count).contains(payload.baseAddress!), "points into the read buffer")
+        func pointsIntoInput(_ payload: ByteBuffer) -> Bool {
+            payload.withUnsafeReadableBytes { payload in
+                bytes.withUnsafeReadableBytes { input in
+                    let start = input.baseAddress!
+                    return (start..<start + input.count).contains(payload.baseAddress!)
+                }
             }
         }
+        #expect(pointsIntoInput(decoded.payload), "copied out of the read buffer")
+        let compacted = decoded.compacted()
+        #expect(compacted == decoded)
+        #expect(!pointsIntoInput(compacted.payload), "compacted() still holds the read buffer")
+        #expect(compacted.payload.storageCapacity < 1024)
+        // A payload of its own is left as it is.
+        #expect(compacted.compacted().payload.storageCapacity == compacted.payload.storageCapacity)
     }
 
     @Test("A chunk's payload is taken as it arrives: only a partial header is ever left in the input")

@@ -64,6 +64,57 @@ struct ConnectionHandlerTests {
         _ = try channel.finish()
     }
 
+    @Test("A batch is headers in one buffer and shared payloads as they are: one gathering write, the same bytes")
+    func batchWithSharedPayloads() throws {
+        let channel = try self.serverChannel()
+        _ = try self.handshake(channel)
+        while try channel.readOutbound(as: ByteBuffer.self) != nil {}
+        let handler = try channel.pipeline.syncOperations.handler(type: RTMPConnectionHandler.self)
+        let context = try channel.pipeline.syncOperations.context(handler: handler)
+        func media(_ type: RTMPMessageType, ts: UInt32, bytes: Int) -> RTMPMessage {
+            RTMPMessage(
+                chunkStreamID: type == .audio ? 4 : 6,
+                timestamp: ts,
+                type: type,
+                messageStreamID: 1,
+                payload: ByteBuffer(bytes: (0..<bytes).map { UInt8(truncatingIfNeeded: $0) })
+            )
+        }
+        // Outgoing chunks are 128 bytes until a Set Chunk Size: the large payloads are chunked at 128.
+        let messages = [
+            media(.audio, ts: 0, bytes: 100),
+            media(.video, ts: 0, bytes: 5000),
+            media(.audio, ts: 21, bytes: 100),
+            media(.video, ts: 33, bytes: 3000),
+        ]
+        let chunked = messages.map {
+            RTMPChunkedPayload(payload: $0.payload, chunkStreamID: $0.chunkStreamID, chunkSize: 128)
+        }
+        try handler.write(Array(zip(messages, chunked.map { Optional($0) })), context: context)
+        channel.flush()
+        var writes: [ByteBuffer] = []
+        while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
+            writes.append(bytes)
+        }
+        // Header + small audio + video header; the video's chunks; the next header + audio + header; the chunks.
+        #expect(writes.count == 4)
+        #expect(writes[1] == chunked[1].bytes && writes[3] == chunked[3].bytes)
+        writes[1].withUnsafeReadableBytes { written in
+            chunked[1].bytes.withUnsafeReadableBytes { #expect(written.baseAddress == $0.baseAddress, "copied") }
+        }
+        var expected = ByteBuffer()
+        var encoder = RTMPChunkEncoder()
+        for message in messages {
+            try encoder.encode(data: message, out: &expected)
+        }
+        var all = ByteBuffer()
+        for var write in writes {
+            all.writeBuffer(&write)
+        }
+        #expect(all == expected)
+        _ = try channel.finish()
+    }
+
     @Test("Handshake and first chunks in one read: nothing is lost")
     func coalesced() throws {
         let channel = try self.serverChannel()

@@ -179,15 +179,24 @@ struct FanOutTests {
             targets: targets
         )
         relay.gopCache = policy
+        // The publisher's event loop: the fan-out takes messages there, as from the publisher's connection.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let fanOut = FanOut(
             stream: relay.streams[0],
             relay: relay,
             sslContext: nil,
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton.next(),
+            loop: loop,
             metrics: RelayMetrics(factory: NOOPMetricsHandler.instance).stream("default"),
             logger: Logger(label: "fan-out-test") { _ in SwiftLogNoOpLogHandler() }
         )
         let running = Task { await fanOut.run() }
+        /// One read of the publisher's connection that brings `messages`.
+        func publish(_ messages: RelayMessage...) async throws {
+            try await loop.submit {
+                for message in messages { fanOut.publish(message.message, now: .now) }
+                fanOut.readComplete()
+            }.get()
+        }
 
         let first: [RelayMessage] = [
             relayMessage(.videoHeader, ts: 5000),
@@ -195,10 +204,10 @@ struct FanOutTests {
             relayMessage(.keyframe, ts: 5000, bytes: 3000),
             relayMessage(.audioFrame, ts: 5021),
             relayMessage(.videoFrame, ts: 5040),
-            relayMessage(.keyframe, ts: 7000, bytes: 3000),
+            relayMessage(.keyframe, ts: 7000, bytes: 9000),
             relayMessage(.videoFrame, ts: 7040),
         ]
-        for message in first { fanOut.publish(message.message) }
+        for message in first { try await publish(message) }
         try await sinks.wait("both targets' first messages") { publishes in
             ["a-key", "b-key"].allSatisfy { publishes[$0]?.media.count == first.count }
         }
@@ -220,9 +229,8 @@ struct FanOutTests {
             #expect(sinks.publishes["c-key"]?.media.map(\.timestamp) == [0, 0, 0, 40], "rebased to its keyframe")
         } else {
             try await sinks.wait("the joining target's publish") { $0["c-key"] != nil }
-            fanOut.publish(relayMessage(.videoFrame, ts: 7060).message)
             let keyframe = relayMessage(.keyframe, ts: 9000, bytes: 2000)
-            fanOut.publish(keyframe.message)
+            try await publish(relayMessage(.videoFrame, ts: 7060), keyframe)
             cExpected = [first[0], first[1], keyframe]
             try await sinks.wait("the joining target's first keyframe") { $0["c-key"]?.media.count == 3 }
             #expect(sinks.publishes["c-key"]?.media.map(\.timestamp) == [0, 0, 0], "rebased to its keyframe")
@@ -237,7 +245,7 @@ struct FanOutTests {
             rules: IngestRules()
         )
         try await sinks.wait("b unpublished") { $0["b-key"]?.unpublished == true }
-        fanOut.publish(relayMessage(.videoFrame, ts: 7080).message)
+        try await publish(relayMessage(.videoFrame, ts: 7080))
         let bSent = try #require(sinks.publishes["b-key"]?.media.count)
         let cSent = cExpected.count
         try await sinks.wait("a and c get the next frame") { publishes in

@@ -39,7 +39,7 @@ final class EmbeddedTargetLink {
     var refusal: String?
 
     init(setupTimeout: Duration = .seconds(5)) throws {
-        self.queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1 << 20).limits)
+        self.queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1 << 20).limits, loop: self.client.eventLoop)
         self.ended = self.client.eventLoop.makePromise()
         let ending = self.ending
         self.ended.futureResult.whenComplete { result in ending.withLock { $0 = result } }
@@ -125,8 +125,11 @@ final class Locked<Value: Sendable>: Sendable {
 
 @Suite("Push path in process: session and writer on EmbeddedChannel")
 struct PushPathTests {
-    @Test("the publish is set up, the queue arrives rebased on the publish stream, and the end is a clean unpublish")
-    func publishAndUnpublish() throws {
+    @Test(
+        "the publish is set up, the queue arrives rebased on the publish stream, and the end is a clean unpublish",
+        arguments: [false, true]
+    )
+    func publishAndUnpublish(chunkedOnce: Bool) throws {
         let link = try EmbeddedTargetLink()
         defer { link.finish() }
         try link.pump()
@@ -139,7 +142,18 @@ struct PushPathTests {
             relayMessage(.keyframe, ts: 1000, bytes: 5000),
             relayMessage(.audioFrame, ts: 1010),
             relayMessage(.videoFrame, ts: 1033, bytes: 700),
-        ]
+        ].map { message in
+            // As the fan-out gives them: cut into chunks once for every target, at the targets' chunk size.
+            var message = message
+            if chunkedOnce {
+                message.chunked = RTMPChunkedPayload(
+                    payload: message.message.payload,
+                    chunkStreamID: RelayMessage.chunkStreamID(for: message.message.type),
+                    chunkSize: PushTarget.chunkSize
+                )
+            }
+            return message
+        }
         for message in sent { link.queue.enqueue(message) }
         try link.pump()
         #expect(link.media.count == sent.count)

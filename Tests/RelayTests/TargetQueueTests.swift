@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import NIOCore
+import NIOEmbedded
 import RTMP
 import Synchronization
 import Testing
@@ -50,7 +51,7 @@ func relayMessage(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 10) -> Rel
 
 private func drain(_ machine: inout TargetQueueStateMachine) -> [(RTMPMessageType, UInt32)] {
     var result: [(RTMPMessageType, UInt32)] = []
-    while let message = machine.pop() {
+    while let message = machine.pop()?.message {
         result.append((message.type, message.timestamp))
     }
     return result
@@ -110,7 +111,7 @@ struct TargetQueueTests {
         machine.restart()
         _ = machine.enqueue(relayMessage(.videoHeader, ts: 100, bytes: 7))
         _ = machine.enqueue(relayMessage(.keyframe, ts: 120))
-        let first = machine.pop()
+        let first = machine.pop()?.message
         #expect(first?.payload.readableBytes == 7)
         #expect(first?.timestamp == 120)
     }
@@ -375,12 +376,13 @@ struct TargetQueueTests {
 
     @Test("The consumer is woken once per burst, takes what is queued, and finish wakes it with the end")
     func wakerHandOff() {
-        let queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1000).limits)
+        // The queue is the event loop's: an embedded one here, run by the test's thread.
+        let queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1000).limits, loop: EmbeddedEventLoop())
         let wakes = Atomic(0)
         queue.setWaker { wakes.add(1, ordering: .relaxed) }
         // Woken at once when it becomes the consumer, in case something is queued already.
         #expect(wakes.load(ordering: .relaxed) == 1)
-        var batch: [RTMPMessage] = []
+        var batch: [RelayMessage] = []
         #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
         queue.enqueue(relayMessage(.keyframe, ts: 7))
         queue.enqueue(relayMessage(.videoFrame, ts: 40))
@@ -388,16 +390,65 @@ struct TargetQueueTests {
         // One wake for the burst: it has not emptied the queue since.
         #expect(wakes.load(ordering: .relaxed) == 2)
         #expect(queue.take(limit: 2, into: &batch) == (emptied: false, finished: false))
-        #expect(batch.map(\.timestamp) == [7, 40])
+        #expect(batch.map(\.message.timestamp) == [7, 40])
         queue.enqueue(relayMessage(.videoFrame, ts: 120))
         #expect(wakes.load(ordering: .relaxed) == 2, "woken again before it emptied the queue")
         batch.removeAll()
         #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
-        #expect(batch.map(\.timestamp) == [80, 120])
+        #expect(batch.map(\.message.timestamp) == [80, 120])
         queue.finish()
         #expect(wakes.load(ordering: .relaxed) == 3)
         batch.removeAll()
         #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: true))
         #expect(batch.isEmpty)
+    }
+}
+
+@Suite("What the relay holds for long does not keep read buffers alive")
+struct CompactionTests {
+    /// A message whose payload is a slice of a 64 KiB read buffer, as the chunk decoder makes it.
+    private func sliced(_ kind: RelayMessage.Kind, ts: UInt32, bytes: Int = 300) -> RelayMessage {
+        var message = relayMessage(kind, ts: ts, bytes: bytes)
+        var read = ByteBufferAllocator().buffer(capacity: 64 << 10)
+        read.writeRepeatingByte(0, count: 1000)
+        read.writeImmutableBuffer(message.message.payload)
+        message.message.payload = read.getSlice(at: 1000, length: bytes)!
+        message.chunked = RTMPChunkedPayload(payload: message.message.payload, chunkStreamID: 6, chunkSize: 128)
+        return message
+    }
+
+    @Test("the GOP cache keeps payloads of their own and no chunked copies")
+    func gopCache() {
+        var cache = GOPCache(maxBytes: 1 << 20)
+        let keyframe = self.sliced(.keyframe, ts: 0)
+        cache.record(keyframe)
+        cache.record(self.sliced(.audioFrame, ts: 20))
+        #expect(cache.seed.count == 2)
+        for message in cache.seed {
+            #expect(message.message.payload.storageCapacity < 4096, "a read buffer kept alive")
+            #expect(message.chunked == nil)
+        }
+        #expect(cache.seed[0].message.payload == keyframe.message.payload, "the same bytes")
+    }
+
+    @Test("a queue that grows past a read or two compacts what it queues; a short one shares the read buffer")
+    func queue() {
+        var machine = TargetQueueStateMachine(maxBytes: 1 << 20)
+        for index in 0..<(TargetQueueStateMachine.compactAfter + 4) {
+            _ = machine.enqueue(self.sliced(index == 0 ? .keyframe : .audioFrame, ts: UInt32(index)))
+        }
+        let items = Array(machine.items)
+        #expect(items.prefix(TargetQueueStateMachine.compactAfter).allSatisfy { $0.chunked != nil })
+        #expect(
+            items.prefix(TargetQueueStateMachine.compactAfter).allSatisfy {
+                $0.message.payload.storageCapacity >= 64 << 10
+            }
+        )
+        #expect(items.dropFirst(TargetQueueStateMachine.compactAfter).allSatisfy { $0.chunked == nil })
+        #expect(
+            items.dropFirst(TargetQueueStateMachine.compactAfter).allSatisfy {
+                $0.message.payload.storageCapacity < 4096
+            }
+        )
     }
 }

@@ -43,10 +43,11 @@ public struct RTMPChunkLimits: Hashable, Sendable {
 /// Reassembles RTMP messages from the chunk stream (RTMP 1.0 specification, section 5.3).
 ///
 /// The decoder keeps, per chunk stream, the previous message header (to expand compressed headers of format 1, 2
-/// and 3) and the partial payload of the message in flight. Every payload is copied once, into a buffer of the
-/// message's size, as its bytes arrive: a chunk whose header is complete is consumed even if its payload is not all
-/// there yet, so the input never holds more than a partial header (at most 18 bytes) between reads, and the
-/// connection can reuse its receive buffer for the next read instead of keeping it for the rest of a chunk.
+/// and 3) and the partial payload of the message in flight. A message that arrives whole in one chunk is a slice of
+/// the input (no copy). A message of several chunks is copied once, into a buffer of the message's size, as its
+/// bytes arrive: a chunk whose header is complete is consumed even if its payload is not all there yet, so the input
+/// never holds more than a partial header (at most 18 bytes) between reads, and the connection can reuse its receive
+/// buffer for the next read once the slices taken from it are gone.
 ///
 /// Protocol control that changes how the following bytes are framed is applied here, when its message completes,
 /// because NIO calls ``decode(buffer:)`` in a loop on the same buffer and the next chunk may already be in it:
@@ -91,8 +92,13 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     /// not interleaved below the chunk level, so the next bytes of the input belong to it.
     private var current: (chunkStreamID: UInt32, remaining: Int)?
 
-    public init(limits: RTMPChunkLimits = .default) {
+    /// Whether a message that arrives whole in one chunk gets a payload of its own (a copy) instead of a slice of
+    /// the input. For measuring what slices cost in memory against what copies cost in time.
+    public let copiesSingleChunkPayloads: Bool
+
+    public init(limits: RTMPChunkLimits = .default, copiesSingleChunkPayloads: Bool = false) {
         self.limits = limits
+        self.copiesSingleChunkPayloads = copiesSingleChunkPayloads
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> RTMPMessage? {
@@ -242,12 +248,13 @@ public struct RTMPChunkDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
         }
 
         if startsMessage && chunkLength == stream.messageLength && buffer.readableBytes >= chunkLength {
-            // The whole message is in this chunk and in the input. It is copied out, not sliced: a slice would keep
-            // the whole read buffer alive for as long as the message is held (a relay's GOP cache holds messages for
-            // seconds), and the channel could not reuse that buffer for its next read.
-            var payload = ByteBufferAllocator().buffer(capacity: chunkLength)
-            var chunk = buffer.readSlice(length: chunkLength)!
-            payload.writeBuffer(&chunk)
+            // The whole message is in this chunk and in the input: its payload is a slice of the input, no copy.
+            // The slice keeps the read buffer alive while the message is held, so whoever holds messages for long
+            // (a relay's GOP cache, the queue of a target that fell behind) copies them out (`compacted()`).
+            var payload = buffer.readSlice(length: chunkLength)!
+            if self.copiesSingleChunkPayloads {
+                payload = ByteBufferAllocator().buffer(buffer: payload)
+            }
             self.streams[chunkStreamID] = stream
             return try self.completed(stream.message(chunkStreamID: chunkStreamID, payload: payload))
         }

@@ -52,6 +52,14 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     /// ever left over): at most 18 bytes, kept in a buffer of its own so the channel reuses its receive buffer.
     private var pendingHeader: ByteBuffer?
     private var encoder = RTMPChunkEncoder()
+    /// What a batch write writes, in order (kept to reuse its storage).
+    private var segments: [Segment] = []
+    private enum Segment {
+        /// A range of the batch's own buffer: chunk headers and small payloads.
+        case own(Range<Int>)
+        /// A payload cut into chunks once and shared by every connection that sends it.
+        case shared(ByteBuffer)
+    }
     /// Writes made before the handshake completed (a client's connect), in order.
     private var heldWrites: [(RTMPMessage, EventLoopPromise<Void>?)] = []
     private var heldFlush = false
@@ -69,7 +77,13 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     /// passes them to the client whose bytes it forwarded, since the peer counted exactly those.
     private let passesAcknowledgements: Bool
 
-    public init(role: Role, limits: RTMPChunkLimits = .default, passesAcknowledgements: Bool = false) {
+    /// - Parameter copiesSingleChunkPayloads: see ``RTMPChunkDecoder/copiesSingleChunkPayloads``.
+    public init(
+        role: Role,
+        limits: RTMPChunkLimits = .default,
+        passesAcknowledgements: Bool = false,
+        copiesSingleChunkPayloads: Bool = false
+    ) {
         self.role = role
         self.passesAcknowledgements = passesAcknowledgements
         switch role {
@@ -79,7 +93,7 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         // Not NIO's `NIOSingleStepByteToMessageProcessor`: it keeps the read buffer whenever bytes are left over,
         // which with 4 KiB chunks is after almost every read, and then copies each following read into it. The
         // decoder here consumes everything but a partial header, so the cumulation it needs is that header alone.
-        self.decoder = RTMPChunkDecoder(limits: limits)
+        self.decoder = RTMPChunkDecoder(limits: limits, copiesSingleChunkPayloads: copiesSingleChunkPayloads)
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -250,25 +264,73 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Encodes `messages` into one buffer and writes it, without flushing: what ``write(context:data:promise:)``
-    /// does for each, for a sender beside this handler on the channel's event loop that sends many messages (a
-    /// relay's media path). One buffer and one pending write per batch instead of one per message, and no pipeline
-    /// hop or type erasure per message. `context` must be this handler's context.
-    public func write(_ messages: [RTMPMessage], context: ChannelHandlerContext) throws {
+    /// A message of a batch for ``write(_:context:)``: with its payload already cut into chunks (see
+    /// ``RTMPChunkedPayload``) when the sender shares one chunking among many connections.
+    public typealias BatchMessage = (message: RTMPMessage, chunked: RTMPChunkedPayload?)
+
+    /// Shared chunked payloads up to this size are copied next to their header rather than written as a buffer of
+    /// their own: a write costs the pipeline more than copying a small payload does.
+    public static let sharedPayloadCopyLimit = 1024
+
+    /// Encodes `batch` and writes it, without flushing: what ``write(context:data:promise:)`` does for each
+    /// message, for a sender beside this handler on the channel's event loop that sends many messages (a relay's
+    /// media path), with no pipeline hop or type erasure per message.
+    ///
+    /// The chunk headers (and small payloads) go into one buffer per batch. A message whose payload comes already
+    /// cut into chunks at this connection's chunk size is not copied: its header is written, then the shared bytes,
+    /// as buffers of their own, so one flush sends the batch as one gathering write. `context` must be this
+    /// handler's context.
+    public func write(_ batch: [BatchMessage], context: ChannelHandlerContext) throws {
         guard case .established = self.state else {
             throw RTMPError.connectionClosed("the RTMP connection is not established")
         }
         var capacity = 0
-        for message in messages {
-            // The payload, the largest first header, and a continuation header per further chunk.
-            let length = message.payload.readableBytes
-            capacity += length + 18 + length / self.encoder.chunkSize * 8
+        for (message, chunked) in batch {
+            if let chunked, chunked.bytes.readableBytes > Self.sharedPayloadCopyLimit {
+                capacity += 18
+            } else {
+                // The payload, the largest first header, and a continuation header per further chunk.
+                let length = message.payload.readableBytes
+                capacity += length + 18 + length / self.encoder.chunkSize * 8
+            }
         }
         var out = context.channel.allocator.buffer(capacity: capacity)
-        for message in messages {
-            try self.encoder.encode(data: message, out: &out)
+        // Written in order once the buffer is complete: its slices (a slice taken earlier would make every later
+        // write to it copy the buffer) and the shared payloads between them.
+        self.segments.removeAll(keepingCapacity: true)
+        var ownStart = 0
+        for (message, chunked) in batch {
+            if let chunked, try self.encoder.encodeHeader(of: message, chunked: chunked, out: &out) {
+                if chunked.bytes.readableBytes <= Self.sharedPayloadCopyLimit {
+                    out.writeImmutableBuffer(chunked.bytes)
+                } else {
+                    self.segments.append(.own(ownStart..<out.writerIndex))
+                    self.segments.append(.shared(chunked.bytes))
+                    ownStart = out.writerIndex
+                }
+            } else {
+                try self.encoder.encode(data: message, out: &out)
+            }
         }
-        context.write(Self.wrapOutboundOut(out), promise: nil)
+        if self.segments.isEmpty {
+            context.write(Self.wrapOutboundOut(out), promise: nil)
+            return
+        }
+        self.segments.append(.own(ownStart..<out.writerIndex))
+        for segment in self.segments {
+            switch segment {
+            case .own(let range) where !range.isEmpty:
+                context.write(
+                    Self.wrapOutboundOut(out.getSlice(at: range.lowerBound, length: range.count)!),
+                    promise: nil
+                )
+            case .own:
+                break
+            case .shared(let bytes):
+                context.write(Self.wrapOutboundOut(bytes), promise: nil)
+            }
+        }
+        self.segments.removeAll(keepingCapacity: true)
     }
 
     private func writeEncoded(_ message: RTMPMessage, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext)

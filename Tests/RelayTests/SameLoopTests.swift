@@ -1,0 +1,180 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import RTMP
+import ServiceLifecycle
+import Testing
+
+@testable import Relay
+
+@Suite("A stream's media path on one event loop", .timeLimit(.minutes(1)))
+struct SameLoopTests {
+    @Test(
+        "ingest, fan-out, queues and every target connection run on the ingest channel's loop; streams spread out"
+    )
+    func sameLoop() async throws {
+        let sinks = try await InProcessSinks.start()
+        let url = try RTMPURL(parsing: "rtmp://127.0.0.1:\(sinks.port)/live")
+        let streams = ["s1", "s2"].map { name in
+            StreamConfiguration(
+                name: name,
+                app: "live",
+                authorization: .key(Secret("\(name)-key")),
+                targets: ["a", "b"].map {
+                    PushTargetConfiguration(name: $0, url: url, streamKey: Secret("\(name)-\($0)"))
+                }
+            )
+        }
+        var configuration = RelayConfiguration(host: "127.0.0.1", port: 0, streams: streams)
+        configuration.gopCache = .off
+        // Two loops, as on this two-core machine: the two publishers' connections land on different ones.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let logger = Logger(label: "same-loop-test") { _ in SwiftLogNoOpLogHandler() }
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let server = try RelayServer(
+            configuration: configuration,
+            eventLoopGroup: group,
+            metricsFactory: NOOPMetricsHandler.instance,
+            logger: logger
+        ) { portContinuation.yield($0.port ?? 0) }
+        let services = ServiceGroup(services: [server], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+
+            let frames = [
+                RTMPMessage(
+                    chunkStreamID: 6,
+                    timestamp: 0,
+                    type: .video,
+                    messageStreamID: 1,
+                    payload: flv([0x17, 0x00])
+                ),
+                RTMPMessage(
+                    chunkStreamID: 6,
+                    timestamp: 0,
+                    type: .video,
+                    messageStreamID: 1,
+                    payload: flv([0x17, 0x01], 9000)
+                ),
+                RTMPMessage(
+                    chunkStreamID: 4,
+                    timestamp: 20,
+                    type: .audio,
+                    messageStreamID: 1,
+                    payload: flv([0xAF, 0x01], 300)
+                ),
+                RTMPMessage(
+                    chunkStreamID: 6,
+                    timestamp: 33,
+                    type: .video,
+                    messageStreamID: 1,
+                    payload: flv([0x27, 0x01], 5000)
+                ),
+            ]
+            // Each publisher publishes, sends the frames and stays connected until `closing` ends.
+            let (closing, close) = AsyncStream<Never>.makeStream()
+            for key in ["s1-key", "s2-key"] {
+                tasks.addTask {
+                    try await publishing(port: port, key: key, frames: frames) {
+                        for await _ in closing {}
+                    }
+                }
+            }
+            try await sinks.wait("every target got every frame") { publishes in
+                ["s1-a", "s1-b", "s2-a", "s2-b"].allSatisfy { publishes[$0]?.media.count == frames.count }
+            }
+            for name in ["s1-a", "s1-b", "s2-a", "s2-b"] {
+                #expect(sinks.publishes[name]?.media.map(\.payload) == frames.map(\.payload), "\(name): whole")
+            }
+
+            var ingestLoops: [any EventLoop] = []
+            for name in ["s1", "s2"] {
+                let publisher = try #require(server.hub(named: name)?.publisher)
+                let ingest = publisher.channel.eventLoop
+                ingestLoops.append(ingest)
+                #expect(publisher.fanOut.loop === ingest, "\(name): the fan-out is on another loop")
+                let targets = publisher.fanOut.targets
+                #expect(targets.count == 2)
+                for target in targets {
+                    let channel = try #require(target.channel, "\(name): a target without a connection")
+                    #expect(channel.eventLoop === ingest, "\(name): a target's connection is on another loop")
+                    #expect(target.loop === ingest && target.queue.loop === ingest)
+                }
+            }
+            #expect(ingestLoops[0] !== ingestLoops[1], "both streams on one loop, the other idle")
+
+            close.finish()
+            try await sinks.wait("every target unpublished") { publishes in
+                ["s1-a", "s1-b", "s2-a", "s2-b"].allSatisfy { publishes[$0]?.unpublished == true }
+            }
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        await sinks.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// An FLV tag body: `prefix`, then filler up to `length` bytes.
+private func flv(_ prefix: [UInt8], _ length: Int = 2) -> ByteBuffer {
+    var buffer = ByteBuffer(bytes: prefix)
+    buffer.writeBytes((0..<(length - prefix.count)).map { UInt8(truncatingIfNeeded: $0) })
+    return buffer
+}
+
+/// A publisher in the test's process: connects, publishes `key`, sends `frames` on its stream, and stays connected
+/// while `body` runs.
+private func publishing(
+    port: Int,
+    key: String,
+    frames: [RTMPMessage],
+    while body: () async throws -> Void
+) async throws {
+    let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
+                return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
+            }
+        }
+    try await connection.executeThenClose { inbound, outbound in
+        var machine = RTMPPublishClientStateMachine(
+            configuration: .init(app: "live", tcURL: "rtmp://127.0.0.1:\(port)/live", streamName: key)
+        )
+        try await outbound.write(contentsOf: machine.start())
+        var messages = inbound.makeAsyncIterator()
+        while !machine.isPublishing {
+            guard let message = try await messages.next() else {
+                throw FanOutTestFailure("the relay closed the connection before the publish started")
+            }
+            switch machine.received(message) {
+            case .none: break
+            case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
+            case .fail(let error): throw FanOutTestFailure("the relay refused the publish: \(error)")
+            }
+        }
+        let streamID = try #require(machine.messageStreamID)
+        try await outbound.write(
+            contentsOf: frames.map { frame in
+                var frame = frame
+                frame.messageStreamID = streamID
+                return frame
+            }
+        )
+        try await body()
+    }
+}
