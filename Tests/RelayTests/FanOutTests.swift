@@ -42,9 +42,12 @@ final class InProcessSinks: Sendable {
         self.channel = channel
     }
 
-    static func start() async throws -> InProcessSinks {
+    /// - Parameter group: where the sinks' connections run; a test that must not share the process's singleton
+    ///   loops with hundreds of others (a full test run) passes its own.
+    static func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> InProcessSinks
+    {
         let box = Mutex<InProcessSinks?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let sinks = box.withLock({ $0 }) else { throw ChannelError.ioOnClosedChannel }
