@@ -295,7 +295,7 @@ struct StreamStoreTests {
         try await withTestCluster(crds: [.liveStream]) { cluster in
             let store = makeStore(cluster.client)
             let alice = ConsoleViewer(username: "alice", namespace: cluster.namespace)
-            let key = "live_123456789_secretTargetKey"
+            let key = StreamKey.generate()
             var new = draft("show", targets: ["youtube", "twitch"])
             new.targetKeys = ["youtube": .set(key)]
             new.displayName = "My show"
