@@ -30,8 +30,12 @@ struct AnyCodingKey: CodingKey {
 extension Decoder {
     /// Throws for the first key of this object that `Keys` does not list.
     func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        try self.rejectUnknownKeys(Set(Keys.allCases.map(\.stringValue)))
+    }
+
+    /// Throws for the first key of this object that `known` does not hold.
+    func rejectUnknownKeys(_ known: Set<String>) throws {
         let container = try self.container(keyedBy: AnyCodingKey.self)
-        let known = Set(Keys.allCases.map(\.stringValue))
         if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
             throw DecodingError.dataCorrupted(
                 .init(codingPath: self.codingPath + [unknown], debugDescription: "unknown field")
@@ -56,47 +60,28 @@ struct SignInRequest: Decodable {
     }
 }
 
-struct SettingsRequest: Decodable {
-    var oneLiveAtATime: Bool
+/// The name of the one member of a ``SwitchRequest``.
+protocol SwitchField {
+    static var name: String { get }
+}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case oneLiveAtATime
-    }
+/// A request that sets one Boolean and nothing else (`{"live": true}`), decoded as strictly as every request.
+struct SwitchRequest<Field: SwitchField>: Decodable {
+    var value: Bool
 
     init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.oneLiveAtATime = try container.decode(Bool.self, forKey: .oneLiveAtATime)
+        try decoder.rejectUnknownKeys([Field.name])
+        let container = try decoder.container(keyedBy: AnyCodingKey.self)
+        self.value = try container.decode(Bool.self, forKey: AnyCodingKey(stringValue: Field.name))
     }
 }
 
-struct LiveRequest: Decodable {
-    var live: Bool
-
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case live
-    }
-
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.live = try container.decode(Bool.self, forKey: .live)
-    }
-}
-
-struct TargetSwitchRequest: Decodable {
-    var enabled: Bool
-
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case enabled
-    }
-
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.enabled = try container.decode(Bool.self, forKey: .enabled)
-    }
-}
+/// `PUT /api/settings`: the user's "one stream live at a time".
+enum OneLiveAtATimeField: SwitchField { static let name = "oneLiveAtATime" }
+/// `POST /api/streams/NS/NAME/live`: Go Live (`true`) or Go Offline.
+enum LiveField: SwitchField { static let name = "live" }
+/// `PUT /api/streams/NS/NAME/targets/TARGET/enabled`: a target's switch.
+enum EnabledField: SwitchField { static let name = "enabled" }
 
 /// A stream as the edit form sends it, to create one (`namespace` optional: the user's own) or to change one
 /// (`name` different from the current one renames it).

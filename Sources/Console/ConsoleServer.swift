@@ -172,9 +172,13 @@ public final class ConsoleServer: Service, Sendable {
         }
         api.put("settings") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
-            let settings = try await self.decode(SettingsRequest.self, from: request, context: context)
+            let settings = try await self.decode(
+                SwitchRequest<OneLiveAtATimeField>.self,
+                from: request,
+                context: context
+            )
             var user = auth.user
-            user.oneLiveAtATime = settings.oneLiveAtATime
+            user.oneLiveAtATime = settings.value
             try await self.storeCall { try await self.users.update(user) }
             return try Self.json(self.sessionView(.init(user: user, token: auth.token, session: auth.session)))
         }
@@ -209,19 +213,19 @@ public final class ConsoleServer: Service, Sendable {
         api.post("streams/:namespace/:name/live") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
             let stream = try await self.visibleStream(context, user: auth.user)
-            let live = try await self.decode(LiveRequest.self, from: request, context: context)
-            return try await self.setLive(stream, live.live, by: auth.user)
+            let live = try await self.decode(SwitchRequest<LiveField>.self, from: request, context: context)
+            return try await self.setLive(stream, live.value, by: auth.user)
         }
         api.put("streams/:namespace/:name/targets/:target/enabled") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
             let stream = try await self.visibleStream(context, user: auth.user)
             let name = try context.parameters.require("target")
-            let change = try await self.decode(TargetSwitchRequest.self, from: request, context: context)
+            let change = try await self.decode(SwitchRequest<EnabledField>.self, from: request, context: context)
             var spec = stream.resource.spec
             guard let index = spec.targets.firstIndex(where: { $0.name == name }) else {
                 throw ConsoleHTTPError(.notFound, "no target \(name) in \(stream.id)")
             }
-            spec.targets[index].enabled = change.enabled
+            spec.targets[index].enabled = change.value
             try await self.storeCall {
                 try await self.streams.update(stream.id, spec: spec, secrets: [], by: auth.user)
             }
