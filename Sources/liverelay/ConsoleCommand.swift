@@ -38,28 +38,6 @@ struct ConsoleCommand: AsyncParsableCommand {
         defaultSubcommand: Serve.self
     )
 
-    /// How to reach the cluster: the operator's options.
-    struct ClusterOptions: ParsableArguments {
-        @Option(help: "The kubeconfig to use (default: in-cluster when in a pod, else $KUBECONFIG or ~/.kube/config).")
-        var kubeconfig: String?
-
-        @Option(help: "The kubeconfig context to use.")
-        var context: String?
-
-        @Flag(help: "Use the pod's service account, and fail outside a pod.")
-        var inCluster = false
-
-        func kubernetesConfiguration() throws -> KubernetesConfiguration {
-            if self.inCluster {
-                return try .inCluster()
-            }
-            if self.kubeconfig != nil || self.context != nil {
-                return try .kubeconfig(path: self.kubeconfig, context: self.context)
-            }
-            return try .automatic()
-        }
-    }
-
     /// `NAMESPACE/NAME` of the Secret of users.
     static func usersSecret(_ value: String) throws -> (namespace: String, name: String) {
         let parts = value.split(separator: "/", omittingEmptySubsequences: false).map(String.init)

@@ -34,11 +34,7 @@ struct GatewayCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Kubeconfig to use outside a pod (default: in-cluster, else $KUBECONFIG or ~/.kube/config).")
-    var kubeconfig: String?
-
-    @Option(help: "Kubeconfig context (default: the current one).")
-    var context: String?
+    @OptionGroup var cluster: ClusterOptions
 
     @Option(help: "Watch LiveStreams in this namespace only (default: every namespace).")
     var namespace: String?
@@ -122,9 +118,7 @@ struct GatewayCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let configuration: KubernetesConfiguration
         do {
-            configuration =
-                self.kubeconfig != nil || self.context != nil
-                ? try .kubeconfig(path: self.kubeconfig, context: self.context) : try .automatic()
+            configuration = try self.cluster.kubernetesConfiguration()
         } catch {
             throw ValidationError("no Kubernetes API to watch: \(error). Without a cluster, run `liverelay local`.")
         }

@@ -36,14 +36,7 @@ struct OperatorCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The kubeconfig to use (default: in-cluster when in a pod, else $KUBECONFIG or ~/.kube/config).")
-    var kubeconfig: String?
-
-    @Option(help: "The kubeconfig context to use.")
-    var context: String?
-
-    @Flag(help: "Use the pod's service account, and fail outside a pod.")
-    var inCluster = false
+    @OptionGroup var cluster: ClusterOptions
 
     @Option(help: "Reconcile LiveStreams of this namespace only (default: every namespace).")
     var namespace: String?
@@ -192,16 +185,6 @@ struct OperatorCommand: AsyncParsableCommand {
         return configuration
     }
 
-    func kubernetesConfiguration() throws -> KubernetesConfiguration {
-        if self.inCluster {
-            return try .inCluster()
-        }
-        if self.kubeconfig != nil || self.context != nil {
-            return try .kubeconfig(path: self.kubeconfig, context: self.context)
-        }
-        return try .automatic()
-    }
-
     func run() async throws {
         self.log.bootstrap()
         let logger = Logger(label: "liverelay.operator")
@@ -212,7 +195,7 @@ struct OperatorCommand: AsyncParsableCommand {
         let pod = environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
         let identity = "\(pod)-\(UInt32.random(in: 0...UInt32.max))"
         let configuration = try self.makeConfiguration(identity: identity)
-        let kubernetes = try self.kubernetesConfiguration()
+        let kubernetes = try self.cluster.kubernetesConfiguration()
         try await withKubernetesClient(configuration: kubernetes, logger: logger) { client in
             let liveStreamOperator = LiveStreamOperator(client: client, configuration: configuration, logger: logger)
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")

@@ -29,14 +29,7 @@ struct TeardownCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The kubeconfig to use (default: in-cluster when in a pod, else $KUBECONFIG or ~/.kube/config).")
-    var kubeconfig: String?
-
-    @Option(help: "The kubeconfig context to use.")
-    var context: String?
-
-    @Flag(help: "Use the pod's service account, and fail outside a pod.")
-    var inCluster = false
+    @OptionGroup var cluster: ClusterOptions
 
     @Option(help: "The namespace whose LiveStreams are torn down (default: every namespace).")
     var namespace: String?
@@ -62,14 +55,7 @@ struct TeardownCommand: AsyncParsableCommand {
     func run() async throws {
         self.log.bootstrap()
         let logger = Logger(label: "liverelay.teardown")
-        let kubernetes: KubernetesConfiguration
-        if self.inCluster {
-            kubernetes = try .inCluster()
-        } else if self.kubeconfig != nil || self.context != nil {
-            kubernetes = try .kubeconfig(path: self.kubeconfig, context: self.context)
-        } else {
-            kubernetes = try .automatic()
-        }
+        let kubernetes = try self.cluster.kubernetesConfiguration()
         try await withKubernetesClient(configuration: kubernetes, logger: logger) { client in
             let teardown = LiveStreamTeardown(client: client, namespace: self.namespace, logger: logger)
             let report = try await teardown.run(
