@@ -241,6 +241,11 @@ public final class ConsoleServer: Service, Sendable {
         api.post("streams/:namespace/:name/key/reveal") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
             let stream = try await self.visibleStream(context, user: auth.user)
+            // An admin sees and edits every stream, but a key leaves the console only for its owner: the same rule
+            // in local mode and in a cluster, kept here rather than in each store.
+            guard stream.id.namespace == auth.user.namespace else {
+                throw ConsoleHTTPError(.forbidden, "only the owner of \(stream.id) can reveal its key")
+            }
             let key = try await self.storeCall { try await self.streams.revealStreamKey(stream.id, by: auth.user) }
             self.logger.info("Console revealed a stream key", metadata: self.metadata(auth.user, stream.id))
             return try Self.json(["key": key])

@@ -302,7 +302,7 @@ struct ConsoleServerTests {
         }
     }
 
-    @Test("Another user's stream is 404 on every endpoint, as a missing one; an admin sees every stream")
+    @Test("Another user's stream is 404 everywhere, as a missing one; an admin sees all, reveals no key")
     func ownership() async throws {
         try await ConsoleFixture.with { fixture, client in
             let bob = try await signIn(client, "bob")
@@ -346,6 +346,25 @@ struct ConsoleServerTests {
             )
             #expect(String(buffer: all.body).contains(#""name":"show""#))
             #expect(String(buffer: all.body).contains(#""name":"other""#))
+            // An admin sees every stream but reveals no one else's key; the owner does.
+            let refused = try await client.execute(
+                uri: "/api/streams/alice/show/key/reveal",
+                method: .post,
+                headers: root.headers(),
+                body: json("{}")
+            )
+            #expect(refused.status == .forbidden)
+            #expect(String(buffer: refused.body).contains("only the owner"))
+            #expect(!String(buffer: refused.body).contains("alice-secret-ingest-key"))
+            let alice = try await signIn(client, "alice")
+            let revealed = try await client.execute(
+                uri: "/api/streams/alice/show/key/reveal",
+                method: .post,
+                headers: alice.headers(),
+                body: json("{}")
+            )
+            #expect(revealed.status == .ok)
+            #expect(String(buffer: revealed.body).contains("alice-secret-ingest-key"))
         }
     }
 

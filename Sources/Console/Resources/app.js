@@ -172,6 +172,10 @@ function render(view) {
   $(".s-edit", card).setAttribute("aria-label", `Edit ${view.name}`);
   $(".s-problem", card).textContent = view.conditions.join("; ");
   $(".s-ingest", card).textContent = view.ingestURL || "(no port yet)";
+  // A key is shown only to its owner (the server refuses anyone else, an admin included).
+  const owner = Boolean(state.session && state.session.namespace === view.namespace);
+  $(".s-reveal", card).hidden = !owner;
+  $(".s-copy-key", card).hidden = !owner;
 
   const stats = $(".s-stats", card);
   stats.replaceChildren();
