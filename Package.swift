@@ -333,7 +333,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The console against its store seams (HummingbirdTesting), and in headless Chromium against local mode.
+        // The console against its store seams (HummingbirdTesting), and in headless Chromium and Firefox against local
+        // mode.
         .testTarget(
             name: "ConsoleTests",
             dependencies: [

@@ -11,12 +11,12 @@
 #===----------------------------------------------------------------------===//
 #
 # Runs every test, the README's test command. First checks each peer the tests run (ffmpeg, ffprobe, nginx with its
-# RTMP and stream modules, openssl, rtmpdump, kubectl, curl, shellcheck, chromium, pkg-config and the libav* headers,
-# python3 with helm_python and kubernetes_validate). What is missing is installed when this user may (root, or
-# passwordless sudo, with apt-get: Debian packages; the Python modules go into a virtual environment in
+# RTMP and stream modules, openssl, rtmpdump, kubectl, curl, shellcheck, chromium, firefox-esr, pkg-config and the
+# libav* headers, python3 with helm_python and kubernetes_validate). What is missing is installed when this user may
+# (root, or passwordless sudo, with apt-get: Debian packages; the Python modules go into a virtual environment in
 # .build-python/, which needs no privilege); otherwise the script names what is missing, prints the commands that
-# install it, and exits 1. Then `swift test` with the arguments given, and LIVERELAY_REQUIRE_PEERS=1, so a test
-# whose peer is missing fails instead of skipping.
+# install it, and exits 1. Then `swift test` with the arguments given, and LIVERELAY_REQUIRE_PEERS=1, so a test whose
+# peer is missing fails instead of skipping.
 #
 # Usage: tools/test.sh [--install-only | --check-only] [swift test arguments...]
 #   --install-only  install what is missing and stop (.ci/run, as root, before the tests run unprivileged)
@@ -65,6 +65,7 @@ nginx_module() {
     return 1
 }
 have_chromium() { [[ -x ${CHROMIUM:-/usr/bin/chromium} ]]; }
+have_firefox() { [[ -x ${FIREFOX:-/usr/bin/firefox-esr} ]]; }
 python_modules_present() { python3 -c "import $python_modules" > /dev/null 2>&1; }
 can_make_venv() { python3 -c 'import ensurepip, venv' > /dev/null 2>&1; }
 
@@ -99,6 +100,7 @@ check_peers() {
     want "curl" curl have curl
     want "shellcheck" shellcheck have shellcheck
     want "chromium (${CHROMIUM:-/usr/bin/chromium})" chromium have_chromium
+    want "firefox-esr (${FIREFOX:-/usr/bin/firefox-esr})" firefox-esr have_firefox
     want "pkg-config" pkg-config have pkg-config
     want "the libavformat, libavcodec and libavutil headers (pkg-config)" \
         "libavformat-dev libavcodec-dev libavutil-dev" pkg-config --exists libavformat libavcodec libavutil

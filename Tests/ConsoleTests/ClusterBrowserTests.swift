@@ -29,9 +29,12 @@ import Testing
 /// the operator's part, the status, is written by the test as the operator would.
 @Suite("Console in a real browser against a cluster", .timeLimit(.minutes(4)))
 struct ClusterBrowserTests {
-    @Test("Sign in, create with two targets, go live, see the status live, switch a target, go offline, sign out")
-    func journey() async throws {
-        try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
+    @Test(
+        "Sign in, create with two targets, go live, see the status live, switch a target, go offline, sign out",
+        arguments: WebBrowser.allCases
+    )
+    func journey(in browser: WebBrowser) async throws {
+        try browser.require()
         var logger = Logger(label: "console-cluster-browser")
         logger.logLevel = .error
         try await withTestCluster(crds: [.liveStream]) { cluster in
@@ -68,19 +71,9 @@ struct ClusterBrowserTests {
                 do {
                     let bound = try await eventually("the console listening") { port.withLock { $0 } }
                     try await console.streams.waitForSync()
-                    try await withDevToolsPage("http://127.0.0.1:\(bound)/") { page in
-                        do {
-                            try await Self.journey(page, cluster: cluster, url: "http://127.0.0.1:\(bound)/")
-                        } catch {
-                            let path = FileManager.default.temporaryDirectory
-                                .appendingPathComponent(
-                                    "console-cluster-failure-\(UInt32.random(in: 0...UInt32.max)).png"
-                                )
-                                .path
-                            try? await page.screenshot(path)
-                            Issue.record("screenshot of the failure: \(path)")
-                            throw error
-                        }
+                    let url = "http://127.0.0.1:\(bound)/"
+                    try await browser.withPage(url, screenshotName: "console-cluster-failure") { page in
+                        try await Self.journey(page, cluster: cluster, url: url)
                     }
                 } catch {
                     await group.triggerGracefulShutdown()
@@ -93,7 +86,7 @@ struct ClusterBrowserTests {
         }
     }
 
-    static func journey(_ page: DevToolsPage, cluster: TestCluster, url: String) async throws {
+    static func journey(_ page: any BrowserPage, cluster: TestCluster, url: String) async throws {
         typealias B = ConsoleBrowserTests
         let namespace = cluster.namespace
         let card = "[data-stream=\"\(namespace)/show\"]"

@@ -103,9 +103,12 @@ struct ConsoleBrowserTests {
     /// Where the test saves README screenshots (`LIVERELAY_CONSOLE_SCREENSHOTS=docs`), if anywhere.
     static let screenshotDirectory = ProcessInfo.processInfo.environment["LIVERELAY_CONSOLE_SCREENSHOTS"]
 
-    @Test("Sign in, create a stream with two targets, go live, preview, switch a target, go offline, new key, sign out")
-    func journey() async throws {
-        try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
+    @Test(
+        "Sign in, create a stream with two targets, go live, preview, switch a target, go offline, new key, sign out",
+        arguments: WebBrowser.allCases
+    )
+    func journey(in browser: WebBrowser) async throws {
+        try browser.require()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("liverelay-console-journey-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -125,24 +128,15 @@ struct ConsoleBrowserTests {
                     added.standardOutput.split(separator: "\n").first { $0.hasPrefix("password (shown once): ") }?
                         .dropFirst("password (shown once): ".count)
                 )
-                try await withDevToolsPage(local.consoleURL) { page in
-                    do {
-                        try await Self.journey(page, local: local, nginx: nginx, bobPassword: String(bobPassword))
-                    } catch {
-                        let path = FileManager.default.temporaryDirectory
-                            .appendingPathComponent("console-journey-failure-\(UInt32.random(in: 0...UInt32.max)).png")
-                            .path
-                        try? await page.screenshot(path)
-                        Issue.record("screenshot of the failure: \(path)")
-                        throw error
-                    }
+                try await browser.withPage(local.consoleURL, screenshotName: "console-journey-failure") { page in
+                    try await Self.journey(page, local: local, nginx: nginx, bobPassword: String(bobPassword))
                 }
             }
         }
     }
 
     static func waitFor(
-        _ page: DevToolsPage,
+        _ page: any BrowserPage,
         _ what: String,
         timeout: Duration = .seconds(30),
         _ condition: String
@@ -152,7 +146,7 @@ struct ConsoleBrowserTests {
         }
     }
 
-    static func text(_ page: DevToolsPage, _ selector: String) async throws -> String {
+    static func text(_ page: any BrowserPage, _ selector: String) async throws -> String {
         try await page.evaluate("document.querySelector(\(Self.quoted(selector)))?.textContent ?? ''", as: String.self)
     }
 
@@ -161,7 +155,7 @@ struct ConsoleBrowserTests {
     }
 
     /// Types into a field as a person would: value set, `input` and `change` fired.
-    static func type(_ page: DevToolsPage, _ selector: String, _ value: String) async throws {
+    static func type(_ page: any BrowserPage, _ selector: String, _ value: String) async throws {
         try await page.run(
             """
             const field = document.querySelector(\(Self.quoted(selector)));
@@ -172,11 +166,84 @@ struct ConsoleBrowserTests {
         )
     }
 
-    static func click(_ page: DevToolsPage, _ selector: String) async throws {
+    static func click(_ page: any BrowserPage, _ selector: String) async throws {
         try await page.run("document.querySelector(\(Self.quoted(selector))).click()")
     }
 
-    static func signIn(_ page: DevToolsPage, _ user: String, _ password: String) async throws {
+    /// Every input, select, textarea and button in the page (shown or hidden, and in same-origin frames) that has
+    /// no accessible name: no `aria-labelledby` naming text, no `aria-label`, no label (`<label for>` or around it)
+    /// with text, and for a button no text of its own. Each as the start of its HTML.
+    static let unnamedControls = """
+        (() => {
+          const text = (e) => (e ? e.textContent : '').replace(/\\s+/g, ' ').trim();
+          const named = (e) => {
+            const ids = (e.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean);
+            if (ids.map((id) => text(e.ownerDocument.getElementById(id))).join('')) return true;
+            if ((e.getAttribute('aria-label') || '').trim()) return true;
+            if ([...(e.labels || [])].map(text).join('')) return true;
+            if (e.tagName === 'BUTTON' && text(e)) return true;
+            return e.tagName === 'INPUT' && ['submit', 'reset', 'button'].includes(e.type) && !!e.value.trim();
+          };
+          const documents = [document, ...[...document.querySelectorAll('iframe')]
+            .map((f) => { try { return f.contentDocument } catch { return null } }).filter(Boolean)];
+          return documents.flatMap((d) => [...d.querySelectorAll('input, select, textarea, button')])
+            .filter((e) => e.type !== 'hidden' && !named(e))
+            .map((e) => e.outerHTML.slice(0, 300));
+        })()
+        """
+
+    /// Expects every control of the page, in the state it is in now (`state`, for the message), to have an
+    /// accessible name; names each one that has none.
+    static func expectAccessibleNames(
+        _ page: any BrowserPage,
+        _ state: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let unnamed = try await page.evaluate(Self.unnamedControls, as: [String].self)
+        #expect(
+            unnamed.isEmpty,
+            "controls without an accessible name in \(page.browserName), \(state): \(unnamed.joined(separator: "\n"))",
+            sourceLocation: sourceLocation
+        )
+    }
+
+    /// Whether the element with the keyboard focus matches `selector`.
+    static func isFocused(_ page: any BrowserPage, _ selector: String) async throws -> Bool {
+        try await page.evaluate("document.activeElement?.matches(\(Self.quoted(selector))) ?? false", as: Bool.self)
+    }
+
+    /// Presses Tab (Shift-Tab when `backward`) until the element matching `selector` has the focus, at most `limit`
+    /// times; throws, naming where the focus went, when it never gets there.
+    static func tab(
+        _ page: any BrowserPage,
+        to selector: String,
+        backward: Bool = false,
+        limit: Int = 30
+    ) async throws {
+        var visited: [String] = []
+        for _ in 0...limit {
+            if try await Self.isFocused(page, selector) {
+                return
+            }
+            try await page.press(backward ? .shiftTab : .tab)
+            visited.append(
+                try await page.evaluate(
+                    """
+                    (() => { const e = document.activeElement; if (!e) return '(nothing)';
+                      return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+                        (e.className ? '.' + String(e.className).split(' ').join('.') : '') })()
+                    """,
+                    as: String.self
+                )
+            )
+        }
+        throw BrowserTestError(
+            "\(page.browserName): \(backward ? "Shift-Tab" : "Tab") never reached \(selector); the focus went "
+                + visited.joined(separator: ", ")
+        )
+    }
+
+    static func signIn(_ page: any BrowserPage, _ user: String, _ password: String) async throws {
         try await Self.waitFor(page, "the sign-in form", "!document.querySelector('#sign-in-view').hidden")
         try await Self.type(page, "#username", user)
         try await Self.type(page, "#password", password)
@@ -184,34 +251,35 @@ struct ConsoleBrowserTests {
         try await Self.waitFor(page, "the streams of \(user)", "!document.querySelector('#streams-view').hidden")
     }
 
-    static func screenshot(_ page: DevToolsPage, _ name: String) async throws {
-        guard let directory = Self.screenshotDirectory else {
+    /// A screenshot for the README, taken in Chromium (the README shows one browser).
+    static func screenshot(_ page: any BrowserPage, _ name: String) async throws {
+        guard let directory = Self.screenshotDirectory, page is DevToolsPage else {
             return
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try await page.screenshot(directory + "/" + name)
     }
 
-    /// The session cookie the browser holds (HttpOnly: the page cannot read it, DevTools can).
-    static func sessionCookie(_ page: DevToolsPage) async throws -> String? {
-        let data = try await page.send("Network.getCookies")
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        let cookies = object?["cookies"] as? [[String: Any]] ?? []
-        let session = cookies.first { $0["name"] as? String == "liverelay_session" }
-        #expect(session?["httpOnly"] as? Bool == true)
-        #expect(session?["sameSite"] as? String == "Strict")
-        return session?["value"] as? String
+    /// The session cookie the browser holds (HttpOnly: the page cannot read it, the browser's protocol can).
+    static func sessionCookie(_ page: any BrowserPage) async throws -> String? {
+        let session = try await page.cookie(named: "liverelay_session")
+        #expect(session?.httpOnly == true, "in \(page.browserName)")
+        #expect(session?.sameSite == "strict", "in \(page.browserName)")
+        return session?.value
     }
 
     static func journey(
-        _ page: DevToolsPage,
+        _ page: any BrowserPage,
         local: LocalModeProcess,
         nginx: NginxRTMP,
         bobPassword: String
     ) async throws {
         let card = #"[data-stream="default/show"]"#
+        try await Self.waitFor(page, "the sign-in form", "!document.querySelector('#sign-in-view').hidden")
+        try await Self.expectAccessibleNames(page, "the sign-in form")
         try await Self.screenshot(page, "console-sign-in.png")
         try await Self.signIn(page, "admin", "admin-password-1")
+        try await Self.expectAccessibleNames(page, "no stream yet")
 
         // Create a stream with two targets, keys in password fields.
         try await Self.click(page, "#new-stream")
@@ -228,10 +296,12 @@ struct ConsoleBrowserTests {
             try await page.evaluate("document.querySelector('#edit-targets .t-key').type", as: String.self)
                 == "password"
         )
+        try await Self.expectAccessibleNames(page, "the editor with two targets")
         try await Self.screenshot(page, "console-edit.png")
         try await page.run("document.querySelector('#edit-form').requestSubmit()")
         try await Self.waitFor(page, "the new stream's card", "!!document.querySelector('\(card)')")
         #expect(try await Self.text(page, "\(card) .phase") == "Suspended")
+        try await Self.expectAccessibleNames(page, "a suspended stream")
 
         // Go Live allows publishing; the key is revealed only on request.
         try await Self.click(page, "\(card) .s-live")
@@ -247,6 +317,7 @@ struct ConsoleBrowserTests {
         let ingest = try await Self.text(page, "\(card) .s-ingest")
         #expect(ingest.hasPrefix("rtmp://127.0.0.1:"))
         #expect(key.count == 64)
+        try await Self.expectAccessibleNames(page, "an idle stream, its key revealed")
 
         try await FFmpeg.withPublisher(to: "\(ingest)/\(key)", duration: 300, size: "640x360") { ffmpeg in
             try await Self.waitFor(
@@ -314,6 +385,7 @@ struct ConsoleBrowserTests {
                 "the key hidden",
                 "document.querySelector('\(card) .s-key').type === 'password'"
             )
+            try await Self.expectAccessibleNames(page, "a live stream with its preview, one target off")
             try await Self.screenshot(page, "console-live.png")
 
             // Go Offline: the relay stops, a new publish is refused.
@@ -364,6 +436,7 @@ struct ConsoleBrowserTests {
         #expect(try await consoleRequest(local.consoleURL + "api/streams", cookie: admin).status == 200)
         try await Self.click(page, "#sign-out")
         try await Self.waitFor(page, "the sign-in form again", "!document.querySelector('#sign-in-view').hidden")
+        try await Self.expectAccessibleNames(page, "signed out")
         #expect(try await consoleRequest(local.consoleURL + "api/streams", cookie: admin).status == 401)
 
         // Bob sees none of it, in the page and through the API.

@@ -18,9 +18,10 @@ import PeerTestSupport
 import Synchronization
 import WSClient
 
-/// A page of headless Chromium driven through the DevTools protocol over its WebSocket: scripts evaluated in the
-/// page (typing and clicking as the page's own event handlers see them), navigation, screenshots.
-final class DevToolsPage: Sendable {
+/// A browser's remote protocol over a WebSocket, as the Chrome DevTools protocol and WebDriver BiDi both shape it:
+/// JSON commands `{id, method, params}`, answered by a message with the same `id` and a `result` (or an `error`);
+/// every other message is an event `{method, params}`.
+final class CommandConnection: Sendable {
     struct ProtocolError: Error, CustomStringConvertible {
         var description: String
     }
@@ -32,10 +33,15 @@ final class DevToolsPage: Sendable {
     }
 
     private let outbound: WebSocketOutboundWriter
+    private let onEvent: @Sendable (_ method: String, _ parameters: Data) -> Void
     private let state = Mutex(State())
 
-    fileprivate init(outbound: WebSocketOutboundWriter) {
+    fileprivate init(
+        outbound: WebSocketOutboundWriter,
+        onEvent: @escaping @Sendable (_ method: String, _ parameters: Data) -> Void
+    ) {
         self.outbound = outbound
+        self.onEvent = onEvent
     }
 
     /// Sends one command; returns its `result` object as JSON.
@@ -55,7 +61,7 @@ final class DevToolsPage: Sendable {
                 return state.closed
             }
             if closed {
-                continuation.resume(throwing: ProtocolError(description: "the DevTools connection is closed"))
+                continuation.resume(throwing: ProtocolError(description: "the browser's connection is closed"))
                 return
             }
             Task {
@@ -68,15 +74,33 @@ final class DevToolsPage: Sendable {
         }
     }
 
+    /// Sends one command and returns its result as a JSON object.
+    func object(_ method: String, _ parameters: [String: any Sendable] = [:]) async throws -> [String: Any] {
+        let data = try await self.send(method, parameters)
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ProtocolError(description: "\(method) answered no object")
+        }
+        return object
+    }
+
     fileprivate func received(_ text: String) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-            let id = object["id"] as? Int,
-            let continuation = self.state.withLock({ $0.waiting.removeValue(forKey: id) })
-        else {
-            return  // an event
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            return
+        }
+        guard let id = object["id"] as? Int else {
+            if let method = object["method"] as? String {
+                let parameters = (try? JSONSerialization.data(withJSONObject: object["params"] ?? [:])) ?? Data()
+                self.onEvent(method, parameters)
+            }
+            return
+        }
+        guard let continuation = self.state.withLock({ $0.waiting.removeValue(forKey: id) }) else {
+            return
         }
         if let error = object["error"] {
-            continuation.resume(throwing: ProtocolError(description: "\(error)"))
+            // DevTools: {code, message}; BiDi: an error code with a message beside it.
+            let message = object["message"].map { ": \($0)" } ?? ""
+            continuation.resume(throwing: ProtocolError(description: "\(error)\(message)"))
         } else {
             let result = (try? JSONSerialization.data(withJSONObject: object["result"] ?? [:])) ?? Data("{}".utf8)
             continuation.resume(returning: result)
@@ -90,45 +114,140 @@ final class DevToolsPage: Sendable {
             return Array(state.waiting.values)
         }
         for continuation in waiting {
-            continuation.resume(throwing: ProtocolError(description: "the DevTools connection closed"))
+            continuation.resume(throwing: ProtocolError(description: "the browser's connection closed"))
         }
     }
+}
 
-    /// Evaluates `expression` (it may `await`) in the page and decodes its value, passed through `JSON.stringify`.
-    func evaluate<T: Decodable>(_ expression: String, as type: T.Type = T.self) async throws -> T {
-        let wrapped = "(async () => JSON.stringify(await (async () => (\(expression)))()))()"
-        let data = try await self.send(
-            "Runtime.evaluate",
-            ["expression": wrapped, "awaitPromise": true, "returnByValue": true]
-        )
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        if let exception = object?["exceptionDetails"] as? [String: Any] {
-            let detail = (exception["exception"] as? [String: Any])?["description"] ?? exception["text"] ?? exception
-            throw ProtocolError(description: "the page threw: \(detail)")
+/// Connects to a browser's protocol WebSocket at `url`, runs `body` with the connection, and closes it.
+func withCommandConnection<Result: Sendable>(
+    _ url: String,
+    onEvent: @escaping @Sendable (_ method: String, _ parameters: Data) -> Void = { _, _ in },
+    _ body: @escaping @Sendable (CommandConnection) async throws -> Result
+) async throws -> Result {
+    let outcome = Mutex<Swift.Result<Result, any Error>?>(nil)
+    try await WebSocketClient.connect(
+        url: url,
+        configuration: .init(maxFrameSize: 1 << 26),
+        logger: Logger(label: "browser-protocol")
+    ) { inbound, outbound, _ in
+        let connection = CommandConnection(outbound: outbound, onEvent: onEvent)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for try await message in inbound.messages(maxSize: 1 << 26) {
+                        if case .text(let text) = message {
+                            connection.received(text)
+                        }
+                    }
+                } catch {}
+                connection.closed()
+            }
+            let result: Swift.Result<Result, any Error>
+            do {
+                result = .success(try await body(connection))
+            } catch {
+                result = .failure(error)
+            }
+            outcome.withLock { $0 = result }
+            try? await outbound.close(.normalClosure, reason: nil)
         }
-        guard let result = object?["result"] as? [String: Any], let json = result["value"] as? String else {
-            throw ProtocolError(description: "no value from \(expression)")
+    }
+    guard let result = outcome.withLock({ $0 }) else {
+        throw CommandConnection.ProtocolError(description: "the connection to the browser ended early")
+    }
+    return try result.get()
+}
+
+/// A page of headless Chromium driven through the DevTools protocol over its WebSocket: scripts evaluated in the
+/// page, key presses as the browser's own input, navigation, cookies, screenshots.
+struct DevToolsPage: BrowserPage {
+    let connection: CommandConnection
+
+    var browserName: String { "Chromium" }
+
+    func evaluate<T: Decodable>(_ expression: String, as type: T.Type) async throws -> T {
+        let object = try await self.connection.object(
+            "Runtime.evaluate",
+            ["expression": browserPageExpression(expression), "awaitPromise": true, "returnByValue": true]
+        )
+        if let exception = object["exceptionDetails"] as? [String: Any] {
+            let detail = (exception["exception"] as? [String: Any])?["description"] ?? exception["text"] ?? exception
+            throw CommandConnection.ProtocolError(description: "the page threw: \(detail)")
+        }
+        guard let result = object["result"] as? [String: Any], let json = result["value"] as? String else {
+            throw CommandConnection.ProtocolError(description: "no value from \(expression)")
         }
         return try JSONDecoder().decode(T.self, from: Data(json.utf8))
     }
 
-    /// Runs `statement` in the page for its effect.
-    func run(_ statement: String) async throws {
-        _ = try await self.evaluate("(async () => { \(statement); return true })()", as: Bool.self)
-    }
-
     func navigate(_ url: String) async throws {
-        _ = try await self.send("Page.navigate", ["url": url])
+        _ = try await self.connection.send("Page.navigate", ["url": url])
     }
 
-    /// Saves what the page shows as a PNG at `path`.
     func screenshot(_ path: String) async throws {
-        let data = try await self.send("Page.captureScreenshot", ["format": "png"])
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        guard let base64 = object?["data"] as? String, let png = Data(base64Encoded: base64) else {
-            throw ProtocolError(description: "no screenshot")
+        let object = try await self.connection.object("Page.captureScreenshot", ["format": "png"])
+        guard let base64 = object["data"] as? String, let png = Data(base64Encoded: base64) else {
+            throw CommandConnection.ProtocolError(description: "no screenshot")
         }
         try png.write(to: URL(fileURLWithPath: path))
+    }
+
+    func cookie(named name: String) async throws -> BrowserCookie? {
+        let object = try await self.connection.object("Network.getCookies")
+        let cookies = object["cookies"] as? [[String: Any]] ?? []
+        return cookies.first { $0["name"] as? String == name }.map { cookie in
+            BrowserCookie(
+                value: cookie["value"] as? String ?? "",
+                httpOnly: cookie["httpOnly"] as? Bool ?? false,
+                sameSite: (cookie["sameSite"] as? String)?.lowercased()
+            )
+        }
+    }
+
+    /// Each key as `Input.dispatchKeyEvent` sends it: a key down (with the text it types, if any), then a key up.
+    func press(_ keys: [Key]) async throws {
+        for key in keys {
+            let events: [(key: String, code: String, keyCode: Int, text: String?, shift: Bool)]
+            switch key {
+            case .tab: events = [("Tab", "Tab", 9, nil, false)]
+            case .shiftTab: events = [("Tab", "Tab", 9, nil, true)]
+            case .enter: events = [("Enter", "Enter", 13, "\r", false)]
+            case .space: events = [(" ", "Space", 32, " ", false)]
+            case .escape: events = [("Escape", "Escape", 27, nil, false)]
+            case .backspace: events = [("Backspace", "Backspace", 8, nil, false)]
+            case .text(let text): events = text.map { (String($0), "", 0, String($0), false) }
+            }
+            for event in events {
+                var down: [String: any Sendable] = [
+                    "type": event.text == nil ? "rawKeyDown" : "keyDown", "key": event.key, "code": event.code,
+                    "windowsVirtualKeyCode": event.keyCode, "modifiers": event.shift ? 8 : 0,
+                ]
+                if let text = event.text {
+                    down["text"] = text
+                }
+                if event.shift {
+                    _ = try await self.connection.send(
+                        "Input.dispatchKeyEvent",
+                        [
+                            "type": "rawKeyDown", "key": "Shift", "code": "ShiftLeft", "windowsVirtualKeyCode": 16,
+                            "modifiers": 8,
+                        ]
+                    )
+                }
+                _ = try await self.connection.send("Input.dispatchKeyEvent", down)
+                var up = down
+                up["type"] = "keyUp"
+                up["text"] = nil
+                _ = try await self.connection.send("Input.dispatchKeyEvent", up)
+                if event.shift {
+                    _ = try await self.connection.send(
+                        "Input.dispatchKeyEvent",
+                        ["type": "keyUp", "key": "Shift", "code": "ShiftLeft", "windowsVirtualKeyCode": 16]
+                    )
+                }
+            }
+        }
     }
 }
 
@@ -146,7 +265,7 @@ func withDevToolsPage<Result: Sendable>(
         guard let start = line.range(of: "ws://127.0.0.1:"),
             let port = Int(line[start.upperBound...].prefix { $0.isNumber })
         else {
-            throw DevToolsPage.ProtocolError(description: "no port in \(line)")
+            throw CommandConnection.ProtocolError(description: "no port in \(line)")
         }
         let pageSocket = try await eventually("the page's DevTools target") { () -> String? in
             let response = try await HTTPClient.shared.execute(
@@ -157,39 +276,10 @@ func withDevToolsPage<Result: Sendable>(
             let targets = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]]
             return targets?.first { $0["type"] as? String == "page" }?["webSocketDebuggerUrl"] as? String
         }
-        let outcome = Mutex<Swift.Result<Result, any Error>?>(nil)
-        try await WebSocketClient.connect(
-            url: pageSocket,
-            configuration: .init(maxFrameSize: 1 << 26),
-            logger: Logger(label: "devtools")
-        ) { inbound, outbound, _ in
-            let page = DevToolsPage(outbound: outbound)
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do {
-                        for try await message in inbound.messages(maxSize: 1 << 26) {
-                            if case .text(let text) = message {
-                                page.received(text)
-                            }
-                        }
-                    } catch {}
-                    page.closed()
-                }
-                let result: Swift.Result<Result, any Error>
-                do {
-                    _ = try await page.send("Page.enable")
-                    _ = try await page.send("Runtime.enable")
-                    result = .success(try await body(page))
-                } catch {
-                    result = .failure(error)
-                }
-                outcome.withLock { $0 = result }
-                try? await outbound.close(.normalClosure, reason: nil)
-            }
+        return try await withCommandConnection(pageSocket) { connection in
+            _ = try await connection.send("Page.enable")
+            _ = try await connection.send("Runtime.enable")
+            return try await body(DevToolsPage(connection: connection))
         }
-        guard let result = outcome.withLock({ $0 }) else {
-            throw DevToolsPage.ProtocolError(description: "the DevTools connection ended early")
-        }
-        return try result.get()
     }
 }

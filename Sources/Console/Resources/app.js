@@ -212,6 +212,7 @@ function render(view) {
   for (const [name, li] of rows) {
     if (!view.targets.some((target) => target.name === name)) li.remove();
   }
+  let previous = null;
   for (const target of view.targets) {
     let li = rows.get(target.name);
     if (!li) {
@@ -233,7 +234,11 @@ function render(view) {
       label.append(toggle, ` ${target.name} on`);
       li.append(name, url, status, label);
     }
-    targets.append(li); // in the spec's order
+    // In the spec's order. A row already in place is left alone: moving it, even to where it is, would take the
+    // focus from its switch.
+    const next = previous ? previous.nextElementSibling : targets.firstElementChild;
+    if (next !== li) targets.insertBefore(li, next);
+    previous = li;
     $("code", li).textContent = target.url;
     const toggle = $(".t-switch", li);
     if (!toggle.dataset.pending) toggle.checked = target.enabled;
