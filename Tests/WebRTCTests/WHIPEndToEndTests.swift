@@ -66,7 +66,7 @@ private func publisherPage(token: String, endpoints: [String]) -> String {
         oscillator.start();
         const audio = destination.stream.getAudioTracks()[0];
         window.connections = [];
-        for (const url of \(endpoints.map { "\"\($0)\"" })) {
+        for (const url of [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]) {
           window.connections.push(await publish(url, video.clone(), audio.clone()));
         }
       } catch (error) {
@@ -135,15 +135,28 @@ private struct RTPTally: Sendable {
     }
 
     private func checkSessions(server: WHIPTestServer, transport: WebRTCTransport) async throws {
-        var good: WebRTCSession?
-        var tampered: WebRTCSession?
-        for await registered in server.sessions {
-            if registered.path.hasSuffix("-tampered") {
-                tampered = registered.session
-            } else {
-                good = registered.session
+        // Both sessions, or whatever the page said went wrong after 30 seconds.
+        let (good, tampered) = await withTaskGroup(of: (WebRTCSession?, WebRTCSession?).self) { group in
+            group.addTask {
+                var good: WebRTCSession?
+                var tampered: WebRTCSession?
+                for await registered in server.sessions {
+                    if registered.path.hasSuffix("-tampered") {
+                        tampered = registered.session
+                    } else {
+                        good = registered.session
+                    }
+                    if good != nil, tampered != nil { break }
+                }
+                return (good, tampered)
             }
-            if good != nil, tampered != nil { break }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return (nil, nil)
+            }
+            let first = await group.next() ?? (nil, nil)
+            group.cancelAll()
+            return first
         }
         let session = try #require(good, "no session registered; the page said \(server.pageReports)")
         let refused = try #require(tampered)
