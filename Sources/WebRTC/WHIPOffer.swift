@@ -100,7 +100,10 @@ public struct WHIPOffer: Hashable, Sendable {
         var accepted: [NegotiatedMedia] = []
         var sawVideo = false
         for media in description.media {
-            guard media.port != 0, media.transportProtocol.uppercased().hasSuffix("RTP/SAVPF"),
+            // Port 0 refuses a section, unless it is bundle-only (RFC 8843 §6): GStreamer's webrtcbin offers every
+            // section but the first that way.
+            guard media.port != 0 || media.has("bundle-only"),
+                media.transportProtocol.uppercased().hasSuffix("RTP/SAVPF"),
                 let kind = NegotiatedMedia.Kind(rawValue: media.kind),
                 !accepted.contains(where: { $0.kind == kind })
             else { continue }
@@ -176,7 +179,7 @@ public struct WHIPOffer: Hashable, Sendable {
         let addressType = connectionAddress.contains(":") ? "IP6" : "IP4"
         for section in self.description.media {
             let mid = section.value("mid")
-            guard let accepted = self.media.first(where: { $0.mid == mid && section.port != 0 }),
+            guard let accepted = self.media.first(where: { $0.mid == mid }),
                 section.kind == accepted.kind.rawValue
             else {
                 lines.append(

@@ -430,7 +430,10 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
     private func handleSTUN(_ bytes: [UInt8], from address: SocketAddress) {
         guard let message = try? STUNMessage.decode(bytes), let username = message.username,
             let id = self.router.session(forUsername: username), let session = self.sessions[id]
-        else { return }
+        else {
+            self.logger.trace("STUN for no session dropped", metadata: ["webrtc.remote": "\(address)"])
+            return
+        }
         let wasConnected = session.agent.isConnected
         let before = session.agent.validatedAddresses
         switch session.agent.receive(stun: bytes, from: address, now: .now()) {

@@ -211,3 +211,79 @@ func browserOffer(video formats: String = "96 97 102 103 104", h264: Bool = true
         } throws: { ($0 as? WebRTCError)?.code == .malformedSDP }
     }
 }
+
+/// whip-client's offer (GStreamer 1.22 webrtcbin, Debian 12), captured; credentials and candidates replaced. Audio
+/// is `m=audio 0` with `a=bundle-only`, as webrtcbin offers every section after the first.
+let gstreamerOffer =
+    [
+        "v=0",
+        "o=- 6282219486409880383 0 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=ice-options:trickle",
+        "a=group:BUNDLE video0 audio1",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 0.0.0.0",
+        "a=setup:actpass",
+        "a=ice-ufrag:GStreamerOfferFragmentFixture000",
+        "a=ice-pwd:GStreamerOfferPasswordFixture000",
+        "a=rtcp-mux",
+        "a=rtcp-rsize",
+        "a=sendonly",
+        "a=rtpmap:96 H264/90000",
+        "a=rtcp-fb:96 nack pli",
+        "a=rtcp-fb:96 ccm fir",
+        "a=rtcp-fb:96 transport-cc",
+        "a=framerate:30",
+        "a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAFdkBQfsBagwMDUoAAAMAAgAAAwB5HixckA==,aMuMsg==;"
+            + "profile-level-id=42c015;level-asymmetry-allowed=1",
+        "a=ssrc:3667773075 msid:user1687964791@host-7e501340 webrtctransceiver0",
+        "a=ssrc:3667773075 cname:user1687964791@host-7e501340",
+        "a=mid:video0",
+        "a=fingerprint:\(fingerprint)",
+        "a=rtcp-mux-only",
+        "a=candidate:1 1 UDP 2015363327 192.0.2.2 40895 typ host",
+        "a=candidate:3 1 TCP 1010827519 192.0.2.2 55831 typ host tcptype passive",
+        "a=end-of-candidates",
+        "m=audio 0 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=setup:actpass",
+        "a=ice-ufrag:GStreamerOfferFragmentFixture000",
+        "a=ice-pwd:GStreamerOfferPasswordFixture000",
+        "a=bundle-only",
+        "a=rtcp-mux",
+        "a=rtcp-rsize",
+        "a=sendonly",
+        "a=rtpmap:111 OPUS/48000/2",
+        "a=rtcp-fb:111 transport-cc",
+        "a=fmtp:111 sprop-stereo=0;sprop-maxcapturerate=48000",
+        "a=ssrc:3158250554 msid:user1687964791@host-7e501340 webrtctransceiver1",
+        "a=ssrc:3158250554 cname:user1687964791@host-7e501340",
+        "a=mid:audio1",
+        "a=fingerprint:\(fingerprint)",
+        "a=rtcp-mux-only",
+        "a=end-of-candidates",
+    ].joined(separator: "\r\n") + "\r\n"
+
+@Suite struct GStreamerOfferTests {
+    @Test func acceptsBundleOnlyAudio() throws {
+        let offer = try WHIPOffer(parsing: gstreamerOffer)
+        #expect(offer.remoteUsernameFragment == "GStreamerOfferFragmentFixture000")
+        #expect(offer.media.map(\.mid) == ["video0", "audio1"])
+        #expect(offer.media.map(\.codec) == [.h264, .opus])
+        #expect(offer.media[0].rtcpFeedback == ["nack pli", "ccm fir"])
+        #expect(offer.media[1].ssrcs == [3_158_250_554])
+        let answer = try SessionDescription(
+            parsing: offer.answer(
+                localUsernameFragment: "MiNe",
+                localPassword: "our-password-0123456789",
+                fingerprint: [UInt8](repeating: 1, count: 32),
+                candidates: [ICECandidate(address: "127.0.0.1", port: 4567)],
+                sessionID: 1
+            )
+        )
+        #expect(answer.sessionValue("group") == "BUNDLE video0 audio1")
+        #expect(answer.media.map(\.port) == [4567, 4567])
+        #expect(answer.media[1].value("rtpmap") == "111 opus/48000/2")
+    }
+}
