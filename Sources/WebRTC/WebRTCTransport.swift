@@ -25,6 +25,17 @@ public struct WebRTCTransportConfiguration: Sendable {
     public var announcedPort: Int?
     /// TCP candidates to announce (RFC 6544) for an ICE-TCP listener in front of this transport.
     public var announcedTCPCandidates: [ICECandidate]
+    /// The port of our own ICE-TCP listener (RFC 6544 passive candidates, RFC 4571 framing) on ``host``; 0 for an
+    /// ephemeral one, nil for none.
+    public var tcpPort: Int?
+    /// The TCP port candidates announce; the bound one when nil.
+    public var announcedTCPPort: Int?
+    /// Whether answers announce the UDP candidates (off only to test ICE-TCP alone).
+    public var announcesUDP: Bool
+    /// The most ICE-TCP connections at once.
+    public var maximumTCPConnections: Int
+    /// How long an ICE-TCP connection may stay open without passing a check.
+    public var tcpCheckTimeout: TimeAmount
     /// The most sessions at once; ``WebRTCTransport/register(offer:logger:)`` refuses more.
     public var maximumSessions: Int
     /// ICE timeouts and limits per session.
@@ -50,6 +61,11 @@ public struct WebRTCTransportConfiguration: Sendable {
         self.announcedAddresses = announcedAddresses
         self.announcedPort = announcedPort
         self.announcedTCPCandidates = announcedTCPCandidates
+        self.tcpPort = nil
+        self.announcedTCPPort = nil
+        self.announcesUDP = true
+        self.maximumTCPConnections = 1024
+        self.tcpCheckTimeout = .seconds(10)
         self.maximumSessions = 256
         self.ice = ICELiteAgent.Configuration()
         self.handshakeTimeout = .seconds(30)
@@ -138,6 +154,7 @@ public final class WebRTCSession: Sendable {
 /// it names, DTLS and SRTP to the session whose check that remote address passed.
 public final class WebRTCTransport: Sendable {
     private let channel: any Channel
+    private let tcpChannel: (any Channel)?
     private let handler: NIOLoopBound<WebRTCDatagramHandler>
     private let configuration: WebRTCTransportConfiguration
     private let context: DTLSServerContext
@@ -145,6 +162,9 @@ public final class WebRTCTransport: Sendable {
 
     /// The address the socket is bound to.
     public let localAddress: SocketAddress
+
+    /// The address the ICE-TCP listener is bound to, if there is one.
+    public var tcpLocalAddress: SocketAddress? { self.tcpChannel?.localAddress }
 
     /// The candidates answers announce.
     public let candidates: [ICECandidate]
@@ -177,8 +197,36 @@ public final class WebRTCTransport: Sendable {
                 eventLoop: channel.eventLoop
             )
         }.get()
+        var tcpChannel: (any Channel)?
+        if let tcpPort = configuration.tcpPort {
+            let maximum = configuration.maximumTCPConnections
+            let checkTimeout = configuration.tcpCheckTimeout
+            do {
+                // The listener and its connections share the UDP channel's loop, so frames reach the sessions
+                // without a hop.
+                tcpChannel = try await ServerBootstrap(group: channel.eventLoop)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelInitializer { child in
+                        child.eventLoop.makeCompletedFuture {
+                            guard handler.value.tcpConnectionCount < maximum else {
+                                throw WebRTCError.limitExceeded("\(maximum) ICE-TCP connections are open")
+                            }
+                            try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(RFC4571FrameDecoder()))
+                            try child.pipeline.syncOperations.addHandler(
+                                ICETCPConnectionHandler(central: handler, checkTimeout: checkTimeout)
+                            )
+                        }
+                    }
+                    .bind(host: configuration.host, port: tcpPort)
+                    .get()
+            } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
         return WebRTCTransport(
             channel: channel,
+            tcpChannel: tcpChannel,
             handler: handler,
             configuration: configuration,
             context: context,
@@ -188,12 +236,14 @@ public final class WebRTCTransport: Sendable {
 
     private init(
         channel: any Channel,
+        tcpChannel: (any Channel)?,
         handler: NIOLoopBound<WebRTCDatagramHandler>,
         configuration: WebRTCTransportConfiguration,
         context: DTLSServerContext,
         logger: Logger
     ) {
         self.channel = channel
+        self.tcpChannel = tcpChannel
         self.handler = handler
         self.configuration = configuration
         self.context = context
@@ -205,9 +255,14 @@ public final class WebRTCTransport: Sendable {
             ? [bound.ipAddress ?? configuration.host]
             : configuration.announcedAddresses
         let port = configuration.announcedPort ?? bound.port ?? configuration.port
-        self.candidates =
-            addresses.map { ICECandidate(address: $0, port: port, transport: .udp) }
-            + configuration.announcedTCPCandidates
+        var candidates: [ICECandidate] = []
+        if configuration.announcesUDP {
+            candidates += addresses.map { ICECandidate(address: $0, port: port, transport: .udp) }
+        }
+        if let tcpChannel, let tcpPort = configuration.announcedTCPPort ?? tcpChannel.localAddress?.port {
+            candidates += addresses.map { ICECandidate(address: $0, port: tcpPort, transport: .tcp) }
+        }
+        self.candidates = candidates + configuration.announcedTCPCandidates
     }
 
     /// Our certificate's SHA-256 fingerprint.
@@ -298,6 +353,8 @@ public final class WebRTCTransport: Sendable {
     public func close() async {
         let handler = self.handler
         try? await self.channel.eventLoop.submit { handler.value.closeAll() }.get()
+        try? await self.tcpChannel?.close()
+        try? await self.channel.eventLoop.submit { handler.value.closeTCPConnections() }.get()
         try? await self.channel.close()
     }
 }
@@ -401,8 +458,11 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = self.unwrapInboundIn(data)
-        let address = envelope.remoteAddress
-        let buffer = envelope.data
+        self.receive(envelope.data, from: envelope.remoteAddress)
+    }
+
+    /// One datagram, or one RFC 4571 frame from an ICE-TCP connection.
+    func receive(_ buffer: ByteBuffer, from address: SocketAddress) {
         let bytes = Array(buffer.readableBytesView)
         switch PacketKind(classifying: bytes) {
         case .stun:
@@ -416,6 +476,32 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         case .unknown:
             if let session = self.session(for: address) { session.statistics.droppedDatagrams += 1 }
         }
+    }
+
+    // MARK: ICE-TCP connections (RFC 6544), on this handler's event loop
+
+    /// Open ICE-TCP connections by remote address: what is sent to one of these goes over it, framed.
+    private var tcpConnections: [SocketAddress: any Channel] = [:]
+
+    var tcpConnectionCount: Int { self.tcpConnections.count }
+
+    func tcpConnected(_ channel: any Channel, from address: SocketAddress) {
+        self.tcpConnections[address] = channel
+    }
+
+    func tcpClosed(from address: SocketAddress, channel: any Channel) {
+        guard self.tcpConnections[address] === channel else { return }
+        self.tcpConnections[address] = nil
+    }
+
+    func closeTCPConnections() {
+        for connection in self.tcpConnections.values { connection.close(promise: nil) }
+        self.tcpConnections = [:]
+    }
+
+    /// Whether a session has taken a check from `address`.
+    func isBound(_ address: SocketAddress) -> Bool {
+        self.router.session(for: address) != nil
     }
 
     private func session(for address: SocketAddress) -> SessionState? {
@@ -555,6 +641,15 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
     }
 
     private func send(_ bytes: [UInt8], to address: SocketAddress) {
+        if let connection = self.tcpConnections[address] {
+            // RFC 4571 §2: a 16-bit length, then the packet.
+            guard bytes.count <= Int(UInt16.max) else { return }
+            var frame = connection.allocator.buffer(capacity: bytes.count + 2)
+            frame.writeInteger(UInt16(bytes.count))
+            frame.writeBytes(bytes)
+            connection.writeAndFlush(frame, promise: nil)
+            return
+        }
         guard let context = self.context else { return }
         let envelope = AddressedEnvelope(remoteAddress: address, data: context.channel.allocator.buffer(bytes: bytes))
         context.writeAndFlush(self.wrapOutboundOut(envelope), promise: nil)
@@ -574,6 +669,12 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
     func close(session id: String, error: (any Error)?) {
         guard let session = self.sessions.removeValue(forKey: id) else { return }
         self.router.remove(id)
+        defer {
+            // ICE-TCP connections of this session go with it, after close_notify has been written to them.
+            for address in session.agent.validatedAddresses {
+                self.tcpConnections.removeValue(forKey: address)?.close(promise: nil)
+            }
+        }
         session.dtlsTimer?.cancel()
         if session.dtls.isEstablished, !session.dtls.isFinished {
             session.dtls.shutdown()
