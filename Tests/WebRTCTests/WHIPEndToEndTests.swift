@@ -227,6 +227,8 @@ private struct RTPTally: Sendable {
             var pli = ByteBuffer(bytes: [0x81, 206, 0, 2, 0, 0, 0, 1])
             pli.writeInteger(ssrc)
             session.sendRTCP(pli)
+            // Same event loop, in order: by the time the counters are read, the PLI was protected and sent.
+            #expect(await session.statistics()?.sentRTCP == 1)
         }
         session.close()
         for try await _ in session.events {}
@@ -259,5 +261,59 @@ private struct RTPTally: Sendable {
             )
         }
         try await channel.close()
+    }
+}
+
+@Suite(.serialized) struct WHIPOverTCPEndToEndTests {
+    /// Headless Chromium publishes with only our ICE-TCP candidate in the answer: it connects to the passive
+    /// candidate on 127.0.0.1, and DTLS and decrypted RTP of both payload types arrive over RFC 4571 frames.
+    @Test(.timeLimit(.minutes(2)))
+    func chromiumPublishesOverICETCP() async throws {
+        try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
+        var configuration = WebRTCTransportConfiguration(host: "127.0.0.1", port: 0)
+        configuration.tcpPort = 0
+        configuration.announcesUDP = false
+        let transport = try await WebRTCTransport.bind(
+            configuration: configuration,
+            logger: Logger(label: "whip-tcp-test.transport")
+        )
+        #expect(transport.candidates.map(\.transport) == [.tcp])
+        let token = "test-\(UInt64.random(in: 0...UInt64.max))"
+        let server = WHIPTestServer(
+            transport: transport,
+            token: token,
+            page: publisherPage(token: token, endpoints: ["/whip/live/show"])
+        )
+        do {
+            try await server.run { port in
+                try await Chromium.withPage("http://127.0.0.1:\(port)/publish.html") { _ in
+                    var iterator = server.sessions.makeAsyncIterator()
+                    let session = try #require(await iterator.next()?.session)
+                    var packets: [UInt8: Int] = [:]
+                    var start: ContinuousClock.Instant?
+                    var connected = false
+                    for try await event in session.events {
+                        if case .dtlsConnected = event { connected = true }
+                        if case .rtp(let packet) = event, packet.readableBytes >= 12 {
+                            start = start ?? .now
+                            packets[
+                                packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self)! & 0x7F,
+                                default: 0
+                            ] += 1
+                        }
+                        if let start, ContinuousClock.now - start > .seconds(2) { break }
+                    }
+                    #expect(connected, "the page said \(server.pageReports)")
+                    for media in session.media {
+                        #expect((packets[media.payloadType] ?? 0) > 20, "\(media.codec): \(packets)")
+                    }
+                    session.close()
+                }
+            }
+        } catch {
+            await transport.close()
+            throw error
+        }
+        await transport.close()
     }
 }
