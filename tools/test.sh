@@ -114,6 +114,8 @@ check_peers() {
     want "the libssl, libsrtp2 and zlib headers (pkg-config)" "libssl-dev libsrtp2-dev zlib1g-dev" \
         pkg-config --exists libssl libcrypto libsrtp2 zlib
     want "whip-client (simple-whip-client)" simple-whip-client have whip-client
+    # Tests/WebRTCTests/WHIPClientTests.swift builds a small preload for Debian 12's whip-client (libsoup 2 and 3).
+    want "a C compiler (cc)" gcc have cc
     want "GStreamer's WebRTC, x264 and Opus elements (gst-inspect-1.0)" \
         "gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-nice" \
         have_gstreamer_webrtc
