@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "liverelay", targets: ["liverelay"]),
         .library(name: "RTMP", targets: ["RTMP"]),
         .library(name: "Media", targets: ["Media"]),
+        .library(name: "WebRTC", targets: ["WebRTC"]),
         .library(name: "Relay", targets: ["Relay"]),
         .library(name: "LiveStreamModel", targets: ["LiveStreamModel"]),
         .library(name: "Gateway", targets: ["Gateway"]),
@@ -559,6 +560,47 @@ let package = Package(
         .testTarget(
             name: "RelayAPITests",
             dependencies: ["RelayAPI", "LiveStreamModel"],
+            swiftSettings: swiftSettings
+        ),
+        // OpenSSL 3 (Debian's libssl-dev) and zlib for WebRTC: the DTLS 1.2 server with use_srtp over memory, the
+        // self-signed certificate, SRTP key export, CRC-32. Its header shows no OpenSSL type, since NIOSSL's BoringSSL
+        // has headers of the same names.
+        .target(
+            name: "CWebRTCSSL",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]
+        ),
+        // libsrtp2 (Debian's libsrtp2-dev): SRTP and SRTCP protect and unprotect.
+        .target(
+            name: "CSRTP",
+            linkerSettings: [.linkedLibrary("srtp2")]
+        ),
+        // WebRTC transport for WHIP ingest: SDP offer/answer, ICE-lite with STUN on one UDP port for every session,
+        // DTLS-SRTP, and decrypted RTP and RTCP per session. The media (depacketizing, jitter buffer) is elsewhere.
+        .target(
+            name: "WebRTC",
+            dependencies: [
+                "CWebRTCSSL",
+                "CSRTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebRTCTests",
+            dependencies: [
+                "WebRTC",
+                "PeerTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Time as numbers other APIs take, in one place: Duration to nanoseconds, milliseconds, seconds.

@@ -12,7 +12,8 @@
 #
 # Runs every test, the README's test command. First checks each peer the tests run (ffmpeg, ffprobe, nginx with its
 # RTMP and stream modules, openssl, rtmpdump, kubectl, curl, shellcheck, chromium, firefox-esr, pkg-config and the
-# libav* headers, python3 with helm_python and kubernetes_validate). What is missing is installed when this user may
+# libav* headers, the libssl, libsrtp2 and zlib headers the WebRTC module builds against, whip-client with GStreamer's
+# WebRTC elements, python3 with helm_python and kubernetes_validate). What is missing is installed when this user may
 # (root, or passwordless sudo, with apt-get: Debian packages; the Python modules go into a virtual environment in
 # .build-python/, which needs no privilege); otherwise the script names what is missing, prints the commands that
 # install it, and exits 1. Then `swift test` with the arguments given, and LIVERELAY_REQUIRE_PEERS=1, so a test whose
@@ -66,6 +67,13 @@ nginx_module() {
 }
 have_chromium() { [[ -x ${CHROMIUM:-/usr/bin/chromium} ]]; }
 have_firefox() { [[ -x ${FIREFOX:-/usr/bin/firefox-esr} ]]; }
+# The GStreamer elements a WHIP publisher pipeline (whip-client's) needs: webrtcbin over libnice, x264, Opus.
+have_gstreamer_webrtc() {
+    local element
+    for element in webrtcbin x264enc rtph264pay opusenc rtpopuspay videotestsrc audiotestsrc; do
+        gst-inspect-1.0 --exists "$element" || return 1
+    done
+}
 python_modules_present() { python3 -c "import $python_modules" > /dev/null 2>&1; }
 can_make_venv() { python3 -c 'import ensurepip, venv' > /dev/null 2>&1; }
 
@@ -104,6 +112,15 @@ check_peers() {
     want "pkg-config" pkg-config have pkg-config
     want "the libavformat, libavcodec and libavutil headers (pkg-config)" \
         "libavformat-dev libavcodec-dev libavutil-dev" pkg-config --exists libavformat libavcodec libavutil
+    # The build itself links these (Sources/CWebRTCSSL, Sources/CSRTP), so CI installs them before building.
+    want "the libssl, libsrtp2 and zlib headers (pkg-config)" "libssl-dev libsrtp2-dev zlib1g-dev" \
+        pkg-config --exists libssl libcrypto libsrtp2 zlib
+    want "whip-client (simple-whip-client)" simple-whip-client have whip-client
+    # Tests/WebRTCTests/WHIPClientTests.swift builds a small preload for Debian 12's whip-client (libsoup 2 and 3).
+    want "a C compiler (cc)" gcc have cc
+    want "GStreamer's WebRTC, x264 and Opus elements (gst-inspect-1.0)" \
+        "gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-nice" \
+        have_gstreamer_webrtc
     want "python3" python3 have python3
     python_missing=false
     if ! python_modules_present; then
