@@ -168,8 +168,9 @@ public struct H264FLVPackager: Sendable {
         case H264NALUnitType.pictureParameterSet:
             // pic_parameter_set_id, ue(v), right after the NAL header.
             var reader = ExpGolombReader(nal, from: 1)
-            if let id = reader.readUnsignedExpGolomb(), id <= 255, self.pictureParameterSets.count < 256
-                || self.pictureParameterSets[id] != nil
+            if let id = reader.readUnsignedExpGolomb(), id <= 255,
+                self.pictureParameterSets.count < 256
+                    || self.pictureParameterSets[id] != nil
             {
                 self.pictureParameterSets[id] = nal
             }

@@ -44,6 +44,9 @@ public struct JitterBuffer: Sendable {
         public var maximumNACKs = 5
         /// The least time between two NACKs of one sequence number, whatever the round trip.
         public var minimumNACKInterval: Duration = .milliseconds(20)
+        /// How many packets in a row may arrive behind what already left before the buffer takes them as a new
+        /// sequence (a sender that jumped its sequence numbers back) and starts over from the next one.
+        public var maximumConsecutiveLate = 50
 
         public init() {}
     }
@@ -94,6 +97,9 @@ public struct JitterBuffer: Sendable {
     private var held: [Int64: (packet: RTPPacket, arrival: ContinuousClock.Instant)] = [:]
     private var heldBytes = 0
     private var missing: [Int64: Missing] = [:]
+    private var consecutiveLate = 0
+    /// Packets dropped by a restart, reported as lost by the next drain.
+    private var pendingLoss = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -123,8 +129,21 @@ public struct JitterBuffer: Sendable {
         let sequence = Self.extend(packet.sequenceNumber, near: self.highest)
         if sequence < nextOut {
             self.statistics.late += 1
+            self.consecutiveLate += 1
+            if self.consecutiveLate > self.configuration.maximumConsecutiveLate {
+                // The sender's sequence numbers jumped back: start over, and report what was held as lost.
+                self.pendingLoss += max(1, self.held.count)
+                self.statistics.lost += self.held.count
+                self.held = [:]
+                self.heldBytes = 0
+                self.missing = [:]
+                self.nextOut = nil
+                self.consecutiveLate = 0
+                return self.insert(packet, at: now)
+            }
             return .late
         }
+        self.consecutiveLate = 0
         if self.held[sequence] != nil {
             self.statistics.duplicates += 1
             return .duplicate
@@ -154,6 +173,10 @@ public struct JitterBuffer: Sendable {
     /// Everything that can leave now: packets in order, and the gaps given up on.
     public mutating func drain(at now: ContinuousClock.Instant) -> [Event] {
         var events: [Event] = []
+        if self.pendingLoss > 0 {
+            events.append(.lost(count: self.pendingLoss))
+            self.pendingLoss = 0
+        }
         while let next = self.nextOut {
             if let entry = self.held.removeValue(forKey: next) {
                 self.heldBytes -= entry.packet.payload.readableBytes

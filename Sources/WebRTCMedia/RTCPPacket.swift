@@ -565,7 +565,10 @@ extension RTCPPacket {
     }
 
     /// Writes `packets` one after the other as one compound packet.
-    public static func compound(_ packets: [RTCPPacket], allocator: ByteBufferAllocator = ByteBufferAllocator())
+    public static func compound(
+        _ packets: [RTCPPacket],
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    )
         -> ByteBuffer
     {
         var buffer = allocator.buffer(capacity: 128)

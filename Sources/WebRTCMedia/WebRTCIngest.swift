@@ -153,6 +153,7 @@ public final class WebRTCIngest {
     private var packager: H264FLVPackager
     private var transcoder: OpusToAACTranscoder?
     private var audioSequenceHeaderSent = false
+    private var metadataSent = false
     private var synchronizer: MediaSynchronizer
     private var pendingSenderReports: [UInt32: (ntp: UInt64, rtp: UInt32, arrival: ContinuousClock.Instant)] = [:]
     private var keyframeWanted = true
@@ -464,6 +465,10 @@ public final class WebRTCIngest {
         }
         for payload in result.payloads {
             let milliseconds = self.synchronizer.milliseconds(forRTPTimestamp: payload.rtpTimestamp, track: .video)
+            if payload.isSequenceHeader && !self.metadataSent {
+                output.messages.append(self.metadata(sequenceHeader: payload.body))
+                self.metadataSent = true
+            }
             output.messages.append(
                 RTMPMessage(
                     chunkStreamID: RTMPChunkStreamID.video,
@@ -476,6 +481,46 @@ public final class WebRTCIngest {
             self.statistics.videoMessages += 1
             if payload.isKeyframe { self.keyframeWanted = false }
         }
+    }
+
+    /// `@setDataFrame onMetaData`, as OBS sends it before the media: what the stream is, for targets and players
+    /// that read it. Sent once, with the first video sequence header, when the picture size is known; at time 0,
+    /// where an FLV reader takes it for the stream's header rather than a data track.
+    private func metadata(sequenceHeader: ByteBuffer) -> RTMPMessage {
+        var properties: [(key: String, value: AMF0Value)] = []
+        if let header = try? VideoTagHeader(parsing: sequenceHeader), let data = header.codecData(in: sequenceHeader),
+            let record = try? AVCDecoderConfigurationRecord(parsing: data),
+            let sps = try? record.parseSequenceParameterSet()
+        {
+            properties.append((key: "width", value: .number(Double(sps.width))))
+            properties.append((key: "height", value: .number(Double(sps.height))))
+            if let frameRate = sps.frameRate {
+                properties.append((key: "framerate", value: .number(frameRate)))
+            }
+        }
+        properties.append((key: "videocodecid", value: .number(7)))
+        if let transcoder = self.transcoder {
+            properties += [
+                (key: "audiocodecid", value: .number(10)),
+                (key: "audiosamplerate", value: .number(Double(OpusToAACTranscoder.sampleRate))),
+                (key: "audiosamplesize", value: .number(16)),
+                (key: "audiochannels", value: .number(Double(transcoder.channels))),
+                (key: "stereo", value: .boolean(transcoder.channels == 2)),
+                (key: "audiodatarate", value: .number(Double(self.configuration.aacBitRate) / 1000)),
+            ]
+        }
+        properties.append((key: "encoder", value: .string("liverelay WHIP ingest")))
+        var payload = ByteBufferAllocator().buffer(capacity: 256)
+        payload.writeAMF0Value(.string("@setDataFrame"))
+        payload.writeAMF0Value(.string("onMetaData"))
+        payload.writeAMF0Value(.ecmaArray(properties))
+        return RTMPMessage(
+            chunkStreamID: RTMPChunkStreamID.data,
+            timestamp: 0,
+            type: .dataAMF0,
+            messageStreamID: self.configuration.messageStreamID,
+            payload: payload
+        )
     }
 
     private func emit(audio frames: [AACFrame], into output: inout Output) {
@@ -543,7 +588,9 @@ public final class WebRTCIngest {
         if self.keyframeWanted, let ssrc = self.video.ssrc,
             self.lastKeyframeRequest.map({ now >= $0 + self.configuration.keyframeRequestInterval }) ?? true
         {
-            var packets: [RTCPPacket] = [.pictureLossIndication(RTCPPictureLossIndication(senderSSRC: local, mediaSSRC: ssrc))]
+            var packets: [RTCPPacket] = [
+                .pictureLossIndication(RTCPPictureLossIndication(senderSSRC: local, mediaSSRC: ssrc))
+            ]
             if self.configuration.sendFIR {
                 self.firSequenceNumber &+= 1
                 packets.append(
