@@ -65,7 +65,9 @@
     X(av_audio_fifo_read) \
     X(av_audio_fifo_drain) \
     X(av_samples_alloc_array_and_samples) \
-    X(av_samples_set_silence)
+    X(av_samples_set_silence) \
+    X(av_log_set_callback) \
+    X(av_log_default_callback)
 
 #define LR_DECLARE(name) static __typeof__(name) *p_##name;
 LR_LIBAV_FUNCTIONS(LR_DECLARE)
@@ -201,6 +203,28 @@ int lr_av_audio_fifo_read_frame(AVAudioFifo *fifo, AVFrame *frame) {
     return p_av_audio_fifo_read(fifo, (void **)frame->extended_data, frame->nb_samples);
 }
 int lr_av_audio_fifo_drain(AVAudioFifo *fifo, int samples) { return p_av_audio_fifo_drain(fifo, samples); }
+
+// Contexts marked quiet carry this address in their `opaque` field, which libavcodec leaves to its user.
+static const char lr_quiet_marker = 0;
+static pthread_once_t lr_log_once = PTHREAD_ONCE_INIT;
+
+static void lr_log_callback(void *object, int level, const char *format, va_list arguments) {
+    if (object) {
+        const AVClass *class = *(const AVClass **)object;
+        if (class && class->class_name && strcmp(class->class_name, "AVCodecContext") == 0
+            && ((AVCodecContext *)object)->opaque == &lr_quiet_marker) {
+            return;
+        }
+    }
+    p_av_log_default_callback(object, level, format, arguments);
+}
+
+static void lr_install_log_callback(void) { p_av_log_set_callback(lr_log_callback); }
+
+void lr_avcodec_context_set_quiet(AVCodecContext *context) {
+    pthread_once(&lr_log_once, lr_install_log_callback);
+    context->opaque = (void *)&lr_quiet_marker;
+}
 
 void lr_strerror(int error, char *buffer, size_t size) {
     if (!p_av_strerror || p_av_strerror(error, buffer, size) < 0) {

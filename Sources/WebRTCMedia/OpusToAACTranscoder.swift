@@ -79,6 +79,8 @@ public final class OpusToAACTranscoder {
         decoder.pointee.sample_rate = Int32(Self.sampleRate)
         lr_av_channel_layout_default(&decoder.pointee.ch_layout, Int32(channels))
         decoder.pointee.request_sample_fmt = AV_SAMPLE_FMT_FLTP
+        // The peer controls what the decoder sees: its complaints come back as errors, not as log lines.
+        lr_avcodec_context_set_quiet(decoder)
         var result = lr_avcodec_open2(decoder, opus)
         guard result >= 0 else {
             var context: UnsafeMutablePointer<AVCodecContext>? = decoder
@@ -98,6 +100,7 @@ public final class OpusToAACTranscoder {
         encoder.pointee.profile = FF_PROFILE_AAC_LOW
         encoder.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         lr_av_channel_layout_default(&encoder.pointee.ch_layout, Int32(channels))
+        lr_avcodec_context_set_quiet(encoder)
         result = lr_avcodec_open2(encoder, aac)
         let extradataSize = Int(encoder.pointee.extradata_size)
         guard result >= 0, encoder.pointee.frame_size == Int32(Self.frameLength), extradataSize > 0,

@@ -154,6 +154,9 @@ public final class WebRTCIngest {
     private var transcoder: OpusToAACTranscoder?
     private var audioSequenceHeaderSent = false
     private var metadataSent = false
+    /// The timestamps of the last video message and the last AAC frame.
+    private var lastVideoTimestamp: UInt32?
+    private var lastAudioTimestamp: UInt32?
     private var synchronizer: MediaSynchronizer
     private var pendingSenderReports: [UInt32: (ntp: UInt64, rtp: UInt32, arrival: ContinuousClock.Instant)] = [:]
     private var keyframeWanted = true
@@ -464,7 +467,13 @@ public final class WebRTCIngest {
             output.errors.append(WebRTCMediaError(code: .malformedPacket, message: "H.264 parameter sets: \(error)"))
         }
         for payload in result.payloads {
-            let milliseconds = self.synchronizer.milliseconds(forRTPTimestamp: payload.rtpTimestamp, track: .video)
+            var milliseconds = self.synchronizer.milliseconds(forRTPTimestamp: payload.rtpTimestamp, track: .video)
+            if payload.isSequenceHeader {
+                // Not a frame: it may share the time of the frame before it.
+                milliseconds = max(milliseconds, self.lastVideoTimestamp ?? 0)
+            } else {
+                milliseconds = self.strictlyIncreasing(milliseconds, after: &self.lastVideoTimestamp)
+            }
             if payload.isSequenceHeader && !self.metadataSent {
                 output.messages.append(self.metadata(sequenceHeader: payload.body))
                 self.metadataSent = true
@@ -526,7 +535,7 @@ public final class WebRTCIngest {
     private func emit(audio frames: [AACFrame], into output: inout Output) {
         guard let transcoder = self.transcoder else { return }
         for frame in frames {
-            let milliseconds = self.synchronizer.milliseconds(forExtendedTimestamp: frame.timestamp, track: .audio)
+            var milliseconds = self.synchronizer.milliseconds(forExtendedTimestamp: frame.timestamp, track: .audio)
             if !self.audioSequenceHeaderSent {
                 var body = ByteBufferAllocator().buffer(capacity: 2 + transcoder.audioSpecificConfig.readableBytes)
                 body.writeInteger(Self.aacTagFlags)
@@ -535,6 +544,7 @@ public final class WebRTCIngest {
                 output.messages.append(self.audioMessage(body, milliseconds))
                 self.audioSequenceHeaderSent = true
             }
+            milliseconds = self.strictlyIncreasing(milliseconds, after: &self.lastAudioTimestamp)
             var body = ByteBufferAllocator().buffer(capacity: 2 + frame.data.readableBytes)
             body.writeInteger(Self.aacTagFlags)
             body.writeInteger(AudioPacketType.codedFrames.rawValue)
@@ -542,6 +552,18 @@ public final class WebRTCIngest {
             output.messages.append(self.audioMessage(body, milliseconds))
             self.statistics.audioMessages += 1
         }
+    }
+
+    /// Two frames of a track must not share a millisecond: players and muxers take equal decoding times as an
+    /// error. The synchronizer never goes back, but holding it where a track's mapping moved back (arrival time
+    /// giving way to sender reports) repeats a value; such a frame goes 1 ms after the previous one instead.
+    private func strictlyIncreasing(_ milliseconds: UInt32, after last: inout UInt32?) -> UInt32 {
+        var value = milliseconds
+        if let previous = last, value <= previous {
+            value = previous &+ 1
+        }
+        last = value
+        return value
     }
 
     /// FLV 10.1 E.4.2.1: AAC (10), and the 44 kHz, 16-bit, stereo flags every AAC tag carries (the

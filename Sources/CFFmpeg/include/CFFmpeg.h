@@ -93,6 +93,11 @@ int lr_av_audio_fifo_read_frame(AVAudioFifo *fifo, AVFrame *frame);
 /// Drops the first `samples` samples of the FIFO.
 int lr_av_audio_fifo_drain(AVAudioFifo *fifo, int samples);
 
+/// Keeps libav*'s log quiet about `context`: its decoder or encoder reports through return codes instead. A codec
+/// fed by a remote peer would otherwise write a line to standard error for every bad packet the peer chooses to send.
+/// Other contexts log as before.
+void lr_avcodec_context_set_quiet(AVCodecContext *context);
+
 /// The text of a libav* error code (av_err2str is a macro with a compound literal).
 void lr_strerror(int error, char *buffer, size_t size);
 
