@@ -71,7 +71,8 @@ public struct RTPCodecParameters: Sendable, Hashable {
 public final class WebRTCIngest {
     public struct Configuration: Sendable {
         /// The negotiated payload formats. Video must include H.264 (packetization-mode 0 or 1); audio may
-        /// include Opus. Other codecs are refused when their packets arrive.
+        /// include Opus; `rtx` (RFC 4588) with an `apt` of an H.264 payload type carries retransmissions. Other
+        /// codecs are refused when their packets arrive.
         public var codecs: [RTPCodecParameters]
         /// The SSRC of our RTCP packets.
         public var localSSRC: UInt32
@@ -130,6 +131,8 @@ public final class WebRTCIngest {
         public var droppedPictures = 0
         public var keyframeRequests = 0
         public var nacks = 0
+        /// RTX packets taken (RFC 4588).
+        public var retransmissions = 0
     }
 
     private struct Track {
@@ -145,6 +148,8 @@ public final class WebRTCIngest {
 
     private let videoPayloadTypes: Set<UInt8>
     private let audioPayloadTypes: Set<UInt8>
+    /// RTX payload types (RFC 4588) and the H.264 payload type each retransmits (`apt`).
+    private let retransmissionPayloadTypes: [UInt8: UInt8]
     private let otherCodecs: [UInt8: String]
     private let epoch: ContinuousClock.Instant
     private var video: Track
@@ -175,6 +180,7 @@ public final class WebRTCIngest {
         var audio: Set<UInt8> = []
         var others: [UInt8: String] = [:]
         var parameterSets: [ByteBuffer] = []
+        var retransmissions: [RTPCodecParameters] = []
         for codec in configuration.codecs {
             switch codec.name.lowercased() {
             case "h264":
@@ -193,6 +199,8 @@ public final class WebRTCIngest {
                 if let sprop = codec.formatParameters["sprop-parameter-sets"] {
                     parameterSets += try Self.parseSpropParameterSets(sprop)
                 }
+            case "rtx":
+                retransmissions.append(codec)
             case "opus":
                 guard codec.clockRate == 48000 else {
                     throw WebRTCMediaError(
@@ -203,6 +211,14 @@ public final class WebRTCIngest {
                 audio.insert(codec.payloadType)
             default:
                 others[codec.payloadType] = codec.name
+            }
+        }
+        var retransmissionPayloadTypes: [UInt8: UInt8] = [:]
+        for codec in retransmissions {
+            if let apt = codec.formatParameters["apt"].flatMap(UInt8.init), video.contains(apt) {
+                retransmissionPayloadTypes[codec.payloadType] = apt
+            } else {
+                others[codec.payloadType] = "rtx for payload type \(codec.formatParameters["apt"] ?? "none")"
             }
         }
         guard !video.isEmpty else {
@@ -219,6 +235,7 @@ public final class WebRTCIngest {
         self.videoPayloadTypes = video
         self.audioPayloadTypes = audio
         self.otherCodecs = others
+        self.retransmissionPayloadTypes = retransmissionPayloadTypes
         self.epoch = now
         self.video = Track(
             jitterBuffer: JitterBuffer(configuration: configuration.videoJitterBuffer),
@@ -299,6 +316,9 @@ public final class WebRTCIngest {
             self.statistics.refusedPackets += 1
             throw error
         }
+        if let originalPayloadType = self.retransmissionPayloadTypes[packet.payloadType] {
+            return self.retransmission(packet, payloadType: originalPayloadType, at: now)
+        }
         let isVideo = self.videoPayloadTypes.contains(packet.payloadType)
         guard isVideo || self.audioPayloadTypes.contains(packet.payloadType) else {
             self.statistics.refusedPackets += 1
@@ -325,6 +345,30 @@ public final class WebRTCIngest {
             self.audio.reception.received(packet, at: now)
             _ = self.audio.jitterBuffer.insert(packet, at: now)
         }
+        self.drain(at: now, into: &output)
+        self.sendFeedback(at: now, into: &output)
+        return output
+    }
+
+    /// An RTX packet (RFC 4588 4): the original sequence number, then the original payload, on a stream of its own.
+    /// It goes into the video jitter buffer as the packet it repeats; the reception statistics are the media
+    /// stream's alone. RTX packets without a payload are padding (bandwidth probes) and are dropped.
+    private func retransmission(_ packet: RTPPacket, payloadType: UInt8, at now: ContinuousClock.Instant) -> Output {
+        var output = Output()
+        var payload = packet.payload
+        guard let ssrc = self.video.ssrc, let sequenceNumber = payload.readInteger(as: UInt16.self),
+            payload.readableBytes > 0
+        else {
+            return output
+        }
+        self.statistics.rtpPackets += 1
+        self.statistics.retransmissions += 1
+        var original = packet
+        original.payloadType = payloadType
+        original.sequenceNumber = sequenceNumber
+        original.ssrc = ssrc
+        original.payload = payload
+        _ = self.video.jitterBuffer.insert(original, at: now)
         self.drain(at: now, into: &output)
         self.sendFeedback(at: now, into: &output)
         return output

@@ -190,3 +190,42 @@ import WebRTCMedia
         #expect(try self.feedback(ingest.tick(at: self.at(1500))).count == 2)
     }
 }
+
+extension WebRTCIngestTests {
+    @Test func retransmissionsOnRTXFillTheGap() throws {
+        let rtx = RTPCodecParameters(payloadType: 103, name: "rtx", clockRate: 90000, formatParameters: ["apt": "102"])
+        let ingest = try WebRTCIngest(
+            configuration: WebRTCIngest.Configuration(codecs: [Self.h264, rtx], localSSRC: 0xABCD, cname: "t"),
+            now: self.start
+        )
+        let keyframe = try ingest.receive(
+            rtp: rtp(1, timestamp: 0, marker: true, payload: stapA([testSPS, testPPS, idrSlice])).bytes,
+            at: self.at(0)
+        )
+        #expect(keyframe.messages.count == 3)
+        #expect(
+            try ingest.receive(rtp: rtp(3, timestamp: 6000, marker: true, payload: interSlice).bytes, at: self.at(66))
+                .messages.isEmpty
+        )
+        // Packet 2 comes back on the RTX stream: its sequence number first, then its payload.
+        let repaired = try ingest.receive(
+            rtp: rtp(
+                500,
+                timestamp: 3000,
+                marker: true,
+                payloadType: 103,
+                ssrc: 0x9999,
+                payload: [0x00, 0x02] + interSlice
+            )
+            .bytes,
+            at: self.at(80)
+        )
+        #expect(repaired.messages.map(\.timestamp) == [33, 66])
+        // Padding-only RTX (a bandwidth probe) is dropped quietly.
+        #expect(
+            try ingest.receive(rtp: rtp(501, payloadType: 103, ssrc: 0x9999, payload: []).bytes, at: self.at(90))
+                .messages.isEmpty
+        )
+        #expect(ingest.statistics.retransmissions == 1 && ingest.statistics.droppedPictures == 0)
+    }
+}
