@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
         .library(name: "Console", targets: ["Console"]),
         .library(name: "Preview", targets: ["Preview"]),
+        .library(name: "WebRTCMedia", targets: ["WebRTCMedia"]),
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "KubernetesController", targets: ["KubernetesController"]),
         .library(name: "KubernetesTestServer", targets: ["KubernetesTestServer"]),
@@ -244,6 +245,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // WHIP ingest, the media side: decrypted RTP and RTCP in, what an RTMP publisher sends out. RTP/RTCP parsing
+        // and builders, a jitter buffer with NACK, the H.264 depacketizer, Opus to AAC with libavcodec, A/V sync.
+        .target(
+            name: "WebRTCMedia",
+            dependencies: [
+                "CFFmpeg",
+                "Media",
+                "RTMP",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebRTCMediaTests",
+            dependencies: [
+                "WebRTCMedia",
+                "Media",
+                "RTMP",
+                "PeerTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

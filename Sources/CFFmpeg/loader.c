@@ -43,7 +43,31 @@
     X(av_log_set_level) \
     X(av_rescale_q) \
     X(av_strerror) \
-    X(av_channel_layout_default)
+    X(av_channel_layout_default) \
+    X(avcodec_find_decoder) \
+    X(avcodec_find_encoder_by_name) \
+    X(avcodec_alloc_context3) \
+    X(avcodec_open2) \
+    X(avcodec_free_context) \
+    X(avcodec_send_packet) \
+    X(avcodec_receive_frame) \
+    X(avcodec_send_frame) \
+    X(avcodec_receive_packet) \
+    X(av_new_packet) \
+    X(av_frame_alloc) \
+    X(av_frame_free) \
+    X(av_frame_unref) \
+    X(av_frame_get_buffer) \
+    X(av_audio_fifo_alloc) \
+    X(av_audio_fifo_free) \
+    X(av_audio_fifo_size) \
+    X(av_audio_fifo_write) \
+    X(av_audio_fifo_read) \
+    X(av_audio_fifo_drain) \
+    X(av_samples_alloc_array_and_samples) \
+    X(av_samples_set_silence) \
+    X(av_log_set_callback) \
+    X(av_log_default_callback)
 
 #define LR_DECLARE(name) static __typeof__(name) *p_##name;
 LR_LIBAV_FUNCTIONS(LR_DECLARE)
@@ -119,6 +143,87 @@ void lr_av_log_set_level(int level) { p_av_log_set_level(level); }
 int64_t lr_av_rescale_q(int64_t value, AVRational from, AVRational to) { return p_av_rescale_q(value, from, to); }
 void lr_av_channel_layout_default(AVChannelLayout *layout, int channels) {
     p_av_channel_layout_default(layout, channels);
+}
+
+const AVCodec *lr_avcodec_find_decoder(enum AVCodecID id) { return p_avcodec_find_decoder(id); }
+const AVCodec *lr_avcodec_find_encoder_by_name(const char *name) { return p_avcodec_find_encoder_by_name(name); }
+AVCodecContext *lr_avcodec_alloc_context3(const AVCodec *codec) { return p_avcodec_alloc_context3(codec); }
+int lr_avcodec_open2(AVCodecContext *context, const AVCodec *codec) { return p_avcodec_open2(context, codec, NULL); }
+void lr_avcodec_free_context(AVCodecContext **context) { p_avcodec_free_context(context); }
+int lr_avcodec_send_packet(AVCodecContext *context, const AVPacket *packet) {
+    return p_avcodec_send_packet(context, packet);
+}
+int lr_avcodec_receive_frame(AVCodecContext *context, AVFrame *frame) { return p_avcodec_receive_frame(context, frame); }
+int lr_avcodec_send_frame(AVCodecContext *context, const AVFrame *frame) { return p_avcodec_send_frame(context, frame); }
+int lr_avcodec_receive_packet(AVCodecContext *context, AVPacket *packet) {
+    return p_avcodec_receive_packet(context, packet);
+}
+int lr_av_new_packet(AVPacket *packet, int size) { return p_av_new_packet(packet, size); }
+AVFrame *lr_av_frame_alloc(void) { return p_av_frame_alloc(); }
+void lr_av_frame_free(AVFrame **frame) { p_av_frame_free(frame); }
+void lr_av_frame_unref(AVFrame *frame) { p_av_frame_unref(frame); }
+
+AVFrame *lr_audio_frame_alloc(enum AVSampleFormat format, int channels, int rate, int samples) {
+    AVFrame *frame = p_av_frame_alloc();
+    if (!frame) {
+        return NULL;
+    }
+    frame->format = format;
+    frame->sample_rate = rate;
+    frame->nb_samples = samples;
+    p_av_channel_layout_default(&frame->ch_layout, channels);
+    if (p_av_frame_get_buffer(frame, 0) < 0) {
+        p_av_frame_free(&frame);
+        return NULL;
+    }
+    return frame;
+}
+
+AVAudioFifo *lr_av_audio_fifo_alloc(enum AVSampleFormat format, int channels, int samples) {
+    return p_av_audio_fifo_alloc(format, channels, samples);
+}
+void lr_av_audio_fifo_free(AVAudioFifo *fifo) { p_av_audio_fifo_free(fifo); }
+int lr_av_audio_fifo_size(AVAudioFifo *fifo) { return p_av_audio_fifo_size(fifo); }
+int lr_av_audio_fifo_write_frame(AVAudioFifo *fifo, const AVFrame *frame) {
+    return p_av_audio_fifo_write(fifo, (void **)frame->extended_data, frame->nb_samples);
+}
+int lr_av_audio_fifo_write_silence(AVAudioFifo *fifo, enum AVSampleFormat format, int channels, int samples) {
+    uint8_t **data = NULL;
+    int result = p_av_samples_alloc_array_and_samples(&data, NULL, channels, samples, format, 0);
+    if (result < 0) {
+        return result;
+    }
+    p_av_samples_set_silence(data, 0, samples, channels, format);
+    result = p_av_audio_fifo_write(fifo, (void **)data, samples);
+    p_av_freep(&data[0]);
+    p_av_freep(&data);
+    return result;
+}
+int lr_av_audio_fifo_read_frame(AVAudioFifo *fifo, AVFrame *frame) {
+    return p_av_audio_fifo_read(fifo, (void **)frame->extended_data, frame->nb_samples);
+}
+int lr_av_audio_fifo_drain(AVAudioFifo *fifo, int samples) { return p_av_audio_fifo_drain(fifo, samples); }
+
+// Contexts marked quiet carry this address in their `opaque` field, which libavcodec leaves to its user.
+static const char lr_quiet_marker = 0;
+static pthread_once_t lr_log_once = PTHREAD_ONCE_INIT;
+
+static void lr_log_callback(void *object, int level, const char *format, va_list arguments) {
+    if (object) {
+        const AVClass *class = *(const AVClass **)object;
+        if (class && class->class_name && strcmp(class->class_name, "AVCodecContext") == 0
+            && ((AVCodecContext *)object)->opaque == &lr_quiet_marker) {
+            return;
+        }
+    }
+    p_av_log_default_callback(object, level, format, arguments);
+}
+
+static void lr_install_log_callback(void) { p_av_log_set_callback(lr_log_callback); }
+
+void lr_avcodec_context_set_quiet(AVCodecContext *context) {
+    pthread_once(&lr_log_once, lr_install_log_callback);
+    context->opaque = (void *)&lr_quiet_marker;
 }
 
 void lr_strerror(int error, char *buffer, size_t size) {

@@ -1,0 +1,56 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Testing
+import WebRTCMedia
+
+@Suite struct MediaSynchronizerTests {
+    let start = ContinuousClock.now
+
+    func at(_ milliseconds: Int) -> ContinuousClock.Instant { self.start + .milliseconds(milliseconds) }
+
+    @Test func unwrapsTimestampsAcrossTheWrap() {
+        var unwrapper = RTPTimestampUnwrapper()
+        let first = unwrapper.unwrap(0xFFFF_FF00)
+        #expect(unwrapper.unwrap(0x0000_0100) - first == 0x200)
+        #expect(unwrapper.unwrap(0xFFFF_FF80) - first == 0x80)  // a late one, before the wrap
+        #expect(unwrapper.peek(0x0000_0200)! - first == 0x300)
+    }
+
+    @Test func placesTracksByArrivalUntilSenderReportsArrive() {
+        var sync = MediaSynchronizer(epoch: self.start)
+        // Video arrives first at 100 ms, audio at 120 ms; each advances by its own clock.
+        let video = sync.observe(1_000_000, track: .video, arrival: self.at(100))
+        let audio = sync.observe(5_000, track: .audio, arrival: self.at(120))
+        #expect(sync.milliseconds(forExtendedTimestamp: video, track: .video) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: audio, track: .audio) == 20)
+        #expect(sync.milliseconds(forExtendedTimestamp: video + 9000, track: .video) == 100)
+        #expect(sync.milliseconds(forExtendedTimestamp: audio + 960, track: .audio) == 40)
+        // Before the start: clamped to 0 on a fresh track... and never backwards on a running one.
+        #expect(sync.milliseconds(forExtendedTimestamp: audio - 48000, track: .audio) == 40)
+    }
+
+    @Test func senderReportsLineTheTracksUpOnTheSendersClock() {
+        var sync = MediaSynchronizer(epoch: self.start)
+        // NTP second 1000 is video RTP 90000 and audio RTP 48000; audio arrives 500 ms late, as if delayed.
+        let ntp: UInt64 = 1000 << 32
+        sync.senderReport(ntpTimestamp: ntp, rtpTimestamp: 90000, track: .video, at: self.at(0))
+        sync.senderReport(ntpTimestamp: ntp, rtpTimestamp: 48000, track: .audio, at: self.at(500))
+        let video = sync.observe(90000 + 9000, track: .video, arrival: self.at(100))
+        let audio = sync.observe(48000 + 4800, track: .audio, arrival: self.at(600))
+        #expect(sync.milliseconds(forExtendedTimestamp: video, track: .video) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: audio, track: .audio) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: audio + 48000, track: .audio) == 1000)
+        // A half-second NTP fraction: 0x8000_0000.
+        sync.senderReport(ntpTimestamp: ntp + 0x8000_0000, rtpTimestamp: 90000 + 45000, track: .video, at: self.at(700))
+        #expect(sync.milliseconds(forRTPTimestamp: 90000 + 9000 + 90000, track: .video) == 1000)
+    }
+}
