@@ -126,62 +126,12 @@ struct ConsoleBrowserTests {
                         .dropFirst("password (shown once): ".count)
                 )
                 try await withDevToolsPage(local.consoleURL) { page in
-                    do {
+                    try await BrowserSteps.screenshotOnFailure(page, "console-journey") {
                         try await Self.journey(page, local: local, nginx: nginx, bobPassword: String(bobPassword))
-                    } catch {
-                        let path = FileManager.default.temporaryDirectory
-                            .appendingPathComponent("console-journey-failure-\(UInt32.random(in: 0...UInt32.max)).png")
-                            .path
-                        try? await page.screenshot(path)
-                        Issue.record("screenshot of the failure: \(path)")
-                        throw error
                     }
                 }
             }
         }
-    }
-
-    static func waitFor(
-        _ page: DevToolsPage,
-        _ what: String,
-        timeout: Duration = .seconds(30),
-        _ condition: String
-    ) async throws {
-        try await eventually(what, timeout: timeout, interval: .milliseconds(200)) {
-            try await page.evaluate(condition, as: Bool.self)
-        }
-    }
-
-    static func text(_ page: DevToolsPage, _ selector: String) async throws -> String {
-        try await page.evaluate("document.querySelector(\(Self.quoted(selector)))?.textContent ?? ''", as: String.self)
-    }
-
-    static func quoted(_ text: String) -> String {
-        String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
-    }
-
-    /// Types into a field as a person would: value set, `input` and `change` fired.
-    static func type(_ page: DevToolsPage, _ selector: String, _ value: String) async throws {
-        try await page.run(
-            """
-            const field = document.querySelector(\(Self.quoted(selector)));
-            field.focus(); field.value = \(Self.quoted(value));
-            field.dispatchEvent(new Event('input', { bubbles: true }));
-            field.dispatchEvent(new Event('change', { bubbles: true }))
-            """
-        )
-    }
-
-    static func click(_ page: DevToolsPage, _ selector: String) async throws {
-        try await page.run("document.querySelector(\(Self.quoted(selector))).click()")
-    }
-
-    static func signIn(_ page: DevToolsPage, _ user: String, _ password: String) async throws {
-        try await Self.waitFor(page, "the sign-in form", "!document.querySelector('#sign-in-view').hidden")
-        try await Self.type(page, "#username", user)
-        try await Self.type(page, "#password", password)
-        try await page.run("document.querySelector('#sign-in-form').requestSubmit()")
-        try await Self.waitFor(page, "the streams of \(user)", "!document.querySelector('#streams-view').hidden")
     }
 
     static func screenshot(_ page: DevToolsPage, _ name: String) async throws {
@@ -192,124 +142,41 @@ struct ConsoleBrowserTests {
         try await page.screenshot(directory + "/" + name)
     }
 
-    /// The session cookie the browser holds (HttpOnly: the page cannot read it, DevTools can).
-    static func sessionCookie(_ page: DevToolsPage) async throws -> String? {
-        let data = try await page.send("Network.getCookies")
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        let cookies = object?["cookies"] as? [[String: Any]] ?? []
-        let session = cookies.first { $0["name"] as? String == "liverelay_session" }
-        #expect(session?["httpOnly"] as? Bool == true)
-        #expect(session?["sameSite"] as? String == "Strict")
-        return session?["value"] as? String
-    }
-
     static func journey(
         _ page: DevToolsPage,
         local: LocalModeProcess,
         nginx: NginxRTMP,
         bobPassword: String
     ) async throws {
+        typealias B = BrowserSteps
         let card = #"[data-stream="default/show"]"#
         try await Self.screenshot(page, "console-sign-in.png")
-        try await Self.signIn(page, "admin", "admin-password-1")
+        try await B.signIn(page, "admin", "admin-password-1")
 
         // Create a stream with two targets, keys in password fields.
-        try await Self.click(page, "#new-stream")
-        try await Self.waitFor(page, "the editor", "document.querySelector('#editor').open")
-        try await Self.type(page, "#edit-name", "show")
-        for (name, key) in [("one", "key-one"), ("two", "key-two")] {
-            try await Self.click(page, "#add-target")
-            let row = "#edit-targets li:last-child"
-            try await Self.type(page, "\(row) .t-name", name)
-            try await Self.type(page, "\(row) .t-url", nginx.url(app: name))
-            try await Self.type(page, "\(row) .t-key", key)
-        }
-        #expect(
-            try await page.evaluate("document.querySelector('#edit-targets .t-key').type", as: String.self)
-                == "password"
+        try await B.createStream(
+            page,
+            card: card,
+            name: "show",
+            targets: [("one", nginx.url(app: "one"), "key-one"), ("two", nginx.url(app: "two"), "key-two")],
+            beforeSaving: { try await Self.screenshot(page, "console-edit.png") }
         )
-        try await Self.screenshot(page, "console-edit.png")
-        try await page.run("document.querySelector('#edit-form').requestSubmit()")
-        try await Self.waitFor(page, "the new stream's card", "!!document.querySelector('\(card)')")
-        #expect(try await Self.text(page, "\(card) .phase") == "Suspended")
+        #expect(try await B.text(page, "\(card) .phase") == "Suspended")
 
         // Go Live allows publishing; the key is revealed only on request.
-        try await Self.click(page, "\(card) .s-live")
-        try await Self.waitFor(
-            page,
-            "the stream idle",
-            "document.querySelector('\(card) .phase').textContent === 'Idle'"
-        )
-        #expect(try await page.evaluate("document.querySelector('\(card) .s-key').type", as: String.self) == "password")
-        try await Self.click(page, "\(card) .s-reveal")
-        try await Self.waitFor(page, "the key revealed", "document.querySelector('\(card) .s-key').type === 'text'")
-        let key = try await page.evaluate("document.querySelector('\(card) .s-key').value", as: String.self)
-        let ingest = try await Self.text(page, "\(card) .s-ingest")
-        #expect(ingest.hasPrefix("rtmp://127.0.0.1:"))
-        #expect(key.count == 64)
+        try await B.click(page, "\(card) .s-live")
+        try await B.waitForPhase(page, card: card, "Idle")
+        let (ingest, key) = try await B.revealKey(page, card: card)
 
         try await FFmpeg.withPublisher(to: "\(ingest)/\(key)", duration: 300, size: "640x360") { ffmpeg in
-            try await Self.waitFor(
-                page,
-                "the stream live in the page",
-                timeout: .seconds(60),
-                "document.querySelector('\(card) .phase').textContent === 'Live'"
-            )
-            try await nginx.waitForPublishStarted(app: "one", stream: "key-one", timeout: .seconds(60))
-            try await nginx.waitForPublishStarted(app: "two", stream: "key-two", timeout: .seconds(60))
-            try await Self.waitFor(
-                page,
-                "both targets pushing",
-                "[...document.querySelectorAll('\(card) .t-state')].every(e => e.dataset.state === 'pushing')"
-            )
-            try await Self.waitFor(page, "live figures", "!!document.querySelector('\(card) .stat-frame-rate')")
-
-            // The preview plays in the page: its time advances and its picture is not black.
-            let video = "document.querySelector('\(card) .s-preview').contentDocument?.querySelector('video')"
-            try await Self.waitFor(
-                page,
-                "the preview started",
-                timeout: .seconds(60),
-                "(\(video)?.currentTime ?? 0) > 0.5"
-            )
-            let first = try await page.evaluate("\(video).currentTime", as: Double.self)
-            try await Self.waitFor(page, "the preview advancing", "\(video).currentTime > \(first + 1)")
-            try await Self.waitFor(
-                page,
-                "a non-black frame",
-                """
-                (() => { const v = \(video); const c = document.createElement('canvas'); c.width = 64; c.height = 36;
-                  const g = c.getContext('2d'); g.drawImage(v, 0, 0, 64, 36);
-                  const d = g.getImageData(0, 0, 64, 36).data; let sum = 0;
-                  for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
-                  return sum / (d.length / 4) / 3 > 20 })()
-                """
-            )
-
-            // Switch target one off while live: its publish to nginx ends, the other goes on without a gap.
-            let recording = nginx.recordingPath(app: "two", stream: "key-two")
-            func size() -> Int {
-                ((try? FileManager.default.attributesOfItem(atPath: recording))?[.size] as? Int) ?? 0
-            }
-            try await Self.click(page, "\(card) li[data-target=\"one\"] .t-switch")
-            try await eventually("target one stopped", timeout: .seconds(30)) {
-                try !nginx.isPublishing(app: "one", stream: "key-one")
-            }
-            let sizeAfterSwitch = size()
-            #expect(try nginx.isPublishing(app: "two", stream: "key-two"))
-            try await eventually("target two still recording", timeout: .seconds(20)) {
-                size() > sizeAfterSwitch + 10_000
-            }
-            #expect(nginx.finishedSessions().filter { $0.app == "two" && $0.published }.isEmpty)
-            try await Self.waitFor(
-                page,
-                "target one shown disabled",
-                "document.querySelector('\(card) li[data-target=\"one\"] .t-state').dataset.state === 'disabled'"
-            )
+            try await B.expectLive(page, card: card, nginx: nginx)
+            try await B.waitFor(page, "live figures", "!!document.querySelector('\(card) .stat-frame-rate')")
+            try await B.expectPreviewPlaying(page, card: card)
+            try await B.switchTargetOneOff(page, card: card, nginx: nginx)
             #expect(ffmpeg.hasExited == false)
             // For the README: the key hidden again, one target off, the other pushing, the preview playing.
-            try await Self.click(page, "\(card) .s-reveal")
-            try await Self.waitFor(
+            try await B.click(page, "\(card) .s-reveal")
+            try await B.waitFor(
                 page,
                 "the key hidden",
                 "document.querySelector('\(card) .s-key').type === 'password'"
@@ -317,33 +184,23 @@ struct ConsoleBrowserTests {
             try await Self.screenshot(page, "console-live.png")
 
             // Go Offline: the relay stops, a new publish is refused.
-            try await Self.click(page, "\(card) .s-live")
-            try await Self.waitFor(
-                page,
-                "the stream suspended",
-                "document.querySelector('\(card) .phase').textContent === 'Suspended'"
-            )
+            try await B.click(page, "\(card) .s-live")
+            try await B.waitForPhase(page, card: card, "Suspended")
             _ = await ffmpeg.waitForExit(timeout: .seconds(30))
         }
-        let refused = try FFmpeg.publish(to: "\(ingest)/\(key)", duration: 5)
-        let refusal = try #require(await refused.waitForExit(timeout: .seconds(30)))
-        #expect(!refusal.succeeded)
+        try await B.expectPublishRefusedOffline(to: "\(ingest)/\(key)")
 
         // New key: once live again, the old key stops working at once and the new one works.
-        try await Self.click(page, "\(card) .s-live")
-        try await Self.waitFor(
-            page,
-            "the stream idle again",
-            "document.querySelector('\(card) .phase').textContent === 'Idle'"
-        )
+        try await B.click(page, "\(card) .s-live")
+        try await B.waitForPhase(page, card: card, "Idle")
         try await page.run("window.confirm = () => true")  // the page asks before replacing the key
-        try await Self.click(page, "\(card) .s-new-key")
-        try await Self.waitFor(
+        try await B.click(page, "\(card) .s-new-key")
+        try await B.waitFor(
             page,
             "the key hidden after the new one",
             "document.querySelector('\(card) .s-key').type === 'password'"
         )
-        try await Self.click(page, "\(card) .s-reveal")
+        try await B.click(page, "\(card) .s-reveal")
         let newKey = try await eventually("the new key revealed", timeout: .seconds(30)) { () -> String? in
             let shown = try await page.evaluate(
                 "document.querySelector('\(card) .s-key').type === 'text' ? document.querySelector('\(card) .s-key').value : ''",
@@ -360,31 +217,15 @@ struct ConsoleBrowserTests {
         #expect(accepted?.succeeded == true, "\(accepted.map { "\($0)" } ?? "no exit")")
 
         // Sign out: the session no longer works, from the browser or elsewhere.
-        let admin = try #require(try await Self.sessionCookie(page))
-        #expect(try await consoleRequest(local.consoleURL + "api/streams", cookie: admin).status == 200)
-        try await Self.click(page, "#sign-out")
-        try await Self.waitFor(page, "the sign-in form again", "!document.querySelector('#sign-in-view').hidden")
-        #expect(try await consoleRequest(local.consoleURL + "api/streams", cookie: admin).status == 401)
+        try await B.signOut(page, consoleURL: local.consoleURL)
 
         // Bob sees none of it, in the page and through the API.
-        try await Self.signIn(page, "bob", bobPassword)
-        try await Self.waitFor(page, "bob's empty list", "!document.querySelector('#no-streams').hidden")
-        #expect(try await page.evaluate("!!document.querySelector('\(card)')", as: Bool.self) == false)
-        let bob = try #require(try await Self.sessionCookie(page))
-        let csrf = try await page.evaluate(
-            "fetch('/api/session').then(r => r.json()).then(s => s.csrfToken)",
-            as: String.self
-        )
-        let url = local.consoleURL + "api/streams/default/show"
-        #expect(try await consoleRequest(url, cookie: bob).status == 404)
-        #expect(try await consoleRequest(url, method: .DELETE, cookie: bob, csrf: csrf).status == 404)
-        #expect(
-            try await consoleRequest(url + "/live", method: .POST, cookie: bob, csrf: csrf, body: #"{"live":true}"#)
-                .status == 404
-        )
-        #expect(
-            try await consoleRequest(url + "/key/reveal", method: .POST, cookie: bob, csrf: csrf, body: "{}").status
-                == 404
+        try await B.expectHidden(
+            page,
+            card: card,
+            streamURL: local.consoleURL + "api/streams/default/show",
+            from: "bob",
+            password: bobPassword
         )
         let file = try String(contentsOfFile: local.streamsFile, encoding: .utf8)
         #expect(file.contains("name: show"))
