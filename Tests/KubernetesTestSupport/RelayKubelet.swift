@@ -17,7 +17,7 @@ import KubernetesController
 import Logging
 import NIOCore
 import NIOHTTP1
-public import PeerTestSupport
+import PeerTestSupport
 import Synchronization
 import TimeSupport
 
@@ -39,6 +39,9 @@ import TimeSupport
 ///   address (the gateway takes it as ``GatewayConfiguration/upstreamAddress``), and an HTTP front forwards
 ///   `\(httpFrontURL)/NAMESPACE/SERVICE/PATH` to the Service's HTTP port (for URL templates, such as the operator's
 ///   relay status URL and the console's preview URL).
+///
+/// One replica at most, and no rollouts: a changed pod template does not restart a running process (the operator
+/// changes a running relay's template only when its Secrets change).
 ///
 /// A Service port leads to the container port of the same number (the operator's Services map 1935 to `rtmp` and 8080
 /// to `http`).
@@ -97,11 +100,6 @@ public final class RelayKubelet: Sendable {
     /// How many times the Deployment's process has been started so far.
     public func starts(of deployment: String) -> Int {
         self.state.withLock { $0.starts[deployment] ?? 0 }
-    }
-
-    /// The running process of a Deployment, once it is ready.
-    public func process(of deployment: String) -> RunningProcess? {
-        self.state.withLock { state in state.pods[deployment].flatMap { $0.ready ? $0.process : nil } }
     }
 
     /// Where `SERVICE.NAMESPACE.svc[.cluster.local]:PORT` leads now: the address of the ready process of the
