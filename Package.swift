@@ -346,6 +346,8 @@ let package = Package(
             dependencies: [
                 "LiveStreamModel",
                 "RelayAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
@@ -367,6 +369,9 @@ let package = Package(
                 "Console",
                 "ConsoleCluster",
                 "KubernetesClient",
+                "KubernetesController",
+                "Operator",
+                "TimeSupport",
                 "KubernetesTestSupport",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 "LiveStreamModel",
@@ -650,13 +655,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // One cluster per Kubernetes test: a namespace of its own on the in-process test server or on the cluster of
-        // LIVERELAY_TEST_KUBECONFIG, with the CRDs it needs installed, removed afterwards.
+        // LIVERELAY_TEST_KUBECONFIG, with the CRDs it needs installed, removed afterwards. And a stand-in for what a
+        // node does for the relay Deployments (kubelet, endpoints, kube-proxy), running relays as local processes.
         .target(
             name: "KubernetesTestSupport",
             dependencies: [
                 "PeerTestSupport",
+                "TimeSupport",
                 "KubernetesClient",
+                "KubernetesController",
                 "KubernetesTestServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],

@@ -421,6 +421,20 @@ public final class ConsoleServer: Service, Sendable {
 
     // MARK: Streams
 
+    /// The stream `id`, when the request's signed-in user may see it: for what a deployment serves beside the API
+    /// (the cluster console's preview). 401 without a session, 404 for a stream the user may not see, as the API.
+    public func visibleStream(
+        _ id: StreamID,
+        request: Request,
+        context: some RequestContext
+    ) async throws -> ConsoleStream {
+        let auth = try await self.authenticate(request, context: context, changing: false)
+        guard let stream = try await self.storeCall({ try await self.streams.stream(id, visibleTo: auth.user) }) else {
+            throw ConsoleHTTPError(.notFound, "no stream \(id)")
+        }
+        return stream
+    }
+
     private func visibleStream(_ context: some RequestContext, user: ConsoleUser) async throws -> ConsoleStream {
         let id = StreamID(
             namespace: try context.parameters.require("namespace"),

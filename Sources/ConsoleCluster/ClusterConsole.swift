@@ -10,8 +10,10 @@
 //===----------------------------------------------------------------------===//
 
 public import Console
+import Foundation
 public import Hummingbird
 public import KubernetesClient
+import LiveStreamModel
 public import Logging
 import NIOCore
 public import Prometheus
@@ -30,6 +32,11 @@ public struct ClusterConsole: Sendable {
         public var usersNamespace: String
         public var usersSecret: String
         public var server: ConsoleServer.Configuration
+        /// Where the console reaches a relay's live preview, which it serves to the stream's owner at
+        /// `/preview/NAMESPACE/NAME/` on its own origin, the only one its page may frame: `{service}` (the relay's
+        /// Service), `{namespace}` and `{name}` (the stream's) are replaced. The relay's HTTP port through its Service
+        /// by default, which the relay's NetworkPolicy opens to the cluster.
+        public var relayPreviewURL = "http://{service}.{namespace}.svc:8080/preview/{name}/"
 
         public init(
             streamNamespace: String? = nil,
@@ -47,8 +54,10 @@ public struct ClusterConsole: Sendable {
     public let streams: KubernetesStreamStore
     public let users: KubernetesUserStore
     public let server: ConsoleServer
+    private let relayPreviewURL: String
 
     public init(client: KubernetesClient, configuration: Configuration, logger: Logger) {
+        self.relayPreviewURL = configuration.relayPreviewURL
         self.streams = KubernetesStreamStore(client: client, watchNamespace: configuration.streamNamespace)
         self.users = KubernetesUserStore(
             client: client,
@@ -66,7 +75,10 @@ public struct ClusterConsole: Sendable {
     /// The console's HTTP application: the app and its API (``ConsoleServer/addRoutes(to:)``), and
     /// - `GET /healthz`: 200 while the process serves;
     /// - `GET /readyz`: 200 once the watch of LiveStreams has loaded its first list (503 before, with the reason);
-    /// - `GET /metrics`: Prometheus text.
+    /// - `GET /metrics`: Prometheus text;
+    /// - `GET /preview/NAMESPACE/NAME/` and the files of that page: the stream's live preview, for a user who may
+    ///   see the stream (401 and 404 as the API), forwarded to its relay (``Configuration/relayPreviewURL``). The
+    ///   page frames it from there; a preview on another origin (the Ingress's) its Content-Security-Policy refuses.
     public func httpApplication(
         registry: PrometheusCollectorRegistry,
         host: String,
@@ -96,6 +108,7 @@ public struct ClusterConsole: Sendable {
             )
         }
         self.server.addRoutes(to: router)
+        self.addPreviewRoutes(to: router)
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "liverelay-console"),
@@ -104,6 +117,44 @@ public struct ClusterConsole: Sendable {
             },
             logger: logger
         )
+    }
+
+    private func addPreviewRoutes(to router: Router<ConsoleRequestContext>) {
+        let server = self.server
+        let template = self.relayPreviewURL
+        @Sendable func forward(_ id: StreamID, file: String, logger: Logger) async throws -> Response {
+            let url =
+                template
+                .replacingOccurrences(of: "{service}", with: "ls-\(id.name)")
+                .replacingOccurrences(of: "{namespace}", with: id.namespace)
+                .replacingOccurrences(of: "{name}", with: id.name) + file
+            do {
+                return try await PreviewForwarding.forward(url, file: file, logger: logger)
+            } catch {
+                // No relay runs (the stream is idle), or it stopped meanwhile: the page retries.
+                throw HTTPError(.badGateway, message: "the relay of \(id) did not answer")
+            }
+        }
+        router.get("preview/:namespace/:name") { request, context -> Response in
+            let id = try Self.previewStream(context)
+            _ = try await server.visibleStream(id, request: request, context: context)
+            guard request.uri.path.hasSuffix("/") else {
+                // The page's URLs are relative to its directory.
+                var headers = HTTPFields()
+                headers[.location] = "\(id.name)/"
+                return Response(status: .movedPermanently, headers: headers)
+            }
+            return try await forward(id, file: "", logger: context.logger)
+        }
+        router.get("preview/:namespace/:name/:file") { request, context -> Response in
+            let id = try Self.previewStream(context)
+            _ = try await server.visibleStream(id, request: request, context: context)
+            return try await forward(id, file: try context.parameters.require("file"), logger: context.logger)
+        }
+    }
+
+    private static func previewStream(_ context: ConsoleRequestContext) throws -> StreamID {
+        StreamID(namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
     }
 
     /// The watch, then the server that relays its changes to the browsers.

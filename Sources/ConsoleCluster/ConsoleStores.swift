@@ -118,8 +118,12 @@ public struct ClusterConsoleStreamStore: ConsoleStreamStore {
             creationTimestamp: stream.creationTimestamp
         )
         metadata.generation = stream.generation
+        var status = stream.status
+        // The console serves the preview on its own origin (``ClusterConsole/httpApplication``), for its page to
+        // frame; the status's URL (the Ingress's) is for players elsewhere.
+        status?.previewURL = stream.spec.preview.enabled ? "/preview/\(stream.id.namespace)/\(stream.id.name)/" : nil
         return ConsoleStream(
-            resource: LiveStream(metadata: metadata, spec: stream.spec, status: stream.status)
+            resource: LiveStream(metadata: metadata, spec: stream.spec, status: status)
         )
     }
 

@@ -11,6 +11,7 @@
 
 public import IngestTLS
 public import LiveStreamModel
+public import NIOCore
 
 /// Wakes a stream's relay when the gateway holds a connection for it.
 ///
@@ -53,6 +54,10 @@ public struct GatewayConfiguration: Sendable {
     /// The largest read from an encoder's connection, in bytes (NIO's adaptive receive allocator grows up to it), or
     /// `nil` for NIO's default (64 KiB). For benchmarks that compare the splice with the relay at one read size.
     public var ingestReadBytes: Int? = nil
+    /// Where an upstream's host name leads, when not through the system's resolver (DNS): given the route's host
+    /// and port, the address to connect to, or `nil` to resolve it as usual. For tests that run relays as processes
+    /// of their own machine behind names such as `ls-NAME.NAMESPACE.svc`, as kube-proxy and cluster DNS would.
+    public var upstreamAddress: (@Sendable (_ host: String, _ port: Int) -> SocketAddress?)? = nil
 
     public init(
         host: String = "0.0.0.0",

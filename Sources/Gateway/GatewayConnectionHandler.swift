@@ -203,11 +203,17 @@ final class GatewayConnectionHandler {
         }
         self.logger[metadataKey: "gateway.upstream"] = "\(upstream)"
         // Same event loop as the client: the glue handlers call into each other directly.
-        ClientBootstrap(group: context.eventLoop)
+        let bootstrap = ClientBootstrap(group: context.eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(TimeAmount(self.gateway.configuration.connectTimeout))
-            .connect(host: upstream.host, port: upstream.port)
+        let connecting =
+            if let address = self.gateway.configuration.upstreamAddress?(upstream.host, upstream.port) {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: upstream.host, port: upstream.port)
+            }
+        connecting
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

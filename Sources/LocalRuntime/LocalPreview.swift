@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-import AsyncHTTPClient
+import Console
 import Foundation
 import Gateway
 public import Hummingbird
@@ -125,23 +125,15 @@ extension LocalRuntime {
     /// Forwards a GET for one preview file to the relay and streams its answer back. `live.mp4` goes on for as long
     /// as the stream is live, so it has no deadline; the browser leaving ends it (the body is no longer read).
     private static func proxy(file: String, of id: StreamID, port: Int, logger: Logger) async -> Response {
-        let request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/preview/\(id.name)/\(file)")
-        let deadline: NIODeadline = file == "live.mp4" ? .distantFuture : .now() + .seconds(10)
-        let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, deadline: deadline, logger: logger)
+            return try await PreviewForwarding.forward(
+                "http://127.0.0.1:\(port)/preview/\(id.name)/\(file)",
+                file: file,
+                logger: logger
+            )
         } catch {
             // The relay stopped between the lookup and the request (idle, a crash): the page retries.
             return gatewayProblem(.badGateway, "the relay of \(id) did not answer: \(error)")
         }
-        var headers = HTTPFields()
-        headers[.contentType] = response.headers.first(name: "content-type")
-        headers[.cacheControl] = response.headers.first(name: "cache-control")
-        headers[.contentLength] = response.headers.first(name: "content-length")
-        return Response(
-            status: .init(code: Int(response.status.code)),
-            headers: headers,
-            body: ResponseBody(asyncSequence: response.body)
-        )
     }
 }

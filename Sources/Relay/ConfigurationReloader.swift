@@ -74,18 +74,18 @@ public struct ConfigurationReloader: Service {
         }
     }
 
-    /// What a change of the configuration shows in: the file's modification time and size, which change when an
-    /// editor or a ConfigMap update rewrites it, and the contents of the mounted Secrets its streams read keys from.
-    /// Kubelet updates a mounted Secret by swapping the `..data` symlink of its directory, so a key rotated in the
-    /// cluster (the console's "New key") shows in the files' contents, not in the configuration's attributes; the
-    /// relay then reloads, and a stream whose ingest key changed takes only the new one. Hashed in this process
-    /// only: no key is kept or logged.
+    /// What a change of the configuration shows in: the file's contents, and the contents of the mounted Secrets
+    /// its streams read keys from. Kubelet updates a mounted ConfigMap or Secret by swapping the `..data` symlink of
+    /// its directory: the file the relay is given is a symlink whose own attributes never change, so only what it
+    /// leads to tells an update (a target switched in the console, or a key rotated with "New key"); the relay
+    /// then reloads, and a stream whose ingest key changed takes only the new one. Hashed in this process only: no
+    /// key is kept or logged.
     private func fingerprint() -> Int {
         var hasher = Hasher()
         let files = FileManager.default
-        if let attributes = try? files.attributesOfItem(atPath: self.path) {
-            hasher.combine((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
-            hasher.combine(attributes[.size] as? Int ?? 0)
+        // `contents(atPath:)` follows the symlinks; the document is a few kilobytes.
+        if let contents = files.contents(atPath: self.path) {
+            hasher.combine(contents)
         } else {
             hasher.combine("missing")
         }

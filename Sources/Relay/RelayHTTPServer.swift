@@ -227,7 +227,8 @@ public func makeRelayHTTPApplication(
     )
 }
 
-/// The live preview of each stream with `preview.enabled`, under `/preview/{name}/`, every URL relative to it:
+/// The live preview of each stream with `preview.enabled`, under `/preview/{name}/` (and the same under the Ingress
+/// path, `/live/{namespace}/{name}/`), every URL relative to it:
 ///
 /// - `/preview/{name}/`: the preview page (``PreviewPage``); `/preview/{name}` redirects there.
 /// - `status`: the preview's state as JSON (``PreviewStatus``).
@@ -239,7 +240,16 @@ public func makeRelayHTTPApplication(
 /// Every answer allows any origin (CORS). The playlist, status and live stream are not cached; segments, whose
 /// names are never reused, are immutable.
 func addPreviewRoutes(to router: Router<RelayHTTPContext>, relay: RelayServer) {
-    let group = router.group("preview")
+    // `/preview/NAME/`, and `/live/NAMESPACE/NAME/`: the path of the stream's Ingress in a cluster (the operator's
+    // `RelayChildren.previewPath`), which an Ingress passes on unchanged. A relay serves one stream in a cluster, so
+    // the namespace, which only keeps streams of the same name apart on the Ingress host, is not checked.
+    for prefix in ["preview", "live/:namespace"] {
+        addPreviewRoutes(to: router, under: RouterPath(stringLiteral: prefix), relay: relay)
+    }
+}
+
+private func addPreviewRoutes(to router: Router<RelayHTTPContext>, under prefix: RouterPath, relay: RelayServer) {
+    let group = router.group(prefix)
         .add(
             middleware: CORSMiddleware(
                 allowOrigin: .all,

@@ -220,4 +220,85 @@ struct ClusterConsoleTests {
             }
         }
     }
+
+    @Test(
+        "the preview on the console's origin: the owner's request forwarded to the relay's Service and streamed back; none without a session, 404 to another user"
+    )
+    func previewThroughTheConsole() async throws {
+        // The relay's HTTP port as the console reaches it: answers with the path it was asked for.
+        let router = Router()
+        router.get("**") { request, _ in "relay answered \(request.uri.path)" }
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let relay = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) },
+            logger: quietLogger
+        )
+        let relayTask = Task { try await relay.runService() }
+        defer { relayTask.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        let relayPort = try #require(await iterator.next())
+
+        try await withTestCluster(crds: [.liveStream]) { cluster in
+            let namespace = cluster.namespace
+            var configuration = ClusterConsole.Configuration(usersNamespace: namespace, usersSecret: "console-users")
+            configuration.relayPreviewURL = "http://127.0.0.1:\(relayPort)/{namespace}/{service}/preview/{name}/"
+            let console = ClusterConsole(client: cluster.client, configuration: configuration, logger: quietLogger)
+            let users = ClusterConsoleUserStore(store: console.users)
+            for (name, userNamespace) in [("alice", namespace), ("bob", "\(namespace)-bob")] {
+                try await users.add(
+                    ConsoleUser(
+                        name: name,
+                        passwordHash: ConsoleUser.hash(password: "\(name)-password", cost: 4),
+                        admin: false,
+                        namespace: userNamespace
+                    )
+                )
+            }
+            let application = console.httpApplication(
+                registry: PrometheusCollectorRegistry(),
+                host: "127.0.0.1",
+                port: 0,
+                logger: quietLogger
+            )
+            try await application.test(.router) { client in
+                let alice = try await Self.signIn(client, "alice")
+                let created = try await client.execute(
+                    uri: "/api/streams",
+                    method: .post,
+                    headers: alice.headers(),
+                    body: ByteBuffer(
+                        string: #"{"name":"show","targets":[{"name":"yt","url":"rtmp://127.0.0.1:1/live"}]}"#
+                    )
+                )
+                #expect(created.status == .created, "\(String(buffer: created.body))")
+                let page = "/preview/\(namespace)/show/"
+
+                #expect(try await client.execute(uri: page, method: .get).status == .unauthorized)
+                let bob = try await Self.signIn(client, "bob")
+                let refused = try await client.execute(uri: page, method: .get, headers: bob.headers(changing: false))
+                #expect(refused.status == .notFound)
+                #expect(!String(buffer: refused.body).contains("relay answered"))
+
+                let shown = try await client.execute(uri: page, method: .get, headers: alice.headers(changing: false))
+                #expect(shown.status == .ok)
+                #expect(String(buffer: shown.body) == "relay answered /\(namespace)/ls-show/preview/show/")
+                let file = try await client.execute(
+                    uri: page + "status",
+                    method: .get,
+                    headers: alice.headers(changing: false)
+                )
+                #expect(String(buffer: file.body) == "relay answered /\(namespace)/ls-show/preview/show/status")
+                // The page's URLs are relative to its directory.
+                let bare = try await client.execute(
+                    uri: "/preview/\(namespace)/show",
+                    method: .get,
+                    headers: alice.headers(changing: false)
+                )
+                #expect(bare.status == .movedPermanently)
+                #expect(bare.headers[.location] == "show/")
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ import Testing
 /// through has an accessible name.
 @Suite("Console by keyboard against local mode", .timeLimit(.minutes(4)))
 struct ConsoleKeyboardTests {
-    typealias B = ConsoleBrowserTests
+    typealias B = BrowserSteps
 
     @Test(
         "Sign in, create a stream with a target, go live, switch the target off, edit, sign out: keys only",

@@ -548,6 +548,67 @@ struct RelayProductionTests {
         }
     }
 
+    @Test("A ConfigMap update, as kubelet makes it (the file a symlink into a swapped ..data), reloads the relay")
+    func mountedConfigMapUpdate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liverelay-configmap-\(UUID().uuidString)"
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("config")
+        let secrets = directory.appendingPathComponent("secrets/show-stream-key")
+        let key = makeTestKey("ingest")
+        // A mounted volume as kubelet lays it out: each file a symlink into `..data`, itself a symlink to the current
+        // timestamped directory, swapped atomically on an update.
+        @Sendable func mount(_ files: [String: String], at volume: URL, version: Int) throws {
+            let data = volume.appendingPathComponent("..v\(version)")
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+            for (name, contents) in files {
+                try contents.write(to: data.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            }
+            let next = volume.appendingPathComponent("..data_tmp").path
+            try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: "..v\(version)")
+            #expect(rename(next, volume.appendingPathComponent("..data").path) == 0)
+            for name in files.keys {
+                let link = volume.appendingPathComponent(name).path
+                if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil {
+                    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "..data/\(name)")
+                }
+            }
+        }
+        @Sendable func document(enabled: Bool) -> String {
+            """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: show }
+            spec:
+              ingest: { streamKeySecretRef: { name: show-stream-key, key: streamKey } }
+              targets: [ { name: one, url: "rtmp://127.0.0.1:9/live/one", enabled: \(enabled) } ]
+
+            """
+        }
+        try mount(["streamKey": key], at: secrets, version: 1)
+        try mount(["livestream.yaml": document(enabled: true)], at: config, version: 1)
+        let file = config.appendingPathComponent("livestream.yaml").path
+        let secretsPath = directory.appendingPathComponent("secrets").path
+        let configuration = try RelayConfiguration.load(yamlFile: file, secretsDirectory: secretsPath)
+        let reloader: @Sendable (RelayServer, Logger) -> [any Service] = { server, logger in
+            [
+                ConfigurationReloader(
+                    path: file,
+                    secretsDirectory: secretsPath,
+                    relay: server,
+                    logger: logger,
+                    pollInterval: .milliseconds(100)
+                )
+            ]
+        }
+        try await withRelay(configuration: configuration, streamKey: key, extraServices: reloader) { relay in
+            // The file is a symlink whose own attributes stay as they were: only what it leads to changed.
+            try mount(["livestream.yaml": document(enabled: false)], at: config, version: 2)
+            _ = try await relay.logs.waitFor("the reload") { $0.contains("Configuration reloaded") }
+        }
+    }
+
     @Test("SIGTERM during a live publish: the relay drains, ends the stream cleanly, and every recording decodes")
     func sigtermDrains() async throws {
         let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -96,28 +96,6 @@ func testConfiguration(
     return configuration
 }
 
-/// Creates the gateway Service the operator adds stream ports to (the Helm chart's job in a cluster): by default a
-/// NodePort Service on the in-process server, and a ClusterIP one on a real cluster, where node ports are taken
-/// cluster-wide and the operators of tests running in parallel, each in its own namespace, would give the same ones.
-func createGatewayService(_ cluster: TestCluster, type: String? = nil) async throws {
-    let type = type ?? (cluster.isReal ? "ClusterIP" : "NodePort")
-    let service = KubernetesObject(
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: ObjectMeta(name: "liverelay-gateway", namespace: cluster.namespace),
-        fields: [
-            "spec": [
-                "type": .string(type),
-                "selector": ["app.kubernetes.io/name": "liverelay-gateway"],
-                "ports": [["name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"]],
-            ]
-        ]
-    )
-    do {
-        _ = try await cluster.client.create(service, .services, namespace: cluster.namespace)
-    } catch let error as KubernetesError where error.isConflict {}
-}
-
 /// Whether the operator reconciling `stream` sees KEDA served, as its `Autoscaling` condition says, once it has
 /// one: the operator learns it when it starts, and a test that asked for no KEDA may still meet one (a real KEDA, or
 /// the CRD another test installed on the same cluster). Where KEDA was served before the test began, it must.

@@ -94,17 +94,20 @@ public final class RunningProcess: Sendable {
     ///   - arguments: The arguments, without the program name.
     ///   - standardOutput: What happens to standard output; discarded by default.
     ///   - standardError: What happens to standard error; the last 64 KiB are kept by default.
+    ///   - environment: Variables set for the child on top of this process's own.
     public static func launch(
         _ executable: String,
         arguments: [String],
         standardOutput: ProcessOutput = .discard,
-        standardError: ProcessOutput = .capture(limit: 64 * 1024)
+        standardError: ProcessOutput = .capture(limit: 64 * 1024),
+        environment: [String: String] = [:]
     ) throws -> RunningProcess {
         try RunningProcess(
             executablePath: try locateExecutable(executable),
             arguments: arguments,
             standardOutput: standardOutput,
-            standardError: standardError
+            standardError: standardError,
+            environment: environment
         )
     }
 
@@ -112,11 +115,15 @@ public final class RunningProcess: Sendable {
         executablePath: String,
         arguments: [String],
         standardOutput: ProcessOutput,
-        standardError: ProcessOutput
+        standardError: ProcessOutput,
+        environment: [String: String]
     ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executablePath)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardInput = FileHandle.nullDevice
 
         let outputSink = try OutputSink(standardOutput)

@@ -86,6 +86,10 @@ struct PreviewEndToEndTests {
             #expect(seconds > 0.9 && seconds < 1.1, "\(line)")
         }
         let segment = try #require(segments.last)
+        // The same under the path of the stream's Ingress in a cluster, which the status's previewURL names.
+        #expect(try await relay.get("/live/streams/default/index.m3u8").status == 200)
+        #expect(try await relay.get("/live/streams/default/\(segment)").status == 200)
+        #expect(try await relay.get("/live/streams/default/").status == 200)
         let (status, segmentHeaders, body) = try await relay.get("/preview/default/\(segment)")
         #expect(status == 200 && body.readableBytes > 1000)
         #expect(segmentHeaders.first(name: "Cache-Control")?.contains("immutable") == true)
