@@ -32,7 +32,7 @@ import TimeSupport
 /// and the relays the operator's Deployments ask for as processes of this machine (``RelayKubelet``). A real
 /// encoder (ffmpeg) publishes through the gateway, which wakes the relay from zero; two nginx-rtmp applications
 /// receive; Chromium and Firefox play the preview in the page.
-@Suite("Console in a real browser against a cluster", .timeLimit(.minutes(4)))
+@Suite("Console in a real browser against a cluster", .timeLimit(.minutes(10)))
 struct ClusterBrowserTests {
     @Test(
         "Sign in, create with two targets, go live, publish, preview, switch a target, go offline, sign out",

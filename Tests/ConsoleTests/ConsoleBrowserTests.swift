@@ -98,7 +98,7 @@ func consoleRequest(
     return (Int(response.status.code), String(buffer: bytes))
 }
 
-@Suite("Console in a real browser against local mode", .timeLimit(.minutes(6)))
+@Suite("Console in a real browser against local mode", .timeLimit(.minutes(10)))
 struct ConsoleBrowserTests {
     /// Where the test saves README screenshots (`LIVERELAY_CONSOLE_SCREENSHOTS=docs`), if anywhere.
     static let screenshotDirectory = ProcessInfo.processInfo.environment["LIVERELAY_CONSOLE_SCREENSHOTS"]

@@ -16,7 +16,7 @@ import Testing
 /// The console by keyboard alone, in each browser: every step a key press the browser itself dispatches (Tab,
 /// Shift-Tab, typing, Enter, Space, Escape); scripts only look at the page. Every control of every state it passes
 /// through has an accessible name.
-@Suite("Console by keyboard against local mode", .timeLimit(.minutes(4)))
+@Suite("Console by keyboard against local mode", .timeLimit(.minutes(10)))
 struct ConsoleKeyboardTests {
     typealias B = BrowserSteps
 

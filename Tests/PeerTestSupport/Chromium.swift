@@ -43,6 +43,8 @@ public enum Chromium {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RunningProcess) async throws -> Result
     ) async throws -> Result {
+        try await BrowserSlots.acquire()
+        defer { BrowserSlots.release() }
         let profile = FileManager.default.temporaryDirectory
             .appendingPathComponent("liverelay-chromium-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: profile, withIntermediateDirectories: true)

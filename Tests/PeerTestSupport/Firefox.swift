@@ -71,6 +71,8 @@ public enum Firefox {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RunningProcess) async throws -> Result
     ) async throws -> Result {
+        try await BrowserSlots.acquire()
+        defer { BrowserSlots.release() }
         let profile = FileManager.default.temporaryDirectory
             .appendingPathComponent("liverelay-firefox-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: profile, withIntermediateDirectories: true)

@@ -22,7 +22,7 @@ import Testing
 
 /// The live preview against real peers: ffmpeg publishes, ffprobe and ffmpeg read the HLS, headless Chromium plays
 /// the fragmented MP4 through Media Source Extensions.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct PreviewEndToEndTests {
     @Test func hlsAndFragmentedMP4FromFFmpeg() async throws {
         try await withTemporaryDirectory { root in

@@ -107,7 +107,7 @@ private struct RTPTally: Sendable {
     /// Headless Chromium publishes over WHIP to the transport on 127.0.0.1: ICE connects, DTLS completes, and
     /// decrypted H.264 and Opus RTP arrive for seconds in sequence, while garbage and a second session whose answer
     /// carries a wrong fingerprint are refused without disturbing it.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func chromiumPublishesOverWHIP() async throws {
         try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
         let transport = try await WebRTCTransport.bind(
@@ -267,7 +267,7 @@ private struct RTPTally: Sendable {
 @Suite(.serialized) struct WHIPOverTCPEndToEndTests {
     /// Headless Chromium publishes with only our ICE-TCP candidate in the answer: it connects to the passive
     /// candidate on 127.0.0.1, and DTLS and decrypted RTP of both payload types arrive over RFC 4571 frames.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func chromiumPublishesOverICETCP() async throws {
         try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
         var configuration = WebRTCTransportConfiguration(host: "127.0.0.1", port: 0)
