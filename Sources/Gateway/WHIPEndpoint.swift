@@ -194,6 +194,12 @@ public final class WHIPService: Sendable {
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
+        // The relay lets a publisher with the key take a stream over (an RTMP encoder that reconnects before its old
+        // connection timed out); a WHIP publisher has no such half-dead predecessor, so a stream that has a
+        // publisher through this gateway is refused here.
+        if self.gateway.connections(for: stream).live > 0 {
+            return self.refuse(.conflict, "The stream is already being published.", stream: stream)
+        }
         let offer: String
         do {
             let body = try await request.body.collect(upTo: self.configuration.maximumOfferBytes)

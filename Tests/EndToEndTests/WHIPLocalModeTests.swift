@@ -127,11 +127,9 @@ struct WHIPLocalModeTests {
             + "---\n"
             + liveStreamYAML(name: "off", port: try freeTCPPort(), ingestKey: offKey, extraSpec: "  suspend: true\n")
         try await withLocalMode(yaml: yaml, secrets: [ingestKey, offKey]) { local in
-            try await local.waitFor("both streams added") { _ in
-                local.events.entries.filter {
-                    if case .streamAdded = $0 { return true }
-                    return false
-                }.count == 2
+            try await local.events.waitFor("both streams added", count: 2) {
+                if case .streamAdded = $0 { return true }
+                return false
             }
             try await withWHIP(local) { base, whip in
                 let unknown = try await Self.post(base, path: "/whip/default/nobody", key: ingestKey)
