@@ -12,6 +12,7 @@
 import AsyncHTTPClient
 import Foundation
 import Gateway
+import Hummingbird
 import LiveStreamModel
 import LocalRuntime
 import Logging
@@ -202,6 +203,126 @@ struct WHIPLocalModeTests {
         }
     }
 
+    @Test("Headless Chromium publishes through WHIP from a page on another origin: nginx records H.264 and AAC")
+    func chromiumPublishes() async throws {
+        try #require(Chromium.isAvailable, "headless Chromium (Debian's chromium) is needed at \(Chromium.executable)")
+        try await withNginxRTMP(applications: ["browser"]) { nginx in
+            let port = try freeTCPPort()
+            let ingestKey = makeTestKey("ingest")
+            let targetKey = makeTestKey("target")
+            let yaml = liveStreamYAML(
+                name: "web",
+                port: port,
+                ingestKey: ingestKey,
+                target: (nginx.url(app: "browser"), targetKey)
+            )
+            try await withLocalMode(yaml: yaml, secrets: [ingestKey, targetKey]) { local in
+                try await local.waitForListening(port)
+                let reports = Recorder<String>()
+                let pages = Recorder<Int>()
+                try await withWHIP(
+                    local,
+                    webrtcHost: "127.0.0.1",
+                    routes: { router in
+                        router.get("publish.html") { _, _ in
+                            Response(
+                                status: .ok,
+                                headers: [.contentType: "text/html; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: Self.page(key: ingestKey, port: pages)))
+                            )
+                        }
+                        router.post("report") { request, _ -> HTTPResponse.Status in
+                            reports.append(String(buffer: try await request.body.collect(upTo: 64 * 1024)))
+                            return .noContent
+                        }
+                    }
+                ) { base, whip in
+                    let httpPort = try #require(Int(base.split(separator: ":").last ?? ""))
+                    pages.append(httpPort)
+                    // The page comes from http://localhost:PORT and publishes to http://127.0.0.1:PORT: another
+                    // origin, so the POST goes through a CORS preflight and the Location must be exposed to it.
+                    try await Chromium.withPage("http://localhost:\(httpPort)/publish.html") { _ in
+                        let answered = try await reports.waitFor("the page's WHIP POST answered", timeout: .seconds(60))
+                        {
+                            $0.hasPrefix("answered ") || $0.hasPrefix("error ")
+                        }
+                        let location = try #require(
+                            answered.hasPrefix("answered /whip/default/web/") ? answered.dropFirst(9) : nil,
+                            "the page said: \(reports.entries)"
+                        )
+                        try await nginx.waitForPublishStarted(app: "browser", stream: targetKey, timeout: .seconds(60))
+                        #expect(whip.sessionCount == 1)
+                        // Seconds of media: what the recording is checked for.
+                        try await Task.sleep(for: .seconds(4))
+                        var delete = HTTPClientRequest(url: base + location)
+                        delete.method = .DELETE
+                        delete.headers.add(name: "Authorization", value: "Bearer \(ingestKey)")
+                        #expect(try await HTTPClient.shared.execute(delete, timeout: .seconds(10)).status == .ok)
+                        try await nginx.waitForPublishEnded(app: "browser", stream: targetKey)
+                    }
+                    #expect(whip.sessionCount == 0)
+                }
+                let info = try await FFprobe.inspect(nginx.recordingPath(app: "browser", stream: targetKey))
+                #expect(info.video?.codecName == "h264", "\(info)")
+                #expect(info.audio?.codecName == "aac", "\(info)")
+                #expect((info.video?.frameCount ?? 0) > 30, "\(info)")
+            }
+        }
+    }
+
+    /// A WHIP publisher page: a canvas animation and an oscillator, non-trickle, posting to 127.0.0.1 (another
+    /// origin than the page's localhost) and reporting `answered LOCATION` or `error ...` to the page's origin.
+    static func page(key: String, port: Recorder<Int>) -> String {
+        let port = port.entries.last ?? 0
+        return """
+            <!doctype html>
+            <html><body><canvas id="c" width="320" height="240"></canvas><script>
+            const report = (what) => fetch("/report", { method: "POST", body: what });
+            (async () => {
+              try {
+                const canvas = document.getElementById("c");
+                const g = canvas.getContext("2d");
+                let frame = 0;
+                setInterval(() => {
+                  g.fillStyle = `hsl(${(frame * 7) % 360}, 80%, 50%)`;
+                  g.fillRect(0, 0, 320, 240);
+                  g.fillStyle = "#fff";
+                  g.font = "48px sans-serif";
+                  g.fillText(String(frame++), 20, 120);
+                }, 33);
+                const video = canvas.captureStream(30).getVideoTracks()[0];
+                const context = new AudioContext();
+                const oscillator = context.createOscillator();
+                const destination = context.createMediaStreamDestination();
+                oscillator.connect(destination);
+                oscillator.start();
+                const audio = destination.stream.getAudioTracks()[0];
+                const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+                pc.addTransceiver(audio, { direction: "sendonly" });
+                pc.addTransceiver(video, { direction: "sendonly" });
+                await pc.setLocalDescription(await pc.createOffer());
+                await new Promise((resolve) => {
+                  if (pc.iceGatheringState === "complete") return resolve();
+                  pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
+                  setTimeout(resolve, 3000);
+                });
+                const response = await fetch("http://127.0.0.1:\(port)/whip/default/web", {
+                  method: "POST",
+                  headers: { "Content-Type": "application/sdp", "Authorization": "Bearer \(key)" },
+                  body: pc.localDescription.sdp,
+                });
+                if (response.status !== 201) throw new Error("POST answered " + response.status);
+                await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+                window.connection = pc;
+                report("answered " + response.headers.get("Location"));
+              } catch (error) {
+                report("error " + error);
+              }
+            })();
+            </script></body></html>
+            """
+    }
+
     // MARK: Helpers
 
     struct Answer {
@@ -294,11 +415,13 @@ struct WHIPLocalModeTests {
 /// this host's address, for the duration of `body`; `body` gets the HTTP base URL.
 private func withWHIP(
     _ local: LocalUnderTest,
+    webrtcHost: String? = nil,
+    routes: (Router<GatewayHTTPContext>) -> Void = { _ in },
     _ body: @Sendable (String, WHIPService) async throws -> Void
 ) async throws {
     let logger = Logger(label: "liverelay.whip.test") { _ in local.logs.handler }
     let transport = try await WebRTCTransport.bind(
-        configuration: WebRTCTransportConfiguration(host: try WHIPLocalModeTests.hostAddress(), port: 0),
+        configuration: WebRTCTransportConfiguration(host: try webrtcHost ?? WHIPLocalModeTests.hostAddress(), port: 0),
         logger: logger
     )
     let whip = WHIPService(
@@ -315,6 +438,7 @@ private func withWHIP(
         port: 0,
         logger: logger,
         whip: whip,
+        routes: routes,
         onServerRunning: { port.yield($0) }
     )
     let group = ServiceGroup(configuration: .init(services: [.init(service: http)], logger: logger))
