@@ -369,7 +369,7 @@ public final class Gateway: Service, Sendable {
     }
 
     /// Tracks the connection until it closes, for the drain; `false` once the gateway is draining.
-    private func register(_ channel: any Channel) -> Bool {
+    func register(_ channel: any Channel) -> Bool {
         let registered = self.registry.withLock { registry in
             guard !registry.draining else {
                 return false

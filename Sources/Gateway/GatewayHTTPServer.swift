@@ -24,6 +24,7 @@ public import Prometheus
 ///   there would show as a failing ScaledObject rather than an idle one.
 /// - `GET /api/v1/routes`: every route, with its port and whether its relay is ready (JSON).
 /// - `GET /metrics`: Prometheus text.
+/// - `POST /whip/{namespace}/{name}` and the session resources: WebRTC ingest (``WHIPService``), when given.
 /// - `GET /healthz`: the process is up. `GET /readyz`: 200 once the listeners are open, 503 while draining.
 ///
 /// `routes` adds endpoints of the process the gateway runs in (local mode adds its stable preview paths).
@@ -33,11 +34,13 @@ public func makeGatewayHTTPApplication(
     host: String,
     port: Int,
     logger: Logger,
+    whip: WHIPService? = nil,
     routes: (Router<GatewayHTTPContext>) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: GatewayHTTPContext.self)
     addGatewayRoutes(to: router, gateway: gateway, registry: registry)
+    whip?.addRoutes(to: router)
     routes(router)
     return Application(
         router: router,
@@ -54,14 +57,18 @@ public func makeGatewayHTTPApplication(
 public struct GatewayHTTPContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The listener's address the request came to: the destination of the PROXY header a WHIP publish sends the
+    /// relay.
+    public let localAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.localAddress = source.channel.localAddress
     }
 }
 
-/// The endpoints of ``makeGatewayHTTPApplication(gateway:registry:host:port:logger:routes:onServerRunning:)``.
+/// The endpoints of ``makeGatewayHTTPApplication(gateway:registry:host:port:logger:whip:routes:onServerRunning:)``.
 func addGatewayRoutes(to router: Router<GatewayHTTPContext>, gateway: Gateway, registry: PrometheusCollectorRegistry) {
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
@@ -120,7 +127,7 @@ private struct RouteSummary: Encodable {
 }
 
 /// A JSON answer of the gateway's HTTP endpoints, and of those added to them
-/// (``makeGatewayHTTPApplication(gateway:registry:host:port:logger:routes:onServerRunning:)``).
+/// (``makeGatewayHTTPApplication(gateway:registry:host:port:logger:whip:routes:onServerRunning:)``).
 package func gatewayJSON(
     _ value: some Encodable,
     formatting: JSONEncoder.OutputFormatting = [.sortedKeys],

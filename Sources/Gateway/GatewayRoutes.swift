@@ -64,6 +64,8 @@ public struct GatewayRoute: Hashable, Sendable {
     /// How an encoder reaches the stream on the shared ingest port, or `nil` if it cannot (a stream authorized by
     /// webhook has no key the gateway could know). Its own port works either way.
     public var ingestKey: IngestKey?
+    /// The stream's RTMP application (`spec.ingest.app`): what a WHIP session publishes to on the relay.
+    public var app: String
 
     public init(
         stream: StreamID,
@@ -71,7 +73,8 @@ public struct GatewayRoute: Hashable, Sendable {
         upstream: Upstream? = nil,
         allowedSourceRanges: [IPRange],
         suspended: Bool = false,
-        ingestKey: IngestKey? = nil
+        ingestKey: IngestKey? = nil,
+        app: String? = nil
     ) {
         self.stream = stream
         self.listenPort = listenPort
@@ -79,6 +82,7 @@ public struct GatewayRoute: Hashable, Sendable {
         self.allowedSourceRanges = allowedSourceRanges
         self.suspended = suspended
         self.ingestKey = ingestKey
+        self.app = app ?? ingestKey?.app ?? "live"
     }
 }
 

@@ -78,6 +78,9 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
     /// The stream's live preview has this address on local mode's HTTP listener for as long as local mode runs,
     /// whether its relay runs or not (``LocalRuntime/addPreviewRoutes(to:)``).
     case previewAvailable(StreamID, url: String)
+    /// The stream takes WebRTC publishers (WHIP, RFC 9725) at this address on local mode's HTTP listener, with its
+    /// stream key as Bearer token.
+    case whipAvailable(StreamID, url: String)
     /// A relay stopped because it was asked to (`idle`, `suspended`, `removed`, `changed`, `shutdown`).
     case relayStopped(StreamID, reason: String)
     /// A relay ended on its own; `restartIn` is when it comes back, `nil` when nobody needs it now.
@@ -113,6 +116,8 @@ public enum LocalEvent: Sendable, Hashable, CustomStringConvertible {
             "\(id): relay ready (pid \(pid), RTMP on 127.0.0.1:\(rtmpPort), HTTP on 127.0.0.1:\(httpPort))"
         case .previewAvailable(let id, let url):
             "\(id): live preview \(url)"
+        case .whipAvailable(let id, let url):
+            "\(id): WHIP (WebRTC) ingest \(url) (Bearer token: the stream key)"
         case .relayStopped(let id, let reason):
             "\(id): relay stopped (\(reason))"
         case .relayCrashed(let id, let exit, let restartIn):

@@ -116,8 +116,8 @@ public final class LocalRuntime: Service, Sendable {
 
     /// Local mode's HTTP listener is bound to `host` (as given to it, a wildcard included) and `port`: each stream's
     /// preview address is announced (``LocalEvent/previewAvailable(_:url:)``), now and for streams added later.
-    public func httpListening(host: String, port: Int) async {
-        await self.controller.httpListening(host: host, port: port)
+    public func httpListening(host: String, port: Int, whip: Bool = false) async {
+        await self.controller.httpListening(host: host, port: port, whip: whip)
     }
 
     /// Where a request for the stream's preview goes now.
@@ -302,6 +302,8 @@ actor LocalController {
             .phaseChanged(let id, _), .relayReady(let id, _, _, _), .relayStopped(let id, _),
             .relayCrashed(let id, _, _), .targetChanged(let id, _), .previewAvailable(let id, _):
             self.consoleChanges.yield(.changed(id))
+        case .whipAvailable:
+            break
         case .keyGenerated, .relayStarting, .listening, .sharedIngest, .reloadFailed, .reloaded:
             break
         }
@@ -311,16 +313,31 @@ actor LocalController {
 
     /// Where local mode's HTTP listener answers, once it does (``LocalRuntime/httpListening(host:port:)``).
     private var previewBaseURL: String?
+    /// Whether the HTTP listener takes WHIP publishers.
+    private var whipEnabled = false
 
-    func httpListening(host: String, port: Int) {
+    func httpListening(host: String, port: Int, whip: Bool) {
         // A wildcard address is reached at the host the ingest URLs name.
         let wildcard = host.isEmpty || host == "0.0.0.0" || host == "::"
         self.previewBaseURL = "http://\(Self.urlHost(wildcard ? self.configuration.advertisedHost : host)):\(port)"
+        self.whipEnabled = whip
         for id in self.streams.keys.sorted(by: { $0.description < $1.description }) {
-            if let managed = self.streams[id], let url = self.previewURL(managed) {
+            guard let managed = self.streams[id] else { continue }
+            if let url = self.whipURL(managed) {
+                self.emit(.whipAvailable(id, url: url))
+            }
+            if let url = self.previewURL(managed) {
                 self.emit(.previewAvailable(id, url: url))
             }
         }
+    }
+
+    /// The stream's WHIP address, for a stream that can run, once the HTTP listener answers and takes WHIP.
+    private func whipURL(_ managed: Managed) -> String? {
+        guard self.whipEnabled, let base = self.previewBaseURL, managed.port != nil, managed.problem == nil else {
+            return nil
+        }
+        return "\(base)/whip/\(managed.stream.id.namespace)/\(managed.stream.id.name)"
     }
 
     /// The stream's preview address, for a stream that can run (it has a port and no problem) and shows a preview,
@@ -414,6 +431,9 @@ actor LocalController {
             self.emit(
                 .streamAdded(stream.id, ingestURL: self.ingestURL(stream, port: port), keySource: managed.keySource)
             )
+            if let url = self.whipURL(managed) {
+                self.emit(.whipAvailable(stream.id, url: url))
+            }
             if let url = self.previewURL(managed) {
                 self.emit(.previewAvailable(stream.id, url: url))
             }

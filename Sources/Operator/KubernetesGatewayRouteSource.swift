@@ -202,7 +202,8 @@ public final class KubernetesGatewayRouteSource: Service, Sendable {
                         ) : nil,
                     allowedSourceRanges: ranges,
                     suspended: spec?["suspend"]?.boolValue ?? false,
-                    ingestKey: ingestKeys[stream]
+                    ingestKey: ingestKeys[stream],
+                    app: spec?["ingest"]?["app"]?.stringValue
                 )
             )
         }

@@ -19,6 +19,7 @@ import Operator
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
+import WebRTC
 
 /// `liverelay gateway`: the always-on front of every relay in a cluster.
 struct GatewayCommand: AsyncParsableCommand {
@@ -41,6 +42,9 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @Option(help: "Address the stream ports listen on.")
     var listenHost: String = "0.0.0.0"
+
+    @OptionGroup(title: "WebRTC ingest (WHIP)")
+    var whip: WHIPOptions
 
     @Option(help: "The relays' RTMP port, on their per-stream Service.")
     var relayPort: Int = 1935
@@ -153,12 +157,19 @@ struct GatewayCommand: AsyncParsableCommand {
                 logger: logger
             )
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
+            let whip = try await self.whip.makeService(
+                gateway: gateway,
+                listenHost: self.listenHost,
+                announce: WHIPOptions.hostAddresses(),
+                logger: logger
+            )
             let http = makeGatewayHTTPApplication(
                 gateway: gateway,
                 registry: registry,
                 host: host,
                 port: port,
-                logger: Logger(label: "liverelay.http")
+                logger: Logger(label: "liverelay.http"),
+                whip: whip
             )
             // HTTP first so it stops last: /readyz answers 503 while the gateway drains.
             let group = ServiceGroup(
@@ -168,7 +179,13 @@ struct GatewayCommand: AsyncParsableCommand {
                     logger: logger
                 )
             )
-            try await group.run()
+            do {
+                try await group.run()
+            } catch {
+                await whip?.transport.close()
+                throw error
+            }
+            await whip?.transport.close()
         }
     }
 

@@ -20,6 +20,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
+import WebRTC
 
 /// `liverelay local -f streams.yaml`: the whole system on one machine, no cluster.
 struct LocalCommand: AsyncParsableCommand {
@@ -51,6 +52,9 @@ struct LocalCommand: AsyncParsableCommand {
         )
     )
     var sharedPort: Int?
+
+    @OptionGroup(title: "WebRTC ingest (WHIP)")
+    var whip: WHIPOptions
 
     @OptionGroup(title: "rtmps://")
     var tls: IngestTLSOptions
@@ -160,6 +164,7 @@ struct LocalCommand: AsyncParsableCommand {
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var consoleServer: ConsoleServer?
+        var whipService: WHIPService?
         if self.httpListen != "none" {
             let (host, port) = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
             let users = LocalUserStore(stateDirectory: configuration.stateDirectory)
@@ -179,6 +184,13 @@ struct LocalCommand: AsyncParsableCommand {
             )
             consoleServer = server
             let advertised = self.advertiseHost
+            let whip = try await self.whip.makeService(
+                gateway: runtime.gateway,
+                listenHost: self.listenHost,
+                announce: [advertised],
+                logger: logger
+            )
+            whipService = whip
             services.append(
                 .init(
                     service: makeGatewayHTTPApplication(
@@ -187,12 +199,13 @@ struct LocalCommand: AsyncParsableCommand {
                         host: host,
                         port: port,
                         logger: Logger(label: "liverelay.http"),
+                        whip: whip,
                         routes: {
                             runtime.addPreviewRoutes(to: $0)
                             server.addRoutes(to: $0)
                         },
                         onServerRunning: { bound in
-                            await runtime.httpListening(host: host, port: bound)
+                            await runtime.httpListening(host: host, port: bound, whip: whip != nil)
                             let wildcard = host.isEmpty || host == "0.0.0.0" || host == "::"
                             let shown = wildcard ? advertised : host
                             let url = "http://\(shown.contains(":") ? "[\(shown)]" : shown):\(bound)/"
@@ -210,7 +223,13 @@ struct LocalCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await whipService?.transport.close()
+            throw error
+        }
+        await whipService?.transport.close()
     }
 
     /// The console's trusted proxy, from `--console-trusted-proxy-header` and `--console-trusted-proxy-from`.

@@ -95,6 +95,39 @@ let chartCases: [ChartCase] = [
         #expect(service?[path: ["spec", "externalTrafficPolicy"]] == "Local")
         #expect(chart.notes.contains("any node's address"))
     },
+    ChartCase("WHIP by default: the gateway's UDP and ICE-TCP ports, exposed, with their flags", []) { chart in
+        #expect(chart.flag("liverelay-gateway", "--webrtc-udp-port") == "8189")
+        #expect(chart.flag("liverelay-gateway", "--webrtc-tcp-port") == "8189")
+        #expect(chart.flag("liverelay-gateway", "--whip-allow-origin") == "*")
+        #expect(!chart.arguments("liverelay-gateway").contains("--disable-whip"))
+        let ports = chart.object("Service", "liverelay-gateway")?[path: ["spec", "ports"]]?.arrayValue ?? []
+        #expect(ports.contains { $0["name"] == "webrtc-udp" && $0["protocol"] == "UDP" && $0["port"] == .int(8189) })
+        #expect(ports.contains { $0["name"] == "webrtc-tcp" && $0["protocol"] == "TCP" && $0["port"] == .int(8189) })
+        let container = chart.container("liverelay-gateway")?["ports"]?.arrayValue ?? []
+        #expect(container.contains { $0["name"] == "webrtc-udp" && $0["containerPort"] == .int(8189) })
+        #expect(chart.object("Service", "liverelay-gateway")?[path: ["spec", "sessionAffinity"]] == "ClientIP")
+    },
+    ChartCase(
+        "WHIP behind a load balancer's address, UDP only, one origin",
+        [
+            "gateway.webrtc.announce={203.0.113.7}", "gateway.webrtc.tcpPort=0",
+            "gateway.webrtc.allowOrigin=https://studio.example", "gateway.webrtc.iceServers={stun:stun.example.org}",
+        ]
+    ) { chart in
+        #expect(chart.flag("liverelay-gateway", "--webrtc-announce") == "203.0.113.7")
+        #expect(chart.flag("liverelay-gateway", "--webrtc-tcp-port") == nil)
+        #expect(chart.flag("liverelay-gateway", "--whip-allow-origin") == "https://studio.example")
+        #expect(chart.flag("liverelay-gateway", "--whip-ice-server") == "stun:stun.example.org")
+        let ports = chart.object("Service", "liverelay-gateway")?[path: ["spec", "ports"]]?.arrayValue ?? []
+        #expect(!ports.contains { $0["name"] == "webrtc-tcp" })
+    },
+    ChartCase("WHIP off", ["gateway.webrtc.enabled=false"]) { chart in
+        #expect(chart.arguments("liverelay-gateway").contains("--disable-whip"))
+        #expect(chart.flag("liverelay-gateway", "--webrtc-udp-port") == nil)
+        let ports = chart.object("Service", "liverelay-gateway")?[path: ["spec", "ports"]]?.arrayValue ?? []
+        #expect(!ports.contains { $0["name"] == "webrtc-udp" })
+        #expect(chart.object("Service", "liverelay-gateway")?[path: ["spec", "sessionAffinity"]] == nil)
+    },
     ChartCase("ClusterIP Service", ["gateway.service.type=ClusterIP"]) { chart in
         let service = chart.object("Service", "liverelay-gateway")
         #expect(service?[path: ["spec", "type"]] == "ClusterIP")

@@ -38,7 +38,7 @@ struct LocalModeProcess: Sendable {
         let arguments = [
             "local", "-f", streamsFile, "--state-dir", directory + "/state", "--listen-host", "127.0.0.1",
             "--http-listen", "127.0.0.1:\(httpPort)", "--port-range", portRange,
-            "--console-admin-password", adminPassword, "--relay-log-level", "warning",
+            "--console-admin-password", adminPassword, "--relay-log-level", "warning", "--webrtc-udp-port", "0",
         ]
         return try await withRunningProcess(
             try liverelayExecutable(),

@@ -46,6 +46,7 @@ struct LocalCommandTests {
             arguments: [
                 "local", "-f", Self.repository + "/examples/streams.yaml", "--listen-host", "127.0.0.1",
                 "--port-range", "\(port)-\(port)", "--http-listen", "127.0.0.1:0", "--state-dir", state,
+                "--webrtc-udp-port", "0",
             ],
             standardOutput: .capture(limit: 256 * 1024)
         )
@@ -61,6 +62,8 @@ struct LocalCommandTests {
                 "no ingest URL printed: \(local.standardOutputSoFar)"
             )
             #expect(await local.waitForOutput(containing: "gateway listens on \(port)"))
+            // WHIP beside RTMP, on the HTTP listener.
+            #expect(await local.waitForOutput(containing: "default/demo: WHIP (WebRTC) ingest http://127.0.0.1:"))
 
             // The console is at / of the HTTP listener, printed with its first admin's password (once).
             #expect(await local.waitForOutput(containing: "liverelay local: console http://127.0.0.1:"))

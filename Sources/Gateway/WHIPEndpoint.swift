@@ -1,0 +1,628 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Hummingbird
+import IngestNetworking
+import LiveStreamModel
+public import Logging
+import NIOCore
+import NIOPosix
+import RTMP
+import Synchronization
+import TimeSupport
+public import WebRTC
+import WebRTCMedia
+
+/// What the gateway's WHIP endpoint (RFC 9725) accepts and announces.
+public struct WHIPConfiguration: Sendable {
+    /// `Access-Control-Allow-Origin` of every WHIP answer, so that a page on another origin can publish.
+    public var allowOrigin: String
+    /// The largest SDP offer taken, in bytes; a browser's offer is a few kilobytes.
+    public var maximumOfferBytes: Int
+    /// ICE servers announced as `Link` headers (RFC 9725 section 4.6): `stun:` or `turn:` URLs.
+    public var iceServers: [String]
+    /// How long the relay may take to answer the publish once it is reachable.
+    public var publishTimeout: Duration
+
+    public init(
+        allowOrigin: String = "*",
+        maximumOfferBytes: Int = 64 * 1024,
+        iceServers: [String] = [],
+        publishTimeout: Duration = .seconds(10)
+    ) {
+        self.allowOrigin = allowOrigin
+        self.maximumOfferBytes = maximumOfferBytes
+        self.iceServers = iceServers
+        self.publishTimeout = publishTimeout
+    }
+}
+
+/// WebRTC ingest on the gateway: `POST /whip/NAMESPACE/NAME` with the stream key as Bearer token.
+///
+/// Each session is published into the stream's relay as RTMP, with the key as the stream name, after the relay is
+/// woken like for any held connection: the relay stays the one authority on keys. The session's RTP and RTCP go
+/// through a `WebRTCIngest` (H.264 passes through, Opus becomes AAC) in one task per session, whose RTMP messages
+/// are written to the relay connection. The session counts as a live connection of its stream while it lasts, so
+/// that KEDA keeps a WHIP-only stream's relay up.
+public final class WHIPService: Sendable {
+    let gateway: Gateway
+    /// The WebRTC transport every session runs on.
+    public let transport: WebRTCTransport
+    let configuration: WHIPConfiguration
+    private let logger: Logger
+
+    private struct Entry {
+        var stream: StreamID
+        var session: WebRTCSession
+    }
+    private let sessions = Mutex<[String: Entry]>([:])
+
+    public init(
+        gateway: Gateway,
+        transport: WebRTCTransport,
+        configuration: WHIPConfiguration = .init(),
+        logger: Logger
+    ) {
+        self.gateway = gateway
+        self.transport = transport
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The sessions open now, for tests.
+    package var sessionCount: Int { self.sessions.withLock { $0.count } }
+
+    // MARK: HTTP
+
+    func addRoutes(to router: Router<GatewayHTTPContext>) {
+        router.post("whip/:namespace/:name") { request, context -> Response in
+            let stream = StreamID(
+                namespace: try context.parameters.require("namespace"),
+                name: try context.parameters.require("name")
+            )
+            return self.cors(await self.publish(request, context: context, stream: stream))
+        }
+        router.delete("whip/:namespace/:name/:session") { _, context -> Response in
+            let stream = StreamID(
+                namespace: try context.parameters.require("namespace"),
+                name: try context.parameters.require("name")
+            )
+            let id = try context.parameters.require("session")
+            return self.cors(self.end(session: id, stream: stream))
+        }
+        router.patch("whip/:namespace/:name/:session") { _, _ -> Response in
+            // RFC 9725 section 4.3.1: a server without trickle ICE or ICE restarts answers 405.
+            var headers = HTTPFields()
+            headers[.allow] = "DELETE, OPTIONS"
+            return self.cors(Response(status: .methodNotAllowed, headers: headers))
+        }
+        for path in ["whip/:namespace/:name", "whip/:namespace/:name/:session"] {
+            router.on(RouterPath(path), method: .options) { _, _ -> Response in
+                var response = Response(status: .noContent)
+                response.headers[.accessControlAllowMethods] = "POST, DELETE, PATCH, OPTIONS"
+                response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type, If-Match"
+                response.headers[.accessControlMaxAge] = "86400"
+                self.addLinks(to: &response.headers)
+                return self.cors(response)
+            }
+        }
+    }
+
+    private func cors(_ response: Response) -> Response {
+        var response = response
+        response.headers[.accessControlAllowOrigin] = self.configuration.allowOrigin
+        response.headers[.accessControlExposeHeaders] = "Location, ETag, Link"
+        if self.configuration.allowOrigin != "*" {
+            response.headers[.vary] = "Origin"
+        }
+        return response
+    }
+
+    private func addLinks(to headers: inout HTTPFields) {
+        for server in self.configuration.iceServers {
+            headers.append(
+                HTTPFields.Element(name: HTTPFields.Element.Name("Link")!, value: "<\(server)>; rel=\"ice-server\"")
+            )
+        }
+    }
+
+    /// A refusal: logged at notice (never with the key) and answered with its reason.
+    private func refuse(
+        _ status: HTTPResponse.Status,
+        _ message: String,
+        stream: StreamID,
+        metric: String? = nil
+    ) -> Response {
+        if let metric {
+            self.gateway.accounting.refused(stream, reason: metric)
+        }
+        self.logger.notice(
+            "WHIP publish refused: \(message)",
+            metadata: ["gateway.stream": "\(stream)", "http.status": "\(status.code)"]
+        )
+        return gatewayProblem(status, message)
+    }
+
+    private func publish(_ request: Request, context: GatewayHTTPContext, stream: StreamID) async -> Response {
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/sdp" else {
+            return self.refuse(
+                .unsupportedMediaType,
+                "A WHIP offer must have Content-Type: application/sdp.",
+                stream: stream
+            )
+        }
+        guard let route = self.gateway.routes.route(for: stream) else {
+            return self.refuse(.notFound, "No stream \(stream).", stream: stream)
+        }
+        if route.suspended {
+            return self.refuse(
+                .forbidden,
+                GatewayRefusal.suspended.encoderMessage,
+                stream: stream,
+                metric: GatewayRefusal.suspended.metricLabel
+            )
+        }
+        if let remote = context.remoteAddress, !route.allowedSourceRanges.contains(where: { $0.contains(remote) }) {
+            return self.refuse(
+                .forbidden,
+                GatewayRefusal.sourceRange.encoderMessage,
+                stream: stream,
+                metric: GatewayRefusal.sourceRange.metricLabel
+            )
+        }
+        guard let authorization = request.headers[.authorization],
+            authorization.lowercased().hasPrefix("bearer "),
+            case let key = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces),
+            !key.isEmpty
+        else {
+            var response = self.refuse(
+                .unauthorized,
+                "The stream key is missing: send it as Bearer token.",
+                stream: stream
+            )
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        // The relay lets a publisher with the key take a stream over (an RTMP encoder that reconnects before its old
+        // connection timed out); a WHIP publisher has no such half-dead predecessor, so a stream that has a
+        // publisher through this gateway is refused here.
+        if self.gateway.connections(for: stream).live > 0 {
+            return self.refuse(.conflict, "The stream is already being published.", stream: stream)
+        }
+        let offer: String
+        do {
+            let body = try await request.body.collect(upTo: self.configuration.maximumOfferBytes)
+            offer = String(buffer: body)
+        } catch {
+            return self.refuse(
+                .contentTooLarge,
+                "The offer is larger than \(self.configuration.maximumOfferBytes) bytes.",
+                stream: stream
+            )
+        }
+        // Checked before the relay is woken: an offer we cannot answer should not start a relay.
+        if case .failure(let error) = Result(catching: { () throws(WebRTCError) in try WHIPOffer(parsing: offer) }) {
+            let status: HTTPResponse.Status = error.code == .noH264 ? .notAcceptable : .badRequest
+            return self.refuse(status, "The offer cannot be answered: \(error.message)", stream: stream)
+        }
+
+        let upstream: GatewayRoute.Upstream
+        let heldSince: ContinuousClock.Instant?
+        switch await self.upstream(for: route) {
+        case .ready(let ready, let since):
+            upstream = ready
+            heldSince = since
+        case .refused(let refusal):
+            self.gateway.logRefusal(refusal, stream: stream, logger: self.logger)
+            let status: HTTPResponse.Status =
+                switch refusal {
+                case .suspended: .forbidden
+                case .routeRemoved: .notFound
+                default: .serviceUnavailable
+                }
+            return gatewayProblem(status, refusal.encoderMessage)
+        }
+
+        let (results, continuation) = AsyncStream.makeStream(of: PublishResult.self)
+        let addresses = (source: context.remoteAddress, destination: context.localAddress)
+        Task {
+            await self.run(
+                stream: stream,
+                upstream: upstream,
+                heldSince: heldSince,
+                app: route.app,
+                key: key,
+                offer: offer,
+                addresses: addresses,
+                report: { continuation.yield($0) }
+            )
+            continuation.finish()
+        }
+        var iterator = results.makeAsyncIterator()
+        switch await iterator.next() ?? .failed(.badGateway, "The WHIP session ended before it started.") {
+        case .failed(let status, let message):
+            return self.refuse(status, message, stream: stream)
+        case .answered(let session):
+            var headers = HTTPFields()
+            headers[.contentType] = "application/sdp"
+            headers[.location] = "/whip/\(stream.namespace)/\(stream.name)/\(session.id)"
+            headers[.eTag] = "\"\(session.id)\""
+            self.addLinks(to: &headers)
+            self.logger.info(
+                "WHIP session started",
+                metadata: ["gateway.stream": "\(stream)", "webrtc.session.id": "\(session.id)"]
+            )
+            return Response(
+                status: .created,
+                headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: session.answer))
+            )
+        }
+    }
+
+    private func end(session id: String, stream: StreamID) -> Response {
+        let entry = self.sessions.withLock { sessions -> Entry? in
+            guard let entry = sessions[id], entry.stream == stream else {
+                return nil
+            }
+            return entry
+        }
+        guard let entry else {
+            return gatewayProblem(.notFound, "No WHIP session \(id) for stream \(stream).")
+        }
+        self.logger.info(
+            "WHIP session ended by DELETE",
+            metadata: ["gateway.stream": "\(stream)", "webrtc.session.id": "\(id)"]
+        )
+        entry.session.close()
+        return Response(status: .ok)
+    }
+
+    /// The route's upstream, at once or after holding for it like an RTMP connection (counted as held, waking the
+    /// relay), within the gateway's hold timeout; with when the hold began, for the caller to release it.
+    private func upstream(for route: GatewayRoute) async -> HoldOutcome {
+        if let upstream = route.upstream {
+            return .ready(upstream, heldSince: nil)
+        }
+        if let refusal = self.gateway.hold(route.stream) {
+            return .refused(refusal)
+        }
+        let start = ContinuousClock.now
+        let timeout = self.gateway.configuration.holdTimeout
+        self.logger.info("WHIP publish held while the relay starts", metadata: ["gateway.stream": "\(route.stream)"])
+        let ready = await withTaskGroup(of: GatewayRoute?.self) { group in
+            group.addTask { await self.gateway.routes.upstream(for: route.stream) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let ready, let upstream = ready.upstream else {
+            self.gateway.accounting.release(route.stream, heldFor: .now - start)
+            if let current = self.gateway.routes.route(for: route.stream) {
+                return .refused(current.suspended ? .suspended : .holdTimeout(timeout, connectError: nil))
+            }
+            return .refused(.routeRemoved(whileHeld: true))
+        }
+        return .ready(upstream, heldSince: start)
+    }
+
+    private enum HoldOutcome {
+        case ready(GatewayRoute.Upstream, heldSince: ContinuousClock.Instant?)
+        case refused(GatewayRefusal)
+    }
+
+    // MARK: Session
+
+    enum PublishResult: Sendable {
+        case failed(HTTPResponse.Status, String)
+        case answered(WebRTCSession)
+    }
+
+    private enum Input: Sendable {
+        case relay(RTMPMessage)
+        case relayEnded((any Error)?)
+        case event(WebRTCSessionEvent)
+        case webrtcEnded((any Error)?)
+        case publishTimeout
+        case tick
+    }
+
+    /// One session from the relay connection to its end; `report` gets the answer or why there is none. The session
+    /// counts as a live connection of the stream throughout, and no longer as held from then on.
+    private func run(
+        stream: StreamID,
+        upstream: GatewayRoute.Upstream,
+        heldSince: ContinuousClock.Instant?,
+        app: String,
+        key: String,
+        offer: String,
+        addresses: (source: SocketAddress?, destination: SocketAddress?),
+        report: @escaping @Sendable (PublishResult) -> Void
+    ) async {
+        let accounting = self.gateway.accounting
+        // Live before no longer held: a reader of the counts in between sees the publisher twice, never not at all.
+        _ = accounting.goLive(stream)
+        if let heldSince {
+            accounting.release(stream, heldFor: .now - heldSince)
+        }
+        defer { accounting.endLive(stream) }
+        var logger = self.logger
+        logger[metadataKey: "gateway.stream"] = "\(stream)"
+
+        let connection: NIOAsyncChannel<RTMPMessage, RTMPMessage>
+        do {
+            connection = try await self.connect(to: upstream, addresses: addresses)
+        } catch {
+            report(.failed(.badGateway, "Cannot connect to the stream's relay: \(error)."))
+            return
+        }
+        guard self.gateway.register(connection.channel) else {
+            connection.channel.close(promise: nil)
+            report(.failed(.serviceUnavailable, GatewayRefusal.shuttingDown.encoderMessage))
+            return
+        }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let (inputs, input) = AsyncStream.makeStream(of: Input.self, bufferingPolicy: .bufferingNewest(4096))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            // The relay sends nothing a publisher must act on after the publish starts (RTMP has no
+                            // keyframe request); its end is what matters.
+                            for try await message in inbound {
+                                input.yield(.relay(message))
+                            }
+                            input.yield(.relayEnded(nil))
+                        } catch {
+                            input.yield(.relayEnded(error))
+                        }
+                    }
+                    let timeout = self.configuration.publishTimeout
+                    group.addTask {
+                        try await Task.sleep(for: timeout)
+                        input.yield(.publishTimeout)
+                    }
+                    var iterator = inputs.makeAsyncIterator()
+                    defer {
+                        input.finish()
+                        group.cancelAll()
+                    }
+                    var machine = RTMPPublishClientStateMachine(
+                        configuration: .init(app: app, tcURL: "rtmp://\(upstream)/\(app)", streamName: key)
+                    )
+                    try await outbound.write(contentsOf: machine.start())
+                    while !machine.isPublishing {
+                        switch await iterator.next() {
+                        case .relay(let message):
+                            switch machine.received(message) {
+                            case .none: break
+                            case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
+                            case .fail(let error):
+                                if "\(error)".contains("already") {
+                                    report(.failed(.conflict, "The stream is already being published."))
+                                } else {
+                                    report(.failed(.unauthorized, "The relay refused the stream key."))
+                                }
+                                return
+                            }
+                        case .publishTimeout:
+                            report(.failed(.gatewayTimeout, "The stream's relay did not answer the publish in time."))
+                            return
+                        case .relayEnded, nil:
+                            report(.failed(.badGateway, "The stream's relay closed the connection before the publish."))
+                            return
+                        default:
+                            break
+                        }
+                    }
+                    guard let messageStreamID = machine.messageStreamID else {
+                        return
+                    }
+                    let session: WebRTCSession
+                    do {
+                        session = try await self.transport.register(offer: offer, logger: logger)
+                    } catch {
+                        let code = (error as? WebRTCError)?.code
+                        let status: HTTPResponse.Status =
+                            code == .noH264
+                            ? .notAcceptable : code == .limitExceeded ? .serviceUnavailable : .badRequest
+                        let message = (error as? WebRTCError)?.message ?? "\(error)"
+                        report(.failed(status, "The offer cannot be answered: \(message)"))
+                        try await outbound.write(contentsOf: machine.unpublish())
+                        return
+                    }
+                    let ingest: WebRTCIngest
+                    do {
+                        var ingestConfiguration = WebRTCIngest.Configuration(
+                            codecs: session.media.map(Self.codec),
+                            localSSRC: UInt32.random(in: 1...UInt32.max),
+                            cname: "liverelay"
+                        )
+                        ingestConfiguration.messageStreamID = messageStreamID
+                        ingest = try WebRTCIngest(configuration: ingestConfiguration, now: .now)
+                    } catch {
+                        session.close()
+                        report(.failed(.notAcceptable, "The offer cannot be ingested: \(error)"))
+                        try await outbound.write(contentsOf: machine.unpublish())
+                        return
+                    }
+                    self.sessions.withLock { $0[session.id] = Entry(stream: stream, session: session) }
+                    defer { _ = self.sessions.withLock { $0.removeValue(forKey: session.id) } }
+                    // Go Offline ends the session like a live RTMP connection.
+                    self.gateway.registerLive(connection.channel, stream: stream) { _ in session.close() }
+                    group.addTask {
+                        do {
+                            for try await event in session.events {
+                                input.yield(.event(event))
+                            }
+                            input.yield(.webrtcEnded(nil))
+                        } catch {
+                            input.yield(.webrtcEnded(error))
+                        }
+                    }
+                    report(.answered(session))
+
+                    logger[metadataKey: "webrtc.session.id"] = "\(session.id)"
+                    let reason = await Self.pump(
+                        &iterator,
+                        input: input,
+                        session: session,
+                        ingest: ingest,
+                        outbound: outbound,
+                        logger: logger
+                    )
+                    session.close()
+                    logger.info("WHIP session ended: \(reason)")
+                    // Best effort: the relay may be gone already.
+                    try? await outbound.write(contentsOf: ingest.finish(at: .now).messages)
+                    try? await outbound.write(contentsOf: machine.unpublish())
+                }
+            }
+        } catch {
+            report(.failed(.badGateway, "The stream's relay connection failed: \(error)."))
+            logger.notice("WHIP session's relay connection failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Moves media from the session to the relay until either ends, with the ingest's ticks at its deadlines;
+    /// returns why it ended.
+    private static func pump(
+        _ inputs: inout AsyncStream<Input>.Iterator,
+        input: AsyncStream<Input>.Continuation,
+        session: WebRTCSession,
+        ingest: WebRTCIngest,
+        outbound: NIOAsyncChannelOutboundWriter<RTMPMessage>,
+        logger: Logger
+    ) async -> String {
+        var timer: Task<Void, Never>?
+        var scheduled: ContinuousClock.Instant?
+        defer { timer?.cancel() }
+        while let next = await inputs.next() {
+            let now = ContinuousClock.now
+            var output: WebRTCIngest.Output
+            switch next {
+            case .event(.rtp(let packet)):
+                do {
+                    output = try ingest.receive(rtp: packet, at: now)
+                } catch {
+                    logger.warning("WHIP session's media cannot be ingested", metadata: ["error": "\(error)"])
+                    return "the media cannot be ingested: \(error)"
+                }
+            case .event(.rtcp(let packet)):
+                output = (try? ingest.receive(rtcp: packet, at: now)) ?? .init()
+            case .event(.iceConnected):
+                logger.debug("WHIP session: ICE connected")
+                output = .init()
+            case .event(.dtlsConnected):
+                logger.info("WHIP session connected (ICE and DTLS)")
+                output = .init()
+            case .tick:
+                scheduled = nil
+                output = ingest.tick(at: now)
+            case .webrtcEnded(let error):
+                return error.map { "the WebRTC session failed: \($0)" } ?? "the WebRTC session was closed"
+            case .relayEnded(let error):
+                return error.map { "the relay connection failed: \($0)" } ?? "the relay closed the connection"
+            case .relay, .publishTimeout:
+                output = .init()
+            }
+            for error in output.errors {
+                logger.debug("WHIP session: media problem", metadata: ["error": "\(error)"])
+            }
+            for packet in output.rtcp {
+                session.sendRTCP(packet)
+            }
+            if !output.messages.isEmpty {
+                do {
+                    try await outbound.write(contentsOf: output.messages)
+                } catch {
+                    return "the relay connection failed: \(error)"
+                }
+            }
+            let deadline = ingest.nextDeadline
+            if scheduled.map({ deadline < $0 }) ?? true {
+                timer?.cancel()
+                scheduled = deadline
+                timer = Task {
+                    try? await Task.sleep(until: deadline)
+                    if !Task.isCancelled {
+                        input.yield(.tick)
+                    }
+                }
+            }
+        }
+        return "the gateway stopped"
+    }
+
+    private static func codec(_ media: NegotiatedMedia) -> RTPCodecParameters {
+        RTPCodecParameters(
+            payloadType: media.payloadType,
+            name: media.codec == .h264 ? "H264" : "opus",
+            clockRate: media.clockRate,
+            channels: media.kind == .audio ? media.channels : nil,
+            formatParameters: media.formatParameters.map(RTPCodecParameters.parseFormatParameters) ?? [:]
+        )
+    }
+
+    private func connect(
+        to upstream: GatewayRoute.Upstream,
+        addresses: (source: SocketAddress?, destination: SocketAddress?)
+    ) async throws -> NIOAsyncChannel<RTMPMessage, RTMPMessage> {
+        let configuration = self.gateway.configuration
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.nanoseconds(configuration.connectTimeout.inNanoseconds))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        let header: String? = {
+            guard upstream.sendsProxyHeader, let source = addresses.source, let destination = addresses.destination
+            else {
+                return nil
+            }
+            return ProxyHeader(source: source, destination: destination).line
+        }()
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<RTMPMessage, RTMPMessage>> = {
+            channel in
+            channel.eventLoop.makeCompletedFuture {
+                if let header {
+                    try channel.pipeline.syncOperations.addHandler(ProxyHeaderWriter(header: header))
+                }
+                try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
+                return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
+            }
+        }
+        if let address = configuration.upstreamAddress?(upstream.host, upstream.port) {
+            return try await bootstrap.connect(to: address, channelInitializer: initializer)
+        }
+        return try await bootstrap.connect(host: upstream.host, port: upstream.port, channelInitializer: initializer)
+    }
+}
+
+/// Writes a PROXY protocol header when the relay connection opens, before the RTMP handshake.
+private final class ProxyHeaderWriter: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let header: String
+
+    init(header: String) {
+        self.header = header
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: self.header)), promise: nil)
+        context.fireChannelActive()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
