@@ -226,7 +226,11 @@ struct OperatorBench: AsyncParsableCommand {
         let gatewayAtSettle = gatewayChanges.value
         let rssAtRest = ProcStatus.rssMiB(pid) ?? 0
         let rssPeak = ProcStatus.peakRSSMiB(pid) ?? 0
+        let rssAnonAtRest = ProcStatus.kibField("RssAnon:", pid).map { $0 / 1024 } ?? 0
+        let rssFileAtRest = ProcStatus.kibField("RssFile:", pid).map { $0 / 1024 } ?? 0
         let cpuBefore = ProcStatus.cpuSeconds(pid) ?? 0
+        // For whoever inspects the operator at rest meanwhile (a heap profile, `/proc/PID/smaps`).
+        print("settled; the quiet window of \(self.quietSeconds) s starts (operator pid \(pid))")
 
         // The quiet window.
         try await Task.sleep(for: .seconds(self.quietSeconds))
@@ -276,7 +280,9 @@ struct OperatorBench: AsyncParsableCommand {
         report += """
               operator resident memory: \(String(format: "%.1f", rssStart)) MiB before, \
             \(String(format: "%.1f", rssAtRest)) MiB at rest with \(names.count) streams (peak \
-            \(String(format: "%.1f", rssPeak)) MiB), \(String(format: "%.1f", rssAfterQuiet)) MiB after the quiet window
+            \(String(format: "%.1f", rssPeak)) MiB), \(String(format: "%.1f", rssAfterQuiet)) MiB after the quiet window; \
+            at rest \(String(format: "%.1f", rssAnonAtRest)) MiB anonymous, \(String(format: "%.1f", rssFileAtRest)) MiB \
+            of files
               quiet window of \(self.quietSeconds) s: \(window.writes) writes, \(window.reads) reads (get, list), \
             \(window.watches) watch requests; \(String(format: "%.2f", cpuQuiet)) s CPU\
             \(self.noGatewayService ? "" : "; \(gatewayInWindow) gateway Service changes")

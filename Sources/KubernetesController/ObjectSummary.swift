@@ -36,53 +36,65 @@ import Synchronization
 /// A summary is one reference to an immutable box: a cache's dictionary holds eight bytes per object beside its key,
 /// and the box what the object needs, no more.
 public struct ObjectSummary: KubernetesAPIObject, Hashable {
-    /// What a summary holds.
+    /// What a summary holds beside its digests.
     private struct Fields: Hashable, Sendable {
-        var name: String?
-        var namespace: String?
-        var resourceVersion: String?
-        var generation: Int64?
-        var deletionTimestamp: String?
-        var finalizers: [String]?
-        var ownerReferences: [OwnerReference]?
+        var meta: CompactObjectMeta
         var replicas: Int64?
         var statusCounts: [String: Int64]
-        /// The digests of every node but `status`, sorted, without duplicates.
-        var digests: [UInt64]
+        /// How many digests follow the fields in the box.
+        var digestCount: Int
 
-        init(metadata: ObjectMeta, replicas: Int64?, statusCounts: [String: Int64], digests: [UInt64]) {
-            self.name = metadata.name
-            self.namespace = metadata.namespace
-            self.resourceVersion = metadata.resourceVersion
-            self.generation = metadata.generation
-            self.deletionTimestamp = metadata.deletionTimestamp
-            self.finalizers = metadata.finalizers
-            self.ownerReferences = metadata.ownerReferences?.map(Intern.shared.reference)
+        init(metadata: ObjectMeta, replicas: Int64?, statusCounts: [String: Int64], digestCount: Int) {
+            var kept = ObjectMeta(
+                name: metadata.name,
+                namespace: metadata.namespace,
+                ownerReferences: metadata.ownerReferences,
+                finalizers: metadata.finalizers,
+                resourceVersion: metadata.resourceVersion
+            )
+            kept.generation = metadata.generation
+            kept.deletionTimestamp = metadata.deletionTimestamp
+            self.meta = CompactObjectMeta(kept)
             self.replicas = replicas
             self.statusCounts = statusCounts
-            self.digests = digests
+            self.digestCount = digestCount
         }
 
-        var metadata: ObjectMeta {
-            var metadata = ObjectMeta(
-                name: self.name,
-                namespace: self.namespace,
-                ownerReferences: self.ownerReferences,
-                finalizers: self.finalizers,
-                resourceVersion: self.resourceVersion
-            )
-            metadata.generation = self.generation
-            metadata.deletionTimestamp = self.deletionTimestamp
-            return metadata
+        var metadata: ObjectMeta { self.meta.metadata }
+    }
+
+    /// The fields, then the digests (sorted, without duplicates): one allocation per summary.
+    private final class Box: ManagedBuffer<Fields, UInt64> {
+
+        static func make(_ fields: Fields, digests: UnsafeBufferPointer<UInt64>) -> Box {
+            let buffer = Box.create(minimumCapacity: digests.count) { _ in fields }
+            buffer.withUnsafeMutablePointerToElements { elements in
+                if let base = digests.baseAddress { elements.initialize(from: base, count: digests.count) }
+            }
+            return unsafeDowncast(buffer, to: Box.self)
+        }
+
+        var fields: Fields { self.header }
+
+        func withDigests<Result>(_ body: (UnsafeBufferPointer<UInt64>) throws -> Result) rethrows -> Result {
+            try self.withUnsafeMutablePointerToElements { elements in
+                try body(UnsafeBufferPointer(start: elements, count: self.header.digestCount))
+            }
         }
     }
 
-    private final class Box: Sendable {
-        let fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
+    /// `ManagedBuffer` is never `Sendable`; a box is immutable once made (``Box/make(_:digests:)``), so sharing one
+    /// across tasks is safe.
+    private struct SharedBox: @unchecked Sendable {
+        let box: Box
     }
 
-    private var box: Box
+    private var shared: SharedBox
+
+    private var box: Box {
+        get { self.shared.box }
+        set { self.shared = SharedBox(box: newValue) }
+    }
 
     /// The object's metadata: `name`, `namespace`, `resourceVersion`, `generation`, `deletionTimestamp`,
     /// `finalizers` and `ownerReferences` (no `labels` or `annotations`: those are digested).
@@ -90,14 +102,17 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
         get { self.box.fields.metadata }
         set {
             let fields = self.box.fields
-            self.box = Box(
-                Fields(
-                    metadata: newValue,
-                    replicas: fields.replicas,
-                    statusCounts: fields.statusCounts,
-                    digests: fields.digests
+            self.box = self.box.withDigests { digests in
+                Box.make(
+                    Fields(
+                        metadata: newValue,
+                        replicas: fields.replicas,
+                        statusCounts: fields.statusCounts,
+                        digestCount: digests.count
+                    ),
+                    digests: digests
                 )
-            )
+            }
         }
     }
 
@@ -105,18 +120,28 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
     public var replicas: Int64? { self.box.fields.replicas }
     /// The integer members of `status` (`readyReplicas`, `observedGeneration`, ...).
     public var statusCounts: [String: Int64] { self.box.fields.statusCounts }
-    private var digests: [UInt64] { self.box.fields.digests }
 
     public static func == (lhs: ObjectSummary, rhs: ObjectSummary) -> Bool {
-        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+        if lhs.box === rhs.box { return true }
+        guard lhs.box.fields == rhs.box.fields else { return false }
+        return lhs.box.withDigests { left in rhs.box.withDigests { right in left.elementsEqual(right) } }
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(self.box.fields)
+        self.box.withDigests { digests in
+            for digest in digests { hasher.combine(digest) }
+        }
     }
 
     private init(metadata: ObjectMeta, replicas: Int64?, statusCounts: [String: Int64], digests: [UInt64]) {
-        self.box = Box(Fields(metadata: metadata, replicas: replicas, statusCounts: statusCounts, digests: digests))
+        let fields = Fields(
+            metadata: metadata,
+            replicas: replicas,
+            statusCounts: statusCounts,
+            digestCount: digests.count
+        )
+        self.shared = SharedBox(box: digests.withUnsafeBufferPointer { Box.make(fields, digests: $0) })
     }
 
     /// The summary of a whole object (one the API server answered a write with, say).
@@ -151,7 +176,7 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
         for name in path { at = at.member(name) }
         var wanted: [UInt64] = []
         FieldDigest.walk(value, at: at, into: &wanted)
-        return wanted.allSatisfy(self.has)
+        return wanted.allSatisfy { self.has($0) }
     }
 
     /// Whether every field of `desired` (a whole object, as applied) is in the object with the same value: its
@@ -204,21 +229,22 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
     }
 
     /// How many digests the summary holds (its size is eight bytes each).
-    public var digestCount: Int { self.digests.count }
+    public var digestCount: Int { self.box.fields.digestCount }
 
     private func has(_ digest: UInt64) -> Bool {
-        let digests = self.digests
-        var low = 0
-        var high = digests.count
-        while low < high {
-            let middle = (low + high) / 2
-            if digests[middle] < digest {
-                low = middle + 1
-            } else {
-                high = middle
+        self.box.withDigests { digests in
+            var low = 0
+            var high = digests.count
+            while low < high {
+                let middle = (low + high) / 2
+                if digests[middle] < digest {
+                    low = middle + 1
+                } else {
+                    high = middle
+                }
             }
+            return low < digests.count && digests[low] == digest
         }
-        return low < digests.count && digests[low] == digest
     }
 
     /// Appends the digests of `labels` and `annotations`.
@@ -320,6 +346,185 @@ final class Intern: Sendable {
         reference.apiVersion = self(reference.apiVersion)
         reference.kind = self(reference.kind)
         return reference
+    }
+}
+
+/// An ``ObjectMeta`` in less room, for caches that keep thousands: the namespace and finalizers interned, the
+/// owner references as ``CompactOwners``, the `uid` as 128 bits. `labels`, `annotations` and `generateName` are not
+/// kept. ``metadata`` gives back the same values.
+public struct CompactObjectMeta: Hashable, Sendable {
+    var name: String?
+    var namespace: String?
+    var uid: CompactOwner.UID?
+    var resourceVersion: String?
+    var generation: Int64?
+    var creationTimestamp: String?
+    var deletionTimestamp: String?
+    var finalizers: [String]?
+    var owners: CompactOwners
+
+    public init(_ metadata: ObjectMeta) {
+        self.name = metadata.name
+        self.namespace = metadata.namespace.map { Intern.shared($0) }
+        self.uid = metadata.uid.map(CompactOwner.UID.init)
+        self.resourceVersion = metadata.resourceVersion
+        self.generation = metadata.generation
+        self.creationTimestamp = metadata.creationTimestamp.map { RecentStrings.shared($0) }
+        self.deletionTimestamp = metadata.deletionTimestamp
+        self.finalizers = metadata.finalizers?.map { Intern.shared($0) }
+        self.owners = CompactOwners(metadata.ownerReferences, objectName: metadata.name)
+    }
+
+    public var metadata: ObjectMeta {
+        var metadata = ObjectMeta(
+            name: self.name,
+            namespace: self.namespace,
+            ownerReferences: self.owners.references(objectName: self.name),
+            finalizers: self.finalizers,
+            resourceVersion: self.resourceVersion
+        )
+        metadata.uid = self.uid?.string
+        metadata.generation = self.generation
+        metadata.creationTimestamp = self.creationTimestamp
+        metadata.deletionTimestamp = self.deletionTimestamp
+        return metadata
+    }
+}
+
+/// The owner references of a summarized object, in less room than `[OwnerReference]`: the one owner most objects
+/// have is kept inline (no array), its `uid` as the 128 bits of a UUID (not a 36-character string), and its name,
+/// when it is the end of the object's own name (a child named after its owner, `ls-NAME` for `NAME`), as how many
+/// bytes of the object's name precede it. Anything else is kept as it came.
+enum CompactOwners: Hashable, Sendable {
+    case none
+    case one(CompactOwner)
+    case many([OwnerReference])
+
+    init(_ references: [OwnerReference]?, objectName: String?) {
+        guard let references else {
+            self = .none
+            return
+        }
+        if references.count == 1 {
+            self = .one(CompactOwner(references[0], objectName: objectName))
+        } else {
+            self = .many(references.map(Intern.shared.reference))
+        }
+    }
+
+    func references(objectName: String?) -> [OwnerReference]? {
+        switch self {
+        case .none: nil
+        case .one(let owner): [owner.reference(objectName: objectName)]
+        case .many(let references): references
+        }
+    }
+}
+
+struct CompactOwner: Hashable, Sendable {
+    enum Name: Hashable, Sendable {
+        case string(String)
+        /// The object's name without its first `dropping` bytes.
+        case suffix(dropping: Int)
+    }
+
+    enum UID: Hashable, Sendable {
+        case string(String)
+        /// A canonical (lowercase, hyphenated) UUID.
+        case uuid(UInt64, UInt64)
+
+        init(_ string: String) {
+            self = CompactOwner.parseUUID(string).map { .uuid($0.0, $0.1) } ?? .string(string)
+        }
+
+        var string: String {
+            switch self {
+            case .string(let string): string
+            case .uuid(let high, let low): CompactOwner.formatUUID(high, low)
+            }
+        }
+    }
+
+    var apiVersion: String
+    var kind: String
+    var name: Name
+    var uid: UID
+    var controller: Bool?
+    var blockOwnerDeletion: Bool?
+
+    init(_ reference: OwnerReference, objectName: String?) {
+        self.apiVersion = Intern.shared(reference.apiVersion)
+        self.kind = Intern.shared(reference.kind)
+        self.name = .string(reference.name)
+        if let objectName, reference.name.utf8.count > 15, objectName.utf8.count >= reference.name.utf8.count {
+            let dropping = objectName.utf8.count - reference.name.utf8.count
+            if objectName.utf8.dropFirst(dropping).elementsEqual(reference.name.utf8) {
+                self.name = .suffix(dropping: dropping)
+            }
+        }
+        self.uid = UID(reference.uid)
+        self.controller = reference.controller
+        self.blockOwnerDeletion = reference.blockOwnerDeletion
+    }
+
+    func reference(objectName: String?) -> OwnerReference {
+        let name: String
+        switch self.name {
+        case .string(let string): name = string
+        case .suffix(let dropping): name = String(decoding: (objectName ?? "").utf8.dropFirst(dropping), as: UTF8.self)
+        }
+        return OwnerReference(
+            apiVersion: self.apiVersion,
+            kind: self.kind,
+            name: name,
+            uid: self.uid.string,
+            controller: self.controller,
+            blockOwnerDeletion: self.blockOwnerDeletion
+        )
+    }
+
+    /// Where a canonical UUID has its hyphens.
+    private static let hyphens: Set<Int> = [8, 13, 18, 23]
+
+    /// The 128 bits of `string` if it is a UUID written as ``formatUUID(_:_:)`` writes it, else `nil`.
+    static func parseUUID(_ string: String) -> (UInt64, UInt64)? {
+        guard string.utf8.count == 36 else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var digits = 0
+        for (index, byte) in string.utf8.enumerated() {
+            if Self.hyphens.contains(index) {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            if digits < 16 {
+                high = high << 4 | UInt64(value)
+            } else {
+                low = low << 4 | UInt64(value)
+            }
+            digits += 1
+        }
+        return (high, low)
+    }
+
+    /// `8-4-4-4-12` lowercase hexadecimal digits.
+    static func formatUUID(_ high: UInt64, _ low: UInt64) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(36)
+        for digit in 0..<32 {
+            if Self.hyphens.contains(bytes.count) { bytes.append(UInt8(ascii: "-")) }
+            let word = digit < 16 ? high : low
+            let shift = UInt64(60 - 4 * (digit % 16))
+            bytes.append(hex[Int((word >> shift) & 0xF)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -451,6 +656,31 @@ struct FieldDigest {
                 count += 1
             }
             digests.append(path.digest(.array(count: count)))
+        }
+    }
+}
+
+/// One copy of strings that recur among cached objects but come from a set no one bounds (the time of a condition,
+/// a message, a target's URL): a direct-mapped table of ``slots`` strings, where a string takes the slot of its hash
+/// and evicts whatever was there. A string seen again while it holds its slot comes back as the copy already kept,
+/// so ten thousand streams that got the same condition in the same second share one string, and the table never
+/// holds more than ``slots`` strings, whatever a peer sends. Strings of 15 bytes or fewer are returned as they are:
+/// Swift keeps them inline, with nothing to share.
+public final class RecentStrings: Sendable {
+    public static let shared = RecentStrings()
+    public static let slots = 4096
+
+    private let table = Mutex([String?](repeating: nil, count: RecentStrings.slots))
+
+    public init() {}
+
+    public func callAsFunction(_ string: String) -> String {
+        guard string.utf8.count > 15 else { return string }
+        let slot = Int(UInt(bitPattern: string.hashValue) % UInt(Self.slots))
+        return self.table.withLock { table in
+            if let kept = table[slot], kept == string { return kept }
+            table[slot] = string
+            return string
         }
     }
 }

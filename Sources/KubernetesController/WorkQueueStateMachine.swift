@@ -203,6 +203,13 @@ where Instant.Duration == Duration {
         self.dirty.remove(key)
         self.processing.insert(key)
         let waited = self.queuedAt.removeValue(forKey: key).map { $0.duration(to: now) }
+        if self.head == self.queue.count {
+            // Drained: the storage a burst grew (ten thousand keys at the first list) goes back, not kept at rest.
+            self.queue = []
+            self.head = 0
+            if self.dirty.isEmpty { self.dirty = [] }
+            if self.queuedAt.isEmpty { self.queuedAt = [:] }
+        }
         return (.process(key), waited)
     }
 

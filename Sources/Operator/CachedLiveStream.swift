@@ -11,10 +11,12 @@
 
 import Foundation
 public import KubernetesClient
+import KubernetesController
 public import LiveStreamModel
 
 /// A LiveStream as the operator's cache keeps it: its metadata without labels and annotations (no reconcile reads
-/// them, and `kubectl apply` copies the whole object into an annotation), its spec and its status, both typed.
+/// them, and `kubectl apply` copies the whole object into an annotation), compacted (``CompactObjectMeta``), its
+/// spec and its status, both typed.
 ///
 /// As JSON trees a spec and a status (conditions with their messages and times, one entry per target) are most of a
 /// stream's weight in the cache; typed, they take a fraction of it. A spec that cannot be read as a
@@ -29,10 +31,32 @@ public struct CachedLiveStream: KubernetesAPIObject, Hashable {
         case decoded(LiveStreamSpec)
         /// A `spec` that cannot be read as a ``LiveStreamSpec``, as it came.
         case unreadable(JSONValue)
+
+        /// The spec with its recurring strings (target names and URLs, source ranges) shared with the other
+        /// streams' (``RecentStrings``).
+        var shared: Spec {
+            guard case .decoded(var spec) = self else { return self }
+            let intern = RecentStrings.shared
+            if spec.ingest.allowedSourceRanges == Self.anywhere {
+                spec.ingest.allowedSourceRanges = Self.anywhere
+            } else {
+                spec.ingest.allowedSourceRanges = spec.ingest.allowedSourceRanges.map(intern.callAsFunction)
+            }
+            spec.targets = spec.targets.map { target in
+                var target = target
+                target.name = intern(target.name)
+                target.url = intern(target.url)
+                return target
+            }
+            return .decoded(spec)
+        }
+
+        /// The default source ranges, one array for every stream that has them.
+        private static let anywhere = ["0.0.0.0/0"]
     }
 
     private struct Fields: Hashable, Sendable {
-        var metadata: ObjectMeta
+        var meta: CompactObjectMeta
         var spec: Spec
         var status: LiveStreamStatus?
     }
@@ -45,18 +69,15 @@ public struct CachedLiveStream: KubernetesAPIObject, Hashable {
     private var box: Box
 
     public var metadata: ObjectMeta {
-        get { self.box.fields.metadata }
-        set { self.box = Box(Fields(metadata: newValue, spec: self.spec, status: self.status)) }
+        get { self.box.fields.meta.metadata }
+        set { self.box = Box(Fields(meta: CompactObjectMeta(newValue), spec: self.spec, status: self.status)) }
     }
 
     public var spec: Spec { self.box.fields.spec }
     public var status: LiveStreamStatus? { self.box.fields.status }
 
     public init(metadata: ObjectMeta, spec: Spec = .absent, status: LiveStreamStatus? = nil) {
-        var metadata = metadata
-        metadata.labels = nil
-        metadata.annotations = nil
-        self.box = Box(Fields(metadata: metadata, spec: spec, status: status))
+        self.box = Box(Fields(meta: CompactObjectMeta(metadata), spec: spec, status: status))
     }
 
     public static func == (lhs: CachedLiveStream, rhs: CachedLiveStream) -> Bool {
@@ -90,7 +111,30 @@ public struct CachedLiveStream: KubernetesAPIObject, Hashable {
             spec = .unreadable(try container.decode(JSONValue.self, forKey: .spec))
         }
         let status = (try? container.decodeIfPresent(LiveStreamStatus.self, forKey: .status)) ?? nil
-        self.init(metadata: metadata, spec: spec, status: status)
+        self.init(metadata: metadata, spec: spec.shared, status: status.map(Self.shared))
+    }
+
+    /// The status with its recurring strings (condition reasons, messages and times, target states) shared with
+    /// the other streams' (``RecentStrings``).
+    static func shared(_ status: LiveStreamStatus) -> LiveStreamStatus {
+        let intern = RecentStrings.shared
+        var status = status
+        status.conditions = status.conditions?.map { condition in
+            var condition = condition
+            condition.type = intern(condition.type)
+            condition.reason = intern(condition.reason)
+            condition.message = intern(condition.message)
+            condition.lastTransitionTime = intern(condition.lastTransitionTime)
+            return condition
+        }
+        status.targets = status.targets?.map { target in
+            var target = target
+            target.name = intern(target.name)
+            target.state = intern(target.state)
+            target.lastError = target.lastError.map(intern.callAsFunction)
+            return target
+        }
+        return status
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -32,6 +32,8 @@ public final class LiveStreamOperator: Service, Sendable {
     let reconciler: LiveStreamReconciler
     /// The underlying controller, for its cache and queue.
     public let controller: Controller<CachedLiveStream>
+    /// Returns memory to the system once a burst of reconciles is over.
+    let trimmer: MemoryTrimmer
 
     /// - Parameter metricsFactory: where the operator's metrics go (reconciles, failures, queue, API requests by
     ///   verb and code); the global `MetricsSystem.factory` by default.
@@ -47,6 +49,8 @@ public final class LiveStreamOperator: Service, Sendable {
         let reconciler = LiveStreamReconciler(client: client, configuration: configuration, logger: logger)
         self.reconciler = reconciler
         let (owned, watched) = reconciler.watches()
+        let trimmer = MemoryTrimmer()
+        self.trimmer = trimmer
         self.controller = Controller<CachedLiveStream>(
             client: client,
             resource: .liveStreams,
@@ -57,7 +61,8 @@ public final class LiveStreamOperator: Service, Sendable {
             metrics: ControllerMetrics(prefix: Self.metricsPrefix, factory: factory),
             logger: logger
         ) { key, object in
-            try await reconciler.reconcile(key, object)
+            trimmer.noteReconcile()
+            return try await reconciler.reconcile(key, object)
         }
         reconciler.attach(self.controller)
     }
@@ -72,6 +77,12 @@ public final class LiveStreamOperator: Service, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.reconciler.relays.run() }
             group.addTask { await self.reconciler.syncGatewayOnChange() }
+            group.addTask {
+                await self.trimmer.run { [controller = self.controller] in
+                    guard let counts = controller.queue?.counts else { return false }
+                    return counts.queued == 0 && counts.inFlight == 0
+                }
+            }
             defer { group.cancelAll() }
             try await self.controller.run()
         }

@@ -147,9 +147,9 @@ final class LiveStreamReconciler: Sendable {
             WatchedResource(
                 id: SecretIndex.id,
                 .secrets,
+                caching: IndexedSecret.self,
                 fieldSelector: SecretIndex.fieldSelector,
-                pageSize: 100,
-                transform: SecretIndex.reduce
+                pageSize: 100
             ) { secret in
                 // The streams that name it, and the one that owns it (a generated key).
                 let owners = (secret.metadata.ownerReferences ?? []).filter { $0.kind == kind }.map {
@@ -470,7 +470,7 @@ final class LiveStreamReconciler: Sendable {
         object: CachedLiveStream,
         controller: Controller<CachedLiveStream>
     ) async throws -> Keys? {
-        guard let secrets = controller.cache(SecretIndex.id) else { return nil }
+        guard let secrets = controller.cache(SecretIndex.id, as: IndexedSecret.self) else { return nil }
         let streamKey = try await self.ensureStreamKey(
             children,
             object: object,
@@ -687,7 +687,7 @@ final class LiveStreamReconciler: Sendable {
     private func ensureStreamKey(
         _ children: RelayChildren,
         object: CachedLiveStream,
-        secrets: Reflector<KubernetesObject>,
+        secrets: Reflector<IndexedSecret>,
         controller: Controller<CachedLiveStream>
     ) async throws -> StreamKeyObservation {
         let id = StreamID(namespace: children.namespace, name: children.name)
@@ -735,7 +735,7 @@ final class LiveStreamReconciler: Sendable {
         return .found(secret: selector.name, generated: true)
     }
 
-    private static func bookSource(app: String, secret: KubernetesObject) -> String {
+    private static func bookSource(app: String, secret: IndexedSecret) -> String {
         "\(app) \(secret.metadata.uid ?? "") \(secret.metadata.resourceVersion ?? "")"
     }
 
@@ -743,7 +743,7 @@ final class LiveStreamReconciler: Sendable {
     /// the same Secret version. Reads the key (one GET) only then.
     private func setBookEntry(
         _ id: StreamID,
-        from source: (secret: KubernetesObject, selector: LiveStreamSpec.SecretKeySelector, app: String)?
+        from source: (secret: IndexedSecret, selector: LiveStreamSpec.SecretKeySelector, app: String)?
     ) async throws {
         guard let keyBook = self.keyBook else { return }
         let wanted = source.map { Self.bookSource(app: $0.app, secret: $0.secret) }
@@ -775,7 +775,7 @@ final class LiveStreamReconciler: Sendable {
     static func missingTargetKeys(
         _ spec: LiveStreamSpec,
         namespace: String,
-        secrets: Reflector<KubernetesObject>
+        secrets: Reflector<IndexedSecret>
     ) -> [String] {
         var missing: [String] = []
         for (index, target) in spec.targets.enumerated() {

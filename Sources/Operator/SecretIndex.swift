@@ -35,30 +35,95 @@ enum SecretIndex {
     /// Secrets never referenced as stream keys, left out of the watch.
     static let fieldSelector = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
 
-    /// What the cache keeps of a Secret: its metadata without annotations (`kubectl apply` copies the whole object,
-    /// values included, into one), labels and creation time (never read), and its keys with empty values.
-    static func reduce(_ secret: KubernetesObject) -> KubernetesObject {
-        var keys: [String: JSONValue] = [:]
+    /// What the cache keeps of a Secret (see ``IndexedSecret``).
+    static func reduce(_ secret: KubernetesObject) -> IndexedSecret {
+        var keys: [String] = []
         for field in ["data", "stringData"] {
-            if case .object(let values)? = secret[field] {
-                for key in values.keys { keys[key] = "" }
-            }
+            if case .object(let values)? = secret[field] { keys += values.keys }
         }
-        var metadata = secret.metadata
+        return IndexedSecret(metadata: secret.metadata, keys: keys)
+    }
+
+    /// Whether `secret` holds `key`.
+    static func has(_ secret: IndexedSecret, key: String) -> Bool {
+        secret.keys.contains(key)
+    }
+}
+
+/// What the operator's index keeps of a Secret: its metadata without annotations (`kubectl apply` copies the whole
+/// object, values included, into one), labels and creation time (never read), compacted (``CompactObjectMeta``), and
+/// the names of its keys, never a value. Decoded straight from the API server's JSON: the values are skipped, not
+/// kept even for a moment. One box per Secret, so a cache's dictionary holds eight bytes per Secret beside its key.
+struct IndexedSecret: KubernetesAPIObject, Hashable {
+    private struct Fields: Hashable, Sendable {
+        var meta: CompactObjectMeta
+        var keys: [String]
+    }
+
+    private final class Box: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var box: Box
+
+    init(metadata: ObjectMeta, keys: some Sequence<String>) {
+        var metadata = metadata
         metadata.annotations = nil
         metadata.labels = nil
         metadata.creationTimestamp = nil
-        return KubernetesObject(
-            apiVersion: secret.apiVersion,
-            kind: secret.kind,
-            metadata: metadata,
-            fields: ["data": .object(keys)]
-        )
+        metadata.generateName = nil
+        self.box = Box(Fields(meta: CompactObjectMeta(metadata), keys: Set(keys).sorted()))
     }
 
-    /// Whether `secret` (reduced) holds `key`.
-    static func has(_ secret: KubernetesObject, key: String) -> Bool {
-        secret["data"]?[key] != nil
+    var metadata: ObjectMeta {
+        get { self.box.fields.meta.metadata }
+        set { self = IndexedSecret(metadata: newValue, keys: self.keys) }
+    }
+
+    /// The names of its keys (of `data` and `stringData`), sorted.
+    var keys: [String] { self.box.fields.keys }
+
+    static func == (lhs: IndexedSecret, rhs: IndexedSecret) -> Bool {
+        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(self.box.fields)
+    }
+
+    private enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata, data, stringData }
+
+    /// A member name of `data` or `stringData`.
+    private struct Name: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        var keys: [String] = []
+        for field in [CodingKeys.data, .stringData] where container.contains(field) {
+            // `null` is no keys; anything else must be an object, as the API server sends.
+            if try container.decodeNil(forKey: field) { continue }
+            keys += try container.nestedContainer(keyedBy: Name.self, forKey: field).allKeys.map(\.stringValue)
+        }
+        self.init(metadata: metadata, keys: keys)
+    }
+
+    /// The metadata, and the keys with empty values.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode("v1", forKey: .apiVersion)
+        try container.encode("Secret", forKey: .kind)
+        try container.encode(self.metadata, forKey: .metadata)
+        var data = container.nestedContainer(keyedBy: Name.self, forKey: .data)
+        for key in self.keys {
+            try data.encode("", forKey: Name(stringValue: key)!)
+        }
     }
 }
 

@@ -154,4 +154,57 @@ struct ObjectSummaryTests {
         desired["metadata"]?["finalizers"] = ["x"]
         #expect(!(try self.decoded(Self.served)).contains(desired))
     }
+
+    @Test("compact metadata gives back what it was made from: UUIDs, owner names ending the name, anything else")
+    func compactMetadata() {
+        let uid = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011"
+        var metadata = ObjectMeta(
+            name: "ls-a-stream-with-a-long-name",
+            namespace: "streams-of-a-long-namespace",
+            ownerReferences: [
+                OwnerReference(
+                    apiVersion: "liverelay.io/v1alpha1",
+                    kind: "LiveStream",
+                    name: "a-stream-with-a-long-name",
+                    uid: uid,
+                    controller: true,
+                    blockOwnerDeletion: true
+                )
+            ],
+            finalizers: ["liverelay.io/finalizer"],
+            resourceVersion: "7"
+        )
+        metadata.uid = "8F1E2D3C-4B5A-6978-8A9B-ACBDCEDF0011"  // not canonical: kept as it came
+        metadata.generation = 2
+        metadata.creationTimestamp = "2026-12-07T01:02:03Z"
+        metadata.deletionTimestamp = "2026-12-07T01:02:04Z"
+        #expect(CompactObjectMeta(metadata).metadata == metadata)
+        metadata.uid = uid
+        metadata.ownerReferences?[0].name = "someone-else-entirely"
+        metadata.ownerReferences?[0].uid = "not-a-uuid"
+        #expect(CompactObjectMeta(metadata).metadata == metadata)
+        let owner = metadata.ownerReferences?[0]
+        metadata.ownerReferences?.append(contentsOf: owner.map { [$0] } ?? [])
+        #expect(CompactObjectMeta(metadata).metadata == metadata)
+        metadata.ownerReferences = []
+        #expect(CompactObjectMeta(metadata).metadata == metadata)
+        metadata.ownerReferences = nil
+        metadata.labels = ["a": "b"]
+        metadata.annotations = ["c": "d"]
+        let kept = CompactObjectMeta(metadata).metadata
+        #expect(kept.labels == nil && kept.annotations == nil && kept.uid == uid && kept.name == metadata.name)
+    }
+
+    @Test("recent strings: one copy of a string seen again, any string given back as it came")
+    func recentStrings() {
+        let strings = RecentStrings()
+        let long = "a condition message longer than fifteen bytes"
+        #expect(strings(long) == long)
+        #expect(strings(String(long.reversed().reversed())) == long)
+        #expect(strings("short") == "short")
+        for index in 0..<(2 * RecentStrings.slots) {
+            let string = "a string that evicts others: \(index)"
+            #expect(strings(string) == string)
+        }
+    }
 }

@@ -362,6 +362,11 @@ struct DesiredChildTests {
         #expect(reduced.metadata.resourceVersion == "9")
         let text = String(decoding: try JSONEncoder().encode(reduced), as: UTF8.self)
         #expect(!text.contains("c2VjcmV0") && !text.contains("plain secret"), "\(text)")
+        // Decoded straight from the JSON, as the index decodes each Secret: the same entry.
+        let decoded = try JSONDecoder().decode(IndexedSecret.self, from: try JSONEncoder().encode(secret))
+        #expect(decoded == reduced)
+        #expect(decoded.keys == ["key", "other"])
+        #expect(decoded.metadata.annotations == nil)
     }
 
     @Test("references: a Secret queues exactly the streams that name it")
