@@ -29,12 +29,19 @@ public struct RelayChildren: Sendable {
     public static let runAsUser: Int64 = 65532
     /// KEDA's annotation that pins a ScaledObject's target at a replica count: how a suspended stream stays at 0.
     public static let pausedReplicasAnnotation = "autoscaling.keda.sh/paused-replicas"
+    /// The pod template's record of the stream key Secret's `resourceVersion`: a new key rolls the relay out, so the
+    /// old key stops working once the new pod is ready, not when kubelet next refreshes the mounted copy (up to a
+    /// minute or two later), as the mature reloaders of Kubernetes do with a checksum annotation.
+    public static let streamKeyVersionAnnotation = "liverelay.io/stream-key-version"
 
     public var namespace: String
     public var name: String
     public var uid: String
     public var spec: LiveStreamSpec
     public var configuration: OperatorConfiguration
+    /// The stream key Secret's `resourceVersion`, when the operator has seen it (see
+    /// ``streamKeyVersionAnnotation``).
+    public var streamKeyVersion: String?
 
     public init(
         namespace: String,
@@ -216,7 +223,9 @@ public struct RelayChildren: Sendable {
                 "selector": ["matchLabels": .strings(Self.selector(self.name))],
                 "revisionHistoryLimit": 3,
                 "template": [
-                    "metadata": ["labels": labels],
+                    "metadata": self.streamKeyVersion.map {
+                        ["labels": labels, "annotations": [Self.streamKeyVersionAnnotation: .string($0)]]
+                    } ?? ["labels": labels],
                     "spec": [
                         "automountServiceAccountToken": false,
                         "enableServiceLinks": false,

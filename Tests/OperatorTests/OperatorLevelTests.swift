@@ -163,6 +163,41 @@ struct OperatorLevelTests {
         }
     }
 
+    @Test("a new stream key rolls the relay out: its pod template records the key Secret's version")
+    func newKeyRollsOut() async throws {
+        try await withTestCluster(crds: [.liveStream], keda: true) { cluster in
+            try await createGatewayService(cluster)
+            try await withOperator(cluster, configuration: try testConfiguration(cluster)) { _ in
+                let client = cluster.client
+                let ns = cluster.namespace
+                let name = uniqueName("lk")
+                let child = RelayChildren.childName(name)
+                let keyName = "\(name)-stream-key"
+                _ = try await client.createLiveStream(name, namespace: ns)
+                try await eventually("Ready") {
+                    try await client.liveStream(name, namespace: ns).condition("Ready")?["status"] == "True"
+                }
+                func recorded() async throws -> String? {
+                    let deployment = try await client.child(.deployments, child, namespace: ns)
+                    return deployment["spec"]?["template"]?["metadata"]?["annotations"]?[
+                        RelayChildren.streamKeyVersionAnnotation
+                    ]?.stringValue
+                }
+                var secret = try await client.child(.secrets, keyName, namespace: ns)
+                #expect(try await recorded() == secret.metadata.resourceVersion)
+                // Written once: the generated key's version was known when the Deployment was created.
+                #expect(try await client.child(.deployments, child, namespace: ns).metadata.generation == 1)
+
+                // A new key, as the console's "New key" writes it.
+                secret["data"] = ["streamKey": .string(Data(StreamKey.generate().utf8).base64EncodedString())]
+                let updated = try await client.update(secret, .secrets, namespace: ns)
+                try await eventually("the relay's pod template records the new key", timeout: self.soon) {
+                    try await recorded() == updated.metadata.resourceVersion
+                }
+            }
+        }
+    }
+
     @Test("a target key Secret that appears, loses its key, or gets it back requeues its stream at once")
     func referencedSecrets() async throws {
         try await withTestCluster(crds: [.liveStream]) { cluster in
