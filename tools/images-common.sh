@@ -135,7 +135,7 @@ make_context() {
 
 # The runtime stages' base, localhost/liverelay-base:bookworm: debootstrap's minimal bookworm with the libraries the
 # Dockerfiles collect (so their rootfs stage installs nothing), cached in .build-images/ as a tarball.
-base_packages="ca-certificates,libavformat59,libavcodec59,libavutil57"
+base_packages="ca-certificates,libavformat59,libavcodec59,libavutil57,libssl3,libsrtp2-1,zlib1g"
 base_image=localhost/liverelay-base:bookworm
 make_base() {
     local base_tar partial
