@@ -253,10 +253,10 @@ public final class WHIPService: Sendable {
         switch await iterator.next() ?? .failed(.badGateway, "The WHIP session ended before it started.") {
         case .failed(let status, let message):
             return self.refuse(status, message, stream: stream)
-        case .answered(let session):
+        case .answered(let session, let resource):
             var headers = HTTPFields()
             headers[.contentType] = "application/sdp"
-            headers[.location] = "/whip/\(stream.namespace)/\(stream.name)/\(session.id)"
+            headers[.location] = "/whip/\(stream.namespace)/\(stream.name)/\(resource)"
             headers[.eTag] = "\"\(session.id)\""
             self.addLinks(to: &headers)
             self.logger.info(
@@ -279,11 +279,11 @@ public final class WHIPService: Sendable {
             return entry
         }
         guard let entry else {
-            return gatewayProblem(.notFound, "No WHIP session \(id) for stream \(stream).")
+            return gatewayProblem(.notFound, "No such WHIP session for stream \(stream).")
         }
         self.logger.info(
             "WHIP session ended by DELETE",
-            metadata: ["gateway.stream": "\(stream)", "webrtc.session.id": "\(id)"]
+            metadata: ["gateway.stream": "\(stream)", "webrtc.session.id": "\(entry.session.id)"]
         )
         entry.session.close()
         return Response(status: .ok)
@@ -330,7 +330,7 @@ public final class WHIPService: Sendable {
 
     enum PublishResult: Sendable {
         case failed(HTTPResponse.Status, String)
-        case answered(WebRTCSession)
+        case answered(WebRTCSession, resource: String)
     }
 
     private enum Input: Sendable {
@@ -461,8 +461,11 @@ public final class WHIPService: Sendable {
                         try await outbound.write(contentsOf: machine.unpublish())
                         return
                     }
-                    self.sessions.withLock { $0[session.id] = Entry(stream: stream, session: session) }
-                    defer { _ = self.sessions.withLock { $0.removeValue(forKey: session.id) } }
+                    // The session's resource (its Location) is a capability: DELETE needs no key (some clients send
+                    // none), so it is a random token of its own, never logged, not the session id the logs name.
+                    let resource = StreamKey.generate()
+                    self.sessions.withLock { $0[resource] = Entry(stream: stream, session: session) }
+                    defer { _ = self.sessions.withLock { $0.removeValue(forKey: resource) } }
                     // Go Offline ends the session like a live RTMP connection.
                     self.gateway.registerLive(connection.channel, stream: stream) { _ in session.close() }
                     group.addTask {
@@ -475,7 +478,7 @@ public final class WHIPService: Sendable {
                             input.yield(.webrtcEnded(error))
                         }
                     }
-                    report(.answered(session))
+                    report(.answered(session, resource: resource))
 
                     logger[metadataKey: "webrtc.session.id"] = "\(session.id)"
                     let reason = await Self.pump(
