@@ -90,8 +90,8 @@ struct WHIPLocalModeTests {
                         #expect(second.status == 409, "\(second.body)")
                         #expect(second.body.contains("already being published"))
 
-                        // Seconds of media: what the recording is checked for.
-                        try await Task.sleep(for: .seconds(5))
+                        // Media recorded, audio and video: what the recording is checked for.
+                        try await Self.waitForRecording(nginx.recordingPath(app: "whip", stream: targetKey), frames: 61)
                         // Ctrl-C: whip-client sends DELETE to the Location; the relay's publish ends.
                         client.interrupt()
                         try await nginx.waitForPublishEnded(app: "whip", stream: targetKey)
@@ -252,8 +252,11 @@ struct WHIPLocalModeTests {
                         )
                         try await nginx.waitForPublishStarted(app: "browser", stream: targetKey, timeout: .seconds(60))
                         #expect(whip.sessionCount == 1)
-                        // Seconds of media: what the recording is checked for.
-                        try await Task.sleep(for: .seconds(4))
+                        // Media recorded, audio and video: what the recording is checked for.
+                        try await Self.waitForRecording(
+                            nginx.recordingPath(app: "browser", stream: targetKey),
+                            frames: 31
+                        )
                         var delete = HTTPClientRequest(url: base + location)
                         delete.method = .DELETE
                         delete.headers.add(name: "Authorization", value: "Bearer \(ingestKey)")
@@ -267,6 +270,20 @@ struct WHIPLocalModeTests {
                 #expect(info.audio?.codecName == "aac", "\(info)")
                 #expect((info.video?.frameCount ?? 0) > 30, "\(info)")
             }
+        }
+    }
+
+    /// Waits until nginx-rtmp's recording of a publish holds `frames` H.264 frames and AAC audio (ffprobe reads the
+    /// file as it grows), rather than for a fixed time: a publisher's video may start after its audio.
+    static func waitForRecording(_ path: String, frames: Int) async throws {
+        try await eventually(
+            "\(frames) H.264 frames and AAC recorded",
+            timeout: .seconds(60),
+            interval: .milliseconds(500)
+        ) {
+            guard let info = try? await FFprobe.inspect(path) else { return false }
+            return info.audio?.codecName == "aac" && info.video?.codecName == "h264"
+                && (info.video?.frameCount ?? 0) >= frames
         }
     }
 
