@@ -175,6 +175,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [
+                .embedInCode("Resources/go-live.html"),
+                .embedInCode("Resources/go-live.js"),
+                .embedInCode("Resources/go-live.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
