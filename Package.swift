@@ -175,6 +175,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [
+                .embedInCode("Resources/go-live.html"),
+                .embedInCode("Resources/go-live.js"),
+                .embedInCode("Resources/go-live.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -382,6 +387,7 @@ let package = Package(
                 "Gateway",
                 "RelayAPI",
                 "PeerTestSupport",
+                "BrowserTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
@@ -657,6 +663,21 @@ let package = Package(
             path: "Tests/PeerTestSupport",
             swiftSettings: swiftSettings
         ),
+        // Driving a real browser's page: the DevTools protocol client for headless Chromium, and the page protocol
+        // that the console's journeys and the go-live page's tests are written against.
+        .target(
+            name: "BrowserTestSupport",
+            dependencies: [
+                "PeerTestSupport",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/BrowserTestSupport",
+            swiftSettings: swiftSettings
+        ),
         // One cluster per Kubernetes test: a namespace of its own on the in-process test server or on the cluster of
         // LIVERELAY_TEST_KUBECONFIG, with the CRDs it needs installed, removed afterwards. And a stand-in for what a
         // node does for the relay Deployments (kubelet, endpoints, kube-proxy), running relays as local processes.
@@ -718,6 +739,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "BrowserTestSupport",
                 "IngestTLS",
                 "WebRTC",
                 "Relay",

@@ -183,13 +183,22 @@ struct StreamView: Encodable {
     var maxKeyframeIntervalSeconds: Double?
     var ingestURL: String?
     var previewURL: String?
+    /// The stream's go-live page (see ``ConsoleServer/Configuration/goLiveBase``).
+    var goLiveURL: String?
     var conditions: [String]
     var targets: [Target]
     var stats: Stats?
     var warnings: [Warning]
 
-    init(_ stream: ConsoleStream) {
+    init(_ stream: ConsoleStream, goLiveBase: String? = nil) {
         let resource = stream.resource
+        if let goLiveBase {
+            let base = goLiveBase.hasSuffix("/") ? String(goLiveBase.dropLast()) : goLiveBase
+            let path = [resource.id.namespace, resource.id.name].map {
+                $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? $0
+            }
+            self.goLiveURL = "\(base)/go-live/\(path[0])/\(path[1])"
+        }
         let status = resource.status
         self.namespace = resource.id.namespace
         self.name = resource.id.name

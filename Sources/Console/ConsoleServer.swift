@@ -54,6 +54,10 @@ public final class ConsoleServer: Service, Sendable {
         public var bcryptCost: UInt8
         /// How often a comment line goes down every event stream, so proxies keep it open and a closed one is noticed.
         public var heartbeatInterval: Duration
+        /// Where each stream's go-live page (`/go-live/NAMESPACE/NAME`, served with WHIP) is: `""` when it is on
+        /// this listener (local mode), the gateway's public HTTP base (`https://gateway.example.org`) in a cluster,
+        /// `nil` when the console does not know it: the app's link to the page is left out then.
+        public var goLiveBase: String?
 
         public init(
             secureCookies: Bool = false,
@@ -62,8 +66,10 @@ public final class ConsoleServer: Service, Sendable {
             sessionAbsoluteTimeout: Duration = .seconds(7 * 86400),
             bcryptCost: UInt8 = 12,
             heartbeatInterval: Duration = .seconds(20),
-            trustedProxy: TrustedProxy? = nil
+            trustedProxy: TrustedProxy? = nil,
+            goLiveBase: String? = nil
         ) {
+            self.goLiveBase = goLiveBase
             self.trustedProxy = trustedProxy
             self.secureCookies = secureCookies
             self.maxBodyBytes = maxBodyBytes
@@ -185,7 +191,7 @@ public final class ConsoleServer: Service, Sendable {
         api.get("streams") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: false)
             let streams = try await self.storeCall { try await self.streams.streams(visibleTo: auth.user) }
-            return try Self.json(streams.map(StreamView.init))
+            return try Self.json(streams.map { StreamView($0, goLiveBase: self.configuration.goLiveBase) })
         }
         api.post("streams") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
@@ -195,7 +201,7 @@ public final class ConsoleServer: Service, Sendable {
         api.get("streams/:namespace/:name") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: false)
             let stream = try await self.visibleStream(context, user: auth.user)
-            return try Self.json(StreamView(stream))
+            return try Self.json(StreamView(stream, goLiveBase: self.configuration.goLiveBase))
         }
         api.put("streams/:namespace/:name") { request, context in
             let auth = try await self.authenticate(request, context: context, changing: true)
@@ -451,7 +457,7 @@ public final class ConsoleServer: Service, Sendable {
         guard let stream = try await self.storeCall({ try await self.streams.stream(id, visibleTo: user) }) else {
             throw ConsoleHTTPError(.notFound, "no stream \(id)")
         }
-        return try Self.json(StreamView(stream), status: status)
+        return try Self.json(StreamView(stream, goLiveBase: self.configuration.goLiveBase), status: status)
     }
 
     /// The spec and the key Secrets an edit asks for; field errors from LiveStreamModel's validation, per field.
@@ -610,7 +616,12 @@ public final class ConsoleServer: Service, Sendable {
                         else {
                             continue
                         }
-                        try await writer.write(Self.event("stream", try Self.encoder.encode(StreamView(stream))))
+                        try await writer.write(
+                            Self.event(
+                                "stream",
+                                try Self.encoder.encode(StreamView(stream, goLiveBase: self.configuration.goLiveBase))
+                            )
+                        )
                     }
                 }
                 try await writer.finish(nil)

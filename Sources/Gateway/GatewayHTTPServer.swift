@@ -25,6 +25,7 @@ public import Prometheus
 /// - `GET /api/v1/routes`: every route, with its port and whether its relay is ready (JSON).
 /// - `GET /metrics`: Prometheus text.
 /// - `POST /whip/{namespace}/{name}` and the session resources: WebRTC ingest (``WHIPService``), when given.
+/// - `GET /go-live/{namespace}/{name}`: the browser's go-live page, which publishes to that WHIP endpoint, with it.
 /// - `GET /healthz`: the process is up. `GET /readyz`: 200 once the listeners are open, 503 while draining.
 ///
 /// `routes` adds endpoints of the process the gateway runs in (local mode adds its stable preview paths).

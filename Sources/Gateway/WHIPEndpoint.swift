@@ -84,6 +84,7 @@ public final class WHIPService: Sendable {
     // MARK: HTTP
 
     func addRoutes(to router: Router<GatewayHTTPContext>) {
+        GoLivePage.addRoutes(to: router)
         router.post("whip/:namespace/:name") { request, context -> Response in
             let stream = StreamID(
                 namespace: try context.parameters.require("namespace"),

@@ -99,10 +99,21 @@ struct ConsoleCommand: AsyncParsableCommand {
         @Option(help: "Comma-separated CIDR blocks the trusted proxy connects from (with --trusted-proxy-header).")
         var trustedProxyFrom: String = ""
 
+        @Option(
+            help: ArgumentHelp(
+                "The gateway's public HTTP base (https://gateway.example.org), where browsers reach WHIP.",
+                discussion: "Each stream's card links its go-live page there; without it the link is left out."
+            )
+        )
+        var gatewayPublicURL: String?
+
         @OptionGroup var log: LogOptions
 
         func validate() throws {
             _ = try ConsoleCommand.usersSecret(self.usersSecret)
+            if let url = self.gatewayPublicURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+                throw ValidationError("--gateway-public-url must be an http:// or https:// URL.")
+            }
             _ = try RelayCommand.hostAndPort(self.httpListen, flag: "--http-listen")
             _ = try self.trustedProxy()
         }
@@ -130,7 +141,11 @@ struct ConsoleCommand: AsyncParsableCommand {
                         streamNamespace: self.namespace,
                         usersNamespace: users.namespace,
                         usersSecret: users.name,
-                        server: .init(secureCookies: self.secureCookies, trustedProxy: try self.trustedProxy())
+                        server: .init(
+                            secureCookies: self.secureCookies,
+                            trustedProxy: try self.trustedProxy(),
+                            goLiveBase: self.gatewayPublicURL
+                        )
                     ),
                     logger: logger
                 )

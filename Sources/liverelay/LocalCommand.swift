@@ -176,13 +176,6 @@ struct LocalCommand: AsyncParsableCommand {
                 }
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
-            let server = ConsoleServer(
-                configuration: .init(secureCookies: self.consoleSecureCookies, trustedProxy: try self.trustedProxy()),
-                users: users,
-                streams: LocalConsoleStreamStore(runtime: runtime),
-                logger: Logger(label: "liverelay.console")
-            )
-            consoleServer = server
             let advertised = self.advertiseHost
             let whip = try await self.whip.makeService(
                 gateway: runtime.gateway,
@@ -191,6 +184,18 @@ struct LocalCommand: AsyncParsableCommand {
                 logger: logger
             )
             whipService = whip
+            // The go-live page is served with WHIP on this listener, the console's own.
+            let server = ConsoleServer(
+                configuration: .init(
+                    secureCookies: self.consoleSecureCookies,
+                    trustedProxy: try self.trustedProxy(),
+                    goLiveBase: whip != nil ? "" : nil
+                ),
+                users: users,
+                streams: LocalConsoleStreamStore(runtime: runtime),
+                logger: Logger(label: "liverelay.console")
+            )
+            consoleServer = server
             services.append(
                 .init(
                     service: makeGatewayHTTPApplication(

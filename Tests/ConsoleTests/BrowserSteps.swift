@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import BrowserTestSupport
 import Foundation
 import NIOHTTP1
 import PeerTestSupport

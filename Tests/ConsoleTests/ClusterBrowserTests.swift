@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import BrowserTestSupport
 import Console
 import ConsoleCluster
 import Foundation

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import AsyncHTTPClient
+import BrowserTestSupport
 import Console
 import Foundation
 import NIOCore

@@ -83,6 +83,7 @@ struct ConsoleFixture: Sendable {
         """
 
     static func with(
+        goLiveBase: String? = nil,
         _ body: @escaping @Sendable (ConsoleFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory
@@ -114,7 +115,11 @@ struct ConsoleFixture: Sendable {
         let logs = LogCapture()
         let now = TestNow()
         let server = ConsoleServer(
-            configuration: .init(sessionIdleTimeout: .seconds(600), sessionAbsoluteTimeout: .seconds(3600)),
+            configuration: .init(
+                sessionIdleTimeout: .seconds(600),
+                sessionAbsoluteTimeout: .seconds(3600),
+                goLiveBase: goLiveBase
+            ),
             users: users,
             streams: LocalConsoleStreamStore(runtime: runtime),
             logger: Logger(label: "console") { _ in LogCapture.Handler(capture: logs) },
@@ -299,6 +304,27 @@ struct ConsoleServerTests {
                 #expect(response.status == .forbidden)
             }
             #expect(fixture.file == before)
+        }
+    }
+
+    @Test(
+        "Each stream links its go-live page where the console knows the gateway's base, and only there",
+        arguments: [
+            (nil, nil), ("", "/go-live/alice/show"),
+            ("https://gw.example.org/", "https://gw.example.org/go-live/alice/show"),
+        ] as [(String?, String?)]
+    )
+    func goLiveLink(base: String?, expected: String?) async throws {
+        try await ConsoleFixture.with(goLiveBase: base) { _, client in
+            let alice = try await signIn(client, "alice")
+            let stream = try object(
+                try await client.execute(
+                    uri: "/api/streams/alice/show",
+                    method: .get,
+                    headers: alice.headers(changing: false, json: false)
+                )
+            )
+            #expect(stream["goLiveURL"] as? String == expected)
         }
     }
 

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import BrowserTestSupport
 import Foundation
 import PeerTestSupport
 import Synchronization

@@ -26,12 +26,15 @@ public enum Chromium {
     /// The command-line arguments to open `url` headless, with a fresh profile in `profileDirectory`, muted
     /// autoplay allowed, no sandbox (tests run as root in containers) and no GPU. The DevTools WebSocket (on an
     /// ephemeral port of 127.0.0.1) takes any Origin, since WebSocket clients send one that Chromium refuses otherwise.
+    /// `getUserMedia` gets Chromium's fake camera (a test pattern with a frame counter) and microphone (a beep), and
+    /// its permission prompt is accepted without asking: what the go-live page publishes in tests.
     static func arguments(url: String, profileDirectory: String) -> [String] {
         [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
             "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0",
             "--remote-allow-origins=*",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             "--user-data-dir=\(profileDirectory)", "--window-size=1280,800", url,
         ]
     }

@@ -35,6 +35,8 @@ public struct MediaInfo: Sendable, Hashable {
         public var frameCount: Int?
         /// The average frame rate, for video.
         public var averageFrameRate: Double?
+        /// When the stream's first packet is presented, in seconds.
+        public var startTime: Double?
 
         public init(index: Int, codecType: String) {
             self.index = index
@@ -143,6 +145,7 @@ private struct ProbeReport: Decodable {
         var channels: Int?
         var nbReadFrames: String?
         var avgFrameRate: String?
+        var startTime: String?
     }
 
     struct Format: Decodable {
@@ -169,6 +172,7 @@ extension MediaInfo {
                 result.channels = stream.channels
                 result.frameCount = stream.nbReadFrames.flatMap { Int($0) }
                 result.averageFrameRate = stream.avgFrameRate.flatMap(parseRational)
+                result.startTime = stream.startTime.flatMap(Double.init)
                 return result
             }
         )

@@ -172,6 +172,15 @@ function render(view) {
   $(".s-edit", card).setAttribute("aria-label", `Edit ${view.name}`);
   $(".s-problem", card).textContent = view.conditions.join("; ");
   $(".s-ingest", card).textContent = view.ingestURL || "(no port yet)";
+  // The go-live page publishes with WHIP from this browser; without a known gateway base there is no link.
+  const goLive = $(".s-go-live", card);
+  $(".s-go-live-row", card).hidden = !view.goLiveURL;
+  if (view.goLiveURL) {
+    goLive.href = view.goLiveURL;
+    goLive.setAttribute("aria-label", `Go live from this browser: ${view.name} (opens a new tab)`);
+  } else {
+    goLive.removeAttribute("href");
+  }
   // A key is shown only to its owner (the server refuses anyone else, an admin included).
   const owner = Boolean(state.session && state.session.namespace === view.namespace);
   $(".s-reveal", card).hidden = !owner;

@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import AsyncHTTPClient
-import Foundation
+package import Foundation
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -21,9 +21,13 @@ import WSClient
 /// A browser's remote protocol over a WebSocket, as the Chrome DevTools protocol and WebDriver BiDi both shape it:
 /// JSON commands `{id, method, params}`, answered by a message with the same `id` and a `result` (or an `error`);
 /// every other message is an event `{method, params}`.
-final class CommandConnection: Sendable {
-    struct ProtocolError: Error, CustomStringConvertible {
-        var description: String
+package final class CommandConnection: Sendable {
+    package struct ProtocolError: Error, CustomStringConvertible {
+        package var description: String
+
+        package init(description: String) {
+            self.description = description
+        }
     }
 
     private struct State {
@@ -45,7 +49,7 @@ final class CommandConnection: Sendable {
     }
 
     /// Sends one command; returns its `result` object as JSON.
-    func send(_ method: String, _ parameters: [String: any Sendable] = [:]) async throws -> Data {
+    package func send(_ method: String, _ parameters: [String: any Sendable] = [:]) async throws -> Data {
         let id = self.state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -75,7 +79,7 @@ final class CommandConnection: Sendable {
     }
 
     /// Sends one command and returns its result as a JSON object.
-    func object(_ method: String, _ parameters: [String: any Sendable] = [:]) async throws -> [String: Any] {
+    package func object(_ method: String, _ parameters: [String: any Sendable] = [:]) async throws -> [String: Any] {
         let data = try await self.send(method, parameters)
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ProtocolError(description: "\(method) answered no object")
@@ -120,7 +124,7 @@ final class CommandConnection: Sendable {
 }
 
 /// Connects to a browser's protocol WebSocket at `url`, runs `body` with the connection, and closes it.
-func withCommandConnection<Result: Sendable>(
+package func withCommandConnection<Result: Sendable>(
     _ url: String,
     onEvent: @escaping @Sendable (_ method: String, _ parameters: Data) -> Void = { _, _ in },
     _ body: @escaping @Sendable (CommandConnection) async throws -> Result
@@ -161,12 +165,12 @@ func withCommandConnection<Result: Sendable>(
 
 /// A page of headless Chromium driven through the DevTools protocol over its WebSocket: scripts evaluated in the
 /// page, key presses as the browser's own input, navigation, cookies, screenshots.
-struct DevToolsPage: BrowserPage {
-    let connection: CommandConnection
+package struct DevToolsPage: BrowserPage {
+    package let connection: CommandConnection
 
-    var browserName: String { "Chromium" }
+    package var browserName: String { "Chromium" }
 
-    func evaluate<T: Decodable>(_ expression: String, as type: T.Type) async throws -> T {
+    package func evaluate<T: Decodable>(_ expression: String, as type: T.Type) async throws -> T {
         let object = try await self.connection.object(
             "Runtime.evaluate",
             ["expression": browserPageExpression(expression), "awaitPromise": true, "returnByValue": true]
@@ -181,11 +185,11 @@ struct DevToolsPage: BrowserPage {
         return try JSONDecoder().decode(T.self, from: Data(json.utf8))
     }
 
-    func navigate(_ url: String) async throws {
+    package func navigate(_ url: String) async throws {
         _ = try await self.connection.send("Page.navigate", ["url": url])
     }
 
-    func screenshot(_ path: String) async throws {
+    package func screenshot(_ path: String) async throws {
         let object = try await self.connection.object("Page.captureScreenshot", ["format": "png"])
         guard let base64 = object["data"] as? String, let png = Data(base64Encoded: base64) else {
             throw CommandConnection.ProtocolError(description: "no screenshot")
@@ -193,7 +197,7 @@ struct DevToolsPage: BrowserPage {
         try png.write(to: URL(fileURLWithPath: path))
     }
 
-    func cookie(named name: String) async throws -> BrowserCookie? {
+    package func cookie(named name: String) async throws -> BrowserCookie? {
         let object = try await self.connection.object("Network.getCookies")
         let cookies = object["cookies"] as? [[String: Any]] ?? []
         return cookies.first { $0["name"] as? String == name }.map { cookie in
@@ -206,7 +210,7 @@ struct DevToolsPage: BrowserPage {
     }
 
     /// Each key as `Input.dispatchKeyEvent` sends it: a key down (with the text it types, if any), then a key up.
-    func press(_ keys: [Key]) async throws {
+    package func press(_ keys: [Key]) async throws {
         for key in keys {
             let events: [(key: String, code: String, keyCode: Int, text: String?, shift: Bool)]
             switch key {
@@ -253,7 +257,7 @@ struct DevToolsPage: BrowserPage {
 
 /// Opens `url` in headless Chromium, connects to the page's DevTools WebSocket and runs `body` with it; stops the
 /// browser afterwards, whatever happens.
-func withDevToolsPage<Result: Sendable>(
+package func withDevToolsPage<Result: Sendable>(
     _ url: String,
     _ body: @escaping @Sendable (DevToolsPage) async throws -> Result
 ) async throws -> Result {
