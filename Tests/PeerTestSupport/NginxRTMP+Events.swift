@@ -140,10 +140,19 @@ extension NginxRTMP {
     /// - Throws: ``PeerError`` with the last statistics and the error log on timeout, or when nginx has exited.
     public func waitForPublishStarted(app: String, stream: String, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
+        func finished() -> Int {
+            self.finishedSessions().count { $0.app == app && $0.stream == stream && $0.published }
+        }
+        let finishedBefore = finished()
         while true {
             if let statistics = try? self.statistics(),
                 Self.isPublishing(statistics: statistics, app: app, stream: stream)
             {
+                return
+            }
+            // A short publish may have started and ended between two polls (or while a loaded machine kept /stat
+            // from answering): a session that ended since the wait began says it started.
+            if finished() > finishedBefore {
                 return
             }
             try await self.pollAgain(until: deadline, waitingFor: "publish of \(app)/\(stream) to start")
