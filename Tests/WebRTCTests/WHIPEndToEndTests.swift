@@ -178,10 +178,14 @@ private struct RTPTally: Sendable {
         var tally = RTPTally()
         var sawICE = false
         var dtlsProfile: SRTPProfile?
-        var start: ContinuousClock.Instant?
         var injected = false
+        var garbage: Task<Void, any Error>?
         var afterGarbage = 0
+        // Time is the media's own (each stream's RTP timestamp since its first packet), not when this loop gets to
+        // an event: on a loaded machine the events queue up and are read in bursts.
+        var firstTimestamps: [UInt8: UInt32] = [:]
         for try await event in session.events {
+            var mediaTime = Duration.zero
             switch event {
             case .iceConnected:
                 sawICE = true
@@ -190,18 +194,25 @@ private struct RTPTally: Sendable {
             case .rtcp:
                 tally.rtcp += 1
             case .rtp(let packet):
-                let now = ContinuousClock.now
-                if start == nil { start = now }
-                let elapsed = now - start!
-                tally.add(packet, window: Int(elapsed / .milliseconds(500)))
+                let header = Array(packet.readableBytesView.prefix(8))
+                guard header.count == 8 else { continue }
+                let payloadType = header[1] & 0x7F
+                let timestamp = header[4...7].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                let first = firstTimestamps[payloadType] ?? timestamp
+                firstTimestamps[payloadType] = first
+                let rate: Int64 = payloadType == video.payloadType ? 90000 : 48000
+                mediaTime = .microseconds(Int64(timestamp &- first) * 1_000_000 / rate)
+                tally.add(packet, window: Int(mediaTime / .milliseconds(500)))
                 if injected { afterGarbage += 1 }
-                if !injected, elapsed > .seconds(1) {
-                    try await self.sendGarbage(to: transport.localAddress, fragment: fragment)
+                if !injected, mediaTime > .seconds(1) {
+                    // Sent beside the loop, which goes on reading.
+                    garbage = Task { try await self.sendGarbage(to: transport.localAddress, fragment: fragment) }
                     injected = true
                 }
             }
-            if let start, ContinuousClock.now - start > .seconds(4) { break }
+            if mediaTime > .seconds(4) { break }
         }
+        try await garbage?.value
         #expect(sawICE)
         #expect(dtlsProfile != nil)
         let videoPackets = tally.packets[video.payloadType] ?? 0
