@@ -201,13 +201,23 @@ struct ConsoleBrowserTests {
             "the key hidden after the new one",
             "document.querySelector('\(card) .s-key').type === 'password'"
         )
-        try await B.click(page, "\(card) .s-reveal")
-        let newKey = try await eventually("the new key revealed", timeout: .seconds(30)) { () -> String? in
+        // The key was hidden before New key too, so the wait above does not tell that the new key's answer came:
+        // a Reveal may show the old key, or be hidden again by that answer. Press Reveal (it toggles) until the
+        // field shows a key that is not the old one.
+        let newKey = try await eventually(
+            "the new key revealed",
+            timeout: .seconds(30),
+            interval: .milliseconds(500)
+        ) { () -> String? in
             let shown = try await page.evaluate(
                 "document.querySelector('\(card) .s-key').type === 'text' ? document.querySelector('\(card) .s-key').value : ''",
                 as: String.self
             )
-            return shown.count == 64 && shown != key ? shown : nil
+            if shown.count == 64 && shown != key {
+                return shown
+            }
+            try await B.click(page, "\(card) .s-reveal")
+            return nil
         }
         try await eventually("the old key refused", timeout: .seconds(60), interval: .milliseconds(500)) {
             let old = try FFmpeg.publish(to: "\(ingest)/\(key)", duration: 3)
