@@ -187,6 +187,7 @@ let package = Package(
             dependencies: [
                 "IngestTLS",
                 "Gateway",
+                "WebRTC",
                 "LiveStreamModel",
                 "PeerTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),

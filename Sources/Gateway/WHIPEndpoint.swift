@@ -32,17 +32,21 @@ public struct WHIPConfiguration: Sendable {
     public var iceServers: [String]
     /// How long the relay may take to answer the publish once it is reachable.
     public var publishTimeout: Duration
+    /// Limits on a PATCH's `application/trickle-ice-sdpfrag` body (RFC 9725 §4.3): its bytes and candidates.
+    public var fragmentLimits: TrickleICEFragment.Limits
 
     public init(
         allowOrigin: String = "*",
         maximumOfferBytes: Int = 64 * 1024,
         iceServers: [String] = [],
-        publishTimeout: Duration = .seconds(10)
+        publishTimeout: Duration = .seconds(10),
+        fragmentLimits: TrickleICEFragment.Limits = .init()
     ) {
         self.allowOrigin = allowOrigin
         self.maximumOfferBytes = maximumOfferBytes
         self.iceServers = iceServers
         self.publishTimeout = publishTimeout
+        self.fragmentLimits = fragmentLimits
     }
 }
 
@@ -63,8 +67,10 @@ public final class WHIPService: Sendable {
     private struct Entry {
         var stream: StreamID
         var session: WebRTCSession
+        var ice: WHIPICEResource
     }
     private let sessions = Mutex<[String: Entry]>([:])
+    private let patches = Mutex<(trickled: Int, restarts: Int)>((0, 0))
 
     public init(
         gateway: Gateway,
@@ -80,6 +86,19 @@ public final class WHIPService: Sendable {
 
     /// The sessions open now, for tests.
     package var sessionCount: Int { self.sessions.withLock { $0.count } }
+    /// PATCHes that trickled candidates (204), for tests.
+    package var trickledPatches: Int { self.patches.withLock { $0.trickled } }
+    /// PATCHes that restarted ICE (200), for tests.
+    package var iceRestarts: Int { self.patches.withLock { $0.restarts } }
+
+    /// The counters of the sessions open now, for tests.
+    package func statistics() async -> [WebRTCSessionStatistics] {
+        var statistics: [WebRTCSessionStatistics] = []
+        for session in self.sessions.withLock({ $0.values.map(\.session) }) {
+            if let counters = await session.statistics() { statistics.append(counters) }
+        }
+        return statistics
+    }
 
     // MARK: HTTP
 
@@ -100,11 +119,13 @@ public final class WHIPService: Sendable {
             let id = try context.parameters.require("session")
             return self.cors(self.end(session: id, stream: stream))
         }
-        router.patch("whip/:namespace/:name/:session") { _, _ -> Response in
-            // RFC 9725 section 4.3.1: a server without trickle ICE or ICE restarts answers 405.
-            var headers = HTTPFields()
-            headers[.allow] = "DELETE, OPTIONS"
-            return self.cors(Response(status: .methodNotAllowed, headers: headers))
+        router.patch("whip/:namespace/:name/:session") { request, context -> Response in
+            let stream = StreamID(
+                namespace: try context.parameters.require("namespace"),
+                name: try context.parameters.require("name")
+            )
+            let id = try context.parameters.require("session")
+            return self.cors(await self.patch(request, session: id, stream: stream))
         }
         for path in ["whip/:namespace/:name", "whip/:namespace/:name/:session"] {
             router.on(RouterPath(path), method: .options) { _, _ -> Response in
@@ -112,16 +133,22 @@ public final class WHIPService: Sendable {
                 response.headers[.accessControlAllowMethods] = "POST, DELETE, PATCH, OPTIONS"
                 response.headers[.accessControlAllowHeaders] = "Authorization, Content-Type, If-Match"
                 response.headers[.accessControlMaxAge] = "86400"
+                response.headers[Self.acceptPatch] = Self.fragmentType
                 self.addLinks(to: &response.headers)
                 return self.cors(response)
             }
         }
     }
 
+    /// The media type of trickle ICE and ICE restart PATCH bodies (RFC 8840 §9, RFC 9725 §4.3.1).
+    static let fragmentType = "application/trickle-ice-sdpfrag"
+    /// RFC 5789 §3.1: the PATCH bodies a resource takes, announced on OPTIONS and on the 201.
+    static let acceptPatch = HTTPFields.Element.Name("Accept-Patch")!
+
     private func cors(_ response: Response) -> Response {
         var response = response
         response.headers[.accessControlAllowOrigin] = self.configuration.allowOrigin
-        response.headers[.accessControlExposeHeaders] = "Location, ETag, Link"
+        response.headers[.accessControlExposeHeaders] = "Location, ETag, Link, Accept-Patch"
         if self.configuration.allowOrigin != "*" {
             response.headers[.vary] = "Origin"
         }
@@ -254,11 +281,12 @@ public final class WHIPService: Sendable {
         switch await iterator.next() ?? .failed(.badGateway, "The WHIP session ended before it started.") {
         case .failed(let status, let message):
             return self.refuse(status, message, stream: stream)
-        case .answered(let session, let resource):
+        case .answered(let session, let resource, let entityTag):
             var headers = HTTPFields()
             headers[.contentType] = "application/sdp"
             headers[.location] = "/whip/\(stream.namespace)/\(stream.name)/\(resource)"
-            headers[.eTag] = "\"\(session.id)\""
+            headers[.eTag] = entityTag
+            headers[Self.acceptPatch] = Self.fragmentType
             self.addLinks(to: &headers)
             self.logger.info(
                 "WHIP session started",
@@ -269,6 +297,83 @@ public final class WHIPService: Sendable {
                 headers: headers,
                 body: .init(byteBuffer: ByteBuffer(string: session.answer))
             )
+        }
+    }
+
+    /// A PATCH of a session's resource (RFC 9725 §4.3): candidates (204) or an ICE restart (200 with our new
+    /// credentials and a new ETag). Like DELETE it needs no key: the resource's URL is the capability.
+    private func patch(_ request: Request, session id: String, stream: StreamID) async -> Response {
+        guard self.sessions.withLock({ $0[id]?.stream == stream }) else {
+            return gatewayProblem(.notFound, "No such WHIP session for stream \(stream).")
+        }
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == Self.fragmentType else {
+            var response = gatewayProblem(
+                .unsupportedMediaType,
+                "A WHIP PATCH must have Content-Type: \(Self.fragmentType)."
+            )
+            response.headers[Self.acceptPatch] = Self.fragmentType
+            return response
+        }
+        let limits = self.configuration.fragmentLimits
+        let text: String
+        do {
+            text = String(buffer: try await request.body.collect(upTo: limits.maximumBytes))
+        } catch {
+            return gatewayProblem(.contentTooLarge, "The ICE fragment is larger than \(limits.maximumBytes) bytes.")
+        }
+        let ifMatch = request.headers[.ifMatch]
+        // Decided and, for a restart, handed to the transport under the lock: two PATCHes of one session reach the
+        // transport in the order their entity tags say.
+        let decided = self.sessions.withLock { sessions -> (WHIPICEResource.Outcome, Entry, ICECredentials?)? in
+            guard var entry = sessions[id], entry.stream == stream else { return nil }
+            let outcome = entry.ice.patch(
+                ifMatch: ifMatch,
+                fragment: text,
+                newEntityTag: { "\"\(StreamKey.generate().prefix(24))\"" },
+                limits: limits
+            )
+            var local: ICECredentials?
+            if case .restart(let remote) = outcome {
+                local = entry.session.restartICE(remoteUsernameFragment: remote.usernameFragment)
+                sessions[id] = entry
+            }
+            return (outcome, entry, local)
+        }
+        guard let (outcome, entry, local) = decided else {
+            return gatewayProblem(.notFound, "No such WHIP session for stream \(stream).")
+        }
+        let metadata: Logger.Metadata = ["gateway.stream": "\(stream)", "webrtc.session.id": "\(entry.session.id)"]
+        switch outcome {
+        case .trickle(let candidates, let endOfCandidates):
+            self.patches.withLock { $0.trickled += 1 }
+            self.logger.debug(
+                "WHIP session: trickled candidates taken",
+                metadata: metadata.merging(
+                    ["webrtc.candidates": "\(candidates)", "webrtc.end_of_candidates": "\(endOfCandidates)"]
+                ) { $1 }
+            )
+            return Response(status: .noContent)
+        case .restart:
+            guard let local else { return gatewayProblem(.internalServerError, "The ICE restart failed.") }
+            self.patches.withLock { $0.restarts += 1 }
+            self.logger.info("WHIP session: ICE restarted", metadata: metadata)
+            var headers = HTTPFields()
+            headers[.contentType] = Self.fragmentType
+            headers[.eTag] = entry.ice.entityTag
+            let body = TrickleICEFragment.answer(
+                credentials: local,
+                candidates: entry.session.candidates,
+                media: entry.session.media
+            )
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .refused(let status, let message):
+            self.logger.notice(
+                "WHIP PATCH refused: \(message)",
+                metadata: metadata.merging(["http.status": "\(status.code)"]) { $1 }
+            )
+            return gatewayProblem(status, message)
         }
     }
 
@@ -331,7 +436,7 @@ public final class WHIPService: Sendable {
 
     enum PublishResult: Sendable {
         case failed(HTTPResponse.Status, String)
-        case answered(WebRTCSession, resource: String)
+        case answered(WebRTCSession, resource: String, entityTag: String)
     }
 
     private enum Input: Sendable {
@@ -465,7 +570,15 @@ public final class WHIPService: Sendable {
                     // The session's resource (its Location) is a capability: DELETE needs no key (some clients send
                     // none), so it is a random token of its own, never logged, not the session id the logs name.
                     let resource = StreamKey.generate()
-                    self.sessions.withLock { $0[resource] = Entry(stream: stream, session: session) }
+                    // The entity tag of the ICE session (RFC 9725 §4.3.1), new on every ICE restart.
+                    let entityTag = "\"\(StreamKey.generate().prefix(24))\""
+                    self.sessions.withLock {
+                        $0[resource] = Entry(
+                            stream: stream,
+                            session: session,
+                            ice: WHIPICEResource(entityTag: entityTag, remote: session.offeredCredentials)
+                        )
+                    }
                     defer { _ = self.sessions.withLock { $0.removeValue(forKey: resource) } }
                     // Go Offline ends the session like a live RTMP connection.
                     self.gateway.registerLive(connection.channel, stream: stream) { _ in session.close() }
@@ -479,7 +592,7 @@ public final class WHIPService: Sendable {
                             input.yield(.webrtcEnded(error))
                         }
                     }
-                    report(.answered(session, resource: resource))
+                    report(.answered(session, resource: resource, entityTag: entityTag))
 
                     logger[metadataKey: "webrtc.session.id"] = "\(session.id)"
                     let reason = await Self.pump(

@@ -47,16 +47,16 @@ public struct ICELiteAgent: Sendable {
         case drop(WebRTCError)
     }
 
-    public let localUsernameFragment: String
-    public let localPassword: String
-    public let remoteUsernameFragment: String?
+    public private(set) var localUsernameFragment: String
+    public private(set) var localPassword: String
+    public private(set) var remoteUsernameFragment: String?
     public let configuration: Configuration
     public private(set) var state: State = .checking
     /// The address the peer nominated (the latest one, should it nominate again).
     public private(set) var selectedAddress: SocketAddress?
     /// Addresses that have passed a check, oldest first; DTLS and SRTP are only taken from these.
     public private(set) var validatedAddresses: [SocketAddress] = []
-    private let created: NIODeadline
+    private var created: NIODeadline
     private var lastConsent: NIODeadline
 
     public init(
@@ -132,6 +132,25 @@ public struct ICELiteAgent: Sendable {
             )
         }
         return .respond(response.encode(integrityPassword: self.localPassword, fingerprint: true))
+    }
+
+    /// Restarts ICE (RFC 8445 §9, RFC 8839 §4.4.1.1.1) with new credentials on both sides: checks must use them
+    /// from now on. The pair in use and the addresses that passed a check stay valid, so DTLS and SRTP continue on
+    /// them until the peer nominates a pair under the new credentials; the peer has a full consent (or, before a
+    /// nomination, connect) timeout from `now` to do so. False, and nothing changed, once the session has failed.
+    public mutating func restart(
+        localUsernameFragment: String,
+        localPassword: String,
+        remoteUsernameFragment: String?,
+        now: NIODeadline
+    ) -> Bool {
+        if case .failed = self.state { return false }
+        self.localUsernameFragment = localUsernameFragment
+        self.localPassword = localPassword
+        self.remoteUsernameFragment = remoteUsernameFragment
+        self.lastConsent = now
+        if self.state == .checking { self.created = now }
+        return true
     }
 
     /// Marks that the selected pair is in use without a check (DTLS or SRTP arrived on it); does not refresh consent,

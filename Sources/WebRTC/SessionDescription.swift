@@ -74,6 +74,16 @@ public struct SessionDescription: Hashable, Sendable {
 
     /// Parses SDP text. Lines end in CRLF or LF; types other than `v`, `m` and `a` are checked for shape and skipped.
     public init(parsing text: String, limits: Limits = Limits()) throws(WebRTCError) {
+        try self.init(parsing: text, limits: limits, fragment: false)
+    }
+
+    /// Parses an SDP fragment (RFC 8840 §9.2, `application/trickle-ice-sdpfrag`): attribute lines at session level,
+    /// then media descriptions, with no `v=` line; other line types are checked for shape and skipped.
+    public init(parsingFragment text: String, limits: Limits = Limits()) throws(WebRTCError) {
+        try self.init(parsing: text, limits: limits, fragment: true)
+    }
+
+    private init(parsing text: String, limits: Limits, fragment: Bool) throws(WebRTCError) {
         guard text.utf8.count <= limits.maximumBytes else {
             throw .limitExceeded("SDP of \(text.utf8.count) bytes, more than \(limits.maximumBytes)")
         }
@@ -97,6 +107,7 @@ public struct SessionDescription: Hashable, Sendable {
             let value = String(line.dropFirst(2))
             switch utf8[0] {
             case UInt8(ascii: "v"):
+                guard !fragment else { throw .malformedSDP("line \(lines): a fragment has no v= line") }
                 guard lines == 1, value == "0" else { throw .malformedSDP("the first line must be v=0") }
                 sawVersion = true
             case UInt8(ascii: "m"):
@@ -128,9 +139,9 @@ public struct SessionDescription: Hashable, Sendable {
                     self.media[self.media.count - 1].attributes.append(attribute)
                 }
             default:
-                guard sawVersion else { throw .malformedSDP("the first line must be v=0") }
+                guard sawVersion || fragment else { throw .malformedSDP("the first line must be v=0") }
             }
         }
-        guard sawVersion else { throw .malformedSDP("no v=0 line") }
+        guard sawVersion || fragment else { throw .malformedSDP("no v=0 line") }
     }
 }

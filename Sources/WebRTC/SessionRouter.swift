@@ -31,6 +31,17 @@ public struct SessionRouter<SessionID: Hashable & Sendable>: Sendable {
         return true
     }
 
+    /// Moves a session to a new local username fragment (an ICE restart): STUN naming the old one no longer reaches
+    /// it, the addresses that passed a check stay its own. False, and nothing changed, for an unknown session or a
+    /// fragment another session has.
+    public mutating func rekey(_ id: SessionID, localUsernameFragment: String) -> Bool {
+        guard self.addressesOf[id] != nil else { return false }
+        if let owner = self.byFragment[localUsernameFragment] { return owner == id }
+        self.byFragment = self.byFragment.filter { $0.value != id }
+        self.byFragment[localUsernameFragment] = id
+        return true
+    }
+
     /// The session a STUN request with this USERNAME ("local:remote") is for.
     public func session(forUsername username: String) -> SessionID? {
         guard let colon = username.firstIndex(of: ":") else { return nil }

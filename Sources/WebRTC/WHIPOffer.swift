@@ -129,10 +129,10 @@ public struct WHIPOffer: Hashable, Sendable {
         // Credentials and fingerprint: the first accepted section's, or the session's.
         let first = description.media.first { $0.value("mid") == accepted[0].mid }
         func lookup(_ name: String) -> String? { first?.value(name) ?? description.sessionValue(name) }
-        guard let ufrag = lookup("ice-ufrag"), Self.isICEString(ufrag, lengths: 4...256) else {
+        guard let ufrag = lookup("ice-ufrag"), ICECredentials.isICEString(ufrag, lengths: 4...256) else {
             throw .unsupportedOffer("no valid a=ice-ufrag")
         }
-        guard let password = lookup("ice-pwd"), Self.isICEString(password, lengths: 22...256) else {
+        guard let password = lookup("ice-pwd"), ICECredentials.isICEString(password, lengths: 22...256) else {
             throw .unsupportedOffer("no valid a=ice-pwd")
         }
         let fingerprints =
@@ -305,15 +305,6 @@ public struct WHIPOffer: Hashable, Sendable {
         // Baseline only when constrained (constraint_set1_flag): no FMO, ASO or redundant slices.
         if profileIDC == 0x42 { return constraints & 0x40 != 0 }
         return true
-    }
-
-    /// RFC 8839 §5.4: ice-char is ALPHA / DIGIT / "+" / "/".
-    private static func isICEString(_ value: String, lengths: ClosedRange<Int>) -> Bool {
-        lengths.contains(value.utf8.count)
-            && value.utf8.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
-            }
     }
 
     /// `sha-256 AB:CD:...` into 32 bytes.

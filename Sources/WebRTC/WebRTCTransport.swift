@@ -99,6 +99,10 @@ public struct WebRTCSessionStatistics: Hashable, Sendable {
     public var droppedDatagrams = 0
     /// RTCP packets sent with ``WebRTCSession/sendRTCP(_:)``.
     public var sentRTCP = 0
+    /// ICE restarts (``WebRTCSession/restartICE(remoteUsernameFragment:)``).
+    public var iceRestarts = 0
+    /// STUN checks answered under the current ICE credentials: since the last restart, or since the start.
+    public var answeredChecks = 0
 
     public init() {}
 }
@@ -111,6 +115,8 @@ public final class WebRTCSession: Sendable {
     public let answer: String
     /// The accepted media (payload types as answered).
     public let media: [NegotiatedMedia]
+    /// The peer's ICE credentials from its offer. Not written to logs.
+    public let offeredCredentials: ICECredentials
     /// The session's events. It ends when the session closes: without an error on ``close()`` or the peer's
     /// close_notify, with a ``WebRTCError`` on a timeout or a failed handshake. Ending the iteration closes the session.
     public let events: AsyncThrowingStream<WebRTCSessionEvent, any Error>
@@ -120,12 +126,14 @@ public final class WebRTCSession: Sendable {
         id: String,
         answer: String,
         media: [NegotiatedMedia],
+        offeredCredentials: ICECredentials,
         events: AsyncThrowingStream<WebRTCSessionEvent, any Error>,
         transport: WebRTCTransport
     ) {
         self.id = id
         self.answer = answer
         self.media = media
+        self.offeredCredentials = offeredCredentials
         self.events = events
         self.transport = transport
     }
@@ -134,6 +142,16 @@ public final class WebRTCSession: Sendable {
     /// nominated address. Dropped while SRTP is not keyed yet.
     public func sendRTCP(_ packet: ByteBuffer) {
         self.transport.sendRTCP(packet, session: self.id)
+    }
+
+    /// The candidates the answer announced, for an ICE restart's answer.
+    public var candidates: [ICECandidate] { self.transport.candidates }
+
+    /// Restarts ICE with the peer's new username fragment (a WHIP PATCH, RFC 9725 §4.3.3) and returns our new
+    /// credentials. From the event loop's next turn STUN reaches the session only under them; the DTLS association
+    /// and SRTP keys continue, as does media on the addresses that passed a check before.
+    public func restartICE(remoteUsernameFragment: String) -> ICECredentials {
+        self.transport.restartICE(session: self.id, remoteUsernameFragment: remoteUsernameFragment)
     }
 
     /// Ends the session (WHIP DELETE): close_notify to the peer, then the events end.
@@ -325,7 +343,29 @@ public final class WebRTCTransport: Sendable {
             "WebRTC session registered",
             metadata: ["webrtc.media": "\(offer.media.map { "\($0.kind.rawValue):\($0.payloadType)" })"]
         )
-        return WebRTCSession(id: id, answer: answer, media: offer.media, events: events, transport: self)
+        return WebRTCSession(
+            id: id,
+            answer: answer,
+            media: offer.media,
+            offeredCredentials: ICECredentials(
+                usernameFragment: offer.remoteUsernameFragment,
+                password: offer.remotePassword
+            ),
+            events: events,
+            transport: self
+        )
+    }
+
+    func restartICE(session id: String, remoteUsernameFragment: String) -> ICECredentials {
+        let local = ICECredentials(
+            usernameFragment: randomString(length: 8, alphabet: iceAlphabet),
+            password: randomString(length: 24, alphabet: iceAlphabet)
+        )
+        let handler = self.handler
+        self.channel.eventLoop.execute {
+            handler.value.restartICE(session: id, local: local, remoteUsernameFragment: remoteUsernameFragment)
+        }
+        return local
     }
 
     func sendRTCP(_ packet: ByteBuffer, session id: String) {
@@ -456,6 +496,24 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         self.sessions[id]?.statistics
     }
 
+    func restartICE(session id: String, local: ICECredentials, remoteUsernameFragment: String) {
+        guard let session = self.sessions[id] else { return }
+        guard self.router.rekey(id, localUsernameFragment: local.usernameFragment),
+            session.agent.restart(
+                localUsernameFragment: local.usernameFragment,
+                localPassword: local.password,
+                remoteUsernameFragment: remoteUsernameFragment,
+                now: .now()
+            )
+        else {
+            self.close(session: id, error: WebRTCError.sessionClosed("the ICE restart could not take its credentials"))
+            return
+        }
+        session.statistics.iceRestarts += 1
+        session.statistics.answeredChecks = 0
+        session.logger.debug("ICE restarted")
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = self.unwrapInboundIn(data)
         self.receive(envelope.data, from: envelope.remoteAddress)
@@ -524,6 +582,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         let before = session.agent.validatedAddresses
         switch session.agent.receive(stun: bytes, from: address, now: .now()) {
         case .respond(let response):
+            session.statistics.answeredChecks += 1
             self.send(response, to: address)
             for evicted in before where !session.agent.validatedAddresses.contains(evicted) {
                 self.router.unbind(evicted, from: id)
@@ -541,9 +600,12 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
 
     private func handleDTLS(_ bytes: [UInt8], from address: SocketAddress, session: SessionState) {
         if let dtlsAddress = session.dtlsAddress, dtlsAddress != address, session.dtls.isEstablished {
-            // The handshake is done on one address; a second one cannot start another.
-            session.statistics.droppedDatagrams += 1
-            return
+            // The handshake is done on one address; a second one cannot start another. The pair the peer nominated
+            // since (after an ICE restart, from a new network) carries the association on.
+            guard address == session.agent.selectedAddress else {
+                session.statistics.droppedDatagrams += 1
+                return
+            }
         }
         session.dtlsAddress = address
         let event: DTLSServerConnection.Event
@@ -678,7 +740,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         session.dtlsTimer?.cancel()
         if session.dtls.isEstablished, !session.dtls.isFinished {
             session.dtls.shutdown()
-            if let address = session.dtlsAddress {
+            if let address = session.agent.selectedAddress ?? session.dtlsAddress {
                 for datagram in session.dtls.outgoingDatagrams() { self.send(datagram, to: address) }
             }
         }
