@@ -24,33 +24,13 @@ import ServiceLifecycle
 import Testing
 import WebRTC
 
-/// See WHIPClientTests: Debian 12's whip-client links libsoup 2 and GStreamer pulls in libsoup 3, which aborts at
-/// load when it sees libsoup 2; this preload hides the one probe.
-private let soupProbeShim = """
-    #define _GNU_SOURCE
-    #include <dlfcn.h>
-    #include <string.h>
-    typedef int gboolean;
-    typedef void *gpointer;
-    gboolean g_module_symbol(void *module, const char *name, gpointer *symbol) {
-        static gboolean (*real)(void *, const char *, gpointer *);
-        if (!real) real = (gboolean (*)(void *, const char *, gpointer *))dlsym(RTLD_NEXT, "g_module_symbol");
-        if (strcmp(name, "soup_uri_new") == 0) { *symbol = 0; return 0; }
-        return real(module, name, symbol);
-    }
-    """
-
-private let whipClient = "/usr/bin/whip-client"
-
 /// WHIP (RFC 9725) on local mode's gateway HTTP application: real `liverelay relay` children, Debian's whip-client
 /// publishing x264 and Opus, nginx-rtmp as the target, ffprobe on what it recorded.
 @Suite("WHIP in local mode", .serialized, .timeLimit(.minutes(5)))
 struct WHIPLocalModeTests {
     @Test("whip-client publishes x264 and Opus through a cold relay: nginx records H.264 and AAC; DELETE ends it")
     func whipClientPublishes() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: whipClient), "whip-client (simple-whip-client)")
-        let shim = try await Self.buildShim()
-        defer { try? FileManager.default.removeItem(atPath: shim.directory) }
+        try #require(WHIPClient.isAvailable, "whip-client (simple-whip-client) at \(WHIPClient.executable)")
         try await withNginxRTMP(applications: ["whip"]) { nginx in
             let port = try freeTCPPort()
             let ingestKey = makeTestKey("ingest")
@@ -65,23 +45,9 @@ struct WHIPLocalModeTests {
                 try await local.waitForListening(port)
                 #expect(local.relayPIDs.isEmpty, "the relay ran before anyone connected")
                 try await withWHIP(local) { base, whip in
-                    try await withRunningProcess(
-                        "env",
-                        arguments: [
-                            "LD_PRELOAD=\(shim.library)", "HOME=\(shim.directory)", whipClient,
-                            "-u", "\(base)/whip/default/show", "-t", ingestKey, "-n", "-o", "-l", "4",
-                            "-V",
-                            "videotestsrc is-live=true ! video/x-raw,width=320,height=240 ! x264enc tune=zerolatency "
-                                + "key-int-max=30 ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! "
-                                + "application/x-rtp,media=video,encoding-name=H264,payload=96",
-                            "-A",
-                            "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue ! opusenc ! "
-                                + "rtpopuspay ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111",
-                        ],
-                        standardOutput: .capture(limit: 64 * 1024)
-                    ) { client in
+                    try await WHIPClient.withPublisher(url: "\(base)/whip/default/show", token: ingestKey) { client in
                         try await nginx.waitForPublishStarted(app: "whip", stream: targetKey, timeout: .seconds(60))
-                        #expect(whip.sessionCount == 1, "whip-client said: \(Self.output(of: client))")
+                        #expect(whip.sessionCount == 1, "whip-client said: \(WHIPClient.output(of: client))")
                         let stream = StreamID(namespace: "default", name: "show")
                         #expect(local.runtime.gateway.connections(for: stream) == (live: 1, held: 0))
 
@@ -97,7 +63,7 @@ struct WHIPLocalModeTests {
                         try await nginx.waitForPublishEnded(app: "whip", stream: targetKey)
                         let exit = await client.waitForExit(timeout: .seconds(20))
                         #expect(exit != nil, "whip-client did not exit after SIGINT")
-                        let output = Self.output(of: client)
+                        let output = WHIPClient.output(of: client)
                         #expect(!output.contains(ingestKey))
                     }
                     await local.runtime.gateway.waitForConnections(of: StreamID(namespace: "default", name: "show")) {
@@ -119,7 +85,7 @@ struct WHIPLocalModeTests {
         }
     }
 
-    @Test("WHIP answers: 401, 404, 403 with the reason, 406 without H.264, 415, CORS preflight, PATCH 405")
+    @Test("WHIP answers: 401, 404, 403 with the reason, 406 without H.264, 415, CORS preflight, PATCH 404")
     func statuses() async throws {
         let ingestKey = makeTestKey("ingest")
         let offKey = makeTestKey("off")
@@ -191,14 +157,172 @@ struct WHIPLocalModeTests {
                 #expect(allowed.contains("authorization") && allowed.contains("content-type"))
                 #expect(answer.headers.first(name: "Access-Control-Allow-Methods")?.contains("POST") == true)
                 #expect(answer.headers.first(name: "Link")?.contains("rel=\"ice-server\"") == true)
+                #expect(answer.headers.first(name: "Accept-Patch") == "application/trickle-ice-sdpfrag")
+                #expect(allowed.contains("if-match"))
+                #expect(answer.headers.first(name: "Access-Control-Allow-Methods")?.contains("PATCH") == true)
                 #expect(unknown.headers.first(name: "Access-Control-Expose-Headers")?.contains("Location") == true)
 
-                var patch = HTTPClientRequest(url: "\(base)/whip/default/on/0123456789abcdef")
-                patch.method = .PATCH
-                #expect(try await HTTPClient.shared.execute(patch, timeout: .seconds(10)).status == .methodNotAllowed)
+                // PATCH of a resource that is no session.
+                let unknownPatch = try await Self.patch(base, path: "/whip/default/on/0123456789abcdef", fragment: "")
+                #expect(unknownPatch.status == 404)
                 var delete = HTTPClientRequest(url: "\(base)/whip/default/on/0123456789abcdef")
                 delete.method = .DELETE
                 #expect(try await HTTPClient.shared.execute(delete, timeout: .seconds(10)).status == .notFound)
+            }
+        }
+    }
+
+    @Test("PATCH (RFC 9725 §4.3): 204 for candidates, 200 and a new ETag for an ICE restart, 412, 428, 415, 400, 413")
+    func patch() async throws {
+        let ingestKey = makeTestKey("ingest")
+        let yaml = liveStreamYAML(name: "on", port: try freeTCPPort(), ingestKey: ingestKey)
+        try await withLocalMode(yaml: yaml, secrets: [ingestKey]) { local in
+            try await local.events.waitFor("the stream added") {
+                if case .streamAdded = $0 { return true }
+                return false
+            }
+            try await withWHIP(local) { base, whip in
+                // A session that waits for ICE checks that never come: its resource is what is PATCHed.
+                let created = try await Self.post(base, path: "/whip/default/on", key: ingestKey)
+                try #require(created.status == 201, "\(created.body)")
+                #expect(created.headers.first(name: "Accept-Patch") == "application/trickle-ice-sdpfrag")
+                let location = try #require(created.headers.first(name: "Location"))
+                let tag = try #require(created.headers.first(name: "ETag"))
+                #expect(tag.hasPrefix("\"") && tag.hasSuffix("\""))
+
+                let candidates =
+                    [
+                        "a=ice-ufrag:Qx7b", "a=ice-pwd:k9n2J+/pQ0rS1tU2vW3xY4zA", "m=audio 9 RTP/AVP 0", "a=mid:0",
+                        "a=candidate:1 1 UDP 2015363327 192.0.2.7 43110 typ host", "a=end-of-candidates",
+                    ].joined(separator: "\r\n") + "\r\n"
+                let trickled = try await Self.patch(base, path: location, fragment: candidates, ifMatch: tag)
+                #expect(trickled.status == 204, "\(trickled.body)")
+                #expect(try await Self.patch(base, path: location, fragment: candidates).status == 204)
+
+                let wrongType = try await Self.patch(
+                    base,
+                    path: location,
+                    fragment: candidates,
+                    ifMatch: tag,
+                    contentType: "application/sdp"
+                )
+                #expect(wrongType.status == 415)
+                #expect(wrongType.headers.first(name: "Accept-Patch") == "application/trickle-ice-sdpfrag")
+                let malformed = try await Self.patch(
+                    base,
+                    path: location,
+                    fragment: "a=candidate:1 1 UDP 1 192.0.2.7 5000\r\n",
+                    ifMatch: tag
+                )
+                #expect(malformed.status == 400)
+                #expect(malformed.body.contains("fewer than 8"), "\(malformed.body)")
+                let tooLarge = try await Self.patch(
+                    base,
+                    path: location,
+                    fragment: String(repeating: "a=x\r\n", count: 5000),
+                    ifMatch: tag
+                )
+                #expect(tooLarge.status == 413)
+                let otherStream = location.replacingOccurrences(of: "/whip/default/on/", with: "/whip/default/off/")
+                #expect(try await Self.patch(base, path: otherStream, fragment: candidates).status == 404)
+
+                // An ICE restart: new credentials, If-Match: *.
+                let restart =
+                    [
+                        "a=ice-ufrag:NeW1", "a=ice-pwd:aNewPasswordOf22Chars+/", "m=audio 9 RTP/AVP 0", "a=mid:0",
+                        "a=candidate:1 1 UDP 2015363327 192.0.2.9 43112 typ host",
+                    ].joined(separator: "\r\n") + "\r\n"
+                #expect(try await Self.patch(base, path: location, fragment: restart).status == 428)
+                #expect(try await Self.patch(base, path: location, fragment: restart, ifMatch: "\"old\"").status == 412)
+                let restarted = try await Self.patch(base, path: location, fragment: restart, ifMatch: "*")
+                #expect(restarted.status == 200, "\(restarted.body)")
+                #expect(restarted.headers.first(name: "Content-Type") == "application/trickle-ice-sdpfrag")
+                let newTag = try #require(restarted.headers.first(name: "ETag"))
+                #expect(newTag != tag)
+                let answer = try TrickleICEFragment(parsing: restarted.body)
+                let answered = try #require(answer.credentials)
+                #expect(!created.body.contains("a=ice-ufrag:\(answered.usernameFragment)\r\n"))
+                #expect(restarted.body.contains("a=ice-lite"))
+                #expect(answer.candidates.count >= 1)
+                #expect(answer.endOfCandidates)
+                #expect(answer.mids == ["0"])
+                // Candidates of the old ICE session come too late; the new session's are taken.
+                let stale = try await Self.patch(base, path: location, fragment: candidates, ifMatch: tag)
+                #expect(stale.status == 412, "\(stale.body)")
+                #expect(try await Self.patch(base, path: location, fragment: restart, ifMatch: newTag).status == 204)
+                #expect(whip.sessionCount == 1)
+
+                var delete = HTTPClientRequest(url: base + location)
+                delete.method = .DELETE
+                #expect(try await HTTPClient.shared.execute(delete, timeout: .seconds(10)).status == .ok)
+                #expect(try await Self.patch(base, path: location, fragment: candidates).status == 404)
+            }
+        }
+    }
+
+    /// Two whip-clients publishing at once to two streams of one gateway, one trickling its candidates by PATCH:
+    /// both sessions last and both reach their targets (issue 24: one session used to end at once).
+    ///
+    /// The preview is off: with it on, this test fails about two runs in three on a loaded machine, and the cause is
+    /// not WHIP: the stream's relay aborts in libavformat's mp4 muxer (`Assertion next_dts >= 0 failed at
+    /// libavformat/movenc.c`, thread `preview-…`), its RTMP connection closes, and the WHIP session with it. With the
+    /// preview off, the same runs pass.
+    @Test("Two whip-clients at once, one trickling by PATCH: both streams reach their targets")
+    func twoWhipClientsAtOnce() async throws {
+        try #require(WHIPClient.isAvailable, "whip-client (simple-whip-client) at \(WHIPClient.executable)")
+        try await withNginxRTMP(applications: ["whip"]) { nginx in
+            let keys = (
+                ingest: [makeTestKey("ingest"), makeTestKey("ingest")], target: [makeTestKey("a"), makeTestKey("b")]
+            )
+            let names = ["first", "second"]
+            let yaml = (0..<2).map { index in
+                liveStreamYAML(
+                    name: names[index],
+                    port: (try? freeTCPPort()) ?? 0,
+                    ingestKey: keys.ingest[index],
+                    target: (nginx.url(app: "whip"), keys.target[index]),
+                    extraSpec: "  preview: { enabled: false }\n"
+                )
+            }.joined(separator: "---\n")
+            try await withLocalMode(yaml: yaml, secrets: keys.ingest + keys.target) { local in
+                try await local.events.waitFor("both streams added", count: 2) {
+                    if case .streamAdded = $0 { return true }
+                    return false
+                }
+                try await withWHIP(local) { base, whip in
+                    try await WHIPClient.withPublisher(url: "\(base)/whip/default/first", token: keys.ingest[0]) {
+                        first in
+                        try await WHIPClient.withPublisher(
+                            url: "\(base)/whip/default/second",
+                            token: keys.ingest[1],
+                            trickle: true
+                        ) { second in
+                            let said = {
+                                "first said:\n\(WHIPClient.output(of: first))\nsecond said:\n\(WHIPClient.output(of: second))"
+                            }
+                            for key in keys.target {
+                                try await nginx.waitForPublishStarted(app: "whip", stream: key, timeout: .seconds(90))
+                            }
+                            for key in keys.target {
+                                try await Self.waitForRecording(
+                                    nginx.recordingPath(app: "whip", stream: key),
+                                    frames: 61
+                                )
+                            }
+                            #expect(whip.sessionCount == 2, "\(said())")
+                            #expect(whip.trickledPatches > 0, "the trickling client PATCHed no candidates: \(said())")
+                            #expect(!first.hasExited && !second.hasExited, "\(said())")
+                            for client in [first, second] { client.interrupt() }
+                            for key in keys.target {
+                                try await nginx.waitForPublishEnded(app: "whip", stream: key)
+                            }
+                            for client in [first, second] {
+                                #expect(await client.waitForExit(timeout: .seconds(20)) != nil)
+                            }
+                        }
+                    }
+                    #expect(whip.sessionCount == 0)
+                }
             }
         }
     }
@@ -253,10 +377,22 @@ struct WHIPLocalModeTests {
                         try await nginx.waitForPublishStarted(app: "browser", stream: targetKey, timeout: .seconds(60))
                         #expect(whip.sessionCount == 1)
                         // Media recorded, audio and video: what the recording is checked for.
-                        try await Self.waitForRecording(
-                            nginx.recordingPath(app: "browser", stream: targetKey),
-                            frames: 31
-                        )
+                        let recording = nginx.recordingPath(app: "browser", stream: targetKey)
+                        try await Self.waitForRecording(recording, frames: 31)
+
+                        // The page restarts ICE by PATCH: Chromium's checks under the new credentials are answered,
+                        // and media go on in the same session (DTLS and SRTP continue).
+                        let restarted = try await reports.waitFor("the page's ICE restart", timeout: .seconds(60)) {
+                            $0.hasPrefix("restarted ") || $0.hasPrefix("error ")
+                        }
+                        #expect(restarted.hasPrefix("restarted \""), "the page said: \(reports.entries)")
+                        #expect(whip.iceRestarts == 1)
+                        try await eventually("Chromium's checks under the new credentials answered") {
+                            await whip.statistics().first.map { $0.iceRestarts == 1 && $0.answeredChecks > 0 } ?? false
+                        }
+                        let before = try await FFprobe.inspect(recording).video?.frameCount ?? 0
+                        try await Self.waitForRecording(recording, frames: before + 60)
+                        #expect(whip.sessionCount == 1)
                         var delete = HTTPClientRequest(url: base + location)
                         delete.method = .DELETE
                         delete.headers.add(name: "Authorization", value: "Bearer \(ingestKey)")
@@ -331,7 +467,31 @@ struct WHIPLocalModeTests {
                 if (response.status !== 201) throw new Error("POST answered " + response.status);
                 await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
                 window.connection = pc;
-                report("answered " + response.headers.get("Location"));
+                const location = response.headers.get("Location");
+                report("answered " + location);
+
+                // An ICE restart (RFC 9725 §4.3.3) once media flows: new credentials PATCHed with If-Match: *, the
+                // session's new ones put into the answer in place of the old.
+                await new Promise((resolve) => setTimeout(resolve, 4000));
+                pc.restartIce();
+                const restart = await pc.createOffer();
+                await pc.setLocalDescription(restart);
+                const ours = (name, sdp) => sdp.match(new RegExp("a=" + name + ":(.*)\\r\\n"))[1];
+                const fragment = "a=ice-ufrag:" + ours("ice-ufrag", restart.sdp) + "\\r\\n"
+                  + "a=ice-pwd:" + ours("ice-pwd", restart.sdp) + "\\r\\n"
+                  + "m=audio 9 UDP/TLS/RTP/SAVPF 111\\r\\na=mid:" + pc.getTransceivers()[0].mid + "\\r\\n";
+                const patched = await fetch("http://127.0.0.1:\(port)" + location, {
+                  method: "PATCH",
+                  headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*" },
+                  body: fragment,
+                });
+                if (patched.status !== 200) throw new Error("PATCH answered " + patched.status);
+                const theirs = await patched.text();
+                const remote = pc.currentRemoteDescription.sdp
+                  .replace(/a=ice-ufrag:.*\\r\\n/g, "a=ice-ufrag:" + ours("ice-ufrag", theirs) + "\\r\\n")
+                  .replace(/a=ice-pwd:.*\\r\\n/g, "a=ice-pwd:" + ours("ice-pwd", theirs) + "\\r\\n");
+                await pc.setRemoteDescription({ type: "answer", sdp: remote });
+                report("restarted " + patched.headers.get("ETag"));
               } catch (error) {
                 report("error " + error);
               }
@@ -369,6 +529,27 @@ struct WHIPLocalModeTests {
         return Answer(status: response.status.code, headers: response.headers, body: body)
     }
 
+    static func patch(
+        _ base: String,
+        path: String,
+        fragment: String,
+        ifMatch: String? = nil,
+        contentType: String? = "application/trickle-ice-sdpfrag"
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .PATCH
+        if let contentType {
+            request.headers.add(name: "Content-Type", value: contentType)
+        }
+        if let ifMatch {
+            request.headers.add(name: "If-Match", value: ifMatch)
+        }
+        request.body = .bytes(ByteBuffer(string: fragment))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return Answer(status: response.status.code, headers: response.headers, body: body)
+    }
+
     /// A browser-shaped offer: Opus, then VP8 and (unless `h264` is false) H.264.
     static func offer(h264: Bool = true) -> String {
         let fingerprint =
@@ -392,40 +573,6 @@ struct WHIPLocalModeTests {
         }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
-
-    /// The address the WebRTC transport binds: whip-client's libnice pairs no loopback candidate of ours with its
-    /// non-loopback ones (see WHIPClientTests), so the first non-loopback IPv4 address, on an ephemeral port.
-    static func hostAddress() throws -> String {
-        for device in try System.enumerateDevices() {
-            guard case .v4 = device.address, let ip = device.address?.ipAddress, !ip.hasPrefix("127.") else { continue }
-            return ip
-        }
-        return "127.0.0.1"
-    }
-
-    static func buildShim() async throws -> (directory: String, library: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "liverelay-whip-\(UInt64.random(in: 0...UInt64.max))"
-        ).path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try soupProbeShim.write(toFile: "\(directory)/shim.c", atomically: true, encoding: .utf8)
-        try await withRunningProcess(
-            "cc",
-            arguments: ["-shared", "-fPIC", "-o", "\(directory)/shim.so", "\(directory)/shim.c", "-ldl"]
-        ) { process in
-            let exit = await process.waitForExit()
-            try #require(exit.succeeded, "cc: \(exit)")
-        }
-        return (directory, "\(directory)/shim.so")
-    }
-
-    /// whip-client's output without the lines that show the Bearer token.
-    static func output(of client: RunningProcess) -> String {
-        (client.standardOutputSoFar + client.standardErrorSoFar).split(separator: "\n")
-            .filter { !$0.contains("Bearer") && !$0.contains("GLib") && !$0.isEmpty }
-            .suffix(40)
-            .joined(separator: "\n")
-    }
 }
 
 /// Local mode's gateway HTTP application with WHIP, on an ephemeral port of 127.0.0.1, and the WebRTC transport on
@@ -438,7 +585,7 @@ private func withWHIP(
 ) async throws {
     let logger = Logger(label: "liverelay.whip.test") { _ in local.logs.handler }
     let transport = try await WebRTCTransport.bind(
-        configuration: WebRTCTransportConfiguration(host: try webrtcHost ?? WHIPLocalModeTests.hostAddress(), port: 0),
+        configuration: WebRTCTransportConfiguration(host: webrtcHost ?? WHIPClient.hostAddress(), port: 0),
         logger: logger
     )
     let whip = WHIPService(
