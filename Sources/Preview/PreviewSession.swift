@@ -244,6 +244,13 @@ final class PreviewPackager {
         /// Video waits for the next frame, which gives its exact duration.
         var pendingVideo: (data: ByteBuffer, dts: Int64, pts: Int64, keyframe: Bool)?
         var lastVideoDuration: Int64 = 40
+        /// Whether the first video frame reached the muxers. Audio waits for it (the preview loses the audio of
+        /// that one frame): libavformat's mp4 muxer shifts every track by the first packet it sees (avoid_negative_ts
+        /// make_zero, no edit list), so audio first with a decode time beyond the first video frame's duration gives
+        /// that frame a negative duration, and a fragment that ends with it aborts the whole relay in movenc
+        /// (`Assertion next_dts >= 0 failed`). A WHIP publisher under load, whose second frame is a keyframe asked
+        /// for by PLI, did that (issue 24).
+        var videoWritten = false
         /// The decode time of the open fragment's first video frame (`nil`: no fragment open), and whether that frame
         /// is a keyframe (a browser that joins starts with the fragments since it).
         var fragmentStart: Int64?
@@ -431,7 +438,9 @@ final class PreviewPackager {
             self.audio = track
             return
         }
-        guard header.packetType == .codedFrames, var output = self.output, let index = output.audioTrack else {
+        guard header.packetType == .codedFrames, var output = self.output, let index = output.audioTrack,
+            output.videoWritten
+        else {
             return
         }
         let dts = timestamp - output.base
@@ -553,6 +562,7 @@ final class PreviewPackager {
         guard var output = self.output else {
             return
         }
+        output.videoWritten = true
         let start = output.fragmentStart ?? frame.dts
         if output.fragmentStart == nil {
             output.fragmentStart = start

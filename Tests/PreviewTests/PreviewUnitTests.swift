@@ -10,8 +10,11 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
+import Logging
 import NIOCore
+import PeerTestSupport
 import Relay
+import RelayAPI
 import Testing
 
 @testable import Preview
@@ -132,5 +135,57 @@ import Testing
             #expect((attributes[.posixPermissions] as? Int) == 0o700, "\(path): \(attributes)")
             #expect((attributes[.ownerAccountID] as? Int).map(UInt32.init) == getuid())
         }
+    }
+}
+
+/// Issue 24: libavformat's mp4 muxer shifts every track by the first packet it sees (avoid_negative_ts make_zero, no
+/// edit list). When that is audio from beyond the first video frame's duration, the first frame's duration comes out
+/// negative, and a fragment that ends with it (the next frame a keyframe, as a PLI at a WHIP session's start makes
+/// it) trips movenc's `av_assert0(next_dts >= 0)`: the relay aborted, and its WHIP session ended at once.
+@Suite struct PreviewFirstPacketTests {
+    @Test(.timeLimit(.minutes(1)))
+    func audioAheadOfTheFirstFrameThenAKeyframe() async throws {
+        let stream = PreviewStream(name: "late")
+        let session = stream.startSession(logger: Logger(label: "preview-first-packet-test"))
+        // avcC: version 1, constrained baseline 3.1, 4-byte lengths, one SPS (320x240) and one PPS.
+        let sps: [UInt8] = [
+            0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x05, 0x07, 0xE8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0F, 0x23,
+            0xC6, 0x0C, 0xA8,
+        ]
+        let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
+        let record: [UInt8] =
+            [0x01, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0x00, UInt8(sps.count)] + sps + [0x01, 0x00, UInt8(pps.count)] + pps
+        session.video(ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0] + record), timestamp: 0, role: .sequenceHeader)
+        // AAC-LC, 48 kHz, stereo.
+        session.audio(ByteBuffer(bytes: [0xAF, 0x00, 0x11, 0x90]), timestamp: 0, role: .sequenceHeader)
+        func frame(_ keyframe: Bool, at timestamp: UInt32) {
+            let nal: [UInt8] = keyframe ? [0x65, 0x88, 0x84, 0x00, 0x33] : [0x41, 0x9A, 0x02, 0x04]
+            session.video(
+                ByteBuffer(bytes: [keyframe ? 0x17 : 0x27, 0x01, 0, 0, 0, 0, 0, 0, UInt8(nal.count)] + nal),
+                timestamp: timestamp,
+                role: keyframe ? .keyframe : .frame
+            )
+        }
+        func audio(at timestamp: UInt32) {
+            session.audio(
+                ByteBuffer(bytes: [0xAF, 0x01, 0x21, 0x10, 0x04, 0x60, 0x8C, 0x1C]),
+                timestamp: timestamp,
+                role: .frame
+            )
+        }
+        frame(true, at: 1000)
+        // Audio from 40 ms on reaches the packager before the second frame, a keyframe 33 ms after the first.
+        for index in 0..<10 { audio(at: 1040 + UInt32(index) * 21) }
+        frame(true, at: 1033)
+        for index in 2..<60 {
+            let time = 1000 + UInt32(index * 33)
+            audio(at: time + 250)
+            frame(index % 30 == 0, at: time)
+        }
+        session.finish()
+        let fragments = try await eventually("the preview to have written fragments") {
+            stream.status.fragments > 1 ? stream.status.fragments : nil
+        }
+        #expect(fragments > 1)
     }
 }
