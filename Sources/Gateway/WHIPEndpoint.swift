@@ -32,17 +32,28 @@ public struct WHIPConfiguration: Sendable {
     public var iceServers: [String]
     /// How long the relay may take to answer the publish once it is reachable.
     public var publishTimeout: Duration
+    /// The bitrate, in bits per second, the session's REMB allows the publisher (its receiver's estimate, which a
+    /// browser takes as a cap once `goog-remb` is negotiated): above any bitrate the go-live page offers, so that the
+    /// page's choice is what limits, and a bound for publishers that choose none.
+    public var maximumBitrate: UInt64
+    /// The longest GOP sent to the relay: the ingest asks the publisher for a keyframe before the last one gets this
+    /// old (see `WebRTCIngest.Configuration.maximumKeyframeInterval`); nil for no requests beyond the ones needed.
+    public var maximumKeyframeInterval: Duration?
 
     public init(
         allowOrigin: String = "*",
         maximumOfferBytes: Int = 64 * 1024,
         iceServers: [String] = [],
-        publishTimeout: Duration = .seconds(10)
+        publishTimeout: Duration = .seconds(10),
+        maximumBitrate: UInt64 = 8_000_000,
+        maximumKeyframeInterval: Duration? = .seconds(2)
     ) {
         self.allowOrigin = allowOrigin
         self.maximumOfferBytes = maximumOfferBytes
         self.iceServers = iceServers
         self.publishTimeout = publishTimeout
+        self.maximumBitrate = maximumBitrate
+        self.maximumKeyframeInterval = maximumKeyframeInterval
     }
 }
 
@@ -455,6 +466,8 @@ public final class WHIPService: Sendable {
                             cname: "liverelay"
                         )
                         ingestConfiguration.messageStreamID = messageStreamID
+                        ingestConfiguration.maximumBitrate = self.configuration.maximumBitrate
+                        ingestConfiguration.maximumKeyframeInterval = self.configuration.maximumKeyframeInterval
                         ingest = try WebRTCIngest(configuration: ingestConfiguration, now: .now)
                     } catch {
                         session.close()
