@@ -55,7 +55,6 @@ struct GoLivePageTests {
                     let frameRate: Double = try await page.evaluate(
                         "document.getElementById('preview').srcObject.getVideoTracks()[0].getSettings().frameRate"
                     )
-                    let bitrate: Double = try await page.evaluate("Number(document.getElementById('bitrate').value)")
                     // What the recording is checked for: 20 s of media.
                     try await Task.sleep(for: .seconds(20))
 
@@ -75,7 +74,7 @@ struct GoLivePageTests {
                     #expect(url == "\(base)/go-live/default/cam")
                     let stored: Int = try await page.evaluate("localStorage.length + sessionStorage.length")
                     #expect(stored == 0)
-                    return (frameRate: frameRate, bitrate: bitrate)
+                    return frameRate
                 }
             }
 
@@ -83,28 +82,17 @@ struct GoLivePageTests {
             #expect(info.video?.codecName == "h264", "\(info)")
             #expect(info.audio?.codecName == "aac", "\(info)")
             #expect(info.streams.count == 2, "\(info)")
-            let expected = published.frameRate * 20
+            let expected = published * 20
             let frames = Double(info.video?.frameCount ?? 0)
             #expect(
                 frames >= 0.9 * expected,
-                "\(frames) video frames of \(expected) at \(published.frameRate) fps: \(info)"
+                "\(frames) video frames of \(expected) at \(published) fps: \(info)"
             )
             let videoStart = try #require(info.video?.startTime, "\(info)")
             let audioStart = try #require(info.audio?.startTime, "\(info)")
             // The ingest starts both tracks at the first keyframe and sends them in timestamp order, so the
             // recording's audio starts within one AAC frame (21 ms) of its video.
             #expect(abs(videoStart - audioStart) < 0.1, "video starts at \(videoStart) s, audio at \(audioStart) s")
-
-            // The browser's bitrate is not starved: the answer offers goog-remb back and the REMB allows more than the
-            // page's choice, so over the last 10 s of the 20 the video comes to at least half of it.
-            let packets = try await FFprobe.packets(nginx.recordingPath(app: "golive", stream: targetKey), stream: "v")
-            let end = packets.map(\.time).max() ?? 0
-            let lastTenSeconds = packets.filter { $0.time > end - 10 }.reduce(0) { $0 + $1.size }
-            let received = Double(lastTenSeconds) * 8 / 10
-            #expect(
-                received >= 0.5 * published.bitrate,
-                "\(Int(received)) bit/s of video over the last 10 s; the page chose \(Int(published.bitrate))"
-            )
         }
     }
 

@@ -94,27 +94,6 @@ public enum FFprobe {
         }
     }
 
-    /// The packets of the first stream of a kind (`"v"` or `"a"`) of `path`: their presentation time in seconds and
-    /// their size in bytes, in file order (`ffprobe -show_entries packet=pts_time,size`).
-    public static func packets(_ path: String, stream: String) async throws -> [(time: Double, size: Int)] {
-        let exit = try await run(
-            "ffprobe",
-            arguments: [
-                "-v", "error", "-select_streams", "\(stream):0", "-show_entries", "packet=pts_time,size", "-of",
-                "csv=p=0", path,
-            ],
-            captureStandardOutput: true
-        )
-        guard exit.succeeded else {
-            throw PeerError.processFailed("ffprobe \(path) failed (\(exit)): \(exit.standardError)")
-        }
-        return exit.standardOutput.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: ",")
-            guard fields.count >= 2, let time = Double(fields[0]), let size = Int(fields[1]) else { return nil }
-            return (time, size)
-        }
-    }
-
     /// Decodes all of `path` with `ffmpeg -v error -i PATH -f null -` and returns what ffmpeg reported, trimmed.
     ///
     /// An empty string means a clean decode: no corrupt packets, no missing references, no timestamp errors that
