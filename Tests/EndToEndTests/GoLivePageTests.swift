@@ -93,6 +93,12 @@ struct GoLivePageTests {
             // The ingest starts both tracks at the first keyframe and sends them in timestamp order, so the
             // recording's audio starts within one AAC frame (21 ms) of its video.
             #expect(abs(videoStart - audioStart) < 0.1, "video starts at \(videoStart) s, audio at \(audioStart) s")
+            // Chromium makes keyframes only when asked: the gateway asks before the last is 2 s old, so every GOP
+            // keeps AWS IVS's rule (with the relay's one frame of slack).
+            let keyframes = try await FFprobe.keyframeTimes(nginx.recordingPath(app: "golive", stream: targetKey))
+            let gaps = zip(keyframes.dropFirst(), keyframes).map { $0 - $1 }
+            #expect(keyframes.count >= 8, "keyframes at \(keyframes)")
+            #expect((gaps.max() ?? 0) <= 2.05, "keyframes at \(keyframes)")
         }
     }
 
