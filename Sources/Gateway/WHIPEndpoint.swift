@@ -34,19 +34,30 @@ public struct WHIPConfiguration: Sendable {
     public var publishTimeout: Duration
     /// Limits on a PATCH's `application/trickle-ice-sdpfrag` body (RFC 9725 §4.3): its bytes and candidates.
     public var fragmentLimits: TrickleICEFragment.Limits
+    /// The bitrate, in bits per second, the session's REMB allows the publisher (its receiver's estimate, which a
+    /// browser takes as a cap once `goog-remb` is negotiated): above any bitrate the go-live page offers, so that the
+    /// page's choice is what limits, and a bound for publishers that choose none.
+    public var maximumBitrate: UInt64
+    /// The longest GOP sent to the relay: the ingest asks the publisher for a keyframe before the last one gets this
+    /// old (see `WebRTCIngest.Configuration.maximumKeyframeInterval`); nil for no requests beyond the ones needed.
+    public var maximumKeyframeInterval: Duration?
 
     public init(
         allowOrigin: String = "*",
         maximumOfferBytes: Int = 64 * 1024,
         iceServers: [String] = [],
         publishTimeout: Duration = .seconds(10),
-        fragmentLimits: TrickleICEFragment.Limits = .init()
+        fragmentLimits: TrickleICEFragment.Limits = .init(),
+        maximumBitrate: UInt64 = 8_000_000,
+        maximumKeyframeInterval: Duration? = .seconds(2)
     ) {
         self.allowOrigin = allowOrigin
         self.maximumOfferBytes = maximumOfferBytes
         self.iceServers = iceServers
         self.publishTimeout = publishTimeout
         self.fragmentLimits = fragmentLimits
+        self.maximumBitrate = maximumBitrate
+        self.maximumKeyframeInterval = maximumKeyframeInterval
     }
 }
 
@@ -560,6 +571,8 @@ public final class WHIPService: Sendable {
                             cname: "liverelay"
                         )
                         ingestConfiguration.messageStreamID = messageStreamID
+                        ingestConfiguration.maximumBitrate = self.configuration.maximumBitrate
+                        ingestConfiguration.maximumKeyframeInterval = self.configuration.maximumKeyframeInterval
                         ingest = try WebRTCIngest(configuration: ingestConfiguration, now: .now)
                     } catch {
                         session.close()
@@ -628,6 +641,7 @@ public final class WHIPService: Sendable {
     ) async -> String {
         var timer: Task<Void, Never>?
         var scheduled: ContinuousClock.Instant?
+        var refusals = RateLimitedWarning(interval: .seconds(10))
         defer { timer?.cancel() }
         while let next = await inputs.next() {
             let now = ContinuousClock.now
@@ -637,8 +651,15 @@ public final class WHIPService: Sendable {
                 do {
                     output = try ingest.receive(rtp: packet, at: now)
                 } catch {
-                    logger.warning("WHIP session's media cannot be ingested", metadata: ["error": "\(error)"])
-                    return "the media cannot be ingested: \(error)"
+                    // One bad packet is dropped, not the session (a payload type that was not negotiated, a
+                    // malformed or oversized packet): said at warning, at most once per interval with a count.
+                    if let suppressed = refusals.refused(at: now) {
+                        logger.warning(
+                            "WHIP session: RTP packet dropped",
+                            metadata: ["error": "\(error)", "dropped-since-last-warning": "\(suppressed)"]
+                        )
+                    }
+                    output = .init()
                 }
             case .event(.rtcp(let packet)):
                 output = (try? ingest.receive(rtcp: packet, at: now)) ?? .init()
@@ -741,5 +762,31 @@ private final class ProxyHeaderWriter: ChannelInboundHandler, RemovableChannelHa
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: self.header)), promise: nil)
         context.fireChannelActive()
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// Says a repeated problem at most once per interval: the first time at once, then once an interval has passed, with
+/// how many times it happened in between. A value; time is passed in.
+struct RateLimitedWarning: Sendable {
+    let interval: Duration
+    private var lastWarning: ContinuousClock.Instant?
+    private var suppressed = 0
+
+    init(interval: Duration) {
+        self.interval = interval
+    }
+
+    /// Records one occurrence; returns how many were not said since the last warning when this one is to be said,
+    /// nil when it is not.
+    mutating func refused(at now: ContinuousClock.Instant) -> Int? {
+        if let last = self.lastWarning, now - last < self.interval {
+            self.suppressed += 1
+            return nil
+        }
+        defer {
+            self.lastWarning = now
+            self.suppressed = 0
+        }
+        return self.suppressed
     }
 }

@@ -266,7 +266,9 @@ public struct WHIPOffer: Hashable, Sendable {
                     return String(parts[1])
                 }
             )
-            let supported = codec == .h264 ? ["nack", "nack pli", "ccm fir"] : ["nack"]
+            // goog-remb (draft-alvestrand-rmcat-remb): the ingest sends REMB with its bitrate cap, and a browser
+            // takes it only where this was negotiated. Not transport-cc: the ingest sends no transport-wide feedback.
+            let supported = codec == .h264 ? ["goog-remb", "nack", "nack pli", "ccm fir"] : ["goog-remb", "nack"]
             let ssrcs = media.values("ssrc").compactMap { value -> UInt32? in
                 value.split(separator: " ", maxSplits: 1).first.flatMap { UInt32($0) }
             }

@@ -612,7 +612,12 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         do {
             event = try session.dtls.receive(bytes)
         } catch {
+            // The alert OpenSSL queued goes out first; the session ends, no other.
             self.flushDTLS(session)
+            session.logger.notice(
+                "WebRTC session ended: DTLS handshake failed",
+                metadata: ["webrtc.remote": "\(address)", "error": "\(error)"]
+            )
             self.close(session: session.id, error: error)
             return
         }
@@ -640,7 +645,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
                 session.logger.debug("DTLS-SRTP established", metadata: ["webrtc.srtp.profile": "\(keys.profile)"])
                 session.continuation.yield(.dtlsConnected(keys.profile))
             } catch {
-                session.logger.info("DTLS-SRTP refused", metadata: ["error": "\(error)"])
+                session.logger.notice("DTLS-SRTP refused", metadata: ["error": "\(error)"])
                 self.close(session: session.id, error: error)
             }
         }

@@ -45,9 +45,14 @@ public struct RTPTimestampUnwrapper: Sendable, Hashable {
 /// until a track has one, its timestamps are placed by arrival time (the first packet's arrival plus RTP time
 /// since).
 ///
-/// The output starts at 0 with the first message of the session, never goes backwards within a track (a jump
-/// back, as when a track switches from arrival time to sender reports, is held at the last value), and is
+/// The output starts at 0 where ``start(atRTPTimestamp:track:)`` puts it (the ingest starts it at the first video
+/// keyframe, see below), or else with the first message of the session; it never goes backwards within a track (a
+/// jump back, as when a track switches from arrival time to sender reports, is held at the last value), and is
 /// clamped at 0 for anything placed before the start.
+///
+/// An RTMP stream is only decodable from a video keyframe on, and a target starts there; audio from before it would
+/// start the recording's audio track ahead of its video one. So the stream starts, as an encoder such as OBS starts
+/// it, with the keyframe: ``precedesStart(extendedTimestamp:track:)`` tells what lies before it, to be left out.
 ///
 /// A value-typed state machine; times come in as arguments.
 public struct MediaSynchronizer: Sendable {
@@ -114,6 +119,48 @@ public struct MediaSynchronizer: Sendable {
         }
     }
 
+    /// Whether the output has started: time 0 is fixed.
+    public var hasStarted: Bool { self.origin != nil }
+
+    /// Makes media at RTP time `timestamp` of the track time 0 of the output (taken as the extended timestamp closest
+    /// to the last one ``observe(_:track:arrival:)`` saw). Does nothing once the output has started.
+    public mutating func start(atRTPTimestamp timestamp: UInt32, track: Track) {
+        let extended = self.tracks[track.rawValue].unwrapper.peek(timestamp) ?? Int64(timestamp) + (1 << 32)
+        self.start(atExtendedTimestamp: extended, track: track)
+    }
+
+    /// Makes media at extended RTP time `timestamp` of the track time 0 of the output. Does nothing once the output
+    /// has started.
+    public mutating func start(atExtendedTimestamp timestamp: Int64, track: Track) {
+        guard self.origin == nil, let local = self.localTime(forExtendedTimestamp: timestamp, track: track) else {
+            return
+        }
+        self.origin = local
+    }
+
+    /// Whether media at extended RTP time `timestamp` of the track lies before the output's start, or the output has
+    /// not started: media the output leaves out, so that both tracks begin together.
+    public func precedesStart(extendedTimestamp timestamp: Int64, track: Track) -> Bool {
+        guard let origin = self.origin, let local = self.localTime(forExtendedTimestamp: timestamp, track: track)
+        else {
+            return true
+        }
+        return local < origin
+    }
+
+    /// Where media at extended RTP time `timestamp` of the track is on the local clock (ns since the epoch): by the
+    /// sender's reports once there is one, else by arrival; nil before the track's first packet or report.
+    private func localTime(forExtendedTimestamp timestamp: Int64, track: Track) -> Int64? {
+        let state = self.tracks[track.rawValue]
+        if let report = state.senderReport, let ntpToLocal = self.ntpToLocal {
+            return ntpToLocal + report.ntp + Self.nanoseconds(timestamp - report.timestamp, rate: state.clockRate)
+        }
+        if let base = state.arrivalBase {
+            return base.local + Self.nanoseconds(timestamp - base.timestamp, rate: state.clockRate)
+        }
+        return nil
+    }
+
     /// The message timestamp, in milliseconds, of media at RTP time `timestamp` of the track, taken as the
     /// extended timestamp closest to the last one ``observe(_:track:arrival:)`` saw.
     public mutating func milliseconds(forRTPTimestamp timestamp: UInt32, track: Track) -> UInt32 {
@@ -125,14 +172,7 @@ public struct MediaSynchronizer: Sendable {
     /// must have seen a packet (``observe(_:track:arrival:)``) or a sender report.
     public mutating func milliseconds(forExtendedTimestamp timestamp: Int64, track: Track) -> UInt32 {
         var state = self.tracks[track.rawValue]
-        let local: Int64
-        if let report = state.senderReport, let ntpToLocal = self.ntpToLocal {
-            local = ntpToLocal + report.ntp + Self.nanoseconds(timestamp - report.timestamp, rate: state.clockRate)
-        } else if let base = state.arrivalBase {
-            local = base.local + Self.nanoseconds(timestamp - base.timestamp, rate: state.clockRate)
-        } else {
-            local = self.origin ?? 0
-        }
+        let local = self.localTime(forExtendedTimestamp: timestamp, track: track) ?? self.origin ?? 0
         if self.origin == nil {
             self.origin = local
         }

@@ -57,10 +57,23 @@ public struct RTPCodecParameters: Sendable, Hashable {
 /// send back to the browser.
 ///
 /// It ties together a ``JitterBuffer`` and ``ReceptionStatistics`` per track, the ``H264Depacketizer`` and
-/// ``H264FLVPackager``, the ``OpusToAACTranscoder`` and the ``MediaSynchronizer``. What it sends:
+/// ``H264FLVPackager``, the ``OpusToAACTranscoder``, the ``MediaSynchronizer`` and the ``MessageInterleaver``.
+///
+/// The RTMP stream starts, as OBS starts one, at the first video keyframe, at time 0: audio from before it is held
+/// until the keyframe places it and then left out, so both tracks begin together. Messages leave in timestamp order
+/// across the tracks (``MessageInterleaver``).
+///
+/// What it sends:
 /// - PLI (RFC 4585) when the video starts, after any loss or damaged picture until a keyframe arrives (repeated
-///   every ``Configuration/keyframeRequestInterval``), and on ``requestKeyframe(at:)``; also FIR (RFC 5104) when
+///   every ``Configuration/keyframeRequestInterval``), when the last keyframe is about to be older than
+///   ``Configuration/maximumKeyframeInterval``, and on ``requestKeyframe(at:)``; also FIR (RFC 5104) when
 ///   ``Configuration/sendFIR`` is set.
+///
+///   Why a bounded GOP rather than a request when a target joins: the gateway that runs this ingest publishes into
+///   the stream's relay and knows nothing of the relay's targets, and RTMP has no keyframe request to carry one
+///   back. The relay keeps a GOP cache from which a joining or rejoining target starts at once; bounding every GOP
+///   keeps the strictest target's rule (AWS IVS: a keyframe every 2 s) and bounds what a target that finds no
+///   cache waits for.
 /// - Generic NACKs for missing packets, paced by ``roundTripTime``.
 /// - Every ``Configuration/reportInterval``: RR with a report block per track, SDES CNAME, and REMB announcing
 ///   ``Configuration/maximumBitrate`` (REMB, not transport-cc: this receiver does no bandwidth estimation, it only
@@ -94,6 +107,16 @@ public final class WebRTCIngest {
         public var reportInterval: Duration = .seconds(1)
         /// The least time between two keyframe requests.
         public var keyframeRequestInterval: Duration = .milliseconds(500)
+        /// The longest GOP the output should have; nil for no limit. A browser's encoder makes keyframes only when
+        /// asked, so the ingest asks for one ``keyframeRequestLead`` before the last keyframe gets this old. The
+        /// default, 2 s, is the strictest rule common ingests set (AWS IVS requires it; YouTube and Twitch recommend
+        /// it); it also bounds how long a target that joins or rejoins without the relay's GOP cache waits.
+        public var maximumKeyframeInterval: Duration? = .seconds(2)
+        /// How long before ``maximumKeyframeInterval`` runs out the request goes: the time for it to reach the
+        /// browser, its encoder's next frame, and the keyframe's packets to arrive.
+        public var keyframeRequestLead: Duration = .milliseconds(500)
+        /// How the two tracks are put in timestamp order.
+        public var interleaver = MessageInterleaver.Configuration()
         public var sendFIR = false
         /// The REMB cap, in bits per second.
         public var maximumBitrate: UInt64 = 8_000_000
@@ -163,6 +186,14 @@ public final class WebRTCIngest {
     private var lastVideoTimestamp: UInt32?
     private var lastAudioTimestamp: UInt32?
     private var synchronizer: MediaSynchronizer
+    private var interleaver: MessageInterleaver
+    /// AAC frames from before the first keyframe, until it places them (the keyframe often arrives after the audio
+    /// of its moment); bounded by ``maximumPendingAudio``.
+    private var pendingAudio: [AACFrame] = []
+    /// Three seconds of AAC frames.
+    private static let maximumPendingAudio = 3 * OpusToAACTranscoder.sampleRate / OpusToAACTranscoder.frameLength
+    /// When the last keyframe left the depacketizer, for ``Configuration/maximumKeyframeInterval``.
+    private var lastKeyframe: ContinuousClock.Instant?
     private var pendingSenderReports: [UInt32: (ntp: UInt64, rtp: UInt32, arrival: ContinuousClock.Instant)] = [:]
     private var keyframeWanted = true
     private var lastKeyframeRequest: ContinuousClock.Instant?
@@ -248,6 +279,7 @@ public final class WebRTCIngest {
         self.depacketizer = H264Depacketizer(configuration: configuration.depacketizer)
         self.packager = H264FLVPackager(parameterSets: parameterSets)
         self.synchronizer = MediaSynchronizer(epoch: now)
+        self.interleaver = MessageInterleaver(interleaves: !audio.isEmpty, configuration: configuration.interleaver)
         self.nextReport = now + configuration.reportInterval
         if !audio.isEmpty {
             self.transcoder = try OpusToAACTranscoder(
@@ -282,6 +314,12 @@ public final class WebRTCIngest {
         }
         if self.keyframeWanted, self.video.ssrc != nil, let last = self.lastKeyframeRequest {
             deadline = min(deadline, last + self.configuration.keyframeRequestInterval)
+        }
+        if !self.keyframeWanted, let due = self.keyframeDue {
+            deadline = min(deadline, due)
+        }
+        if let next = self.interleaver.nextDeadline {
+            deadline = min(deadline, next)
         }
         return deadline
     }
@@ -423,12 +461,21 @@ public final class WebRTCIngest {
         self.drain(at: now + .seconds(3600), into: &output)
         if let transcoder = self.transcoder {
             do {
-                self.emit(audio: try transcoder.finish(), into: &output)
+                self.emit(audio: try transcoder.finish(), at: now, into: &output)
             } catch {
                 output.errors.append(error)
             }
         }
+        output.messages += self.interleaver.flush()
         return output
+    }
+
+    /// When the next keyframe must be asked for (``Configuration/maximumKeyframeInterval``), once one came.
+    private var keyframeDue: ContinuousClock.Instant? {
+        guard let interval = self.configuration.maximumKeyframeInterval, let last = self.lastKeyframe else {
+            return nil
+        }
+        return last + max(.zero, interval - self.configuration.keyframeRequestLead)
     }
 
     // MARK: - Internals
@@ -484,7 +531,7 @@ public final class WebRTCIngest {
                 let result = self.depacketizer.push(packet)
                 if let error = result.error { output.errors.append(error) }
                 for unit in result.accessUnits {
-                    self.package(unit, into: &output)
+                    self.package(unit, at: now, into: &output)
                 }
             case .lost:
                 self.depacketizer.lost()
@@ -496,14 +543,15 @@ public final class WebRTCIngest {
             // Lost audio needs nothing: the transcoder fills the gap with silence when the next packet comes.
             let timestamp = self.synchronizer.observe(packet.timestamp, track: .audio, arrival: arrival)
             do {
-                self.emit(audio: try transcoder.transcode(packet.payload, timestamp: timestamp), into: &output)
+                self.emit(audio: try transcoder.transcode(packet.payload, timestamp: timestamp), at: now, into: &output)
             } catch {
                 output.errors.append(error)
             }
         }
+        output.messages += self.interleaver.pop(at: now)
     }
 
-    private func package(_ unit: H264AccessUnit, into output: inout Output) {
+    private func package(_ unit: H264AccessUnit, at now: ContinuousClock.Instant, into output: inout Output) {
         let result = self.packager.package(unit)
         if result.needsKeyframe { self.keyframeWanted = true }
         if result.dropped { self.statistics.droppedPictures += 1 }
@@ -511,6 +559,12 @@ public final class WebRTCIngest {
             output.errors.append(WebRTCMediaError(code: .malformedPacket, message: "H.264 parameter sets: \(error)"))
         }
         for payload in result.payloads {
+            if !self.synchronizer.hasStarted {
+                // The stream starts at its first keyframe (the packager's first payloads are the sequence header and
+                // the keyframe, at one time): audio from before it is left out.
+                guard payload.isKeyframe || payload.isSequenceHeader else { continue }
+                self.synchronizer.start(atRTPTimestamp: payload.rtpTimestamp, track: .video)
+            }
             var milliseconds = self.synchronizer.milliseconds(forRTPTimestamp: payload.rtpTimestamp, track: .video)
             if payload.isSequenceHeader {
                 // Not a frame: it may share the time of the frame before it.
@@ -519,20 +573,30 @@ public final class WebRTCIngest {
                 milliseconds = self.strictlyIncreasing(milliseconds, after: &self.lastVideoTimestamp)
             }
             if payload.isSequenceHeader && !self.metadataSent {
-                output.messages.append(self.metadata(sequenceHeader: payload.body))
+                self.interleaver.push(self.metadata(sequenceHeader: payload.body), track: .video, at: now)
                 self.metadataSent = true
             }
-            output.messages.append(
+            self.interleaver.push(
                 RTMPMessage(
                     chunkStreamID: RTMPChunkStreamID.video,
                     timestamp: milliseconds,
                     type: .video,
                     messageStreamID: self.configuration.messageStreamID,
                     payload: payload.body
-                )
+                ),
+                track: .video,
+                at: now
             )
             self.statistics.videoMessages += 1
-            if payload.isKeyframe { self.keyframeWanted = false }
+            if payload.isKeyframe {
+                self.keyframeWanted = false
+                self.lastKeyframe = now
+            }
+        }
+        if self.synchronizer.hasStarted, !self.pendingAudio.isEmpty {
+            let pending = self.pendingAudio
+            self.pendingAudio = []
+            self.emit(audio: pending, at: now, into: &output)
         }
     }
 
@@ -576,16 +640,30 @@ public final class WebRTCIngest {
         )
     }
 
-    private func emit(audio frames: [AACFrame], into output: inout Output) {
+    /// Audio goes out from the stream's start (its first keyframe) on: frames before are held until the keyframe
+    /// places them, and those that begin before it are left out.
+    private func emit(audio frames: [AACFrame], at now: ContinuousClock.Instant, into output: inout Output) {
         guard let transcoder = self.transcoder else { return }
         for frame in frames {
+            guard self.synchronizer.hasStarted else {
+                if self.pendingAudio.count >= Self.maximumPendingAudio {
+                    self.pendingAudio.removeFirst()
+                }
+                self.pendingAudio.append(frame)
+                continue
+            }
+            if self.lastAudioTimestamp == nil,
+                self.synchronizer.precedesStart(extendedTimestamp: frame.timestamp, track: .audio)
+            {
+                continue
+            }
             var milliseconds = self.synchronizer.milliseconds(forExtendedTimestamp: frame.timestamp, track: .audio)
             if !self.audioSequenceHeaderSent {
                 var body = ByteBufferAllocator().buffer(capacity: 2 + transcoder.audioSpecificConfig.readableBytes)
                 body.writeInteger(Self.aacTagFlags)
                 body.writeInteger(AudioPacketType.sequenceStart.rawValue)
                 body.writeImmutableBuffer(transcoder.audioSpecificConfig)
-                output.messages.append(self.audioMessage(body, milliseconds))
+                self.interleaver.push(self.audioMessage(body, milliseconds), track: .audio, at: now)
                 self.audioSequenceHeaderSent = true
             }
             milliseconds = self.strictlyIncreasing(milliseconds, after: &self.lastAudioTimestamp)
@@ -593,7 +671,7 @@ public final class WebRTCIngest {
             body.writeInteger(Self.aacTagFlags)
             body.writeInteger(AudioPacketType.codedFrames.rawValue)
             body.writeImmutableBuffer(frame.data)
-            output.messages.append(self.audioMessage(body, milliseconds))
+            self.interleaver.push(self.audioMessage(body, milliseconds), track: .audio, at: now)
             self.statistics.audioMessages += 1
         }
     }
@@ -650,7 +728,10 @@ public final class WebRTCIngest {
                 start += taken
             }
         }
-        // Keyframe requests.
+        // Keyframe requests: wanted, or due so that the GOP stays within the configured bound.
+        if !self.keyframeWanted, let due = self.keyframeDue, now >= due {
+            self.keyframeWanted = true
+        }
         if self.keyframeWanted, let ssrc = self.video.ssrc,
             self.lastKeyframeRequest.map({ now >= $0 + self.configuration.keyframeRequestInterval }) ?? true
         {

@@ -56,12 +56,35 @@ struct WHIPOptions: ParsableArguments {
     )
     var whipICEServer: [String] = []
 
+    @Option(
+        name: .customLong("whip-max-bitrate"),
+        help: "Bitrate (bits/s) WHIP publishers are allowed by REMB; the go-live page's choice stays below it."
+    )
+    var whipMaxBitrate: UInt64 = 8_000_000
+
+    @Option(
+        name: .customLong("whip-keyframe-interval"),
+        help: ArgumentHelp(
+            "Longest keyframe interval (seconds) sent on from a WHIP publisher; 0 for no limit.",
+            discussion:
+                "A browser makes keyframes only when asked: the gateway asks for one before the last is this old. "
+                + "2 s keeps the strictest common ingest rule (AWS IVS)."
+        )
+    )
+    var whipKeyframeInterval: Double = 2
+
     @Flag(name: .customLong("disable-whip"), help: "Turn WebRTC ingest (WHIP) off.")
     var disableWHIP = false
 
     func validate() throws {
         for port in [self.webrtcUDPPort] + (self.webrtcTCPPort.map { [$0] } ?? []) where !(0...65535).contains(port) {
             throw ValidationError("WebRTC port \(port) is out of range")
+        }
+        guard self.whipKeyframeInterval >= 0, self.whipKeyframeInterval <= 60 else {
+            throw ValidationError("--whip-keyframe-interval must be between 0 and 60 seconds")
+        }
+        guard self.whipMaxBitrate >= 100_000 else {
+            throw ValidationError("--whip-max-bitrate must be at least 100000 bits/s")
         }
     }
 
@@ -109,7 +132,13 @@ struct WHIPOptions: ParsableArguments {
         return WHIPService(
             gateway: gateway,
             transport: transport,
-            configuration: WHIPConfiguration(allowOrigin: self.whipAllowOrigin, iceServers: self.whipICEServer),
+            configuration: WHIPConfiguration(
+                allowOrigin: self.whipAllowOrigin,
+                iceServers: self.whipICEServer,
+                maximumBitrate: self.whipMaxBitrate,
+                maximumKeyframeInterval: self.whipKeyframeInterval > 0
+                    ? .milliseconds(Int64(self.whipKeyframeInterval * 1000)) : nil
+            ),
             logger: Logger(label: "liverelay.whip")
         )
     }

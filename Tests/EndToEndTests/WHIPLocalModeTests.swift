@@ -574,18 +574,22 @@ struct WHIPLocalModeTests {
 }
 
 /// Local mode's gateway HTTP application with WHIP, on an ephemeral port of 127.0.0.1, and the WebRTC transport on
-/// this host's address, for the duration of `body`; `body` gets the HTTP base URL.
-private func withWHIP(
+/// this host's address (`configure` may change its configuration), for the duration of `body`; `body` gets the HTTP
+/// base URL.
+func withWHIP(
     _ local: LocalUnderTest,
     webrtcHost: String? = nil,
+    configure: (inout WebRTCTransportConfiguration) -> Void = { _ in },
     routes: (Router<GatewayHTTPContext>) -> Void = { _ in },
     _ body: @Sendable (String, WHIPService) async throws -> Void
 ) async throws {
     let logger = Logger(label: "liverelay.whip.test") { _ in local.logs.handler }
-    let transport = try await WebRTCTransport.bind(
-        configuration: WebRTCTransportConfiguration(host: webrtcHost ?? WHIPClient.hostAddress(), port: 0),
-        logger: logger
+    var configuration = WebRTCTransportConfiguration(
+        host: webrtcHost ?? WHIPClient.hostAddress(),
+        port: 0
     )
+    configure(&configuration)
+    let transport = try await WebRTCTransport.bind(configuration: configuration, logger: logger)
     let whip = WHIPService(
         gateway: local.runtime.gateway,
         transport: transport,

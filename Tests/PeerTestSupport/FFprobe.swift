@@ -94,6 +94,27 @@ public enum FFprobe {
         }
     }
 
+    /// The presentation times, in seconds, of the first video stream's keyframes in `path`, in file order
+    /// (`ffprobe -show_entries packet=pts_time,flags`).
+    public static func keyframeTimes(_ path: String) async throws -> [Double] {
+        let exit = try await run(
+            "ffprobe",
+            arguments: [
+                "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
+                path,
+            ],
+            captureStandardOutput: true
+        )
+        guard exit.succeeded else {
+            throw PeerError.processFailed("ffprobe \(path) failed (\(exit)): \(exit.standardError)")
+        }
+        return exit.standardOutput.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: ",")
+            guard fields.count >= 2, fields[1].hasPrefix("K"), let time = Double(fields[0]) else { return nil }
+            return time
+        }
+    }
+
     /// Decodes all of `path` with `ffmpeg -v error -i PATH -f null -` and returns what ffmpeg reported, trimmed.
     ///
     /// An empty string means a clean decode: no corrupt packets, no missing references, no timestamp errors that

@@ -53,4 +53,41 @@ import WebRTCMedia
         sync.senderReport(ntpTimestamp: ntp + 0x8000_0000, rtpTimestamp: 90000 + 45000, track: .video, at: self.at(700))
         #expect(sync.milliseconds(forRTPTimestamp: 90000 + 9000 + 90000, track: .video) == 1000)
     }
+
+    @Test func startsAtTheVideoKeyframeAndLeavesEarlierAudioOut() {
+        var sync = MediaSynchronizer(epoch: self.start)
+        // Audio from 0 ms on; the keyframe's first packet arrives at 150 ms (paced out behind the audio of its time).
+        let audio = sync.observe(48000, track: .audio, arrival: self.at(0))
+        #expect(!sync.hasStarted)
+        #expect(sync.precedesStart(extendedTimestamp: audio + 48000, track: .audio))
+        let keyframe = sync.observe(90000, track: .video, arrival: self.at(150))
+        sync.start(atExtendedTimestamp: keyframe, track: .video)
+        #expect(sync.hasStarted)
+        // Audio captured before the keyframe is before the start; from its moment on it is not.
+        #expect(sync.precedesStart(extendedTimestamp: audio, track: .audio))
+        #expect(sync.precedesStart(extendedTimestamp: audio + 7199, track: .audio))
+        #expect(!sync.precedesStart(extendedTimestamp: audio + 7200, track: .audio))
+        // Both tracks start at 0 at the keyframe's moment, whichever asks first.
+        #expect(sync.milliseconds(forExtendedTimestamp: audio + 7200, track: .audio) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: keyframe, track: .video) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: keyframe + 3000, track: .video) == 33)
+        #expect(sync.milliseconds(forExtendedTimestamp: audio + 7200 + 1024, track: .audio) == 21)
+        // The start stays where it is.
+        sync.start(atExtendedTimestamp: keyframe + 90000, track: .video)
+        #expect(sync.milliseconds(forExtendedTimestamp: keyframe + 90000, track: .video) == 1000)
+    }
+
+    @Test func theStartFollowsSenderReportsWhenTheyCameFirst() {
+        var sync = MediaSynchronizer(epoch: self.start)
+        // Both tracks captured together at NTP second 1000; the video arrives 300 ms after the audio.
+        let ntp: UInt64 = 1000 << 32
+        sync.senderReport(ntpTimestamp: ntp, rtpTimestamp: 48000, track: .audio, at: self.at(0))
+        sync.senderReport(ntpTimestamp: ntp, rtpTimestamp: 90000, track: .video, at: self.at(300))
+        let audio = sync.observe(48000, track: .audio, arrival: self.at(0))
+        let keyframe = sync.observe(90000, track: .video, arrival: self.at(300))
+        sync.start(atExtendedTimestamp: keyframe, track: .video)
+        #expect(!sync.precedesStart(extendedTimestamp: audio, track: .audio))
+        #expect(sync.precedesStart(extendedTimestamp: audio - 1, track: .audio))
+        #expect(sync.milliseconds(forExtendedTimestamp: audio, track: .audio) == 0)
+    }
 }

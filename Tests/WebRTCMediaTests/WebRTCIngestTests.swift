@@ -229,3 +229,127 @@ extension WebRTCIngestTests {
         #expect(ingest.statistics.retransmissions == 1 && ingest.statistics.droppedPictures == 0)
     }
 }
+
+extension WebRTCIngestTests {
+    static let opus = RTPCodecParameters(payloadType: 111, name: "opus", clockRate: 48000, channels: 2)
+
+    /// A browser's start: the microphone's packets from 0 ms on, the camera's keyframe arriving at 150 ms (paced out
+    /// behind the audio of its moment), then a picture every 33 ms.
+    @Test func audioAndVideoStartTogetherAtTheFirstKeyframeInTimestampOrder() throws {
+        let ingest = try WebRTCIngest(
+            configuration: WebRTCIngest.Configuration(codecs: [Self.h264, Self.opus], localSSRC: 0xABCD, cname: "t"),
+            now: self.start
+        )
+        enum Packet {
+            case audio(UInt16)
+            case video(UInt16)
+        }
+        var schedule: [(at: Int, packet: Packet)] = (0..<50).map { (Int($0) * 20, .audio(UInt16($0))) }
+        schedule += (0..<20).map { (150 + Int($0) * 33, .video(UInt16($0))) }
+        schedule.sort { $0.at < $1.at }
+        var messages: [RTMPMessage] = []
+        for (time, packet) in schedule {
+            let bytes: ByteBuffer
+            switch packet {
+            case .audio(let index):
+                bytes =
+                    rtp(
+                        1 + index,
+                        timestamp: 1000 + UInt32(index) * 960,
+                        marker: index == 0,
+                        payloadType: 111,
+                        ssrc: 0x2222,
+                        payload: [0xFC]
+                    )
+                    .bytes
+            case .video(let index):
+                bytes =
+                    rtp(
+                        1 + index,
+                        timestamp: 9000 + UInt32(index) * 3000,
+                        marker: true,
+                        payload: index == 0 ? stapA([testSPS, testPPS, idrSlice]) : interSlice
+                    )
+                    .bytes
+            }
+            messages += try ingest.receive(rtp: bytes, at: self.at(time)).messages
+            while ingest.nextDeadline <= self.at(time) {
+                messages += ingest.tick(at: self.at(time)).messages
+            }
+        }
+        messages += ingest.finish(at: self.at(1000)).messages
+
+        let kinds = messages.map { message -> MediaFrameKind? in
+            switch message.type {
+            case .video: MediaFrameKind.classify(video: message.payload)
+            case .audio: MediaFrameKind.classify(audio: message.payload)
+            default: nil
+            }
+        }
+        // The stream opens as OBS opens one: metadata, the video's header and keyframe at 0, then the AAC header.
+        #expect(messages.first?.type == .dataAMF0)
+        #expect(Array(kinds.dropFirst().prefix(2)) == [.videoSequenceHeader, .videoKeyframe])
+        #expect(messages[2].timestamp == 0)
+        let audioHeader = try #require(kinds.firstIndex(of: .audioSequenceHeader))
+        let firstAudio = try #require(kinds.firstIndex(of: .audioFrame))
+        #expect(audioHeader < firstAudio)
+        // Audio from the keyframe's moment on: the AAC frame that starts first at or after 150 ms of audio (its
+        // samples from 170.7 ms), 20 ms into the stream; none from before.
+        #expect(messages[firstAudio].timestamp == 20)
+        // In timestamp order across the tracks.
+        let timestamps = messages.dropFirst().map(\.timestamp)
+        #expect(timestamps == timestamps.sorted(), "\(timestamps)")
+        #expect(kinds.filter { $0 == .videoInterframe }.count == 19)
+        // 50 packets of 20 ms, less the 170 ms before the first frame kept, in 21.3 ms AAC frames.
+        #expect((36...39).contains(kinds.filter { $0 == .audioFrame }.count), "\(kinds)")
+    }
+
+    @Test func asksForAKeyframeBeforeTheGOPOutgrowsTheLimit() throws {
+        var configuration = WebRTCIngest.Configuration(codecs: [Self.h264], localSSRC: 0xABCD, cname: "t")
+        configuration.reportInterval = .seconds(3600)
+        configuration.maximumKeyframeInterval = .seconds(2)
+        configuration.keyframeRequestLead = .milliseconds(400)
+        let ingest = try WebRTCIngest(configuration: configuration, now: self.start)
+        var sequenceNumber: UInt16 = 0
+        func picture(_ keyframe: Bool, at milliseconds: Int) throws -> WebRTCIngest.Output {
+            sequenceNumber += 1
+            return try ingest.receive(
+                rtp: rtp(
+                    sequenceNumber,
+                    timestamp: UInt32(milliseconds * 90),
+                    marker: true,
+                    payload: keyframe ? stapA([testSPS, testPPS, idrSlice]) : interSlice
+                )
+                .bytes,
+                at: self.at(milliseconds)
+            )
+        }
+        // A browser's first picture is a keyframe: nothing to ask for yet.
+        #expect(try picture(true, at: 0).rtcp.isEmpty)
+        #expect(ingest.nextDeadline == self.at(1600))
+        for time in stride(from: 100, through: 1500, by: 100) {
+            #expect(try picture(false, at: time).rtcp.isEmpty)
+        }
+        // 1.6 s after the keyframe, 0.4 s before the GOP would outgrow 2 s: a PLI, repeated while none comes.
+        let request = [RTCPPacket.pictureLossIndication(.init(senderSSRC: 0xABCD, mediaSSRC: 0x1111))]
+        #expect(try self.feedback(ingest.tick(at: self.at(1600))) == request)
+        #expect(try picture(false, at: 1700).rtcp.isEmpty)
+        #expect(try self.feedback(ingest.tick(at: self.at(2100))) == request)
+        // The keyframe came: the next request is due 1.6 s after it.
+        #expect(try picture(true, at: 2150).rtcp.isEmpty)
+        #expect(ingest.nextDeadline == self.at(3750))
+        #expect(try self.feedback(ingest.tick(at: self.at(3700))).isEmpty)
+        #expect(try self.feedback(ingest.tick(at: self.at(3750))) == request)
+        #expect(ingest.statistics.keyframeRequests == 3)
+
+        // Off: no request while no picture is missing.
+        configuration.maximumKeyframeInterval = nil
+        let unbounded = try WebRTCIngest(configuration: configuration, now: self.start)
+        _ = try unbounded.receive(
+            rtp: rtp(1, timestamp: 0, marker: true, payload: stapA([testSPS, testPPS, idrSlice])).bytes,
+            at: self.at(0)
+        )
+        #expect(try self.feedback(unbounded.tick(at: self.at(10_000))).isEmpty)
+        #expect(unbounded.statistics.keyframeRequests == 0)
+    }
+}

@@ -106,7 +106,7 @@ func browserOffer(video formats: String = "96 97 102 103 104", h264: Bool = true
         // 102 is unconstrained baseline: passed over for 103.
         #expect(video.payloadType == 103)
         #expect(video.clockRate == 90000)
-        #expect(video.rtcpFeedback == ["nack", "nack pli", "ccm fir"])
+        #expect(video.rtcpFeedback == ["goog-remb", "nack", "nack pli", "ccm fir"])
         #expect(video.ssrcs == [2222, 3333])
     }
 
@@ -139,7 +139,10 @@ func browserOffer(video formats: String = "96 97 102 103 104", h264: Bool = true
         #expect(video.formats == ["103"])
         #expect(video.values("rtpmap") == ["103 H264/90000"])
         #expect(video.values("fmtp") == ["103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"])
-        #expect(video.values("rtcp-fb") == ["103 nack", "103 nack pli", "103 ccm fir"])
+        // REMB is offered back, so that the browser takes the REMB the ingest sends; transport-cc is not (the audio
+        // offered it): the ingest sends no transport-wide feedback.
+        #expect(video.values("rtcp-fb") == ["103 goog-remb", "103 nack", "103 nack pli", "103 ccm fir"])
+        #expect(!answer.contains("transport-cc"))
         #expect(
             video.values("candidate") == [
                 "1 1 UDP 2130706431 127.0.0.1 4567 typ host",

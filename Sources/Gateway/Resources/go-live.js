@@ -182,7 +182,13 @@ async function connect() {
     }
     if (!response.ok) {
       const message = await reason(response);
-      throw Object.assign(new Error(`${response.status}: ${message}`), { retry: !FATAL.has(response.status) });
+      // After a network drop the previous session may still hold the stream: its DELETE could not get through, and
+      // the gateway ends it when its ICE consent runs out (30 s) or the relay gives up on its silent publisher
+      // (10 s). Retried, unlike a 409 on Start.
+      const previousSession = response.status === 409 && attempt > 0;
+      throw Object.assign(new Error(`${response.status}: ${message}`), {
+        retry: previousSession || !FATAL.has(response.status),
+      });
     }
     const location = response.headers.get("Location");
     resource = location ? new URL(location, new URL(whipURL, window.location.href)).href : null;
