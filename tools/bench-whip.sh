@@ -133,6 +133,10 @@ gboolean g_module_symbol(void *module, const char *name, gpointer *symbol) {
 }
 C
 cc -shared -fPIC -o "$work/shim.so" "$work/shim.c" -ldl
+# GStreamer's plugin registry, written once here: whip-clients starting together with no registry each write it, and
+# crash on one another's half-written file.
+export GST_REGISTRY="$work/gst-registry.bin"
+env LD_PRELOAD="$work/shim.so" HOME="$work" gst-inspect-1.0 webrtcbin >/dev/null
 
 sink_port=$(free_port)
 printf '        application sink { live on; }\n' | nginx_conf "$work/sink" "$sink_port"
@@ -182,8 +186,9 @@ publish_rtmp() {
 
 publish_whip() {
     local url=$1 key=$2 log_file=$3
+    mkdir -p "$log_file.home"
     python3 "$glass" source "${source_args[@]}" |
-        env LD_PRELOAD="$work/shim.so" HOME="$work" whip-client -u "$url" -t "$key" -n -o -l 3 \
+        env LD_PRELOAD="$work/shim.so" HOME="$log_file.home" whip-client -u "$url" -t "$key" -n -o -l 4 \
             -V "$raw_gst ! $x264_gst ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! application/x-rtp,media=video,encoding-name=H264,payload=96" \
             -A "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! queue ! opusenc ! rtpopuspay ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111" \
             >"$log_file" 2>&1 &
@@ -191,9 +196,13 @@ publish_whip() {
     pids+=("$published")
 }
 
-# The publisher's log without the line that shows the key.
+# The publisher's log without the line that shows the key (and without GLib's noise), then local mode's.
 publisher_log() {
-    grep -v -i -E 'bearer|authorization' "$1" | tail -20 >&2 || true
+    grep -v -i -E 'bearer|authorization|GLib-CRITICAL|^$' "$1" | tail -30 >&2 || true
+    if [[ -f $dir/local.log ]]; then
+        echo "bench-whip: local mode's log:" >&2
+        grep -v -i -E 'password|bearer|key' "$dir/local.log" | tail -30 >&2 || true
+    fi
 }
 
 # The streams of both liverelay paths, for local mode: wI (WHIP) and rI (RTMP), each with its own key and port.
@@ -336,7 +345,7 @@ for n in $stream_counts; do
         http_port=$(free_port)
         "$relay" local -f "$dir/streams.yaml" --listen-host 127.0.0.1 --port-range 20000-59999 \
             --http-listen "127.0.0.1:$http_port" --webrtc-listen-host "$webrtc_host" --webrtc-udp-port 0 \
-            --state-dir "$dir/state" --relay-log-level warning --log-level warning >"$dir/local.log" 2>&1 &
+            --state-dir "$dir/state" --relay-log-level warning --log-level info >"$dir/local.log" 2>&1 &
         local_pid=$!
         pids+=("$local_pid")
         wait_for_port "$http_port"
