@@ -78,6 +78,20 @@ wait_for_port() {
     return 1
 }
 
+# Waits until local mode (HTTP on 127.0.0.1:PORT) reports every stream's relay as ready (yes) or not (no).
+wait_relay() {
+    local http_port=$1 want=$2
+    for _ in $(seq 600); do
+        if curl -fsS "http://127.0.0.1:$http_port/api/v1/routes" |
+            python3 -c "import json,sys; r=json.load(sys.stdin); sys.exit(0 if all(x['relayReady'] == ('$want' == 'yes') for x in r) else 1)"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "benchmark: the relay never became ready=$want" >&2
+    return 1
+}
+
 # A free TCP port on 127.0.0.1 (free now; the servers bind it a moment later).
 free_port() {
     local port
