@@ -13,7 +13,7 @@ public import KubernetesClient
 import Synchronization
 
 /// What a cache keeps of an object that its controller made and only compares with what it wants: the metadata that
-/// ties it to its owner and orders writes, the replica counts a controller reads, and a 64-bit digest of each field
+/// ties it to its owner and orders writes, the replica counts a controller reads, and a 32-bit digest of each field
 /// value in place of the values.
 ///
 /// A decoded object is a tree of dictionaries, arrays and strings, several kilobytes for a Deployment; a controller
@@ -25,8 +25,12 @@ import Synchronization
 /// the comparison kept, and it is decoded straight from the API server's JSON (a list page or a watch event) without
 /// building the object's tree first.
 ///
-/// The digests are SipHash (`Hasher`), seeded per process: they are compared in the process that made them and
-/// never leave it. Two different nodes share a digest with a probability of about 2⁻⁶⁴ per pair compared.
+/// The digests are SipHash (`Hasher`), seeded per process, cut to 32 bits: they are compared in the process that
+/// made them and never leave it. A desired node that is not in the object is taken for present when its digest
+/// happens to be one of the object's, a probability of about n × 2⁻³² for an object of n nodes (a Deployment has
+/// about a hundred: 2 × 10⁻⁸). What that would miss is a field edited by hand, or a change whose every new node
+/// matched by chance too (a controller that keeps the hash of what it applied in an annotation sees a changed desire
+/// by that annotation's digest as well). 32 bits instead of 64 halve what the digests take, most of a summary.
 ///
 /// Kept as they are: of `metadata` what ties the object to its owner and orders writes (`name`, `namespace`,
 /// `resourceVersion`, `generation`, `ownerReferences`, `deletionTimestamp`, `finalizers`; `labels` and `annotations`
@@ -64,9 +68,9 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
     }
 
     /// The fields, then the digests (sorted, without duplicates): one allocation per summary.
-    private final class Box: ManagedBuffer<Fields, UInt64> {
+    private final class Box: ManagedBuffer<Fields, UInt32> {
 
-        static func make(_ fields: Fields, digests: UnsafeBufferPointer<UInt64>) -> Box {
+        static func make(_ fields: Fields, digests: UnsafeBufferPointer<UInt32>) -> Box {
             let buffer = Box.create(minimumCapacity: digests.count) { _ in fields }
             buffer.withUnsafeMutablePointerToElements { elements in
                 if let base = digests.baseAddress { elements.initialize(from: base, count: digests.count) }
@@ -76,7 +80,7 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
 
         var fields: Fields { self.header }
 
-        func withDigests<Result>(_ body: (UnsafeBufferPointer<UInt64>) throws -> Result) rethrows -> Result {
+        func withDigests<Result>(_ body: (UnsafeBufferPointer<UInt32>) throws -> Result) rethrows -> Result {
             try self.withUnsafeMutablePointerToElements { elements in
                 try body(UnsafeBufferPointer(start: elements, count: self.header.digestCount))
             }
@@ -134,7 +138,7 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
         }
     }
 
-    private init(metadata: ObjectMeta, replicas: Int64?, statusCounts: [String: Int64], digests: [UInt64]) {
+    private init(metadata: ObjectMeta, replicas: Int64?, statusCounts: [String: Int64], digests: [UInt32]) {
         let fields = Fields(
             metadata: metadata,
             replicas: replicas,
@@ -228,11 +232,12 @@ public struct ObjectSummary: KubernetesAPIObject, Hashable {
         return true
     }
 
-    /// How many digests the summary holds (its size is eight bytes each).
+    /// How many digests the summary holds (its size is four bytes each).
     public var digestCount: Int { self.box.fields.digestCount }
 
     private func has(_ digest: UInt64) -> Bool {
-        self.box.withDigests { digests in
+        let digest = FieldDigest.stored(digest)
+        return self.box.withDigests { digests in
             var low = 0
             var high = digests.count
             while low < high {
@@ -352,27 +357,56 @@ final class Intern: Sendable {
 /// An ``ObjectMeta`` in less room, for caches that keep thousands: the namespace and finalizers interned, the
 /// owner references as ``CompactOwners``, the `uid` as 128 bits. `labels`, `annotations` and `generateName` are not
 /// kept. ``metadata`` gives back the same values.
+///
+/// What a controller's children seldom have (a `uid` kept, creation and deletion times, finalizers) sits in a box of
+/// its own, absent when all of it is: a child summary holds one empty reference in place of 64 bytes.
 public struct CompactObjectMeta: Hashable, Sendable {
+    /// The fields most cached children leave empty.
+    private final class Seldom: Hashable, Sendable {
+        let uid: CompactOwner.UID?
+        let creationTimestamp: String?
+        let deletionTimestamp: String?
+        let finalizers: [String]?
+
+        init?(_ metadata: ObjectMeta) {
+            guard
+                metadata.uid != nil || metadata.creationTimestamp != nil || metadata.deletionTimestamp != nil
+                    || metadata.finalizers != nil
+            else { return nil }
+            self.uid = metadata.uid.map(CompactOwner.UID.init)
+            self.creationTimestamp = metadata.creationTimestamp.map { RecentStrings.shared($0) }
+            self.deletionTimestamp = metadata.deletionTimestamp
+            self.finalizers = metadata.finalizers?.map { Intern.shared($0) }
+        }
+
+        static func == (lhs: Seldom, rhs: Seldom) -> Bool {
+            lhs === rhs
+                || (lhs.uid == rhs.uid && lhs.creationTimestamp == rhs.creationTimestamp
+                    && lhs.deletionTimestamp == rhs.deletionTimestamp && lhs.finalizers == rhs.finalizers)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(self.uid)
+            hasher.combine(self.creationTimestamp)
+            hasher.combine(self.deletionTimestamp)
+            hasher.combine(self.finalizers)
+        }
+    }
+
     var name: String?
     var namespace: String?
-    var uid: CompactOwner.UID?
     var resourceVersion: String?
     var generation: Int64?
-    var creationTimestamp: String?
-    var deletionTimestamp: String?
-    var finalizers: [String]?
     var owners: CompactOwners
+    private var seldom: Seldom?
 
     public init(_ metadata: ObjectMeta) {
         self.name = metadata.name
         self.namespace = metadata.namespace.map { Intern.shared($0) }
-        self.uid = metadata.uid.map(CompactOwner.UID.init)
         self.resourceVersion = metadata.resourceVersion
         self.generation = metadata.generation
-        self.creationTimestamp = metadata.creationTimestamp.map { RecentStrings.shared($0) }
-        self.deletionTimestamp = metadata.deletionTimestamp
-        self.finalizers = metadata.finalizers?.map { Intern.shared($0) }
         self.owners = CompactOwners(metadata.ownerReferences, objectName: metadata.name)
+        self.seldom = Seldom(metadata)
     }
 
     public var metadata: ObjectMeta {
@@ -380,13 +414,13 @@ public struct CompactObjectMeta: Hashable, Sendable {
             name: self.name,
             namespace: self.namespace,
             ownerReferences: self.owners.references(objectName: self.name),
-            finalizers: self.finalizers,
+            finalizers: self.seldom?.finalizers,
             resourceVersion: self.resourceVersion
         )
-        metadata.uid = self.uid?.string
+        metadata.uid = self.seldom?.uid?.string
         metadata.generation = self.generation
-        metadata.creationTimestamp = self.creationTimestamp
-        metadata.deletionTimestamp = self.deletionTimestamp
+        metadata.creationTimestamp = self.seldom?.creationTimestamp
+        metadata.deletionTimestamp = self.seldom?.deletionTimestamp
         return metadata
     }
 }
@@ -591,10 +625,16 @@ struct FieldDigest {
         return UInt64(UInt(bitPattern: hasher.finalize()))
     }
 
-    static func sorted(_ digests: [UInt64]) -> [UInt64] {
-        var unique: [UInt64] = []
+    /// A digest as a summary keeps it: its low 32 bits.
+    static func stored(_ digest: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: digest)
+    }
+
+    /// The digests as a summary keeps them: 32 bits each, sorted, without duplicates.
+    static func sorted(_ digests: [UInt64]) -> [UInt32] {
+        var unique: [UInt32] = []
         unique.reserveCapacity(digests.count)
-        for digest in digests.sorted() where unique.last != digest {
+        for digest in digests.map(Self.stored).sorted() where unique.last != digest {
             unique.append(digest)
         }
         return unique
