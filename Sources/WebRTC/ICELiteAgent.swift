@@ -12,7 +12,7 @@
 public import NIOCore
 
 /// The ICE-lite side of one session (RFC 8445 §2.5): it answers the peer's Binding requests, takes the pair the
-/// peer nominates with USE-CANDIDATE, and gives up when the peer stops checking (consent freshness, RFC 7675).
+/// peer nominates with USE-CANDIDATE, and gives up when the peer stops checking and sending (consent freshness, RFC 7675).
 ///
 /// A value with no I/O and no clock: the caller passes every datagram and the time, and sends what it returns.
 public struct ICELiteAgent: Sendable {
@@ -21,7 +21,8 @@ public struct ICELiteAgent: Sendable {
         /// How long after ``ICELiteAgent/init(localUsernameFragment:localPassword:remoteUsernameFragment:now:configuration:)``
         /// a pair must be nominated.
         public var connectTimeout: TimeAmount = .seconds(30)
-        /// How long without a valid check a nominated session stays alive (RFC 7675 §5.1 says 30 seconds).
+        /// How long a nominated session stays alive without a valid check or authenticated traffic from the peer
+        /// (RFC 7675 §5.1's 30 seconds; see ``ICELiteAgent/receivedTraffic(from:now:)``).
         public var consentTimeout: TimeAmount = .seconds(30)
         /// How many remote addresses may pass a check; a peer cannot make the session remember more.
         public var maximumRemoteAddresses = 8
@@ -153,9 +154,21 @@ public struct ICELiteAgent: Sendable {
         return true
     }
 
-    /// Marks that the selected pair is in use without a check (DTLS or SRTP arrived on it); does not refresh consent,
-    /// which only checks give (RFC 7675 §5.1).
+    /// Whether the peer has nominated a pair and the session has not failed.
     public var isConnected: Bool { self.state == .connected }
+
+    /// Records authenticated traffic from the peer (an SRTP or SRTCP packet that unprotected, a DTLS record that
+    /// OpenSSL took) on an address that passed a check: the session is alive as long as the peer sends, checks or not.
+    ///
+    /// RFC 7675 makes consent the *sender's* duty: an agent that sends media checks that its peer still wants it.
+    /// This ICE-lite side only receives, so what it needs to know is that the publisher is still there. Browsers
+    /// check every few seconds; libnice (GStreamer's webrtcbin, whip-client) does not once connected unless its
+    /// `consent-freshness` is switched on, and would be cut off after 30 s of media. As with pion's and libwebrtc's
+    /// ICE, traffic that authenticates keeps the session; a peer that neither sends nor checks still times out.
+    public mutating func receivedTraffic(from address: SocketAddress, now: NIODeadline) {
+        guard self.state == .connected, self.validatedAddresses.contains(address) else { return }
+        self.lastConsent = now
+    }
 
     /// Advances time: fails the session when the peer did not nominate, or stopped checking, in time.
     public mutating func tick(now: NIODeadline) -> State {
@@ -163,7 +176,9 @@ public struct ICELiteAgent: Sendable {
         case .checking where now - self.created > self.configuration.connectTimeout:
             self.state = .failed(.timeout("no ICE pair nominated in \(self.configuration.connectTimeout)"))
         case .connected where now - self.lastConsent > self.configuration.consentTimeout:
-            self.state = .failed(.timeout("no ICE consent in \(self.configuration.consentTimeout)"))
+            self.state = .failed(
+                .timeout("no ICE consent and no media from the peer in \(self.configuration.consentTimeout)")
+            )
         default:
             break
         }

@@ -530,7 +530,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
             self.handleDTLS(bytes, from: address, session: session)
         case .rtp, .rtcp:
             guard let session = self.session(for: address) else { return }
-            self.handleSRTP(buffer, isRTCP: PacketKind(classifying: bytes) == .rtcp, session: session)
+            self.handleSRTP(buffer, from: address, isRTCP: PacketKind(classifying: bytes) == .rtcp, session: session)
         case .unknown:
             if let session = self.session(for: address) { session.statistics.droppedDatagrams += 1 }
         }
@@ -678,7 +678,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
         }
     }
 
-    private func handleSRTP(_ buffer: ByteBuffer, isRTCP: Bool, session: SessionState) {
+    private func handleSRTP(_ buffer: ByteBuffer, from address: SocketAddress, isRTCP: Bool, session: SessionState) {
         guard let inbound = session.inbound else {
             session.statistics.droppedDatagrams += 1
             return
@@ -693,6 +693,7 @@ final class WebRTCDatagramHandler: ChannelInboundHandler {
                 session.statistics.rtpPackets += 1
                 session.continuation.yield(.rtp(packet))
             }
+            session.agent.receivedTraffic(from: address, now: .now())
         } catch {
             session.statistics.rejectedSRTP += 1
         }

@@ -260,6 +260,51 @@ struct WHIPLocalModeTests {
         }
     }
 
+    /// libnice (whip-client's ICE) stops checking once connected; its session lives on its media. With the consent
+    /// timeout at 2 s, the session must outlast it several times over while media flows (before, every GStreamer
+    /// publisher was cut off one consent timeout after connecting: 30 s in production).
+    @Test("A whip-client that checks only until connected keeps its session while its media flows")
+    func sessionLivesOnMedia() async throws {
+        try #require(WHIPClient.isAvailable, "whip-client (simple-whip-client) at \(WHIPClient.executable)")
+        try await withNginxRTMP(applications: ["whip"]) { nginx in
+            let ingestKey = makeTestKey("ingest")
+            let targetKey = makeTestKey("target")
+            let yaml = liveStreamYAML(
+                name: "steady",
+                port: try freeTCPPort(),
+                ingestKey: ingestKey,
+                target: (nginx.url(app: "whip"), targetKey)
+            )
+            try await withLocalMode(yaml: yaml, secrets: [ingestKey, targetKey]) { local in
+                try await local.events.waitFor("the stream added") {
+                    if case .streamAdded = $0 { return true }
+                    return false
+                }
+                try await withWHIP(
+                    local,
+                    configure: {
+                        $0.ice.consentTimeout = .seconds(2)
+                        $0.tickInterval = .milliseconds(100)
+                    }
+                ) { base, whip in
+                    try await WHIPClient.withPublisher(url: "\(base)/whip/default/steady", token: ingestKey) { client in
+                        try await nginx.waitForPublishStarted(app: "whip", stream: targetKey, timeout: .seconds(90))
+                        let recording = nginx.recordingPath(app: "whip", stream: targetKey)
+                        try await Self.waitForRecording(recording, frames: 30)
+                        // 8 s of video more (30 fps) is four consent timeouts.
+                        try await Self.waitForRecording(recording, frames: 30 + 8 * 30)
+                        #expect(whip.sessionCount == 1, "\(WHIPClient.output(of: client))")
+                        #expect(!client.hasExited, "\(WHIPClient.output(of: client))")
+                        client.interrupt()
+                        try await nginx.waitForPublishEnded(app: "whip", stream: targetKey)
+                        #expect(await client.waitForExit(timeout: .seconds(20)) != nil)
+                    }
+                    #expect(whip.sessionCount == 0)
+                }
+            }
+        }
+    }
+
     /// Two whip-clients publishing at once to two streams of one gateway, one trickling its candidates by PATCH:
     /// both sessions last and both reach their targets (issue 24: one session used to end at once).
     ///

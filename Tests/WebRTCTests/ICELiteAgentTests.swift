@@ -156,6 +156,32 @@ func bindingRequest(
         }
     }
 
+    /// A publisher that checks only until it is connected (libnice, as in GStreamer's webrtcbin, unless its
+    /// consent-freshness is on) is kept while its authenticated media arrives, and only from an address that passed a
+    /// check; once both stop, the session times out.
+    @Test func authenticatedTrafficKeepsTheSession() {
+        var configuration = ICELiteAgent.Configuration()
+        configuration.consentTimeout = .seconds(30)
+        var agent = self.makeAgent(configuration)
+        // Before a nomination, traffic counts for nothing.
+        agent.receivedTraffic(from: peer, now: start)
+        _ = agent.receive(stun: bindingRequest(useCandidate: true), from: peer, now: start)
+        for step in 1...6 {
+            let now = start + .seconds(Int64(step * 10))
+            #expect(agent.tick(now: now) == .connected)
+            agent.receivedTraffic(from: peer, now: now)
+            // Another address, which never passed a check, refreshes nothing.
+            agent.receivedTraffic(from: otherPeer, now: now + .seconds(29))
+        }
+        #expect(agent.tick(now: start + .seconds(90)) == .connected)
+        guard case .failed(let error) = agent.tick(now: start + .seconds(91)) else {
+            Issue.record("the session outlived its peer's last packet")
+            return
+        }
+        #expect(error.code == .timeout)
+        #expect("\(error)".contains("no media"))
+    }
+
     @Test func remembersABoundedNumberOfAddresses() throws {
         var configuration = ICELiteAgent.Configuration()
         configuration.maximumRemoteAddresses = 3
