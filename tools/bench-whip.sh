@@ -30,9 +30,9 @@
 # per stream-minute; resident memory at the end of the window. Local mode runs the streams of both paths, relays kept
 # running (minReplicas 1), so this measures ingest, not starts. Results: OUT/report.md, one JSON per sink stream.
 #
-# Defaults: one stream per path, 5 s of warm-up and 20 s measured. The gateway ends a whip-client's session after 30 s
-# (no ICE consent: BENCHMARKS.md), so keep --warmup + --seconds under that; and whip-clients crash when several run on
-# one host, so --streams above 1 fails on the whip path for now (it stays useful for the RTMP paths).
+# Defaults: one stream per path, 5 s of warm-up and 20 s measured (the figures in BENCHMARKS.md were taken so, when the
+# gateway still cut whip-client's sessions after 30 s; it no longer does). whip-clients crashed when several were
+# started on one host by this script, so --streams above 1 may fail on the whip path (it stays useful for RTMP).
 #
 # Usage: tools/bench-whip.sh [--out DIR] [--seconds N] [--warmup N] [--streams "1 5"] [--paths "direct rtmp whip"]
 #                            [--size 1280x720] [--bitrate KBITS] [--skip-build] [--scratch-path DIR]
