@@ -34,7 +34,7 @@
 # debootstrap), as user 65532 with the host's network.
 #
 # Usage: tools/bench-relay-memory.sh [--binary PATH] [--image] [--preview] [--seconds N] [--settle N] [--out DIR]
-#                                    [--wait-for-builds SECONDS] [--relay-args "ARGS"]
+#                                    [--wait-for-builds SECONDS] [--relay-args "ARGS"] [--config-format F]
 #   --binary PATH   measure this liverelay instead of building one (any build: dynamic, debug, another branch's)
 #   --image         run liverelay inside the relay image (root)
 #   --preview       the stream's preview on
@@ -42,6 +42,7 @@
 #   --settle N      seconds each relay idles before the idle sample (default 5)
 #   --out DIR       where report.md and the smaps breakdowns go (default .build/bench-relay-memory)
 #   --relay-args    extra arguments for `liverelay relay` (split on spaces)
+#   --config-format the LiveStream file as json (default: as the operator writes a relay's ConfigMap) or yaml
 # Needs: swift (unless --binary), ffmpeg, nginx with libnginx-mod-rtmp, curl, Linux /proc. Leaves nothing running.
 set -euo pipefail
 
@@ -56,6 +57,7 @@ settle=5
 out="$root/.build/bench-relay-memory"
 wait_for_builds=300
 relay_args=()
+config_format=json
 while [[ $# -gt 0 ]]; do
     case $1 in
         --binary) binary=$2; shift 2 ;;
@@ -66,12 +68,17 @@ while [[ $# -gt 0 ]]; do
         --out) out=$2; shift 2 ;;
         --wait-for-builds) wait_for_builds=$2; shift 2 ;;
         --relay-args) read -r -a relay_args <<<"$2"; shift 2 ;;
+        --config-format) config_format=$2; shift 2 ;;
         -h | --help) sed -n '/^# The resident memory/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ -n $binary && $binary != /* ]] && binary="$PWD/$binary"
 [[ $out == /* ]] || out="$root/$out"
+if [[ $config_format != json && $config_format != yaml ]]; then
+    echo "bench-relay-memory: --config-format is json or yaml" >&2
+    exit 2
+fi
 if ((seconds < 4)); then
     echo "bench-relay-memory: --seconds must be at least 4" >&2
     exit 2
@@ -140,7 +147,27 @@ key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 mkdir -p "$work/relay/secrets/ingest" "$work/relay/secrets/target"
 printf '%s' "$key" >"$work/relay/secrets/ingest/streamKey"
 printf '%s' "liverelay-out" >"$work/relay/secrets/target/key"
-cat >"$work/relay/relay.yaml" <<EOF
+if [[ $config_format == json ]]; then
+    cat >"$work/relay/livestream.yaml" <<EOF
+{
+  "apiVersion": "liverelay.io/v1alpha1",
+  "kind": "LiveStream",
+  "metadata": { "name": "memory" },
+  "spec": {
+    "ingest": { "app": "live", "streamKeySecretRef": { "name": "ingest", "key": "streamKey" } },
+    "targets": [
+      {
+        "name": "sink",
+        "url": "rtmp://127.0.0.1:$sink_port/live",
+        "streamKeySecretRef": { "name": "target", "key": "key" }
+      }
+    ],
+    "preview": { "enabled": $preview }
+  }
+}
+EOF
+else
+    cat >"$work/relay/livestream.yaml" <<EOF
 apiVersion: liverelay.io/v1alpha1
 kind: LiveStream
 metadata:
@@ -155,10 +182,11 @@ spec:
       streamKeySecretRef: { name: target, key: key }
   preview: { enabled: $preview }
 EOF
+fi
 chmod -R a+rX "$work/relay"
 relay_port=$(free_port)
 http_port=$(free_port)
-relay_command=(relay --config RELAY_DIR/relay.yaml --secrets-dir RELAY_DIR/secrets --log-level warning
+relay_command=(relay --config RELAY_DIR/livestream.yaml --secrets-dir RELAY_DIR/secrets --log-level warning
     --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" ${relay_args[@]+"${relay_args[@]}"})
 if $image; then
     # images-common.sh's `work` is .build-images/ (its cache), bench-common.sh's this run's temporary directory.

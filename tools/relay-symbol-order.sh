@@ -20,10 +20,13 @@
 # memory") shows the effect with tools/bench-relay-memory.sh.
 #
 # How: valgrind's callgrind runs the relay (release, unstripped, debug information removed since valgrind cannot
-# read Swift's) through what a pod's relay does: start from a LiveStream file with one target (an nginx-rtmp sink),
-# answer the probes and the API (/healthz, /readyz, /metrics, /api/v1/streams), take a 6 s publish from ffmpeg and
-# push it to the sink, then stop on SIGTERM. Every function of the binary that ran is listed, in the order callgrind
-# first names it.
+# read Swift's) through what a pod's relay does: start from a LiveStream file (JSON, as the operator writes it)
+# with one target (an nginx-rtmp sink), answer the probes and the API (/healthz, /readyz, /metrics,
+# /api/v1/streams), take a 6 s publish from ffmpeg and push it to the sink, then stop on SIGTERM. Every function of
+# the binary that ran is listed, in the order callgrind first names it: first those that ran once the relay
+# answered /healthz (callgrind dumps its counts there, asked by vgdb), then those that only start-up ran. A relay
+# unmaps start-up's pages once it listens (StartupPages in the Relay module), so what it runs from then on lies
+# together at the start, and start-up's code after it.
 #
 # Usage: tools/relay-symbol-order.sh [--binary PATH] [--out FILE]
 #   --binary PATH  an unstripped liverelay (default: built with release_build --unstripped)
@@ -53,7 +56,7 @@ log() { echo "relay-symbol-order: $*" >&2; }
 wait_for_builds=0
 rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [[ -f $rtmp_module ]] || { log "needs nginx's RTMP module (Debian package libnginx-mod-rtmp)"; exit 1; }
-for tool in valgrind ffmpeg nginx curl strip; do
+for tool in valgrind vgdb ffmpeg nginx curl strip; do
     command -v "$tool" >/dev/null || { log "needs $tool"; exit 1; }
 done
 
@@ -76,26 +79,30 @@ mkdir -p "$work/relay/secrets/ingest" "$work/relay/secrets/target"
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s' "$key" >"$work/relay/secrets/ingest/streamKey"
 printf '%s' "profile-out" >"$work/relay/secrets/target/key"
-cat >"$work/relay/relay.yaml" <<EOF
-apiVersion: liverelay.io/v1alpha1
-kind: LiveStream
-metadata:
-  name: profile
-spec:
-  ingest:
-    app: live
-    streamKeySecretRef: { name: ingest, key: streamKey }
-  targets:
-    - name: sink
-      url: rtmp://127.0.0.1:$sink_port/live
-      streamKeySecretRef: { name: target, key: key }
-  preview: { enabled: false }
+# JSON, as the operator writes a relay's ConfigMap: the relay reads it without the YAML parser.
+cat >"$work/relay/livestream.yaml" <<EOF
+{
+  "apiVersion": "liverelay.io/v1alpha1",
+  "kind": "LiveStream",
+  "metadata": { "name": "profile" },
+  "spec": {
+    "ingest": { "app": "live", "streamKeySecretRef": { "name": "ingest", "key": "streamKey" } },
+    "targets": [
+      {
+        "name": "sink",
+        "url": "rtmp://127.0.0.1:$sink_port/live",
+        "streamKeySecretRef": { "name": "target", "key": "key" }
+      }
+    ],
+    "preview": { "enabled": false }
+  }
+}
 EOF
 relay_port=$(free_port)
 http_port=$(free_port)
 log "running the relay under callgrind (about 50 times slower than it is)"
 valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/callgrind.out" \
-    "$work/bin/liverelay" relay --config "$work/relay/relay.yaml" --secrets-dir "$work/relay/secrets" \
+    "$work/bin/liverelay" relay --config "$work/relay/livestream.yaml" --secrets-dir "$work/relay/secrets" \
     --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" --log-level warning \
     >"$work/relay.log" 2>&1 &
 relay=$!
@@ -105,7 +112,10 @@ for _ in $(seq 1200); do
     kill -0 "$relay" 2>/dev/null || { cat "$work/relay.log" >&2; log "the relay exited"; exit 1; }
     sleep 0.1
 done
-for path in readyz metrics api/v1/streams; do
+# Start-up is over: what ran so far goes into the first part of callgrind's output, what runs from now on into the
+# last.
+vgdb --pid="$relay" dump startup >/dev/null || { log "vgdb could not ask callgrind to dump"; exit 1; }
+for path in healthz readyz metrics api/v1/streams; do
     curl -fsS "http://127.0.0.1:$http_port/$path" >/dev/null
 done
 ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine \
@@ -115,11 +125,15 @@ for path in healthz api/v1/streams metrics; do
     curl -fsS "http://127.0.0.1:$http_port/$path" >/dev/null
 done
 stop "$relay"
-[[ -s $work/callgrind.out ]] || { cat "$work/relay.log" >&2; log "callgrind wrote nothing"; exit 1; }
+parts=("$work"/callgrind.out*)
+((${#parts[@]} >= 2)) || { cat "$work/relay.log" >&2; log "callgrind wrote ${#parts[@]} parts, not 2"; exit 1; }
 
-# `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each.
-awk -v binary="$work/bin/liverelay" '
-    /^ob=/ { object = substr($0, 4) }
-    /^fn=/ && object == binary { name = substr($0, 4); if (!(name in seen)) { seen[name] = 1; print name } }
-' "$work/callgrind.out" >"$out"
+# `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each: those of
+# the last part (after start-up) first, then the rest, the first part's (start-up's) last.
+grep -H '^part: ' "${parts[@]}" | sort -t: -k3 -rn | cut -d: -f1 | while read -r part; do
+    awk -v binary="$work/bin/liverelay" '
+        /^ob=/ { object = substr($0, 4) }
+        /^fn=/ && object == binary { print substr($0, 4) }
+    ' "$part"
+done | awk '!seen[$0]++' >"$out"
 log "$(wc -l <"$out") functions in ${out#"$root/"}"

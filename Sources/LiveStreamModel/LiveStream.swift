@@ -112,7 +112,19 @@ public struct StreamFile: Sendable {
     /// Parses the documents: every `LiveStream` is decoded with the CRD's defaults and validated; a stream named
     /// twice, or a document that is neither kind, is an error that names the document. Other kinds are refused
     /// rather than ignored, so a typo in `kind` does not silently drop a stream.
+    ///
+    /// Text that is JSON (a document, or an array of documents, as the operator writes a relay's file) is read by
+    /// ``parse(json:source:)``, without the YAML parser: JSON is YAML, so both read it alike, and the JSON decoder
+    /// is the smaller part of the binary to run. Text that starts like JSON but is not JSON (YAML's flow style,
+    /// `{kind: LiveStream, ...}`) is read as YAML.
     public static func parse(yaml text: String, source: String) throws(StreamFileError) -> StreamFile {
+        if Self.looksLikeJSON(text) {
+            switch Self.parseJSON(text, source: source) {
+            case .success(let file): return file
+            case .failure(.document(let error)): throw error
+            case .failure(.notJSON): break
+            }
+        }
         var nodes: [Yams.Node] = []
         do {
             // `Parser.nextRoot` rather than `compose_all`, whose sequence ends quietly at a syntax error.
@@ -123,18 +135,43 @@ public struct StreamFile: Sendable {
         } catch {
             throw StreamFileError(source: source, document: nil, message: "not valid YAML: \(error)")
         }
+        return try Self.assemble(
+            nodes.map { node -> Document? in
+                if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.tag == .init(.null) {
+                    return nil  // an empty document, as a trailing `---` makes
+                }
+                return Document(
+                    kind: node["kind"]?.string,
+                    apiVersion: node["apiVersion"]?.string,
+                    liveStream: { try YAMLDecoder().decode(LiveStream.self, from: node) },
+                    secret: { fail throws(StreamFileError) in try Self.secret(node, fail: fail) }
+                )
+            },
+            source: source
+        )
+    }
+
+    /// One document of a file, read as far as the parser reads it: its kind, and how to decode it as either kind.
+    struct Document {
+        var kind: String?
+        var apiVersion: String?
+        var liveStream: () throws -> LiveStream
+        var secret: ((String) -> StreamFileError) throws(StreamFileError) -> SecretDocument
+    }
+
+    /// The file from its documents, whichever parser read them: the kinds checked, every LiveStream decoded and
+    /// validated, each stream named once. An empty document (`nil`) still counts in the documents' numbers.
+    static func assemble(_ documents: [Document?], source: String) throws(StreamFileError) -> StreamFile {
         var file = StreamFile(liveStreams: [], secrets: [])
         var seen: [StreamID: Int] = [:]
-        for (index, node) in nodes.enumerated() {
+        for (index, document) in documents.enumerated() {
+            guard let document else { continue }
             let number = index + 1
             func fail(_ message: String) -> StreamFileError {
                 StreamFileError(source: source, document: number, message: message)
             }
-            if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.tag == .init(.null) {
-                continue  // an empty document, as a trailing `---` makes
-            }
-            let kind = node["kind"]?.string
-            let apiVersion = node["apiVersion"]?.string
+            let kind = document.kind
+            let apiVersion = document.apiVersion
             switch kind {
             case LiveStreamResource.kind:
                 guard apiVersion == LiveStreamResource.apiVersion else {
@@ -142,7 +179,7 @@ public struct StreamFile: Sendable {
                 }
                 let stream: LiveStream
                 do {
-                    stream = try YAMLDecoder().decode(LiveStream.self, from: node)
+                    stream = try document.liveStream()
                 } catch {
                     throw fail(Self.describe(error))
                 }
@@ -162,7 +199,7 @@ public struct StreamFile: Sendable {
                 guard apiVersion == "v1" else {
                     throw fail("a Secret's apiVersion must be v1, got \(apiVersion ?? "none")")
                 }
-                file.secrets.append(try Self.secret(node, fail: fail))
+                file.secrets.append(try document.secret(fail))
             case nil:
                 throw fail("no kind; expected LiveStream or Secret")
             case let other?:
@@ -215,7 +252,7 @@ public struct StreamFile: Sendable {
         return SecretDocument(name: name, namespace: namespace, values: values)
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         func path(_ keys: [any CodingKey]) -> String {
             var text = ""
             for key in keys {

@@ -254,7 +254,8 @@ public struct RelayConfiguration: Sendable {
 
 extension RelayConfiguration {
     /// Reads the streams from YAML: one or many `LiveStream` documents and the `Secret` documents they reference,
-    /// separated by `---`, exactly as they would be applied to a cluster.
+    /// separated by `---`, exactly as they would be applied to a cluster; or from their JSON form (one document or
+    /// an array), which the operator writes into a relay's ConfigMap and which is read without the YAML parser.
     ///
     /// The documents are decoded and validated by LiveStreamModel's ``StreamFile``, as local mode and the operator
     /// decode and validate them: the same defaults (the ingest key in the Secret `<name>-stream-key`, key `streamKey`,

@@ -74,7 +74,7 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(name: .customLong("target-key-env"), help: "NAME=VARIABLE: the stream key of target NAME. Repeatable.")
     var targetKeyEnvironment: [String] = []
 
-    @Option(help: "A YAML file in the shape of a LiveStream's spec (or a whole LiveStream); flags override it.")
+    @Option(help: "A file of LiveStreams and their Secrets, as YAML or JSON (the operator's); flags override it.")
     var config: String?
 
     @Option(help: "Where Secrets named in --config are mounted, as <dir>/<secret>/<key>.")
@@ -184,6 +184,15 @@ struct RelayCommand: AsyncParsableCommand {
     )
     var announce = false
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Once listening, unmap the code and read-only data that start-up ran (they come back if run again).",
+            visibility: .hidden
+        )
+    )
+    var releaseStartupPages = true
+
     @Option(help: ArgumentHelp("Exit when this process (the supervisor) is gone.", visibility: .hidden))
     var parentPid: Int32?
 
@@ -253,7 +262,14 @@ struct RelayCommand: AsyncParsableCommand {
         NIOSingletons.blockingPoolThreadCountSuggestion = 1
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let announcer = ListenAnnouncer(enabled: self.announce, expectsHTTP: self.httpListen != "none")
+        // Once both listeners are up, start-up is over: its code need not stay resident (``StartupPages``).
+        let releaseStartupPages = self.releaseStartupPages
+        let announcer = ListenAnnouncer(enabled: self.announce, expectsHTTP: self.httpListen != "none") {
+            if releaseStartupPages {
+                let bytes = StartupPages.release()
+                logger.debug("Start-up pages released", metadata: ["relay.startup.releasedBytes": "\(bytes)"])
+            }
+        }
         let relay = try RelayServer(configuration: configuration, logger: logger) { address in
             announcer.rtmp(address.port ?? 0)
         }
@@ -313,7 +329,7 @@ struct RelayCommand: AsyncParsableCommand {
     }
 }
 
-/// Prints `{"rtmpPort":N,"httpPort":M}` once both listeners are up (`--announce`).
+/// Prints `{"rtmpPort":N,"httpPort":M}` once both listeners are up (`--announce`), and then calls `onListening` once.
 final class ListenAnnouncer: Sendable {
     private struct Ports {
         var rtmp: Int?
@@ -322,11 +338,13 @@ final class ListenAnnouncer: Sendable {
     }
     private let enabled: Bool
     private let expectsHTTP: Bool
+    private let onListening: @Sendable () -> Void
     private let ports = Mutex(Ports())
 
-    init(enabled: Bool, expectsHTTP: Bool) {
+    init(enabled: Bool, expectsHTTP: Bool, onListening: @escaping @Sendable () -> Void = {}) {
         self.enabled = enabled
         self.expectsHTTP = expectsHTTP
+        self.onListening = onListening
     }
 
     func rtmp(_ port: Int) { self.update { $0.rtmp = port } }
@@ -334,9 +352,6 @@ final class ListenAnnouncer: Sendable {
     func http(_ port: Int) { self.update { $0.http = port } }
 
     private func update(_ change: (inout Ports) -> Void) {
-        guard self.enabled else {
-            return
-        }
         let line: String? = self.ports.withLock { ports in
             change(&ports)
             guard !ports.announced, let rtmp = ports.rtmp, ports.http != nil || !self.expectsHTTP else {
@@ -345,11 +360,13 @@ final class ListenAnnouncer: Sendable {
             ports.announced = true
             return "{\"rtmpPort\":\(rtmp),\"httpPort\":\(ports.http ?? 0)}\n"
         }
-        if let line {
+        guard let line else { return }
+        if self.enabled {
             // Standard output is a pipe to the supervisor: flushed at once, not when a buffer fills.
             print(line, terminator: "")
             fflush(nil)
         }
+        self.onListening()
     }
 }
 

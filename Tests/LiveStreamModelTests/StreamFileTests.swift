@@ -107,6 +107,101 @@ struct StreamFileTests {
         }
     }
 
+    @Test("The JSON form of a file reads as its YAML form does, one document or an array of them")
+    func json() throws {
+        let yaml = """
+            apiVersion: liverelay.io/v1alpha1
+            kind: LiveStream
+            metadata: { name: alice, namespace: streams }
+            spec:
+              ingest: { port: 31005, streamKeySecretRef: { name: alice-key, key: streamKey } }
+              targets:
+                - { name: youtube, url: rtmp://a.rtmp.youtube.com/live2, streamKeySecretRef: { name: yt, key: key } }
+              rules: { maxKeyframeIntervalSeconds: 4 }
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: { name: alice-key, namespace: streams }
+            data: { streamKey: ZW5jb2RlZC12YWx1ZQo= }
+            stringData: { other: " text " }
+            """
+        let stream = """
+            {
+              "apiVersion": "liverelay.io/v1alpha1",
+              "kind": "LiveStream",
+              "metadata": { "name": "alice", "namespace": "streams" },
+              "spec": {
+                "ingest": { "port": 31005, "streamKeySecretRef": { "name": "alice-key", "key": "streamKey" } },
+                "targets": [
+                  {
+                    "name": "youtube", "url": "rtmp://a.rtmp.youtube.com/live2",
+                    "streamKeySecretRef": { "name": "yt", "key": "key" }
+                  }
+                ],
+                "rules": { "maxKeyframeIntervalSeconds": 4 }
+              }
+            }
+            """
+        let secret = """
+            { "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "alice-key", "namespace": "streams" },
+              "data": { "streamKey": "ZW5jb2RlZC12YWx1ZQo=" }, "stringData": { "other": " text " } }
+            """
+        let fromYAML = try StreamFile.parse(yaml: yaml, source: "streams.yaml")
+        let array = "\n [\(stream), null, \(secret)]\n"
+        for file in [
+            try StreamFile.parse(json: array, source: "streams.json"),
+            try StreamFile.parse(yaml: array, source: "streams.json"),
+        ] {
+            #expect(file.liveStreams == fromYAML.liveStreams)
+            #expect(file.secrets == fromYAML.secrets)
+            #expect(file.secret("alice-key", namespace: "streams")?.value("streamKey") == "encoded-value")
+            #expect(file.secret("alice-key", namespace: "streams")?.value("other") == "text")
+        }
+        let one = try StreamFile.parse(yaml: stream, source: "livestream.yaml")
+        #expect(one.liveStreams == fromYAML.liveStreams)
+        #expect(one.liveStreams.first?.spec.ingest.allowedSourceRanges == ["0.0.0.0/0", "::/0"], "defaults")
+        // YAML's flow style starts like JSON and is not JSON: still read, as YAML.
+        let flow = try StreamFile.parse(
+            yaml: "{apiVersion: liverelay.io/v1alpha1, kind: LiveStream, metadata: {name: bob}, spec: {}}",
+            source: "flow.yaml"
+        )
+        #expect(flow.liveStreams.map(\.id.description) == ["default/bob"])
+    }
+
+    @Test(
+        "A bad JSON document is named as its YAML form would be",
+        arguments: [
+            (#"{"kind": "Deployment", "apiVersion": "apps/v1"}"#, "document 1", "kind Deployment is not supported"),
+            (
+                #"[null, {"apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream", "metadata": {"name": "a"}, "#
+                    + #""spec": {"ingest": {"port": "nope"}}}]"#,
+                "document 2", "spec.ingest.port: expected an integer"
+            ),
+            (
+                #"{"apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream", "metadata": {"name": "a"}}"#,
+                "document 1", "missing field spec"
+            ),
+            (
+                #"{"apiVersion": "liverelay.io/v1alpha1", "kind": "LiveStream", "metadata": {"name": "-a"}, "spec": {}}"#,
+                "document 1", "LiveStream -a is invalid: metadata.name"
+            ),
+            (
+                #"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "%%%"}}"#,
+                "document 1", "not base64-encoded"
+            ),
+            (#"{"apiVersion": "v1", "kind": "Secret", "metadata": {}}"#, "document 1", "needs metadata.name"),
+            (#"{"apiVersion": "v1", "kind": "Secret""#, "streams.json", "not valid JSON"),
+        ]
+    )
+    func badJSONDocuments(json: String, location: String, message: String) {
+        #expect {
+            try StreamFile.parse(json: json, source: "streams.json")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(location) && text.contains(message)
+        }
+    }
+
     @Test("Validation names every bad field")
     func validation() {
         let spec = LiveStreamSpec(

@@ -124,12 +124,16 @@ struct RelayChildrenTests {
         #expect(args.dropFirst(flag + 1).first == "10.244.0.0/16,fd00:10:244::/56")
     }
 
-    @Test("the relay's document names the ingest key's Secret and holds no key")
+    @Test("the relay's document is JSON, names the ingest key's Secret and holds no key")
     func relayDocument() throws {
         var spec = Self.fullSpec
         spec.ingest.allowedSourceRanges = ["10.0.0.0/8"]
-        let text = try self.children(spec).relayDocument
-        let stream = try StreamFile.parse(yaml: text, source: "configmap").liveStreams.first
+        let children = try self.children(spec)
+        let text = children.relayDocument
+        #expect(children.configMap["data"]?[RelayChildren.configFile] == .string(text))
+        // JSON (the relay reads it without the YAML parser), read alike by the reader of YAML files.
+        let stream = try StreamFile.parse(json: text, source: "configmap").liveStreams.first
+        #expect(try StreamFile.parse(yaml: text, source: "configmap").liveStreams.first == stream)
         #expect(stream?.spec.ingest.streamKeySecretRef == .init(name: "alice-stream-key", key: "streamKey"))
         #expect(stream?.spec.targets.count == 3)
         #expect(stream?.metadata.name == "alice")

@@ -1,0 +1,112 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Gives back the pages of code that only start-up ran.
+///
+/// Linux maps a binary's code into a process in blocks (64 KiB around each fault, or a whole large folio of the page
+/// cache), and keeps them mapped: an idle relay held the code of argument parsing, configuration decoding and
+/// start-up of every service for as long as it ran, about as much as the code it runs afterwards (BENCHMARKS.md,
+/// "Relay memory"). Once the relay listens, ``release(mappings:)`` unmaps (`MADV_DONTNEED`) every private file
+/// mapping that is not writable and holds no page of its own: code and read-only data, exactly as the file has
+/// them. What runs afterwards faults its pages back from the page cache (no disk read, the file's pages stay
+/// there), so the resident set holds what the relay runs while idle and while live, not what it ran to start.
+///
+/// A mapping with a page the process changed (`Anonymous` above 0: relocated read-only data after `mprotect`, code
+/// patched at load) keeps its pages, so nothing the loader wrote is lost; writable mappings are never touched.
+public enum StartupPages {
+    /// A private, read-only file mapping whose pages are all the file's (the only kind ``release(mappings:)``
+    /// unmaps).
+    public struct Mapping: Hashable, Sendable {
+        public var start: UInt
+        public var end: UInt
+        public var path: String
+
+        public init(start: UInt, end: UInt, path: String) {
+            self.start = start
+            self.end = end
+            self.path = path
+        }
+    }
+
+    /// The mappings of `/proc/self/smaps` (its text: `smaps`) that may be unmapped: private (`p`), not writable,
+    /// backed by a file (an inode, a path that is not `[vdso]` and the like), and without anonymous pages.
+    public static func releasable(smaps: String) -> [Mapping] {
+        var mappings: [Mapping] = []
+        var candidate: Mapping?
+        for line in smaps.split(separator: "\n", omittingEmptySubsequences: true) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if let dash = first.firstIndex(of: "-"), fields.count >= 5,
+                let start = UInt(first[..<dash], radix: 16),
+                let end = UInt(first[first.index(after: dash)...], radix: 16)
+            {
+                // A mapping's header: start-end perms offset dev inode [path]. Its fields come on the lines after.
+                let permissions = Array(fields[1].utf8)
+                let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
+                let eligible =
+                    permissions.count == 4 && permissions[0] == UInt8(ascii: "r")
+                    && permissions[1] == UInt8(ascii: "-") && permissions[3] == UInt8(ascii: "p")
+                    && fields[4] != "0" && path.hasPrefix("/")
+                candidate = eligible ? Mapping(start: start, end: end, path: path) : nil
+            } else if first == "Anonymous:", let mapping = candidate {
+                // The size of the mapping's anonymous (changed) pages: a mapping qualifies only with none.
+                if fields.count >= 2, fields[1] == "0" {
+                    mappings.append(mapping)
+                }
+                candidate = nil
+            }
+        }
+        return mappings
+    }
+
+    /// Reads `/proc/self/smaps`; `nil` where there is none (not Linux, no `/proc`).
+    public static func ownMappings() -> String? {
+        let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Unmaps the pages of `mappings` (see ``releasable(smaps:)``); returns the bytes of the mappings it advised.
+    @discardableResult
+    public static func release(mappings: [Mapping]) -> Int {
+        var bytes = 0
+        for mapping in mappings where mapping.end > mapping.start {
+            let length = Int(mapping.end - mapping.start)
+            if madvise(UnsafeMutableRawPointer(bitPattern: mapping.start), length, MADV_DONTNEED) == 0 {
+                bytes += length
+            }
+        }
+        return bytes
+    }
+
+    /// Unmaps the start-up pages of every releasable mapping of this process; returns the bytes advised (0 without
+    /// `/proc`).
+    @discardableResult
+    public static func release() -> Int {
+        guard let smaps = Self.ownMappings() else { return 0 }
+        return Self.release(mappings: Self.releasable(smaps: smaps))
+    }
+}

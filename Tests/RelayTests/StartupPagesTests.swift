@@ -1,0 +1,107 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the liverelay open source project
+//
+// Copyright (c) 2026 the liverelay project authors
+// Licensed under Apache License v2.0
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+
+import Foundation
+import Relay
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+@Suite("Start-up pages")
+struct StartupPagesTests {
+    @Test("Only private, read-only file mappings the process never changed are released")
+    func releasable() {
+        // As /proc/self/smaps writes them (fields cut to those the parser reads, plus a few it skips).
+        let smaps = """
+            55d0c0000000-55d0c0400000 r--p 00000000 fe:00 1234   /usr/local/bin/liverelay
+            Rss:                 800 kB
+            Anonymous:             0 kB
+            55d0c0400000-55d0c2000000 r-xp 00400000 fe:00 1234   /usr/local/bin/liverelay
+            Rss:               18000 kB
+            Anonymous:             0 kB
+            55d0c2000000-55d0c2100000 r--p 02000000 fe:00 1234   /usr/local/bin/liverelay
+            Anonymous:           700 kB
+            55d0c2100000-55d0c2200000 rw-p 02100000 fe:00 1234   /usr/local/bin/liverelay
+            Anonymous:           900 kB
+            7f0000000000-7f0000100000 r-xp 00000000 fe:00 99     /lib/x86_64-linux-gnu/libc with space.so.6
+            Anonymous:             0 kB
+            7f0000100000-7f0000200000 r--s 00000000 fe:00 77     /dev/shm/shared
+            Anonymous:             0 kB
+            7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+            Anonymous:          1024 kB
+            7f0000300000-7f0000301000 r--p 00000000 00:00 0      [vvar]
+            Anonymous:             0 kB
+            7f0000301000-7f0000302000 r-xp 00000000 00:00 0      [vdso]
+            Anonymous:             0 kB
+            7f0000400000-7f0000500000 r-xp 00000000 fe:00 55     /lib/no-anonymous-line.so
+            VmFlags: rd ex mr mw me
+            """
+        #expect(
+            StartupPages.releasable(smaps: smaps) == [
+                .init(start: 0x55d0_c000_0000, end: 0x55d0_c040_0000, path: "/usr/local/bin/liverelay"),
+                .init(start: 0x55d0_c040_0000, end: 0x55d0_c200_0000, path: "/usr/local/bin/liverelay"),
+                .init(
+                    start: 0x7f00_0000_0000,
+                    end: 0x7f00_0010_0000,
+                    path: "/lib/x86_64-linux-gnu/libc with space.so.6"
+                ),
+            ]
+        )
+    }
+
+    @Test("Released pages leave the resident set and read back as the file has them")
+    func release() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("startup-pages-\(getpid())").path
+        defer { unlink(path) }
+        let size = 256 * 1024
+        let contents = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 4096) }
+        try Data(contents).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let address = try #require(mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0))
+        try #require(address != MAP_FAILED)
+        defer { munmap(address, size) }
+        let bytes = UnsafeRawBufferPointer(start: address, count: size)
+        #expect(Array(bytes) == contents)  // reads every page: all resident
+        #expect(Self.residentKiB(path) == size / 1024)
+
+        let smaps = try #require(StartupPages.ownMappings())
+        let mappings = StartupPages.releasable(smaps: smaps).filter { $0.path == path }
+        #expect(mappings.count == 1)
+        #expect(StartupPages.release(mappings: mappings) == size)
+        #expect(Self.residentKiB(path) == 0)
+        #expect(Array(bytes) == contents)
+        #expect(Self.residentKiB(path) == size / 1024)
+    }
+
+    /// The resident KiB of this process's mappings of `path`.
+    static func residentKiB(_ path: String) -> Int? {
+        guard let smaps = StartupPages.ownMappings() else { return nil }
+        var inside = false
+        var total = 0
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 5, fields[0].contains("-"), fields[0].first?.isHexDigit == true,
+                !fields[0].hasSuffix(":")
+            {
+                inside = fields.count >= 6 && fields[5...].joined(separator: " ") == path
+            } else if inside, fields.first == "Rss:", fields.count >= 2, let kib = Int(fields[1]) {
+                total += kib
+            }
+        }
+        return total
+    }
+}
