@@ -45,7 +45,7 @@ struct WHIPSessionEndTests {
                     webrtcHost: "127.0.0.1",
                     configure: {
                         // RFC 7675's 30 s, shortened for the test; sessions are looked at every 100 ms.
-                        $0.ice.consentTimeout = .milliseconds(1500)
+                        $0.ice.consentTimeout = .seconds(3)
                         $0.tickInterval = .milliseconds(100)
                     }
                 ) { base, whip in
@@ -60,7 +60,7 @@ struct WHIPSessionEndTests {
                     let checking = ContinuousClock.now
                     var checks = 0
                     var lastCheck = checking
-                    while ContinuousClock.now - checking < .milliseconds(2500) {
+                    while ContinuousClock.now - checking < .seconds(4) {
                         // Before the send: the gateway takes the check after it, so consent lasts from later.
                         lastCheck = ContinuousClock.now
                         let answered = try await peer.check(nominate: true, require: false)
@@ -73,7 +73,7 @@ struct WHIPSessionEndTests {
                     try await local.logs.waitFor("the session's end", timeout: .seconds(30)) {
                         $0.contains("WHIP session ended") && $0.contains("no ICE consent")
                     }
-                    #expect(ContinuousClock.now - lastCheck >= .milliseconds(1500))
+                    #expect(ContinuousClock.now - lastCheck >= .seconds(3))
                     // The relay had published to the target when the WHIP publish started; that publish ends.
                     try await nginx.waitForPublishEnded(app: "consent", stream: targetKey)
                     let stream = StreamID(namespace: "default", name: "quiet")
