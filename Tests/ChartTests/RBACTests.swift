@@ -401,7 +401,9 @@ struct RBACTests {
         for path in ["target-keys.yaml", "livestream.yaml"] {
             _ = try server.apply(yaml: String(contentsOfFile: "\(Paths.examples)/\(path)", encoding: .utf8))
         }
-        try await eventually("alice Ready with a port") { stream()?[path: ["status", "port"]]?.intValue != nil }
+        try await eventually("alice Ready with a port", timeout: .seconds(90)) {
+            stream()?[path: ["status", "port"]]?.intValue != nil
+        }
         try await eventually("the preview Ingress") {
             server.object(apiVersion: "networking.k8s.io/v1", kind: "Ingress", namespace: "default", name: "ls-alice")
                 != nil

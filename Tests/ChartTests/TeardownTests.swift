@@ -98,7 +98,7 @@ struct TeardownTests {
         do {
             try create("default", "alice")
             try create("team", "bob")
-            try await eventually("both streams with a port and the finalizer") {
+            try await eventually("both streams with a port and the finalizer", timeout: .seconds(90)) {
                 [stream("default", "alice"), stream("team", "bob")].allSatisfy {
                     $0?[path: ["status", "port"]]?.intValue != nil
                         && $0?[path: ["metadata", "finalizers"]]?.arrayValue?.contains(

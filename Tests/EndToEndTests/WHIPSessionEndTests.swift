@@ -60,18 +60,25 @@ struct WHIPSessionEndTests {
                     let checking = ContinuousClock.now
                     var checks = 0
                     var lastCheck = checking
+                    var longestGap = Duration.zero
                     while ContinuousClock.now - checking < .seconds(4) {
                         // Before the send: the gateway takes the check after it, so consent lasts from later.
+                        longestGap = max(longestGap, ContinuousClock.now - lastCheck)
                         lastCheck = ContinuousClock.now
                         let answered = try await peer.check(nominate: true, require: false)
                         try #require(answered, "check \(checks) unanswered; \(local.logs.lines.suffix(30))")
                         checks += 1
                         try await Task.sleep(for: .milliseconds(500))
                     }
-                    #expect(whip.sessionCount == 1)
-                    // Then none: the session ends with the consent timeout after the last check, and the log says why.
+                    // A test process that runs hundreds of tests on two cores can itself wait longer than the timeout
+                    // between two checks; the session then ends by rights, and this part says nothing.
+                    if longestGap < .milliseconds(2500) {
+                        #expect(whip.sessionCount == 1, "longest gap between checks: \(longestGap)")
+                    }
+                    // Then none: the session ends with the consent timeout after the last check, and the log says why
+                    // (the transport's line; the WHIP session's own may name the relay, which can close first).
                     try await local.logs.waitFor("the session's end", timeout: .seconds(30)) {
-                        $0.contains("WHIP session ended") && $0.contains("no ICE consent")
+                        $0.contains("WebRTC session timed out") && $0.contains("no ICE consent")
                     }
                     #expect(ContinuousClock.now - lastCheck >= .seconds(3))
                     // The relay had published to the target when the WHIP publish started; that publish ends.
