@@ -12,16 +12,17 @@
 import Foundation
 import Synchronization
 
-/// How many browsers run at once in one test process: `LIVERELAY_TEST_BROWSERS`, 2 by default.
+/// How many browsers and WHIP clients run at once in one test process: `LIVERELAY_TEST_BROWSERS`, 2 by default and
+/// at least 2 (one test runs two whip-clients at once, holding two slots).
 ///
-/// A headless browser playing or encoding video takes most of a core. Swift Testing starts every test at once, so
+/// A headless browser playing or encoding video takes most of a core, and a whip-client encodes video too. Swift Testing starts every test at once, so
 /// on a 2-core machine a dozen browsers (the console's journeys in two browsers, the preview's, WHIP's) would starve
 /// each other and every other test's timing. A browser waits here for a slot before it starts, so the suites that use
 /// one take their turns instead; their time limits allow for the wait.
 public enum BrowserSlots {
     public static let limit: Int = {
         let configured = ProcessInfo.processInfo.environment["LIVERELAY_TEST_BROWSERS"].flatMap { Int($0) }
-        return max(1, configured ?? 2)
+        return max(2, configured ?? 2)
     }()
 
     private struct State {

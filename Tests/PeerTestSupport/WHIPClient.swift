@@ -101,6 +101,9 @@ public enum WHIPClient {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RunningProcess) async throws -> Result
     ) async throws -> Result {
+        // It encodes video like a browser: it takes its turn with them (see BrowserSlots).
+        try await BrowserSlots.acquire()
+        defer { BrowserSlots.release() }
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("liverelay-whip-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

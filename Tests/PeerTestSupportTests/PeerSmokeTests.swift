@@ -34,7 +34,10 @@ struct PeerSmokeTests {
             try await FFmpeg.withPublisher(to: nginx.url(app: "live", stream: "plain"), duration: Self.seconds) {
                 ffmpeg in
                 try await nginx.waitForPublishStarted(app: "live", stream: "plain", timeout: .seconds(20))
-                #expect(try nginx.isPublishing(app: "live", stream: "plain"))
+                // On a loaded machine the wait can outlast the 6 s publish (it then counts the ended session): the
+                // stream is live unless ffmpeg is done.
+                let publishing = try nginx.isPublishing(app: "live", stream: "plain")
+                #expect(publishing || ffmpeg.hasExited)
                 let exit = await ffmpeg.waitForExit()
                 #expect(exit.succeeded, "ffmpeg \(exit): \(exit.standardError)")
             }

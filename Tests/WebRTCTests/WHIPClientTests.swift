@@ -21,7 +21,7 @@ import Testing
 @Suite(.serialized) struct WHIPClientTests {
     /// Debian's whip-client (GStreamer webrtcbin, libnice) publishes x264 and Opus over WHIP: ICE, DTLS, and
     /// decrypted RTP of both payload types in sequence for seconds; on SIGINT it sends DELETE and the session ends.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(4)))
     func whipClientPublishes() async throws {
         try #require(WHIPClient.isAvailable, "whip-client (simple-whip-client) at \(WHIPClient.executable)")
 
