@@ -289,7 +289,15 @@ struct WHIPLocalModeTests {
                     }
                 ) { base, whip in
                     try await WHIPClient.withPublisher(url: "\(base)/whip/default/steady", token: ingestKey) { client in
-                        try await nginx.waitForPublishStarted(app: "whip", stream: targetKey, timeout: .seconds(90))
+                        do {
+                            try await nginx.waitForPublishStarted(app: "whip", stream: targetKey, timeout: .seconds(90))
+                        } catch {
+                            // Once in four full runs the publish never started: say what each side saw.
+                            let said = WHIPClient.output(of: client)
+                            let logs = local.logs.lines.suffix(40).joined(separator: "\n")
+                            Issue.record("whip-client said:\n\(said)\nlocal mode said:\n\(logs)")
+                            throw error
+                        }
                         let recording = nginx.recordingPath(app: "whip", stream: targetKey)
                         try await Self.waitForRecording(recording, frames: 30)
                         // 15 s of video more (30 fps) is three consent timeouts.
