@@ -361,11 +361,17 @@ struct WHIPLocalModeTests {
                                 "two whip-client sessions at once: a recording sometimes stays short",
                                 isIntermittent: true
                             ) {
-                                for key in keys.target {
-                                    try await Self.waitForRecording(
-                                        nginx.recordingPath(app: "whip", stream: key),
-                                        frames: 61
-                                    )
+                                do {
+                                    for key in keys.target {
+                                        try await Self.waitForRecording(
+                                            nginx.recordingPath(app: "whip", stream: key),
+                                            frames: 61
+                                        )
+                                    }
+                                } catch {
+                                    let logs = local.logs.lines.suffix(60).joined(separator: "\n")
+                                    Issue.record("\(said())\nlocal mode said:\n\(logs)")
+                                    throw error
                                 }
                                 #expect(whip.sessionCount == 2, "\(said())")
                                 #expect(!first.hasExited && !second.hasExited, "\(said())")
