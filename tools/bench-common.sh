@@ -173,3 +173,53 @@ release_bin() {
     fi
     swift build -c release "$@" --show-bin-path
 }
+
+# A relay's files as a pod mounts them, in DIR: secrets/ingest/streamKey (a fresh random key, printed), secrets/
+# target/key (TARGET_KEY), and livestream.yaml with one stream NAME pushing to rtmp://127.0.0.1:SINK_PORT/live,
+# preview PREVIEW (true|false), written as FORMAT: json (as the operator writes a relay's ConfigMap; the relay reads
+# it without the YAML parser) or yaml (as a user writes one by hand).
+#   key=$(write_relay_files DIR NAME SINK_PORT TARGET_KEY PREVIEW FORMAT)
+write_relay_files() {
+    local dir=$1 name=$2 sink_port=$3 target_key=$4 preview=$5 format=$6 key
+    key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    mkdir -p "$dir/secrets/ingest" "$dir/secrets/target"
+    printf '%s' "$key" >"$dir/secrets/ingest/streamKey"
+    printf '%s' "$target_key" >"$dir/secrets/target/key"
+    if [[ $format == json ]]; then
+        cat >"$dir/livestream.yaml" <<JSON
+{
+  "apiVersion": "liverelay.io/v1alpha1",
+  "kind": "LiveStream",
+  "metadata": { "name": "$name" },
+  "spec": {
+    "ingest": { "app": "live", "streamKeySecretRef": { "name": "ingest", "key": "streamKey" } },
+    "targets": [
+      {
+        "name": "sink",
+        "url": "rtmp://127.0.0.1:$sink_port/live",
+        "streamKeySecretRef": { "name": "target", "key": "key" }
+      }
+    ],
+    "preview": { "enabled": $preview }
+  }
+}
+JSON
+    else
+        cat >"$dir/livestream.yaml" <<YAML
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata:
+  name: $name
+spec:
+  ingest:
+    app: live
+    streamKeySecretRef: { name: ingest, key: streamKey }
+  targets:
+    - name: sink
+      url: rtmp://127.0.0.1:$sink_port/live
+      streamKeySecretRef: { name: target, key: key }
+  preview: { enabled: $preview }
+YAML
+    fi
+    printf '%s' "$key"
+}

@@ -143,46 +143,7 @@ nginx_master=$started
 wait_for_port "$nginx_port"
 
 # 3. liverelay: one stream, one target (the sink), keys in files as a pod mounts them.
-key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-mkdir -p "$work/relay/secrets/ingest" "$work/relay/secrets/target"
-printf '%s' "$key" >"$work/relay/secrets/ingest/streamKey"
-printf '%s' "liverelay-out" >"$work/relay/secrets/target/key"
-if [[ $config_format == json ]]; then
-    cat >"$work/relay/livestream.yaml" <<EOF
-{
-  "apiVersion": "liverelay.io/v1alpha1",
-  "kind": "LiveStream",
-  "metadata": { "name": "memory" },
-  "spec": {
-    "ingest": { "app": "live", "streamKeySecretRef": { "name": "ingest", "key": "streamKey" } },
-    "targets": [
-      {
-        "name": "sink",
-        "url": "rtmp://127.0.0.1:$sink_port/live",
-        "streamKeySecretRef": { "name": "target", "key": "key" }
-      }
-    ],
-    "preview": { "enabled": $preview }
-  }
-}
-EOF
-else
-    cat >"$work/relay/livestream.yaml" <<EOF
-apiVersion: liverelay.io/v1alpha1
-kind: LiveStream
-metadata:
-  name: memory
-spec:
-  ingest:
-    app: live
-    streamKeySecretRef: { name: ingest, key: streamKey }
-  targets:
-    - name: sink
-      url: rtmp://127.0.0.1:$sink_port/live
-      streamKeySecretRef: { name: target, key: key }
-  preview: { enabled: $preview }
-EOF
-fi
+key=$(write_relay_files "$work/relay" memory "$sink_port" liverelay-out "$preview" "$config_format")
 chmod -R a+rX "$work/relay"
 relay_port=$(free_port)
 http_port=$(free_port)

@@ -75,29 +75,8 @@ EOF
 start_nginx "$work/sink"
 wait_for_port "$sink_port"
 
-mkdir -p "$work/relay/secrets/ingest" "$work/relay/secrets/target"
-key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s' "$key" >"$work/relay/secrets/ingest/streamKey"
-printf '%s' "profile-out" >"$work/relay/secrets/target/key"
-# JSON, as the operator writes a relay's ConfigMap: the relay reads it without the YAML parser.
-cat >"$work/relay/livestream.yaml" <<EOF
-{
-  "apiVersion": "liverelay.io/v1alpha1",
-  "kind": "LiveStream",
-  "metadata": { "name": "profile" },
-  "spec": {
-    "ingest": { "app": "live", "streamKeySecretRef": { "name": "ingest", "key": "streamKey" } },
-    "targets": [
-      {
-        "name": "sink",
-        "url": "rtmp://127.0.0.1:$sink_port/live",
-        "streamKeySecretRef": { "name": "target", "key": "key" }
-      }
-    ],
-    "preview": { "enabled": false }
-  }
-}
-EOF
+# JSON, as the operator writes a relay's ConfigMap.
+key=$(write_relay_files "$work/relay" profile "$sink_port" profile-out false json)
 relay_port=$(free_port)
 http_port=$(free_port)
 log "running the relay under callgrind (about 50 times slower than it is)"
