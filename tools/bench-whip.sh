@@ -122,21 +122,8 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=${size}:rate=3
     -f rawvideo "$background"
 
 # Debian's whip-client links libsoup 2 and webrtcbin pulls libsoup 3, which aborts at load when it sees libsoup 2;
-# this preload hides the one probe (the same shim as Tests/WebRTCTests/WHIPClientTests.swift).
-cat >"$work/shim.c" <<'C'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <string.h>
-typedef int gboolean;
-typedef void *gpointer;
-gboolean g_module_symbol(void *module, const char *name, gpointer *symbol) {
-    static gboolean (*real)(void *, const char *, gpointer *);
-    if (!real) real = (gboolean (*)(void *, const char *, gpointer *))dlsym(RTLD_NEXT, "g_module_symbol");
-    if (strcmp(name, "soup_uri_new") == 0) { *symbol = 0; return 0; }
-    return real(module, name, symbol);
-}
-C
-cc -shared -fPIC -o "$work/shim.so" "$work/shim.c" -ldl
+# this preload hides the one probe (tools/whip-client-soup-shim.c, which the tests use too).
+cc -shared -fPIC -o "$work/shim.so" "$root/tools/whip-client-soup-shim.c" -ldl
 # GStreamer's plugin registry, written once here: whip-clients starting together with no registry each write it, and
 # crash on one another's half-written file.
 export GST_REGISTRY="$work/gst-registry.bin"

@@ -70,23 +70,10 @@ public enum WHIPClient {
         "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue ! opusenc ! rtpopuspay ! "
         + "application/x-rtp,media=audio,encoding-name=OPUS,payload=111"
 
-    /// Debian 12's whip-client links libsoup 2, and webrtcbin pulls in libsoup 3 through libnice and gupnp-igd;
-    /// libsoup 3 aborts at load when it finds libsoup 2's `soup_uri_new` in the process ("libsoup2 symbols
-    /// detected"). This preload hides that one probe, so the packaged client runs; UPnP (the only libsoup 3 user)
-    /// finds nothing on a test host either way.
-    static let soupProbeShim = """
-        #define _GNU_SOURCE
-        #include <dlfcn.h>
-        #include <string.h>
-        typedef int gboolean;
-        typedef void *gpointer;
-        gboolean g_module_symbol(void *module, const char *name, gpointer *symbol) {
-            static gboolean (*real)(void *, const char *, gpointer *);
-            if (!real) real = (gboolean (*)(void *, const char *, gpointer *))dlsym(RTLD_NEXT, "g_module_symbol");
-            if (strcmp(name, "soup_uri_new") == 0) { *symbol = 0; return 0; }
-            return real(module, name, symbol);
-        }
-        """
+    /// The preload that lets Debian 12's whip-client start (libsoup 2 and 3 in one process): its source, shared with
+    /// tools/bench-whip.sh, says why.
+    static let soupProbeShim = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("tools/whip-client-soup-shim.c").path
 
     /// Runs whip-client publishing to `url` with `token` as Bearer token while `body` runs, then stops it (its
     /// process group) and removes its directory, whether `body` returns or throws.
@@ -108,10 +95,9 @@ public enum WHIPClient {
             .appendingPathComponent("liverelay-whip-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try self.soupProbeShim.write(toFile: "\(directory)/shim.c", atomically: true, encoding: .utf8)
         let compiled = try await withRunningProcess(
             "cc",
-            arguments: ["-shared", "-fPIC", "-o", "\(directory)/shim.so", "\(directory)/shim.c", "-ldl"],
+            arguments: ["-shared", "-fPIC", "-o", "\(directory)/shim.so", self.soupProbeShim, "-ldl"],
             isolation: isolation
         ) { process in
             await process.waitForExit()
