@@ -1,8 +1,15 @@
 // A preload for Debian 12's whip-client (simple-whip-client), used by the tests (Tests/PeerTestSupport/WHIPClient.swift)
 // and tools/bench-whip.sh. whip-client links libsoup 2, and webrtcbin pulls in libsoup 3 through libnice and
 // gupnp-igd; libsoup 3 aborts at load when it finds libsoup 2's `soup_uri_new` in the process ("libsoup2 symbols
-// detected"). This hides that one probe, so the packaged client runs; UPnP (the only libsoup 3 user) finds nothing
-// on a test host either way.
+// detected"). This hides that one probe, so the packaged client starts.
+//
+// The probe is there for a reason: the two libraries register GObject types of the same names ("SoupSession",
+// "SoupMessage", ...) and export functions of the same names, so the moment libsoup 3 runs, whichever thread
+// registers a type second gets a broken one. libsoup 3's only user here is libnice's UPnP port mapping, which
+// starts a GUPnP context (and its HTTP server) on a thread of its own while candidates are gathered, racing
+// whip-client's own libsoup 2 requests: under load a client died ("double free or corruption") or connected and then
+// sent no media, one run in three of the WHIP suites. So libnice gets no UPnP agent either: it takes a NULL one as
+// "UPnP unavailable" and gathers host candidates only, which is all a test host has. libsoup 3 then never runs.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <string.h>
@@ -14,3 +21,4 @@ gboolean g_module_symbol(void *module, const char *name, gpointer *symbol) {
     if (strcmp(name, "soup_uri_new") == 0) { *symbol = 0; return 0; }
     return real(module, name, symbol);
 }
+void *gupnp_simple_igd_thread_new(void) { return 0; }

@@ -102,7 +102,7 @@ func withLocalMode<Result: Sendable>(
             tls: tlsConfiguration
         ),
         relayExecutable: try liverelayExecutable(),
-        relayArguments: ["--log-level", "warning", "--reconnect-min", "0.2", "--reconnect-max", "1"],
+        relayArguments: ["--log-level", "notice", "--reconnect-min", "0.2", "--reconnect-max", "1"],
         stateDirectory: stateDirectory ?? directory + "/state",
         pollInterval: idlePoll
     )

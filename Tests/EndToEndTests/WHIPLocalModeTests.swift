@@ -355,27 +355,20 @@ struct WHIPLocalModeTests {
                             for key in keys.target {
                                 try await nginx.waitForPublishStarted(app: "whip", stream: key, timeout: .seconds(90))
                             }
-                            // In two of four full runs on 2 cores (not alone, not beside the other WHIP suites) one
-                            // recording stayed short of 61 frames; the cause is not found yet (issue 24).
-                            await withKnownIssue(
-                                "two whip-client sessions at once: a recording sometimes stays short",
-                                isIntermittent: true
-                            ) {
-                                do {
-                                    for key in keys.target {
-                                        try await Self.waitForRecording(
-                                            nginx.recordingPath(app: "whip", stream: key),
-                                            frames: 61
-                                        )
-                                    }
-                                } catch {
-                                    let logs = local.logs.lines.suffix(60).joined(separator: "\n")
-                                    Issue.record("\(said())\nlocal mode said:\n\(logs)")
-                                    throw error
+                            do {
+                                for key in keys.target {
+                                    try await Self.waitForRecording(
+                                        nginx.recordingPath(app: "whip", stream: key),
+                                        frames: 61
+                                    )
                                 }
-                                #expect(whip.sessionCount == 2, "\(said())")
-                                #expect(!first.hasExited && !second.hasExited, "\(said())")
+                            } catch {
+                                let logs = local.logs.lines.suffix(60).joined(separator: "\n")
+                                Issue.record("\(said())\nlocal mode said:\n\(logs)")
+                                throw error
                             }
+                            #expect(whip.sessionCount == 2, "\(said())")
+                            #expect(!first.hasExited && !second.hasExited, "\(said())")
                             #expect(whip.trickledPatches > 0, "the trickling client PATCHed no candidates: \(said())")
                             for client in [first, second] { client.interrupt() }
                             for key in keys.target {

@@ -114,9 +114,17 @@ public enum WHIPClient {
             "env",
             arguments: arguments,
             standardOutput: .capture(limit: 64 * 1024),
-            isolation: isolation,
-            body
-        )
+            isolation: isolation
+        ) { client in
+            do {
+                return try await body(client)
+            } catch {
+                // What the client saw is half of every failure's story: on the test's output, the token hidden.
+                let said = self.output(of: client, hiding: [token])
+                FileHandle.standardError.write(Data("whip-client (\(url)) said:\n\(said)\n".utf8))
+                throw error
+            }
+        }
     }
 
     /// whip-client's last 40 lines of output, without the ones that show the Bearer token or any of `secrets`.
