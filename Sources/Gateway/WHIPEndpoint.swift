@@ -642,6 +642,9 @@ public final class WHIPService: Sendable {
         var timer: Task<Void, Never>?
         var scheduled: ContinuousClock.Instant?
         var refusals = RateLimitedWarning(interval: .seconds(10))
+        // When media last went to the relay: a relay that closes the connection after the publisher's media stopped
+        // (its idle timeout) is not the cause, and the log says so.
+        var lastMedia = ContinuousClock.now
         defer { timer?.cancel() }
         while let next = await inputs.next() {
             let now = ContinuousClock.now
@@ -675,7 +678,13 @@ public final class WHIPService: Sendable {
             case .webrtcEnded(let error):
                 return error.map { "the WebRTC session failed: \($0)" } ?? "the WebRTC session was closed"
             case .relayEnded(let error):
-                return error.map { "the relay connection failed: \($0)" } ?? "the relay closed the connection"
+                let silence = now - lastMedia
+                let cause =
+                    silence >= .seconds(2)
+                    ? " after \(Int(silence.inSeconds.rounded())) s without media from the publisher"
+                    : ""
+                return error.map { "the relay connection failed\(cause): \($0)" }
+                    ?? "the relay closed the connection\(cause)"
             case .relay, .publishTimeout:
                 output = .init()
             }
@@ -686,6 +695,7 @@ public final class WHIPService: Sendable {
                 session.sendRTCP(packet)
             }
             if !output.messages.isEmpty {
+                lastMedia = now
                 do {
                     try await outbound.write(contentsOf: output.messages)
                 } catch {

@@ -94,6 +94,47 @@ struct WHIPSessionEndTests {
         }
     }
 
+    @Test("A publisher whose media stops while its consent goes on: the relay's idle timeout ends it, the log says why")
+    func silentPublisherEndsWithTheReason() async throws {
+        try await withNginxRTMP(applications: ["silent"]) { nginx in
+            let port = try freeTCPPort()
+            let ingestKey = makeTestKey("ingest")
+            let targetKey = makeTestKey("target")
+            let yaml = liveStreamYAML(
+                name: "silent",
+                port: port,
+                ingestKey: ingestKey,
+                target: (nginx.url(app: "silent"), targetKey)
+            )
+            try await withLocalMode(yaml: yaml, secrets: [ingestKey, targetKey]) { local in
+                try await local.waitForListening(port)
+                try await withWHIP(local, webrtcHost: "127.0.0.1") { base, whip in
+                    let answer = try await WHIPLocalModeTests.post(base, path: "/whip/default/silent", key: ingestKey)
+                    try #require(answer.status == 201, "\(answer.body)")
+                    let peer = try await FakeWHIPPeer(answer: answer.body)
+                    defer { peer.close() }
+                    // Consent (checks every 500 ms, as browsers send) and no media: the relay takes the publish as
+                    // idle after its 10 s and closes it; the gateway's line names the silence, not the relay.
+                    let deadline = ContinuousClock.now + .seconds(40)
+                    var ended: String?
+                    while ended == nil, ContinuousClock.now < deadline {
+                        _ = try await peer.check(nominate: true, require: false)
+                        try await Task.sleep(for: .milliseconds(500))
+                        ended = local.logs.lines.first { $0.contains("WHIP session ended") }
+                    }
+                    let line = try #require(ended, "no session end in 40 s: \(local.logs.lines.suffix(30))")
+                    #expect(
+                        line.contains("the relay closed the connection after")
+                            && line.contains("s without media from the publisher"),
+                        "\(line)"
+                    )
+                    try await nginx.waitForPublishEnded(app: "silent", stream: targetKey)
+                    #expect(whip.sessionCount == 0)
+                }
+            }
+        }
+    }
+
     @Test("A DTLS handshake that fails ends its session with a clear log line; another stream's session goes on")
     func dtlsFailureEndsOnlyThatSession() async throws {
         try await withNginxRTMP(applications: ["dtls"]) { nginx in
