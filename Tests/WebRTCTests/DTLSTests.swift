@@ -22,6 +22,9 @@ private struct HandshakeResult: Sendable {
     var peerFingerprint: [UInt8]?
     var keys: SRTPKeyingMaterial
     var wrongFingerprintRefused: Bool
+    /// What each of ``DTLSGarbage/records`` did once the handshake was done.
+    var afterGarbage: [String] = []
+    var finishedAfterGarbage = false
 }
 
 /// A UDP socket that runs one ``DTLSServerConnection`` for whichever peer writes first: the DTLS wrapper alone,
@@ -49,11 +52,19 @@ private final class DTLSEchoHandler: ChannelInboundHandler {
                 do { try self.connection.verifyPeer(fingerprint: [UInt8](repeating: 0, count: 32)) } catch {
                     refused = error.code == .fingerprintMismatch
                 }
-                let result = HandshakeResult(
+                var result = HandshakeResult(
                     peerFingerprint: self.connection.peerFingerprint,
                     keys: try self.connection.exportSRTPKeyingMaterial(),
                     wrongFingerprintRefused: refused
                 )
+                for datagram in DTLSGarbage.records {
+                    do {
+                        result.afterGarbage.append("\(try self.connection.receive(datagram))")
+                    } catch {
+                        result.afterGarbage.append("\(error)")
+                    }
+                }
+                result.finishedAfterGarbage = self.connection.isFinished
                 self.done.succeed(result)
             }
         } catch {
@@ -105,6 +116,7 @@ private final class DTLSEchoHandler: ChannelInboundHandler {
 
     /// `openssl s_client -dtls1_2 -use_srtp` against our DTLS server: the handshake completes, the profile is the one
     /// asked for, the peer's certificate is the one on its command line, and both sides export the same SRTP keys.
+    /// Then records the peer did not send (``DTLSGarbage``) are dropped without ending the association.
     @Test(.timeLimit(.minutes(1)), arguments: [SRTPProfile.aes128CMSHA1_80, .aeadAES128GCM])
     func handshakesWithOpenSSLClient(profile: SRTPProfile) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -161,6 +173,9 @@ private final class DTLSEchoHandler: ChannelInboundHandler {
             let result = try await done.futureResult.get()
             #expect(result.peerFingerprint == clientCertificate.fingerprint)
             #expect(result.wrongFingerprintRefused)
+            // Records no peer with the keys sent, from its address (a spoofer's): dropped, the association stays.
+            #expect(result.afterGarbage == Array(repeating: "none", count: DTLSGarbage.records.count))
+            #expect(!result.finishedAfterGarbage)
             #expect(result.keys.profile == profile)
             // s_client prints the keying material once the handshake is done; wait for it, then compare without
             // printing keys.
@@ -177,4 +192,23 @@ private final class DTLSEchoHandler: ChannelInboundHandler {
             #expect(same, "the keys OpenSSL's client exported differ from ours")
         }
     }
+}
+
+/// DTLS 1.2 records (RFC 6347 §4.1) that pass RFC 7983's first-byte demultiplexing as DTLS but that the peer of an
+/// established association did not send: application data and a handshake message of epoch 1 with a MAC that does not
+/// verify, plaintext alerts (a fatal handshake_failure) of epoch 0 and 1, a ClientHello-shaped record of epoch 0, a
+/// ChangeCipherSpec, a length beyond the datagram, a content type no one defines, a truncated header. RFC 6347
+/// §4.1.2.7: invalid records are discarded.
+enum DTLSGarbage {
+    static let records: [[UInt8]] = [
+        [23, 254, 253, 0, 1, 0, 0, 0, 0, 0, 9, 0, 16] + [UInt8](repeating: 7, count: 16),
+        [21, 254, 253, 0, 0, 0, 0, 0, 0, 0, 9, 0, 2, 2, 40],
+        [21, 254, 253, 0, 1, 0, 0, 0, 0, 0, 10, 0, 2, 2, 40],
+        [22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 11, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [22, 254, 253, 0, 1, 0, 0, 0, 0, 0, 12, 0, 40] + [UInt8](repeating: 9, count: 40),
+        [20, 254, 253, 0, 1, 0, 0, 0, 0, 0, 13, 0, 1, 1],
+        [23, 254, 253, 0, 1, 0, 0, 0, 0, 0, 14, 255, 255, 1, 2, 3],
+        [63] + [UInt8](repeating: 0, count: 60),
+        [23, 1, 1, 0, 1],
+    ]
 }
