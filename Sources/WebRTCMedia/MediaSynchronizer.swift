@@ -45,6 +45,14 @@ public struct RTPTimestampUnwrapper: Sendable, Hashable {
 /// until a track has one, its timestamps are placed by arrival time (the first packet's arrival plus RTP time
 /// since).
 ///
+/// A sender's reports move a track's placement whenever they say something new (a sender whose media timestamps do
+/// not follow its report clock exactly says something new in every report: GStreamer's extrapolates from its last
+/// buffer). Taken at once, each such move is a jump in the track's timestamps, and through the interleaver, which
+/// puts the tracks in timestamp order, latency. So the output follows a track's placement at a bounded rate, as
+/// libwebrtc's audio/video synchronization moves its playout delays: ``slewPerThousand`` of the media time that
+/// passes, until it has caught up; a move of more than ``discontinuity`` (a sender that restarted its clock) is taken
+/// at once.
+///
 /// The output starts at 0 where ``start(atRTPTimestamp:track:)`` puts it (the ingest starts it at the first video
 /// keyframe, see below), or else with the first message of the session; it never goes backwards within a track (a
 /// jump back, as when a track switches from arrival time to sender reports, is held at the last value), and is
@@ -70,7 +78,15 @@ public struct MediaSynchronizer: Sendable {
         /// The latest sender report: its extended RTP timestamp and NTP time in ns.
         var senderReport: (timestamp: Int64, ntp: Int64)?
         var lastOutput: Int64?
+        /// Where the output placed the track last: an extended timestamp and its local time (ns since the epoch).
+        var placed: (timestamp: Int64, local: Int64)?
     }
+
+    /// How fast the output follows a track's moved placement: this many per thousand of the media time that passes
+    /// (80 ms per second).
+    public static let slewPerThousand: Int64 = 80
+    /// A move of the placement larger than this is taken at once.
+    public static let discontinuity: Duration = .seconds(1)
 
     private let epoch: ContinuousClock.Instant
     private var tracks: [TrackState]
@@ -172,7 +188,27 @@ public struct MediaSynchronizer: Sendable {
     /// must have seen a packet (``observe(_:track:arrival:)``) or a sender report.
     public mutating func milliseconds(forExtendedTimestamp timestamp: Int64, track: Track) -> UInt32 {
         var state = self.tracks[track.rawValue]
-        let local = self.localTime(forExtendedTimestamp: timestamp, track: track) ?? self.origin ?? 0
+        let target = self.localTime(forExtendedTimestamp: timestamp, track: track) ?? self.origin ?? 0
+        let local: Int64
+        if let placed = state.placed {
+            let elapsed = Self.nanoseconds(timestamp - placed.timestamp, rate: state.clockRate)
+            let predicted = placed.local + elapsed
+            let difference = target - predicted
+            if elapsed < 0 {
+                // Earlier than the last placed (a frame that came out of order): where the last placement puts it.
+                local = predicted
+            } else if abs(difference) > Self.discontinuity.nanoseconds {
+                local = target
+                state.placed = (timestamp, local)
+            } else {
+                let step = elapsed * Self.slewPerThousand / 1000
+                local = predicted + min(max(difference, -step), step)
+                state.placed = (timestamp, local)
+            }
+        } else {
+            local = target
+            state.placed = (timestamp, local)
+        }
         if self.origin == nil {
             self.origin = local
         }

@@ -90,4 +90,33 @@ import WebRTCMedia
         #expect(sync.precedesStart(extendedTimestamp: audio - 1, track: .audio))
         #expect(sync.milliseconds(forExtendedTimestamp: audio, track: .audio) == 0)
     }
+    @Test func aMovedPlacementIsFollowedAtABoundedRate() {
+        var sync = MediaSynchronizer(epoch: self.start)
+        let ntp: UInt64 = 1000 << 32
+        sync.senderReport(ntpTimestamp: ntp, rtpTimestamp: 90000, track: .video, at: self.at(0))
+        #expect(sync.milliseconds(forExtendedTimestamp: 90000, track: .video) == 0)
+        #expect(sync.milliseconds(forExtendedTimestamp: 90000 + 90000, track: .video) == 1000)
+        // The sender now says RTP 180000 was captured 300 ms later than its first report implied.
+        sync.senderReport(ntpTimestamp: ntp + (13 << 32) / 10, rtpTimestamp: 180000, track: .video, at: self.at(1300))
+        // One more second of media: 80 ms of the 300 taken, not all of it.
+        #expect(sync.milliseconds(forExtendedTimestamp: 270000, track: .video) == 2080)
+        // Frame by frame (33 ms: 2.6 ms each) it catches up, then follows the new placement exactly.
+        var last: UInt32 = 2080
+        var timestamp: Int64 = 270000
+        for _ in 0..<120 {
+            timestamp += 3000
+            let milliseconds = sync.milliseconds(forExtendedTimestamp: timestamp, track: .video)
+            #expect(milliseconds > last && milliseconds - last <= 36)
+            last = milliseconds
+        }
+        #expect(sync.milliseconds(forExtendedTimestamp: timestamp + 3000, track: .video) == 6333)
+        // A move of more than a second (a sender that restarted its clock) is taken at once.
+        sync.senderReport(
+            ntpTimestamp: ntp + (20 << 32),
+            rtpTimestamp: UInt32(timestamp),
+            track: .video,
+            at: self.at(9000)
+        )
+        #expect(sync.milliseconds(forExtendedTimestamp: timestamp + 6000, track: .video) == 20_066)
+    }
 }
