@@ -30,9 +30,8 @@
 # per stream-minute; resident memory at the end of the window. Local mode runs the streams of both paths, relays kept
 # running (minReplicas 1), so this measures ingest, not starts. Results: OUT/report.md, one JSON per sink stream.
 #
-# Defaults: one stream per path, 5 s of warm-up and 20 s measured (the figures in BENCHMARKS.md were taken so, when the
-# gateway still cut whip-client's sessions after 30 s; it no longer does). whip-clients crashed when several were
-# started on one host by this script, so --streams above 1 may fail on the whip path (it stays useful for RTMP).
+# Defaults: one stream per path, 5 s of warm-up and 20 s measured. Several whip-clients at once work since the preload
+# keeps libnice's UPnP (and with it libsoup 3) from running (tools/whip-client-soup-shim.c says why they crashed).
 #
 # Usage: tools/bench-whip.sh [--out DIR] [--seconds N] [--warmup N] [--streams "1 5"] [--paths "direct rtmp whip"]
 #                            [--size 1280x720] [--bitrate KBITS] [--skip-build] [--scratch-path DIR]
@@ -122,7 +121,8 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=${size}:rate=3
     -f rawvideo "$background"
 
 # Debian's whip-client links libsoup 2 and webrtcbin pulls libsoup 3, which aborts at load when it sees libsoup 2;
-# this preload hides the one probe (tools/whip-client-soup-shim.c, which the tests use too).
+# this preload hides the one probe and keeps libsoup 3 from running (tools/whip-client-soup-shim.c, which the tests
+# use too).
 cc -shared -fPIC -o "$work/shim.so" "$root/tools/whip-client-soup-shim.c" -ldl
 # GStreamer's plugin registry, written once here: whip-clients starting together with no registry each write it, and
 # crash on one another's half-written file.
