@@ -74,6 +74,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What a long-running process gives back to the system once a phase is over: code pages, glibc's free heap.
+        .target(
+            name: "ResidentMemory",
+            swiftSettings: swiftSettings
+        ),
         // One publisher in, N push targets out.
         .target(
             name: "Relay",
@@ -108,6 +113,7 @@ let package = Package(
                 "ConsoleCluster",
                 "TimeSupport",
                 "Relay",
+                "ResidentMemory",
                 "Gateway",
                 "IngestTLS",
                 "LiveStreamModel",
@@ -287,6 +293,7 @@ let package = Package(
             name: "Operator",
             dependencies: [
                 "TimeSupport",
+                "ResidentMemory",
                 "LiveStreamModel",
                 "RelayAPI",
                 "Gateway",
@@ -651,6 +658,11 @@ let package = Package(
         .testTarget(
             name: "LocalRuntimeTests",
             dependencies: ["LocalRuntime", "Gateway", "LiveStreamModel", "TimeSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ResidentMemoryTests",
+            dependencies: ["ResidentMemory"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -25,7 +25,7 @@
 # /api/v1/streams), take a 6 s publish from ffmpeg and push it to the sink, then stop on SIGTERM. Every function of
 # the binary that ran is listed, in the order callgrind first names it: first those that ran once the relay
 # answered /healthz (callgrind dumps its counts there, asked by vgdb), then those that only start-up ran. A relay
-# unmaps start-up's pages once it listens (StartupPages in the Relay module), so what it runs from then on lies
+# unmaps start-up's pages once it listens (CodePages in the ResidentMemory module), so what it runs from then on lies
 # together at the start, and start-up's code after it.
 #
 # Usage: tools/relay-symbol-order.sh [--binary PATH] [--out FILE]

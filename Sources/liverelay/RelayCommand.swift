@@ -16,6 +16,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import Relay
+import ResidentMemory
 import ServiceLifecycle
 import Synchronization
 import TimeSupport
@@ -262,11 +263,11 @@ struct RelayCommand: AsyncParsableCommand {
         NIOSingletons.blockingPoolThreadCountSuggestion = 1
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        // Once both listeners are up, start-up is over: its code need not stay resident (``StartupPages``).
+        // Once both listeners are up, start-up is over: its code need not stay resident (``CodePages``).
         let releaseStartupPages = self.releaseStartupPages
         let announcer = ListenAnnouncer(enabled: self.announce, expectsHTTP: self.httpListen != "none") {
             if releaseStartupPages {
-                let bytes = StartupPages.release()
+                let bytes = CodePages.release()
                 logger.debug("Start-up pages released", metadata: ["relay.startup.releasedBytes": "\(bytes)"])
             }
         }

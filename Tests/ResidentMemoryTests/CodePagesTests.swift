@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 import Foundation
-import Relay
+import ResidentMemory
 import Testing
 
 #if canImport(Glibc)
@@ -19,8 +19,8 @@ import Glibc
 import Musl
 #endif
 
-@Suite("Start-up pages")
-struct StartupPagesTests {
+@Suite("Code pages")
+struct CodePagesTests {
     @Test("Only private, read-only file mappings the process never changed are released")
     func releasable() {
         // As /proc/self/smaps writes them (fields cut to those the parser reads, plus a few it skips).
@@ -49,7 +49,7 @@ struct StartupPagesTests {
             VmFlags: rd ex mr mw me
             """
         #expect(
-            StartupPages.releasable(smaps: smaps) == [
+            CodePages.releasable(smaps: smaps) == [
                 .init(start: 0x55d0_c000_0000, end: 0x55d0_c040_0000, path: "/usr/local/bin/liverelay"),
                 .init(start: 0x55d0_c040_0000, end: 0x55d0_c200_0000, path: "/usr/local/bin/liverelay"),
                 .init(
@@ -63,7 +63,7 @@ struct StartupPagesTests {
 
     @Test("Released pages leave the resident set and read back as the file has them")
     func release() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("startup-pages-\(getpid())").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("code-pages-\(getpid())").path
         defer { unlink(path) }
         let size = 256 * 1024
         let contents = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 4096) }
@@ -78,10 +78,10 @@ struct StartupPagesTests {
         #expect(Array(bytes) == contents)  // reads every page: all resident
         #expect(Self.residentKiB(path) == size / 1024)
 
-        let smaps = try #require(StartupPages.ownMappings())
-        let mappings = StartupPages.releasable(smaps: smaps).filter { $0.path == path }
+        let smaps = try #require(CodePages.ownMappings())
+        let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
         #expect(mappings.count == 1)
-        #expect(StartupPages.release(mappings: mappings) == size)
+        #expect(CodePages.release(mappings: mappings) == size)
         #expect(Self.residentKiB(path) == 0)
         #expect(Array(bytes) == contents)
         #expect(Self.residentKiB(path) == size / 1024)
@@ -89,7 +89,7 @@ struct StartupPagesTests {
 
     /// The resident KiB of this process's mappings of `path`.
     static func residentKiB(_ path: String) -> Int? {
-        guard let smaps = StartupPages.ownMappings() else { return nil }
+        guard let smaps = CodePages.ownMappings() else { return nil }
         var inside = false
         var total = 0
         for line in smaps.split(separator: "\n") {

@@ -15,19 +15,20 @@ import Glibc
 import Musl
 #endif
 
-/// Gives back the pages of code that only start-up ran.
+/// Gives back the pages of code a process ran once and will not run again soon.
 ///
 /// Linux maps a binary's code into a process in blocks (64 KiB around each fault, or a whole large folio of the page
 /// cache), and keeps them mapped: an idle relay held the code of argument parsing, configuration decoding and
 /// start-up of every service for as long as it ran, about as much as the code it runs afterwards (BENCHMARKS.md,
-/// "Relay memory"). Once the relay listens, ``release(mappings:)`` unmaps (`MADV_DONTNEED`) every private file
-/// mapping that is not writable and holds no page of its own: code and read-only data, exactly as the file has
-/// them. What runs afterwards faults its pages back from the page cache (no disk read, the file's pages stay
-/// there), so the resident set holds what the relay runs while idle and while live, not what it ran to start.
+/// "Relay memory"); an operator at rest held the code of the burst that created thousands of streams ("Operator
+/// memory"). Once that phase is over, ``release(mappings:)`` unmaps (`MADV_DONTNEED`) every private file mapping
+/// that is not writable and holds no page of its own: code and read-only data, exactly as the file has them. What
+/// runs afterwards faults its pages back from the page cache (no disk read, the file's pages stay there), so the
+/// resident set holds what the process runs from then on, not what it ran before.
 ///
 /// A mapping with a page the process changed (`Anonymous` above 0: relocated read-only data after `mprotect`, code
 /// patched at load) keeps its pages, so nothing the loader wrote is lost; writable mappings are never touched.
-public enum StartupPages {
+public enum CodePages {
     /// A private, read-only file mapping whose pages are all the file's (the only kind ``release(mappings:)``
     /// unmaps).
     public struct Mapping: Hashable, Sendable {
@@ -102,8 +103,7 @@ public enum StartupPages {
         return bytes
     }
 
-    /// Unmaps the start-up pages of every releasable mapping of this process; returns the bytes advised (0 without
-    /// `/proc`).
+    /// Unmaps the pages of every releasable mapping of this process; returns the bytes advised (0 without `/proc`).
     @discardableResult
     public static func release() -> Int {
         guard let smaps = Self.ownMappings() else { return 0 }
