@@ -82,7 +82,7 @@ final class PublishHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.session.received(Self.unwrapInboundIn(data)) {
-        case .none:
+        case .none, .keyframeRequested:
             break
         case .send(let messages), .publishing(let messages):
             for message in messages {

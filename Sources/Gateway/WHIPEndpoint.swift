@@ -82,6 +82,7 @@ public final class WHIPService: Sendable {
     }
     private let sessions = Mutex<[String: Entry]>([:])
     private let patches = Mutex<(trickled: Int, restarts: Int)>((0, 0))
+    private let relayKeyframeRequests = Atomic<Int>(0)
 
     public init(
         gateway: Gateway,
@@ -101,6 +102,8 @@ public final class WHIPService: Sendable {
     package var trickledPatches: Int { self.patches.withLock { $0.trickled } }
     /// PATCHes that restarted ICE (200), for tests.
     package var iceRestarts: Int { self.patches.withLock { $0.restarts } }
+    /// Keyframe requests the relays sent (a target started pushing), for tests.
+    package var keyframeRequestsFromRelays: Int { self.relayKeyframeRequests.load(ordering: .relaxed) }
 
     /// The counters of the sessions open now, for tests.
     package func statistics() async -> [WebRTCSessionStatistics] {
@@ -499,8 +502,8 @@ public final class WHIPService: Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            // The relay sends nothing a publisher must act on after the publish starts (RTMP has no
-                            // keyframe request); its end is what matters.
+                            // After the publish starts, the relay sends keyframe requests (asked for in connect);
+                            // otherwise its end is what matters.
                             for try await message in inbound {
                                 input.yield(.relay(message))
                             }
@@ -519,15 +522,20 @@ public final class WHIPService: Sendable {
                         input.finish()
                         group.cancelAll()
                     }
-                    var machine = RTMPPublishClientStateMachine(
-                        configuration: .init(app: app, tcURL: "rtmp://\(upstream)/\(app)", streamName: key)
+                    var rtmp = RTMPPublishClientStateMachine.Configuration(
+                        app: app,
+                        tcURL: "rtmp://\(upstream)/\(app)",
+                        streamName: key
                     )
+                    // The ingest can ask the browser for a keyframe: the relay asks for one when a target starts.
+                    rtmp.acceptsKeyframeRequests = true
+                    var machine = RTMPPublishClientStateMachine(configuration: rtmp)
                     try await outbound.write(contentsOf: machine.start())
                     while !machine.isPublishing {
                         switch await iterator.next() {
                         case .relay(let message):
                             switch machine.received(message) {
-                            case .none: break
+                            case .none, .keyframeRequested: break
                             case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
                             case .fail(let error):
                                 if "\(error)".contains("already") {
@@ -610,6 +618,8 @@ public final class WHIPService: Sendable {
                     logger[metadataKey: "webrtc.session.id"] = "\(session.id)"
                     let reason = await Self.pump(
                         &iterator,
+                        machine: &machine,
+                        keyframeRequested: { self.relayKeyframeRequests.add(1, ordering: .relaxed) },
                         input: input,
                         session: session,
                         ingest: ingest,
@@ -633,6 +643,8 @@ public final class WHIPService: Sendable {
     /// returns why it ended.
     private static func pump(
         _ inputs: inout AsyncStream<Input>.Iterator,
+        machine: inout RTMPPublishClientStateMachine,
+        keyframeRequested: () -> Void,
         input: AsyncStream<Input>.Continuation,
         session: WebRTCSession,
         ingest: WebRTCIngest,
@@ -685,7 +697,17 @@ public final class WHIPService: Sendable {
                     : ""
                 return error.map { "the relay connection failed\(cause): \($0)" }
                     ?? "the relay closed the connection\(cause)"
-            case .relay, .publishTimeout:
+            case .relay(let message):
+                if case .keyframeRequested = machine.received(message) {
+                    // A target started pushing: a keyframe now lets it catch up at once (merged with the ingest's
+                    // own requests, see WebRTCIngest.requestKeyframe(at:)).
+                    logger.debug("WHIP session: the relay asks for a keyframe")
+                    keyframeRequested()
+                    output = ingest.requestKeyframe(at: now)
+                } else {
+                    output = .init()
+                }
+            case .publishTimeout:
                 output = .init()
             }
             for error in output.errors {

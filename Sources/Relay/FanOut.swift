@@ -143,6 +143,8 @@ final class FanOut: Sendable {
         var unreportedBytes = 0
         /// A rule event of this read, logged once per read.
         var ruleEvent: IngestStatistics.RuleEvent?
+        /// Asks the publisher for a keyframe, if it can make one on demand (``requestKeyframes(using:)``).
+        var requestKeyframe: (@Sendable () -> Void)?
 
         /// What a target (re)starting now starts from.
         var seed: GOPSeed { GOPSeed(messages: self.gop.seed, upTo: self.sequence) }
@@ -339,12 +341,34 @@ final class FanOut: Sendable {
     /// Bytes of media the GOP cache holds (headers not counted), as of the last read.
     var gopCacheBytes: Int { self.snapshot.withLock { $0.gopCacheBytes } }
 
+    /// From now on, asks the publisher for a keyframe with `request` whenever a target starts or restarts pushing
+    /// (a publisher that can make one on demand: the gateway for a WebRTC publisher). The target starts at once
+    /// from the GOP cache, if any; the new keyframe lets it catch up with the live edge without waiting for the
+    /// encoder's next one, and is what a target has to start at without a cache.
+    /// A target that is pushing already gets one request now.
+    func requestKeyframes(using request: @escaping @Sendable () -> Void) {
+        self.onLoop { fanOut in
+            let state = fanOut.state.value
+            fanOut.state.value.requestKeyframe = request
+            if !state.finished, state.targets.contains(where: { !state.joining.contains(ObjectIdentifier($0)) }) {
+                request()
+            }
+        }
+    }
+
     /// A target started or stopped pushing: with ``GOPCachePolicy/joining`` the cache is kept while one is not.
     private func target(_ target: PushTarget, pushing: Bool) {
         self.onLoop { fanOut in
             let id = ObjectIdentifier(target)
             if pushing {
                 fanOut.state.value.joining.remove(id)
+                if let request = fanOut.state.value.requestKeyframe, !fanOut.state.value.finished {
+                    request()
+                    fanOut.logger.debug(
+                        "Asked the publisher for a keyframe: a target started pushing",
+                        metadata: ["relay.target.name": "\(target.configuration.name)"]
+                    )
+                }
             } else if fanOut.state.value.targets.contains(where: { $0 === target }) {
                 fanOut.state.value.joining.insert(id)
             }

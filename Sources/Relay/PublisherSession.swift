@@ -139,6 +139,12 @@ struct PublisherSession {
         let streamID = request.messageStreamID
         try await self.withIngestTap { $0.attach(fanOut, messageStreamID: streamID) }
         try await self.outbound.write(contentsOf: self.session.publishAccepted())
+        if let keyframeRequest = self.session.keyframeRequest {
+            // The publisher asked for keyframe requests in connect: it gets one when a target starts pushing.
+            fanOut.requestKeyframes { [channel = self.channel] in
+                channel.writeAndFlush(keyframeRequest, promise: nil)
+            }
+        }
         self.logger.info("Publisher is live", metadata: ["rtmp.app": "\(request.app)"])
         return true
     }

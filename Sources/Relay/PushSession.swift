@@ -191,6 +191,9 @@ extension PushSessionHandler: ChannelInboundHandler {
             self.startWriting(streamID: streamID, context: context)
         case .fail(let error):
             self.fail(error, context: context)
+        case .keyframeRequested:
+            // Only for a publisher that asked for them in connect; a target's session never does.
+            break
         }
     }
 

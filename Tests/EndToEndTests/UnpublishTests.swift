@@ -54,7 +54,7 @@ struct InProcessPublisher {
                     throw TestFailure("the relay closed the connection before the publish started")
                 }
                 switch session.machine.received(message) {
-                case .none: break
+                case .none, .keyframeRequested: break
                 case .send(let messages), .publishing(let messages): try await outbound.write(contentsOf: messages)
                 case .fail(let error): throw TestFailure("the relay refused the publish: \(error)")
                 }

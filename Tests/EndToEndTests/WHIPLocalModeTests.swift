@@ -58,6 +58,9 @@ struct WHIPLocalModeTests {
 
                         // Media recorded, audio and video: what the recording is checked for.
                         try await Self.waitForRecording(nginx.recordingPath(app: "whip", stream: targetKey), frames: 61)
+                        // The target started pushing: the relay asked the gateway for a keyframe, as it asked in
+                        // connect (RTMPKeyframeRequest), well before 61 frames were recorded.
+                        #expect(whip.keyframeRequestsFromRelays >= 1, "the relay asked for no keyframe")
                         // Ctrl-C: whip-client sends DELETE to the Location; the relay's publish ends.
                         client.interrupt()
                         try await nginx.waitForPublishEnded(app: "whip", stream: targetKey)

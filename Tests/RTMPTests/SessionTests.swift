@@ -308,7 +308,7 @@ struct PublishClientTests {
                 let action = client.received(message)
                 switch action {
                 case .send(let messages): toServer += messages
-                case .publishing, .fail: last = action
+                case .publishing, .fail, .keyframeRequested: last = action
                 case .none: break
                 }
             }
@@ -415,5 +415,44 @@ struct PublishClientTests {
             return
         }
         #expect(publish.first?.messageStreamID == 1)
+    }
+
+    @Test(
+        "A publisher that opts in at connect gets keyframe requests on its stream; one that does not, none",
+        arguments: [true, false]
+    )
+    func keyframeRequests(optedIn: Bool) throws {
+        var configuration = RTMPPublishClientStateMachine.Configuration(
+            app: "live",
+            tcURL: "rtmp://h/live",
+            streamName: "k"
+        )
+        configuration.acceptsKeyframeRequests = optedIn
+        var client = RTMPPublishClientStateMachine(configuration: configuration)
+        var server = RTMPServerSessionStateMachine(configuration: .init(applications: ["live"]))
+        #expect(server.keyframeRequest == nil, "before the publish")
+        guard case .publishing = try self.run(client: &client, server: &server, accept: true) else {
+            Issue.record("client did not reach publishing")
+            return
+        }
+        #expect(server.publishing?.acceptsKeyframeRequests == optedIn)
+        guard optedIn else {
+            #expect(server.keyframeRequest == nil)
+            // A request the client did not ask for (from a server that sends it anyway) is ignored.
+            guard case .none = client.received(RTMPKeyframeRequest.message(streamID: 1)) else {
+                Issue.record("an unrequested keyframe request was acted on")
+                return
+            }
+            return
+        }
+        let request = try #require(server.keyframeRequest)
+        #expect(request.messageStreamID == 1 && request.type == .commandAMF0)
+        let decoded = try RTMPCommand(message: request)
+        #expect(decoded.name == "requestKeyframe" && decoded.transactionID == 0)
+        guard case .keyframeRequested = client.received(request) else {
+            Issue.record("the keyframe request was not recognised")
+            return
+        }
+        #expect(client.isPublishing, "a keyframe request does not change the session")
     }
 }

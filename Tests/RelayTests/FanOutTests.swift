@@ -25,6 +25,8 @@ final class InProcessSinks: Sendable {
     struct Publish: Sendable {
         var media: [RTMPMessage] = []
         var unpublished = false
+        /// Publishes accepted under this name (a target that rejoins publishes again).
+        var starts = 0
     }
 
     private struct State {
@@ -145,7 +147,7 @@ private final class SinkHandler: ChannelInboundHandler {
             self.send(messages, context: context)
         case .authorize(let request):
             self.name = request.streamName
-            self.sinks.change(request.streamName) { _ in }
+            self.sinks.change(request.streamName) { $0.starts += 1 }
             self.send(self.session.publishAccepted(), context: context)
         case .media(let message):
             if let name { self.sinks.change(name) { $0.media.append(message) } }

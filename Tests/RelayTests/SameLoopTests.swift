@@ -167,7 +167,7 @@ private func publishing(
                 throw FanOutTestFailure("the relay closed the connection before the publish started")
             }
             switch machine.received(message) {
-            case .none: break
+            case .none, .keyframeRequested: break
             case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
             case .fail(let error): throw FanOutTestFailure("the relay refused the publish: \(error)")
             }

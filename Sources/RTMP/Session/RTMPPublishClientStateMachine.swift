@@ -32,6 +32,9 @@ public struct RTMPPublishClientStateMachine: Sendable {
         public var chunkSize: UInt32 = 4096
         /// The `flashVer` we announce; ingest servers treat `FMLE/3.0` as a live encoder.
         public var flashVersion = "FMLE/3.0 (compatible; liverelay)"
+        /// Whether to ask the server, in `connect`, for ``RTMPKeyframeRequest``s (a publisher that can make a
+        /// keyframe on demand); each one that arrives is ``Action/keyframeRequested``.
+        public var acceptsKeyframeRequests = false
 
         public init(app: String, tcURL: String, streamName: String) {
             self.app = app
@@ -47,6 +50,9 @@ public struct RTMPPublishClientStateMachine: Sendable {
         case publishing(send: [RTMPMessage])
         /// The server refused or failed; close the connection.
         case fail(RTMPError)
+        /// The server asks for a keyframe (``RTMPKeyframeRequest``; only with
+        /// ``Configuration/acceptsKeyframeRequests``).
+        case keyframeRequested
     }
 
     private enum State: Sendable {
@@ -90,17 +96,21 @@ public struct RTMPPublishClientStateMachine: Sendable {
     public mutating func start() -> [RTMPMessage] {
         precondition(self.isIdle, "start() called twice")
         self.state = .connecting
+        var properties: [(key: String, value: AMF0Value)] = [
+            (key: "app", value: .string(self.configuration.app)),
+            (key: "type", value: .string("nonprivate")),
+            (key: "flashVer", value: .string(self.configuration.flashVersion)),
+            (key: "tcUrl", value: .string(self.configuration.tcURL)),
+        ]
+        if self.configuration.acceptsKeyframeRequests {
+            properties.append((key: RTMPKeyframeRequest.connectProperty, value: .boolean(true)))
+        }
         return [
             RTMPControlMessage.setChunkSize(self.configuration.chunkSize).message,
             RTMPCommand(
                 name: "connect",
                 transactionID: Self.connectTransaction,
-                commandObject: .object([
-                    (key: "app", value: .string(self.configuration.app)),
-                    (key: "type", value: .string("nonprivate")),
-                    (key: "flashVer", value: .string(self.configuration.flashVersion)),
-                    (key: "tcUrl", value: .string(self.configuration.tcURL)),
-                ]),
+                commandObject: .object(properties),
                 arguments: []
             ).message(streamID: 0),
         ]
@@ -180,6 +190,9 @@ public struct RTMPPublishClientStateMachine: Sendable {
                 return .publishing(send: [])
             }
             return .none
+
+        case (.publishing, RTMPKeyframeRequest.commandName), (.started, RTMPKeyframeRequest.commandName):
+            return self.configuration.acceptsKeyframeRequests ? .keyframeRequested : .none
 
         case (_, "_error"):
             return self.fail(.commandFailed("\(self.describe(command.arguments.first))"))

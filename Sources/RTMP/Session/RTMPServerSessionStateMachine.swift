@@ -25,6 +25,8 @@ public struct RTMPPublishRequest: Hashable, Sendable {
     public var publishingType: String
     /// The message stream the publisher publishes on.
     public var messageStreamID: UInt32
+    /// Whether the publisher asked, in `connect`, for ``RTMPKeyframeRequest``s.
+    public var acceptsKeyframeRequests = false
 }
 
 /// The server side of an RTMP session that accepts one publisher: `connect`, `releaseStream`, `FCPublish`,
@@ -77,6 +79,8 @@ public struct RTMPServerSessionStateMachine: Sendable {
 
     private var state: State = .awaitingConnect
     private var nextStreamID: UInt32 = 1
+    /// What the peer's `connect` said about ``RTMPKeyframeRequest``s.
+    private var peerAcceptsKeyframeRequests = false
     private let configuration: Configuration
 
     /// The longest command message accepted, in bytes.
@@ -87,6 +91,15 @@ public struct RTMPServerSessionStateMachine: Sendable {
 
     public init(configuration: Configuration) {
         self.configuration = configuration
+    }
+
+    /// A request for a keyframe (``RTMPKeyframeRequest``) for the publisher, if it is publishing and asked for them
+    /// in `connect`; `nil` otherwise.
+    public var keyframeRequest: RTMPMessage? {
+        guard case .publishing(_, _, let request) = self.state, request.acceptsKeyframeRequests else {
+            return nil
+        }
+        return RTMPKeyframeRequest.message(streamID: request.messageStreamID)
     }
 
     /// The request being published, once authorized.
@@ -146,6 +159,8 @@ public struct RTMPServerSessionStateMachine: Sendable {
                 return self.close(send: [error], .commandFailed("connect to unknown application '\(app)' refused"))
             }
             self.state = .connected(app: app, tcURL: tcURL)
+            self.peerAcceptsKeyframeRequests =
+                command.commandObject[RTMPKeyframeRequest.connectProperty]?.boolValue == true
             return .send(self.connectAccepted(transactionID: command.transactionID))
 
         case (.awaitingConnect, _):
@@ -199,7 +214,8 @@ public struct RTMPServerSessionStateMachine: Sendable {
                 query: query.map(String.init),
                 tcURL: tcURL,
                 publishingType: command.arguments.dropFirst().first?.stringValue ?? "live",
-                messageStreamID: streamID
+                messageStreamID: streamID,
+                acceptsKeyframeRequests: self.peerAcceptsKeyframeRequests
             )
             self.state = .authorizing(app: app, tcURL: tcURL, request: request, transactionID: command.transactionID)
             return .authorize(request)
