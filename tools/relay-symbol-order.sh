@@ -28,9 +28,18 @@
 # unmaps start-up's pages once it listens (CodePages in the ResidentMemory module), so what it runs from then on lies
 # together at the start, and start-up's code after it.
 #
-# Usage: tools/relay-symbol-order.sh [--binary PATH] [--out FILE]
-#   --binary PATH  an unstripped liverelay (default: built with release_build --unstripped)
-#   --out FILE     default tools/relay-symbol-order.txt
+# The same binary is the operator (the chart's operator image holds it too), and an operator at rest unmaps the code
+# of the burst it ran (Operator's MemoryTrimmer): what it runs at rest (its watches, timers, probes and /metrics)
+# then faults back in blocks of about 100 KiB each, 10.7 MiB for about 110 faults when those functions lay where the
+# relay's order left them. So the list goes on with those: liverelay-operator-bench creates 100 LiveStreams on the
+# in-process test server with `liverelay operator` under callgrind, which dumps once the operator settled and again
+# after 20 s at rest (probes and /metrics asked meanwhile, as a kubelet and Prometheus would); the functions of
+# that second part come right after the relay's, before the relay's start-up.
+#
+# Usage: tools/relay-symbol-order.sh [--binary PATH] [--operator-bench PATH] [--out FILE]
+#   --binary PATH          an unstripped liverelay (default: built with release_build --unstripped)
+#   --operator-bench PATH  liverelay-operator-bench (default: built with release_build --unstripped)
+#   --out FILE             default tools/relay-symbol-order.txt
 # Needs: swift (unless --binary), valgrind, ffmpeg, nginx with libnginx-mod-rtmp, curl, binutils. Leaves nothing
 # running.
 set -euo pipefail
@@ -38,10 +47,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 binary=""
+operator_bench=""
 out="$root/tools/relay-symbol-order.txt"
 while [[ $# -gt 0 ]]; do
     case $1 in
         --binary) binary=$2; shift 2 ;;
+        --operator-bench) operator_bench=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         -h | --help) sed -n '/^# Writes/,/^# running/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -64,6 +75,11 @@ if [[ -z $binary ]]; then
     log "building the release binary with its symbols"
     release_build --unstripped >&2
     binary="$(release_build --unstripped --show-bin-path)/liverelay"
+fi
+if [[ -z $operator_bench ]]; then
+    log "building liverelay-operator-bench"
+    release_build --unstripped --product liverelay-operator-bench >&2
+    operator_bench="$(release_build --unstripped --show-bin-path)/liverelay-operator-bench"
 fi
 mkdir -p "$work/bin"
 strip --strip-debug -o "$work/bin/liverelay" "$binary"
@@ -107,12 +123,57 @@ stop "$relay"
 parts=("$work"/callgrind.out*)
 ((${#parts[@]} >= 2)) || { cat "$work/relay.log" >&2; log "callgrind wrote ${#parts[@]} parts, not 2"; exit 1; }
 
+# The operator at rest: everything it ran until it settled goes into the first part, its rest into the second.
+log "running the operator under callgrind: 100 LiveStreams, then 20 s at rest"
+operator_http=$(free_port)
+cat >"$work/operator-under-callgrind" <<EOF
+#!/bin/sh
+exec valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/operator.out" \\
+    "$work/bin/liverelay" "\$@"
+EOF
+chmod +x "$work/operator-under-callgrind"
+"$operator_bench" --streams 100 --keda --quiet-seconds 40 --settle-timeout 900 \
+    --operator-http "127.0.0.1:$operator_http" --liverelay "$work/operator-under-callgrind" \
+    >"$work/operator-bench.log" 2>&1 &
+bench=$!
+pids+=("$bench")
+operator=""
+for _ in $(seq 12000); do
+    operator=$(sed -n 's/^settled;.*(operator pid \([0-9]*\))$/\1/p' "$work/operator-bench.log")
+    [[ -n $operator ]] && break
+    kill -0 "$bench" 2>/dev/null || { cat "$work/operator-bench.log" >&2; log "the operator benchmark exited"; exit 1; }
+    sleep 0.1
+done
+[[ -n $operator ]] || { log "the operator did not settle"; exit 1; }
+vgdb --pid="$operator" dump settled >/dev/null || { log "vgdb could not ask callgrind to dump"; exit 1; }
+for _ in 1 2 3 4; do
+    for path in healthz readyz metrics; do
+        curl -fsS "http://127.0.0.1:$operator_http/$path" >/dev/null
+    done
+    sleep 5
+done
+vgdb --pid="$operator" dump rest >/dev/null || { log "vgdb could not ask callgrind to dump"; exit 1; }
+wait "$bench" || { cat "$work/operator-bench.log" >&2; log "the operator benchmark failed"; exit 1; }
+operator_parts=("$work"/operator.out*)
+((${#operator_parts[@]} >= 3)) || { log "callgrind wrote ${#operator_parts[@]} parts of the operator's run, not 3"; exit 1; }
+operator_rest=$(grep -l '^part: 2$' "${operator_parts[@]}")
+
 # `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each: those of
-# the last part (after start-up) first, then the rest, the first part's (start-up's) last.
-grep -H '^part: ' "${parts[@]}" | sort -t: -k3 -rn | cut -d: -f1 | while read -r part; do
+# the relay's last part (after start-up) first, then the operator's at rest, then the rest of the relay's, the first
+# part's (start-up's) last.
+functions_of() {
     awk -v binary="$work/bin/liverelay" '
         /^ob=/ { object = substr($0, 4) }
         /^fn=/ && object == binary { print substr($0, 4) }
-    ' "$part"
-done | awk '!seen[$0]++' >"$out"
+    ' "$1"
+}
+relay_parts=()
+while read -r part; do relay_parts+=("$part"); done < <(grep -H '^part: ' "${parts[@]}" | sort -t: -k3 -rn | cut -d: -f1)
+{
+    functions_of "${relay_parts[0]}"
+    functions_of "$operator_rest"
+    for part in "${relay_parts[@]:1}"; do
+        functions_of "$part"
+    done
+} | awk '!seen[$0]++' >"$out"
 log "$(wc -l <"$out") functions in ${out#"$root/"}"

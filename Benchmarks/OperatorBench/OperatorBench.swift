@@ -231,6 +231,8 @@ struct OperatorBench: AsyncParsableCommand {
         let cpuBefore = ProcStatus.cpuSeconds(pid) ?? 0
         // For whoever inspects the operator at rest meanwhile (a heap profile, `/proc/PID/smaps`).
         print("settled; the quiet window of \(self.quietSeconds) s starts (operator pid \(pid))")
+        // Now, also into a pipe or a file (tools/relay-symbol-order.sh waits for this line).
+        fflush(nil)
 
         // The quiet window.
         try await Task.sleep(for: .seconds(self.quietSeconds))

@@ -22,7 +22,7 @@
 # --image-link (first) builds liverelay as the images do (tools/images-common.sh's release_build: the Swift runtime
 # and Foundation linked statically, lld, relocations packed, stripped), the benchmark with the same flags beside it,
 # and measures that operator: the chart's. Without it, a plain release build (Swift's libraries shared, unstripped):
-# the same code, with about 20 MiB more of file pages resident. Run either with MALLOC_ARENA_MAX=2 for the chart's
+# the same code, with about 20 MiB more of file pages resident. Run either with MALLOC_ARENA_MAX=1 for the chart's
 # malloc settings.
 #
 # SCRATCH overrides the build directory (default .build, and .build-release, release_build's own, with
