@@ -150,15 +150,60 @@ public struct KubernetesClient: Sendable {
     }
 
     /// The JSON of every request body. An apply body is read as YAML by kube-apiserver (go-yaml v2, YAML 1.1),
-    /// which refuses the `\/` escape `JSONEncoder` writes for `/` by default: so `/` is written as it is.
+    /// which refuses the `\/` escape `JSONEncoder` writes for `/` by default: so `/` is written as it is. And the
+    /// characters JSON may leave raw that YAML 1.1 does not read as they are are escaped (``yamlSafe(_:)``).
     static func encode(_ value: some Encodable) throws -> KubernetesBody {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         do {
-            return KubernetesBody(ByteBuffer(data: try encoder.encode(value)))
+            return KubernetesBody(Self.yamlSafe(ByteBuffer(data: try encoder.encode(value))))
         } catch {
             throw KubernetesError.decoding("cannot encode request body", cause: error)
         }
+    }
+
+    /// `json` with every character YAML 1.1 would refuse or change written as a `\u` escape, which both read alike:
+    /// DEL and the C1 controls (U+007F–U+009F: go-yaml's reader refuses them, "control characters are not
+    /// allowed"), of which NEL (U+0085) and LINE and PARAGRAPH SEPARATOR (U+2028, U+2029) are YAML 1.1 line breaks,
+    /// folded inside a double-quoted scalar; U+FEFF (a byte order mark, which the reader takes out) and U+FFFE and
+    /// U+FFFF (not characters to YAML). `JSONEncoder` writes them raw. They can only be inside strings (JSON's
+    /// structure is ASCII), and none is part of an escape, so each is replaced where it is.
+    static func yamlSafe(_ json: ByteBuffer) -> ByteBuffer {
+        let view = json.readableBytesView
+        guard view.contains(where: { $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 || $0 == 0xEF }) else {
+            return json
+        }
+        let bytes = Array(view)
+        var out = ByteBuffer()
+        out.reserveCapacity(bytes.count + 32)
+        func escape(_ scalar: UInt32) {
+            out.writeString("\\u")
+            let hex = String(scalar, radix: 16)
+            out.writeString(String(repeating: "0", count: 4 - hex.count) + hex)
+        }
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            let next = index + 1 < bytes.count ? bytes[index + 1] : 0
+            let third = index + 2 < bytes.count ? bytes[index + 2] : 0
+            if byte == 0x7F {
+                escape(0x7F)
+                index += 1
+            } else if byte == 0xC2, (0x80...0x9F).contains(next) {
+                escape(UInt32(next))
+                index += 2
+            } else if byte == 0xE2, next == 0x80, third == 0xA8 || third == 0xA9 {
+                escape(third == 0xA8 ? 0x2028 : 0x2029)
+                index += 3
+            } else if byte == 0xEF, (next == 0xBB && third == 0xBF) || (next == 0xBF && third >= 0xBE) {
+                escape(next == 0xBB ? 0xFEFF : third == 0xBE ? 0xFFFE : 0xFFFF)
+                index += 3
+            } else {
+                out.writeInteger(byte)
+                index += 1
+            }
+        }
+        return out
     }
 
     private func namespace(_ namespace: String?, for resource: KubernetesResource) -> String? {

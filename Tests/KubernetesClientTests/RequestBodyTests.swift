@@ -156,23 +156,26 @@ struct RequestBodyTests {
         }
     }
 
-    /// Characters JSON leaves raw that YAML 1.1 does not take as they are: DEL (U+007F) is not printable, so
-    /// go-yaml and libyaml refuse the body ("control characters are not allowed"); NEL (U+0085), LINE SEPARATOR
-    /// (U+2028) and PARAGRAPH SEPARATOR (U+2029) are YAML 1.1 line breaks, folded inside a double-quoted scalar, so
-    /// the API server would store another string. The client's encoder writes them raw today: an apply of a value
-    /// holding one is refused or altered. Recorded as a known issue of Sources/KubernetesClient (escape them as
-    /// `\u007f`, `\u0085`, `\u2028`, `\u2029`); this test fails once the client escapes them, to be turned into an
-    /// ordinary expectation then.
-    @Test("DEL, NEL, U+2028 and U+2029 in an apply body: written raw, so YAML 1.1 refuses or folds them (known issue)")
+    /// Characters JSON may leave raw that YAML 1.1 does not take as they are: DEL (U+007F) and the C1 controls are
+    /// not printable, so go-yaml and libyaml refuse the body ("control characters are not allowed"); NEL (U+0085),
+    /// LINE SEPARATOR (U+2028) and PARAGRAPH SEPARATOR (U+2029) are YAML 1.1 line breaks, folded inside a
+    /// double-quoted scalar, so the API server would store another string; U+FEFF, U+FFFE and U+FFFF neither. The
+    /// client escapes each (`\u007f` ...), which JSON and YAML read alike; other characters, a four-byte one
+    /// included, stay as they are.
+    @Test("DEL, C1 controls, NEL, U+2028, U+2029, U+FEFF, U+FFFE, U+FFFF in an apply body read alike as JSON and YAML")
     func yaml11LineBreaksAndDelete() async throws {
         var logger = Logger(label: "kube-test-server")
         logger.logLevel = .warning
         try await withKubernetesTestServer(logger: logger) { server in
             let configuration = try KubernetesConfiguration.kubeconfig(yaml: server.kubeconfig(), baseDirectory: "/")
             let recorder = BodyRecorder()
+            let values = [
+                "del \u{7F}", "nel \u{85}", "ls \u{2028}", "ps \u{2029}", "c1 \u{80}\u{9F}", "bom \u{FEFF}",
+                "non \u{FFFE}\u{FFFF}", "kept é © \u{A0} \u{1F3A5} \\ \u{7F}\"",
+            ]
             try await withKubernetesClient(configuration: configuration) { base in
                 let client = base.adding(recorder)
-                for (index, value) in ["del \u{7F}", "nel \u{85}", "ls \u{2028}", "ps \u{2029}"].enumerated() {
+                for (index, value) in values.enumerated() {
                     let object: JSONValue = [
                         "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string("raw-\(index)")],
                         "data": ["value": .string(value)],
@@ -187,13 +190,12 @@ struct RequestBodyTests {
                 }
             }
             let bodies = recorder.bodies.withLock { $0 }
-            #expect(bodies.count == 4)
-            for (request, body) in bodies {
-                withKnownIssue("the client writes the character raw in an apply body") {
-                    let json = try JSON(data: Data(buffer: body))
-                    let yaml = try JSON(kubeAPIServerYAML: String(buffer: body))
-                    #expect(yaml == json, "\(request)")
-                }
+            #expect(bodies.count == values.count)
+            for ((request, body), value) in zip(bodies, values) {
+                let json = try JSON(data: Data(buffer: body))
+                let yaml = try JSON(kubeAPIServerYAML: String(buffer: body))
+                #expect(yaml == json, "\(request)")
+                #expect(json[path: ["data", "value"]]?.stringValue == value, "\(request): the value changed")
             }
         }
     }
