@@ -61,7 +61,12 @@ struct KeyframeRequestTests {
                 try await withThrowingTaskGroup(of: Void.self) { publishers in
                     for (key, asks) in [("asks-key", true), ("plain-key", false)] {
                         publishers.addTask {
-                            try await publish(port: port, key: key, asksForKeyframes: asks, frames: frames) {
+                            try await publishInProcess(
+                                port: port,
+                                key: key,
+                                frames: frames,
+                                asksForKeyframes: asks
+                            ) {
                                 request.yield(key)
                             } while: {
                                 for await _ in closing {}
@@ -129,68 +134,4 @@ private func flv(_ prefix: [UInt8]) -> ByteBuffer {
     var buffer = ByteBuffer(bytes: prefix)
     buffer.writeBytes([0, 0, 0, 1, 2, 3])
     return buffer
-}
-
-/// A publisher in the test's process: connects (asking for keyframe requests if `asksForKeyframes`), publishes
-/// `key`, sends `frames`, calls `requested` for each keyframe request, and stays connected while `body` runs.
-private func publish(
-    port: Int,
-    key: String,
-    asksForKeyframes: Bool,
-    frames: [RTMPMessage],
-    requested: @escaping @Sendable () -> Void,
-    while body: @escaping @Sendable () async -> Void
-) async throws {
-    let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connect(host: "127.0.0.1", port: port) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
-                return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
-            }
-        }
-    try await connection.executeThenClose { inbound, outbound in
-        var configuration = RTMPPublishClientStateMachine.Configuration(
-            app: "live",
-            tcURL: "rtmp://127.0.0.1:\(port)/live",
-            streamName: key
-        )
-        configuration.acceptsKeyframeRequests = asksForKeyframes
-        var machine = RTMPPublishClientStateMachine(configuration: configuration)
-        try await outbound.write(contentsOf: machine.start())
-        var messages = inbound.makeAsyncIterator()
-        while !machine.isPublishing {
-            guard let message = try await messages.next() else {
-                throw FanOutTestFailure("the relay closed the connection before the publish started")
-            }
-            switch machine.received(message) {
-            case .none: break
-            case .keyframeRequested: requested()
-            case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
-            case .fail(let error): throw FanOutTestFailure("the relay refused the publish: \(error)")
-            }
-        }
-        let streamID = try #require(machine.messageStreamID)
-        try await outbound.write(
-            contentsOf: frames.map { frame in
-                var frame = frame
-                frame.messageStreamID = streamID
-                return frame
-            }
-        )
-        // Once `body` ends the connection closes, which ends the reads.
-        let closer = Task {
-            await body()
-            connection.channel.close(promise: nil)
-        }
-        defer { closer.cancel() }
-        do {
-            while let message = try await messages.next() {
-                if case .keyframeRequested = machine.received(message) {
-                    requested()
-                }
-            }
-        } catch {
-            // The connection closed under the read.
-        }
-    }
 }

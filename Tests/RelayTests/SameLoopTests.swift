@@ -92,7 +92,7 @@ struct SameLoopTests {
             let (closing, close) = AsyncStream<Never>.makeStream()
             for key in ["s1-key", "s2-key"] {
                 tasks.addTask {
-                    try await publishing(port: port, key: key, frames: frames, group: peers) {
+                    try await publishInProcess(port: port, key: key, frames: frames, group: peers) {
                         for await _ in closing {}
                     }
                 }
@@ -138,48 +138,4 @@ private func flv(_ prefix: [UInt8], _ length: Int = 2) -> ByteBuffer {
     var buffer = ByteBuffer(bytes: prefix)
     buffer.writeBytes((0..<(length - prefix.count)).map { UInt8(truncatingIfNeeded: $0) })
     return buffer
-}
-
-/// A publisher in the test's process: connects, publishes `key`, sends `frames` on its stream, and stays connected
-/// while `body` runs.
-private func publishing(
-    port: Int,
-    key: String,
-    frames: [RTMPMessage],
-    group: any EventLoopGroup,
-    while body: () async throws -> Void
-) async throws {
-    let connection = try await ClientBootstrap(group: group)
-        .connect(host: "127.0.0.1", port: port) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(RTMPConnectionHandler(role: .client))
-                return try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel)
-            }
-        }
-    try await connection.executeThenClose { inbound, outbound in
-        var machine = RTMPPublishClientStateMachine(
-            configuration: .init(app: "live", tcURL: "rtmp://127.0.0.1:\(port)/live", streamName: key)
-        )
-        try await outbound.write(contentsOf: machine.start())
-        var messages = inbound.makeAsyncIterator()
-        while !machine.isPublishing {
-            guard let message = try await messages.next() else {
-                throw FanOutTestFailure("the relay closed the connection before the publish started")
-            }
-            switch machine.received(message) {
-            case .none, .keyframeRequested: break
-            case .send(let reply), .publishing(let reply): try await outbound.write(contentsOf: reply)
-            case .fail(let error): throw FanOutTestFailure("the relay refused the publish: \(error)")
-            }
-        }
-        let streamID = try #require(machine.messageStreamID)
-        try await outbound.write(
-            contentsOf: frames.map { frame in
-                var frame = frame
-                frame.messageStreamID = streamID
-                return frame
-            }
-        )
-        try await body()
-    }
 }
