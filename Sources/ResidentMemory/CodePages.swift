@@ -23,28 +23,39 @@ import Musl
 /// "Relay memory"); an operator at rest held the code of the burst that created thousands of streams ("Operator
 /// memory"). Once that phase is over, ``release(mappings:)`` unmaps (`MADV_DONTNEED`) every private file mapping
 /// that is not writable and holds no page of its own: code and read-only data, exactly as the file has them. What
-/// runs afterwards faults its pages back from the page cache (no disk read, the file's pages stay there), so the
-/// resident set holds what the process runs from then on, not what it ran before.
+/// runs afterwards faults its pages back from the page cache (no disk read while the file's pages stay there), so
+/// the resident set holds what the process runs from then on, not what it ran before.
 ///
 /// A mapping with a page the process changed (`Anonymous` above 0: relocated read-only data after `mprotect`, code
-/// patched at load) keeps its pages, so nothing the loader wrote is lost; writable mappings are never touched.
+/// patched at load) and a writable one are given back with `MADV_PAGEOUT` instead, which reclaims only the file's own
+/// pages and keeps every page the process wrote (without swap it cannot reclaim those, and with swap it swaps them
+/// out, their contents kept): nothing the loader or the program wrote is lost. That matters for a static Swift
+/// binary: the toolchain's objects (Foundation's, the runtime's) mark some of their `.rodata` writable, so the
+/// linker puts all of `.rodata` (37 MiB here, ICU's data included) in a writable segment, where `MADV_DONTNEED`
+/// would drop what was written. `MADV_PAGEOUT` leaves alone a page another process maps too (shared, so not this
+/// process's to give back), may take a page it reclaims out of the page cache (read from the file again if ever
+/// needed), and needs Linux 5.4; where it fails nothing changes.
 public enum CodePages {
-    /// A private, read-only file mapping whose pages are all the file's (the only kind ``release(mappings:)``
-    /// unmaps).
+    /// A private file mapping that ``release(mappings:)`` gives back.
     public struct Mapping: Hashable, Sendable {
         public var start: UInt
         public var end: UInt
         public var path: String
+        /// Whether it may hold pages the process wrote (writable, or `Anonymous` above 0): then only the file's own
+        /// pages go (`MADV_PAGEOUT`); otherwise all of them (`MADV_DONTNEED`).
+        public var mayHoldWrites: Bool
 
-        public init(start: UInt, end: UInt, path: String) {
+        public init(start: UInt, end: UInt, path: String, mayHoldWrites: Bool = false) {
             self.start = start
             self.end = end
             self.path = path
+            self.mayHoldWrites = mayHoldWrites
         }
     }
 
-    /// The mappings of `/proc/self/smaps` (its text: `smaps`) that may be unmapped: private (`p`), not writable,
-    /// backed by a file (an inode, a path that is not `[vdso]` and the like), and without anonymous pages.
+    /// The mappings of `/proc/self/smaps` (its text: `smaps`) that may be given back: private (`p`), readable, and
+    /// backed by a file (an inode, a path that is not `[vdso]` and the like). Those that are writable or hold
+    /// anonymous (written) pages are marked ``Mapping/mayHoldWrites``.
     public static func releasable(smaps: String) -> [Mapping] {
         var mappings: [Mapping] = []
         var candidate: Mapping?
@@ -60,14 +71,15 @@ public enum CodePages {
                 let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
                 let eligible =
                     permissions.count == 4 && permissions[0] == UInt8(ascii: "r")
-                    && permissions[1] == UInt8(ascii: "-") && permissions[3] == UInt8(ascii: "p")
-                    && fields[4] != "0" && path.hasPrefix("/")
-                candidate = eligible ? Mapping(start: start, end: end, path: path) : nil
-            } else if first == "Anonymous:", let mapping = candidate {
-                // The size of the mapping's anonymous (changed) pages: a mapping qualifies only with none.
-                if fields.count >= 2, fields[1] == "0" {
-                    mappings.append(mapping)
+                    && permissions[3] == UInt8(ascii: "p") && fields[4] != "0" && path.hasPrefix("/")
+                let writable = permissions.count == 4 && permissions[1] == UInt8(ascii: "w")
+                candidate = eligible ? Mapping(start: start, end: end, path: path, mayHoldWrites: writable) : nil
+            } else if first == "Anonymous:", var mapping = candidate {
+                // The size of the mapping's anonymous (changed) pages: with any, only the file's pages may go.
+                if !(fields.count >= 2 && fields[1] == "0") {
+                    mapping.mayHoldWrites = true
                 }
+                mappings.append(mapping)
                 candidate = nil
             }
         }
@@ -90,13 +102,18 @@ public enum CodePages {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Unmaps the pages of `mappings` (see ``releasable(smaps:)``); returns the bytes of the mappings it advised.
+    /// Linux's `MADV_PAGEOUT` (5.4), which not every C library's headers name.
+    static let pageOut: Int32 = 21
+
+    /// Gives back the pages of `mappings` (see ``releasable(smaps:)``): all of a mapping's, or, where it may hold
+    /// writes, the file's own; returns the bytes of the mappings it advised.
     @discardableResult
     public static func release(mappings: [Mapping]) -> Int {
         var bytes = 0
         for mapping in mappings where mapping.end > mapping.start {
             let length = Int(mapping.end - mapping.start)
-            if madvise(UnsafeMutableRawPointer(bitPattern: mapping.start), length, MADV_DONTNEED) == 0 {
+            let advice = mapping.mayHoldWrites ? Self.pageOut : Int32(MADV_DONTNEED)
+            if madvise(UnsafeMutableRawPointer(bitPattern: mapping.start), length, advice) == 0 {
                 bytes += length
             }
         }

@@ -21,7 +21,7 @@ import Musl
 
 @Suite("Code pages")
 struct CodePagesTests {
-    @Test("Only private, read-only file mappings the process never changed are released")
+    @Test("Private file mappings are released; those that may hold writes only by their file's pages")
     func releasable() {
         // As /proc/self/smaps writes them (fields cut to those the parser reads, plus a few it skips).
         let smaps = """
@@ -52,6 +52,18 @@ struct CodePagesTests {
             CodePages.releasable(smaps: smaps) == [
                 .init(start: 0x55d0_c000_0000, end: 0x55d0_c040_0000, path: "/usr/local/bin/liverelay"),
                 .init(start: 0x55d0_c040_0000, end: 0x55d0_c200_0000, path: "/usr/local/bin/liverelay"),
+                .init(
+                    start: 0x55d0_c200_0000,
+                    end: 0x55d0_c210_0000,
+                    path: "/usr/local/bin/liverelay",
+                    mayHoldWrites: true
+                ),
+                .init(
+                    start: 0x55d0_c210_0000,
+                    end: 0x55d0_c220_0000,
+                    path: "/usr/local/bin/liverelay",
+                    mayHoldWrites: true
+                ),
                 .init(
                     start: 0x7f00_0000_0000,
                     end: 0x7f00_0010_0000,
@@ -85,6 +97,60 @@ struct CodePagesTests {
         #expect(Self.residentKiB(path) == 0)
         #expect(Array(bytes) == contents)
         #expect(Self.residentKiB(path) == size / 1024)
+    }
+
+    @Test("A writable private file mapping keeps every page the process wrote; the file's own pages leave")
+    func releaseKeepsWrites() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("code-pages-rw-\(getpid())").path
+        defer { unlink(path) }
+        let size = 256 * 1024
+        let contents = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 / 4096) }
+        try Data(contents).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let address = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0))
+        try #require(address != MAP_FAILED)
+        defer { munmap(address, size) }
+        let bytes = UnsafeMutableRawBufferPointer(start: address, count: size)
+        #expect(Array(bytes) == contents)  // every page resident, the file's
+        // Two pages written: private copies, which only this process has.
+        bytes[5] = 0xAB
+        bytes[200 * 1024] = 0xCD
+        var expected = contents
+        expected[5] = 0xAB
+        expected[200 * 1024] = 0xCD
+
+        let smaps = try #require(CodePages.ownMappings())
+        let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
+        #expect(mappings.map(\.mayHoldWrites) == [true])
+        #expect(CodePages.release(mappings: mappings) == size)
+        // On a file system of files (not tmpfs, whose pages count as the process's until swapped out), the file's
+        // pages have left; the two written pages stay, with what was written.
+        let tmpfs = try Self.fileSystemType(of: path) == "tmpfs"
+        let resident = try #require(Self.residentKiB(path))
+        if tmpfs {
+            #expect(resident == size / 1024)
+        } else {
+            #expect(resident == 8, "the two written pages")
+        }
+        #expect(Array(bytes) == expected)
+    }
+
+    /// The type of the file system `path` is on, from `/proc/self/mounts` (the longest mount point above it).
+    static func fileSystemType(of path: String) throws -> String {
+        let mounts = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+        var best: (point: String, type: String) = ("", "")
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { continue }
+            let point = String(fields[1])
+            let inside = point == "/" || path == point || path.hasPrefix(point + "/")
+            if inside, point.count >= best.point.count {
+                best = (point, String(fields[2]))
+            }
+        }
+        return best.type
     }
 
     /// The resident KiB of this process's mappings of `path`.
