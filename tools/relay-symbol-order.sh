@@ -23,10 +23,12 @@
 # read Swift's) through what a pod's relay does: start from a LiveStream file (JSON, as the operator writes it)
 # with one target (an nginx-rtmp sink), answer the probes and the API (/healthz, /readyz, /metrics,
 # /api/v1/streams), take a 6 s publish from ffmpeg and push it to the sink, then stop on SIGTERM. Every function of
-# the binary that ran is listed, in the order callgrind first names it: first those that ran once the relay
-# answered /healthz (callgrind dumps its counts there, asked by vgdb), then those that only start-up ran. A relay
-# unmaps start-up's pages once it listens (CodePages in the ResidentMemory module), so what it runs from then on lies
-# together at the start, and start-up's code after it.
+# the binary that ran is listed, in the order callgrind first names it: first those an idle relay runs (the probes
+# and 5 s of its timers, between two dumps asked by vgdb, the first once it answered /healthz), then those a live
+# one runs besides, then those that only start-up ran. A relay unmaps start-up's pages once it listens (CodePages in
+# the ResidentMemory module), so what it runs from then on lies together at the start, the idle part first (each
+# fault maps about 100 KiB: an idle relay's functions spread over the live ones' would map them all), and
+# start-up's code after it.
 #
 # The same binary is the operator (the chart's operator image holds it too), and an operator at rest unmaps the code
 # of the burst it ran (Operator's MemoryTrimmer): what it runs at rest (its watches, timers, probes and /metrics)
@@ -113,6 +115,10 @@ vgdb --pid="$relay" dump startup >/dev/null || { log "vgdb could not ask callgri
 for path in healthz readyz metrics api/v1/streams; do
     curl -fsS "http://127.0.0.1:$http_port/$path" >/dev/null
 done
+# Idle: the probes above and a few seconds of the relay's own timers. What ran goes into the second part.
+sleep 5
+curl -fsS "http://127.0.0.1:$http_port/healthz" >/dev/null
+vgdb --pid="$relay" dump idle >/dev/null || { log "vgdb could not ask callgrind to dump"; exit 1; }
 ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine \
     -t 6 -c:v libx264 -preset ultrafast -g 60 -c:a aac -f flv "rtmp://127.0.0.1:$relay_port/live/$key" \
     >"$work/ffmpeg.log" 2>&1 || { cat "$work/ffmpeg.log" "$work/relay.log" >&2; log "ffmpeg could not publish"; exit 1; }
@@ -121,7 +127,7 @@ for path in healthz api/v1/streams metrics; do
 done
 stop "$relay"
 parts=("$work"/callgrind.out*)
-((${#parts[@]} >= 2)) || { cat "$work/relay.log" >&2; log "callgrind wrote ${#parts[@]} parts, not 2"; exit 1; }
+((${#parts[@]} >= 3)) || { cat "$work/relay.log" >&2; log "callgrind wrote ${#parts[@]} parts, not 3"; exit 1; }
 
 # The operator at rest: everything it ran until it settled goes into the first part, its rest into the second.
 log "running the operator under callgrind: 100 LiveStreams, then 20 s at rest"
@@ -158,22 +164,20 @@ operator_parts=("$work"/operator.out*)
 ((${#operator_parts[@]} >= 3)) || { log "callgrind wrote ${#operator_parts[@]} parts of the operator's run, not 3"; exit 1; }
 operator_rest=$(grep -l '^part: 2$' "${operator_parts[@]}")
 
-# `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each: those of
-# the relay's last part (after start-up) first, then the operator's at rest, then the rest of the relay's, the first
-# part's (start-up's) last.
+# `ob=` names the object of the `fn=` lines after it; only the binary's own functions are kept, once each: what an
+# idle relay runs first (the second part), then what a live one runs besides (the third), then the operator's at
+# rest, then the relay's start-up (the first part) last.
 functions_of() {
     awk -v binary="$work/bin/liverelay" '
         /^ob=/ { object = substr($0, 4) }
         /^fn=/ && object == binary { print substr($0, 4) }
     ' "$1"
 }
-relay_parts=()
-while read -r part; do relay_parts+=("$part"); done < <(grep -H '^part: ' "${parts[@]}" | sort -t: -k3 -rn | cut -d: -f1)
+relay_part() { grep -l "^part: $1\$" "${parts[@]}"; }
 {
-    functions_of "${relay_parts[0]}"
+    functions_of "$(relay_part 2)"
+    functions_of "$(relay_part 3)"
     functions_of "$operator_rest"
-    for part in "${relay_parts[@]:1}"; do
-        functions_of "$part"
-    done
+    functions_of "$(relay_part 1)"
 } | awk '!seen[$0]++' >"$out"
 log "$(wc -l <"$out") functions in ${out#"$root/"}"
