@@ -142,6 +142,14 @@ start_nginx "$work/nginx"
 nginx_master=$started
 wait_for_port "$nginx_port"
 
+# How much of a binary one page fault maps depends on the page cache's folios for the file, which the last reads of
+# it made (a copy, a build, another benchmark): the same binary measured 2 MiB apart in runs 40 minutes apart. Each
+# run therefore starts with the binary out of the page cache (its clean pages; POSIX_FADV_DONTNEED, through dd, needs
+# no privilege), so that the relay reads it from the disk as on a node where it was not running.
+evict_from_page_cache() {
+    dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || log "could not drop $1 from the page cache"
+}
+
 # 3. liverelay: one stream, one target (the sink), keys in files as a pod mounts them.
 key=$(write_relay_files "$work/relay" memory "$sink_port" liverelay-out "$preview" "$config_format")
 chmod -R a+rX "$work/relay"
@@ -158,11 +166,21 @@ if $image; then
     work=$bench_work
     container=$(bah from --pull-never "$(relay_repository):bench")
     bah copy --chown 65532:65532 "$container" "$work/relay" /tmp/relay >/dev/null
+    # The image's files were written seconds ago: the page cache holds them as written (dirty, and in the folios
+    # the writes made), where a node extracted its image long before a pod starts. Written back and out of the
+    # cache, the binary is read as it would be there.
+    sync
+    mount=$(bah mount "$container")
+    for file in "$mount/usr/local/bin/liverelay" "$mount"/usr/lib/x86_64-linux-gnu/*.so* "$mount"/usr/lib64/*.so*; do
+        [[ -f $file && ! -L $file ]] && evict_from_page_cache "$file"
+    done
+    bah umount "$container" >/dev/null
     setsid buildah "${storage[@]}" run --isolation chroot --network host --user 65532:65532 "$container" -- \
         /usr/local/bin/liverelay "${relay_command[@]//RELAY_DIR//tmp/relay}" >"$work/relay.log" 2>&1 &
     relay_group=$!
     where="inside the relay image (buildah run --isolation chroot, user 65532)"
 else
+    evict_from_page_cache "$binary"
     setsid "$binary" "${relay_command[@]//RELAY_DIR/$work/relay}" >"$work/relay.log" 2>&1 &
     relay_group=$!
     where="outside any image"
