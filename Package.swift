@@ -609,17 +609,17 @@ let package = Package(
             dependencies: ["RelayAPI", "LiveStreamModel"],
             swiftSettings: swiftSettings
         ),
-        // OpenSSL 3 (Debian's libssl-dev) and zlib for WebRTC: the DTLS 1.2 server with use_srtp over memory, the
+        // OpenSSL 3 (Debian's libssl-dev, loaded at first use) and zlib for WebRTC: the DTLS 1.2 server with use_srtp over memory, the
         // self-signed certificate, SRTP key export, CRC-32. Its header shows no OpenSSL type, since NIOSSL's BoringSSL
         // has headers of the same names.
         .target(
             name: "CWebRTCSSL",
-            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("z")]
         ),
-        // libsrtp2 (Debian's libsrtp2-dev): SRTP and SRTCP protect and unprotect.
+        // libsrtp2 (Debian's libsrtp2-dev, loaded at first use): SRTP and SRTCP protect and unprotect.
         .target(
             name: "CSRTP",
-            linkerSettings: [.linkedLibrary("srtp2")]
+            linkerSettings: [.linkedLibrary("dl")]
         ),
         // WebRTC transport for WHIP ingest: SDP offer/answer, ICE-lite with STUN on one UDP port for every session,
         // DTLS-SRTP, and decrypted RTP and RTCP per session. The media (depacketizing, jitter buffer) is elsewhere.

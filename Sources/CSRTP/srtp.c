@@ -15,6 +15,36 @@
 #include <srtp2/srtp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+
+// libsrtp2 is loaded when the first SRTP session is made, not when the process starts: the binary is also every
+// relay, which never runs WebRTC, and Debian's libsrtp2 brings NSS with it. The functions this file calls, found with
+// `nm -u` on its object.
+#define LR_SRTP_FUNCTIONS(X) \
+    X(srtp_create) \
+    X(srtp_crypto_policy_set_aes_gcm_128_16_auth) \
+    X(srtp_crypto_policy_set_rtp_default) \
+    X(srtp_dealloc) \
+    X(srtp_init) \
+    X(srtp_protect) \
+    X(srtp_protect_rtcp) \
+    X(srtp_unprotect) \
+    X(srtp_unprotect_rtcp)
+
+#define X(name) static __typeof__(name) *lr_srtp_fn_##name;
+LR_SRTP_FUNCTIONS(X)
+#undef X
+
+// Every call below goes through the pointers above, bound by the loader.
+#define srtp_create (*lr_srtp_fn_srtp_create)
+#define srtp_crypto_policy_set_aes_gcm_128_16_auth (*lr_srtp_fn_srtp_crypto_policy_set_aes_gcm_128_16_auth)
+#define srtp_crypto_policy_set_rtp_default (*lr_srtp_fn_srtp_crypto_policy_set_rtp_default)
+#define srtp_dealloc (*lr_srtp_fn_srtp_dealloc)
+#define srtp_init (*lr_srtp_fn_srtp_init)
+#define srtp_protect (*lr_srtp_fn_srtp_protect)
+#define srtp_protect_rtcp (*lr_srtp_fn_srtp_protect_rtcp)
+#define srtp_unprotect (*lr_srtp_fn_srtp_unprotect)
+#define srtp_unprotect_rtcp (*lr_srtp_fn_srtp_unprotect_rtcp)
 
 struct lr_srtp {
     srtp_t session;
@@ -23,7 +53,16 @@ struct lr_srtp {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_status = -1;
 
-static void initialize(void) { init_status = srtp_init() == srtp_err_status_ok ? 0 : -1; }
+static void initialize(void) {
+    void *library = dlopen("libsrtp2.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) return;
+#define X(name)                                                                                                        \
+    lr_srtp_fn_##name = (__typeof__(lr_srtp_fn_##name))dlsym(library, #name);                                           \
+    if (lr_srtp_fn_##name == NULL) return;
+    LR_SRTP_FUNCTIONS(X)
+#undef X
+    init_status = srtp_init() == srtp_err_status_ok ? 0 : -1;
+}
 
 size_t lr_srtp_max_trailer(void) { return SRTP_MAX_TRAILER_LEN; }
 

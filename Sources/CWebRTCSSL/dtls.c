@@ -23,6 +23,176 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <dlfcn.h>
+
+// MARK: - OpenSSL, loaded when first used
+
+// OpenSSL is loaded the first time a certificate or a DTLS context is made, not when the process starts: the binary
+// is also every relay, which never runs WebRTC, and libcrypto alone is 0.4 MiB written at load (its relocations) in
+// each (BENCHMARKS.md, "Relay memory"). The functions this file calls, found with `nm -u` on its object.
+#define LR_OPENSSL_FUNCTIONS(X) \
+    X(BIO_ctrl) \
+    X(BIO_free) \
+    X(BIO_get_data) \
+    X(BIO_get_new_index) \
+    X(BIO_meth_new) \
+    X(BIO_meth_set_create) \
+    X(BIO_meth_set_ctrl) \
+    X(BIO_meth_set_destroy) \
+    X(BIO_meth_set_write) \
+    X(BIO_new) \
+    X(BIO_new_mem_buf) \
+    X(BIO_s_mem) \
+    X(BIO_set_data) \
+    X(BIO_set_init) \
+    X(BIO_write) \
+    X(BN_bin2bn) \
+    X(BN_free) \
+    X(BN_to_ASN1_INTEGER) \
+    X(DTLS_server_method) \
+    X(ERR_clear_error) \
+    X(ERR_error_string_n) \
+    X(ERR_peek_last_error) \
+    X(EVP_PKEY_Q_keygen) \
+    X(EVP_PKEY_free) \
+    X(EVP_sha256) \
+    X(PEM_read_bio_PrivateKey) \
+    X(PEM_read_bio_X509) \
+    X(RAND_bytes) \
+    X(SSL_CTX_check_private_key) \
+    X(SSL_CTX_ctrl) \
+    X(SSL_CTX_free) \
+    X(SSL_CTX_new) \
+    X(SSL_CTX_set_cipher_list) \
+    X(SSL_CTX_set_options) \
+    X(SSL_CTX_set_tlsext_use_srtp) \
+    X(SSL_CTX_set_verify) \
+    X(SSL_CTX_use_PrivateKey) \
+    X(SSL_CTX_use_certificate) \
+    X(SSL_ctrl) \
+    X(SSL_do_handshake) \
+    X(SSL_export_keying_material) \
+    X(SSL_free) \
+    X(SSL_get0_peer_certificate) \
+    X(SSL_get_error) \
+    X(SSL_get_selected_srtp_profile) \
+    X(SSL_is_init_finished) \
+    X(SSL_new) \
+    X(SSL_read) \
+    X(SSL_set_accept_state) \
+    X(SSL_set_bio) \
+    X(SSL_shutdown) \
+    X(X509_NAME_add_entry_by_txt) \
+    X(X509_check_private_key) \
+    X(X509_digest) \
+    X(X509_free) \
+    X(X509_get_serialNumber) \
+    X(X509_get_subject_name) \
+    X(X509_getm_notAfter) \
+    X(X509_getm_notBefore) \
+    X(X509_gmtime_adj) \
+    X(X509_new) \
+    X(X509_set_issuer_name) \
+    X(X509_set_pubkey) \
+    X(X509_set_version) \
+    X(X509_sign)
+
+#define X(name) static __typeof__(name) *lr_openssl_##name;
+LR_OPENSSL_FUNCTIONS(X)
+#undef X
+
+// Every call below goes through the pointers above, bound by the loader.
+#define BIO_ctrl (*lr_openssl_BIO_ctrl)
+#define BIO_free (*lr_openssl_BIO_free)
+#define BIO_get_data (*lr_openssl_BIO_get_data)
+#define BIO_get_new_index (*lr_openssl_BIO_get_new_index)
+#define BIO_meth_new (*lr_openssl_BIO_meth_new)
+#define BIO_meth_set_create (*lr_openssl_BIO_meth_set_create)
+#define BIO_meth_set_ctrl (*lr_openssl_BIO_meth_set_ctrl)
+#define BIO_meth_set_destroy (*lr_openssl_BIO_meth_set_destroy)
+#define BIO_meth_set_write (*lr_openssl_BIO_meth_set_write)
+#define BIO_new (*lr_openssl_BIO_new)
+#define BIO_new_mem_buf (*lr_openssl_BIO_new_mem_buf)
+#define BIO_s_mem (*lr_openssl_BIO_s_mem)
+#define BIO_set_data (*lr_openssl_BIO_set_data)
+#define BIO_set_init (*lr_openssl_BIO_set_init)
+#define BIO_write (*lr_openssl_BIO_write)
+#define BN_bin2bn (*lr_openssl_BN_bin2bn)
+#define BN_free (*lr_openssl_BN_free)
+#define BN_to_ASN1_INTEGER (*lr_openssl_BN_to_ASN1_INTEGER)
+#define DTLS_server_method (*lr_openssl_DTLS_server_method)
+#define ERR_clear_error (*lr_openssl_ERR_clear_error)
+#define ERR_error_string_n (*lr_openssl_ERR_error_string_n)
+#define ERR_peek_last_error (*lr_openssl_ERR_peek_last_error)
+#define EVP_PKEY_Q_keygen (*lr_openssl_EVP_PKEY_Q_keygen)
+#define EVP_PKEY_free (*lr_openssl_EVP_PKEY_free)
+#define EVP_sha256 (*lr_openssl_EVP_sha256)
+#define PEM_read_bio_PrivateKey (*lr_openssl_PEM_read_bio_PrivateKey)
+#define PEM_read_bio_X509 (*lr_openssl_PEM_read_bio_X509)
+#define RAND_bytes (*lr_openssl_RAND_bytes)
+#define SSL_CTX_check_private_key (*lr_openssl_SSL_CTX_check_private_key)
+#define SSL_CTX_ctrl (*lr_openssl_SSL_CTX_ctrl)
+#define SSL_CTX_free (*lr_openssl_SSL_CTX_free)
+#define SSL_CTX_new (*lr_openssl_SSL_CTX_new)
+#define SSL_CTX_set_cipher_list (*lr_openssl_SSL_CTX_set_cipher_list)
+#define SSL_CTX_set_options (*lr_openssl_SSL_CTX_set_options)
+#define SSL_CTX_set_tlsext_use_srtp (*lr_openssl_SSL_CTX_set_tlsext_use_srtp)
+#define SSL_CTX_set_verify (*lr_openssl_SSL_CTX_set_verify)
+#define SSL_CTX_use_PrivateKey (*lr_openssl_SSL_CTX_use_PrivateKey)
+#define SSL_CTX_use_certificate (*lr_openssl_SSL_CTX_use_certificate)
+#define SSL_ctrl (*lr_openssl_SSL_ctrl)
+#define SSL_do_handshake (*lr_openssl_SSL_do_handshake)
+#define SSL_export_keying_material (*lr_openssl_SSL_export_keying_material)
+#define SSL_free (*lr_openssl_SSL_free)
+#define SSL_get0_peer_certificate (*lr_openssl_SSL_get0_peer_certificate)
+#define SSL_get_error (*lr_openssl_SSL_get_error)
+#define SSL_get_selected_srtp_profile (*lr_openssl_SSL_get_selected_srtp_profile)
+#define SSL_is_init_finished (*lr_openssl_SSL_is_init_finished)
+#define SSL_new (*lr_openssl_SSL_new)
+#define SSL_read (*lr_openssl_SSL_read)
+#define SSL_set_accept_state (*lr_openssl_SSL_set_accept_state)
+#define SSL_set_bio (*lr_openssl_SSL_set_bio)
+#define SSL_shutdown (*lr_openssl_SSL_shutdown)
+#define X509_NAME_add_entry_by_txt (*lr_openssl_X509_NAME_add_entry_by_txt)
+#define X509_check_private_key (*lr_openssl_X509_check_private_key)
+#define X509_digest (*lr_openssl_X509_digest)
+#define X509_free (*lr_openssl_X509_free)
+#define X509_get_serialNumber (*lr_openssl_X509_get_serialNumber)
+#define X509_get_subject_name (*lr_openssl_X509_get_subject_name)
+#define X509_getm_notAfter (*lr_openssl_X509_getm_notAfter)
+#define X509_getm_notBefore (*lr_openssl_X509_getm_notBefore)
+#define X509_gmtime_adj (*lr_openssl_X509_gmtime_adj)
+#define X509_new (*lr_openssl_X509_new)
+#define X509_set_issuer_name (*lr_openssl_X509_set_issuer_name)
+#define X509_set_pubkey (*lr_openssl_X509_set_pubkey)
+#define X509_set_version (*lr_openssl_X509_set_version)
+#define X509_sign (*lr_openssl_X509_sign)
+
+static pthread_once_t lr_openssl_once = PTHREAD_ONCE_INIT;
+static const char *lr_openssl_missing = "OpenSSL was not loaded";
+
+static void lr_openssl_load(void) {
+    void *ssl = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+    if (ssl == NULL) {
+        lr_openssl_missing = "cannot load OpenSSL 3 (libssl.so.3 and libcrypto.so.3: Debian's libssl3)";
+        return;
+    }
+#define X(name)                                                                                                        \
+    lr_openssl_##name = (__typeof__(lr_openssl_##name))dlsym(ssl, #name);                                               \
+    if (lr_openssl_##name == NULL) {                                                                                   \
+        lr_openssl_missing = "OpenSSL 3 lacks " #name;                                                                  \
+        return;                                                                                                        \
+    }
+    LR_OPENSSL_FUNCTIONS(X)
+#undef X
+    lr_openssl_missing = NULL;
+}
+
+/// Loads OpenSSL once; whether it is there.
+static int lr_openssl_ready(void) {
+    pthread_once(&lr_openssl_once, lr_openssl_load);
+    return lr_openssl_missing == NULL;
+}
 
 struct lr_certificate {
     X509 *x509;
@@ -59,6 +229,7 @@ struct lr_dtls {
 // MARK: - Certificates
 
 lr_certificate *lr_certificate_generate(const char *common_name, int days) {
+    if (!lr_openssl_ready()) return NULL;
     EVP_PKEY *key = EVP_EC_gen("P-256");
     if (key == NULL) return NULL;
     X509 *x509 = X509_new();
@@ -97,6 +268,7 @@ lr_certificate *lr_certificate_generate(const char *common_name, int days) {
 }
 
 lr_certificate *lr_certificate_from_pem(const char *certificate_pem, const char *key_pem) {
+    if (!lr_openssl_ready()) return NULL;
     BIO *cbio = BIO_new_mem_buf(certificate_pem, -1);
     BIO *kbio = BIO_new_mem_buf(key_pem, -1);
     X509 *x509 = cbio ? PEM_read_bio_X509(cbio, NULL, NULL, NULL) : NULL;
@@ -214,6 +386,7 @@ static int accept_any_certificate(int preverify, X509_STORE_CTX *store) {
 }
 
 lr_dtls_context *lr_dtls_context_new(const lr_certificate *certificate, const char *profiles) {
+    if (!lr_openssl_ready()) return NULL;
     SSL_CTX *ctx = SSL_CTX_new(DTLS_server_method());
     if (ctx == NULL) return NULL;
     int ok = SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) == 1;
@@ -392,6 +565,10 @@ int lr_dtls_export_srtp_keying_material(lr_dtls *dtls, uint8_t *out, size_t leng
 
 void lr_dtls_error(uint8_t *buffer, size_t capacity) {
     if (capacity == 0) return;
+    if (!lr_openssl_ready()) {
+        snprintf((char *)buffer, capacity, "%s", lr_openssl_missing);
+        return;
+    }
     unsigned long code = ERR_peek_last_error();
     if (code == 0) {
         snprintf((char *)buffer, capacity, "no OpenSSL error recorded");

@@ -97,12 +97,35 @@ struct RelayProcessTests {
         #expect(names.count <= Self.maximumThreads, "\(phase): threads \(names)")
     }
 
-    @Test("A one-stream relay runs one event loop and no preview thread when its preview is off, idle and live")
+    /// The file names of the libraries `pid` maps (`/proc/PID/maps`).
+    static func mappedLibraries(_ pid: Int32) throws -> Set<String> {
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        return Set(
+            maps.split(separator: "\n").compactMap { line in
+                line.split(separator: " ", omittingEmptySubsequences: true).last.flatMap { path in
+                    path.hasPrefix("/") ? String(path.split(separator: "/").last ?? "") : nil
+                }
+            }
+        )
+    }
+
+    /// What a relay never loads: WebRTC's OpenSSL and libsrtp2 (with NSS, which Debian's libsrtp2 uses), loaded by
+    /// the gateway at its first WHIP session.
+    static func expectNoWebRTCLibraries(_ pid: Int32, _ phase: String) throws {
+        let loaded = try Self.mappedLibraries(pid).filter {
+            $0.hasPrefix("libssl.") || $0.hasPrefix("libcrypto.") || $0.hasPrefix("libsrtp2.")
+                || $0.hasPrefix("libnss3.")
+        }
+        #expect(loaded.isEmpty, "\(phase): \(loaded.sorted())")
+    }
+
+    @Test("A one-stream relay with its preview off: one event loop, no preview thread, no WebRTC library loaded")
     func oneStreamPreviewOff() async throws {
         try await Self.withOneStreamRelay(preview: false) { names in
             Self.expectOneStreamThreads(names, preview: 0, "idle")
         } live: { pid in
             Self.expectOneStreamThreads(try Self.threadNames(pid), preview: 0, "live")
+            try Self.expectNoWebRTCLibraries(pid, "live")
         }
     }
 
