@@ -123,6 +123,22 @@ expect_in_image() {
 }
 expect_in_image "$relay_image"
 expect_in_image "$operator_image"
+# The libraries opened with dlopen, which ldd of the executable does not list: the relay's preview (libavformat and
+# the rest) and the gateway's WebRTC (OpenSSL, libsrtp2 and NSS, which Debian's libsrtp2 uses).
+expect_libraries() {
+    local image=$1 container mount library
+    shift
+    container=$(bah from --pull-never "$image")
+    mount=$(bah mount "$container")
+    for library in "$@"; do
+        compgen -G "$mount/usr/lib/*-linux-gnu/$library" > /dev/null || fail "$image lacks $library"
+    done
+    bah umount "$container" > /dev/null
+    bah rm "$container" > /dev/null
+    log "$image: holds $*"
+}
+expect_libraries "$relay_image" "libavformat.so.*" "libavcodec.so.*" "libavutil.so.*"
+expect_libraries "$operator_image" libssl.so.3 libcrypto.so.3 libsrtp2.so.1 libnss3.so
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
