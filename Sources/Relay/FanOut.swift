@@ -344,16 +344,23 @@ final class FanOut: Sendable {
     /// From now on, asks the publisher for a keyframe with `request` whenever a target starts or restarts pushing
     /// (a publisher that can make one on demand: the gateway for a WebRTC publisher). The target starts at once
     /// from the GOP cache, if any; the new keyframe lets it catch up with the live edge without waiting for the
-    /// encoder's next one, and is what a target has to start at without a cache.
-    /// A target that is pushing already gets one request now.
+    /// encoder's next one, and is what a target has to start at without a cache. If a target pushes already, one
+    /// request goes now.
     func requestKeyframes(using request: @escaping @Sendable () -> Void) {
         self.onLoop { fanOut in
-            let state = fanOut.state.value
             fanOut.state.value.requestKeyframe = request
-            if !state.finished, state.targets.contains(where: { !state.joining.contains(ObjectIdentifier($0)) }) {
-                request()
+            let joining = fanOut.state.value.joining
+            if fanOut.state.value.targets.contains(where: { !joining.contains(ObjectIdentifier($0)) }) {
+                fanOut.askForKeyframe(because: "a target is pushing")
             }
         }
+    }
+
+    /// Asks the publisher for a keyframe, on the loop, if it can make one and the publish goes on.
+    private func askForKeyframe(because reason: String) {
+        guard let request = self.state.value.requestKeyframe, !self.state.value.finished else { return }
+        request()
+        self.logger.debug("Asked the publisher for a keyframe: \(reason)")
     }
 
     /// A target started or stopped pushing: with ``GOPCachePolicy/joining`` the cache is kept while one is not.
@@ -362,13 +369,7 @@ final class FanOut: Sendable {
             let id = ObjectIdentifier(target)
             if pushing {
                 fanOut.state.value.joining.remove(id)
-                if let request = fanOut.state.value.requestKeyframe, !fanOut.state.value.finished {
-                    request()
-                    fanOut.logger.debug(
-                        "Asked the publisher for a keyframe: a target started pushing",
-                        metadata: ["relay.target.name": "\(target.configuration.name)"]
-                    )
-                }
+                fanOut.askForKeyframe(because: "target \(target.configuration.name) started pushing")
             } else if fanOut.state.value.targets.contains(where: { $0 === target }) {
                 fanOut.state.value.joining.insert(id)
             }
