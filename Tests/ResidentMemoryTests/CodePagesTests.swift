@@ -75,66 +75,72 @@ struct CodePagesTests {
 
     @Test("Released pages leave the resident set and read back as the file has them")
     func release() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("code-pages-\(getpid())").path
-        defer { unlink(path) }
         let size = 256 * 1024
         let contents = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 4096) }
-        try Data(contents).write(to: URL(fileURLWithPath: path))
-        let fd = open(path, O_RDONLY)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        let address = try #require(mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0))
-        try #require(address != MAP_FAILED)
-        defer { munmap(address, size) }
-        let bytes = UnsafeRawBufferPointer(start: address, count: size)
-        #expect(Array(bytes) == contents)  // reads every page: all resident
-        #expect(Self.residentKiB(path) == size / 1024)
+        try Self.withPrivateMapping("code-pages", contents: contents, protection: PROT_READ) { path, bytes in
+            #expect(Array(bytes) == contents)  // reads every page: all resident
+            #expect(Self.residentKiB(path) == size / 1024)
 
-        let smaps = try #require(CodePages.ownMappings())
-        let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
-        #expect(mappings.count == 1)
-        #expect(CodePages.release(mappings: mappings) == size)
-        #expect(Self.residentKiB(path) == 0)
-        #expect(Array(bytes) == contents)
-        #expect(Self.residentKiB(path) == size / 1024)
+            let smaps = try #require(CodePages.ownMappings())
+            let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
+            #expect(mappings.count == 1)
+            #expect(CodePages.release(mappings: mappings) == size)
+            #expect(Self.residentKiB(path) == 0)
+            #expect(Array(bytes) == contents)
+            #expect(Self.residentKiB(path) == size / 1024)
+        }
     }
 
     @Test("A writable private file mapping keeps every page the process wrote; the file's own pages leave")
     func releaseKeepsWrites() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("code-pages-rw-\(getpid())").path
-        defer { unlink(path) }
         let size = 256 * 1024
         let contents = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 / 4096) }
+        try Self.withPrivateMapping("code-pages-rw", contents: contents, protection: PROT_READ | PROT_WRITE) {
+            path,
+            bytes in
+            #expect(Array(bytes) == contents)  // every page resident, the file's
+            // Two pages written: private copies, which only this process has.
+            bytes[5] = 0xAB
+            bytes[200 * 1024] = 0xCD
+            var expected = contents
+            expected[5] = 0xAB
+            expected[200 * 1024] = 0xCD
+
+            let smaps = try #require(CodePages.ownMappings())
+            let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
+            #expect(mappings.map(\.mayHoldWrites) == [true])
+            #expect(CodePages.release(mappings: mappings) == size)
+            // On a file system of files (not tmpfs, whose pages count as the process's until swapped out), the file's
+            // pages have left; the two written pages stay, with what was written.
+            let tmpfs = try Self.fileSystemType(of: path) == "tmpfs"
+            let resident = try #require(Self.residentKiB(path))
+            if tmpfs {
+                #expect(resident == size / 1024)
+            } else {
+                #expect(resident == 8, "the two written pages")
+            }
+            #expect(Array(bytes) == expected)
+        }
+    }
+
+    /// Writes `contents` to a file of its own, maps it privately with `protection`, and runs `body` with the file's
+    /// path and the mapping; removes both after.
+    static func withPrivateMapping(
+        _ name: String,
+        contents: [UInt8],
+        protection: Int32,
+        _ body: (String, UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
+        defer { unlink(path) }
         try Data(contents).write(to: URL(fileURLWithPath: path))
         let fd = open(path, O_RDONLY)
         try #require(fd >= 0)
         defer { close(fd) }
-        let address = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0))
+        let address = try #require(mmap(nil, contents.count, protection, MAP_PRIVATE, fd, 0))
         try #require(address != MAP_FAILED)
-        defer { munmap(address, size) }
-        let bytes = UnsafeMutableRawBufferPointer(start: address, count: size)
-        #expect(Array(bytes) == contents)  // every page resident, the file's
-        // Two pages written: private copies, which only this process has.
-        bytes[5] = 0xAB
-        bytes[200 * 1024] = 0xCD
-        var expected = contents
-        expected[5] = 0xAB
-        expected[200 * 1024] = 0xCD
-
-        let smaps = try #require(CodePages.ownMappings())
-        let mappings = CodePages.releasable(smaps: smaps).filter { $0.path == path }
-        #expect(mappings.map(\.mayHoldWrites) == [true])
-        #expect(CodePages.release(mappings: mappings) == size)
-        // On a file system of files (not tmpfs, whose pages count as the process's until swapped out), the file's
-        // pages have left; the two written pages stay, with what was written.
-        let tmpfs = try Self.fileSystemType(of: path) == "tmpfs"
-        let resident = try #require(Self.residentKiB(path))
-        if tmpfs {
-            #expect(resident == size / 1024)
-        } else {
-            #expect(resident == 8, "the two written pages")
-        }
-        #expect(Array(bytes) == expected)
+        defer { munmap(address, contents.count) }
+        try body(path, UnsafeMutableRawBufferPointer(start: address, count: contents.count))
     }
 
     /// The type of the file system `path` is on, from `/proc/self/mounts` (the longest mount point above it).
