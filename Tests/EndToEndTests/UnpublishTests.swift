@@ -86,9 +86,11 @@ struct InProcessPublisher {
 struct UnpublishTests {
     @Test("FCUnpublish frees the stream at once: reported idle, and the next publisher is let in, connection open")
     func unpublishFreesTheStream() async throws {
-        // Without takeover, a second publisher is refused while one holds the stream.
+        // Without takeover, a second publisher is refused while one holds the stream. The publisher sends no media,
+        // so the relay's idle timeout (10 s without a byte) must not close it on a loaded machine mid-test.
         try await withRelay(targets: []) {
             $0.publisherTakeover = false
+            $0.publisherIdleTimeout = .seconds(300)
         } _: { relay in
             try await InProcessPublisher.publishing(port: relay.port, key: relay.streamKey) { session in
                 _ = try await relay.logs.waitFor("the publish") { $0.contains("Publisher is live") }

@@ -115,14 +115,21 @@ public enum FFprobe {
         }
     }
 
-    /// Decodes all of `path` with `ffmpeg -v error -i PATH -f null -` and returns what ffmpeg reported, trimmed.
+    /// Decodes all of `path` with `ffmpeg -v error -i PATH -enc_time_base -1 -f null -` and returns what ffmpeg
+    /// reported, trimmed.
     ///
     /// An empty string means a clean decode: no corrupt packets, no missing references, no timestamp errors that
-    /// ffmpeg considers errors.
+    /// ffmpeg considers errors. `-enc_time_base -1` keeps the input's time base (FLV's milliseconds): by default
+    /// ffmpeg re-times decoded video in 1/frame rate, where two frames of a variable-rate stream less than one frame
+    /// apart (a WebRTC ingest catching up with its sender's clock) land on one tick, which the null muxer reports as
+    /// "non monotonically increasing dts" though the file's own times increase.
     public static func decodeErrors(_ path: String) async throws -> String {
         let exit = try await run(
             "ffmpeg",
-            arguments: ["-hide_banner", "-nostdin", "-nostats", "-v", "error", "-i", path, "-f", "null", "-"],
+            arguments: [
+                "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null",
+                "-",
+            ],
             captureStandardOutput: false
         )
         let errors = exit.standardError.trimmingCharacters(in: .whitespacesAndNewlines)
