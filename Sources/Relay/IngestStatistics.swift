@@ -36,9 +36,18 @@ struct IngestStatistics: Sendable {
     /// The interval between the last two keyframes.
     var keyframeInterval: Duration?
 
-    /// Bytes and video frames per media-time second, for the last few seconds.
-    private var buckets: [(second: UInt32, bytes: Int, frames: Int)] = []
+    /// Bytes and video frames per media-time second, for the last few seconds: a ring indexed by the second, inline
+    /// in the value. An array here was copied at every read, since the status snapshot holds a copy of these
+    /// statistics and the next message's update then found the array's buffer shared.
+    private var buckets = InlineArray<8, Bucket>(repeating: Bucket())
     private static let windowSeconds: UInt32 = 5
+
+    private struct Bucket: Sendable {
+        var second: UInt32 = 0
+        var bytes = 0
+        var frames = 0
+        var used = false
+    }
 
     /// Whether the keyframe-interval rule is broken right now.
     var keyframeIntervalRuleBroken = false
@@ -84,12 +93,18 @@ struct IngestStatistics: Sendable {
         case .metadata, .data:
             break
         }
-        if let index = self.buckets.lastIndex(where: { $0.second == second }) {
+        let index = Int(second % UInt32(self.buckets.count))
+        if self.buckets[index].used && self.buckets[index].second == second {
             self.buckets[index].bytes += size
             self.buckets[index].frames += frames
         } else {
-            self.buckets.append((second, size, frames))
-            self.buckets.removeAll { second > $0.second + Self.windowSeconds + 1 || $0.second > second }
+            // A new second: forget what is out of the window, or after it (the timestamps went back: a new
+            // publisher, or an encoder that restarted its clock).
+            for other in self.buckets.indices
+            where second > self.buckets[other].second + Self.windowSeconds + 1 || self.buckets[other].second > second {
+                self.buckets[other].used = false
+            }
+            self.buckets[index] = Bucket(second: second, bytes: size, frames: frames, used: true)
         }
         return event
     }
@@ -113,19 +128,27 @@ struct IngestStatistics: Sendable {
 
     /// Bits per second and frames per second over the last complete seconds of media time.
     var rates: (bitrate: Double, frameRate: Double) {
-        guard let newest = self.buckets.map(\.second).max() else {
+        var newest: UInt32?
+        for index in self.buckets.indices where self.buckets[index].used {
+            newest = max(newest ?? 0, self.buckets[index].second)
+        }
+        guard let newest else {
             return (0, 0)
         }
         // The newest second is still filling: leave it out.
-        let complete = self.buckets.filter { $0.second < newest && $0.second + Self.windowSeconds >= newest }
-        guard !complete.isEmpty else {
+        var (seconds, bytes, frames) = (0, 0, 0)
+        for index in self.buckets.indices {
+            let bucket = self.buckets[index]
+            if bucket.used && bucket.second < newest && bucket.second + Self.windowSeconds >= newest {
+                seconds += 1
+                bytes += bucket.bytes
+                frames += bucket.frames
+            }
+        }
+        guard seconds > 0 else {
             return (0, 0)
         }
-        let seconds = Double(complete.count)
-        return (
-            Double(complete.reduce(0) { $0 + $1.bytes }) * 8 / seconds,
-            Double(complete.reduce(0) { $0 + $1.frames }) / seconds
-        )
+        return (Double(bytes) * 8 / Double(seconds), Double(frames) / Double(seconds))
     }
 
     private mutating func parseVideoHeader(_ payload: ByteBuffer) {

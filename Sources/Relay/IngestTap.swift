@@ -17,6 +17,9 @@ import RTMP
 /// session task. Everything else (commands, and all messages before the publish is accepted) goes on to the
 /// session, which answers commands and decides on the publish.
 ///
+/// It is the RTMP handler's ``RTMPMessageTap`` (so media skip the pipeline: no box, hop or cast per message) and the
+/// handler after it, which passes on what the tap left and sees the end of each read.
+///
 /// The session attaches the fan-out with ``attach(_:messageStreamID:)`` before it tells the publisher that the
 /// publish started. Media that reach the session after that were sent before the publish was accepted, and the
 /// session drops them, as it always drops media before acceptance; so no message is published twice or out of order.
@@ -42,27 +45,36 @@ final class IngestTap {
 @available(*, unavailable)
 extension IngestTap: Sendable {}
 
+extension IngestTap: RTMPMessageTap {
+    /// The publisher's media, once attached: straight to the fan-out; everything else goes on to the session.
+    func take(_ message: RTMPMessage) -> Bool {
+        guard let fanOut = self.fanOut else {
+            return false
+        }
+        switch message.type {
+        case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
+            if message.messageStreamID == self.messageStreamID {
+                let now = self.readTime ?? .now
+                self.readTime = now
+                fanOut.publish(message, now: now)
+            }
+            return true
+        default:
+            return false
+        }
+    }
+}
+
 extension IngestTap: ChannelInboundHandler {
     typealias InboundIn = RTMPMessage
     typealias InboundOut = RTMPMessage
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if let fanOut = self.fanOut {
-            let message = Self.unwrapInboundIn(data)
-            switch message.type {
-            case .audio, .video, .dataAMF0, .dataAMF3, .aggregate:
-                if message.messageStreamID == self.messageStreamID {
-                    let now = self.readTime ?? .now
-                    self.readTime = now
-                    fanOut.publish(message, now: now)
-                }
-                return
-            default:
-                context.fireChannelRead(data)
-                return
-            }
+        // What the RTMP handler's tap did not take (or all of it, without the tap).
+        guard self.take(Self.unwrapInboundIn(data)) else {
+            context.fireChannelRead(data)
+            return
         }
-        context.fireChannelRead(data)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

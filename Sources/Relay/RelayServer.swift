@@ -237,14 +237,17 @@ public final class RelayServer: Service, Sendable {
         // A peer that sends nothing for the idle timeout is dropped (the handler turns the event into an error with
         // the reason); a TLS handshake that stalls as well.
         try pipeline.addHandler(IdleStateHandler(readTimeout: TimeAmount(self.configuration.publisherIdleTimeout)))
-        try pipeline.addHandler(
-            RTMPConnectionHandler(
-                role: .server,
-                limits: self.configuration.chunkLimits,
-                copiesSingleChunkPayloads: self.configuration.ingestCopiesPayloads
-            )
+        let rtmp = RTMPConnectionHandler(
+            role: .server,
+            limits: self.configuration.chunkLimits,
+            copiesSingleChunkPayloads: self.configuration.ingestCopiesPayloads
         )
-        try pipeline.addHandler(IngestTap())
+        let tap = IngestTap()
+        // Media goes from the decoder to the fan-out directly; the handler after it sees the rest, and the end of
+        // each read.
+        rtmp.tap = tap
+        try pipeline.addHandler(rtmp)
+        try pipeline.addHandler(tap)
         return (try NIOAsyncChannel<RTMPMessage, RTMPMessage>(wrappingChannelSynchronously: channel), client)
     }
 

@@ -297,10 +297,16 @@ final class TargetQueue: Sendable {
     private struct State {
         var machine: TargetQueueStateMachine
         /// Wakes the consumer; called once, then not again until the consumer has emptied the queue.
-        var waker: (@Sendable () -> Void)?
+        var waker: Callback?
         var wakePending = false
         /// Closes the target's current connection when it stayed behind too long.
-        var disconnect: (@Sendable () -> Void)?
+        var disconnect: Callback?
+    }
+
+    /// A closure in a struct: what `withValue` hands out of the loop-bound state. A bare function type returned
+    /// through that generic method is reabstracted, which allocates a thunk context on every message.
+    private struct Callback {
+        let call: @Sendable () -> Void
     }
 
     /// The event loop of the publisher's connection, the fan-out and the target's connections.
@@ -336,7 +342,7 @@ final class TargetQueue: Sendable {
 
     /// Called by the publisher's read loop, on the loop; never blocks.
     func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
-        let call = self.state.withValue { state -> (@Sendable () -> Void)? in
+        let callback = self.state.withValue { state -> Callback? in
             let result = state.machine.enqueue(message, now: now)
             self.publish(state.machine)
             switch result {
@@ -352,7 +358,7 @@ final class TargetQueue: Sendable {
                 return waker
             }
         }
-        call?()
+        callback?.call()
     }
 
     /// Makes an event-loop consumer the queue's consumer (or, with nil, none), on the loop: `waker` is called when
@@ -360,7 +366,7 @@ final class TargetQueue: Sendable {
     /// queue finishes. It is also called at once, in case something is queued already.
     func setWaker(_ waker: (@Sendable () -> Void)?) {
         self.state.withValue { state in
-            state.waker = waker
+            state.waker = waker.map(Callback.init)
             state.wakePending = waker != nil
         }
         waker?()
@@ -407,7 +413,7 @@ final class TargetQueue: Sendable {
 
     /// On the loop.
     func setDisconnect(_ disconnect: (@Sendable () -> Void)?) {
-        self.state.value.disconnect = disconnect
+        self.state.value.disconnect = disconnect.map(Callback.init)
     }
 
     /// The publisher ended: the consumer gets what is queued, then the end. From any thread; takes effect at once
@@ -418,7 +424,7 @@ final class TargetQueue: Sendable {
             self.loop.execute { self.finish() }
             return
         }
-        let wake = self.state.withValue { state -> (@Sendable () -> Void)? in
+        let wake = self.state.withValue { state -> Callback? in
             state.machine.finish()
             state.disconnect = nil
             // The consumer learns of the end from `take`; wake it unless it is awake already.
@@ -428,7 +434,7 @@ final class TargetQueue: Sendable {
             state.wakePending = true
             return waker
         }
-        wake?()
+        wake?.call()
     }
 
     var isFinished: Bool {

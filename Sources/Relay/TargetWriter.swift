@@ -43,6 +43,8 @@ final class TargetWriter {
     private var batch: [RelayMessage] = []
     private var encoded: [RTMPConnectionHandler.BatchMessage] = []
     private var completed = false
+    /// ``drainLater(on:)``'s function for this connection, made when the handler is added.
+    private var drainSoon: (@Sendable () -> Void)?
 
     /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes or
     /// the writer leaves the pipeline first.
@@ -66,13 +68,18 @@ final class TargetWriter {
         }
         self.completed = true
         self.queue.setWaker(nil)
+        // It holds this writer: let both go.
+        self.drainSoon = nil
         self.done.completeWith(result)
     }
 
-    /// Schedules a pass of ``drain()`` on the loop, after what it is doing now (so a burst is written at once).
+    /// A function that schedules a pass of ``drain()`` on the loop, after what it is doing now (so a burst is
+    /// written at once). Made once per connection: the pass it schedules is one closure, handed to `execute` as it
+    /// is, so a wake allocates nothing (a closure made per call would be a context allocated per message).
     private func drainLater(on loop: any EventLoop) -> @Sendable () -> Void {
         let bound = NIOLoopBound(self, eventLoop: loop)
-        return { loop.execute { bound.value.drain() } }
+        let pass: @Sendable () -> Void = { bound.value.drain() }
+        return { loop.execute(pass) }
     }
 
     /// Puts a message on this connection: its timestamp rebased to the connection's first message, the publish
@@ -128,7 +135,7 @@ final class TargetWriter {
             // A full batch: more may follow at once, but let the loop serve its other channels first.
             if count == Self.batchLimit {
                 context.flush()
-                self.drainLater(on: context.eventLoop)()
+                self.drainSoon?()
                 return
             }
         }
@@ -151,7 +158,9 @@ extension TargetWriter: ChannelInboundHandler {
             self.complete(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        self.queue.setWaker(self.drainLater(on: context.eventLoop))
+        let drainSoon = self.drainLater(on: context.eventLoop)
+        self.drainSoon = drainSoon
+        self.queue.setWaker(drainSoon)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -281,4 +281,35 @@ struct ConnectionHandlerTests {
         }
         #expect(!channel.isActive)
     }
+
+    @Test("A tap takes what it wants as it is decoded, in order; the rest goes down the pipeline")
+    func tap() throws {
+        final class VideoTap: RTMPMessageTap {
+            var taken: [RTMPMessage] = []
+            func take(_ message: RTMPMessage) -> Bool {
+                guard message.type == .video else { return false }
+                self.taken.append(message)
+                return true
+            }
+        }
+        let handler = RTMPConnectionHandler(role: .server)
+        let tap = VideoTap()
+        handler.tap = tap
+        let channel = EmbeddedChannel(handler: handler)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1935)).wait()
+        _ = try self.handshake(channel)
+        // Video, audio, video, a ping (a control message: answered by the handler, never offered to the tap).
+        var wire = ByteBuffer(hex: "06 000000 000003 09 01000000 170001")
+        wire.writeImmutableBuffer(ByteBuffer(hex: "04 000000 000002 08 01000000 AF01"))
+        wire.writeImmutableBuffer(ByteBuffer(hex: "06 000021 000003 09 01000000 270001"))
+        wire.writeImmutableBuffer(ByteBuffer(hex: "02 000000 000006 04 00000000 0006 0000ABCD"))
+        try channel.writeInbound(wire)
+        #expect(tap.taken.map(\.timestamp) == [0, 0x21])
+        #expect(tap.taken.map { Array($0.payload.readableBytesView) } == [[0x17, 0x00, 0x01], [0x27, 0x00, 0x01]])
+        let passed = try #require(try channel.readInbound(as: RTMPMessage.self))
+        #expect(passed.type == .audio)
+        #expect(try channel.readInbound(as: RTMPMessage.self) == nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) != nil, "the ping was not answered")
+        _ = try channel.finish()
+    }
 }

@@ -54,6 +54,10 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     private var encoder = RTMPChunkEncoder()
     /// What a batch write writes, in order (kept to reuse its storage).
     private var segments: [Segment] = []
+    /// The buffer the last batch was encoded into, kept for the next one: once the channel has written it, this is
+    /// its only reference and `clear()` reuses its storage instead of allocating (two allocations a batch, nearly
+    /// one per message on a live stream). Kept only up to ``spareOutputLimit``.
+    private var spareOutput: ByteBuffer?
     private enum Segment {
         /// A range of the batch's own buffer: chunk headers and small payloads.
         case own(Range<Int>)
@@ -72,6 +76,10 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
 
     /// Whether the peer used the digest form of the handshake, once it completed.
     public private(set) var peerUsedDigest = false
+
+    /// Offered every message that is not a protocol control message, in order, before it goes down the pipeline;
+    /// what it takes goes no further. Set on the channel's event loop.
+    public var tap: (any RTMPMessageTap)?
 
     /// Whether the peer's Acknowledgements go on down the pipeline (after being handled here): for a proxy that
     /// passes them to the client whose bytes it forwarded, since the peer counted exactly those.
@@ -241,6 +249,9 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
 
     private func received(_ message: RTMPMessage, context: ChannelHandlerContext) throws {
         guard message.type.isProtocolControl else {
+            if let tap = self.tap, tap.take(message) {
+                return
+            }
             context.fireChannelRead(Self.wrapInboundOut(message))
             return
         }
@@ -271,6 +282,9 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
     /// Shared chunked payloads up to this size are copied next to their header rather than written as a buffer of
     /// their own: a write costs the pipeline more than copying a small payload does.
     public static let sharedPayloadCopyLimit = 1024
+    /// The largest batch buffer kept for the next batch: what a batch of headers and small payloads takes; a batch
+    /// that needed more (a GOP replayed to a joining target) gives its buffer back.
+    static let spareOutputLimit = 4 * 1024
 
     /// Encodes `batch` and writes it, without flushing: what ``write(context:data:promise:)`` does for each
     /// message, for a sender beside this handler on the channel's event loop that sends many messages (a relay's
@@ -294,7 +308,19 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
                 capacity += length + 18 + length / self.encoder.chunkSize * 8
             }
         }
-        var out = context.channel.allocator.buffer(capacity: capacity)
+        var out: ByteBuffer
+        if var spare = self.spareOutput.take() {
+            // Allocates only if the channel still holds the last batch (a write the socket has not taken yet).
+            spare.clear(minimumCapacity: capacity)
+            out = spare
+        } else {
+            out = context.channel.allocator.buffer(capacity: capacity)
+        }
+        defer {
+            if out.capacity <= Self.spareOutputLimit {
+                self.spareOutput = out
+            }
+        }
         // Written in order once the buffer is complete: its slices (a slice taken earlier would make every later
         // write to it copy the buffer) and the shared payloads between them.
         self.segments.removeAll(keepingCapacity: true)
@@ -357,3 +383,13 @@ public final class RTMPConnectionHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension RTMPConnectionHandler: Sendable {}
+
+/// Takes messages from an ``RTMPConnectionHandler`` as they are decoded, on the channel's event loop, before they
+/// enter the pipeline: for a receiver that takes many (a relay's media path) with none of the pipeline's cost per
+/// message (a message is larger than `NIOAny` holds inline, so each one down the pipeline is a heap box, then a hop
+/// and a cast per handler). Messages it does not take go down the pipeline as before, in the same order relative to
+/// one another; a receiver that also reads the pipeline must not depend on the order between the two.
+public protocol RTMPMessageTap: AnyObject {
+    /// Whether the tap takes `message`; if not, it goes down the pipeline.
+    func take(_ message: RTMPMessage) -> Bool
+}
