@@ -83,27 +83,58 @@ echo "hole frozen; sampling every ${interval}s for ${duration}s" >&2
 
 begin=$(date +%s)
 {
-echo "seconds,rss_kib,steady_state,hole_state,hole_dropped,steady_bytes_sent"
+echo "seconds,rss_kib,anon_kib,file_kib,steady_state,hole_state,hole_dropped,steady_bytes_sent"
 while (( $(date +%s) - begin < duration )); do
     sleep "$interval"
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$relay_pid/status")
+    # VmRSS is RssAnon (the heap, stacks) plus RssFile (the binary's and libraries' pages): which one moves says
+    # whether memory grows or code pages are faulting back in.
+    read -r rss anon file < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print r, a, f}' \
+        "/proc/$relay_pid/status")
+    if (( $(date +%s) - begin >= 120 )) && [[ ! -f $work/smaps-2min.txt ]]; then
+        cp "/proc/$relay_pid/smaps" "$work/smaps-2min.txt"
+    fi
     json=$(curl -fs "http://127.0.0.1:$http_port/api/v1/stream" || echo '{}')
-    python3 - "$json" "$(( $(date +%s) - begin ))" "$rss" <<'PY'
+    python3 - "$json" "$(( $(date +%s) - begin ))" "$rss" "$anon" "$file" <<'PY'
 import json, sys
 status = json.loads(sys.argv[1] or "{}")
 targets = {t["name"]: t for t in status.get("targets", [])}
 steady, hole = targets.get("steady", {}), targets.get("hole", {})
-print(f'{sys.argv[2]},{sys.argv[3]},{steady.get("state")},{hole.get("state")},{hole.get("droppedMessages")},{steady.get("bytesSent")}')
+print(f'{sys.argv[2]},{sys.argv[3]},{sys.argv[4]},{sys.argv[5]},{steady.get("state")},{hole.get("state")},'
+      f'{hole.get("droppedMessages")},{steady.get("bytesSent")}')
 PY
 done
 } | tee "$work/samples.csv"
+cp "/proc/$relay_pid/smaps" "$work/smaps-end.txt" 2>/dev/null || true
 
 python3 - "$work/samples.csv" <<'PY'
 import csv, sys
 # The last sample may come after the publisher stopped; only samples with the relay live count.
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["steady_state"] == "pushing"]
-rss = [int(r["rss_kib"]) for r in rows]
-warm = [int(r["rss_kib"]) for r in rows if int(r["seconds"]) >= 120] or rss
-print(f"samples={len(rows)} rss_first={rss[0]}KiB rss_after_2min={warm[0]}KiB rss_max={max(rss)}KiB "
-      f"rss_last={rss[-1]}KiB growth_after_2min={warm[-1]-warm[0]}KiB")
+for column in ("rss_kib", "anon_kib", "file_kib"):
+    values = [int(r[column]) for r in rows]
+    warm = [int(r[column]) for r in rows if int(r["seconds"]) >= 120] or values
+    name = column.removesuffix("_kib")
+    print(f"{name}: samples={len(rows)} first={values[0]}KiB after_2min={warm[0]}KiB max={max(values)}KiB "
+          f"last={values[-1]}KiB growth_after_2min={warm[-1]-warm[0]}KiB")
+PY
+# What grew between 2 minutes and the end, mapping by mapping (Rss in KiB).
+python3 - "$work/smaps-2min.txt" "$work/smaps-end.txt" <<'PY'
+import re, sys
+def mappings(path):
+    result, name = {}, None
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return result
+    for line in lines:
+        header = re.match(r"^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if header:
+            name = f"{header.group(2) or '[anon]'} {header.group(1)}"
+        elif line.startswith("Rss:") and name:
+            result[name] = result.get(name, 0) + int(line.split()[1])
+    return result
+before, after = mappings(sys.argv[1]), mappings(sys.argv[2])
+changes = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in set(before) | set(after)), reverse=True)
+for delta, name in [c for c in changes if c[0] != 0][:12]:
+    print(f"smaps 2 min -> end: {delta:+d} KiB  {name}")
 PY

@@ -222,6 +222,26 @@ breakdown() {
         echo
         echo "threads: $(cat /proc/"$relay_pid"/task/*/comm | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')"
     } >"$file"
+    # Which pages of the binary are resident, as offsets in the file (one per line, from /proc/PID/pagemap's
+    # present bit): two runs compared page by page, and with `nm` of an unstripped build of the same code, say
+    # which code the difference is.
+    python3 - "$relay_pid" >"${file%.txt}-binary-pages.txt" <<'PY' || true
+import os, struct, sys
+pid = sys.argv[1]
+exe = os.path.realpath(f"/proc/{pid}/exe").split("/")[-1]
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+    for line in maps:
+        fields = line.split()
+        if len(fields) < 6 or not fields[5].endswith("/" + exe):
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        offset = int(fields[2], 16)
+        pagemap.seek(start // 4096 * 8)
+        entries = pagemap.read((end - start) // 4096 * 8)
+        for index in range(len(entries) // 8):
+            if struct.unpack_from("<Q", entries, index * 8)[0] >> 63:
+                print(f"{fields[1]} {offset + index * 4096:#x}")
+PY
 }
 
 note=$(quiet_note)

@@ -56,11 +56,15 @@ release_build() {
     if [[ -f ${root:?}/tools/relay-symbol-order.txt ]]; then
         order=(-Xlinker "--symbol-ordering-file=$root/tools/relay-symbol-order.txt" -Xlinker --no-warn-symbol-ordering)
     fi
-    (cd "$root" && swift build "${release_build_arguments[@]}" "${order[@]}" "${strip_flags[@]}" --scratch-path .build-release "$@")
+    # Swift's writable ".rodata" inputs beside .data, so that .rodata is read-only (see the script).
+    local sections=(-Xlinker -T -Xlinker "$root/tools/relay-sections.ld")
+    (cd "$root" && swift build "${release_build_arguments[@]}" "${order[@]}" "${sections[@]}" "${strip_flags[@]}" \
+        --scratch-path .build-release "$@")
 }
 release_build_command() {
     echo "swift build ${release_build_arguments[*]} -Xlinker --symbol-ordering-file=tools/relay-symbol-order.txt" \
-        "-Xlinker --no-warn-symbol-ordering -Xlinker -s --scratch-path .build-release"
+        "-Xlinker --no-warn-symbol-ordering -Xlinker -T -Xlinker tools/relay-sections.ld -Xlinker -s" \
+        "--scratch-path .build-release"
 }
 
 # Checks root and the tools every image script needs, then sets `root` (the repository, also the working

@@ -29,12 +29,15 @@ import Musl
 /// A mapping with a page the process changed (`Anonymous` above 0: relocated read-only data after `mprotect`, code
 /// patched at load) and a writable one are given back with `MADV_PAGEOUT` instead, which reclaims only the file's own
 /// pages and keeps every page the process wrote (without swap it cannot reclaim those, and with swap it swaps them
-/// out, their contents kept): nothing the loader or the program wrote is lost. That matters for a static Swift
-/// binary: the toolchain's objects (Foundation's, the runtime's) mark some of their `.rodata` writable, so the
-/// linker puts all of `.rodata` (37 MiB here, ICU's data included) in a writable segment, where `MADV_DONTNEED`
-/// would drop what was written. `MADV_PAGEOUT` leaves alone a page another process maps too (shared, so not this
-/// process's to give back), may take a page it reclaims out of the page cache (read from the file again if ever
-/// needed), and needs Linux 5.4; where it fails nothing changes.
+/// out, their contents kept): nothing the loader or the program wrote is lost. `MADV_PAGEOUT` leaves alone a page
+/// another process maps too (shared, so not this process's to give back), may take a page it reclaims out of the
+/// page cache (read from the file again if ever needed), needs Linux 5.4, and reclaims a file's pages only for a
+/// process that owns the file or may write it: not a relay in its image, which runs as another user than the
+/// binary's owner. Where it fails nothing changes. A static Swift binary therefore keeps as little as it can in
+/// writable segments: the toolchain's objects mark their statically initialized Swift objects as writable `.rodata`,
+/// and a linker makes all of `.rodata` (37 MiB, ICU's data included) as writable as its most writable input; the
+/// images' link (`tools/relay-sections.ld`) puts those objects beside `.data`, so `.rodata` is read-only and given
+/// back with `MADV_DONTNEED` like code.
 public enum CodePages {
     /// A private file mapping that ``release(mappings:)`` gives back.
     public struct Mapping: Hashable, Sendable {
