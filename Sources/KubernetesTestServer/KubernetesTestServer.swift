@@ -52,7 +52,7 @@ public final class KubernetesTestServer: Sendable {
         /// How often a watch that asked for bookmarks gets one. Real servers send one about every minute; tests
         /// want it short.
         public var bookmarkInterval: Duration
-        /// How many events the watch history keeps before the oldest are compacted away.
+        /// How many events the watch history keeps: the oldest are compacted away once it holds an eighth more.
         public var historyLimit: Int
 
         public init(

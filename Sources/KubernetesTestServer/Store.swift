@@ -470,11 +470,14 @@ extension Store.State {
             }
         }
         if type.storageKey == "/namespaces" && removed {
+            // Everything in the namespace goes, so no dependent needs looking for: owners and dependents share a
+            // namespace (a namespaced owner cannot have dependents elsewhere). Cascading would scan every object
+            // of the cluster once per object deleted: minutes for a namespace of thousands on a loaded machine.
             for type in self.allTypes where type.namespaced {
                 for (_, item) in self.objects[type.storageKey] ?? [:]
                 where item[path: ["metadata", "namespace"]]?.stringValue == name {
                     let itemName = item[path: ["metadata", "name"]]?.stringValue ?? ""
-                    _ = try? self.delete(type, namespace: name, name: itemName, cascade: true, limit: limit)
+                    _ = try? self.delete(type, namespace: name, name: itemName, cascade: false, limit: limit)
                 }
             }
         }
@@ -495,7 +498,9 @@ extension Store.State {
         )
         guard !self.dryRun else { return }
         self.history.append(event)
-        if self.history.count > limit {
+        // Trimmed back to the limit an eighth of it at a time: removing the first event of a full array at every
+        // write moved the whole history each time.
+        if self.history.count > limit + max(1, limit / 8) {
             let excess = self.history.count - limit
             self.compactedVersion = self.history[excess - 1].resourceVersion
             self.history.removeFirst(excess)
