@@ -492,6 +492,9 @@ public final class RelayServer: Service, Sendable {
 
     public var statuses: [StreamStatus] { self.hubs.withLock { $0 }.map(\.status) }
 
+    /// Whether any stream has a publisher now.
+    public var hasPublisher: Bool { self.hubs.withLock { $0 }.contains { $0.publisher != nil } }
+
     public func status(stream: String) -> StreamStatus? {
         self.hubs.withLock { $0.first { $0.name == stream } }?.status
     }

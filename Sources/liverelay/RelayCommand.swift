@@ -305,6 +305,11 @@ struct RelayCommand: AsyncParsableCommand {
         if let parentPid {
             services.append(.init(service: ParentWatch(parent: parentPid, logger: logger)))
         }
+        // LIVERELAY_MALLOC_TRIM=0 turns it off, as for the operator.
+        if Heap.canTrim && ProcessInfo.processInfo.environment["LIVERELAY_MALLOC_TRIM"] != "0" {
+            let trim = HeapTrimService(interval: .seconds(60), isLive: { relay.hasPublisher }, trim: Heap.trim)
+            services.append(.init(service: trim))
+        }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
