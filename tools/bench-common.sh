@@ -94,9 +94,13 @@ wait_relay() {
 
 # A free TCP port on 127.0.0.1 (free now; the servers bind it a moment later).
 free_port() {
-    local port
+    # Below the ephemeral range: a port there that nothing listens on may still be the local end of a connection
+    # (50 streams open 100 of them), and listening on it then fails with EADDRINUSE.
+    local port low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    (( low > 11024 )) || low=32768
     while true; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
