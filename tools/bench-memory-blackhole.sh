@@ -94,6 +94,10 @@ while (( $(date +%s) - begin < duration )); do
         cp "/proc/$relay_pid/smaps" "$work/smaps-2min.txt"
     fi
     json=$(curl -fs "http://127.0.0.1:$http_port/api/v1/stream" || echo '{}')
+    # The end's smaps is the last one taken while the stream is live (the last sample may come after it ended).
+    if grep -q '"pushing"' <<<"$json"; then
+        cp "/proc/$relay_pid/smaps" "$work/smaps-end.txt" 2>/dev/null || true
+    fi
     python3 - "$json" "$(( $(date +%s) - begin ))" "$rss" "$anon" "$file" <<'PY'
 import json, sys
 status = json.loads(sys.argv[1] or "{}")
@@ -104,7 +108,6 @@ print(f'{sys.argv[2]},{sys.argv[3]},{sys.argv[4]},{sys.argv[5]},{steady.get("sta
 PY
 done
 } | tee "$work/samples.csv"
-cp "/proc/$relay_pid/smaps" "$work/smaps-end.txt" 2>/dev/null || true
 
 python3 - "$work/samples.csv" <<'PY'
 import csv, sys
@@ -117,7 +120,8 @@ for column in ("rss_kib", "anon_kib", "file_kib"):
     print(f"{name}: samples={len(rows)} first={values[0]}KiB after_2min={warm[0]}KiB max={max(values)}KiB "
           f"last={values[-1]}KiB growth_after_2min={warm[-1]-warm[0]}KiB")
 PY
-# What grew between 2 minutes and the end, mapping by mapping (Rss in KiB).
+# What grew between 2 minutes and the last live sample, mapping by mapping (Rss in KiB); runs of 2 minutes or more.
+[[ -f $work/smaps-2min.txt ]] || exit 0
 python3 - "$work/smaps-2min.txt" "$work/smaps-end.txt" <<'PY'
 import re, sys
 def mappings(path):
@@ -136,5 +140,5 @@ def mappings(path):
 before, after = mappings(sys.argv[1]), mappings(sys.argv[2])
 changes = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in set(before) | set(after)), reverse=True)
 for delta, name in [c for c in changes if c[0] != 0][:12]:
-    print(f"smaps 2 min -> end: {delta:+d} KiB  {name}")
+    print(f"smaps 2 min -> last live sample: {delta:+d} KiB  {name}")
 PY

@@ -33,8 +33,8 @@ public struct HeapTrimSchedule: Sendable, Hashable {
 ///
 /// glibc keeps what a thread frees between long-lived allocations for that arena's reuse, and returns only the free
 /// top of a heap by itself. A relay frees in bursts (a target's queue dropped while its connection restarts, a
-/// keyframe's buffers, the preview's): over an hour with a black-holed target its anonymous memory climbed from 18.4
-/// to 20.6 MiB in steps, and one `malloc_trim(0)` then gave back 5.8 MiB of it (BENCHMARKS.md, "Memory over one hour
+/// keyframe's buffers, the preview's): over an hour with a black-holed target its anonymous memory climbed from 18.0
+/// to 20.3 MiB in steps, and one `malloc_trim(0)` then gave back 5.7 MiB of it (BENCHMARKS.md, "Memory over one hour
 /// with a black-holed target"). A trim takes a few milliseconds and holds each arena's lock while it walks it.
 public struct HeapTrimService: Service {
     let interval: Duration
