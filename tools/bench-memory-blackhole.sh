@@ -7,12 +7,16 @@
 #
 # SECONDS defaults to 3600. The binary defaults to .build/release/liverelay. Without INPUT_FLV a 60 s 720p30
 # ~3 Mbit/s H.264/AAC file is made with ffmpeg. Everything runs on 127.0.0.1 and is stopped at the end.
+# SAMPLE_SECONDS (default 30) sets the sampling interval; PREVIEW=off turns the stream's preview off.
 set -euo pipefail
 
 duration=${1:-3600}
 relay_binary=${2:-.build/release/liverelay}
 input=${3:-}
 interval=${SAMPLE_SECONDS:-30}
+# PREVIEW=off runs the relay from a LiveStream file with the stream's preview off (libavformat never loaded).
+preview=${PREVIEW:-on}
+[[ $preview == on || $preview == off ]] || { echo "error: PREVIEW is on or off" >&2; exit 2; }
 
 for tool in nginx ffmpeg curl; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 1; }
@@ -61,11 +65,30 @@ head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/ingest"
 head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/steady.key"
 head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/hole.key"
 
-"$relay_binary" relay --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" \
-    --stream-key-file "$work/ingest" \
-    --target "steady=rtmp://127.0.0.1:$steady_port/live" --target-key-file "steady=$work/steady.key" \
-    --target "hole=rtmp://127.0.0.1:$hole_port/live" --target-key-file "hole=$work/hole.key" \
-    --log-level warning 2>"$work/relay.log" &
+if [[ $preview == on ]]; then
+    "$relay_binary" relay --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" \
+        --stream-key-file "$work/ingest" \
+        --target "steady=rtmp://127.0.0.1:$steady_port/live" --target-key-file "steady=$work/steady.key" \
+        --target "hole=rtmp://127.0.0.1:$hole_port/live" --target-key-file "hole=$work/hole.key" \
+        --log-level warning 2>"$work/relay.log" &
+else
+    # The preview is set in a LiveStream file; the ingest key as a mounted Secret, the targets' keys in their URLs.
+    mkdir -p "$work/secrets/keys"
+    cp "$work/ingest" "$work/secrets/keys/ingest"
+    cat >"$work/relay.yaml" <<YAML
+apiVersion: liverelay.io/v1alpha1
+kind: LiveStream
+metadata: { name: default }
+spec:
+  ingest: { app: live, streamKeySecretRef: { name: keys, key: ingest } }
+  preview: { enabled: false }
+  targets:
+    - { name: steady, url: "rtmp://127.0.0.1:$steady_port/live/$(cat "$work/steady.key")" }
+    - { name: hole, url: "rtmp://127.0.0.1:$hole_port/live/$(cat "$work/hole.key")" }
+YAML
+    "$relay_binary" relay --listen "127.0.0.1:$relay_port" --http-listen "127.0.0.1:$http_port" \
+        --config "$work/relay.yaml" --secrets-dir "$work/secrets" --log-level warning 2>"$work/relay.log" &
+fi
 relay_pid=$!
 pids+=("$relay_pid")
 until curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null; do sleep 0.2; done
