@@ -457,6 +457,12 @@ final class PreviewPackager {
 
     // MARK: Output
 
+    /// The fragmented MP4 muxer's options: fragments cut by the packager (`frag_custom`), an init segment without
+    /// samples, and no `mfra` index at the end (`skip_trailer`). A live response has no end to index; without the flag
+    /// libavformat keeps one entry per fragment and track for that index (`frag_info`) for the whole session, about
+    /// 1 MiB an hour at four fragments a second.
+    static let liveMP4Options = [("movflags", "frag_custom+empty_moov+default_base_moof+skip_trailer")]
+
     private func startOutput(video: PreviewTrack, timestamp: Int64) {
         var tracks = [video]
         var audioTrack: Int?
@@ -475,7 +481,7 @@ final class PreviewPackager {
                 format: "mp4",
                 url: nil,
                 tracks: tracks,
-                options: [("movflags", "frag_custom+empty_moov+default_base_moof")]
+                options: Self.liveMP4Options
             )
             let initSegment = try mp4.takeOutput()
             let directory = try self.makeHLSDirectory(root: configuration.directory)

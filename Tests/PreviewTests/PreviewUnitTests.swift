@@ -189,3 +189,46 @@ import Testing
         #expect(fragments > 1)
     }
 }
+
+/// Issue 25: the hour with a black-holed target grew by about 1.5 MiB with the preview on and stayed flat with it off.
+/// libavformat's mp4 muxer keeps an index entry per fragment and track for the `mfra` box it writes at the end, unless
+/// told to skip that trailer; a live preview cuts four fragments a second and never ends in a file.
+@Suite struct PreviewMP4IndexTests {
+    @Test func theLiveMuxerKeepsNoPerFragmentIndex() throws {
+        // With the live options: no `mfra` at the end, however many fragments.
+        let live = try Self.mux(fragments: 200, options: PreviewPackager.liveMP4Options)
+        #expect(live.contains("moof"))
+        #expect(!live.contains("mfra"), "\(live.suffix(3))")
+        // The same stream without `skip_trailer` ends with the index the muxer kept in memory.
+        let indexed = try Self.mux(
+            fragments: 200,
+            options: [("movflags", "frag_custom+empty_moov+default_base_moof")]
+        )
+        #expect(indexed.last == "mfra")
+    }
+
+    /// The top-level box types of an fMP4 stream of `fragments` one-keyframe fragments.
+    static func mux(fragments: Int, options: [(String, String)]) throws -> [String] {
+        let sps: [UInt8] = [
+            0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x05, 0x07, 0xE8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0F, 0x23,
+            0xC6, 0x0C, 0xA8,
+        ]
+        let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
+        let record: [UInt8] =
+            [0x01, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0x00, UInt8(sps.count)] + sps + [0x01, 0x00, UInt8(pps.count)] + pps
+        let track = PreviewTrack(codec: .h264, extradata: ByteBuffer(bytes: record), width: 320, height: 240)
+        let muxer = try LibAVMuxer(format: "mp4", url: nil, tracks: [track], options: options)
+        var output = try muxer.takeOutput()
+        let frame = try LibAVPacketData(ByteBuffer(bytes: [0x00, 0x00, 0x00, 0x05, 0x65, 0x88, 0x84, 0x00, 0x33]))
+        for index in 0..<Int64(fragments) {
+            try muxer.write(track: 0, data: frame, dts: index * 40, pts: index * 40, duration: 40, keyframe: true)
+            try muxer.flush()
+            var taken = try muxer.takeOutput()
+            output.writeBuffer(&taken)
+        }
+        try muxer.finish()
+        var rest = try muxer.takeOutput()
+        output.writeBuffer(&rest)
+        return PreviewEndToEndTests.boxes(output).map(\.type)
+    }
+}
