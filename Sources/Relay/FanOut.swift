@@ -204,6 +204,9 @@ final class FanOut: Sendable {
     ///
     /// A payload larger than a chunk is cut into chunks here, once, at the targets' chunk size: every target sends
     /// those bytes as they are, after a chunk header of its own (``RTMPChunkedPayload``).
+    ///
+    /// The targets write what a read brought when it ends: the caller calls ``readComplete()`` after the read's
+    /// messages.
     func publish(_ message: RTMPMessage, now: ContinuousClock.Instant) {
         var classified = RelayMessage(classifying: message)
         let chunkStreamID = RelayMessage.chunkStreamID(for: message.type)
@@ -237,13 +240,17 @@ final class FanOut: Sendable {
             return state.targets
         }
         for target in targets {
-            target.queue.enqueue(classified, now: now)
+            // Woken once the read ends (``readComplete()``).
+            target.queue.enqueue(classified, now: now, deferringWake: true)
         }
     }
 
-    /// The end of one read from the publisher, on the loop: the metrics, the status snapshot and a rule event are
-    /// brought up to date once per read rather than per message.
+    /// The end of one read from the publisher, on the loop: each target with new messages writes them, and the
+    /// metrics, the status snapshot and a rule event are brought up to date, once per read rather than per message.
     func readComplete() {
+        for target in self.state.value.targets {
+            target.queue.wakeIfDeferred()
+        }
         let bytes = self.state.value.unreportedBytes
         guard bytes > 0 else {
             return

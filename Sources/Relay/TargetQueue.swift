@@ -298,7 +298,11 @@ final class TargetQueue: Sendable {
         var machine: TargetQueueStateMachine
         /// Wakes the consumer; called once, then not again until the consumer has emptied the queue.
         var waker: Callback?
+        /// Runs the consumer at once, for ``wakeIfDeferred()``.
+        var directWaker: Callback?
         var wakePending = false
+        /// A wake that ``enqueue(_:now:deferringWake:)`` left to ``wakeIfDeferred()``.
+        var wakeDeferred = false
         /// Closes the target's current connection when it stayed behind too long.
         var disconnect: Callback?
     }
@@ -341,7 +345,11 @@ final class TargetQueue: Sendable {
     }
 
     /// Called by the publisher's read loop, on the loop; never blocks.
-    func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now) {
+    ///
+    /// With `deferringWake`, a wake that is due is not made here but by ``wakeIfDeferred()``, which the fan-out calls
+    /// once the publisher's read ends: the consumer then runs once per read, directly, rather than as a task that the
+    /// loop queues (under its lock) and runs later.
+    func enqueue(_ message: RelayMessage, now: ContinuousClock.Instant = .now, deferringWake: Bool = false) {
         let callback = self.state.withValue { state -> Callback? in
             let result = state.machine.enqueue(message, now: now)
             self.publish(state.machine)
@@ -355,8 +363,24 @@ final class TargetQueue: Sendable {
                     return nil
                 }
                 state.wakePending = true
+                guard !deferringWake || state.directWaker == nil else {
+                    state.wakeDeferred = true
+                    return nil
+                }
                 return waker
             }
+        }
+        callback?.call()
+    }
+
+    /// Runs the consumer now if ``enqueue(_:now:deferringWake:)`` deferred its wake; on the loop.
+    func wakeIfDeferred() {
+        let callback = self.state.withValue { state -> Callback? in
+            guard state.wakeDeferred else {
+                return nil
+            }
+            state.wakeDeferred = false
+            return state.directWaker
         }
         callback?.call()
     }
@@ -364,10 +388,14 @@ final class TargetQueue: Sendable {
     /// Makes an event-loop consumer the queue's consumer (or, with nil, none), on the loop: `waker` is called when
     /// there is something to take and the consumer has not been woken since it last emptied the queue, and when the
     /// queue finishes. It is also called at once, in case something is queued already.
-    func setWaker(_ waker: (@Sendable () -> Void)?) {
+    ///
+    /// `direct`, if given, runs the consumer at once (where `waker` may schedule it): ``wakeIfDeferred()`` calls it.
+    func setWaker(_ waker: (@Sendable () -> Void)?, direct: (@Sendable () -> Void)? = nil) {
         self.state.withValue { state in
             state.waker = waker.map(Callback.init)
+            state.directWaker = waker == nil ? nil : direct.map(Callback.init)
             state.wakePending = waker != nil
+            state.wakeDeferred = false
         }
         waker?()
     }

@@ -14,7 +14,8 @@ import RTMP
 
 /// Sends a live target's queue on its connection, on the connection's event loop: the media path of a target.
 ///
-/// The queue wakes the writer once per burst of messages (``TargetQueue/setWaker(_:)``); the writer writes what it
+/// The queue wakes the writer once per burst of messages (``TargetQueue/setWaker(_:direct:)``): the fan-out runs it
+/// directly at the end of the publisher's read, anything else schedules it on the loop. The writer writes what it
 /// can take while the channel is writable, flushes once, and waits for writability when the peer is slow, so the
 /// queue, not the socket buffer, decides what a slow target drops. No task runs per message: the target's
 /// ``PushSessionHandler`` puts the writer in the pipeline when the target accepts the publish.
@@ -43,7 +44,7 @@ final class TargetWriter {
     private var batch: [RelayMessage] = []
     private var encoded: [RTMPConnectionHandler.BatchMessage] = []
     private var completed = false
-    /// ``drainLater(on:)``'s function for this connection, made when the handler is added.
+    /// ``drainFunctions(on:)``'s scheduling function for this connection, made when the handler is added.
     private var drainSoon: (@Sendable () -> Void)?
 
     /// `done` succeeds once the publisher ended and everything was written, and fails if the connection closes or
@@ -73,13 +74,14 @@ final class TargetWriter {
         self.done.completeWith(result)
     }
 
-    /// A function that schedules a pass of ``drain()`` on the loop, after what it is doing now (so a burst is
-    /// written at once). Made once per connection: the pass it schedules is one closure, handed to `execute` as it
-    /// is, so a wake allocates nothing (a closure made per call would be a context allocated per message).
-    private func drainLater(on loop: any EventLoop) -> @Sendable () -> Void {
+    /// A function that runs a pass of ``drain()`` (`now`, for the fan-out at the end of the publisher's read), and
+    /// one that schedules it on the loop, after what it is doing now (`later`, so a burst is written at once). Made
+    /// once per connection: the pass is one closure, handed to `execute` as it is, so a wake allocates nothing (a
+    /// closure made per call would be a context allocated per message).
+    private func drainFunctions(on loop: any EventLoop) -> (now: @Sendable () -> Void, later: @Sendable () -> Void) {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let pass: @Sendable () -> Void = { bound.value.drain() }
-        return { loop.execute(pass) }
+        return (pass, { loop.execute(pass) })
     }
 
     /// Puts a message on this connection: its timestamp rebased to the connection's first message, the publish
@@ -158,9 +160,10 @@ extension TargetWriter: ChannelInboundHandler {
             self.complete(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        let drainSoon = self.drainLater(on: context.eventLoop)
-        self.drainSoon = drainSoon
-        self.queue.setWaker(drainSoon)
+        let drain = self.drainFunctions(on: context.eventLoop)
+        self.drainSoon = drain.later
+        // Run directly only on the queue's (the fan-out's) loop, where the fan-out calls it.
+        self.queue.setWaker(drain.later, direct: self.queue.loop.inEventLoop ? drain.now : nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -402,6 +402,44 @@ struct TargetQueueTests {
         #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: true))
         #expect(batch.isEmpty)
     }
+
+    @Test("The fan-out's wakes wait for the end of the publisher's read, then run the consumer directly, once")
+    func deferredWake() {
+        let queue = TargetQueue(limits: TargetQueueStateMachine(maxBytes: 1000).limits, loop: EmbeddedEventLoop())
+        let scheduled = Atomic(0)
+        let direct = Atomic(0)
+        queue.setWaker({ scheduled.add(1, ordering: .relaxed) }, direct: { direct.add(1, ordering: .relaxed) })
+        #expect(scheduled.load(ordering: .relaxed) == 1)
+        var batch: [RelayMessage] = []
+        #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
+        queue.wakeIfDeferred()
+        #expect(direct.load(ordering: .relaxed) == 0, "nothing was deferred")
+        // One read brings three messages: no wake until it ends, then one direct run.
+        queue.enqueue(relayMessage(.keyframe, ts: 7), deferringWake: true)
+        queue.enqueue(relayMessage(.videoFrame, ts: 40), deferringWake: true)
+        queue.enqueue(relayMessage(.videoFrame, ts: 80), deferringWake: true)
+        #expect(scheduled.load(ordering: .relaxed) == 1 && direct.load(ordering: .relaxed) == 0)
+        queue.wakeIfDeferred()
+        queue.wakeIfDeferred()
+        #expect(scheduled.load(ordering: .relaxed) == 1 && direct.load(ordering: .relaxed) == 1)
+        #expect(queue.take(limit: 64, into: &batch) == (emptied: true, finished: false))
+        #expect(batch.map(\.message.timestamp) == [7, 40, 80])
+        // Without a direct consumer a deferred enqueue wakes the scheduled one at once, as any other enqueue.
+        queue.setWaker({ scheduled.add(1, ordering: .relaxed) })
+        batch.removeAll()
+        _ = queue.take(limit: 64, into: &batch)
+        queue.enqueue(relayMessage(.videoFrame, ts: 120), deferringWake: true)
+        #expect(scheduled.load(ordering: .relaxed) == 3)
+        queue.wakeIfDeferred()
+        #expect(direct.load(ordering: .relaxed) == 1)
+        // A consumer that leaves takes a deferred wake with it.
+        queue.setWaker({ scheduled.add(1, ordering: .relaxed) }, direct: { direct.add(1, ordering: .relaxed) })
+        _ = queue.take(limit: 64, into: &batch)
+        queue.enqueue(relayMessage(.videoFrame, ts: 160), deferringWake: true)
+        queue.setWaker(nil)
+        queue.wakeIfDeferred()
+        #expect(direct.load(ordering: .relaxed) == 1)
+    }
 }
 
 @Suite("What the relay holds for long does not keep read buffers alive")
