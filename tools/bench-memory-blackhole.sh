@@ -13,6 +13,7 @@ set -euo pipefail
 duration=${1:-3600}
 relay_binary=${2:-.build/release/liverelay}
 input=${3:-}
+input_given=$input
 interval=${SAMPLE_SECONDS:-30}
 # PREVIEW=off runs the relay from a LiveStream file with the stream's preview off (libavformat never loaded).
 preview=${PREVIEW:-on}
@@ -33,6 +34,9 @@ cleanup() {
         if [[ -f $prefix/nginx.pid ]]; then kill "$(cat "$prefix/nginx.pid")" 2>/dev/null || true; fi
     done
     wait 2>/dev/null || true
+    # The samples, smaps and the relay's log stay for a look; the input this script made does not.
+    if [[ -z $input_given ]]; then rm -f "$work/input.flv"; fi
+    echo "samples, smaps and the relay's log: $work" >&2
 }
 trap cleanup EXIT
 
