@@ -138,6 +138,16 @@ import Testing
     }
 }
 
+/// avcC: version 1, constrained baseline 3.1, 4-byte lengths, one SPS (320x240) and one PPS.
+private let smallAVCRecord: [UInt8] = {
+    let sps: [UInt8] = [
+        0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x05, 0x07, 0xE8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0F, 0x23,
+        0xC6, 0x0C, 0xA8,
+    ]
+    let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
+    return [0x01, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0x00, UInt8(sps.count)] + sps + [0x01, 0x00, UInt8(pps.count)] + pps
+}()
+
 /// Issue 24: libavformat's mp4 muxer shifts every track by the first packet it sees (avoid_negative_ts make_zero, no
 /// edit list). When that is audio from beyond the first video frame's duration, the first frame's duration comes out
 /// negative, and a fragment that ends with it (the next frame a keyframe, as a PLI at a WHIP session's start makes
@@ -147,15 +157,7 @@ import Testing
     func audioAheadOfTheFirstFrameThenAKeyframe() async throws {
         let stream = PreviewStream(name: "late")
         let session = stream.startSession(logger: Logger(label: "preview-first-packet-test"))
-        // avcC: version 1, constrained baseline 3.1, 4-byte lengths, one SPS (320x240) and one PPS.
-        let sps: [UInt8] = [
-            0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x05, 0x07, 0xE8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0F, 0x23,
-            0xC6, 0x0C, 0xA8,
-        ]
-        let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
-        let record: [UInt8] =
-            [0x01, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0x00, UInt8(sps.count)] + sps + [0x01, 0x00, UInt8(pps.count)] + pps
-        session.video(ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0] + record), timestamp: 0, role: .sequenceHeader)
+        session.video(ByteBuffer(bytes: [0x17, 0x00, 0, 0, 0] + smallAVCRecord), timestamp: 0, role: .sequenceHeader)
         // AAC-LC, 48 kHz, stereo.
         session.audio(ByteBuffer(bytes: [0xAF, 0x00, 0x11, 0x90]), timestamp: 0, role: .sequenceHeader)
         func frame(_ keyframe: Bool, at timestamp: UInt32) {
@@ -209,14 +211,7 @@ import Testing
 
     /// The top-level box types of an fMP4 stream of `fragments` one-keyframe fragments.
     static func mux(fragments: Int, options: [(String, String)]) throws -> [String] {
-        let sps: [UInt8] = [
-            0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x05, 0x07, 0xE8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0F, 0x23,
-            0xC6, 0x0C, 0xA8,
-        ]
-        let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
-        let record: [UInt8] =
-            [0x01, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0x00, UInt8(sps.count)] + sps + [0x01, 0x00, UInt8(pps.count)] + pps
-        let track = PreviewTrack(codec: .h264, extradata: ByteBuffer(bytes: record), width: 320, height: 240)
+        let track = PreviewTrack(codec: .h264, extradata: ByteBuffer(bytes: smallAVCRecord), width: 320, height: 240)
         let muxer = try LibAVMuxer(format: "mp4", url: nil, tracks: [track], options: options)
         var output = try muxer.takeOutput()
         let frame = try LibAVPacketData(ByteBuffer(bytes: [0x00, 0x00, 0x00, 0x05, 0x65, 0x88, 0x84, 0x00, 0x33]))
