@@ -286,8 +286,9 @@ extension RelayMessage.Kind {
 
 /// The queue between the publisher and one target's connection: a ``TargetQueueStateMachine`` on the event loop
 /// that the publisher's connection, the fan-out and the target's connection share, and its one consumer, a
-/// ``TargetWriter`` that the queue wakes with one call per burst (see ``setWaker(_:)``) and that takes what is queued
-/// with ``take(limit:into:)``. No lock: the state is loop-bound, and what readers elsewhere see (``statistics``,
+/// ``TargetWriter`` that the queue wakes with one call per burst (see ``setWaker(_:direct:)``; the fan-out's wakes wait
+/// for the end of the publisher's read, ``wakeIfDeferred()``) and that takes what is queued with
+/// ``take(limit:into:)``. No lock: the state is loop-bound, and what readers elsewhere see (``statistics``,
 /// ``isFinished``) is kept in atomics.
 ///
 /// A hand-written queue rather than an `AsyncStream` because dropping must be GOP-aware (an `AsyncStream`'s
