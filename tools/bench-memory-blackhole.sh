@@ -146,6 +146,14 @@ for column in ("rss_kib", "anon_kib", "file_kib"):
     name = column.removesuffix("_kib")
     print(f"{name}: samples={len(rows)} first={values[0]}KiB after_2min={warm[0]}KiB max={max(values)}KiB "
           f"last={values[-1]}KiB growth_after_2min={warm[-1]-warm[0]}KiB")
+# Two samples say little: the minute's heap trim takes RssAnon down by megabytes, so a sample just after one is low.
+# Lowest, median and highest of each quarter of the run say whether the level moves.
+end = max(int(r["seconds"]) for r in rows)
+for quarter in range(4):
+    window = sorted(int(r["anon_kib"]) for r in rows if quarter * end / 4 < int(r["seconds"]) <= (quarter + 1) * end / 4)
+    if window:
+        print(f"anon, quarter {quarter + 1}: lowest={window[0]}KiB median={window[len(window) // 2]}KiB "
+              f"highest={window[-1]}KiB")
 PY
 # What grew between 2 minutes and the last live sample, mapping by mapping (Rss in KiB); runs of 2 minutes or more.
 [[ -f $work/smaps-2min.txt ]] || exit 0
